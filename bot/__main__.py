@@ -1,0 +1,71 @@
+"""`invite-bot` / `python -m bot`: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pydantic import ValidationError
+
+from bot.config import Settings
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="invite-bot", description="Slack bot that invites people to awork."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the bot")
+    mode = serve.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--http", action="store_true", help="serve Slack's requests at POST /slack/events"
+    )
+    mode.add_argument(
+        "--socket", action="store_true", help="connect with Socket Mode (SLACK_APP_TOKEN)"
+    )
+    serve.add_argument("--host", help="HTTP bind address (default HOST or 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="HTTP port (default PORT or 3000)")
+    return parser.parse_args(argv)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors(include_input=False, include_url=False):
+            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            print(f"invite-bot: configuration {name}: {error['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = load_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    socket_mode = args.socket or (not args.http and settings.slack_app_token is not None)
+    missing = settings.missing_for_serving(socket_mode)
+    if missing:
+        print(f"invite-bot: set {', '.join(missing)} (see README.md)", file=sys.stderr)
+        return 2
+    if socket_mode:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        from bot.app import build
+
+        bot = build(settings)
+        bot.start_background()
+        logging.getLogger(__name__).info("starting in Socket Mode")
+        SocketModeHandler(bot.app, settings.slack_app_token.get_secret_value()).start()
+        return 0
+    from bot.web import Server
+
+    Server(settings, args.host or settings.host, args.port or settings.port).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""The awork API client: one long-lived `httpx.Client`, retries in a transport, typed errors.
+
+Errors (everything this module raises on a failed call):
+
+- `AworkError` - awork answered with an error (`code` is awork's `ErrorResponse.code`, e.g.
+  `already-exist-error`, `insufficient-seats`, `validation-failed`, `invalid-model`,
+  `unauthorized`, `not-found`, `invalid-operation`; `http-<status>` when the body is not JSON).
+  - `AworkUnavailable` - no usable answer: connection failures, timeouts, and 429/5xx that were
+    still there after the retries. `retryable` is true; the call may be tried again later.
+
+The API key is only ever put in the Authorization header; no message here contains it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from bot.models import AworkUser, Invitation, InvitationResult, Role, Team
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+
+
+class AworkError(Exception):
+    """awork refused a call. `str()` is safe to show to people: it never holds secrets."""
+
+    retryable = False
+
+    def __init__(
+        self,
+        code: str,
+        description: str = "",
+        status: int | None = None,
+        validation_errors: list[dict[str, str]] | None = None,
+        details: list[str] | None = None,
+    ) -> None:
+        self.code = code
+        self.description = description
+        self.status = status
+        self.validation_errors = validation_errors or []
+        self.details = details or []
+        super().__init__(f"{code}: {description}" if description else code)
+
+
+class AworkUnavailable(AworkError):
+    """awork could not be reached or kept answering 429/5xx; try again later."""
+
+    retryable = True
+
+
+class RetryTransport(httpx.BaseTransport):
+    """Retries 429 and 5xx answers, and connection failures, with capped exponential backoff.
+
+    A wait announced by awork (`ratelimit-reset`, `x-ratelimit-reset` or `Retry-After`, in
+    seconds or as an HTTP date) is honoured when it is longer than the backoff. A read timeout
+    is retried only for idempotent methods: a POST that timed out may have been carried out.
+    """
+
+    def __init__(
+        self,
+        inner: httpx.BaseTransport,
+        attempts: int = 4,
+        backoff: float = 0.5,
+        max_wait: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.inner = inner
+        self.attempts = attempts
+        self.backoff = backoff
+        self.max_wait = max_wait
+        self.sleep = sleep
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for attempt in range(1, self.attempts + 1):
+            last = attempt == self.attempts
+            try:
+                response = self.inner.handle_request(request)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
+                if last:
+                    raise
+                response = None
+            except httpx.TimeoutException:
+                if last or request.method not in IDEMPOTENT_METHODS:
+                    raise
+                response = None
+            if response is not None and (response.status_code not in RETRY_STATUSES or last):
+                return response
+            wait = self._wait(attempt, response)
+            if response is not None:
+                response.read()
+                response.close()
+            log.warning(
+                "awork %s %s: %s, retrying in %.1fs (attempt %d of %d)",
+                request.method,
+                request.url.path,
+                response.status_code if response is not None else "connection failed",
+                wait,
+                attempt,
+                self.attempts,
+            )
+            self.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait(self, attempt: int, response: httpx.Response | None) -> float:
+        backoff = self.backoff * 2 ** (attempt - 1) * (0.5 + random.random() / 2)
+        announced = announced_wait(response.headers) if response is not None else None
+        return min(self.max_wait, max(backoff, announced or 0.0))
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def announced_wait(headers: httpx.Headers) -> float | None:
+    """Seconds awork asks us to wait, from its rate-limit headers or Retry-After."""
+    for name in ("ratelimit-reset", "x-ratelimit-reset", "retry-after"):
+        raw = headers.get(name)
+        if not raw:
+            continue
+        raw = raw.strip()
+        try:
+            return max(0.0, float(raw))
+        except ValueError:
+            pass
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            continue
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return None
+
+
+class AworkClient:
+    """Typed calls to the parts of awork's API the bot uses."""
+
+    PAGE_SIZE = 1000
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        transport: httpx.BaseTransport | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        retry_sleep: Callable[[float], None] = time.sleep,
+        attempts: int = 4,
+    ) -> None:
+        inner = transport or httpx.HTTPTransport(limits=httpx.Limits(max_connections=50))
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/") + "/",
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "Accept": "application/json",
+                "User-Agent": "awork-invite-bot/0.1",
+            },
+            timeout=timeout,
+            transport=RetryTransport(inner, attempts=attempts, sleep=retry_sleep),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def create_invitation(self, invitation: Invitation) -> InvitationResult:
+        data = self._call("POST", "invitations", json=invitation.to_body())
+        return InvitationResult.model_validate(data)
+
+    def accept_invitation(self, invitation_code: str) -> dict[str, Any]:
+        return self._call("POST", "invitations/accept", json={"invitationCode": invitation_code})
+
+    def roles(self) -> list[Role]:
+        return [
+            role
+            for role in (Role.model_validate(item) for item in self._call("GET", "roles"))
+            if not role.is_archived
+        ]
+
+    def teams(self) -> list[Team]:
+        return [Team.model_validate(item) for item in self._pages("teams")]
+
+    def users(self) -> Iterator[AworkUser]:
+        for item in self._pages("users"):
+            yield AworkUser.model_validate(item)
+
+    def find_user_by_email(self, address: str) -> AworkUser | None:
+        wanted = address.lower()
+        return next((user for user in self.users() if wanted in user.emails), None)
+
+    def workspace_id(self) -> str:
+        """The API key's workspace, from `GET /users/me`."""
+        me = self._call("GET", "users/me")
+        workspace = me.get("workspace") or {}
+        if not workspace.get("id"):
+            raise AworkError("invalid-response", "GET /users/me returned no workspace id")
+        return str(workspace["id"])
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _pages(self, path: str) -> Iterator[dict[str, Any]]:
+        page = 1
+        seen = 0
+        while True:
+            response = self._send("GET", path, params={"page": page, "pageSize": self.PAGE_SIZE})
+            items = _json(response) or []
+            yield from items
+            seen += len(items)
+            total = response.headers.get("aw-totalitems")
+            if len(items) < self.PAGE_SIZE or (total and total.isdigit() and seen >= int(total)):
+                return
+            page += 1
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return _json(self._send(method, path, **kwargs))
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise AworkUnavailable(
+                "timeout", f"awork did not answer {method} /{path} in time"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise AworkUnavailable(
+                "connection-failed", f"could not reach awork ({type(exc).__name__})"
+            ) from exc
+        if response.is_success:
+            return response
+        raise error_from_response(response)
+
+
+def _json(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise AworkError(
+            "invalid-response", "awork answered with something that is not JSON"
+        ) from exc
+
+
+def error_from_response(response: httpx.Response) -> AworkError:
+    """Map an awork error answer (ErrorResponse JSON, or bare status) to an exception."""
+    status = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        body = {}
+    code = str(body.get("code") or _code_for_status(status))
+    kind = AworkUnavailable if status in RETRY_STATUSES else AworkError
+    return kind(
+        code=code,
+        description=str(body.get("description") or ""),
+        status=status,
+        validation_errors=[
+            {"property": str(item.get("property") or ""), "message": str(item.get("message") or "")}
+            for item in body.get("validationErrors") or []
+            if isinstance(item, dict)
+        ],
+        details=[str(item) for item in body.get("details") or []],
+    )
+
+
+def _code_for_status(status: int) -> str:
+    return {
+        400: "bad-request",
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not-found",
+        429: "rate-limited",
+    }.get(status, f"http-{status}")

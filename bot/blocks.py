@@ -1,0 +1,436 @@
+"""Block Kit builders: pure functions from domain models to Slack dicts, and back for form state.
+
+Every piece of user text goes through `escape` before it is put into mrkdwn.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from bot.models import InviteRequest, Role, Status, Team
+
+INVITE_FORM = "invite_form"
+DENY_REASON = "deny_reason"
+APPROVE = "approve_invite"
+DENY = "deny_invite"
+RETRY = "retry_invite"
+
+TEXT_FIELDS = {  # block id -> (label, max length, placeholder)
+    "email": ("Email", 254, "name@company.com"),
+    "firstName": ("First name", 100, None),
+    "lastName": ("Last name", 100, None),
+    "title": ("Title", 100, "e.g. Dr."),
+    "position": ("Position", 200, "e.g. Creative Director"),
+}
+GENDERS = (("male", "Male"), ("female", "Female"), ("other", "Other"))
+FLOWS = (
+    ("invite", "Invite into this workspace"),
+    ("new_user_new_workspace", "New user, new workspace"),
+    ("existing_user_new_workspace", "Existing awork user, new workspace"),
+)
+NOTE_MAX = 1000
+REASON_MAX = 500
+
+
+def escape(text: object) -> str:
+    """Make user text inert in mrkdwn: `<!channel>`, `<@U1>` and links become plain text."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def plain(text: str, limit: int = 150) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text[:limit], "emoji": True}
+
+
+def mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": text[:3000]}
+
+
+def section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": mrkdwn(text)}
+
+
+def context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [mrkdwn(text)]}
+
+
+def option(value: str, text: str) -> dict[str, Any]:
+    return {"text": plain(text, 75), "value": value[:150]}
+
+
+def slack_date(when: datetime) -> str:
+    """A date Slack shows in each reader's own time zone."""
+    stamp = int(when.timestamp())
+    fallback = when.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{stamp}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
+# --- the invite form -----------------------------------------------------------------------
+
+
+def _input(
+    block_id: str,
+    label: str,
+    element: dict[str, Any],
+    optional: bool = True,
+    hint: str | None = None,
+) -> dict[str, Any]:
+    element = {**element, "action_id": block_id}
+    block: dict[str, Any] = {
+        "type": "input",
+        "block_id": block_id,
+        "label": plain(label),
+        "optional": optional,
+        "element": element,
+    }
+    if hint:
+        block["hint"] = plain(hint, 2000)
+    return block
+
+
+def _text_input(
+    block_id: str,
+    label: str,
+    max_length: int,
+    placeholder: str | None = None,
+    initial: str | None = None,
+    optional: bool = True,
+    multiline: bool = False,
+    hint: str | None = None,
+) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "plain_text_input", "max_length": max_length}
+    if multiline:
+        element["multiline"] = True
+    if placeholder:
+        element["placeholder"] = plain(placeholder)
+    if initial:
+        element["initial_value"] = initial
+    return _input(block_id, label, element, optional=optional, hint=hint)
+
+
+def invite_form(
+    origin_channel: str | None, advanced: bool, email: str | None = None
+) -> dict[str, Any]:
+    """The `/invite` modal. Approvers also get the advanced (new workspace) part."""
+    blocks: list[dict[str, Any]] = []
+    for block_id, (label, max_length, placeholder) in TEXT_FIELDS.items():
+        blocks.append(
+            _text_input(
+                block_id,
+                label,
+                max_length,
+                placeholder,
+                initial=email if block_id == "email" else None,
+                optional=block_id != "email",
+            )
+        )
+    blocks += [
+        _input(
+            "gender",
+            "Gender",
+            {"type": "static_select", "options": [option(v, t) for v, t in GENDERS]},
+        ),
+        _input(
+            "roleId",
+            "Role",
+            {
+                "type": "external_select",
+                "min_query_length": 0,
+                "placeholder": plain("Type to search awork roles"),
+            },
+        ),
+        _input(
+            "teamIds",
+            "Teams",
+            {
+                "type": "multi_external_select",
+                "min_query_length": 0,
+                "placeholder": plain("Type to search awork teams"),
+            },
+        ),
+        _input(
+            "skipSendingEmail",
+            "Welcome email",
+            {"type": "checkboxes", "options": [option("true", "Don't send awork's welcome email")]},
+        ),
+        _text_input(
+            "note",
+            "Note to the approvers",
+            NOTE_MAX,
+            "Why this person needs access",
+            multiline=True,
+        ),
+    ]
+    if advanced:
+        blocks += [
+            {"type": "divider"},
+            {"type": "header", "text": plain("Advanced (approvers only)")},
+            _input(
+                "workspaceId",
+                "Workspace",
+                {
+                    "type": "radio_buttons",
+                    "options": [
+                        option("current", "Invite into this workspace"),
+                        option("new", "Create a new workspace for them"),
+                    ],
+                    "initial_option": option("current", "Invite into this workspace"),
+                },
+            ),
+            _text_input(
+                "planId",
+                "Plan",
+                200,
+                "Free plan",
+                hint="Only with a new workspace. Empty means the free plan.",
+            ),
+            _input(
+                "invitationFlow",
+                "Invitation flow",
+                {"type": "static_select", "options": [option(v, t) for v, t in FLOWS]},
+                hint="Empty: 'invite' here, 'new user, new workspace' for a new workspace.",
+            ),
+            _input(
+                "bookedSeats",
+                "Booked seats",
+                {
+                    "type": "number_input",
+                    "is_decimal_allowed": False,
+                    "min_value": "1",
+                    "max_value": "100000",
+                },
+            ),
+            _text_input("connectInviteCode", "awork connect invite code", 200),
+        ]
+    return {
+        "type": "modal",
+        "callback_id": INVITE_FORM,
+        "title": plain("Invite to awork", 24),
+        "submit": plain("Ask for approval", 24),
+        "close": plain("Cancel", 24),
+        "private_metadata": json.dumps({"channel": origin_channel}),
+        "blocks": blocks,
+    }
+
+
+def form_fields(state_values: dict[str, Any]) -> dict[str, Any]:
+    """The submitted form as awork field names (camelCase) -> plain Python values."""
+    fields: dict[str, Any] = {}
+    for block_id, actions in state_values.items():
+        element = actions.get(block_id) if isinstance(actions, dict) else None
+        if not isinstance(element, dict):
+            continue
+        kind = element.get("type")
+        if kind in ("plain_text_input", "number_input"):
+            value: Any = element.get("value")
+        elif kind in ("static_select", "external_select", "radio_buttons"):
+            value = (element.get("selected_option") or {}).get("value")
+        elif kind == "multi_external_select" or kind == "multi_static_select":
+            value = [
+                o.get("value") for o in element.get("selected_options") or [] if o.get("value")
+            ]
+        elif kind == "checkboxes":
+            value = bool(element.get("selected_options"))
+        else:
+            continue
+        fields[block_id] = value
+    if "workspaceId" in fields:
+        fields["newWorkspace"] = fields.pop("workspaceId") == "new"
+    return fields
+
+
+def role_options(roles: list[Role]) -> list[dict[str, Any]]:
+    return [
+        option(role.id, role.name + (" (admin)" if role.is_admin_role else "")) for role in roles
+    ]
+
+
+def team_options(teams: list[Team]) -> list[dict[str, Any]]:
+    return [option(team.id, team.name) for team in teams]
+
+
+# --- deciding ------------------------------------------------------------------------------
+
+
+def deny_reason_modal(request: InviteRequest) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": DENY_REASON,
+        "title": plain("Deny request", 24),
+        "submit": plain("Deny", 24),
+        "close": plain("Cancel", 24),
+        "private_metadata": request.id,
+        "blocks": [
+            section(f"Deny the invitation of *{escape(request.details.email)}*?"),
+            _text_input(
+                "reason",
+                "Reason (the requester sees it)",
+                REASON_MAX,
+                multiline=True,
+                optional=False,
+            ),
+        ],
+    }
+
+
+def _summary(request: InviteRequest) -> list[str]:
+    d = request.details
+    lines = [f"*Who:* {escape(d.full_name) + ' · ' if d.full_name else ''}{escape(d.email)}"]
+    extra = " · ".join(escape(x) for x in (d.title, d.position, d.gender) if x)
+    if extra:
+        lines.append(f"*Details:* {extra}")
+    lines.append(f"*Role:* {escape(request.role_name) if request.role_name else 'awork default'}")
+    if request.team_names:
+        lines.append("*Teams:* " + ", ".join(escape(name) for name in request.team_names))
+    if d.skip_sending_email:
+        lines.append("*Welcome email:* not sent")
+    if d.new_workspace:
+        parts = [f"flow {escape(d.flow)}", f"plan {escape(d.plan_id) if d.plan_id else 'free'}"]
+        if d.booked_seats:
+            parts.append(f"{d.booked_seats} seats")
+        if d.connect_invite_code:
+            parts.append("with a connect invite code")
+        lines.append("*New workspace:* " + ", ".join(parts))
+    elif d.booked_seats or d.connect_invite_code:
+        parts = [f"{d.booked_seats} booked seats"] if d.booked_seats else []
+        if d.connect_invite_code:
+            parts.append("with a connect invite code")
+        lines.append("*Options:* " + ", ".join(parts))
+    return lines
+
+
+def approval_message(request: InviteRequest) -> tuple[str, list[dict[str, Any]]]:
+    """The admin-channel message for a request, in whatever state it is in."""
+    d = request.details
+    text = f"Invitation request for {escape(d.email)} from <@{request.requester_id}>"
+    blocks = [
+        section(f"*<@{request.requester_id}> asks to invite {escape(d.email)} to awork*"),
+        section("\n".join(_summary(request))),
+    ]
+    if d.note:
+        blocks.append(section("> " + escape(d.note).replace("\n", "\n> ")))
+    blocks.append(context(f"Request `{request.id}` · asked {slack_date(request.created_at)}"))
+    blocks += _outcome_blocks(request)
+    return text, blocks
+
+
+def _outcome_blocks(request: InviteRequest) -> list[dict[str, Any]]:
+    who = f"<@{request.decided_by}>" if request.decided_by else "an approver"
+    if request.status is Status.PENDING:
+        return [_buttons(request, (APPROVE, "Approve", "primary"), (DENY, "Deny", "danger"))]
+    if request.status is Status.INVITING:
+        return [context(f":hourglass_flowing_sand: Approved by {who}, inviting in awork…")]
+    if request.status is Status.INVITED:
+        line = f":white_check_mark: *Approved by {who}* — invitation sent"
+        if request.result and request.result.workspace and request.result.workspace.name:
+            line += f" to {escape(request.result.workspace.name)}"
+        line += (
+            f". The acceptance link went by DM to <@{request.link_sent_to}>."
+            if request.link_sent_to
+            else "."
+        )
+        return [section(line)]
+    if request.status is Status.DENIED:
+        return [section(f":no_entry: *Denied by {who}*: {escape(request.deny_reason or '')}")]
+    failure = request.failure
+    blocks = [
+        section(
+            f":warning: *Approved by {who}, but awork refused*: {escape(failure.message if failure else '')}"
+        )
+    ]
+    if failure and failure.retryable:
+        blocks.append(_buttons(request, (RETRY, "Try again", "primary")))
+    return blocks
+
+
+def _buttons(request: InviteRequest, *buttons: tuple[str, str, str]) -> dict[str, Any]:
+    return {
+        "type": "actions",
+        "block_id": f"decide-{request.id}",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "text": plain(label),
+                "style": style,
+                "value": request.id,
+            }
+            for action_id, label, style in buttons
+        ],
+    }
+
+
+# --- telling people ------------------------------------------------------------------------
+
+
+def waiting_notice(request: InviteRequest) -> str:
+    return (
+        f":inbox_tray: Your request to invite {escape(request.details.email)} to awork is waiting "
+        f"for an approver (request `{request.id}`). I'll tell you here when it is decided."
+    )
+
+
+def outcome_notice(request: InviteRequest) -> str:
+    """For the requester, in the channel where they asked. Holds no link or code."""
+    email = escape(request.details.email)
+    who = f"<@{request.decided_by}>" if request.decided_by else "An approver"
+    if request.status is Status.INVITED:
+        where = (
+            f"I sent the acceptance link to <@{request.link_sent_to}> by DM."
+            if request.link_sent_to and request.link_sent_to != request.requester_id
+            else "I sent you the acceptance link by DM."
+        )
+        return (
+            f":white_check_mark: {who} approved your request: {email} is invited to awork. {where}"
+        )
+    if request.status is Status.DENIED:
+        return f":no_entry: {who} denied your request to invite {email}: {escape(request.deny_reason or '')}"
+    if request.status is Status.FAILED and request.failure:
+        return f":warning: Your request to invite {email} was approved, but awork refused: {escape(request.failure.message)}"
+    return f"Your request to invite {email} is {request.status.value}."
+
+
+def link_message(request: InviteRequest, link: str, to_invitee: bool) -> str:
+    """The DM that carries the acceptance link. Only ever sent as a DM."""
+    expires = slack_date(request.result.expires_at) if request.result else "in 24 hours"
+    workspace = (
+        escape(request.result.workspace.name)
+        if request.result and request.result.workspace and request.result.workspace.name
+        else "awork"
+    )
+    if to_invitee:
+        return (
+            f":wave: <@{request.requester_id}> invited you to {workspace}. "
+            f"<{link}|Accept the invitation> — the link works until {expires} and is for you only."
+        )
+    return (
+        f":key: {escape(request.details.email)} is invited to {workspace}, but isn't in this Slack, "
+        f"so here is their acceptance link to pass on privately: <{link}|accept the invitation> "
+        f"(works until {expires})."
+    )
+
+
+def refusal(request: InviteRequest | None, reason: str | None) -> str:
+    """Why a click or a deny changed nothing, said privately to the clicker."""
+    if request is None:
+        return NOT_FOUND
+    if reason == "not_approver":
+        return NOT_APPROVER
+    return already_decided(request)
+
+
+NOT_APPROVER = ":lock: Only approvers can decide on invitation requests."
+NOT_FOUND = "I can't find that invitation request any more."
+
+
+def already_decided(request: InviteRequest) -> str:
+    who = f"<@{request.decided_by}>" if request.decided_by else "someone else"
+    words = {
+        Status.INVITING: f"was already approved by {who} and is being sent",
+        Status.INVITED: f"was already approved by {who}",
+        Status.DENIED: f"was already denied by {who}",
+        Status.FAILED: f"was already approved by {who}, and awork refused it",
+        Status.PENDING: "is still waiting",
+    }[request.status]
+    return f"Nothing changed: the request for {escape(request.details.email)} {words}."

@@ -1,0 +1,112 @@
+"""awork roles and teams for the pickers, served from memory and refreshed in the background.
+
+Slack gives an options request 3 seconds, and awork may be slow or down: the pickers never
+wait on awork. The last good lists are also kept in the store, so a restart while awork is down
+still has something to offer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from bot.awork import AworkClient, AworkError
+from bot.models import Role, Team
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+Named = TypeVar("Named", Role, Team)
+
+MAX_OPTIONS = 100  # Slack shows at most 100 options per request.
+
+
+class Catalog:
+    def __init__(
+        self,
+        awork: AworkClient,
+        store: Store,
+        refresh_seconds: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._awork = awork
+        self._store = store
+        self._refresh_seconds = refresh_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.refreshed_at: float | None = None
+        self.roles: list[Role] = [Role.model_validate(r) for r in store.get_meta("roles", [])]
+        self.teams: list[Team] = [Team.model_validate(t) for t in store.get_meta("teams", [])]
+
+    # -- reading (never touches awork) -----------------------------------------------------
+
+    def find_roles(self, query: str = "") -> list[Role]:
+        self._nudge_if_stale()
+        return _matching(self.roles, query)
+
+    def find_teams(self, query: str = "") -> list[Team]:
+        self._nudge_if_stale()
+        return _matching(self.teams, query)
+
+    def role(self, role_id: str | None) -> Role | None:
+        return next((role for role in self.roles if role.id == role_id), None)
+
+    def team_names(self, team_ids: Sequence[str]) -> list[str]:
+        names = {team.id: team.name for team in self.teams}
+        return [names.get(team_id, team_id) for team_id in team_ids]
+
+    # -- refreshing ------------------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Fetch both lists from awork now. Keeps the old lists when awork fails."""
+        try:
+            roles = sorted(self._awork.roles(), key=lambda r: r.name.lower())
+            teams = sorted(self._awork.teams(), key=lambda t: t.name.lower())
+        except AworkError as exc:
+            log.warning("could not refresh roles and teams from awork: %s", exc.code)
+            return False
+        with self._lock:
+            self.roles, self.teams = roles, teams
+            self.refreshed_at = self._clock()
+        self._store.set_meta("roles", [r.model_dump(mode="json", by_alias=True) for r in roles])
+        self._store.set_meta("teams", [t.model_dump(mode="json", by_alias=True) for t in teams])
+        log.info("picker cache refreshed: %d roles, %d teams", len(roles), len(teams))
+        return True
+
+    def start(self) -> None:
+        """Refresh now and then every `refresh_seconds`, in a daemon thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="catalog-refresh", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            ok = self.refresh()
+            # After a failure, try again sooner than the regular interval.
+            self._wake.wait(self._refresh_seconds if ok else min(30.0, self._refresh_seconds))
+            self._wake.clear()
+
+    def _nudge_if_stale(self) -> None:
+        stale = (
+            self.refreshed_at is None or self._clock() - self.refreshed_at > self._refresh_seconds
+        )
+        if stale and self._thread is not None:
+            self._wake.set()
+
+
+def _matching(items: list[Named], query: str) -> list[Named]:
+    words = query.lower().split()
+    hits = [item for item in items if all(word in item.name.lower() for word in words)]
+    # Names that start with what was typed come first.
+    hits.sort(key=lambda item: not item.name.lower().startswith(query.lower().strip()))
+    return hits[:MAX_OPTIONS]

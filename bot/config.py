@@ -1,0 +1,75 @@
+"""Settings from the environment (or a `.env` file); names are fixed by DESIGN.md."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_ACCEPT_URL = "https://app.awork.com/accept-invitation?invitationCode={code}&email={email}"
+
+
+class Settings(BaseSettings):
+    """Everything the bot reads from its environment. Secrets are `SecretStr`."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    slack_bot_token: SecretStr = Field(SecretStr(""), alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr = Field(SecretStr(""), alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+
+    awork_api_url: str = Field("https://api.awork.com/api/v1", alias="AWORK_API_URL")
+    awork_api_key: SecretStr = Field(SecretStr(""), alias="AWORK_API_KEY")
+    awork_workspace_id: str | None = Field(None, alias="AWORK_WORKSPACE_ID")
+
+    invite_admin_channel: str = Field("", alias="INVITE_ADMIN_CHANNEL")
+    invite_approvers: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(), alias="INVITE_APPROVERS"
+    )
+    invite_db_path: str = Field("./invite-bot.sqlite", alias="INVITE_DB_PATH")
+    invite_accept_url: str = Field(DEFAULT_ACCEPT_URL, alias="INVITE_ACCEPT_URL")
+
+    host: str = Field("0.0.0.0", alias="HOST")  # noqa: S104 - a server is meant to be reachable
+    port: int = Field(3000, alias="PORT")
+    log_level: str = Field("INFO", alias="LOG_LEVEL")
+
+    # How often the role/team picker cache is refreshed from awork, in seconds.
+    catalog_refresh_seconds: float = Field(300.0, alias="INVITE_CATALOG_REFRESH_SECONDS")
+    # Threads serving Slack requests and running work after the ack.
+    threads: int = Field(64, alias="INVITE_THREADS", ge=4, le=512)
+
+    @field_validator("invite_approvers", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("awork_workspace_id", "slack_app_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("invite_accept_url")
+    @classmethod
+    def _template_has_code(cls, value: str) -> str:
+        if "{code}" not in value:
+            raise ValueError("INVITE_ACCEPT_URL must contain the {code} placeholder")
+        return value
+
+    def missing_for_serving(self, socket_mode: bool) -> list[str]:
+        """Names of variables that must be set before `serve` can work."""
+        needed = {
+            "SLACK_BOT_TOKEN": self.slack_bot_token.get_secret_value(),
+            "AWORK_API_KEY": self.awork_api_key.get_secret_value(),
+            "INVITE_ADMIN_CHANNEL": self.invite_admin_channel,
+        }
+        if socket_mode:
+            needed["SLACK_APP_TOKEN"] = (
+                self.slack_app_token.get_secret_value() if self.slack_app_token else ""
+            )
+        else:
+            needed["SLACK_SIGNING_SECRET"] = self.slack_signing_secret.get_secret_value()
+        return [name for name, value in needed.items() if not value]

@@ -1,0 +1,16 @@
+"""What the Slack listeners need, handed to each `register(app, deps)`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.catalog import Catalog
+from bot.config import Settings
+from bot.service import InviteService
+
+
+@dataclass(frozen=True)
+class Deps:
+    settings: Settings
+    service: InviteService
+    catalog: Catalog

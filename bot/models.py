@@ -1,0 +1,305 @@
+"""Domain models: what awork speaks (camelCase, as in its spec) and what the bot stores.
+
+Nothing here knows about Slack.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    field_serializer,
+)
+from pydantic.alias_generators import to_camel
+
+Gender = Literal["male", "female", "other"]
+InvitationFlow = Literal["invite", "new_user_new_workspace", "existing_user_new_workspace"]
+NEW_WORKSPACE_FLOWS: tuple[str, ...] = ("new_user_new_workspace", "existing_user_new_workspace")
+INVITATION_VALIDITY = timedelta(hours=24)
+
+# Limits for free text; awork allows more for some, Slack messages stay readable with these.
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AworkModel(BaseModel):
+    """awork's JSON uses camelCase; Python code uses snake_case."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+# --- awork API --------------------------------------------------------------------------------
+
+
+class Invitation(AworkModel):
+    """Body of `POST /invitations`. Fields left as None are not sent."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    email: str
+    workspace_id: str | None = None
+    plan_id: str | None = None
+    invitation_flow: InvitationFlow | None = None
+    role_id: str | None = None
+    connect_invite_code: str | None = None
+    passcode: str | None = None
+    password: SecretStr | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    title: str | None = None
+    position: str | None = None
+    gender: Gender | None = None
+    skip_sending_email: bool | None = None
+    team_ids: list[str] | None = None
+    booked_seats: int | None = None
+
+    def to_body(self) -> dict[str, Any]:
+        body = self.model_dump(by_alias=True, exclude_none=True, mode="json")
+        if self.password is not None:
+            body["password"] = self.password.get_secret_value()
+        return body
+
+
+class Workspace(AworkModel):
+    id: str | None = None
+    name: str | None = None
+
+
+class InvitationResult(AworkModel):
+    """Response of `POST /invitations`. Both codes are credentials."""
+
+    invitation_code: SecretStr
+    password_reset_code: SecretStr | None = None
+    user_id: str | None = None
+    workspace: Workspace | None = None
+    issued_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.issued_at + INVITATION_VALIDITY
+
+    @field_serializer("invitation_code", "password_reset_code", when_used="json")
+    def _reveal_for_store(self, value: SecretStr | None) -> str | None:
+        # Only the store serialises to JSON; repr/str/logs still show '**********'.
+        return value.get_secret_value() if value is not None else None
+
+
+class Role(AworkModel):
+    id: str
+    name: str
+    is_admin_role: bool = False
+    is_guest_role: bool = False
+    is_archived: bool = False
+
+
+class Team(AworkModel):
+    id: str
+    name: str
+
+
+class ContactInfo(AworkModel):
+    type: str | None = None
+    value: str | None = None
+
+
+class UserStatus(AworkModel):
+    invitation_accepted: bool = False
+    is_deactivated: bool = False
+
+
+class AworkUser(AworkModel):
+    id: str
+    first_name: str | None = None
+    last_name: str | None = None
+    user_contact_infos: list[ContactInfo] | None = None
+    status: UserStatus | None = None
+
+    @property
+    def emails(self) -> list[str]:
+        return [
+            info.value.lower()
+            for info in self.user_contact_infos or []
+            if info.type == "email" and info.value
+        ]
+
+
+# --- what a person asks for -----------------------------------------------------------------
+
+
+class InviteDetails(BaseModel):
+    """The invitation a requester asks for, as collected by the form.
+
+    Field names are awork's (camelCase aliases), so form block ids, error keys and the
+    awork body line up. `newWorkspace` stands for awork's "workspaceId left unset".
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+    email: Annotated[EmailStr, StringConstraints(max_length=254)]
+    first_name: Name | None = None
+    last_name: Name | None = None
+    title: Name | None = None
+    position: ShortText | None = None
+    gender: Gender | None = None
+    role_id: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    team_ids: Annotated[list[str], Field(max_length=100)] = []
+    skip_sending_email: bool = False
+    note: Note | None = None
+    # Advanced, approvers only.
+    new_workspace: bool = False
+    plan_id: ShortText | None = None
+    invitation_flow: InvitationFlow | None = None
+    booked_seats: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    connect_invite_code: ShortText | None = None
+
+    ADVANCED: ClassVar[tuple[str, ...]] = (
+        "new_workspace",
+        "plan_id",
+        "invitation_flow",
+        "booked_seats",
+        "connect_invite_code",
+    )
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+    @property
+    def flow(self) -> str:
+        if self.invitation_flow:
+            return self.invitation_flow
+        return "new_user_new_workspace" if self.new_workspace else "invite"
+
+    def uses_advanced(self) -> bool:
+        defaults = InviteDetails.model_fields
+        return any(getattr(self, name) != defaults[name].default for name in self.ADVANCED)
+
+    def conflicts(self) -> dict[str, str]:
+        """Cross-field rules, keyed by the field (camelCase) the message belongs on."""
+        errors: dict[str, str] = {}
+        if not self.new_workspace:
+            if self.plan_id:
+                errors["planId"] = "A plan can only be chosen when creating a new workspace."
+            if self.invitation_flow in NEW_WORKSPACE_FLOWS:
+                errors["invitationFlow"] = "This flow creates a new workspace; choose 'invite'."
+        elif self.invitation_flow == "invite":
+            errors["invitationFlow"] = "'invite' adds to this workspace; pick a new-workspace flow."
+        return errors
+
+    def to_invitation(self, workspace_id: str | None) -> Invitation:
+        return Invitation(
+            email=self.email,
+            workspace_id=None if self.new_workspace else workspace_id,
+            plan_id=self.plan_id if self.new_workspace else None,
+            invitation_flow=self.flow,
+            role_id=self.role_id,
+            connect_invite_code=self.connect_invite_code,
+            first_name=self.first_name,
+            last_name=self.last_name,
+            title=self.title,
+            position=self.position,
+            gender=self.gender,
+            skip_sending_email=self.skip_sending_email,
+            team_ids=list(self.team_ids) or None,
+            booked_seats=self.booked_seats,
+        )
+
+
+def parse_details(fields: dict[str, Any]) -> tuple[InviteDetails | None, dict[str, str]]:
+    """Validate raw form fields; return the details or field errors keyed by camelCase name."""
+    cleaned = {key: value for key, value in fields.items() if value not in (None, "", [])}
+    try:
+        details = InviteDetails.model_validate(cleaned)
+    except ValidationError as exc:
+        errors: dict[str, str] = {}
+        for error in exc.errors(include_url=False, include_input=False):
+            field = str(error["loc"][0]) if error["loc"] else "email"
+            errors.setdefault(field, _friendly(error))
+        return None, errors
+    errors = details.conflicts()
+    return (None, errors) if errors else (details, {})
+
+
+def _friendly(error: Any) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if error["loc"] and error["loc"][0] == "email" and kind != "missing":
+        return "That doesn't look like an email address."
+    if kind == "missing":
+        return "Please fill this in."
+    if kind in ("string_too_long", "too_long"):
+        return f"Too long: at most {ctx.get('max_length')} characters."
+    if kind in ("greater_than_equal", "less_than_equal", "int_parsing", "int_from_float"):
+        return "Please give a whole number from 1 to 100000."
+    if kind == "extra_forbidden":
+        return "This field is not accepted here."
+    return "This value is not accepted."
+
+
+# --- the stored request ---------------------------------------------------------------------
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    INVITING = "inviting"
+    INVITED = "invited"
+    FAILED = "failed"
+    DENIED = "denied"
+
+
+OPEN_STATES = frozenset({Status.PENDING, Status.INVITING})
+
+
+class MessageRef(BaseModel):
+    channel: str
+    ts: str
+
+
+class Failure(BaseModel):
+    code: str
+    message: str
+    retryable: bool = False
+
+
+def new_request_id() -> str:
+    return "inv-" + secrets.token_hex(6)
+
+
+class InviteRequest(BaseModel):
+    """One person's request to invite one person; the unit of approval and of state."""
+
+    id: str = Field(default_factory=new_request_id)
+    status: Status = Status.PENDING
+    version: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    requester_id: str
+    origin_channel: str | None = None
+    details: InviteDetails
+    role_name: str | None = None
+    team_names: list[str] = []
+    approval_message: MessageRef | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    deny_reason: str | None = None
+    attempts: int = 0
+    result: InvitationResult | None = None
+    failure: Failure | None = None
+    link_sent_to: str | None = None

@@ -1,0 +1,13 @@
+"""Slack listeners by kind. Each module wires itself with `register(app, deps)`."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.deps import Deps
+from handlers import actions, commands, errors, options, views
+
+
+def register(app: App, deps: Deps) -> None:
+    for kind in (commands, views, actions, options, errors):
+        kind.register(app, deps)

@@ -1,0 +1,253 @@
+"""A stand-in for awork's API v1 that follows `../shared/reference/awork-openapi-subset.json`.
+
+Usable as `httpx.MockTransport(fake.handler)` in-process, or over loopback HTTP with `serve()`.
+It records every request, and faults can be queued (`fail_next`) or a delay set (`delay`).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+
+INVITATION_FIELDS = {
+    "workspaceId", "invitationFlow", "roleId", "connectInviteCode", "passcode", "email",
+    "password", "firstName", "lastName", "title", "position", "gender", "skipSendingEmail",
+    "teamIds", "bookedSeats", "planId",
+}  # fmt: skip
+FLOWS = {"invite", "new_user_new_workspace", "existing_user_new_workspace"}
+GENDERS = {"male", "female", "other"}
+
+ROLE_ADMIN = "5d1f9a7e-0000-4000-8000-000000000001"
+ROLE_MEMBER = "5d1f9a7e-0000-4000-8000-000000000002"
+ROLE_PM = "5d1f9a7e-0000-4000-8000-000000000003"
+TEAM_DESIGN = "7e2a0c11-0000-4000-8000-000000000001"
+TEAM_ENGINEERING = "7e2a0c11-0000-4000-8000-000000000002"
+WORKSPACE_ID = "9a8b7c6d-0000-4000-8000-000000000001"
+API_KEY = "awork-test-key-0123456789"
+
+
+def _user(email: str, first: str, last: str, accepted: bool = True) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "firstName": first,
+        "lastName": last,
+        "status": {"invitationAccepted": accepted, "isDeactivated": False},
+        "userContactInfos": [
+            {"type": "phone", "subType": "work", "value": "+49 30 1234"},
+            {"type": "email", "subType": "work", "value": email},
+        ],
+        "isArchived": False,
+    }
+
+
+@dataclass
+class Fault:
+    status: int
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    path: str | None = None  # only requests to this path; None = any
+
+
+class FakeAwork:
+    def __init__(self, api_key: str = API_KEY) -> None:
+        self.api_key = api_key
+        self.workspace = {"id": WORKSPACE_ID, "name": "NCNSTN Creative Agency"}
+        self.roles = [
+            {"id": ROLE_ADMIN, "name": "Admin", "isAdminRole": True, "isGuestRole": False},
+            {"id": ROLE_MEMBER, "name": "Member", "isAdminRole": False, "isGuestRole": False},
+            {"id": ROLE_PM, "name": "Project Manager", "isAdminRole": False, "isGuestRole": False},
+            {"id": str(uuid.uuid4()), "name": "Old role", "isArchived": True},
+        ]
+        self.teams = [
+            {"id": TEAM_DESIGN, "name": "Design", "icon": "brush", "color": "purple"},
+            {"id": TEAM_ENGINEERING, "name": "Engineering", "icon": "computer", "color": "blue"},
+        ]
+        self.users = [_user("owner@ncnstn.com", "Olga", "Owner")]
+        self.invitations: list[dict[str, Any]] = []
+        self.requests: list[httpx.Request] = []
+        self.seats_free: int | None = None
+        self.delay = 0.0
+        self.fail_next: list[Fault] = []
+        self.down = False
+        self._lock = threading.Lock()
+
+    # -- inspection ------------------------------------------------------------------------
+
+    def calls(self, method: str, path: str) -> list[httpx.Request]:
+        return [r for r in self.requests if r.method == method and r.url.path.endswith(path)]
+
+    # -- the API ---------------------------------------------------------------------------
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            self.requests.append(request)
+        if self.delay:
+            time.sleep(self.delay)
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        path = request.url.path.split("/api/v1", 1)[-1]
+        with self._lock:
+            for fault in list(self.fail_next):
+                if fault.path is None or fault.path == path:
+                    self.fail_next.remove(fault)
+                    return httpx.Response(fault.status, json=fault.body, headers=fault.headers)
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return _error(401, "unauthorized", "The access token is missing or invalid.")
+        route = (request.method, path)
+        if route == ("GET", "/roles"):
+            return httpx.Response(200, json=self.roles)
+        if route == ("GET", "/teams"):
+            return self._paged(request, self.teams)
+        if route == ("GET", "/users"):
+            return self._paged(request, self.users)
+        if route == ("GET", "/users/me"):
+            me = dict(self.users[0])
+            me["workspace"] = self.workspace
+            return httpx.Response(200, json=me)
+        if route == ("POST", "/invitations"):
+            return self._invite(json.loads(request.content or b"{}"))
+        if route == ("POST", "/invitations/accept"):
+            return self._accept(json.loads(request.content or b"{}"))
+        return _error(404, "not-found", "There is no matching path for this URL.")
+
+    def _paged(self, request: httpx.Request, items: list[dict[str, Any]]) -> httpx.Response:
+        page = int(request.url.params.get("page", 1))
+        size = min(int(request.url.params.get("pageSize", 10)), 1000)
+        chunk = items[(page - 1) * size : page * size]
+        return httpx.Response(200, json=chunk, headers={"aw-totalitems": str(len(items))})
+
+    def _invite(self, body: dict[str, Any]) -> httpx.Response:
+        unknown = set(body) - INVITATION_FIELDS
+        if unknown:
+            return _error(400, "invalid-model", f"Unknown properties: {sorted(unknown)}")
+        problems = []
+        if not body.get("email") or "@" not in body["email"]:
+            problems.append(("Email", "Email is required."))
+        if body.get("gender") is not None and body["gender"] not in GENDERS:
+            problems.append(("Gender", "Gender must be male, female or other."))
+        if body.get("invitationFlow") is not None and body["invitationFlow"] not in FLOWS:
+            problems.append(("InvitationFlow", "Unknown invitation flow."))
+        if body.get("planId") and body.get("workspaceId"):
+            problems.append(("PlanId", "A plan can only be set for a new workspace."))
+        if body.get("roleId") and body["roleId"] not in {r["id"] for r in self.roles}:
+            problems.append(("RoleId", "The role does not exist."))
+        team_ids = {t["id"] for t in self.teams}
+        if any(team not in team_ids for team in body.get("teamIds") or []):
+            problems.append(("TeamIds", "A team does not exist."))
+        if problems:
+            return _error(
+                400,
+                "validation-failed",
+                "The model is not valid.",
+                validationErrors=[{"property": p, "message": m} for p, m in problems],
+            )
+        email = body["email"].lower()
+        with self._lock:
+            new_workspace = not body.get("workspaceId")
+            if not new_workspace:
+                if body["workspaceId"] != self.workspace["id"]:
+                    return _error(404, "not-found", "No workspace with this id exists.")
+                if any(
+                    email
+                    in [c["value"].lower() for c in u["userContactInfos"] if c["type"] == "email"]
+                    for u in self.users
+                ):
+                    return _error(
+                        400, "already-exist-error", "The identity is already part of the workspace."
+                    )
+                if self.seats_free is not None:
+                    if self.seats_free <= 0:
+                        return _error(400, "insufficient-seats", "There are no free seats left.")
+                    self.seats_free -= 1
+                user = _user(
+                    email, body.get("firstName") or "", body.get("lastName") or "", accepted=False
+                )
+                self.users.append(user)
+                workspace = self.workspace
+            else:
+                user = _user(
+                    email, body.get("firstName") or "", body.get("lastName") or "", accepted=False
+                )
+                workspace = {
+                    "id": str(uuid.uuid4()),
+                    "name": f"{body.get('firstName') or email}'s workspace",
+                }
+            invitation = {
+                "body": body,
+                "invitationCode": secrets.token_urlsafe(12) + "=",
+                "passwordResetCode": secrets.token_urlsafe(8) + "=",
+                "userId": user["id"],
+                "workspace": workspace,
+            }
+            self.invitations.append(invitation)
+        return httpx.Response(
+            200,
+            json={
+                k: invitation[k]
+                for k in ("invitationCode", "passwordResetCode", "userId", "workspace")
+            },
+        )
+
+    def _accept(self, body: dict[str, Any]) -> httpx.Response:
+        for invitation in self.invitations:
+            if invitation["invitationCode"] == body.get("invitationCode"):
+                return httpx.Response(200, json={"workspace": invitation["workspace"]})
+        return _error(400, "invalid-operation", "The invitation code is not valid.")
+
+    # -- loopback HTTP ---------------------------------------------------------------------
+
+    def serve(self) -> tuple[str, ThreadingHTTPServer]:
+        """Serve this fake on 127.0.0.1; returns (base URL, server) - call server.shutdown()."""
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _any(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                request = httpx.Request(
+                    self.command,
+                    f"http://127.0.0.1{self.path}",
+                    headers=dict(self.headers.items()),
+                    content=self.rfile.read(length),
+                )
+                try:
+                    response = fake.handler(request)
+                except httpx.ConnectError:
+                    self.close_connection = True
+                    return
+                body = response.content
+                self.send_response(response.status_code)
+                for name, value in response.headers.items():
+                    if name.lower() not in ("content-length", "transfer-encoding"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _any
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{server.server_address[1]}/api/v1", server
+
+
+def _error(status: int, code: str, description: str, **extra: Any) -> httpx.Response:
+    body = {
+        "code": code,
+        "description": description,
+        "link": "https://developers.awork.com",
+        "traceId": secrets.token_hex(8),
+        **extra,
+    }
+    return httpx.Response(status, json=body)

@@ -1,0 +1,511 @@
+"""End to end through the real Bolt app: signed requests in, fake Slack and fake awork out."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import httpx
+
+from bot.app import build
+from bot.models import Status
+from tests.conftest import APPROVERS, SIGNING_SECRET, approval_request_id
+from tests.fakes.awork import ROLE_PM, TEAM_DESIGN, TEAM_ENGINEERING, WORKSPACE_ID, Fault
+from tests.slack_requests import ADMIN_CHANNEL, GENERAL, SlackDriver
+
+APPROVER = APPROVERS[0]
+ADA = {
+    "email": "ada@example.com",
+    "firstName": "Ada",
+    "lastName": "Lovelace",
+    "roleId": ROLE_PM,
+    "teamIds": [TEAM_DESIGN, TEAM_ENGINEERING],
+}
+
+
+def block_ids(view: dict) -> set[str]:
+    return {block.get("block_id") for block in view["blocks"]}
+
+
+def submit(driver, slack, fields=ADA, user="UREQ") -> str:
+    response = driver.submit_form(fields, user=user)
+    assert response.status == 200 and response.body == ""
+    return approval_request_id(slack)
+
+
+def wait_status(bot, request_id: str, status: Status, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        request = bot.store.get(request_id)
+        if request and request.status is status and request.version >= 1:
+            return request
+        time.sleep(0.01)
+    raise AssertionError(f"{request_id} is {bot.store.get(request_id).status}, not {status}")
+
+
+def wait_settled(slack, request_id: str, needle: str):
+    """Wait for the approval message update that contains `needle`."""
+    return slack.wait_for("chat.update", where=lambda c: needle in json.dumps(c.args["blocks"]))
+
+
+# --- opening the form ----------------------------------------------------------------------
+
+
+def test_invite_command_opens_the_form_at_once(driver, slack):
+    """/invite is acked with an empty 200 and the modal opens with every seed field."""
+    response = driver.command()
+    assert response.status == 200
+    view = slack.wait_for("views.open")[0].args["view"]
+    assert view["callback_id"] == "invite_form"
+    expected = {
+        "email",
+        "firstName",
+        "lastName",
+        "title",
+        "position",
+        "gender",
+        "roleId",
+        "teamIds",
+        "skipSendingEmail",
+        "note",
+    }
+    assert expected <= block_ids(view)
+    assert "planId" not in block_ids(view)
+    for block in view["blocks"]:
+        if block.get("type") == "input":
+            assert block["element"]["action_id"] == block["block_id"]
+    kinds = {
+        b["block_id"]: b["element"]["type"] for b in view["blocks"] if b.get("type") == "input"
+    }
+    assert kinds["roleId"] == "external_select" and kinds["teamIds"] == "multi_external_select"
+    assert kinds["skipSendingEmail"] == "checkboxes"
+    assert json.loads(view["private_metadata"]) == {"channel": GENERAL}
+
+
+def test_approvers_get_the_advanced_part(driver, slack):
+    """An approver's form also has workspace, plan, flow, seats and connect code."""
+    driver.command(user=APPROVER)
+    view = slack.wait_for("views.open")[0].args["view"]
+    assert {
+        "workspaceId",
+        "planId",
+        "invitationFlow",
+        "bookedSeats",
+        "connectInviteCode",
+    } <= block_ids(view)
+    assert "password" not in json.dumps(view).lower()
+
+
+def test_email_after_the_command_is_prefilled(driver, slack):
+    """`/invite ada@example.com` opens the form with the email filled in."""
+    driver.command("ada@example.com")
+    view = slack.wait_for("views.open")[0].args["view"]
+    email = next(b for b in view["blocks"] if b.get("block_id") == "email")
+    assert email["element"]["initial_value"] == "ada@example.com"
+
+
+# --- pickers --------------------------------------------------------------------------------
+
+
+def test_role_picker_searches_cached_roles(driver):
+    """Typing in the role picker filters awork's roles case-insensitively; archived are hidden."""
+    response = driver.options("roleId", "proj")
+    options = json.loads(response.body)["options"]
+    assert [o["value"] for o in options] == [ROLE_PM]
+    everything = json.loads(driver.options("roleId", "").body)["options"]
+    assert {o["text"]["text"] for o in everything} == {"Admin (admin)", "Member", "Project Manager"}
+
+
+def test_team_picker_lists_teams(driver):
+    """The multi team picker offers awork's teams."""
+    options = json.loads(driver.options("teamIds", "eng").body)["options"]
+    assert options == [
+        {
+            "text": {"type": "plain_text", "text": "Engineering", "emoji": True},
+            "value": TEAM_ENGINEERING,
+        }
+    ]
+
+
+def test_pickers_answer_from_cache_while_awork_is_down(driver, awork):
+    """With awork unreachable and slow, options still come from the cache, fast."""
+    awork.down = True
+    awork.delay = 2.0
+    started = time.monotonic()
+    options = json.loads(driver.options("roleId", "").body)["options"]
+    assert len(options) == 3
+    assert time.monotonic() - started < 1.0
+
+
+# --- submitting -----------------------------------------------------------------------------
+
+
+def test_invalid_email_is_a_field_error_and_nothing_is_stored(driver, slack, bot, awork):
+    """A bad address and a too-long name come back on their fields; no request, no post."""
+    response = driver.submit_form({"email": "not-an-email", "firstName": "x" * 101})
+    body = json.loads(response.body)
+    assert body["response_action"] == "errors"
+    assert set(body["errors"]) == {"email", "firstName"}
+    time.sleep(0.1)
+    assert list(bot.store.requests()) == []
+    assert slack.of("chat.postMessage") == []
+    assert awork.calls("POST", "/invitations") == []
+
+
+def test_valid_request_is_stored_and_posted_for_approval(driver, slack, bot):
+    """A valid form stores a pending request, posts it with Approve/Deny, tells the requester."""
+    request_id = submit(driver, slack)
+    stored = bot.store.get(request_id)
+    assert (
+        stored.status is Status.PENDING
+        and stored.requester_id == "UREQ"
+        and stored.origin_channel == GENERAL
+    )
+    post = slack.of("chat.postMessage")[0].args
+    assert post["channel"] == ADMIN_CHANNEL
+    text = json.dumps(post["blocks"])
+    for needle in (
+        "<@UREQ>",
+        "ada@example.com",
+        "Ada Lovelace",
+        "Project Manager",
+        "Design, Engineering",
+    ):
+        assert needle in text
+    buttons = next(b for b in post["blocks"] if b["type"] == "actions")["elements"]
+    assert [(b["action_id"], b["value"]) for b in buttons] == [
+        ("approve_invite", request_id),
+        ("deny_invite", request_id),
+    ]
+    notice = slack.wait_for("chat.postEphemeral")[0].args
+    assert notice["channel"] == GENERAL and notice["user"] == "UREQ" and "waiting" in notice["text"]
+    # The message's place is kept with the request, so it can be updated later.
+    deadline = time.monotonic() + 2
+    while bot.store.get(request_id).approval_message is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert bot.store.get(request_id).approval_message.channel == ADMIN_CHANNEL
+
+
+def test_mrkdwn_in_user_text_is_escaped(driver, slack):
+    """`<!channel>` and links in a name or note reach Slack as inert text."""
+    submit(
+        driver,
+        slack,
+        {
+            "email": "eve@example.com",
+            "firstName": "<!channel>",
+            "note": "see <https://evil.example|here> & <@U1>",
+        },
+    )
+    text = json.dumps(slack.of("chat.postMessage")[0].args["blocks"])
+    assert "<!channel>" not in text and "<https://evil" not in text and "<@U1>" not in text
+    assert "&lt;!channel&gt;" in text and "&amp;" in text
+
+
+# --- approving ------------------------------------------------------------------------------
+
+
+def test_approve_sends_one_invitation_and_reports_it(driver, slack, bot, awork):
+    """Approve: one POST /invitations, message shows 'Approved by', link DM'd to the invitee."""
+    slack.members["ada@example.com"] = "UADA"
+    request_id = submit(driver, slack)
+    response = driver.click("approve_invite", request_id, APPROVER)
+    assert response.status == 200
+    wait_settled(slack, request_id, "Approved by")
+    request = wait_status(bot, request_id, Status.INVITED)
+    [call] = awork.calls("POST", "/invitations")
+    body = json.loads(call.content)
+    assert body == {
+        "email": "ada@example.com",
+        "workspaceId": WORKSPACE_ID,
+        "invitationFlow": "invite",
+        "roleId": ROLE_PM,
+        "firstName": "Ada",
+        "lastName": "Lovelace",
+        "skipSendingEmail": False,
+        "teamIds": [TEAM_DESIGN, TEAM_ENGINEERING],
+    }
+    code = awork.invitations[0]["invitationCode"]
+    reset = awork.invitations[0]["passwordResetCode"]
+    update = slack.of("chat.update")[-1].args
+    assert f"<@{APPROVER}>" in json.dumps(update["blocks"]) and "actions" not in [
+        b["type"] for b in update["blocks"]
+    ]
+    # The link goes only to the invitee's DM; nothing else carries the code.
+    dms = slack.wait_for("chat.postMessage", where=lambda c: c.args["channel"] == "DUADA")
+    assert code.replace("=", "%3D") in dms[0].args["text"] and "UREQ" in dms[0].args["text"]
+    outcome = slack.wait_for("chat.postEphemeral", 2)[-1].args
+    assert (
+        outcome["channel"] == GENERAL
+        and "approved" in outcome["text"]
+        and "<@UADA>" in outcome["text"]
+    )
+    everything_else = [c for c in slack.calls if c.args.get("channel") != "DUADA"]
+    leaked = json.dumps([c.args for c in everything_else])
+    assert (
+        code not in leaked and code.replace("=", "%3D") not in leaked and reset not in slack.texts()
+    )
+    assert request.result is not None and bot.store.get(request_id).link_sent_to == "UADA"
+
+
+def test_link_goes_to_requester_when_invitee_is_not_in_slack(driver, slack, bot):
+    """No Slack member with that email: the requester gets the link by DM."""
+    request_id = submit(driver, slack)
+    driver.click("approve_invite", request_id, APPROVER)
+    dm = slack.wait_for("chat.postMessage", where=lambda c: c.args["channel"] == "DUREQ")[0]
+    assert (
+        "acceptance link" in dm.args["text"]
+        and "https://app.awork.com/accept?code=" in dm.args["text"]
+    )
+    wait_settled(slack, request_id, "went by DM to <@UREQ>")
+    assert bot.store.get(request_id).link_sent_to == "UREQ"
+
+
+def test_requester_gets_a_dm_when_the_bot_cannot_post_in_their_channel(driver, slack, bot):
+    """Ephemeral refused in the origin channel: the outcome arrives by DM instead."""
+    slack.ephemeral_blocked.add(GENERAL)
+    request_id = submit(driver, slack)
+    driver.click("approve_invite", request_id, APPROVER)
+    wait_status(bot, request_id, Status.INVITED)
+    slack.wait_for(
+        "chat.postMessage",
+        where=lambda c: c.args["channel"] == "DUREQ" and "approved your request" in c.args["text"],
+    )
+
+
+def test_ten_concurrent_approvals_make_one_invitation(driver, slack, bot, awork):
+    """Ten simultaneous Approve clicks by two approvers: exactly one invitation."""
+    awork.delay = 0.05
+    request_id = submit(driver, slack)
+    responses = []
+    threads = [
+        threading.Thread(
+            target=lambda i=i: responses.append(
+                driver.click("approve_invite", request_id, APPROVERS[i % 2])
+            )
+        )
+        for i in range(10)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r.status for r in responses] == [200] * 10
+    wait_status(bot, request_id, Status.INVITED)
+    refusals = slack.wait_for(
+        "chat.postEphemeral", 9, where=lambda c: "Nothing changed" in c.args["text"]
+    )
+    assert len(refusals) == 9
+    time.sleep(0.2)
+    assert len(awork.calls("POST", "/invitations")) == 1
+
+
+def test_click_after_the_decision_changes_nothing(driver, slack, bot, awork):
+    """A second click after the invitation says so privately and calls awork no more."""
+    request_id = submit(driver, slack)
+    driver.click("approve_invite", request_id, APPROVER)
+    wait_status(bot, request_id, Status.INVITED)
+    driver.click("approve_invite", request_id, APPROVERS[1])
+    notice = slack.wait_for("chat.postEphemeral", where=lambda c: c.args["user"] == APPROVERS[1])[0]
+    assert "already approved" in notice.args["text"]
+    assert len(awork.calls("POST", "/invitations")) == 1
+
+
+def test_non_approver_is_refused_privately(driver, slack, bot, awork):
+    """Someone not in INVITE_APPROVERS gets 'only approvers' and nothing happens."""
+    request_id = submit(driver, slack)
+    assert driver.click("approve_invite", request_id, "URANDOM").status == 200
+    driver.click("deny_invite", request_id, "URANDOM")
+    notices = slack.wait_for("chat.postEphemeral", 2, where=lambda c: c.args["user"] == "URANDOM")
+    assert all(
+        "Only approvers" in n.args["text"] and n.args["channel"] == ADMIN_CHANNEL for n in notices
+    )
+    time.sleep(0.1)
+    assert bot.store.get(request_id).status is Status.PENDING
+    assert awork.calls("POST", "/invitations") == [] and slack.of("views.open") == []
+
+
+# --- denying --------------------------------------------------------------------------------
+
+
+def test_deny_asks_for_a_reason_and_tells_the_requester(driver, slack, bot, awork):
+    """Deny opens the reason modal; submitting it updates the message and informs the requester."""
+    request_id = submit(driver, slack)
+    driver.click("deny_invite", request_id, APPROVER)
+    modal = slack.wait_for("views.open")[0].args["view"]
+    assert modal["callback_id"] == "deny_reason" and "reason" in block_ids(modal)
+    assert modal["private_metadata"] == request_id
+    response = driver.submit_deny(request_id, "No budget <!here>", APPROVER)
+    assert response.status == 200 and response.body == ""
+    wait_settled(slack, request_id, "Denied by")
+    assert bot.store.get(request_id).status is Status.DENIED
+    told = slack.wait_for("chat.postEphemeral", where=lambda c: "denied" in c.args["text"])[0].args
+    assert "No budget &lt;!here&gt;" in told["text"] and told["user"] == "UREQ"
+    driver.click("approve_invite", request_id, APPROVERS[1])
+    slack.wait_for("chat.postEphemeral", where=lambda c: "already denied" in c.args["text"])
+    assert awork.calls("POST", "/invitations") == []
+
+
+def test_deny_reason_after_approval_is_shown_in_the_modal(driver, slack, bot):
+    """A deny submitted after another approver approved is answered on the reason field."""
+    request_id = submit(driver, slack)
+    driver.click("approve_invite", request_id, APPROVER)
+    wait_status(bot, request_id, Status.INVITED)
+    body = json.loads(driver.submit_deny(request_id, "too late", APPROVERS[1]).body)
+    assert body["response_action"] == "errors" and "already approved" in body["errors"]["reason"]
+
+
+# --- awork errors ---------------------------------------------------------------------------
+
+
+def _approve_and_get_failure(driver, slack, bot, fields=ADA):
+    request_id = submit(driver, slack, fields)
+    driver.click("approve_invite", request_id, APPROVER)
+    request = wait_status(bot, request_id, Status.FAILED)
+    update = wait_settled(slack, request_id, "awork refused")[-1]
+    told = slack.wait_for("chat.postEphemeral", where=lambda c: "awork refused" in c.args["text"])[
+        0
+    ]
+    return request, json.dumps(update.args["blocks"]), told.args["text"]
+
+
+def test_existing_member_is_reported_in_plain_words(driver, slack, bot):
+    """awork's already-exist-error reads 'already in the awork workspace' on message and to requester."""
+    request, message, told = _approve_and_get_failure(
+        driver, slack, bot, {"email": "owner@ncnstn.com"}
+    )
+    assert request.failure.code == "already-exist-error"
+    assert "already in the awork workspace" in message and "already in the awork workspace" in told
+
+
+def test_no_seats_left_is_reported(driver, slack, bot, awork):
+    """awork's insufficient-seats reads 'no free seats'."""
+    awork.seats_free = 0
+    _, message, told = _approve_and_get_failure(driver, slack, bot)
+    assert "no free seats" in message and "no free seats" in told
+
+
+def test_bad_role_is_reported(driver, slack, bot, awork):
+    """A role deleted in awork after it was picked is reported as an invalid role or team."""
+    awork.roles = [r for r in awork.roles if r["id"] != ROLE_PM]
+    _, message, _ = _approve_and_get_failure(driver, slack, bot)
+    assert "role or a team is not valid" in message
+
+
+def test_wrong_api_key_is_reported_without_the_key(driver, slack, bot, awork):
+    """401 from awork says to check AWORK_API_KEY and never shows the key."""
+    awork.api_key = "rotated"
+    _, message, told = _approve_and_get_failure(driver, slack, bot)
+    assert "AWORK_API_KEY" in message and "AWORK_API_KEY" in told
+    assert "awork-test-key" not in slack.texts()
+
+
+def test_rate_limit_is_retried_after_the_ack(driver, slack, bot, awork):
+    """A 429 with ratelimit-reset is retried and the invitation still goes out once."""
+    awork.fail_next.append(
+        Fault(
+            429,
+            {"code": "too-many-requests", "description": "slow down", "link": "x"},
+            {"ratelimit-reset": "1"},
+            path="/invitations",
+        )
+    )
+    request_id = submit(driver, slack)
+    driver.click("approve_invite", request_id, APPROVER)
+    wait_status(bot, request_id, Status.INVITED)
+    assert len(awork.calls("POST", "/invitations")) == 2 and len(awork.invitations) == 1
+
+
+def test_awork_down_offers_try_again_which_then_works(driver, slack, bot, awork):
+    """5xx past the retries: message offers 'Try again'; a click then invites once."""
+    awork.fail_next += [Fault(503, path="/invitations") for _ in range(4)]
+    request, message, _ = _approve_and_get_failure(driver, slack, bot)
+    assert request.failure.retryable and "retry_invite" in message
+    driver.click("retry_invite", request.id, APPROVERS[1])
+    wait_status(bot, request.id, Status.INVITED)
+    assert len(awork.invitations) == 1
+
+
+# --- advanced fields ------------------------------------------------------------------------
+
+
+def test_approver_can_create_a_new_workspace(driver, slack, bot, awork):
+    """workspaceId 'new' sends no workspaceId, with plan, flow, seats and connect code."""
+    fields = {
+        "email": "new@example.com",
+        "workspaceId": "new",
+        "planId": "business",
+        "invitationFlow": "existing_user_new_workspace",
+        "bookedSeats": 5,
+        "connectInviteCode": "CONNECT1",
+    }
+    response = driver.submit_form(fields, user=APPROVER, advanced=True)
+    assert response.body == ""
+    request_id = approval_request_id(slack)
+    driver.click("approve_invite", request_id, APPROVERS[1])
+    wait_status(bot, request_id, Status.INVITED)
+    body = json.loads(awork.calls("POST", "/invitations")[0].content)
+    assert "workspaceId" not in body
+    assert body["planId"] == "business" and body["invitationFlow"] == "existing_user_new_workspace"
+    assert body["bookedSeats"] == 5 and body["connectInviteCode"] == "CONNECT1"
+
+
+def test_plan_with_this_workspace_is_a_field_error(driver, bot):
+    """planId while inviting into this workspace is refused on the planId field."""
+    body = json.loads(
+        driver.submit_form(
+            {"email": "p@example.com", "workspaceId": "current", "planId": "business"},
+            user=APPROVER,
+            advanced=True,
+        ).body
+    )
+    assert body == {
+        "response_action": "errors",
+        "errors": {"planId": "A plan can only be chosen when creating a new workspace."},
+    }
+    assert list(bot.store.requests()) == []
+
+
+def test_non_approver_cannot_use_advanced_fields(driver, bot):
+    """A forged submission with advanced fields from a non-approver is refused."""
+    body = json.loads(
+        driver.submit_form(
+            {"email": "p@example.com", "workspaceId": "new"}, user="UREQ", advanced=True
+        ).body
+    )
+    assert body["response_action"] == "errors"
+    assert list(bot.store.requests()) == []
+
+
+# --- restarts and signatures ----------------------------------------------------------------
+
+
+def test_pending_request_survives_a_restart(settings, awork, slack, bot, driver):
+    """A request submitted before a restart can be approved after it; its message is updated."""
+    request_id = submit(driver, slack)
+    deadline = time.monotonic() + 2
+    while bot.store.get(request_id).approval_message is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    bot.close()
+    again = build(
+        settings, awork_transport=httpx.MockTransport(awork.handler), retry_sleep=lambda _: None
+    )
+    try:
+        SlackDriver(again.app, SIGNING_SECRET).click("approve_invite", request_id, APPROVER)
+        wait_status(again, request_id, Status.INVITED)
+        original_ts = slack.of("chat.postMessage")[0]
+        update = wait_settled(slack, request_id, "Approved by")[-1]
+        assert update.args["channel"] == ADMIN_CHANNEL
+        assert len(awork.invitations) == 1 and original_ts
+    finally:
+        again.close()
+
+
+def test_unsigned_and_stale_requests_are_refused(driver, slack):
+    """A bad signature or a timestamp older than 5 minutes gets 401 and opens nothing."""
+    body = driver.command_body()
+    assert driver.send(body, signature="v0=" + "0" * 64).status == 401
+    assert driver.send(body, timestamp=int(time.time()) - 600).status == 401
+    time.sleep(0.1)
+    assert slack.of("views.open") == []
