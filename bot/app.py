@@ -27,6 +27,17 @@ from bot.store import Store
 log = logging.getLogger(__name__)
 
 
+class _QuietTokenNotice(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself and then warns that it is
+    unused because we hand it a configured client holding that same token. Not news."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+logging.getLogger("slack_bolt.App").addFilter(_QuietTokenNotice())
+
+
 @dataclass
 class Bot:
     app: App

@@ -66,6 +66,9 @@ class Server(BaseApplication):
         self.cfg.set("keepalive", 5)
         self.cfg.set("loglevel", self.settings.log_level.lower())
         self.cfg.set("proc_name", "invite-bot")
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn 27's runtime control socket is not used; several bots can share a host.
+            self.cfg.set("control_socket_disable", True)
 
     def load(self) -> Callable[..., Iterable[bytes]]:
         # Built in the worker, so the background threads live where the requests are served.

@@ -14,6 +14,9 @@ from bot.deps import Deps
 
 log = logging.getLogger(__name__)
 
+# `/invite` is the documented name; `/awork-invite` is the fallback for workspaces where Slack
+# keeps `/invite` for its own channel command.
+COMMAND = re.compile(r"^/(awork-)?invite$")
 EMAIL_LIKE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 
@@ -32,4 +35,4 @@ def register(app: App, deps: Deps) -> None:
         except SlackApiError as exc:
             log.warning("could not open the invite form: %s", exc.response.get("error"))
 
-    app.command("/invite")(open_invite_form)
+    app.command(COMMAND)(open_invite_form)

@@ -79,10 +79,12 @@ class SlackDriver:
         }
         return self.app.dispatch(BoltRequest(body=body, headers=headers))
 
-    def command_body(self, text: str = "", user: str = "UREQ", channel: str = GENERAL) -> str:
+    def command_body(
+        self, text: str = "", user: str = "UREQ", channel: str = GENERAL, command: str = "/invite"
+    ) -> str:
         payload = fixture("slash_command_bolt_tests.json")["payload"]
         payload.update(
-            command="/invite",
+            command=command,
             text=text,
             user_id=user,
             user_name=user.lower(),

@@ -83,6 +83,12 @@ def test_invite_command_opens_the_form_at_once(driver, slack):
     assert json.loads(view["private_metadata"]) == {"channel": GENERAL}
 
 
+def test_fallback_command_name_opens_the_form_too(driver, slack):
+    """/awork-invite (for workspaces where Slack keeps /invite) opens the same form."""
+    assert driver.send(driver.command_body(command="/awork-invite")).status == 200
+    assert slack.wait_for("views.open")[0].args["view"]["callback_id"] == "invite_form"
+
+
 def test_approvers_get_the_advanced_part(driver, slack):
     """An approver's form also has workspace, plan, flow, seats and connect code."""
     driver.command(user=APPROVER)

@@ -1,0 +1,175 @@
+"""Ack latency of /invite under a burst while awork is slow, picker latency, idle memory.
+
+Starts the real `invite-bot serve --http` (and, as the baseline, a naive Bolt app that calls
+awork before acking) against loopback fakes of Slack and awork, sends signed requests, and
+prints the figures. Run: .venv/bin/python bench/ack_latency.py [--burst 40] [--awork-delay 1.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+from slack_sdk.signature import SignatureVerifier
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.fakes.awork import FakeAwork
+from tests.fakes.slack import FakeSlack
+from tests.serving import free_port, serve_env, start_server, stop_server
+from tests.slack_requests import SlackDriver, fixture
+
+SECRET = "bench-signing-secret"
+TOKEN = "xoxb-bench-token"
+
+
+def signed_post(client: httpx.Client, port: int, body: str) -> tuple[int, float]:
+    ts = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": SignatureVerifier(SECRET).generate_signature(timestamp=ts, body=body),
+    }
+    started = time.perf_counter()
+    response = client.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers)
+    return response.status_code, (time.perf_counter() - started) * 1000
+
+
+def burst(port: int, count: int) -> tuple[list[int], list[float]]:
+    driver = SlackDriver(None, SECRET)
+    bodies = [driver.command_body(user=f"U{i:04d}") for i in range(count)]
+    with (
+        httpx.Client(timeout=30, limits=httpx.Limits(max_connections=count)) as client,
+        ThreadPoolExecutor(count) as pool,
+    ):
+        results = list(pool.map(lambda body: signed_post(client, port, body), bodies))
+    return [status for status, _ in results], [ms for _, ms in results]
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def rss_mb(pid: int) -> float:
+    total = 0
+    for candidate in [
+        pid,
+        *[int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()],
+    ]:
+        for line in Path(f"/proc/{candidate}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--burst", type=int, default=40)
+    parser.add_argument("--awork-delay", type=float, default=1.5)
+    parser.add_argument("--pickers", type=int, default=20)
+    args = parser.parse_args()
+
+    slack, awork = FakeSlack(), FakeAwork()
+    awork_url, awork_server = awork.serve()
+    workdir = Path(tempfile.mkdtemp(prefix="invite-bench-"))
+    env = serve_env(slack.url, awork_url, str(workdir / "bench.sqlite"), SECRET, TOKEN, "UAPPROVER")
+    figures: dict[str, object] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    }
+
+    # The bot: its cache fills while awork is fast, then awork turns slow.
+    port = free_port()
+    process = start_server(env, port, workdir / "bot.log")
+    try:
+        time.sleep(1.0)
+        figures["idle_rss_mb"] = round(rss_mb(process.pid), 1)
+        awork.delay = args.awork_delay
+        statuses, latencies = burst(port, args.burst)
+        opened = len(slack.wait_for("views.open", args.burst, timeout=30))
+        figures["bot"] = {
+            "acked_200": statuses.count(200),
+            "forms_opened": opened,
+            "p50_ms": round(statistics.median(latencies), 1),
+            "p99_ms": round(percentile(latencies, 99), 1),
+        }
+        # Pickers while awork is slow, then while it is down.
+        driver_payload = fixture("block_suggestion_external_select_bolt.json")["payload"]
+        picker = {}
+        for label in ("awork_slow", "awork_down"):
+            awork.down = label == "awork_down"
+            times = []
+            with httpx.Client(timeout=10) as client:
+                for i in range(args.pickers):
+                    body = urlencode(
+                        {
+                            "payload": json.dumps(
+                                {
+                                    **driver_payload,
+                                    "action_id": "roleId",
+                                    "block_id": "roleId",
+                                    "value": "m" if i % 2 else "",
+                                }
+                            )
+                        }
+                    )
+                    status, ms = signed_post(client, port, body)
+                    assert status == 200
+                    times.append(ms)
+            picker[label] = {
+                "p50_ms": round(statistics.median(times), 1),
+                "max_ms": round(max(times), 1),
+            }
+        figures["picker"] = picker
+        awork.down = False
+    finally:
+        stop_server(process)
+
+    # The naive baseline, same server, same burst, same slow awork.
+    slack.calls.clear()
+    port = free_port()
+    baseline = start_server(
+        env,
+        port,
+        workdir / "naive.log",
+        [sys.executable, str(Path(__file__).with_name("naive_app.py")), str(port)],
+    )
+    try:
+        statuses, latencies = burst(port, args.burst)
+        figures["naive_baseline"] = {
+            "acked_200": statuses.count(200),
+            "p50_ms": round(statistics.median(latencies), 1),
+            "p99_ms": round(percentile(latencies, 99), 1),
+        }
+    finally:
+        stop_server(baseline)
+        awork_server.shutdown()
+        slack.close()
+
+    bot_p99, naive_p99 = figures["bot"]["p99_ms"], figures["naive_baseline"]["p99_ms"]
+    figures["p99_ratio_bot_to_naive"] = round(bot_p99 / naive_p99, 3)
+    print(json.dumps(figures, indent=2))
+    ok = (
+        figures["bot"]["acked_200"] == args.burst
+        and figures["bot"]["forms_opened"] == args.burst
+        and bot_p99 < 300
+        and max(v["max_ms"] for v in picker.values()) < 1000
+    )
+    print(
+        "targets (all acked, all forms open, p99 < 300 ms, pickers < 1 s):",
+        "met" if ok else "NOT met",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""The picker cache and the settings."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from bot.awork import AworkClient
+from bot.catalog import Catalog
+from bot.store import Store
+from tests.conftest import IsolatedSettings, make_settings
+from tests.fakes.awork import API_KEY, FakeAwork
+
+
+@pytest.fixture
+def parts(tmp_path):
+    fake = FakeAwork()
+    store = Store(str(tmp_path / "c.sqlite"))
+    client = AworkClient(
+        "https://api.awork.com/api/v1",
+        API_KEY,
+        transport=httpx.MockTransport(fake.handler),
+        retry_sleep=lambda _: None,
+    )
+    yield fake, store, client
+    store.close()
+
+
+def test_failed_refresh_keeps_the_old_lists(parts):
+    """When awork fails, the cache keeps what it had."""
+    fake, store, client = parts
+    catalog = Catalog(client, store)
+    assert catalog.refresh()
+    fake.down = True
+    assert not catalog.refresh()
+    assert [r.name for r in catalog.find_roles("")] == ["Admin", "Member", "Project Manager"]
+
+
+def test_cache_is_persisted_for_a_restart_while_awork_is_down(parts):
+    """A new catalog on the same store offers the last good lists without asking awork."""
+    fake, store, client = parts
+    Catalog(client, store).refresh()
+    fake.down = True
+    fresh = Catalog(client, store)
+    assert [t.name for t in fresh.find_teams("des")] == ["Design"]
+    assert fresh.role(fresh.roles[0].id).name == "Admin"
+
+
+def test_search_matches_all_words_prefix_first(parts):
+    """Every typed word must appear; names starting with the query come first."""
+    fake, store, client = parts
+    fake.roles.append({"id": "r9", "name": "Senior Project Manager"})
+    catalog = Catalog(client, store)
+    catalog.refresh()
+    assert [r.name for r in catalog.find_roles("proj")] == [
+        "Project Manager",
+        "Senior Project Manager",
+    ]
+    assert [r.name for r in catalog.find_roles("senior manager")] == ["Senior Project Manager"]
+    assert catalog.find_roles("zzz") == []
+
+
+def test_background_refresh_runs_and_stops(parts):
+    """start() fills the cache from a background thread."""
+    fake, store, client = parts
+    catalog = Catalog(client, store, refresh_seconds=0.05)
+    catalog.start()
+    try:
+        for _ in range(200):
+            if len(fake.calls("GET", "/roles")) >= 2:
+                break
+            import time
+
+            time.sleep(0.01)
+        assert len(fake.calls("GET", "/roles")) >= 2 and catalog.roles
+    finally:
+        catalog.stop()
+
+
+def test_approvers_are_split_and_secrets_hidden(tmp_path):
+    """INVITE_APPROVERS is comma-separated; tokens never show in repr."""
+    settings = make_settings(tmp_path, INVITE_APPROVERS=" U1, U2 ,,U3")
+    assert settings.invite_approvers == frozenset({"U1", "U2", "U3"})
+    assert (
+        "xoxb" not in repr(settings)
+        and API_KEY not in repr(settings)
+        and API_KEY not in str(settings.model_dump())
+    )
+
+
+def test_accept_url_needs_the_code_placeholder(tmp_path):
+    """An acceptance template without {code} is a configuration error."""
+    with pytest.raises(ValidationError):
+        make_settings(tmp_path, INVITE_ACCEPT_URL="https://example.com/accept")
+
+
+def test_defaults_are_the_real_services():
+    """Unset URLs default to Slack's and awork's production APIs."""
+    settings = IsolatedSettings()
+    assert settings.slack_api_url == "https://slack.com/api/"
+    assert settings.awork_api_url == "https://api.awork.com/api/v1"
+    assert settings.invite_db_path == "./invite-bot.sqlite"
+    assert settings.missing_for_serving(socket_mode=False) == [
+        "SLACK_BOT_TOKEN",
+        "AWORK_API_KEY",
+        "INVITE_ADMIN_CHANNEL",
+        "SLACK_SIGNING_SECRET",
+    ]

@@ -1,0 +1,181 @@
+"""The real `invite-bot serve` process: gunicorn + Bolt's WSGI adapter, over loopback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from slack_sdk.signature import SignatureVerifier
+
+from bot import blocks
+from tests.conftest import APPROVERS, BOT_TOKEN, SIGNING_SECRET
+from tests.fakes.awork import FakeAwork
+from tests.serving import SCRIPT, free_port, kill_server, serve_env, start_server, stop_server
+from tests.slack_requests import SlackDriver, fixture, state_for
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture
+def awork_server():
+    fake = FakeAwork()
+    url, server = fake.serve()
+    yield fake, url
+    server.shutdown()
+
+
+@pytest.fixture
+def env(tmp_path, slack, awork_server):
+    _, awork_url = awork_server
+    return serve_env(
+        slack.url,
+        awork_url,
+        str(tmp_path / "db.sqlite"),
+        SIGNING_SECRET,
+        BOT_TOKEN,
+        ",".join(APPROVERS),
+    )
+
+
+def post_signed(port: int, body: str, signed: bool = True) -> httpx.Response:
+    ts = str(int(time.time()))
+    signature = (
+        SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=ts, body=body)
+        if signed
+        else "v0=bad"
+    )
+    return httpx.post(
+        f"http://127.0.0.1:{port}/slack/events",
+        content=body,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": signature,
+        },
+        timeout=10,
+    )
+
+
+def interactive(payload: dict) -> str:
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def test_http_mode_serves_slack_requests(tmp_path, env, slack):
+    """serve --http answers signed requests at /slack/events, refuses unsigned ones with 401."""
+    port = free_port()
+    process = start_server(env, port, tmp_path / "serve.log")
+    try:
+        driver = SlackDriver(None, SIGNING_SECRET)
+        assert post_signed(port, driver.command_body()).status_code == 200
+        assert (
+            slack.wait_for("views.open", timeout=10)[0].args["view"]["callback_id"] == "invite_form"
+        )
+        assert post_signed(port, driver.command_body(), signed=False).status_code == 401
+        assert httpx.get(f"http://127.0.0.1:{port}/slack/events").status_code == 405
+        assert httpx.get(f"http://127.0.0.1:{port}/elsewhere").status_code == 404
+        options = post_signed(
+            port,
+            interactive(
+                {
+                    **fixture("block_suggestion_external_select_bolt.json")["payload"],
+                    "action_id": "roleId",
+                    "block_id": "roleId",
+                    "value": "mem",
+                }
+            ),
+        )
+        assert options.status_code == 200
+        # The cache fills in the background right after start; ask until it has answered.
+        deadline = time.monotonic() + 10
+        while not json.loads(options.text)["options"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+            options = post_signed(
+                port,
+                interactive(
+                    {
+                        **fixture("block_suggestion_external_select_bolt.json")["payload"],
+                        "action_id": "roleId",
+                        "block_id": "roleId",
+                        "value": "mem",
+                    }
+                ),
+            )
+        assert [o["text"]["text"] for o in json.loads(options.text)["options"]] == ["Member"]
+    finally:
+        stop_server(process)
+    log = (tmp_path / "serve.log").read_text()
+    assert "gthread" in log.lower() or "Booting worker" in log
+
+
+def test_pending_request_survives_kill_9(tmp_path, env, slack, awork_server):
+    """Submit, kill -9 the server, start it again: the request's Approve button still invites."""
+    fake, _ = awork_server
+    port = free_port()
+    process = start_server(env, port, tmp_path / "serve.log")
+    view = blocks.invite_form("CGENERAL", advanced=False)
+    submission = fixture("view_submission_real_capture_slack_machine.json")["payload"]
+    submission["user"]["id"] = "UREQ"
+    submission["view"] = {
+        **submission["view"],
+        **view,
+        "state": {"values": state_for(view, {"email": "kim@example.com"})},
+    }
+    try:
+        assert post_signed(port, interactive(submission)).status_code == 200
+        post = slack.wait_for(
+            "chat.postMessage", timeout=10, where=lambda c: c.args["channel"] == "CADMIN"
+        )[0]
+        request_id = next(b for b in post.args["blocks"] if b["type"] == "actions")["elements"][0][
+            "value"
+        ]
+        time.sleep(0.3)  # let the message reference be stored
+    finally:
+        kill_server(process)
+    process = start_server(env, port, tmp_path / "serve.log")
+    try:
+        click = fixture("block_actions_message_button_real_capture_slack_machine.json")["payload"]
+        click["user"]["id"] = APPROVERS[0]
+        click["actions"] = [
+            {
+                "action_id": "approve_invite",
+                "block_id": "b",
+                "type": "button",
+                "value": request_id,
+                "action_ts": "1",
+            }
+        ]
+        assert post_signed(port, interactive(click)).status_code == 200
+        slack.wait_for(
+            "chat.update",
+            timeout=10,
+            where=lambda c: "invitation sent" in json.dumps(c.args["blocks"]),
+        )
+        assert [i["body"]["email"] for i in fake.invitations] == ["kim@example.com"]
+    finally:
+        stop_server(process)
+
+
+def test_serve_without_configuration_says_what_is_missing(tmp_path):
+    """No tokens set: exit code 2 and the names of the missing variables, no traceback."""
+    env = serve_env("", "", str(tmp_path / "x.sqlite"), "", "", "")
+    env.pop("AWORK_API_KEY")
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "serve", "--http"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert (
+        "SLACK_BOT_TOKEN" in result.stderr
+        and "AWORK_API_KEY" in result.stderr
+        and "Traceback" not in result.stderr
+    )
+    assert SCRIPT.exists()
