@@ -8,6 +8,7 @@ import sys
 
 from pydantic import ValidationError
 
+from bot import logs
 from bot.config import Settings
 
 
@@ -42,10 +43,7 @@ def load_settings() -> Settings:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = load_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(settings)
     socket_mode = args.socket or (not args.http and settings.slack_app_token is not None)
     missing = settings.missing_for_serving(socket_mode)
     if missing:

@@ -328,7 +328,7 @@ def _outcome_blocks(request: InviteRequest) -> list[dict[str, Any]]:
         line += (
             f". The acceptance link went by DM to <@{request.link_sent_to}>."
             if request.link_sent_to
-            else "."
+            else ". The acceptance link could not be sent by DM."
         )
         return [section(line)]
     if request.status is Status.DENIED:
@@ -376,11 +376,12 @@ def outcome_notice(request: InviteRequest) -> str:
     email = escape(request.details.email)
     who = f"<@{request.decided_by}>" if request.decided_by else "An approver"
     if request.status is Status.INVITED:
-        where = (
-            f"I sent the acceptance link to <@{request.link_sent_to}> by DM."
-            if request.link_sent_to and request.link_sent_to != request.requester_id
-            else "I sent you the acceptance link by DM."
-        )
+        if request.link_sent_to is None:
+            where = "I could not deliver the acceptance link by DM; awork's own email still reaches them unless it was skipped."
+        elif request.link_sent_to == request.requester_id:
+            where = "I sent you the acceptance link by DM."
+        else:
+            where = f"I sent the acceptance link to <@{request.link_sent_to}> by DM."
         return (
             f":white_check_mark: {who} approved your request: {email} is invited to awork. {where}"
         )

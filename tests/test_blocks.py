@@ -127,3 +127,14 @@ def test_link_message_says_when_it_expires():
     assert "<!date^" in text and "https://x/accept?c=C" in text
     expires = int(invited.result.expires_at.timestamp())
     assert expires - int(invited.result.issued_at.timestamp()) == 24 * 3600 and str(expires) in text
+
+
+def test_undelivered_link_is_said_plainly():
+    """If no DM could carry the link, the requester and the message say so."""
+    invited = request(
+        status=Status.INVITED,
+        decided_by="UAPP",
+        result=InvitationResult.model_validate({"invitationCode": "C"}),
+    )
+    assert "could not deliver the acceptance link" in blocks.outcome_notice(invited)
+    assert "could not be sent by DM" in json.dumps(blocks.approval_message(invited))

@@ -515,3 +515,35 @@ def test_unsigned_and_stale_requests_are_refused(driver, slack):
     assert driver.send(body, timestamp=int(time.time()) - 600).status == 401
     time.sleep(0.1)
     assert slack.of("views.open") == []
+
+
+def test_configured_workspace_id_is_used_without_asking_awork(tmp_path, slack, awork):
+    """AWORK_WORKSPACE_ID set: the invitation uses it and GET /users/me is never called."""
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, slack.url, AWORK_WORKSPACE_ID=WORKSPACE_ID)
+    configured = build(
+        settings, awork_transport=httpx.MockTransport(awork.handler), retry_sleep=lambda _: None
+    )
+    try:
+        driver = SlackDriver(configured.app, SIGNING_SECRET)
+        request_id = submit(driver, slack)
+        driver.click("approve_invite", request_id, APPROVER)
+        wait_status(configured, request_id, Status.INVITED)
+        assert (
+            json.loads(awork.calls("POST", "/invitations")[0].content)["workspaceId"]
+            == WORKSPACE_ID
+        )
+        assert awork.calls("GET", "/users/me") == []
+    finally:
+        configured.close()
+
+
+def test_workspace_id_is_asked_once_and_kept(driver, slack, bot, awork):
+    """Without AWORK_WORKSPACE_ID, /users/me is asked once, then the stored id is reused."""
+    for email in ("one@example.com", "two@example.com"):
+        request_id = submit(driver, slack, {"email": email})
+        driver.click("approve_invite", request_id, APPROVER)
+        wait_status(bot, request_id, Status.INVITED)
+    assert len(awork.calls("GET", "/users/me")) == 1
+    assert bot.store.get_meta("workspace_id") == WORKSPACE_ID

@@ -113,8 +113,12 @@ def test_http_mode_serves_slack_requests(tmp_path, env, slack):
 
 
 def test_pending_request_survives_kill_9(tmp_path, env, slack, awork_server):
-    """Submit, kill -9 the server, start it again: the request's Approve button still invites."""
+    """Submit, kill -9 the server, start it again: the request's Approve button still invites.
+
+    Runs at LOG_LEVEL=DEBUG and then searches the whole log for every credential."""
     fake, _ = awork_server
+    env["LOG_LEVEL"] = "DEBUG"
+    slack.members["kim@example.com"] = "UKIM"
     port = free_port()
     process = start_server(env, port, tmp_path / "serve.log")
     view = blocks.invite_form("CGENERAL", advanced=False)
@@ -156,8 +160,14 @@ def test_pending_request_survives_kill_9(tmp_path, env, slack, awork_server):
             where=lambda c: "invitation sent" in json.dumps(c.args["blocks"]),
         )
         assert [i["body"]["email"] for i in fake.invitations] == ["kim@example.com"]
+        slack.wait_for("chat.postMessage", timeout=10, where=lambda c: c.args["channel"] == "DUKIM")
     finally:
         stop_server(process)
+    log = (tmp_path / "serve.log").read_text()
+    assert "DEBUG" in log and "invitation created" in log
+    code, reset = fake.invitations[0]["invitationCode"], fake.invitations[0]["passwordResetCode"]
+    for secret in (code, code.rstrip("="), reset, BOT_TOKEN, SIGNING_SECRET, env["AWORK_API_KEY"]):
+        assert secret not in log
 
 
 def test_serve_without_configuration_says_what_is_missing(tmp_path):

@@ -1,0 +1,54 @@
+"""Logging that cannot leak credentials.
+
+slack_sdk (and Bolt) log whole request bodies at DEBUG - a DM's body holds the acceptance link -
+so their loggers never go below INFO, whatever LOG_LEVEL says. Configured secret values are also
+masked in every record, as a second line of defence.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from bot.config import Settings
+
+CHATTY_AT_DEBUG = ("slack_sdk", "slack_bolt", "httpcore", "httpx", "urllib3")
+MASK = "[redacted]"
+
+
+class RedactSecrets(logging.Filter):
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = message
+        for secret in self.secrets:
+            masked = masked.replace(secret, MASK)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def secret_values(settings: Settings) -> list[str]:
+    values = [
+        settings.slack_bot_token.get_secret_value(),
+        settings.slack_signing_secret.get_secret_value(),
+        settings.awork_api_key.get_secret_value(),
+    ]
+    if settings.slack_app_token is not None:
+        values.append(settings.slack_app_token.get_secret_value())
+    return values
+
+
+def configure(settings: Settings) -> None:
+    level = logging.getLevelName(settings.log_level.upper())
+    if not isinstance(level, int):
+        level = logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in CHATTY_AT_DEBUG:
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
+    redact = RedactSecrets(secret_values(settings))
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redact)
