@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 
 from pydantic import ValidationError
 
@@ -40,6 +42,25 @@ def load_settings() -> Settings:
         raise SystemExit(2) from None
 
 
+def run_socket_mode(settings: Settings) -> None:
+    """Socket Mode through Bolt's SocketModeHandler; SIGTERM/SIGINT stop it gracefully."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.app import build
+
+    bot = build(settings)
+    bot.start_background()
+    handler = SocketModeHandler(bot.app, settings.slack_app_token.get_secret_value())
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    handler.connect()
+    logging.getLogger(__name__).info("connected in Socket Mode")
+    stop.wait()
+    handler.close()
+    bot.shutdown()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = load_settings()
@@ -50,14 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"invite-bot: set {', '.join(missing)} (see README.md)", file=sys.stderr)
         return 2
     if socket_mode:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-        from bot.app import build
-
-        bot = build(settings)
-        bot.start_background()
-        logging.getLogger(__name__).info("starting in Socket Mode")
-        SocketModeHandler(bot.app, settings.slack_app_token.get_secret_value()).start()
+        run_socket_mode(settings)
         return 0
     from bot.web import Server
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from bot.config import Settings
 from bot.deps import Deps
 from bot.service import InviteService
 from bot.store import Store
+from handlers.notify import Courier
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +47,53 @@ class Bot:
     deps: Deps
     store: Store
     awork: AworkClient
+    executor: ThreadPoolExecutor
+    sweep_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        self._stopping = threading.Event()
+        self._sweeper: threading.Thread | None = None
 
     def start_background(self) -> None:
-        """Start the picker cache refresher (call in the serving process, after forking)."""
+        """Start the picker cache and the sweeper (call in the serving process, after forking).
+
+        The sweeper settles invitations a crash interrupted and redoes Slack posts that failed:
+        at once, then every `sweep_seconds`."""
         self.deps.catalog.start()
+        if self._sweeper is None:
+            self._sweeper = threading.Thread(target=self._sweep_loop, name="sweeper", daemon=True)
+            self._sweeper.start()
+
+    def _sweep_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.deps.courier.sweep()
+            except Exception as exc:  # keep sweeping; the next round may succeed
+                log.error("sweep failed: %s", type(exc).__name__, exc_info=exc)
+            self._stopping.wait(self.sweep_seconds)
+
+    def shutdown(self, timeout: float = 25.0) -> bool:
+        """Graceful stop: let in-flight invitations and their Slack posts finish (bounded),
+        then close the store. Whatever is cut off is recovered at the next start."""
+        deadline = time.monotonic() + timeout
+        self._stopping.set()
+        self.deps.catalog.stop()
+        finished = self.deps.service.wait_idle(timeout)
+        drain = threading.Thread(target=self.executor.shutdown, kwargs={"wait": True}, daemon=True)
+        drain.start()
+        drain.join(max(0.0, deadline - time.monotonic()))
+        finished = finished and not drain.is_alive()
+        if self._sweeper is not None:
+            self._sweeper.join(max(0.0, deadline - time.monotonic()))
+        self.close()
+        log.info(
+            "stopped %s",
+            "cleanly" if finished else "with work still running; it is recovered at the next start",
+        )
+        return finished
 
     def close(self) -> None:
+        self._stopping.set()
         self.deps.catalog.stop()
         self.awork.close()
         self.store.close()
@@ -91,19 +135,27 @@ def build(
         approvers=settings.invite_approvers,
         accept_url_template=settings.invite_accept_url,
         workspace_id=settings.awork_workspace_id,
+        **({"sleep": retry_sleep} if retry_sleep else {}),
     )
-    deps = Deps(settings=settings, service=service, catalog=catalog)
     if not settings.invite_approvers:
         log.warning("INVITE_APPROVERS is empty: nobody can approve requests")
+    executor = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="listener")
     app = App(
         client=slack_client(settings),
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         # Listeners ack and then do their slow work in these threads; Bolt's default of 5
         # would let a few slow awork calls hold up the acks of everyone else.
-        listener_executor=ThreadPoolExecutor(
-            max_workers=settings.threads, thread_name_prefix="listener"
-        ),
+        listener_executor=executor,
         token_verification_enabled=token_verification,
     )
+    courier = Courier(app.client, service, settings.invite_admin_channel)
+    deps = Deps(settings=settings, service=service, catalog=catalog, courier=courier)
     handlers.register(app, deps)
-    return Bot(app=app, deps=deps, store=store, awork=awork)
+    return Bot(
+        app=app,
+        deps=deps,
+        store=store,
+        awork=awork,
+        executor=executor,
+        sweep_seconds=settings.sweep_seconds,
+    )

@@ -44,8 +44,10 @@ class AworkError(Exception):
         status: int | None = None,
         validation_errors: list[dict[str, str]] | None = None,
         details: list[str] | None = None,
+        retry_after: float | None = None,
     ) -> None:
         self.code = code
+        self.retry_after = retry_after
         self.description = description
         self.status = status
         self.validation_errors = validation_errors or []
@@ -54,17 +56,29 @@ class AworkError(Exception):
 
 
 class AworkUnavailable(AworkError):
-    """awork could not be reached or kept answering 429/5xx; try again later."""
+    """awork could not be reached or kept answering 429/5xx; try again later.
+
+    `ambiguous` is true when the request may have been carried out all the same (a timed-out
+    or 5xx-answered POST)."""
 
     retryable = True
 
+    @property
+    def ambiguous(self) -> bool:
+        return self.code == "timeout" or (self.status is not None and self.status >= 500)
+
 
 class RetryTransport(httpx.BaseTransport):
-    """Retries 429 and 5xx answers, and connection failures, with capped exponential backoff.
+    """Retries what is safe to retry, with capped exponential backoff.
+
+    - 429 (awork did not carry the request out) and connection failures (it never got there):
+      any method.
+    - 5xx and read timeouts: only idempotent methods. A POST answered with 5xx or timed out may
+      have been carried out, so it is handed back to the caller (the invite service checks
+      awork for the invitation before sending it again).
 
     A wait announced by awork (`ratelimit-reset`, `x-ratelimit-reset` or `Retry-After`, in
-    seconds or as an HTTP date) is honoured when it is longer than the backoff. A read timeout
-    is retried only for idempotent methods: a POST that timed out may have been carried out.
+    seconds or as an HTTP date) is honoured when it is longer than the backoff.
     """
 
     def __init__(
@@ -94,7 +108,7 @@ class RetryTransport(httpx.BaseTransport):
                 if last or request.method not in IDEMPOTENT_METHODS:
                     raise
                 response = None
-            if response is not None and (response.status_code not in RETRY_STATUSES or last):
+            if response is not None and (last or not self._retry_status(request, response)):
                 return response
             wait = self._wait(attempt, response)
             if response is not None:
@@ -111,6 +125,12 @@ class RetryTransport(httpx.BaseTransport):
             )
             self.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _retry_status(request: httpx.Request, response: httpx.Response) -> bool:
+        if response.status_code == 429:
+            return True
+        return response.status_code in RETRY_STATUSES and request.method in IDEMPOTENT_METHODS
 
     def _wait(self, attempt: int, response: httpx.Response | None) -> float:
         backoff = self.backoff * 2 ** (attempt - 1) * (0.5 + random.random() / 2)
@@ -272,6 +292,7 @@ def error_from_response(response: httpx.Response) -> AworkError:
             if isinstance(item, dict)
         ],
         details=[str(item) for item in body.get("details") or []],
+        retry_after=announced_wait(response.headers),
     )
 
 

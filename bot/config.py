@@ -37,6 +37,8 @@ class Settings(BaseSettings):
 
     # How often the role/team picker cache is refreshed from awork, in seconds.
     catalog_refresh_seconds: float = Field(300.0, alias="INVITE_CATALOG_REFRESH_SECONDS")
+    # How often failed Slack posts are redone and crash-orphaned invitations settled, seconds.
+    sweep_seconds: float = Field(30.0, alias="INVITE_SWEEP_SECONDS", gt=0)
     # Threads serving Slack requests and running work after the ack.
     threads: int = Field(64, alias="INVITE_THREADS", ge=4, le=512)
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.catalog import Catalog
 from bot.config import Settings
 from bot.service import InviteService
+
+if TYPE_CHECKING:
+    from handlers.notify import Courier
 
 
 @dataclass(frozen=True)
@@ -14,3 +18,4 @@ class Deps:
     settings: Settings
     service: InviteService
     catalog: Catalog
+    courier: Courier

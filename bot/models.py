@@ -5,6 +5,7 @@ Nothing here knows about Slack.
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -12,6 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
@@ -27,10 +29,23 @@ InvitationFlow = Literal["invite", "new_user_new_workspace", "existing_user_new_
 NEW_WORKSPACE_FLOWS: tuple[str, ...] = ("new_user_new_workspace", "existing_user_new_workspace")
 INVITATION_VALIDITY = timedelta(hours=24)
 
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def drop_control_chars(value: object) -> object:
+    """Remove control and direction-override characters (keeps newlines and tabs)."""
+    return CONTROL_CHARS.sub("", value) if isinstance(value, str) else value
+
+
+Clean = BeforeValidator(drop_control_chars)
 # Limits for free text; awork allows more for some, Slack messages stay readable with these.
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+Name = Annotated[str, Clean, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+ShortText = Annotated[
+    str, Clean, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+]
+Note = Annotated[
+    str, Clean, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)
+]
 
 
 def utcnow() -> datetime:
@@ -81,9 +96,12 @@ class Workspace(AworkModel):
 
 
 class InvitationResult(AworkModel):
-    """Response of `POST /invitations`. Both codes are credentials."""
+    """Response of `POST /invitations`. Both codes are credentials.
 
-    invitation_code: SecretStr
+    `invitation_code` is None when the invitation was found in awork after a crash or an
+    ambiguous timeout rather than received: awork's own email then carries the link."""
+
+    invitation_code: SecretStr | None = None
     password_reset_code: SecretStr | None = None
     user_id: str | None = None
     workspace: Workspace | None = None
@@ -124,6 +142,7 @@ class UserStatus(AworkModel):
 
 class AworkUser(AworkModel):
     id: str
+    created_on: datetime | None = None
     first_name: str | None = None
     last_name: str | None = None
     user_contact_infos: list[ContactInfo] | None = None
@@ -272,6 +291,19 @@ class MessageRef(BaseModel):
     ts: str
 
 
+class PostedMessage(MessageRef):
+    kind: str
+    at: datetime = Field(default_factory=utcnow)
+
+
+class AuditEvent(BaseModel):
+    at: datetime = Field(default_factory=utcnow)
+    event: str
+    request_id: str | None = None
+    actor: str | None = None
+    detail: dict[str, Any] = {}
+
+
 class Failure(BaseModel):
     code: str
     message: str
@@ -300,6 +332,37 @@ class InviteRequest(BaseModel):
     decided_at: datetime | None = None
     deny_reason: str | None = None
     attempts: int = 0
+    # Which process is inviting (set with INVITING), so a restart can tell an orphan.
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
+    # When the invitation was first sent to awork, and whether an attempt may have reached
+    # awork without us knowing (then the next attempt looks before it sends).
+    invite_started_at: datetime | None = None
+    uncertain: bool = False
     result: InvitationResult | None = None
     failure: Failure | None = None
+    # Slack deliveries, so that a failed or interrupted post is redone, and done once.
+    shown_status: Status | None = None
+    waiting_told: bool = False
+    outcome_told: bool = False
+    link_attempted: bool = False
     link_sent_to: str | None = None
+    messages: list[PostedMessage] = []
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status in (Status.INVITED, Status.DENIED) or (
+            self.status is Status.FAILED and not (self.failure and self.failure.retryable)
+        )
+
+    def needs_delivery(self) -> bool:
+        """Whether Slack has not yet been told everything about this request."""
+        if self.approval_message is None or self.shown_status is not self.status:
+            return True
+        if self.status is Status.PENDING:
+            return not self.waiting_told
+        if self.status is Status.INVITED and not self.link_attempted:
+            return True
+        return self.status is not Status.INVITING and not self.outcome_told

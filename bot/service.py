@@ -1,19 +1,46 @@
-"""The invite service: the rules of asking, deciding and inviting, apart from Slack."""
+"""The invite service: the rules of asking, deciding and inviting, apart from Slack.
+
+Exactly one invitation per request:
+- `approve` moves a request `pending -> inviting` by compare-and-set and records which process
+  claimed it; only that caller calls awork.
+- A POST that timed out or got a 5xx may have been carried out: before sending it again, awork
+  is asked whether the invitee is there now.
+- After a crash, `recover` finds `inviting` requests whose process is gone, and settles them the
+  same way: found in awork -> invited; not there -> invited now.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from urllib.parse import quote
 
-from bot.awork import AworkClient, AworkError
+from bot.awork import AworkClient, AworkError, AworkUnavailable
 from bot.catalog import Catalog
-from bot.models import Failure, InviteDetails, InviteRequest, MessageRef, Status, utcnow
+from bot.models import (
+    AworkUser,
+    Failure,
+    InvitationResult,
+    InviteDetails,
+    InviteRequest,
+    Status,
+    utcnow,
+)
 from bot.store import Store
 
 log = logging.getLogger(__name__)
+
+# An awork user created this long before our claim is someone who was there already.
+CLOCK_SKEW = timedelta(minutes=10)
 
 
 class Refusal(StrEnum):
@@ -34,6 +61,25 @@ class Decision:
         return self.refusal is None
 
 
+def new_instance_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def process_alive(instance_id: str) -> bool | None:
+    """Whether the process behind an instance id runs; None when it is on another host."""
+    host, _, rest = instance_id.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class InviteService:
     def __init__(
         self,
@@ -43,14 +89,23 @@ class InviteService:
         approvers: frozenset[str],
         accept_url_template: str,
         workspace_id: str | None = None,
+        invite_attempts: int = 3,
+        claim_lease: timedelta = timedelta(minutes=3),
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.store = store
         self.awork = awork
         self.catalog = catalog
         self.approvers = approvers
         self.accept_url_template = accept_url_template
+        self.instance_id = new_instance_id()
+        self.invite_attempts = invite_attempts
+        self.claim_lease = claim_lease
+        self._sleep = sleep
         self._workspace_id = workspace_id
         self._workspace_lock = threading.Lock()
+        self._in_flight = 0
+        self._idle = threading.Condition()
 
     def is_approver(self, user_id: str) -> bool:
         return user_id in self.approvers
@@ -72,11 +127,11 @@ class InviteService:
             team_names=self.catalog.team_names(details.team_ids),
         )
         self.store.add(request)
+        self.store.record(
+            "submitted", request.id, requester_id, email=details.email, role=request.role_name
+        )
         log.info("request %s stored (requester %s)", request.id, requester_id)
         return request
-
-    def record_approval_message(self, request_id: str, channel: str, ts: str) -> None:
-        self.store.update(request_id, approval_message=MessageRef(channel=channel, ts=ts))
 
     # -- deciding ----------------------------------------------------------------------------
 
@@ -91,13 +146,23 @@ class InviteService:
         expected = {Status.PENDING}
         if current.status is Status.FAILED and current.failure and current.failure.retryable:
             expected.add(Status.FAILED)
-        changes: dict[str, object] = {"failure": None, "attempts": current.attempts + 1}
+        now = utcnow()
+        changes: dict[str, object] = {
+            "failure": None,
+            "attempts": current.attempts + 1,
+            "claimed_by": self.instance_id,
+            "claimed_at": now,
+            "invite_started_at": current.invite_started_at or now,
+            "outcome_told": False,
+        }
         if current.status is Status.PENDING:
             changes.update(decided_by=approver_id, decided_at=utcnow())
         ok, request = self.store.transition(request_id, expected, Status.INVITING, **changes)
         if not ok:
             return Decision(request, Refusal.ALREADY_DECIDED)
-        log.info("request %s approved by %s", request_id, approver_id)
+        event = "approved" if current.status is Status.PENDING else "retried"
+        self.store.record(event, request_id, approver_id)
+        log.info("request %s %s by %s", request_id, event, approver_id)
         return Decision(request)
 
     def can_deny(self, request_id: str, approver_id: str) -> Decision:
@@ -125,31 +190,156 @@ class InviteService:
         )
         if not ok:
             return Decision(request, Refusal.ALREADY_DECIDED)
+        self.store.record("denied", request_id, approver_id, reason=reason)
         log.info("request %s denied by %s", request_id, approver_id)
         return Decision(request)
 
     # -- inviting ----------------------------------------------------------------------------
 
     def invite(self, request_id: str) -> InviteRequest:
-        """Call awork for a request this process claimed with `approve` (status INVITING)."""
+        """Call awork for a request this process claimed (status INVITING), exactly once."""
         request = self.store.get(request_id)
         if request is None or request.status is not Status.INVITING:
             raise ValueError(f"request {request_id} is not being invited")
-        try:
-            invitation = request.details.to_invitation(self.workspace_id())
-            result = self.awork.create_invitation(invitation)
-        except AworkError as exc:
-            failure = describe_failure(exc, request.details.email)
-            log.warning("request %s: awork refused (%s)", request_id, exc.code)
-            _, stored = self.store.transition(
-                request_id, {Status.INVITING}, Status.FAILED, failure=failure
+        with self._tracked():
+            try:
+                # An earlier attempt may have reached awork: look before sending again.
+                found = self._invited_in_awork(request) if request.uncertain else None
+                result = found if found is not None else self._create(request)
+            except AworkError as exc:
+                return self._fail(request, exc)
+            return self._succeed(request, result)
+
+    def _create(self, request: InviteRequest) -> InvitationResult:
+        invitation = request.details.to_invitation(self.workspace_id())
+        for attempt in range(1, self.invite_attempts + 1):
+            try:
+                return self.awork.create_invitation(invitation)
+            except AworkUnavailable as exc:
+                if not exc.ambiguous:
+                    raise
+                log.warning("request %s: awork answer unclear (%s), checking", request.id, exc.code)
+                found = self._invited_in_awork(request)
+                if found is not None:
+                    return found
+                if attempt == self.invite_attempts:
+                    raise
+                self._sleep(min(30.0, max(exc.retry_after or 0.0, 0.5 * 2**attempt)))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _invited_in_awork(self, request: InviteRequest) -> InvitationResult | None:
+        """If awork holds a user with this email created since our claim, our invitation
+        went through: return a result without a code. A user from before is a member, which
+        is awork's already-exist-error."""
+        user = self.awork.find_user_by_email(request.details.email)
+        if user is None:
+            return None
+        if not self._created_by_us(user, request.invite_started_at):
+            raise AworkError(
+                "already-exist-error", "The identity is already part of the workspace."
             )
-            return stored or request
+        log.info("request %s: the invitation is in awork already", request.id)
+        return InvitationResult(user_id=user.id)
+
+    @staticmethod
+    def _created_by_us(user: AworkUser, started_at: datetime | None) -> bool:
+        if user.created_on is None or started_at is None:
+            return not (user.status and user.status.invitation_accepted)
+        return user.created_on >= started_at - CLOCK_SKEW
+
+    def _succeed(self, request: InviteRequest, result: InvitationResult) -> InviteRequest:
         _, stored = self.store.transition(
-            request_id, {Status.INVITING}, Status.INVITED, result=result
+            request.id,
+            {Status.INVITING},
+            Status.INVITED,
+            result=result,
+            outcome_told=False,
+            uncertain=False,
         )
-        log.info("request %s: invitation created", request_id)
+        self.store.record(
+            "invited",
+            request.id,
+            awork_user=result.user_id,
+            code_received=result.invitation_code is not None,
+        )
+        log.info("request %s: invitation created", request.id)
         return stored or request
+
+    def _fail(self, request: InviteRequest, exc: AworkError) -> InviteRequest:
+        failure = describe_failure(exc, request.details.email)
+        log.warning("request %s: awork refused (%s)", request.id, exc.code)
+        # If the call may have reached awork, the next attempt looks before it sends.
+        uncertain = request.uncertain or (isinstance(exc, AworkUnavailable) and exc.ambiguous)
+        _, stored = self.store.transition(
+            request.id,
+            {Status.INVITING},
+            Status.FAILED,
+            failure=failure,
+            outcome_told=False,
+            uncertain=uncertain,
+        )
+        self.store.record("invite_failed", request.id, code=exc.code, retryable=failure.retryable)
+        return stored or request
+
+    # -- after a crash -----------------------------------------------------------------------
+
+    def orphans(self) -> list[InviteRequest]:
+        """INVITING requests whose inviting process is gone (or silent past the lease)."""
+        now = utcnow()
+        found = []
+        for request in self.store.requests(Status.INVITING):
+            owner = request.claimed_by or ""
+            if owner == self.instance_id:
+                continue
+            alive = process_alive(owner) if owner else False
+            expired = request.claimed_at is None or now - request.claimed_at > self.claim_lease
+            if alive is False or expired:
+                found.append(request)
+        return found
+
+    def recover(self, request: InviteRequest) -> InviteRequest | None:
+        """Settle one orphan: take it over by compare-and-set, then finish the invitation,
+        checking awork first so it is never sent twice. None if another process took it."""
+        ok, claimed = self.store.transition(
+            request.id,
+            {Status.INVITING},
+            Status.INVITING,
+            expect_version=request.version,
+            claimed_by=self.instance_id,
+            claimed_at=utcnow(),
+            uncertain=True,
+        )
+        if not ok or claimed is None:
+            return None
+        self.store.record("recovering", request.id, previous_owner=request.claimed_by)
+        log.info("request %s: recovering an invitation interrupted by a restart", request.id)
+        with self._tracked():
+            try:
+                found = self._invited_in_awork(claimed)
+                result = found if found is not None else self._create(claimed)
+            except AworkError as exc:
+                return self._fail(claimed, exc)
+            return self._succeed(claimed, result)
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _tracked(self) -> Iterator[None]:
+        with self._idle:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait (bounded) for in-flight awork invitations to finish; True if none is left."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout)
+
+    # -- helpers -----------------------------------------------------------------------------
 
     def workspace_id(self) -> str:
         """The configured workspace, else the API key's own, asked of awork once and kept."""
@@ -161,10 +351,10 @@ class InviteService:
                 self.store.set_meta("workspace_id", self._workspace_id)
             return self._workspace_id
 
-    def accept_link(self, request: InviteRequest) -> str:
-        """The acceptance link; a credential, for DMs only."""
-        if request.result is None:
-            raise ValueError("request has no invitation")
+    def accept_link(self, request: InviteRequest) -> str | None:
+        """The acceptance link; a credential, for DMs only. None without a code."""
+        if request.result is None or request.result.invitation_code is None:
+            return None
         return self.accept_url_template.format(
             code=quote(request.result.invitation_code.get_secret_value(), safe=""),
             email=quote(request.details.email, safe=""),

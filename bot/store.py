@@ -1,20 +1,27 @@
-"""The embedded store: invite requests and a little state, JSON in a sqlitedict file.
+"""The embedded store: invite requests, an audit log and a little state, JSON in sqlitedict.
 
 Every state change is a compare-and-set: it is written only when the request is still in one of
 the states the caller expected, so a double click, a second approver or a retried delivery
-finds the request already moved on and changes nothing.
+finds the request already moved on and changes nothing. The read-check-write runs under a
+thread lock and an exclusive `flock` on `<file>.lock`, so it holds across threads and across
+processes sharing one store file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+import secrets
 import threading
 from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlitedict import SqliteDict
 
-from bot.models import InviteRequest, Status, utcnow
+from bot.models import AuditEvent, InviteRequest, Status, utcnow
 
 
 class Store:
@@ -29,17 +36,40 @@ class Store:
         }
         self._requests = SqliteDict(path, tablename="requests", **options)
         self._meta = SqliteDict(path, tablename="meta", **options)
-        self._lock = threading.RLock()
+        self._audit = SqliteDict(path, tablename="audit", **options)
+        self._thread_lock = threading.RLock()
+        self._lock_file = open(f"{path}.lock", "a+b")  # noqa: SIM115 - held for the store's life
+        self._depth = 0
+        self.closed = False
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Exclusive across threads (RLock) and processes (flock), re-entrant in a thread."""
+        with self._thread_lock:
+            if self._depth == 0:
+                fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
 
     def close(self) -> None:
-        with self._lock:
+        if self.closed:
+            return
+        with self._lock():
+            self.closed = True
             self._requests.close()
             self._meta.close()
+            self._audit.close()
+        self._lock_file.close()
 
     # -- requests ---------------------------------------------------------------------------
 
     def add(self, request: InviteRequest) -> InviteRequest:
-        with self._lock:
+        with self._lock():
             if request.id in self._requests:
                 raise KeyError(f"request {request.id} exists already")
             self._requests[request.id] = request.model_dump(mode="json")
@@ -50,23 +80,55 @@ class Store:
         return InviteRequest.model_validate(raw) if raw is not None else None
 
     def transition(
-        self, request_id: str, expected: Iterable[Status], to: Status, **changes: Any
+        self,
+        request_id: str,
+        expected: Iterable[Status],
+        to: Status,
+        expect_version: int | None = None,
+        **changes: Any,
     ) -> tuple[bool, InviteRequest | None]:
-        """Move a request to `to` only if it is in one of `expected`.
+        """Move a request to `to` only if it is in one of `expected` (and, when given, still
+        at `expect_version`).
 
         Returns (True, the new request) when this call made the change, else (False, the
         request as it is, or None when there is no such request).
         """
         expected = frozenset(expected)
-        with self._lock:
+        with self._lock():
             current = self.get(request_id)
             if current is None or current.status not in expected:
                 return False, current
+            if expect_version is not None and current.version != expect_version:
+                return False, current
             return True, self._write(current, status=to, **changes)
+
+    def lease(
+        self, request_id: str, owner: str, seconds: float, steal_from: str | None = None
+    ) -> bool:
+        """Take a short exclusive lease on a request's Slack deliveries; False if held.
+        `steal_from` names a holder known to be dead, whose lease may be taken over."""
+        with self._lock():
+            current = self.get(request_id)
+            if current is None:
+                return False
+            now = utcnow()
+            held = current.lease_owner not in (None, owner, steal_from) and (
+                current.lease_until is not None and current.lease_until > now
+            )
+            if held:
+                return False
+            self._write(current, lease_owner=owner, lease_until=now + timedelta(seconds=seconds))
+            return True
+
+    def release(self, request_id: str, owner: str) -> None:
+        with self._lock():
+            current = self.get(request_id)
+            if current is not None and current.lease_owner == owner:
+                self._write(current, lease_owner=None, lease_until=None)
 
     def update(self, request_id: str, **changes: Any) -> InviteRequest | None:
         """Change fields that are not the state (message references, delivery notes)."""
-        with self._lock:
+        with self._lock():
             current = self.get(request_id)
             return self._write(current, **changes) if current is not None else None
 
@@ -84,6 +146,22 @@ class Store:
             request = InviteRequest.model_validate(raw)
             if not statuses or request.status in statuses:
                 yield request
+
+    # -- audit log --------------------------------------------------------------------------
+
+    def record(
+        self, event: str, request_id: str | None = None, actor: str | None = None, **detail: Any
+    ) -> None:
+        """Append one event to the audit log. Never holds a code or a secret."""
+        entry = AuditEvent(event=event, request_id=request_id, actor=actor, detail=detail)
+        key = f"{entry.at.strftime('%Y%m%dT%H%M%S.%f')}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._audit[key] = entry.model_dump(mode="json")
+
+    def audit(self, since: datetime | None = None) -> list[AuditEvent]:
+        events = [AuditEvent.model_validate(raw) for raw in self._audit.values()]
+        if since is not None:
+            events = [e for e in events if e.at >= since]
+        return sorted(events, key=lambda e: e.at)
 
     # -- small state ------------------------------------------------------------------------
 

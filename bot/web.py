@@ -74,4 +74,7 @@ class Server(BaseApplication):
         # Built in the worker, so the background threads live where the requests are served.
         bot = build(self.settings)
         bot.start_background()
+        # SIGTERM: gunicorn stops accepting and finishes open requests; then this lets the
+        # invitations running after their acks finish too, and closes the store.
+        self.cfg.set("worker_exit", lambda server, worker: bot.shutdown(timeout=25.0))
         return wsgi_app(bot)

@@ -10,39 +10,31 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.deps import Deps
-from bot.models import Status
-from handlers import notify
 
 log = logging.getLogger(__name__)
 
 
 def register(app: App, deps: Deps) -> None:
     service = deps.service
+    courier = deps.courier
 
-    def approve(ack: Ack, body: dict, client: WebClient) -> None:
+    def approve(ack: Ack, body: dict) -> None:
         ack()
         user = body["user"]["id"]
         decision = service.approve(_request_id(body), user)
         if not decision.ok:
-            notify.tell(
-                client, user, _channel(body), blocks.refusal(decision.request, decision.refusal)
-            )
+            courier.tell(user, _channel(body), blocks.refusal(decision.request, decision.refusal))
             return
-        notify.refresh_approval(client, decision.request)
-        request = service.invite(decision.request.id)
-        if request.status is Status.INVITED:
-            request = notify.deliver_link(client, service, request)
-        notify.refresh_approval(client, request)
-        notify.tell_requester(client, request)
+        courier.sync(decision.request.id)  # "Approved by @x, inviting…"
+        service.invite(decision.request.id)
+        courier.sync(decision.request.id)
 
     def deny(ack: Ack, body: dict, client: WebClient) -> None:
         ack()
         user = body["user"]["id"]
         decision = service.can_deny(_request_id(body), user)
         if not decision.ok:
-            notify.tell(
-                client, user, _channel(body), blocks.refusal(decision.request, decision.refusal)
-            )
+            courier.tell(user, _channel(body), blocks.refusal(decision.request, decision.refusal))
             return
         try:
             client.views_open(

@@ -1,109 +1,221 @@
-"""Posting to Slack on behalf of the flow: the approval message, notices, and link DMs.
+"""Bringing Slack up to date with a request: the approval message, notices and the link DM.
 
-A failed post is logged by its Slack error name and never stops the flow: the request is
-already stored, and its state is what counts.
+What Slack has been told is kept on the request itself (`approval_message`, `shown_status`,
+`waiting_told`, `link_attempted`, `outcome_told`), so delivery is a function of the stored
+request: `Courier.sync` does whatever is still missing, once, under a short lease in the store,
+and a failed post (Slack down, rate limits past slack_sdk's own retries) is simply done by the
+next `sweep` - at start-up and every half minute. Nothing a user did is lost to a Slack outage.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
-from bot.models import InviteRequest
-from bot.service import InviteService
+from bot.models import InviteRequest, MessageRef, PostedMessage, Status
+from bot.service import InviteService, process_alive
 
 log = logging.getLogger(__name__)
 
+SEND_ERRORS = (SlackApiError, OSError)
 
-def _error(exc: Exception) -> str:
+
+def slack_error(exc: Exception) -> str:
     if isinstance(exc, SlackApiError):
         return str(exc.response.get("error", "unknown"))
     return type(exc).__name__
 
 
-def dm(client: WebClient, user_id: str, text: str) -> bool:
-    """A direct message from the bot to one person."""
-    try:
-        channel = client.conversations_open(users=user_id)["channel"]["id"]
-        client.chat_postMessage(channel=channel, text=text, unfurl_links=False)
-        return True
-    except (SlackApiError, OSError) as exc:
-        log.warning("could not DM %s: %s", user_id, _error(exc))
-        return False
+class Courier:
+    def __init__(self, client: WebClient, service: InviteService, admin_channel: str) -> None:
+        self.client = client
+        self.service = service
+        self.store = service.store
+        self.admin_channel = admin_channel
 
+    # -- one-off private notes ----------------------------------------------------------------
 
-def tell(client: WebClient, user_id: str, channel: str | None, text: str) -> None:
-    """A private note: ephemeral in `channel` when the bot can post there, else a DM."""
-    if channel:
+    def dm(self, user_id: str, text: str) -> tuple[str, str] | None:
+        """A direct message from the bot; returns (channel, ts) or None if it failed."""
         try:
-            client.chat_postEphemeral(channel=channel, user=user_id, text=text)
-            return
-        except (SlackApiError, OSError) as exc:
-            log.info(
-                "ephemeral to %s in %s failed (%s); sending a DM", user_id, channel, _error(exc)
+            channel = self.client.conversations_open(users=user_id)["channel"]["id"]
+            posted = self.client.chat_postMessage(channel=channel, text=text, unfurl_links=False)
+            return posted["channel"], posted["ts"]
+        except SEND_ERRORS as exc:
+            log.warning("could not DM %s: %s", user_id, slack_error(exc))
+            return None
+
+    def tell(self, user_id: str, channel: str | None, text: str) -> tuple[str, str] | None:
+        """A private note: ephemeral in `channel` when the bot can post there, else a DM."""
+        if channel:
+            try:
+                posted = self.client.chat_postEphemeral(channel=channel, user=user_id, text=text)
+                return channel, str(posted.get("message_ts") or "")
+            except SEND_ERRORS as exc:
+                log.info(
+                    "ephemeral to %s in %s failed (%s); DMing", user_id, channel, slack_error(exc)
+                )
+        return self.dm(user_id, text)
+
+    # -- keeping Slack in step with a request -------------------------------------------------
+
+    def sync(self, request_id: str, wait: float = 10.0) -> InviteRequest | None:
+        """Deliver everything Slack has not yet been told about the request."""
+        owner = f"{self.service.instance_id}:{threading.get_ident()}"
+        deadline = time.monotonic() + wait
+        while not self.store.lease(
+            request_id, owner, seconds=60, steal_from=self._dead_holder(request_id)
+        ):
+            if time.monotonic() >= deadline:
+                return None  # another thread or process is delivering; a sweep catches up
+            time.sleep(0.02)
+        try:
+            request = self.store.get(request_id)
+            # The state may move on while we post; go round until Slack has caught up.
+            for _ in range(4):
+                if request is None or not request.needs_delivery():
+                    break
+                before = request.version
+                request = self._deliver(request)
+                if request.version == before:
+                    break  # nothing could be delivered now; the next sweep retries
+            return request
+        finally:
+            self.store.release(request_id, owner)
+
+    def _dead_holder(self, request_id: str) -> str | None:
+        """The lease holder, if its process is known to have died (a crash mid-delivery)."""
+        request = self.store.get(request_id)
+        holder = request.lease_owner if request else None
+        return holder if holder and process_alive(holder) is False else None
+
+    def sweep(self) -> None:
+        """Settle invitations orphaned by a crash, then redo deliveries that failed."""
+        for orphan in self.service.orphans():
+            recovered = self.service.recover(orphan)
+            if recovered is not None:
+                self.sync(recovered.id)
+        for request in self.store.requests():
+            if request.needs_delivery() and request.status is not Status.INVITING:
+                self.sync(request.id, wait=0)
+
+    def _deliver(self, request: InviteRequest) -> InviteRequest:
+        if request.approval_message is None:
+            request = self._post_approval(request)
+        if request.status is Status.INVITED and not request.link_attempted:
+            request = self._send_link(request)
+        if request.approval_message is not None and request.shown_status is not request.status:
+            request = self._update_approval(request)
+        if request.status is Status.PENDING and not request.waiting_told:
+            where = self.tell(
+                request.requester_id, request.origin_channel, blocks.waiting_notice(request)
             )
-    dm(client, user_id, text)
+            if where:
+                request = self._posted(request, "waiting_notice", where, waiting_told=True)
+        elif self._outcome_due(request):
+            where = self.tell(
+                request.requester_id, request.origin_channel, blocks.outcome_notice(request)
+            )
+            if where:
+                request = self._posted(request, "outcome_notice", where, outcome_told=True)
+        return request
 
+    @staticmethod
+    def _outcome_due(request: InviteRequest) -> bool:
+        if request.status in (Status.PENDING, Status.INVITING) or request.outcome_told:
+            return False
+        # The requester hears where the link went, so the link goes first.
+        return request.status is not Status.INVITED or request.link_attempted
 
-def post_approval(
-    client: WebClient, service: InviteService, request: InviteRequest, channel: str
-) -> None:
-    text, message_blocks = blocks.approval_message(request)
-    try:
-        posted = client.chat_postMessage(channel=channel, text=text, blocks=message_blocks)
-    except (SlackApiError, OSError) as exc:
-        log.error("request %s: could not post the approval message: %s", request.id, _error(exc))
-        return
-    service.record_approval_message(request.id, posted["channel"], posted["ts"])
-
-
-def refresh_approval(client: WebClient, request: InviteRequest) -> None:
-    """Show the request's current state on its approval message."""
-    if request.approval_message is None:
-        return
-    text, message_blocks = blocks.approval_message(request)
-    try:
-        client.chat_update(
-            channel=request.approval_message.channel,
-            ts=request.approval_message.ts,
-            text=text,
-            blocks=message_blocks,
+    def _post_approval(self, request: InviteRequest) -> InviteRequest:
+        text, message_blocks = blocks.approval_message(request)
+        try:
+            posted = self.client.chat_postMessage(
+                channel=self.admin_channel, text=text, blocks=message_blocks
+            )
+        except SEND_ERRORS as exc:
+            log.error(
+                "request %s: could not post the approval message: %s", request.id, slack_error(exc)
+            )
+            return request
+        ref = MessageRef(channel=posted["channel"], ts=posted["ts"])
+        return self._posted(
+            request,
+            "approval",
+            (ref.channel, ref.ts),
+            approval_message=ref,
+            shown_status=request.status,
         )
-    except (SlackApiError, OSError) as exc:
-        log.warning(
-            "request %s: could not update the approval message: %s", request.id, _error(exc)
-        )
 
+    def _update_approval(self, request: InviteRequest) -> InviteRequest:
+        text, message_blocks = blocks.approval_message(request)
+        ref = request.approval_message
+        try:
+            self.client.chat_update(
+                channel=ref.channel, ts=ref.ts, text=text, blocks=message_blocks
+            )
+        except SEND_ERRORS as exc:
+            log.warning(
+                "request %s: could not update the approval message: %s",
+                request.id,
+                slack_error(exc),
+            )
+            return request
+        return self.store.update(request.id, shown_status=request.status) or request
 
-def slack_user_for(client: WebClient, address: str) -> str | None:
-    """The Slack member with this email, if there is one (needs users:read.email)."""
-    try:
-        user = client.users_lookupByEmail(email=address)["user"]
-    except (SlackApiError, OSError) as exc:
-        if _error(exc) != "users_not_found":
-            log.warning("users.lookupByEmail failed: %s", _error(exc))
-        return None
-    if user.get("deleted") or user.get("is_bot"):
-        return None
-    return user.get("id")
+    def _send_link(self, request: InviteRequest) -> InviteRequest:
+        """DM the acceptance link: to the invitee if they are in Slack, else to the requester."""
+        link = self.service.accept_link(request)
+        if link is None:  # found in awork after a crash: awork's own email carries the link
+            return self.store.update(request.id, link_attempted=True) or request
+        invitee = self._slack_user(request.details.email)
+        if invitee:
+            where = self.dm(invitee, blocks.link_message(request, link, to_invitee=True))
+            if where:
+                return self._posted(
+                    request,
+                    "link_dm",
+                    where,
+                    link_attempted=True,
+                    link_sent_to=invitee,
+                    shown_status=None,
+                )
+        where = self.dm(request.requester_id, blocks.link_message(request, link, to_invitee=False))
+        if where:
+            return self._posted(
+                request,
+                "link_dm",
+                where,
+                link_attempted=True,
+                link_sent_to=request.requester_id,
+                shown_status=None,
+            )
+        return request
 
+    def _slack_user(self, address: str) -> str | None:
+        """The Slack member with this email, if there is one (needs users:read.email)."""
+        try:
+            user = self.client.users_lookupByEmail(email=address)["user"]
+        except SEND_ERRORS as exc:
+            if slack_error(exc) != "users_not_found":
+                log.warning("users.lookupByEmail failed: %s", slack_error(exc))
+            return None
+        if user.get("deleted") or user.get("is_bot"):
+            return None
+        return user.get("id")
 
-def deliver_link(
-    client: WebClient, service: InviteService, request: InviteRequest
-) -> InviteRequest:
-    """DM the acceptance link: to the invitee if they are in Slack, else to the requester."""
-    link = service.accept_link(request)
-    invitee = slack_user_for(client, request.details.email)
-    sent_to = None
-    if invitee and dm(client, invitee, blocks.link_message(request, link, to_invitee=True)):
-        sent_to = invitee
-    elif dm(client, request.requester_id, blocks.link_message(request, link, to_invitee=False)):
-        sent_to = request.requester_id
-    return service.store.update(request.id, link_sent_to=sent_to) or request
-
-
-def tell_requester(client: WebClient, request: InviteRequest) -> None:
-    tell(client, request.requester_id, request.origin_channel, blocks.outcome_notice(request))
+    def _posted(
+        self, request: InviteRequest, kind: str, where: tuple[str, str], **changes: object
+    ) -> InviteRequest:
+        """Keep the posted message's place with the request, in the audit log too."""
+        channel, ts = where
+        current = self.store.get(request.id) or request
+        message = PostedMessage(kind=kind, channel=channel, ts=ts)
+        updated = self.store.update(request.id, messages=[*current.messages, message], **changes)
+        self.store.record("message_posted", request.id, kind=kind, channel=channel, ts=ts)
+        return updated or request

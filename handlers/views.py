@@ -6,12 +6,10 @@ import json
 import logging
 
 from slack_bolt import Ack, App
-from slack_sdk import WebClient
 
 from bot import blocks
 from bot.deps import Deps
 from bot.models import parse_details
-from handlers import notify
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +17,7 @@ log = logging.getLogger(__name__)
 def register(app: App, deps: Deps) -> None:
     service = deps.service
 
-    def submit_invite(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
+    def submit_invite(ack: Ack, body: dict, view: dict) -> None:
         requester = body["user"]["id"]
         details, errors = parse_details(blocks.form_fields(view.get("state", {}).get("values", {})))
         if details is not None and details.uses_advanced() and not service.is_approver(requester):
@@ -31,10 +29,9 @@ def register(app: App, deps: Deps) -> None:
         # Stored before anything else: a crash after this line loses nothing.
         request = service.submit(details, requester, origin)
         ack()
-        notify.post_approval(client, service, request, deps.settings.invite_admin_channel)
-        notify.tell(client, requester, origin, blocks.waiting_notice(request))
+        deps.courier.sync(request.id)
 
-    def submit_deny_reason(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
+    def submit_deny_reason(ack: Ack, body: dict, view: dict) -> None:
         request_id = view.get("private_metadata", "")
         values = blocks.form_fields(view.get("state", {}).get("values", {}))
         reason = (values.get("reason") or "").strip()
@@ -55,8 +52,7 @@ def register(app: App, deps: Deps) -> None:
             )
             return
         ack()
-        notify.refresh_approval(client, decision.request)
-        notify.tell_requester(client, decision.request)
+        deps.courier.sync(request_id)
 
     app.view(blocks.INVITE_FORM)(submit_invite)
     app.view(blocks.DENY_REASON)(submit_deny_reason)

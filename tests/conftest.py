@@ -67,7 +67,7 @@ def bot(settings, awork) -> Iterator[Bot]:
     )
     assert built.deps.catalog.refresh()
     yield built
-    built.close()
+    built.shutdown(timeout=5)
 
 
 @pytest.fixture

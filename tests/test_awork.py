@@ -183,7 +183,7 @@ def test_retry_after_http_date_is_honoured(fake):
 
 
 def test_5xx_is_retried_a_bounded_number_of_times():
-    """Persistent 5xx: 4 attempts with growing waits, then AworkUnavailable."""
+    """Persistent 5xx on a GET: 4 attempts with growing waits, then AworkUnavailable."""
     calls = []
     sleeps: list[float] = []
 
@@ -192,10 +192,38 @@ def test_5xx_is_retried_a_bounded_number_of_times():
         return httpx.Response(502)
 
     with pytest.raises(AworkUnavailable) as caught:
-        client_for(handler, sleeps).create_invitation(Invitation(email="a@example.com"))
+        client_for(handler, sleeps).roles()
     assert len(calls) == 4 and len(sleeps) == 3
     assert caught.value.retryable and caught.value.status == 502
     assert sleeps[0] < sleeps[2]
+
+
+def test_5xx_on_post_is_handed_back_as_ambiguous():
+    """A POST answered 5xx may have been done: no blind resend, the error says 'ambiguous'."""
+    calls = []
+
+    def handler(request):
+        calls.append(request)
+        return httpx.Response(503, headers={"Retry-After": "4"})
+
+    with pytest.raises(AworkUnavailable) as caught:
+        client_for(handler).create_invitation(Invitation(email="a@example.com"))
+    assert len(calls) == 1 and caught.value.ambiguous and caught.value.retry_after == 4.0
+
+
+def test_429_on_post_is_retried():
+    """A 429 means awork did not carry the POST out, so it is safe to send again."""
+    responses = iter(
+        [
+            httpx.Response(429, headers={"ratelimit-reset": "1"}),
+            httpx.Response(200, json={"invitationCode": "c"}),
+        ]
+    )
+    sleeps: list[float] = []
+    result = client_for(lambda r: next(responses), sleeps).create_invitation(
+        Invitation(email="a@example.com")
+    )
+    assert result.invitation_code.get_secret_value() == "c" and sleeps == [1.0]
 
 
 def test_waits_are_capped():

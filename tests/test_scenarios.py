@@ -44,6 +44,17 @@ def wait_status(bot, request_id: str, status: Status, timeout: float = 5.0):
     raise AssertionError(f"{request_id} is {bot.store.get(request_id).status}, not {status}")
 
 
+def settle(bot, request_id: str, timeout: float = 5.0):
+    """Wait until Slack has been told everything about the request and no delivery runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        request = bot.store.get(request_id)
+        if not request.needs_delivery() and request.lease_owner is None:
+            return request
+        time.sleep(0.01)
+    raise AssertionError(f"{request_id} still has deliveries: {bot.store.get(request_id)}")
+
+
 def wait_settled(slack, request_id: str, needle: str):
     """Wait for the approval message update that contains `needle`."""
     return slack.wait_for("chat.update", where=lambda c: needle in json.dumps(c.args["blocks"]))
@@ -490,9 +501,7 @@ def test_non_approver_cannot_use_advanced_fields(driver, bot):
 def test_pending_request_survives_a_restart(settings, awork, slack, bot, driver):
     """A request submitted before a restart can be approved after it; its message is updated."""
     request_id = submit(driver, slack)
-    deadline = time.monotonic() + 2
-    while bot.store.get(request_id).approval_message is None and time.monotonic() < deadline:
-        time.sleep(0.01)
+    settle(bot, request_id)
     bot.close()
     again = build(
         settings, awork_transport=httpx.MockTransport(awork.handler), retry_sleep=lambda _: None

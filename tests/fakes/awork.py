@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -34,9 +35,12 @@ WORKSPACE_ID = "9a8b7c6d-0000-4000-8000-000000000001"
 API_KEY = "awork-test-key-0123456789"
 
 
-def _user(email: str, first: str, last: str, accepted: bool = True) -> dict[str, Any]:
+def _user(
+    email: str, first: str, last: str, accepted: bool = True, created_on: str | None = None
+) -> dict[str, Any]:
     return {
         "id": str(uuid.uuid4()),
+        "createdOn": created_on or datetime.now(UTC).isoformat(),
         "firstName": first,
         "lastName": last,
         "status": {"invitationAccepted": accepted, "isDeactivated": False},
@@ -70,7 +74,7 @@ class FakeAwork:
             {"id": TEAM_DESIGN, "name": "Design", "icon": "brush", "color": "purple"},
             {"id": TEAM_ENGINEERING, "name": "Engineering", "icon": "computer", "color": "blue"},
         ]
-        self.users = [_user("owner@ncnstn.com", "Olga", "Owner")]
+        self.users = [_user("owner@ncnstn.com", "Olga", "Owner", created_on="2021-03-01T09:00:00Z")]
         self.invitations: list[dict[str, Any]] = []
         self.requests: list[httpx.Request] = []
         self.seats_free: int | None = None
