@@ -7,6 +7,8 @@ import logging
 import signal
 import sys
 import threading
+from datetime import UTC, datetime
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -29,7 +31,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     serve.add_argument("--host", help="HTTP bind address (default HOST or 0.0.0.0)")
     serve.add_argument("--port", type=int, help="HTTP port (default PORT or 3000)")
+    audit = commands.add_parser("audit", help="print the audit log of requests and decisions")
+    audit.add_argument(
+        "--since",
+        type=parse_since,
+        help="only events from this date or time on (ISO 8601, UTC unless given)",
+    )
+    audit.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser.parse_args(argv)
+
+
+def parse_since(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def print_audit(settings: Settings, since: datetime | None, as_json: bool) -> int:
+    from bot.store import Store
+
+    if not Path(settings.invite_db_path).exists():
+        print(
+            f"invite-bot: no store at {settings.invite_db_path} (INVITE_DB_PATH)", file=sys.stderr
+        )
+        return 2
+    store = Store(settings.invite_db_path)
+    try:
+        for event in store.audit(since):
+            if as_json:
+                print(event.model_dump_json())
+                continue
+            detail = " ".join(f"{key}={value}" for key, value in event.detail.items())
+            actor = f" by {event.actor}" if event.actor else ""
+            print(
+                f"{event.at:%Y-%m-%d %H:%M:%S}Z  {event.event:<15} {event.request_id or '-'}{actor}  {detail}".rstrip()
+            )
+    finally:
+        store.close()
+    return 0
 
 
 def load_settings() -> Settings:
@@ -64,6 +105,8 @@ def run_socket_mode(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = load_settings()
+    if args.command == "audit":
+        return print_audit(settings, args.since, args.json)
     logs.configure(settings)
     socket_mode = args.socket or (not args.http and settings.slack_app_token is not None)
     missing = settings.missing_for_serving(socket_mode)

@@ -214,9 +214,14 @@ def invite_form(
     }
 
 
-def form_fields(state_values: dict[str, Any]) -> dict[str, Any]:
-    """The submitted form as awork field names (camelCase) -> plain Python values."""
+def form_fields(state_values: Any) -> dict[str, Any]:
+    """The submitted form as awork field names (camelCase) -> plain Python values.
+
+    Tolerates any shape: what is not an element Slack would send is left out, so validation
+    answers for it ("Please fill this in") instead of the listener failing."""
     fields: dict[str, Any] = {}
+    if not isinstance(state_values, dict):
+        return fields
     for block_id, actions in state_values.items():
         element = actions.get(block_id) if isinstance(actions, dict) else None
         if not isinstance(element, dict):
@@ -225,19 +230,26 @@ def form_fields(state_values: dict[str, Any]) -> dict[str, Any]:
         if kind in ("plain_text_input", "number_input"):
             value: Any = element.get("value")
         elif kind in ("static_select", "external_select", "radio_buttons"):
-            value = (element.get("selected_option") or {}).get("value")
-        elif kind == "multi_external_select" or kind == "multi_static_select":
-            value = [
-                o.get("value") for o in element.get("selected_options") or [] if o.get("value")
-            ]
+            value = _option_value(element.get("selected_option"))
+        elif kind in ("multi_external_select", "multi_static_select"):
+            value = [v for v in map(_option_value, _options(element)) if v is not None]
         elif kind == "checkboxes":
-            value = bool(element.get("selected_options"))
+            value = bool(_options(element))
         else:
             continue
         fields[block_id] = value
     if "workspaceId" in fields:
         fields["newWorkspace"] = fields.pop("workspaceId") == "new"
     return fields
+
+
+def _options(element: dict[str, Any]) -> list[Any]:
+    selected = element.get("selected_options")
+    return selected if isinstance(selected, list) else []
+
+
+def _option_value(selected: Any) -> Any:
+    return selected.get("value") if isinstance(selected, dict) else None
 
 
 def role_options(roles: list[Role]) -> list[dict[str, Any]]:

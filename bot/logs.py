@@ -42,13 +42,18 @@ def secret_values(settings: Settings) -> list[str]:
     return values
 
 
+def quiet_libraries(level: int) -> None:
+    """Keep the libraries that log request bodies at INFO or above."""
+    for name in CHATTY_AT_DEBUG:
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
+
+
 def configure(settings: Settings) -> None:
     level = logging.getLevelName(settings.log_level.upper())
     if not isinstance(level, int):
         level = logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for name in CHATTY_AT_DEBUG:
-        logging.getLogger(name).setLevel(max(level, logging.INFO))
+    quiet_libraries(level)
     redact = RedactSecrets(secret_values(settings))
     for handler in logging.getLogger().handlers:
         handler.addFilter(redact)

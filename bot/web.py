@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -12,18 +13,28 @@ from bot.app import Bot, build
 from bot.config import Settings
 
 EVENTS_PATH = "/slack/events"
+log = logging.getLogger(__name__)
 
 
 def wsgi_app(bot: Bot) -> Callable[..., Iterable[bytes]]:
     """Slack's requests at POST /slack/events, a health check at GET /healthz, else 404."""
     slack = SlackRequestHandler(bot.app, path=EVENTS_PATH)
 
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        # Bolt parses the body before it checks the signature and raises on malformed JSON or
+        # shapes it does not expect: that is a bad request, not a server error.
+        try:
+            return slack(environ, start_response)
+        except Exception as exc:
+            log.warning("refused a malformed request to %s: %s", EVENTS_PATH, type(exc).__name__)
+            return _plain(start_response, "400 Bad Request", b"bad request\n")
+
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
         if path == EVENTS_PATH:
             if method == "POST":
-                return slack(environ, start_response)
+                return guarded(environ, start_response)
             return _plain(
                 start_response, "405 Method Not Allowed", b"POST only\n", [("Allow", "POST")]
             )

@@ -20,15 +20,21 @@ COMMAND = re.compile(r"^/(awork-)?invite$")
 EMAIL_LIKE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 
+def prefilled_email(text: str) -> str | None:
+    """`/invite ada@example.com` prefills the form's email; anything else is ignored."""
+    text = text.strip()
+    return text if len(text) <= 254 and EMAIL_LIKE.match(text) else None
+
+
 def register(app: App, deps: Deps) -> None:
     def open_invite_form(ack: Ack, body: dict, client: WebClient) -> None:
         ack()
         # The trigger_id lives for 3 seconds: open the modal before anything else.
-        text = (body.get("text") or "").strip()
+        text = str(body.get("text") or "")
         view = blocks.invite_form(
             origin_channel=body.get("channel_id"),
             advanced=deps.service.is_approver(body.get("user_id", "")),
-            email=text if EMAIL_LIKE.match(text) else None,
+            email=prefilled_email(text),
         )
         try:
             client.views_open(trigger_id=body["trigger_id"], view=view)

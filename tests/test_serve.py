@@ -189,3 +189,84 @@ def test_serve_without_configuration_says_what_is_missing(tmp_path):
         and "Traceback" not in result.stderr
     )
     assert SCRIPT.exists()
+
+
+def _submit_and_approve(port: int, slack, email: str) -> str:
+    view = blocks.invite_form("CGENERAL", advanced=False)
+    submission = fixture("view_submission_real_capture_slack_machine.json")["payload"]
+    submission["user"]["id"] = "UREQ"
+    submission["view"] = {
+        **submission["view"],
+        **view,
+        "state": {"values": state_for(view, {"email": email})},
+    }
+    assert post_signed(port, interactive(submission)).status_code == 200
+    post = slack.wait_for(
+        "chat.postMessage",
+        timeout=10,
+        where=lambda c: c.args["channel"] == "CADMIN" and email in c.args["text"],
+    )[0]
+    request_id = next(b for b in post.args["blocks"] if b["type"] == "actions")["elements"][0][
+        "value"
+    ]
+    click = fixture("block_actions_message_button_real_capture_slack_machine.json")["payload"]
+    click["user"]["id"] = APPROVERS[0]
+    click["actions"] = [
+        {
+            "action_id": "approve_invite",
+            "block_id": "b",
+            "type": "button",
+            "value": request_id,
+            "action_ts": "1",
+        }
+    ]
+    assert post_signed(port, interactive(click)).status_code == 200
+    return request_id
+
+
+def test_sigterm_lets_the_running_invitation_finish(tmp_path, env, slack, awork_server):
+    """SIGTERM while awork is slow: the invitation completes, Slack is told, the store closes."""
+    fake, _ = awork_server
+    port = free_port()
+    process = start_server(env, port, tmp_path / "serve.log")
+    fake.delay = 2.0
+    _submit_and_approve(port, slack, "slow@example.com")
+    deadline = time.monotonic() + 10
+    while not fake.calls("POST", "/invitations") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.terminate()  # SIGTERM while the POST is in flight
+    assert process.wait(timeout=40) == 0
+    assert len(fake.invitations) == 1
+    assert any(
+        "invitation sent" in json.dumps(c.args.get("blocks")) for c in slack.of("chat.update")
+    )
+    log = (tmp_path / "serve.log").read_text()
+    assert "stopped cleanly" in log
+
+
+def test_crash_during_the_invite_call_is_settled_at_the_next_start(
+    tmp_path, env, slack, awork_server
+):
+    """kill -9 while awork is answering: the next start finds the invitation, sends no second."""
+    fake, _ = awork_server
+    port = free_port()
+    process = start_server(env, port, tmp_path / "serve.log")
+    fake.delay = 1.5
+    request_id = _submit_and_approve(port, slack, "crash@example.com")
+    deadline = time.monotonic() + 10
+    while not fake.calls("POST", "/invitations") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kill_server(process)
+    time.sleep(2)  # awork finishes the POST the dead process sent
+    fake.delay = 0
+    process = start_server(env, port, tmp_path / "serve.log")
+    try:
+        slack.wait_for(
+            "chat.update",
+            timeout=15,
+            where=lambda c: "invitation sent" in json.dumps(c.args.get("blocks")),
+        )
+        assert len(fake.invitations) == 1 and len(fake.calls("POST", "/invitations")) == 1
+        assert request_id in (tmp_path / "serve.log").read_text()
+    finally:
+        stop_server(process)

@@ -30,6 +30,8 @@ class FakeSlack:
         self.members: dict[str, str] = {}
         self.errors: dict[str, str] = {}
         self.ephemeral_blocked: set[str] = set()
+        self.throttle: dict[str, int] = {}  # method -> how many HTTP 429s to answer first
+        self.throttled = 0
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
         fake = self
@@ -48,6 +50,14 @@ class FakeSlack:
                 for key in ("blocks", "view"):
                     if isinstance(args.get(key), str):
                         args[key] = json.loads(args[key])
+                if fake.throttle.get(method):
+                    fake.throttle[method] -= 1
+                    fake.throttled += 1
+                    self.send_response(429)
+                    self.send_header("Retry-After", "1")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 body = json.dumps(fake.answer(method, args)).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

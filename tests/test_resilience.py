@@ -1,0 +1,273 @@
+"""Faults that happen in production: crashes mid-invite, unclear awork answers, Slack outages."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from bot.app import build
+from bot.models import Status, utcnow
+from tests.conftest import APPROVERS, SIGNING_SECRET
+from tests.fakes.awork import FakeAwork
+from tests.slack_requests import ADMIN_CHANNEL, GENERAL, SlackDriver
+from tests.test_scenarios import settle, submit, wait_status
+
+APPROVER = APPROVERS[0]
+DEAD = f"{socket.gethostname()}:4194303:dead"  # above pid_max on Linux: never a live process
+
+
+def crash_mid_invite(
+    bot, request_id: str, owner: str = DEAD, claimed_ago: timedelta = timedelta(0)
+):
+    """Leave a request as a process killed during its awork call would: INVITING, claimed."""
+    started = utcnow() - claimed_ago
+    ok, request = bot.store.transition(
+        request_id, {Status.PENDING}, Status.INVITING, decided_by=APPROVER, decided_at=started,
+        claimed_by=owner, claimed_at=started, invite_started_at=started, attempts=1,
+    )  # fmt: skip
+    assert ok
+    return request
+
+
+def approval_updates(slack, needle: str):
+    return [c for c in slack.of("chat.update") if needle in json.dumps(c.args["blocks"])]
+
+
+# --- crash during the invite call -----------------------------------------------------------
+
+
+def test_orphan_whose_invitation_reached_awork_is_marked_invited_without_resending(
+    driver, slack, bot, awork
+):
+    """Killed after awork created the invitation: the restart finds the user and sends nothing."""
+    request_id = submit(driver, slack)
+    settle(bot, request_id)
+    crash_mid_invite(bot, request_id)
+    awork.handler(
+        httpx.Request(
+            "POST",
+            "https://api.awork.com/api/v1/invitations",
+            json={"email": "ada@example.com", "workspaceId": awork.workspace["id"]},
+            headers={"Authorization": f"Bearer {awork.api_key}"},
+        )
+    )
+    posts_before = len(awork.calls("POST", "/invitations"))
+    bot.deps.courier.sweep()
+    request = settle(bot, request_id)
+    assert request.status is Status.INVITED and request.result.invitation_code is None
+    assert len(awork.calls("POST", "/invitations")) == posts_before and len(awork.invitations) == 1
+    assert approval_updates(slack, "invitation sent")
+    told = slack.wait_for(
+        "chat.postEphemeral", where=lambda c: "approved your request" in c.args["text"]
+    )[0]
+    assert "could not deliver the acceptance link" in told.args["text"]
+    assert [e.event for e in bot.store.audit() if e.request_id == request_id][-3:][:2] == [
+        "recovering",
+        "invited",
+    ]
+
+
+def test_orphan_that_never_reached_awork_is_invited_once(driver, slack, bot, awork):
+    """Killed before the POST left: the restart invites exactly once and DMs the link."""
+    request_id = submit(driver, slack)
+    settle(bot, request_id)
+    crash_mid_invite(bot, request_id)
+    bot.deps.courier.sweep()
+    request = settle(bot, request_id)
+    assert request.status is Status.INVITED and request.result.invitation_code is not None
+    assert len(awork.calls("POST", "/invitations")) == 1
+    assert request.link_sent_to == "UREQ"
+
+
+def test_live_claim_is_left_alone_until_its_lease_expires(driver, slack, bot, awork):
+    """A claim by a running process is not taken over; an expired one is."""
+    request_id = submit(driver, slack)
+    settle(bot, request_id)
+    alive_elsewhere = f"{socket.gethostname()}:1:other"  # pid 1 is alive
+    crash_mid_invite(bot, request_id, owner=alive_elsewhere)
+    assert bot.deps.service.orphans() == []
+    bot.store.update(request_id, claimed_at=utcnow() - timedelta(minutes=10))
+    assert [r.id for r in bot.deps.service.orphans()] == [request_id]
+
+
+def test_two_sweepers_recover_an_orphan_once(driver, slack, bot, awork, settings):
+    """Two processes' sweeps racing over one orphan: one takes it, one invitation."""
+    request_id = submit(driver, slack)
+    settle(bot, request_id)
+    crash_mid_invite(bot, request_id)
+    other = build(
+        settings, awork_transport=httpx.MockTransport(awork.handler), retry_sleep=lambda _: None
+    )
+    try:
+        awork.delay = 0.05
+        threads = [threading.Thread(target=b.deps.courier.sweep) for b in (bot, other)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert bot.store.get(request_id).status is Status.INVITED
+        assert len(awork.calls("POST", "/invitations")) == 1
+    finally:
+        other.shutdown(timeout=5)
+
+
+def test_sweep_runs_at_start(settings, awork, slack, driver, bot):
+    """A restarted bot settles an orphan by itself, without any click."""
+    request_id = submit(driver, slack)
+    settle(bot, request_id)
+    crash_mid_invite(bot, request_id)
+    bot.shutdown(timeout=5)
+    again = build(
+        settings, awork_transport=httpx.MockTransport(awork.handler), retry_sleep=lambda _: None
+    )
+    try:
+        again.start_background()
+        wait_status(again, request_id, Status.INVITED)
+        assert len(awork.invitations) == 1
+    finally:
+        again.shutdown(timeout=5)
+
+
+# --- ambiguous answers ----------------------------------------------------------------------
+
+
+class TimesOut:
+    """Transport that times out the first POST /invitations, before or after awork did it."""
+
+    def __init__(self, fake: FakeAwork, after_processing: bool) -> None:
+        self.fake = fake
+        self.after_processing = after_processing
+        self.timed_out = 0
+        self.posts = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        is_post = request.method == "POST" and request.url.path.endswith("/invitations")
+        self.posts += is_post
+        if is_post and not self.timed_out:
+            self.timed_out += 1
+            if self.after_processing:
+                self.fake.handler(request)
+            raise httpx.ReadTimeout("timed out", request=request)
+        return self.fake.handler(request)
+
+
+@pytest.mark.parametrize("after_processing", [True, False])
+def test_timed_out_invitation_is_checked_before_resending(settings, slack, awork, after_processing):
+    """A timed-out POST: awork is asked for the email first; one invitation either way."""
+    transport = TimesOut(awork, after_processing)
+    bot = build(
+        settings, awork_transport=httpx.MockTransport(transport), retry_sleep=lambda _: None
+    )
+    try:
+        bot.deps.catalog.refresh()
+        driver = SlackDriver(bot.app, SIGNING_SECRET)
+        request_id = submit(driver, slack)
+        driver.click("approve_invite", request_id, APPROVER)
+        request = wait_status(bot, request_id, Status.INVITED)
+        assert transport.timed_out == 1 and len(awork.invitations) == 1
+        assert awork.calls("GET", "/users"), "awork was not asked before resending"
+        assert transport.posts == (1 if after_processing else 2)
+        assert (request.result.invitation_code is None) is after_processing
+    finally:
+        bot.shutdown(timeout=5)
+
+
+def test_existing_member_found_after_a_timeout_is_not_called_invited(settings, slack, awork):
+    """If the email belonged to a member from before, a timeout is reported as 'already in'."""
+    transport = TimesOut(awork, after_processing=False)
+    bot = build(
+        settings, awork_transport=httpx.MockTransport(transport), retry_sleep=lambda _: None
+    )
+    try:
+        driver = SlackDriver(bot.app, SIGNING_SECRET)
+        request_id = submit(driver, slack, {"email": "owner@ncnstn.com"})
+        driver.click("approve_invite", request_id, APPROVER)
+        request = wait_status(bot, request_id, Status.FAILED)
+        assert request.failure.code == "already-exist-error" and awork.invitations == []
+    finally:
+        bot.shutdown(timeout=5)
+
+
+# --- Slack failures -------------------------------------------------------------------------
+
+
+def test_failed_approval_post_is_redone_by_the_sweep(driver, slack, bot):
+    """chat.postMessage failing at submit: the request is kept and its message posted later, once."""
+    slack.errors["chat.postMessage"] = "internal_error"
+    slack.ephemeral_blocked.add(GENERAL)
+    slack.errors["conversations.open"] = "internal_error"
+    response = driver.submit_form({"email": "late@example.com"})
+    assert response.status == 200 and response.body == ""
+    time.sleep(0.3)
+    [request] = list(bot.store.requests())
+    assert (
+        request.status is Status.PENDING
+        and request.approval_message is None
+        and request.needs_delivery()
+    )
+    slack.errors.clear()
+    slack.ephemeral_blocked.clear()
+    bot.deps.courier.sweep()
+    bot.deps.courier.sweep()
+    request = settle(bot, request.id)
+    posted = [c for c in slack.of("chat.postMessage") if c.args["channel"] == ADMIN_CHANNEL]
+    assert len(posted) == 2  # one failed, one delivered
+    assert request.approval_message.channel == ADMIN_CHANNEL and request.waiting_told
+    assert (
+        len([c for c in slack.of("chat.postEphemeral") if "waiting" in c.args["text"]]) == 2
+    )  # blocked, then sent
+
+
+def test_outbox_survives_a_restart(settings, awork, slack, bot, driver):
+    """Slack down at submit, process restarted: the new process posts the approval message."""
+    slack.errors["chat.postMessage"] = "service_unavailable"
+    driver.submit_form({"email": "later@example.com"})
+    time.sleep(0.3)
+    [request] = list(bot.store.requests())
+    bot.shutdown(timeout=5)
+    slack.errors.clear()
+    again = build(
+        settings, awork_transport=httpx.MockTransport(awork.handler), retry_sleep=lambda _: None
+    )
+    try:
+        again.start_background()
+        slack.wait_for("chat.postMessage", 2, where=lambda c: c.args["channel"] == ADMIN_CHANNEL)
+        assert settle(again, request.id).approval_message is not None
+    finally:
+        again.shutdown(timeout=5)
+
+
+def test_slack_rate_limit_is_retried_by_slack_sdk(driver, slack, bot):
+    """HTTP 429 with Retry-After from Slack: slack_sdk's retry handler posts again."""
+    slack.throttle["chat.postMessage"] = 1
+    request_id = submit(driver, slack)
+    request = settle(bot, request_id)
+    assert request.approval_message is not None
+    assert slack.throttled == 1
+
+
+def test_every_posted_message_is_kept_with_the_request(driver, slack, bot):
+    """Approval, notices and the link DM each leave their channel and ts on the request."""
+    slack.members["ada@example.com"] = "UADA"
+    request_id = submit(driver, slack)
+    driver.click("approve_invite", request_id, APPROVER)
+    wait_status(bot, request_id, Status.INVITED)
+    request = settle(bot, request_id)
+    kinds = [(m.kind, m.channel) for m in request.messages]
+    assert kinds == [
+        ("approval", ADMIN_CHANNEL),
+        ("waiting_notice", GENERAL),
+        ("link_dm", "DUADA"),
+        ("outcome_notice", GENERAL),
+    ]
+    assert all(m.ts for m in request.messages)
+    logged = [
+        e for e in bot.store.audit() if e.event == "message_posted" and e.request_id == request_id
+    ]
+    assert [e.detail["kind"] for e in logged] == [k for k, _ in kinds]
