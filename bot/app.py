@@ -24,7 +24,7 @@ from bot.catalog import Catalog
 from bot.config import Settings
 from bot.deps import Deps
 from bot.service import InviteService
-from bot.store import Store
+from bot.store import Store, StoreClosed
 from handlers.notify import Courier
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,8 @@ class Bot:
         while not self._stopping.is_set():
             try:
                 self.deps.courier.sweep()
+            except StoreClosed:
+                return
             except Exception as exc:  # keep sweeping; the next round may succeed
                 log.error("sweep failed: %s", type(exc).__name__, exc_info=exc)
             self._stopping.wait(self.sweep_seconds)

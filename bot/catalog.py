@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from bot.awork import AworkClient, AworkError
 from bot.models import Role, Team
-from bot.store import Store
+from bot.store import Store, StoreClosed
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,10 @@ class Catalog:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            ok = self.refresh()
+            try:
+                ok = self.refresh()
+            except StoreClosed:
+                return  # the bot is stopping
             # After a failure, try again sooner than the regular interval.
             self._wake.wait(self._refresh_seconds if ok else min(30.0, self._refresh_seconds))
             self._wake.clear()

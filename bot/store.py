@@ -24,6 +24,10 @@ from sqlitedict import SqliteDict
 from bot.models import AuditEvent, InviteRequest, Status, utcnow
 
 
+class StoreClosed(RuntimeError):
+    """The store was closed (the bot is stopping); the operation was not carried out."""
+
+
 class Store:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -43,9 +47,18 @@ class Store:
         self.closed = False
 
     @contextlib.contextmanager
+    def _open(self) -> Iterator[None]:
+        """Any operation: refused at once once closed (sqlitedict would wait forever), and
+        `close` waits for operations under way."""
+        with self._thread_lock:
+            if self.closed:
+                raise StoreClosed(self.path)
+            yield
+
+    @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
         """Exclusive across threads (RLock) and processes (flock), re-entrant in a thread."""
-        with self._thread_lock:
+        with self._open():
             if self._depth == 0:
                 fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX)
             self._depth += 1
@@ -57,9 +70,9 @@ class Store:
                     fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
 
     def close(self) -> None:
-        if self.closed:
-            return
-        with self._lock():
+        with self._thread_lock:
+            if self.closed:
+                return
             self.closed = True
             self._requests.close()
             self._meta.close()
@@ -76,7 +89,8 @@ class Store:
         return request
 
     def get(self, request_id: str) -> InviteRequest | None:
-        raw = self._requests.get(request_id)
+        with self._open():
+            raw = self._requests.get(request_id)
         return InviteRequest.model_validate(raw) if raw is not None else None
 
     def transition(
@@ -142,7 +156,9 @@ class Store:
         return updated
 
     def requests(self, *statuses: Status) -> Iterator[InviteRequest]:
-        for raw in self._requests.values():
+        with self._open():
+            raws = list(self._requests.values())
+        for raw in raws:
             request = InviteRequest.model_validate(raw)
             if not statuses or request.status in statuses:
                 yield request
@@ -155,10 +171,13 @@ class Store:
         """Append one event to the audit log. Never holds a code or a secret."""
         entry = AuditEvent(event=event, request_id=request_id, actor=actor, detail=detail)
         key = f"{entry.at.strftime('%Y%m%dT%H%M%S.%f')}-{os.getpid()}-{secrets.token_hex(3)}"
-        self._audit[key] = entry.model_dump(mode="json")
+        with self._open():
+            self._audit[key] = entry.model_dump(mode="json")
 
     def audit(self, since: datetime | None = None) -> list[AuditEvent]:
-        events = [AuditEvent.model_validate(raw) for raw in self._audit.values()]
+        with self._open():
+            raws = list(self._audit.values())
+        events = [AuditEvent.model_validate(raw) for raw in raws]
         if since is not None:
             events = [e for e in events if e.at >= since]
         return sorted(events, key=lambda e: e.at)
@@ -166,7 +185,9 @@ class Store:
     # -- small state ------------------------------------------------------------------------
 
     def get_meta(self, key: str, default: Any = None) -> Any:
-        return self._meta.get(key, default)
+        with self._open():
+            return self._meta.get(key, default)
 
     def set_meta(self, key: str, value: Any) -> None:
-        self._meta[key] = value
+        with self._open():
+            self._meta[key] = value
