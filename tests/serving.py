@@ -96,3 +96,76 @@ def stop_server(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def post_signed(
+    port: int, body: str, secret: str, client: httpx.Client | None = None, signed: bool = True
+) -> httpx.Response:
+    """POST a Slack-signed form body to a running server's /slack/events."""
+    from slack_sdk.signature import SignatureVerifier
+
+    ts = str(int(time.time()))
+    signature = (
+        SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
+        if signed
+        else "v0=bad"
+    )
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": signature,
+    }
+    return (client or httpx).post(
+        f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers, timeout=30
+    )
+
+
+def interactive(payload: dict) -> str:
+    import json
+    from urllib.parse import urlencode
+
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def form_submission(email: str, user: str = "UREQ", channel: str = "CGENERAL") -> str:
+    """A view_submission of the invite form, shaped like the captured payload."""
+    from bot import blocks
+    from tests.slack_requests import fixture, state_for
+
+    view = blocks.invite_form(channel, advanced=False)
+    payload = fixture("view_submission_real_capture_slack_machine.json")["payload"]
+    payload["user"]["id"] = user
+    payload["view"] = {
+        **payload["view"],
+        **view,
+        "state": {"values": state_for(view, {"email": email})},
+    }
+    return interactive(payload)
+
+
+def button_click(action_id: str, request_id: str, user: str) -> str:
+    """A block_actions click on an approval message button, shaped like the captured payload."""
+    from tests.slack_requests import fixture
+
+    payload = fixture("block_actions_message_button_real_capture_slack_machine.json")["payload"]
+    payload["user"]["id"] = user
+    payload["actions"] = [
+        {
+            "action_id": action_id,
+            "block_id": f"decide-{request_id}",
+            "type": "button",
+            "value": request_id,
+            "action_ts": str(time.time()),
+        }
+    ]
+    return interactive(payload)
+
+
+def approval_id_for(slack, email: str, timeout: float = 15) -> str:
+    """The request id on the approval message posted for `email`."""
+    post = slack.wait_for(
+        "chat.postMessage",
+        timeout=timeout,
+        where=lambda c: c.args["channel"] == "CADMIN" and email in c.args["text"],
+    )[0]
+    return next(b for b in post.args["blocks"] if b["type"] == "actions")["elements"][0]["value"]

@@ -6,17 +6,24 @@ import json
 import subprocess
 import sys
 import time
-from urllib.parse import urlencode
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from slack_sdk.signature import SignatureVerifier
 
-from bot import blocks
+from tests import serving
 from tests.conftest import APPROVERS, BOT_TOKEN, SIGNING_SECRET
 from tests.fakes.awork import FakeAwork
-from tests.serving import SCRIPT, free_port, kill_server, serve_env, start_server, stop_server
-from tests.slack_requests import SlackDriver, fixture, state_for
+from tests.serving import (
+    SCRIPT,
+    free_port,
+    interactive,
+    kill_server,
+    serve_env,
+    start_server,
+    stop_server,
+)
+from tests.slack_requests import SlackDriver, fixture
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -43,26 +50,7 @@ def env(tmp_path, slack, awork_server):
 
 
 def post_signed(port: int, body: str, signed: bool = True) -> httpx.Response:
-    ts = str(int(time.time()))
-    signature = (
-        SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=ts, body=body)
-        if signed
-        else "v0=bad"
-    )
-    return httpx.post(
-        f"http://127.0.0.1:{port}/slack/events",
-        content=body,
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": signature,
-        },
-        timeout=10,
-    )
-
-
-def interactive(payload: dict) -> str:
-    return urlencode({"payload": json.dumps(payload)})
+    return serving.post_signed(port, body, SIGNING_SECRET, signed=signed)
 
 
 def test_http_mode_serves_slack_requests(tmp_path, env, slack):
@@ -78,33 +66,20 @@ def test_http_mode_serves_slack_requests(tmp_path, env, slack):
         assert post_signed(port, driver.command_body(), signed=False).status_code == 401
         assert httpx.get(f"http://127.0.0.1:{port}/slack/events").status_code == 405
         assert httpx.get(f"http://127.0.0.1:{port}/elsewhere").status_code == 404
-        options = post_signed(
-            port,
-            interactive(
-                {
-                    **fixture("block_suggestion_external_select_bolt.json")["payload"],
-                    "action_id": "roleId",
-                    "block_id": "roleId",
-                    "value": "mem",
-                }
-            ),
-        )
-        assert options.status_code == 200
         # The cache fills in the background right after start; ask until it has answered.
+        search = {
+            **fixture("block_suggestion_external_select_bolt.json")["payload"],
+            "action_id": "roleId",
+            "block_id": "roleId",
+            "value": "mem",
+        }
         deadline = time.monotonic() + 10
-        while not json.loads(options.text)["options"] and time.monotonic() < deadline:
+        while True:
+            options = post_signed(port, interactive(search))
+            assert options.status_code == 200
+            if json.loads(options.text)["options"] or time.monotonic() > deadline:
+                break
             time.sleep(0.1)
-            options = post_signed(
-                port,
-                interactive(
-                    {
-                        **fixture("block_suggestion_external_select_bolt.json")["payload"],
-                        "action_id": "roleId",
-                        "block_id": "roleId",
-                        "value": "mem",
-                    }
-                ),
-            )
         assert [o["text"]["text"] for o in json.loads(options.text)["options"]] == ["Member"]
     finally:
         stop_server(process)
@@ -121,39 +96,16 @@ def test_pending_request_survives_kill_9(tmp_path, env, slack, awork_server):
     slack.members["kim@example.com"] = "UKIM"
     port = free_port()
     process = start_server(env, port, tmp_path / "serve.log")
-    view = blocks.invite_form("CGENERAL", advanced=False)
-    submission = fixture("view_submission_real_capture_slack_machine.json")["payload"]
-    submission["user"]["id"] = "UREQ"
-    submission["view"] = {
-        **submission["view"],
-        **view,
-        "state": {"values": state_for(view, {"email": "kim@example.com"})},
-    }
     try:
-        assert post_signed(port, interactive(submission)).status_code == 200
-        post = slack.wait_for(
-            "chat.postMessage", timeout=10, where=lambda c: c.args["channel"] == "CADMIN"
-        )[0]
-        request_id = next(b for b in post.args["blocks"] if b["type"] == "actions")["elements"][0][
-            "value"
-        ]
+        assert post_signed(port, serving.form_submission("kim@example.com")).status_code == 200
+        request_id = serving.approval_id_for(slack, "kim@example.com")
         time.sleep(0.3)  # let the message reference be stored
     finally:
         kill_server(process)
     process = start_server(env, port, tmp_path / "serve.log")
     try:
-        click = fixture("block_actions_message_button_real_capture_slack_machine.json")["payload"]
-        click["user"]["id"] = APPROVERS[0]
-        click["actions"] = [
-            {
-                "action_id": "approve_invite",
-                "block_id": "b",
-                "type": "button",
-                "value": request_id,
-                "action_ts": "1",
-            }
-        ]
-        assert post_signed(port, interactive(click)).status_code == 200
+        click = serving.button_click("approve_invite", request_id, APPROVERS[0])
+        assert post_signed(port, click).status_code == 200
         slack.wait_for(
             "chat.update",
             timeout=10,
@@ -192,35 +144,14 @@ def test_serve_without_configuration_says_what_is_missing(tmp_path):
 
 
 def _submit_and_approve(port: int, slack, email: str) -> str:
-    view = blocks.invite_form("CGENERAL", advanced=False)
-    submission = fixture("view_submission_real_capture_slack_machine.json")["payload"]
-    submission["user"]["id"] = "UREQ"
-    submission["view"] = {
-        **submission["view"],
-        **view,
-        "state": {"values": state_for(view, {"email": email})},
-    }
-    assert post_signed(port, interactive(submission)).status_code == 200
-    post = slack.wait_for(
-        "chat.postMessage",
-        timeout=10,
-        where=lambda c: c.args["channel"] == "CADMIN" and email in c.args["text"],
-    )[0]
-    request_id = next(b for b in post.args["blocks"] if b["type"] == "actions")["elements"][0][
-        "value"
-    ]
-    click = fixture("block_actions_message_button_real_capture_slack_machine.json")["payload"]
-    click["user"]["id"] = APPROVERS[0]
-    click["actions"] = [
-        {
-            "action_id": "approve_invite",
-            "block_id": "b",
-            "type": "button",
-            "value": request_id,
-            "action_ts": "1",
-        }
-    ]
-    assert post_signed(port, interactive(click)).status_code == 200
+    assert post_signed(port, serving.form_submission(email)).status_code == 200
+    request_id = serving.approval_id_for(slack, email)
+    assert (
+        post_signed(
+            port, serving.button_click("approve_invite", request_id, APPROVERS[0])
+        ).status_code
+        == 200
+    )
     return request_id
 
 
@@ -270,3 +201,36 @@ def test_crash_during_the_invite_call_is_settled_at_the_next_start(
         assert request_id in (tmp_path / "serve.log").read_text()
     finally:
         stop_server(process)
+
+
+def test_two_processes_on_one_store_invite_once(tmp_path, env, slack, awork_server):
+    """Two bot processes sharing a store file; 20 concurrent Approve clicks over both: 1 invitation."""
+    fake, _ = awork_server
+    fake.delay = 0.2
+    ports = [free_port(), free_port()]
+    processes = [start_server(env, port, tmp_path / f"serve{port}.log") for port in ports]
+    try:
+        assert post_signed(ports[0], serving.form_submission("twin@example.com")).status_code == 200
+        request_id = serving.approval_id_for(slack, "twin@example.com")
+        clicks = [
+            (ports[i % 2], serving.button_click("approve_invite", request_id, APPROVERS[i % 2]))
+            for i in range(20)
+        ]
+        with ThreadPoolExecutor(20) as pool:
+            statuses = list(pool.map(lambda click: post_signed(*click).status_code, clicks))
+        assert statuses == [200] * 20
+        slack.wait_for(
+            "chat.update",
+            timeout=15,
+            where=lambda c: "invitation sent" in json.dumps(c.args.get("blocks")),
+        )
+        slack.wait_for(
+            "chat.postEphemeral",
+            19,
+            timeout=15,
+            where=lambda c: "Nothing changed" in c.args["text"],
+        )
+        assert len(fake.calls("POST", "/invitations")) == 1 and len(fake.invitations) == 1
+    finally:
+        for process in processes:
+            stop_server(process)

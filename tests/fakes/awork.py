@@ -6,6 +6,7 @@ It records every request, and faults can be queued (`fail_next`) or a delay set 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import threading
@@ -233,7 +234,9 @@ class FakeAwork:
                         self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                # The caller may have died (a crash test killed it); awork has done the work.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(body)
 
             do_GET = do_POST = _any
 
