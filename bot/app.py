@@ -65,9 +65,11 @@ class Bot:
             self._sweeper.start()
 
     def _sweep_loop(self) -> None:
+        first = True
         while not self._stopping.is_set():
             try:
-                self.deps.courier.sweep()
+                self.deps.courier.sweep(force=first)
+                first = False
             except StoreClosed:
                 return
             except Exception as exc:  # keep sweeping; the next round may succeed

@@ -348,6 +348,8 @@ class InviteRequest(BaseModel):
     link_attempted: bool = False
     link_sent_to: str | None = None
     messages: list[PostedMessage] = []
+    delivery_failures: int = 0
+    next_delivery_at: datetime | None = None
     lease_owner: str | None = None
     lease_until: datetime | None = None
 

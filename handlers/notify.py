@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import timedelta
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
-from bot.models import InviteRequest, MessageRef, PostedMessage, Status
+from bot.models import InviteRequest, MessageRef, PostedMessage, Status, utcnow
 from bot.service import InviteService, process_alive
 
 log = logging.getLogger(__name__)
@@ -83,10 +84,25 @@ class Courier:
                 before = request.version
                 request = self._deliver(request)
                 if request.version == before:
-                    break  # nothing could be delivered now; the next sweep retries
-            return request
+                    break  # nothing could be delivered now; a later sweep retries
+            return self._schedule_retry(request)
         finally:
             self.store.release(request_id, owner)
+
+    def _schedule_retry(self, request: InviteRequest | None) -> InviteRequest | None:
+        """Back off between sweeps for a request Slack keeps refusing (30 s doubling to 1 h),
+        so a deactivated requester or a long outage does not mean a post every half minute."""
+        if request is None:
+            return None
+        if request.needs_delivery() and request.status is not Status.INVITING:
+            failures = request.delivery_failures + 1
+            wait = timedelta(seconds=min(3600, 30 * 2 ** (failures - 1)))
+            return self.store.update(
+                request.id, delivery_failures=failures, next_delivery_at=utcnow() + wait
+            )
+        if request.delivery_failures:
+            return self.store.update(request.id, delivery_failures=0, next_delivery_at=None)
+        return request
 
     def _dead_holder(self, request_id: str) -> str | None:
         """The lease holder, if its process is known to have died (a crash mid-delivery)."""
@@ -94,14 +110,17 @@ class Courier:
         holder = request.lease_owner if request else None
         return holder if holder and process_alive(holder) is False else None
 
-    def sweep(self) -> None:
-        """Settle invitations orphaned by a crash, then redo deliveries that failed."""
+    def sweep(self, force: bool = False) -> None:
+        """Settle invitations orphaned by a crash, then redo deliveries that failed and are
+        due again (all of them with `force`, as at start-up)."""
         for orphan in self.service.orphans():
             recovered = self.service.recover(orphan)
             if recovered is not None:
                 self.sync(recovered.id)
+        now = utcnow()
         for request in self.store.requests():
-            if request.needs_delivery() and request.status is not Status.INVITING:
+            due = force or request.next_delivery_at is None or request.next_delivery_at <= now
+            if due and request.needs_delivery() and request.status is not Status.INVITING:
                 self.sync(request.id, wait=0)
 
     def _deliver(self, request: InviteRequest) -> InviteRequest:
@@ -174,27 +193,14 @@ class Courier:
         if link is None:  # found in awork after a crash: awork's own email carries the link
             return self.store.update(request.id, link_attempted=True) or request
         invitee = self._slack_user(request.details.email)
-        if invitee:
-            where = self.dm(invitee, blocks.link_message(request, link, to_invitee=True))
+        recipients = [(invitee, True)] if invitee else []
+        recipients.append((request.requester_id, False))
+        for user, to_invitee in recipients:
+            where = self.dm(user, blocks.link_message(request, link, to_invitee=to_invitee))
             if where:
-                return self._posted(
-                    request,
-                    "link_dm",
-                    where,
-                    link_attempted=True,
-                    link_sent_to=invitee,
-                    shown_status=None,
-                )
-        where = self.dm(request.requester_id, blocks.link_message(request, link, to_invitee=False))
-        if where:
-            return self._posted(
-                request,
-                "link_dm",
-                where,
-                link_attempted=True,
-                link_sent_to=request.requester_id,
-                shown_status=None,
-            )
+                # shown_status=None: the approval message then says where the link went.
+                changes = {"link_attempted": True, "link_sent_to": user, "shown_status": None}
+                return self._posted(request, "link_dm", where, **changes)
         return request
 
     def _slack_user(self, address: str) -> str | None:
