@@ -139,6 +139,8 @@ def build(
         approvers=settings.invite_approvers,
         accept_url_template=settings.invite_accept_url,
         workspace_id=settings.awork_workspace_id,
+        password_url_template=settings.invite_password_url,
+        skip_email_for_slack_members=settings.invite_skip_email_for_slack_members,
         **({"sleep": retry_sleep} if retry_sleep else {}),
     )
     if not settings.invite_approvers:

@@ -11,11 +11,14 @@ from typing import Any
 
 from bot.models import InviteRequest, Role, Status, Team
 
+NOT_FOUND_TEXT = "I can't find that invitation request any more."
 INVITE_FORM = "invite_form"
 DENY_REASON = "deny_reason"
 APPROVE = "approve_invite"
 DENY = "deny_invite"
 RETRY = "retry_invite"
+ACCEPT = "accept_invite"
+INVITE_AGAIN = "invite_again"
 
 TEXT_FIELDS = {  # block id -> (label, max length, placeholder)
     "email": ("Email", 254, "name@company.com"),
@@ -333,16 +336,33 @@ def _outcome_blocks(request: InviteRequest) -> list[dict[str, Any]]:
         return [_buttons(request, (APPROVE, "Approve", "primary"), (DENY, "Deny", "danger"))]
     if request.status is Status.INVITING:
         return [context(f":hourglass_flowing_sand: Approved by {who}, inviting in awork…")]
-    if request.status is Status.INVITED:
-        line = f":white_check_mark: *Approved by {who}* — invitation sent"
-        if request.result and request.result.workspace and request.result.workspace.name:
-            line += f" to {escape(request.result.workspace.name)}"
-        line += (
-            f". The acceptance link went by DM to <@{request.link_sent_to}>."
-            if request.link_sent_to
-            else ". The acceptance link could not be sent by DM."
-        )
-        return [section(line)]
+    if request.status in (Status.INVITED, Status.JOINING, Status.JOINED, Status.LAPSED):
+        line = f":white_check_mark: *Approved by {who}* — invitation sent to {_workspace(request)}"
+        if request.link_sent_to and request.link_sent_to == request.invitee_slack_id:
+            line += f". <@{request.link_sent_to}> was asked by DM to accept it."
+        elif request.link_sent_to:
+            line += f". The acceptance link went by DM to <@{request.link_sent_to}>."
+        else:
+            line += ". The acceptance link could not be sent by DM."
+        result = [section(line)]
+        if request.status is Status.JOINED:
+            invitee = (
+                f"<@{request.invitee_slack_id}>"
+                if request.invitee_slack_id
+                else escape(request.details.email)
+            )
+            result.append(
+                section(
+                    f":tada: *{invitee} joined* {slack_date(request.joined_at or request.updated_at)}"
+                )
+            )
+        elif request.status is Status.LAPSED:
+            result.append(
+                section(
+                    f":hourglass: *The invitation lapsed*: {escape(request.lapse_reason or '')}"
+                )
+            )
+        return result
     if request.status is Status.DENIED:
         return [section(f":no_entry: *Denied by {who}*: {escape(request.deny_reason or '')}")]
     failure = request.failure
@@ -354,6 +374,12 @@ def _outcome_blocks(request: InviteRequest) -> list[dict[str, Any]]:
     if failure and failure.retryable:
         blocks.append(_buttons(request, (RETRY, "Try again", "primary")))
     return blocks
+
+
+def _workspace(request: InviteRequest) -> str:
+    result = request.result
+    name = result.workspace.name if result and result.workspace and result.workspace.name else None
+    return escape(name) if name else "awork"
 
 
 def _buttons(request: InviteRequest, *buttons: tuple[str, str, str]) -> dict[str, Any]:
@@ -387,16 +413,22 @@ def outcome_notice(request: InviteRequest) -> str:
     """For the requester, in the channel where they asked. Holds no link or code."""
     email = escape(request.details.email)
     who = f"<@{request.decided_by}>" if request.decided_by else "An approver"
-    if request.status is Status.INVITED:
+    if request.status in (Status.INVITED, Status.JOINING):
         if request.link_sent_to is None:
             where = "I could not deliver the acceptance link by DM; awork's own email still reaches them unless it was skipped."
         elif request.link_sent_to == request.requester_id:
             where = "I sent you the acceptance link by DM."
+        elif request.link_sent_to == request.invitee_slack_id:
+            where = f"I asked <@{request.link_sent_to}> by DM to accept it."
         else:
             where = f"I sent the acceptance link to <@{request.link_sent_to}> by DM."
         return (
             f":white_check_mark: {who} approved your request: {email} is invited to awork. {where}"
         )
+    if request.status is Status.JOINED:
+        return f":tada: {email} accepted the invitation and joined {_workspace(request)}."
+    if request.status is Status.LAPSED:
+        return f":hourglass: The invitation for {email} can no longer be accepted: {escape(request.lapse_reason or '')}"
     if request.status is Status.DENIED:
         return f":no_entry: {who} denied your request to invite {email}: {escape(request.deny_reason or '')}"
     if request.status is Status.FAILED and request.failure:
@@ -404,21 +436,59 @@ def outcome_notice(request: InviteRequest) -> str:
     return f"Your request to invite {email} is {request.status.value}."
 
 
-def link_message(request: InviteRequest, link: str, to_invitee: bool) -> str:
-    """The DM that carries the acceptance link. Only ever sent as a DM."""
+def invite_again_offer(request: InviteRequest) -> list[dict[str, Any]]:
+    """The requester's note about a lapsed invitation, with a button for a fresh one."""
+    return [
+        section(outcome_notice(request)),
+        _buttons(request, (INVITE_AGAIN, "Invite again", "primary")),
+    ]
+
+
+def invitee_dm(request: InviteRequest) -> tuple[str, list[dict[str, Any]]]:
+    """The invitee's DM: who, where, role, teams, until when - and Accept. No code in it."""
+    d = request.details
     expires = slack_date(request.result.expires_at) if request.result else "in 24 hours"
-    workspace = (
-        escape(request.result.workspace.name)
-        if request.result and request.result.workspace and request.result.workspace.name
-        else "awork"
-    )
-    if to_invitee:
-        return (
-            f":wave: <@{request.requester_id}> invited you to {workspace}. "
-            f"<{link}|Accept the invitation> — the link works until {expires} and is for you only."
-        )
+    lines = [f":wave: <@{request.requester_id}> invited you to *{_workspace(request)}* on awork."]
+    if request.role_name:
+        lines.append(f"*Role:* {escape(request.role_name)}")
+    if request.team_names:
+        lines.append("*Teams:* " + ", ".join(escape(name) for name in request.team_names))
+    lines.append(f"The invitation is open until {expires}.")
+    text = f"{escape(d.email)}: you are invited to {_workspace(request)} on awork"
+    return text, [
+        section("\n".join(lines)),
+        _buttons(request, (ACCEPT, "Accept invitation", "primary")),
+    ]
+
+
+def joined_dm(
+    request: InviteRequest, password_link: str | None
+) -> tuple[str, list[dict[str, Any]]]:
+    """Replaces the invitee's DM once they joined. The password link is theirs alone."""
+    text = f":tada: You joined {_workspace(request)} on awork."
+    if password_link:
+        text += f" <{password_link}|Set your password> to sign in."
+    return text, [section(text)]
+
+
+ACCEPT_ANSWERS = {
+    "already_joined": "You have already joined. :tada:",
+    "in_progress": "Your acceptance is being processed; one moment.",
+    "lapsed": "This invitation can no longer be accepted. I've let the person who invited you know, so they can invite you again.",
+    "refused": "awork did not accept this invitation. I've let the person who invited you know, so they can invite you again.",
+    "unavailable": "awork is not answering right now. Please click *Accept invitation* again in a few minutes.",
+    "no_code": "Please accept this invitation from awork's email.",
+    "not_invitee": ":lock: This invitation is for someone else; only they can accept it.",
+    "not_found": NOT_FOUND_TEXT,
+    "not_requester": ":lock: Only the person who asked for this invitation can ask again.",
+}
+
+
+def link_message(request: InviteRequest, link: str) -> str:
+    """The requester's DM with the acceptance link, for an invitee who isn't in this Slack."""
+    expires = slack_date(request.result.expires_at) if request.result else "in 24 hours"
     return (
-        f":key: {escape(request.details.email)} is invited to {workspace}, but isn't in this Slack, "
+        f":key: {escape(request.details.email)} is invited to {_workspace(request)}, but isn't in this Slack, "
         f"so here is their acceptance link to pass on privately: <{link}|accept the invitation> "
         f"(works until {expires})."
     )
@@ -434,7 +504,7 @@ def refusal(request: InviteRequest | None, reason: str | None) -> str:
 
 
 NOT_APPROVER = ":lock: Only approvers can decide on invitation requests."
-NOT_FOUND = "I can't find that invitation request any more."
+NOT_FOUND = NOT_FOUND_TEXT
 
 
 def already_decided(request: InviteRequest) -> str:
@@ -445,5 +515,8 @@ def already_decided(request: InviteRequest) -> str:
         Status.DENIED: f"was already denied by {who}",
         Status.FAILED: f"was already approved by {who}, and awork refused it",
         Status.PENDING: "is still waiting",
+        Status.JOINING: f"was already approved by {who}",
+        Status.JOINED: f"was already approved by {who}, and they joined",
+        Status.LAPSED: "lapsed, and was already asked for again",
     }[request.status]
     return f"Nothing changed: the request for {escape(request.details.email)} {words}."

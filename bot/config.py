@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_ACCEPT_URL = "https://app.awork.com/accept-invitation?invitationCode={code}&email={email}"
+DEFAULT_PASSWORD_URL = "https://app.awork.com/reset-password?code={code}&email={email}"
 
 
 class Settings(BaseSettings):
@@ -30,6 +31,11 @@ class Settings(BaseSettings):
     )
     invite_db_path: str = Field("./invite-bot.sqlite", alias="INVITE_DB_PATH")
     invite_accept_url: str = Field(DEFAULT_ACCEPT_URL, alias="INVITE_ACCEPT_URL")
+    invite_password_url: str = Field(DEFAULT_PASSWORD_URL, alias="INVITE_PASSWORD_URL")
+    # Slack members get the invitation as a DM with an Accept button; awork's email is skipped.
+    invite_skip_email_for_slack_members: bool = Field(
+        True, alias="INVITE_SKIP_EMAIL_FOR_SLACK_MEMBERS"
+    )
 
     host: str = Field("0.0.0.0", alias="HOST")  # noqa: S104 - a server is meant to be reachable
     port: int = Field(3000, alias="PORT")
@@ -54,11 +60,11 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("invite_accept_url")
+    @field_validator("invite_accept_url", "invite_password_url")
     @classmethod
     def _template_has_code(cls, value: str) -> str:
         if "{code}" not in value:
-            raise ValueError("INVITE_ACCEPT_URL must contain the {code} placeholder")
+            raise ValueError("the link template must contain the {code} placeholder")
         return value
 
     def missing_for_serving(self, socket_mode: bool) -> list[str]:

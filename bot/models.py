@@ -222,7 +222,8 @@ class InviteDetails(BaseModel):
             errors["invitationFlow"] = "'invite' adds to this workspace; pick a new-workspace flow."
         return errors
 
-    def to_invitation(self, workspace_id: str | None) -> Invitation:
+    def to_invitation(self, workspace_id: str | None, skip_email: bool = False) -> Invitation:
+        """awork's body. `skip_email`: the bot delivers the invitation itself (Slack member)."""
         return Invitation(
             email=self.email,
             workspace_id=None if self.new_workspace else workspace_id,
@@ -235,7 +236,7 @@ class InviteDetails(BaseModel):
             title=self.title,
             position=self.position,
             gender=self.gender,
-            skip_sending_email=self.skip_sending_email,
+            skip_sending_email=self.skip_sending_email or skip_email,
             team_ids=list(self.team_ids) or None,
             booked_seats=self.booked_seats,
         )
@@ -281,6 +282,9 @@ class Status(StrEnum):
     INVITED = "invited"
     FAILED = "failed"
     DENIED = "denied"
+    JOINING = "joining"  # the invitee clicked Accept; awork is being asked
+    JOINED = "joined"
+    LAPSED = "lapsed"  # the code expired or awork refused it; "Invite again" is offered
 
 
 OPEN_STATES = frozenset({Status.PENDING, Status.INVITING})
@@ -347,17 +351,17 @@ class InviteRequest(BaseModel):
     outcome_told: bool = False
     link_attempted: bool = False
     link_sent_to: str | None = None
+    # The invitee's Slack id, looked up at approval; they alone may accept from Slack.
+    invitee_slack_id: str | None = None
+    joined_at: datetime | None = None
+    lapse_reason: str | None = None
+    reinvited_as: str | None = None
+    reinvite_of: str | None = None
     messages: list[PostedMessage] = []
     delivery_failures: int = 0
     next_delivery_at: datetime | None = None
     lease_owner: str | None = None
     lease_until: datetime | None = None
-
-    @property
-    def final(self) -> bool:
-        return self.status in (Status.INVITED, Status.DENIED) or (
-            self.status is Status.FAILED and not (self.failure and self.failure.retryable)
-        )
 
     def needs_delivery(self) -> bool:
         """Whether Slack has not yet been told everything about this request."""
@@ -367,4 +371,8 @@ class InviteRequest(BaseModel):
             return not self.waiting_told
         if self.status is Status.INVITED and not self.link_attempted:
             return True
-        return self.status is not Status.INVITING and not self.outcome_told
+        return self.status not in (Status.INVITING, Status.JOINING) and not self.outcome_told
+
+    @property
+    def accept_link_expired(self) -> bool:
+        return self.result is not None and utcnow() >= self.result.expires_at

@@ -47,6 +47,18 @@ class Refusal(StrEnum):
     NOT_FOUND = "not_found"
     NOT_APPROVER = "not_approver"
     ALREADY_DECIDED = "already_decided"
+    NOT_INVITEE = "not_invitee"
+    NOT_REQUESTER = "not_requester"
+
+
+class AcceptOutcome(StrEnum):
+    JOINED = "joined"
+    ALREADY_JOINED = "already_joined"
+    IN_PROGRESS = "in_progress"
+    LAPSED = "lapsed"  # the code's 24 hours are over
+    REFUSED = "refused"  # awork would not take the code
+    UNAVAILABLE = "unavailable"  # awork did not answer; the button still works
+    NO_CODE = "no_code"  # found in awork after a crash: awork's email is the way in
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,8 @@ class InviteService:
         approvers: frozenset[str],
         accept_url_template: str,
         workspace_id: str | None = None,
+        password_url_template: str | None = None,
+        skip_email_for_slack_members: bool = True,
         invite_attempts: int = 3,
         claim_lease: timedelta = timedelta(minutes=3),
         sleep: Callable[[float], None] = time.sleep,
@@ -98,6 +112,8 @@ class InviteService:
         self.catalog = catalog
         self.approvers = approvers
         self.accept_url_template = accept_url_template
+        self.password_url_template = password_url_template
+        self.skip_email_for_slack_members = skip_email_for_slack_members
         self.instance_id = new_instance_id()
         self.invite_attempts = invite_attempts
         self.claim_lease = claim_lease
@@ -210,8 +226,13 @@ class InviteService:
                 return self._fail(request, exc)
             return self._succeed(request, result)
 
+    def set_invitee(self, request_id: str, slack_user_id: str | None) -> None:
+        """Remember the invitee's Slack account (found by email), before awork is called."""
+        self.store.update(request_id, invitee_slack_id=slack_user_id)
+
     def _create(self, request: InviteRequest) -> InvitationResult:
-        invitation = request.details.to_invitation(self.workspace_id())
+        skip = self.skip_email_for_slack_members and request.invitee_slack_id is not None
+        invitation = request.details.to_invitation(self.workspace_id(), skip_email=skip)
         for attempt in range(1, self.invite_attempts + 1):
             try:
                 return self.awork.create_invitation(invitation)
@@ -280,6 +301,133 @@ class InviteService:
         )
         self.store.record("invite_failed", request.id, code=exc.code, retryable=failure.retryable)
         return stored or request
+
+    # -- joining from Slack -------------------------------------------------------------------
+
+    def accept(
+        self, request_id: str, user_id: str
+    ) -> tuple[AcceptOutcome | Refusal, InviteRequest | None]:
+        """The invitee accepts from Slack: awork's accept is called at most once per request."""
+        current = self.store.get(request_id)
+        if current is None:
+            return Refusal.NOT_FOUND, None
+        if user_id != current.invitee_slack_id:
+            return Refusal.NOT_INVITEE, current
+        settled = {
+            Status.JOINED: AcceptOutcome.ALREADY_JOINED,
+            Status.JOINING: AcceptOutcome.IN_PROGRESS,
+            Status.LAPSED: AcceptOutcome.LAPSED,
+        }
+        if current.status in settled:
+            return settled[current.status], current
+        if current.status is not Status.INVITED:
+            return Refusal.NOT_FOUND, current
+        if current.result is None or current.result.invitation_code is None:
+            return AcceptOutcome.NO_CODE, current
+        if current.accept_link_expired:
+            return self._lapse(current, "The invitation's 24 hours are over.", AcceptOutcome.LAPSED)
+        ok, claimed = self.store.transition(request_id, {Status.INVITED}, Status.JOINING)
+        if not ok or claimed is None:
+            return self.accept(request_id, user_id)  # someone else moved it; answer for that
+        try:
+            self.awork.accept_invitation(claimed.result.invitation_code.get_secret_value())
+        except AworkUnavailable:
+            self.store.transition(request_id, {Status.JOINING}, Status.INVITED)
+            return AcceptOutcome.UNAVAILABLE, self.store.get(request_id)
+        except AworkError as exc:
+            log.warning("request %s: awork refused the acceptance (%s)", request_id, exc.code)
+            reason = exc.description or "awork did not accept the invitation code."
+            return self._lapse(claimed, reason, AcceptOutcome.REFUSED, expected=Status.JOINING)
+        _, joined = self.store.transition(
+            request_id,
+            {Status.JOINING},
+            Status.JOINED,
+            joined_at=utcnow(),
+            outcome_told=False,
+            shown_status=None,
+        )
+        self.store.record("joined", request_id, user_id)
+        log.info("request %s: the invitee joined", request_id)
+        return AcceptOutcome.JOINED, joined
+
+    def _lapse(
+        self,
+        request: InviteRequest,
+        reason: str,
+        outcome: AcceptOutcome,
+        expected: Status = Status.INVITED,
+    ) -> tuple[AcceptOutcome, InviteRequest | None]:
+        ok, lapsed = self.store.transition(
+            request.id, {expected}, Status.LAPSED, lapse_reason=reason, outcome_told=False
+        )
+        if ok:
+            self.store.record("lapsed", request.id, reason=reason)
+        return outcome, lapsed
+
+    def invite_again(self, request_id: str, user_id: str) -> Decision:
+        """A fresh request with the same details, through the usual approval; once."""
+        current = self.store.get(request_id)
+        if current is None:
+            return Decision(None, Refusal.NOT_FOUND)
+        if user_id != current.requester_id and not self.is_approver(user_id):
+            return Decision(current, Refusal.NOT_REQUESTER)
+        if current.status is not Status.LAPSED or current.reinvited_as:
+            return Decision(current, Refusal.ALREADY_DECIDED)
+        fresh = InviteRequest(
+            requester_id=current.requester_id,
+            origin_channel=current.origin_channel,
+            details=current.details,
+            role_name=current.role_name,
+            team_names=current.team_names,
+            reinvite_of=current.id,
+        )
+        ok, _ = self.store.transition(
+            request_id,
+            {Status.LAPSED},
+            Status.LAPSED,
+            expect_version=current.version,
+            reinvited_as=fresh.id,
+        )
+        if not ok:
+            return Decision(self.store.get(request_id), Refusal.ALREADY_DECIDED)
+        self.store.add(fresh)
+        self.store.record(
+            "submitted", fresh.id, user_id, email=current.details.email, again_for=current.id
+        )
+        return Decision(fresh)
+
+    def password_link(self, request: InviteRequest) -> str | None:
+        """Where the invitee sets a password; built from awork's password-reset code (DM only)."""
+        code = request.result.password_reset_code if request.result else None
+        if code is None or self.password_url_template is None:
+            return None
+        return self.password_url_template.format(
+            code=quote(code.get_secret_value(), safe=""),
+            email=quote(request.details.email, safe=""),
+        )
+
+    def stuck_joining(self) -> list[InviteRequest]:
+        """Acceptances cut off by a crash (JOINING for longer than the lease)."""
+        cutoff = utcnow() - self.claim_lease
+        return [r for r in self.store.requests(Status.JOINING) if r.updated_at < cutoff]
+
+    def settle_joining(self, request: InviteRequest) -> InviteRequest | None:
+        """Ask awork whether the interrupted acceptance went through: joined, or clickable again."""
+        try:
+            user = self.awork.find_user_by_email(request.details.email)
+        except AworkError:
+            return None  # awork down: the next sweep asks again
+        accepted = bool(user and user.status and user.status.invitation_accepted)
+        target = Status.JOINED if accepted else Status.INVITED
+        changes = (
+            {"joined_at": utcnow(), "outcome_told": False, "shown_status": None} if accepted else {}
+        )
+        ok, settled = self.store.transition(
+            request.id, {Status.JOINING}, target, expect_version=request.version, **changes
+        )
+        if ok and accepted:
+            self.store.record("joined", request.id, request.invitee_slack_id, recovered=True)
+        return settled if ok else None
 
     # -- after a crash -----------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.deps import Deps
+from bot.service import AcceptOutcome
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,10 @@ def register(app: App, deps: Deps) -> None:
         if not decision.ok:
             courier.tell(user, _channel(body), blocks.refusal(decision.request, decision.refusal))
             return
+        if decision.request.invitee_slack_id is None:
+            service.set_invitee(
+                decision.request.id, courier.slack_user(decision.request.details.email)
+            )
         courier.sync(decision.request.id)  # "Approved by @x, inviting…"
         service.invite(decision.request.id)
         courier.sync(decision.request.id)
@@ -43,7 +48,41 @@ def register(app: App, deps: Deps) -> None:
         except SlackApiError as exc:
             log.warning("could not open the deny modal: %s", exc.response.get("error"))
 
+    def accept(ack: Ack, body: dict) -> None:
+        ack()
+        user = body["user"]["id"]
+        outcome, request = service.accept(_request_id(body), user)
+        channel = _channel(body)
+        message_ts = (body.get("container") or {}).get("message_ts")
+        if outcome == AcceptOutcome.JOINED and request is not None:
+            text, joined = blocks.joined_dm(request, service.password_link(request))
+            if channel and message_ts:
+                courier.replace(channel, message_ts, text, joined)
+            courier.sync(request.id)
+            return
+        answer = blocks.ACCEPT_ANSWERS[outcome.value]
+        if outcome in (AcceptOutcome.LAPSED, AcceptOutcome.REFUSED) and channel and message_ts:
+            courier.replace(channel, message_ts, answer, [blocks.section(answer)])
+        else:
+            courier.tell(user, channel, answer)
+        if request is not None and outcome in (AcceptOutcome.LAPSED, AcceptOutcome.REFUSED):
+            courier.sync(request.id)  # the approval message, and "Invite again" for the requester
+
+    def invite_again(ack: Ack, body: dict) -> None:
+        ack()
+        user = body["user"]["id"]
+        decision = service.invite_again(_request_id(body), user)
+        if not decision.ok:
+            text = blocks.ACCEPT_ANSWERS.get(str(decision.refusal)) or blocks.refusal(
+                decision.request, decision.refusal
+            )
+            courier.tell(user, _channel(body), text)
+            return
+        courier.sync(decision.request.id)  # a new approval message and "waiting" notice
+
     app.action(blocks.APPROVE)(approve)
+    app.action(blocks.ACCEPT)(accept)
+    app.action(blocks.INVITE_AGAIN)(invite_again)
     app.action(blocks.RETRY)(approve)
     app.action(blocks.DENY)(deny)
 

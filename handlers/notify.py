@@ -41,27 +41,54 @@ class Courier:
 
     # -- one-off private notes ----------------------------------------------------------------
 
-    def dm(self, user_id: str, text: str) -> tuple[str, str] | None:
+    def dm(self, user_id: str, text: str, blocks: list | None = None) -> tuple[str, str] | None:
         """A direct message from the bot; returns (channel, ts) or None if it failed."""
         try:
             channel = self.client.conversations_open(users=user_id)["channel"]["id"]
-            posted = self.client.chat_postMessage(channel=channel, text=text, unfurl_links=False)
+            posted = self.client.chat_postMessage(
+                channel=channel, text=text, blocks=blocks, unfurl_links=False
+            )
             return posted["channel"], posted["ts"]
         except SEND_ERRORS as exc:
             log.warning("could not DM %s: %s", user_id, slack_error(exc))
             return None
 
-    def tell(self, user_id: str, channel: str | None, text: str) -> tuple[str, str] | None:
+    def tell(
+        self, user_id: str, channel: str | None, text: str, blocks: list | None = None
+    ) -> tuple[str, str] | None:
         """A private note: ephemeral in `channel` when the bot can post there, else a DM."""
         if channel:
             try:
-                posted = self.client.chat_postEphemeral(channel=channel, user=user_id, text=text)
+                posted = self.client.chat_postEphemeral(
+                    channel=channel, user=user_id, text=text, blocks=blocks
+                )
                 return channel, str(posted.get("message_ts") or "")
             except SEND_ERRORS as exc:
                 log.info(
                     "ephemeral to %s in %s failed (%s); DMing", user_id, channel, slack_error(exc)
                 )
-        return self.dm(user_id, text)
+        return self.dm(user_id, text, blocks)
+
+    def replace(self, channel: str, ts: str, text: str, blocks: list | None = None) -> bool:
+        """Rewrite a message the bot posted (a DM whose button has done its work)."""
+        try:
+            self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks or [])
+            return True
+        except SEND_ERRORS as exc:
+            log.warning("could not update message %s in %s: %s", ts, channel, slack_error(exc))
+            return False
+
+    def slack_user(self, address: str) -> str | None:
+        """The Slack member with this email, if there is one (needs users:read.email)."""
+        try:
+            user = self.client.users_lookupByEmail(email=address)["user"]
+        except SEND_ERRORS as exc:
+            if slack_error(exc) != "users_not_found":
+                log.warning("users.lookupByEmail failed: %s", slack_error(exc))
+            return None
+        if user.get("deleted") or user.get("is_bot"):
+            return None
+        return user.get("id")
 
     # -- keeping Slack in step with a request -------------------------------------------------
 
@@ -94,7 +121,7 @@ class Courier:
         so a deactivated requester or a long outage does not mean a post every half minute."""
         if request is None:
             return None
-        if request.needs_delivery() and request.status is not Status.INVITING:
+        if request.needs_delivery() and request.status not in (Status.INVITING, Status.JOINING):
             failures = request.delivery_failures + 1
             wait = timedelta(seconds=min(3600, 30 * 2 ** (failures - 1)))
             return self.store.update(
@@ -117,10 +144,15 @@ class Courier:
             recovered = self.service.recover(orphan)
             if recovered is not None:
                 self.sync(recovered.id)
+        for stuck in self.service.stuck_joining():
+            settled = self.service.settle_joining(stuck)
+            if settled is not None:
+                self.sync(settled.id)
         now = utcnow()
         for request in self.store.requests():
             due = force or request.next_delivery_at is None or request.next_delivery_at <= now
-            if due and request.needs_delivery() and request.status is not Status.INVITING:
+            busy = request.status in (Status.INVITING, Status.JOINING)
+            if due and not busy and request.needs_delivery():
                 self.sync(request.id, wait=0)
 
     def _deliver(self, request: InviteRequest) -> InviteRequest:
@@ -137,8 +169,9 @@ class Courier:
             if where:
                 request = self._posted(request, "waiting_notice", where, waiting_told=True)
         elif self._outcome_due(request):
+            offer = blocks.invite_again_offer(request) if request.status is Status.LAPSED else None
             where = self.tell(
-                request.requester_id, request.origin_channel, blocks.outcome_notice(request)
+                request.requester_id, request.origin_channel, blocks.outcome_notice(request), offer
             )
             if where:
                 request = self._posted(request, "outcome_notice", where, outcome_told=True)
@@ -146,7 +179,10 @@ class Courier:
 
     @staticmethod
     def _outcome_due(request: InviteRequest) -> bool:
-        if request.status in (Status.PENDING, Status.INVITING) or request.outcome_told:
+        if (
+            request.status in (Status.PENDING, Status.INVITING, Status.JOINING)
+            or request.outcome_told
+        ):
             return False
         # The requester hears where the link went, so the link goes first.
         return request.status is not Status.INVITED or request.link_attempted
@@ -192,28 +228,23 @@ class Courier:
         link = self.service.accept_link(request)
         if link is None:  # found in awork after a crash: awork's own email carries the link
             return self.store.update(request.id, link_attempted=True) or request
-        invitee = self._slack_user(request.details.email)
-        recipients = [(invitee, True)] if invitee else []
-        recipients.append((request.requester_id, False))
-        for user, to_invitee in recipients:
-            where = self.dm(user, blocks.link_message(request, link, to_invitee=to_invitee))
+        invitee = request.invitee_slack_id
+        if invitee:  # in Slack: a DM with an Accept button; the code stays in the store
+            text, dm_blocks = blocks.invitee_dm(request)
+            where = self.dm(invitee, text, dm_blocks)
             if where:
-                # shown_status=None: the approval message then says where the link went.
-                changes = {"link_attempted": True, "link_sent_to": user, "shown_status": None}
-                return self._posted(request, "link_dm", where, **changes)
+                changes = {"link_attempted": True, "link_sent_to": invitee, "shown_status": None}
+                return self._posted(request, "invitee_dm", where, **changes)
+        where = self.dm(request.requester_id, blocks.link_message(request, link))
+        if where:
+            # shown_status=None: the approval message then says where the link went.
+            changes = {
+                "link_attempted": True,
+                "link_sent_to": request.requester_id,
+                "shown_status": None,
+            }
+            return self._posted(request, "link_dm", where, **changes)
         return request
-
-    def _slack_user(self, address: str) -> str | None:
-        """The Slack member with this email, if there is one (needs users:read.email)."""
-        try:
-            user = self.client.users_lookupByEmail(email=address)["user"]
-        except SEND_ERRORS as exc:
-            if slack_error(exc) != "users_not_found":
-                log.warning("users.lookupByEmail failed: %s", slack_error(exc))
-            return None
-        if user.get("deleted") or user.get("is_bot"):
-            return None
-        return user.get("id")
 
     def _posted(
         self, request: InviteRequest, kind: str, where: tuple[str, str], **changes: object

@@ -50,7 +50,7 @@ def test_every_step_is_in_the_audit_log(driver, slack, bot, awork):
     posts = [
         e.detail["kind"] for e in events if e.event == "message_posted" and e.request_id == approved
     ]
-    assert posts == ["approval", "waiting_notice", "link_dm", "outcome_notice"]
+    assert posts == ["approval", "waiting_notice", "invitee_dm", "outcome_notice"]
     code = awork.invitations[0]["invitationCode"].rstrip("=")
     assert code not in json.dumps([e.model_dump(mode="json") for e in events])
 

@@ -119,14 +119,29 @@ def test_outcome_notice_never_holds_the_link():
 
 
 def test_link_message_says_when_it_expires():
-    """The DM with the link gives the 24-hour expiry as a Slack date."""
+    """The requester's DM with the link gives the 24-hour expiry as a Slack date."""
     invited = request(
         status=Status.INVITED, result=InvitationResult.model_validate({"invitationCode": "C"})
     )
-    text = blocks.link_message(invited, "https://x/accept?c=C", to_invitee=True)
+    text = blocks.link_message(invited, "https://x/accept?c=C")
     assert "<!date^" in text and "https://x/accept?c=C" in text
     expires = int(invited.result.expires_at.timestamp())
     assert expires - int(invited.result.issued_at.timestamp()) == 24 * 3600 and str(expires) in text
+
+
+def test_invitee_dm_has_accept_and_no_code():
+    """The invitee's DM carries an Accept button with the request id, never the code."""
+    invited = request(
+        status=Status.INVITED,
+        role_name="PM",
+        team_names=["Design"],
+        result=InvitationResult.model_validate({"invitationCode": "SECRETCODE"}),
+    )
+    text, dm = blocks.invitee_dm(invited)
+    assert "SECRETCODE" not in json.dumps(dm) + text
+    button = dm[-1]["elements"][0]
+    assert (button["action_id"], button["value"]) == ("accept_invite", "inv-1")
+    assert "PM" in json.dumps(dm) and "Design" in json.dumps(dm)
 
 
 def test_undelivered_link_is_said_plainly():

@@ -266,7 +266,7 @@ def test_every_posted_message_is_kept_with_the_request(driver, slack, bot):
     assert kinds == [
         ("approval", ADMIN_CHANNEL),
         ("waiting_notice", GENERAL),
-        ("link_dm", "DUADA"),
+        ("invitee_dm", "DUADA"),
         ("outcome_notice", GENERAL),
     ]
     assert all(m.ts for m in request.messages)

@@ -224,7 +224,7 @@ def test_mrkdwn_in_user_text_is_escaped(driver, slack):
 
 
 def test_approve_sends_one_invitation_and_reports_it(driver, slack, bot, awork):
-    """Approve: one POST /invitations, message shows 'Approved by', link DM'd to the invitee."""
+    """Approve: one POST /invitations, 'Approved by' on the message, the invitee asked by DM."""
     slack.members["ada@example.com"] = "UADA"
     request_id = submit(driver, slack)
     response = driver.click("approve_invite", request_id, APPROVER)
@@ -240,32 +240,55 @@ def test_approve_sends_one_invitation_and_reports_it(driver, slack, bot, awork):
         "roleId": ROLE_PM,
         "firstName": "Ada",
         "lastName": "Lovelace",
-        "skipSendingEmail": False,
+        "skipSendingEmail": True,  # a Slack member: the bot delivers it (setting, default on)
         "teamIds": [TEAM_DESIGN, TEAM_ENGINEERING],
     }
-    code = awork.invitations[0]["invitationCode"]
-    reset = awork.invitations[0]["passwordResetCode"]
-    update = slack.of("chat.update")[-1].args
-    assert f"<@{APPROVER}>" in json.dumps(update["blocks"]) and "actions" not in [
-        b["type"] for b in update["blocks"]
-    ]
-    # The link goes only to the invitee's DM; nothing else carries the code.
-    dms = slack.wait_for("chat.postMessage", where=lambda c: c.args["channel"] == "DUADA")
-    assert code.replace("=", "%3D") in dms[0].args["text"] and "UREQ" in dms[0].args["text"]
+    update = settle(bot, request_id) and slack.of("chat.update")[-1].args
+    assert f"<@{APPROVER}>" in json.dumps(update["blocks"])
+    assert "actions" not in [b["type"] for b in update["blocks"]]
+    # The invitee's DM: who, where, role, teams, expiry and an Accept button - and no code.
+    dm = slack.wait_for("chat.postMessage", where=lambda c: c.args["channel"] == "DUADA")[0]
+    text = json.dumps(dm.args["blocks"])
+    for needle in (
+        "<@UREQ>",
+        "NCNSTN Creative Agency",
+        "Project Manager",
+        "Design, Engineering",
+        "<!date^",
+    ):
+        assert needle in text
+    button = next(b for b in dm.args["blocks"] if b["type"] == "actions")["elements"][0]
+    assert (button["action_id"], button["value"]) == ("accept_invite", request_id)
     outcome = slack.wait_for("chat.postEphemeral", 2)[-1].args
     assert (
         outcome["channel"] == GENERAL
         and "approved" in outcome["text"]
         and "<@UADA>" in outcome["text"]
     )
-    everything_else = [c for c in slack.calls if c.args.get("channel") != "DUADA"]
-    leaked = json.dumps([c.args for c in everything_else])
-    assert (
-        code not in leaked
-        and code.replace("=", "%3D") not in leaked
-        and reset.rstrip("=") not in slack.texts()
-    )
+    code, reset = awork.invitations[0]["invitationCode"], awork.invitations[0]["passwordResetCode"]
+    assert code.rstrip("=") not in slack.texts() and reset.rstrip("=") not in slack.texts()
     assert request.result is not None and bot.store.get(request_id).link_sent_to == "UADA"
+
+
+def test_slack_members_keep_awork_email_when_the_setting_is_off(tmp_path, slack, awork):
+    """INVITE_SKIP_EMAIL_FOR_SLACK_MEMBERS=false: awork's own email is sent as asked."""
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, slack.url, INVITE_SKIP_EMAIL_FOR_SLACK_MEMBERS="false")
+    configured = build(
+        settings, awork_transport=httpx.MockTransport(awork.handler), retry_sleep=lambda _: None
+    )
+    try:
+        slack.members["ada@example.com"] = "UADA"
+        driver = SlackDriver(configured.app, SIGNING_SECRET)
+        request_id = submit(driver, slack)
+        driver.click("approve_invite", request_id, APPROVER)
+        wait_status(configured, request_id, Status.INVITED)
+        assert (
+            json.loads(awork.calls("POST", "/invitations")[0].content)["skipSendingEmail"] is False
+        )
+    finally:
+        configured.shutdown(timeout=5)
 
 
 def test_link_goes_to_requester_when_invitee_is_not_in_slack(driver, slack, bot):

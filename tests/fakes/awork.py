@@ -202,8 +202,16 @@ class FakeAwork:
         )
 
     def _accept(self, body: dict[str, Any]) -> httpx.Response:
-        for invitation in self.invitations:
-            if invitation["invitationCode"] == body.get("invitationCode"):
+        with self._lock:
+            for invitation in self.invitations:
+                if invitation["invitationCode"] != body.get("invitationCode"):
+                    continue
+                if invitation.get("accepted"):
+                    return _error(400, "invalid-operation", "The invitation was accepted already.")
+                invitation["accepted"] = True
+                for user in self.users:
+                    if user["id"] == invitation["userId"]:
+                        user["status"]["invitationAccepted"] = True
                 return httpx.Response(200, json={"workspace": invitation["workspace"]})
         return _error(400, "invalid-operation", "The invitation code is not valid.")
 
