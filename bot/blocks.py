@@ -337,14 +337,10 @@ def _outcome_blocks(request: InviteRequest) -> list[dict[str, Any]]:
     if request.status is Status.INVITING:
         return [context(f":hourglass_flowing_sand: Approved by {who}, inviting in awork…")]
     if request.status in (Status.INVITED, Status.JOINING, Status.JOINED, Status.LAPSED):
-        line = f":white_check_mark: *Approved by {who}* — invitation sent to {_workspace(request)}"
-        if request.link_sent_to and request.link_sent_to == request.invitee_slack_id:
-            line += f". <@{request.link_sent_to}> was asked by DM to accept it."
-        elif request.link_sent_to:
-            line += f". The acceptance link went by DM to <@{request.link_sent_to}>."
-        else:
-            line += ". The acceptance link could not be sent by DM."
-        result = [section(line)]
+        line = (
+            f":white_check_mark: *Approved by {who}* — invitation sent to {_workspace(request)}. "
+        )
+        result = [section(line + link_whereabouts(request))]
         if request.status is Status.JOINED:
             invitee = (
                 f"<@{request.invitee_slack_id}>"
@@ -374,6 +370,25 @@ def _outcome_blocks(request: InviteRequest) -> list[dict[str, Any]]:
     if failure and failure.retryable:
         blocks.append(_buttons(request, (RETRY, "Try again", "primary")))
     return blocks
+
+
+def link_whereabouts(request: InviteRequest) -> str:
+    """Where the way to accept went - said without the link itself."""
+    if request.link_sent_to and request.link_sent_to == request.invitee_slack_id:
+        return f"<@{request.link_sent_to}> was asked by DM to accept it."
+    if request.link_sent_to:
+        return f"The acceptance link went by DM to <@{request.link_sent_to}>."
+    email = (
+        "awork's own email was skipped"
+        if request.awork_email_skipped
+        else "awork's own email carries the link"
+    )
+    if request.result is not None and request.result.invitation_code is None:
+        # Found in awork after a crash or an unclear answer: the code never reached the bot.
+        if request.awork_email_skipped:
+            return "Its code was lost in a restart and awork's email was skipped: resend the invitation from awork's user list."
+        return "awork's own email carries the acceptance link."
+    return f"The acceptance link could not be sent by DM; {email}."
 
 
 def _workspace(request: InviteRequest) -> str:
@@ -414,14 +429,7 @@ def outcome_notice(request: InviteRequest) -> str:
     email = escape(request.details.email)
     who = f"<@{request.decided_by}>" if request.decided_by else "An approver"
     if request.status in (Status.INVITED, Status.JOINING):
-        if request.link_sent_to is None:
-            where = "I could not deliver the acceptance link by DM; awork's own email still reaches them unless it was skipped."
-        elif request.link_sent_to == request.requester_id:
-            where = "I sent you the acceptance link by DM."
-        elif request.link_sent_to == request.invitee_slack_id:
-            where = f"I asked <@{request.link_sent_to}> by DM to accept it."
-        else:
-            where = f"I sent the acceptance link to <@{request.link_sent_to}> by DM."
+        where = link_whereabouts(request)
         return (
             f":white_check_mark: {who} approved your request: {email} is invited to awork. {where}"
         )

@@ -353,6 +353,7 @@ class InviteRequest(BaseModel):
     link_sent_to: str | None = None
     # The invitee's Slack id, looked up at approval; they alone may accept from Slack.
     invitee_slack_id: str | None = None
+    awork_email_skipped: bool = False
     joined_at: datetime | None = None
     lapse_reason: str | None = None
     reinvited_as: str | None = None

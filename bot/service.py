@@ -230,9 +230,14 @@ class InviteService:
         """Remember the invitee's Slack account (found by email), before awork is called."""
         self.store.update(request_id, invitee_slack_id=slack_user_id)
 
+    def _bot_delivers(self, request: InviteRequest) -> bool:
+        """The invitee is a Slack member and gets the invitation from the bot, not awork's email."""
+        return self.skip_email_for_slack_members and request.invitee_slack_id is not None
+
     def _create(self, request: InviteRequest) -> InvitationResult:
-        skip = self.skip_email_for_slack_members and request.invitee_slack_id is not None
-        invitation = request.details.to_invitation(self.workspace_id(), skip_email=skip)
+        invitation = request.details.to_invitation(
+            self.workspace_id(), skip_email=self._bot_delivers(request)
+        )
         for attempt in range(1, self.invite_attempts + 1):
             try:
                 return self.awork.create_invitation(invitation)
@@ -276,6 +281,7 @@ class InviteService:
             result=result,
             outcome_told=False,
             uncertain=False,
+            awork_email_skipped=request.details.skip_sending_email or self._bot_delivers(request),
         )
         self.store.record(
             "invited",

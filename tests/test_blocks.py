@@ -151,5 +151,13 @@ def test_undelivered_link_is_said_plainly():
         decided_by="UAPP",
         result=InvitationResult.model_validate({"invitationCode": "C"}),
     )
-    assert "could not deliver the acceptance link" in blocks.outcome_notice(invited)
+    assert "acceptance link could not be sent by DM" in blocks.outcome_notice(invited)
     assert "could not be sent by DM" in json.dumps(blocks.approval_message(invited))
+
+
+def test_recovered_invitation_says_how_the_invitee_gets_in():
+    """No code (found in awork after a crash): awork's email, or a resend if it was skipped."""
+    recovered = request(status=Status.INVITED, decided_by="UAPP", result=InvitationResult())
+    assert "awork's own email carries the acceptance link" in blocks.outcome_notice(recovered)
+    skipped = recovered.model_copy(update={"awork_email_skipped": True})
+    assert "resend the invitation from awork" in json.dumps(blocks.approval_message(skipped))

@@ -66,7 +66,7 @@ def test_orphan_whose_invitation_reached_awork_is_marked_invited_without_resendi
     told = slack.wait_for(
         "chat.postEphemeral", where=lambda c: "approved your request" in c.args["text"]
     )[0]
-    assert "could not deliver the acceptance link" in told.args["text"]
+    assert "awork's own email carries the acceptance link" in told.args["text"]
     assert [e.event for e in bot.store.audit() if e.request_id == request_id][-3:][:2] == [
         "recovering",
         "invited",
