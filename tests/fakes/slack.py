@@ -32,6 +32,7 @@ class FakeSlack:
         self.ephemeral_blocked: set[str] = set()
         self.throttle: dict[str, int] = {}  # method -> how many HTTP 429s to answer first
         self.throttled = 0
+        self.socket_url: str | None = None  # apps.connections.open answer (Socket Mode)
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
         fake = self
@@ -88,6 +89,10 @@ class FakeSlack:
             self.calls.append(Call(method, args))
         if method in self.errors:
             return {"ok": False, "error": self.errors[method]}
+        if method == "apps.connections.open":
+            if not self.socket_url:
+                return {"ok": False, "error": "not_allowed_token_type"}
+            return {"ok": True, "url": self.socket_url}
         if method == "auth.test":
             return {
                 "ok": True,

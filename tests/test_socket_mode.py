@@ -1,0 +1,95 @@
+"""`invite-bot serve --socket`: Bolt's SocketModeHandler against a loopback Socket Mode server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+
+import pytest
+from websockets.sync.server import serve
+
+from tests.conftest import APPROVERS, BOT_TOKEN, SIGNING_SECRET
+from tests.fakes.awork import FakeAwork
+from tests.serving import SCRIPT, free_port, serve_env
+from tests.slack_requests import fixture
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class SocketModeServer:
+    """Says hello, sends each queued envelope, and records the acks that come back."""
+
+    def __init__(self, envelopes: list[dict]) -> None:
+        self.envelopes = envelopes
+        self.acks: list[dict] = []
+        self.port = free_port()
+        self.server = serve(self.handle, "127.0.0.1", self.port)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def handle(self, connection) -> None:
+        connection.send(
+            json.dumps(
+                {"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A111"}}
+            )
+        )
+        for envelope in self.envelopes:
+            connection.send(json.dumps(envelope))
+        for message in connection:
+            self.acks.append(json.loads(message))
+
+    def wait_for_ack(self, envelope_id: str, timeout: float = 20) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for ack in self.acks:
+                if ack.get("envelope_id") == envelope_id:
+                    return ack
+            time.sleep(0.05)
+        raise AssertionError(f"no ack for {envelope_id}: {self.acks}")
+
+
+def test_socket_mode_acks_and_opens_the_form(tmp_path, slack):
+    """A /invite over Socket Mode is acked on the socket and opens the form; SIGTERM stops it."""
+    command = dict(
+        fixture("slash_command_bolt_tests.json")["payload"],
+        command="/invite",
+        text="",
+        user_id="UREQ",
+    )
+    envelope = {
+        "envelope_id": "env-1",
+        "type": "slash_commands",
+        "accepts_response_payload": True,
+        "payload": command,
+    }
+    socket_server = SocketModeServer([envelope])
+    slack.socket_url = f"ws://127.0.0.1:{socket_server.port}/link"
+    awork = FakeAwork()
+    awork_url, awork_server = awork.serve()
+    env = serve_env(
+        slack.url,
+        awork_url,
+        str(tmp_path / "db.sqlite"),
+        SIGNING_SECRET,
+        BOT_TOKEN,
+        ",".join(APPROVERS),
+        SLACK_APP_TOKEN="xapp-1-test-app-token",
+    )
+    log = (tmp_path / "socket.log").open("wb")
+    process = subprocess.Popen(
+        [str(SCRIPT), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        socket_server.wait_for_ack("env-1")
+        view = slack.wait_for("views.open", timeout=10)[0].args["view"]
+        assert view["callback_id"] == "invite_form"
+        assert slack.of("apps.connections.open")
+    finally:
+        process.terminate()
+        code = process.wait(timeout=30)
+        socket_server.server.shutdown()
+        awork_server.shutdown()
+    text = (tmp_path / "socket.log").read_text()
+    assert code == 0 and "Socket Mode" in text and "stopped cleanly" in text
+    assert "xapp-1-test-app-token" not in text and BOT_TOKEN not in text
