@@ -24,6 +24,9 @@ def full_flow(driver, slack, bot, awork) -> tuple[str, str]:
     approved = submit(driver, slack)
     driver.click("approve_invite", approved, APPROVER)
     wait_status(bot, approved, Status.INVITED)
+    dm = next(m for m in settle(bot, approved).messages if m.kind == "invitee_dm")
+    driver.click("accept_invite", approved, "UADA", channel=dm.channel, ts=dm.ts)
+    wait_status(bot, approved, Status.JOINED)
     settle(bot, approved)
     denied = submit(driver, slack, {"email": "bob@example.com"})
     driver.submit_deny(denied, "not this quarter", APPROVERS[1])
@@ -44,13 +47,18 @@ def test_every_step_is_in_the_audit_log(driver, slack, bot, awork):
             if e.request_id == rid and e.event != "message_posted"
         ]
 
-    assert of(approved) == [("submitted", "UREQ"), ("approved", APPROVER), ("invited", None)]
+    assert of(approved) == [
+        ("submitted", "UREQ"),
+        ("approved", APPROVER),
+        ("invited", None),
+        ("joined", "UADA"),
+    ]
     assert of(denied) == [("submitted", "UREQ"), ("denied", APPROVERS[1])]
     assert next(e for e in events if e.event == "denied").detail["reason"] == "not this quarter"
     posts = [
         e.detail["kind"] for e in events if e.event == "message_posted" and e.request_id == approved
     ]
-    assert posts == ["approval", "waiting_notice", "invitee_dm", "outcome_notice"]
+    assert posts == ["approval", "waiting_notice", "invitee_dm", "outcome_notice", "outcome_notice"]
     code = awork.invitations[0]["invitationCode"].rstrip("=")
     assert code not in json.dumps([e.model_dump(mode="json") for e in events])
 
