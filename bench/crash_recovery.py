@@ -87,16 +87,23 @@ def crash_loop(requests: int, rounds: int, workdir: Path) -> dict[str, object]:
                 == 200
             )
     ids = [serving.approval_id_for(slack, email) for email in emails]
-    kills = []
-    for _ in range(rounds):
-        awork.delay = random.uniform(0.05, 0.3)  # slow enough to be caught mid-call
-        kill_at = random.uniform(0.2, 1.5)
-        clicking = threading.Thread(target=click_all, args=(port, ids))
+    kills, in_flight = [], []
+    batch = -(-requests // rounds)  # each round approves its share, so every kill lands mid-work
+    for round_index in range(rounds):
+        awork.delay = random.uniform(0.2, 0.6)  # slow enough to be caught mid-call
+        todo = ids[: (round_index + 1) * batch]  # this round's share, and earlier ones again
+        kill_at = random.uniform(0.1, 0.8)
+        clicking = threading.Thread(target=click_all, args=(port, todo))
         clicking.start()
         time.sleep(kill_at)
         serving.kill_server(process)
         kills.append(round(kill_at, 2))
         clicking.join()
+        store = Store(str(db))
+        try:
+            in_flight.append(sum(store.get(i).status is Status.INVITING for i in ids))
+        finally:
+            store.close()
         process = serving.start_server(env, port, log)
     awork.delay = 0.02
     click_all(port, ids)  # anything still pending after the last crash gets its click
@@ -131,6 +138,7 @@ def crash_loop(requests: int, rounds: int, workdir: Path) -> dict[str, object]:
     return {
         "requests": requests,
         "kills_at_seconds": kills,
+        "invitations_in_flight_at_each_kill": in_flight,
         "invitations_in_awork": len(awork.invitations),
         "addresses_invited": len(per_email),
         "duplicates": sum(count - 1 for count in per_email.values()),
