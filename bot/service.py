@@ -104,7 +104,7 @@ class InviteService:
         password_url_template: str | None = None,
         skip_email_for_slack_members: bool = True,
         invite_attempts: int = 3,
-        claim_lease: timedelta = timedelta(minutes=3),
+        claim_lease: timedelta = timedelta(minutes=10),
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.store = store

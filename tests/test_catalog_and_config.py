@@ -107,3 +107,19 @@ def test_defaults_are_the_real_services():
         "INVITE_ADMIN_CHANNEL",
         "SLACK_SIGNING_SECRET",
     ]
+
+
+def test_env_example_names_only_real_settings():
+    """Every variable in .env.example is one the Settings class reads."""
+    from pathlib import Path
+
+    from bot.config import Settings
+
+    known = {field.alias for field in Settings.model_fields.values()}
+    text = (Path(__file__).parents[1] / ".env.example").read_text()
+    names = {
+        line.lstrip("# ").split("=", 1)[0]
+        for line in text.splitlines()
+        if "=" in line and not line.startswith("# Copy")
+    }
+    assert names and names <= known, names - known
