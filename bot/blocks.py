@@ -418,6 +418,12 @@ def _buttons(request: InviteRequest, *buttons: tuple[str, str, str]) -> dict[str
 
 
 def waiting_notice(request: InviteRequest) -> str:
+    if request.approval_message is None:
+        return (
+            f":inbox_tray: I saved your request to invite {escape(request.details.email)} to awork "
+            f"(request `{request.id}`), but could not reach the approvers' channel yet. I'll keep "
+            "trying, and tell you here when it is decided."
+        )
     return (
         f":inbox_tray: Your request to invite {escape(request.details.email)} to awork is waiting "
         f"for an approver (request `{request.id}`). I'll tell you here when it is decided."

@@ -17,7 +17,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -105,6 +105,7 @@ class InviteService:
         skip_email_for_slack_members: bool = True,
         invite_attempts: int = 3,
         claim_lease: timedelta = timedelta(minutes=10),
+        join_lease: timedelta = timedelta(minutes=2),
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.store = store
@@ -117,6 +118,7 @@ class InviteService:
         self.instance_id = new_instance_id()
         self.invite_attempts = invite_attempts
         self.claim_lease = claim_lease
+        self.join_lease = join_lease
         self._sleep = sleep
         self._workspace_id = workspace_id
         self._workspace_lock = threading.Lock()
@@ -391,7 +393,7 @@ class InviteService:
             request_id,
             {Status.LAPSED},
             Status.LAPSED,
-            expect_version=current.version,
+            require={"reinvited_as": None},
             reinvited_as=fresh.id,
         )
         if not ok:
@@ -412,10 +414,11 @@ class InviteService:
             email=quote(request.details.email, safe=""),
         )
 
-    def stuck_joining(self) -> list[InviteRequest]:
-        """Acceptances cut off by a crash (JOINING for longer than the lease)."""
-        cutoff = utcnow() - self.claim_lease
-        return [r for r in self.store.requests(Status.JOINING) if r.updated_at < cutoff]
+    def stuck_joining(self, requests: Iterable[InviteRequest] | None = None) -> list[InviteRequest]:
+        """Acceptances cut off by a crash (JOINING for longer than one accept call can take)."""
+        cutoff = utcnow() - self.join_lease
+        candidates = self.store.requests() if requests is None else requests
+        return [r for r in candidates if r.status is Status.JOINING and r.updated_at < cutoff]
 
     def settle_joining(self, request: InviteRequest) -> InviteRequest | None:
         """Ask awork whether the interrupted acceptance went through: joined, or clickable again."""
@@ -428,20 +431,20 @@ class InviteService:
         changes = (
             {"joined_at": utcnow(), "outcome_told": False, "shown_status": None} if accepted else {}
         )
-        ok, settled = self.store.transition(
-            request.id, {Status.JOINING}, target, expect_version=request.version, **changes
-        )
+        ok, settled = self.store.transition(request.id, {Status.JOINING}, target, **changes)
         if ok and accepted:
             self.store.record("joined", request.id, request.invitee_slack_id, recovered=True)
         return settled if ok else None
 
     # -- after a crash -----------------------------------------------------------------------
 
-    def orphans(self) -> list[InviteRequest]:
+    def orphans(self, requests: Iterable[InviteRequest] | None = None) -> list[InviteRequest]:
         """INVITING requests whose inviting process is gone (or silent past the lease)."""
         now = utcnow()
         found = []
-        for request in self.store.requests(Status.INVITING):
+        for request in self.store.requests() if requests is None else requests:
+            if request.status is not Status.INVITING:
+                continue
             owner = request.claimed_by or ""
             if owner == self.instance_id:
                 continue
@@ -458,7 +461,7 @@ class InviteService:
             request.id,
             {Status.INVITING},
             Status.INVITING,
-            expect_version=request.version,
+            require={"claimed_by": request.claimed_by},
             claimed_by=self.instance_id,
             claimed_at=utcnow(),
             uncertain=True,

@@ -98,12 +98,14 @@ class Store:
         request_id: str,
         expected: Iterable[Status],
         to: Status,
-        expect_version: int | None = None,
+        require: dict[str, Any] | None = None,
         **changes: Any,
     ) -> tuple[bool, InviteRequest | None]:
-        """Move a request to `to` only if it is in one of `expected` (and, when given, still
-        at `expect_version`).
+        """Move a request to `to` only if it is in one of `expected` and, when given, its
+        fields still hold the `require`d values (e.g. the same claimant).
 
+        The condition names what matters, not a version number: delivery bookkeeping (leases,
+        "told" flags) may change a request at any time without invalidating a decision.
         Returns (True, the new request) when this call made the change, else (False, the
         request as it is, or None when there is no such request).
         """
@@ -112,7 +114,7 @@ class Store:
             current = self.get(request_id)
             if current is None or current.status not in expected:
                 return False, current
-            if expect_version is not None and current.version != expect_version:
+            if any(getattr(current, name) != value for name, value in (require or {}).items()):
                 return False, current
             return True, self._write(current, status=to, **changes)
 

@@ -24,6 +24,14 @@ from bot.service import InviteService, process_alive
 log = logging.getLogger(__name__)
 
 SEND_ERRORS = (SlackApiError, OSError)
+# Slack errors that mean the configuration is wrong, with what the admin should do.
+ADMIN_CHANNEL_HINTS = {
+    "channel_not_found": "check INVITE_ADMIN_CHANNEL (a channel id like C0123…); for a private channel, add the bot to it",
+    "not_in_channel": "add the bot to the INVITE_ADMIN_CHANNEL channel",
+    "is_archived": "INVITE_ADMIN_CHANNEL is archived; set another channel",
+    "invalid_auth": "check SLACK_BOT_TOKEN",
+    "missing_scope": "reinstall the app from manifest.yml so it has every scope",
+}
 
 
 def slack_error(exc: Exception) -> str:
@@ -140,16 +148,17 @@ class Courier:
     def sweep(self, force: bool = False) -> None:
         """Settle invitations orphaned by a crash, then redo deliveries that failed and are
         due again (all of them with `force`, as at start-up)."""
-        for orphan in self.service.orphans():
+        everything = list(self.store.requests())  # one read of the store per sweep
+        for orphan in self.service.orphans(everything):
             recovered = self.service.recover(orphan)
             if recovered is not None:
                 self.sync(recovered.id)
-        for stuck in self.service.stuck_joining():
+        for stuck in self.service.stuck_joining(everything):
             settled = self.service.settle_joining(stuck)
             if settled is not None:
                 self.sync(settled.id)
         now = utcnow()
-        for request in self.store.requests():
+        for request in everything:
             due = force or request.next_delivery_at is None or request.next_delivery_at <= now
             busy = request.status in (Status.INVITING, Status.JOINING)
             if due and not busy and request.needs_delivery():
@@ -194,8 +203,10 @@ class Courier:
                 channel=self.admin_channel, text=text, blocks=message_blocks
             )
         except SEND_ERRORS as exc:
+            error = slack_error(exc)
+            hint = ADMIN_CHANNEL_HINTS.get(error, "it is retried")
             log.error(
-                "request %s: could not post the approval message: %s", request.id, slack_error(exc)
+                "request %s: could not post the approval message (%s): %s", request.id, error, hint
             )
             return request
         ref = MessageRef(channel=posted["channel"], ts=posted["ts"])

@@ -238,6 +238,6 @@ def test_interrupted_acceptance_is_settled_by_the_sweep(driver, slack, bot, awor
             headers={"Authorization": f"Bearer {awork.api_key}"},
         )
     )
-    bot.deps.service.claim_lease = timedelta(0)
+    bot.deps.service.join_lease = timedelta(0)
     bot.deps.courier.sweep()
     assert settle(bot, request_id).status is Status.JOINED

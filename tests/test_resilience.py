@@ -222,9 +222,19 @@ def test_failed_approval_post_is_redone_by_the_sweep(driver, slack, bot):
     posted = [c for c in slack.of("chat.postMessage") if c.args["channel"] == ADMIN_CHANNEL]
     assert len(posted) == 2  # one failed, one delivered
     assert request.approval_message.channel == ADMIN_CHANNEL and request.waiting_told
-    assert (
-        len([c for c in slack.of("chat.postEphemeral") if "waiting" in c.args["text"]]) == 2
-    )  # blocked, then sent
+    notices = [c.args["text"] for c in slack.of("chat.postEphemeral")]
+    # blocked (while the channel was unreachable), then sent once the approval was posted
+    assert len(notices) == 2 and "waiting for an approver" in notices[1]
+
+
+def test_requester_hears_when_the_approvers_could_not_be_reached(driver, slack, bot, caplog):
+    """Approval post refused (bad channel): the requester is told it is saved and retried,
+    and the log says what the admin must fix."""
+    slack.errors["chat.postMessage"] = "channel_not_found"
+    driver.submit_form({"email": "lost@example.com"})
+    told = slack.wait_for("chat.postEphemeral")[0].args["text"]
+    assert "saved your request" in told and "could not reach the approvers" in told
+    assert "check INVITE_ADMIN_CHANNEL" in caplog.text
 
 
 def test_outbox_survives_a_restart(settings, awork, slack, bot, driver):

@@ -102,3 +102,18 @@ def test_adding_an_existing_id_is_refused(store):
     request = store.add(pending())
     with pytest.raises(KeyError):
         store.add(request)
+
+
+def test_required_fields_guard_a_transition_not_the_version(store):
+    """A transition guarded by field values survives unrelated writes, and fails when they differ."""
+    request = store.add(pending())
+    store.transition(request.id, {Status.PENDING}, Status.INVITING, claimed_by="A")
+    store.update(request.id, waiting_told=True)  # delivery bookkeeping bumps the version
+    ok, taken = store.transition(
+        request.id, {Status.INVITING}, Status.INVITING, require={"claimed_by": "A"}, claimed_by="B"
+    )
+    assert ok and taken.claimed_by == "B"
+    ok, _ = store.transition(
+        request.id, {Status.INVITING}, Status.INVITING, require={"claimed_by": "A"}, claimed_by="C"
+    )
+    assert not ok and store.get(request.id).claimed_by == "B"
