@@ -26,6 +26,16 @@ def invited(driver, slack, bot, email: str = "ada@example.com", member: str = "U
     return request_id, dm
 
 
+def refuse_next_accept(awork) -> None:
+    """awork answers the next accept with its invalid-operation error."""
+    body = {
+        "code": "invalid-operation",
+        "description": "The invitation code is not valid.",
+        "link": "x",
+    }
+    awork.fail_next.append(Fault(400, body, path="/invitations/accept"))
+
+
 def accept_calls(awork):
     return awork.calls("POST", "/invitations/accept")
 
@@ -148,17 +158,7 @@ def test_lapsed_code_is_explained_and_invite_again_goes_through_approval(driver,
 def test_only_the_requester_can_invite_again(driver, slack, bot, awork):
     """'Invite again' from a stranger is refused privately."""
     request_id, dm = invited(driver, slack, bot)
-    awork.fail_next.append(
-        Fault(
-            400,
-            {
-                "code": "invalid-operation",
-                "description": "The invitation code is not valid.",
-                "link": "x",
-            },
-            path="/invitations/accept",
-        )
-    )
+    refuse_next_accept(awork)
     driver.click("accept_invite", request_id, "UADA", channel=dm.channel, ts=dm.ts)
     wait_status(bot, request_id, Status.LAPSED)
     driver.click("invite_again", request_id, "USTRANGER", channel=GENERAL)
@@ -174,17 +174,7 @@ def test_only_the_requester_can_invite_again(driver, slack, bot, awork):
 def test_refused_code_is_explained_and_nothing_is_stuck(driver, slack, bot, awork):
     """awork refusing the code: the DM explains, the request is settled, the requester can ask again."""
     request_id, dm = invited(driver, slack, bot)
-    awork.fail_next.append(
-        Fault(
-            400,
-            {
-                "code": "invalid-operation",
-                "description": "The invitation code is not valid.",
-                "link": "x",
-            },
-            path="/invitations/accept",
-        )
-    )
+    refuse_next_accept(awork)
     driver.click("accept_invite", request_id, "UADA", channel=dm.channel, ts=dm.ts)
     request = wait_status(bot, request_id, Status.LAPSED)
     assert request.lapse_reason == "The invitation code is not valid."
