@@ -339,7 +339,11 @@ class InviteService:
             return self.accept(request_id, user_id)  # someone else moved it; answer for that
         try:
             self.awork.accept_invitation(claimed.result.invitation_code.get_secret_value())
-        except AworkUnavailable:
+        except AworkUnavailable as exc:
+            # A timed-out or 5xx accept may have gone through: ask awork before offering a retry.
+            settled = self.settle_joining(claimed) if exc.ambiguous else None
+            if settled is not None and settled.status is Status.JOINED:
+                return AcceptOutcome.JOINED, settled
             self.store.transition(request_id, {Status.JOINING}, Status.INVITED)
             return AcceptOutcome.UNAVAILABLE, self.store.get(request_id)
         except AworkError as exc:

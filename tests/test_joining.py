@@ -231,3 +231,16 @@ def test_interrupted_acceptance_is_settled_by_the_sweep(driver, slack, bot, awor
     bot.deps.service.join_lease = timedelta(0)
     bot.deps.courier.sweep()
     assert settle(bot, request_id).status is Status.JOINED
+
+
+def test_accept_whose_answer_was_lost_counts_as_joined(driver, slack, bot, awork):
+    """A 502 on accept after awork took it: the bot asks awork and reports 'joined', no retry."""
+    request_id, dm = invited(driver, slack, bot)
+    awork.fail_next.append(Fault(502, path="/invitations/accept", after_processing=True))
+    driver.click("accept_invite", request_id, "UADA", channel=dm.channel, ts=dm.ts)
+    wait_status(bot, request_id, Status.JOINED)
+    slack.wait_for(
+        "chat.update",
+        where=lambda c: c.args["channel"] == dm.channel and "You joined" in c.args["text"],
+    )
+    assert len(accept_calls(awork)) == 1

@@ -59,6 +59,7 @@ class Fault:
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     path: str | None = None  # only requests to this path; None = any
+    after_processing: bool = False  # do the work, then answer with the fault (a lost answer)
 
 
 class FakeAwork:
@@ -99,11 +100,23 @@ class FakeAwork:
         if self.down:
             raise httpx.ConnectError("connection refused", request=request)
         path = request.url.path.split("/api/v1", 1)[-1]
+        fault = self._take_fault(path)
+        if fault is not None and not fault.after_processing:
+            return httpx.Response(fault.status, json=fault.body, headers=fault.headers)
+        response = self._route(request, path)
+        if fault is not None:
+            return httpx.Response(fault.status, json=fault.body, headers=fault.headers)
+        return response
+
+    def _take_fault(self, path: str) -> Fault | None:
         with self._lock:
-            for fault in list(self.fail_next):
+            for fault in self.fail_next:
                 if fault.path is None or fault.path == path:
                     self.fail_next.remove(fault)
-                    return httpx.Response(fault.status, json=fault.body, headers=fault.headers)
+                    return fault
+        return None
+
+    def _route(self, request: httpx.Request, path: str) -> httpx.Response:
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             return _error(401, "unauthorized", "The access token is missing or invalid.")
         route = (request.method, path)
