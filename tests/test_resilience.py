@@ -228,8 +228,7 @@ def test_failed_approval_post_is_redone_by_the_sweep(driver, slack, bot):
 
 
 def test_requester_hears_when_the_approvers_could_not_be_reached(driver, slack, bot, caplog):
-    """Approval post refused (bad channel): the requester is told it is saved and retried,
-    and the log says what the admin must fix."""
+    """Approval post refused: the requester hears it is saved; the log says what to fix."""
     slack.errors["chat.postMessage"] = "channel_not_found"
     driver.submit_form({"email": "lost@example.com"})
     told = slack.wait_for("chat.postEphemeral")[0].args["text"]

@@ -146,8 +146,7 @@ def test_team_picker_lists_teams(driver):
 
 
 def test_pickers_answer_from_cache_while_awork_is_down(driver, awork):
-    """With awork unreachable, options still come from the cache, and the answer never waits
-    on awork: no awork request is made while answering (timing is in bench/)."""
+    """With awork down, options come from the cache without any awork call (timing: bench/)."""
     awork.down = True
     before = len(awork.requests)
     options = json.loads(driver.options("roleId", "").body)["options"]

@@ -88,9 +88,7 @@ def test_http_mode_serves_slack_requests(tmp_path, env, slack):
 
 
 def test_pending_request_survives_kill_9(tmp_path, env, slack, awork_server):
-    """Submit, kill -9 the server, start it again: the request's Approve button still invites.
-
-    Runs at LOG_LEVEL=DEBUG and then searches the whole log for every credential."""
+    """Submit, kill -9, restart: Approve still invites; the DEBUG log holds no credential."""
     fake, _ = awork_server
     env["LOG_LEVEL"] = "DEBUG"
     slack.members["kim@example.com"] = "UKIM"
