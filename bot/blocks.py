@@ -511,14 +511,13 @@ def link_message(request: InviteRequest, link: str) -> str:
 def refusal(request: InviteRequest | None, reason: str | None) -> str:
     """Why a click or a deny changed nothing, said privately to the clicker."""
     if request is None:
-        return NOT_FOUND
+        return NOT_FOUND_TEXT
     if reason == "not_approver":
         return NOT_APPROVER
     return already_decided(request)
 
 
 NOT_APPROVER = ":lock: Only approvers can decide on invitation requests."
-NOT_FOUND = NOT_FOUND_TEXT
 
 
 def already_decided(request: InviteRequest) -> str:
