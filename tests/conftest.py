@@ -84,3 +84,28 @@ def approval_request_id(slack: FakeSlack) -> str:
         if block["type"] == "actions":
             return block["elements"][0]["value"]
     raise AssertionError(json.dumps(post.args))
+
+
+@pytest.fixture
+def awork_server():
+    """The fake awork over loopback HTTP, for tests that start the real server process."""
+    fake = FakeAwork()
+    url, server = fake.serve()
+    yield fake, url
+    server.shutdown()
+
+
+@pytest.fixture
+def env(tmp_path, slack, awork_server) -> dict[str, str]:
+    """The environment for a real `invite-bot serve` against the loopback fakes."""
+    from tests.serving import serve_env
+
+    _, awork_url = awork_server
+    return serve_env(
+        slack.url,
+        awork_url,
+        str(tmp_path / "db.sqlite"),
+        SIGNING_SECRET,
+        BOT_TOKEN,
+        ",".join(APPROVERS),
+    )

@@ -13,7 +13,6 @@ import pytest
 
 from tests import serving
 from tests.conftest import APPROVERS, BOT_TOKEN, SIGNING_SECRET
-from tests.fakes.awork import FakeAwork
 from tests.serving import (
     SCRIPT,
     free_port,
@@ -26,27 +25,6 @@ from tests.serving import (
 from tests.slack_requests import SlackDriver, fixture
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture
-def awork_server():
-    fake = FakeAwork()
-    url, server = fake.serve()
-    yield fake, url
-    server.shutdown()
-
-
-@pytest.fixture
-def env(tmp_path, slack, awork_server):
-    _, awork_url = awork_server
-    return serve_env(
-        slack.url,
-        awork_url,
-        str(tmp_path / "db.sqlite"),
-        SIGNING_SECRET,
-        BOT_TOKEN,
-        ",".join(APPROVERS),
-    )
 
 
 def post_signed(port: int, body: str, signed: bool = True) -> httpx.Response:

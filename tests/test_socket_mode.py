@@ -10,9 +10,8 @@ import time
 import pytest
 from websockets.sync.server import serve
 
-from tests.conftest import APPROVERS, BOT_TOKEN, SIGNING_SECRET
-from tests.fakes.awork import FakeAwork
-from tests.serving import SCRIPT, free_port, serve_env
+from tests.conftest import BOT_TOKEN
+from tests.serving import SCRIPT, free_port
 from tests.slack_requests import fixture
 
 pytestmark = pytest.mark.timeout(60)
@@ -49,7 +48,7 @@ class SocketModeServer:
         raise AssertionError(f"no ack for {envelope_id}: {self.acks}")
 
 
-def test_socket_mode_acks_and_opens_the_form(tmp_path, slack):
+def test_socket_mode_acks_and_opens_the_form(tmp_path, slack, env):
     """A /invite over Socket Mode is acked on the socket and opens the form; SIGTERM stops it."""
     command = dict(
         fixture("slash_command_bolt_tests.json")["payload"],
@@ -65,17 +64,7 @@ def test_socket_mode_acks_and_opens_the_form(tmp_path, slack):
     }
     socket_server = SocketModeServer([envelope])
     slack.socket_url = f"ws://127.0.0.1:{socket_server.port}/link"
-    awork = FakeAwork()
-    awork_url, awork_server = awork.serve()
-    env = serve_env(
-        slack.url,
-        awork_url,
-        str(tmp_path / "db.sqlite"),
-        SIGNING_SECRET,
-        BOT_TOKEN,
-        ",".join(APPROVERS),
-        SLACK_APP_TOKEN="xapp-1-test-app-token",
-    )
+    env["SLACK_APP_TOKEN"] = "xapp-1-test-app-token"
     log = (tmp_path / "socket.log").open("wb")
     process = subprocess.Popen(
         [str(SCRIPT), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
@@ -89,7 +78,6 @@ def test_socket_mode_acks_and_opens_the_form(tmp_path, slack):
         process.terminate()
         code = process.wait(timeout=30)
         socket_server.server.shutdown()
-        awork_server.shutdown()
     text = (tmp_path / "socket.log").read_text()
     assert code == 0 and "Socket Mode" in text and "stopped cleanly" in text
     assert "xapp-1-test-app-token" not in text and BOT_TOKEN not in text
