@@ -83,6 +83,21 @@ def load_settings() -> Settings:
         raise SystemExit(2) from None
 
 
+def slack_preflight(settings: Settings) -> str | None:
+    """Check the bot token once before serving, so a bad one is a clear line, not a traceback."""
+    from slack_sdk.errors import SlackApiError
+
+    from bot.app import slack_client
+
+    try:
+        slack_client(settings).auth_test()
+    except SlackApiError as exc:
+        return f"Slack refused SLACK_BOT_TOKEN ({exc.response.get('error')}); check the token"
+    except OSError as exc:
+        return f"could not reach Slack at {settings.slack_api_url} ({type(exc).__name__})"
+    return None
+
+
 def run_socket_mode(settings: Settings) -> None:
     """Socket Mode through Bolt's SocketModeHandler; SIGTERM/SIGINT stop it gracefully."""
     from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -112,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     missing = settings.missing_for_serving(socket_mode)
     if missing:
         print(f"invite-bot: set {', '.join(missing)} (see README.md)", file=sys.stderr)
+        return 2
+    problem = slack_preflight(settings)
+    if problem:
+        print(f"invite-bot: {problem}", file=sys.stderr)
         return 2
     if socket_mode:
         run_socket_mode(settings)

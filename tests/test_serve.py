@@ -210,3 +210,22 @@ def test_two_processes_on_one_store_invite_once(tmp_path, env, slack, awork_serv
     finally:
         for process in processes:
             stop_server(process)
+
+
+def test_bad_bot_token_is_one_clear_line(tmp_path, env, slack):
+    """A token Slack refuses: exit 2 with one line naming SLACK_BOT_TOKEN, no traceback, no token."""
+    slack.errors["auth.test"] = "invalid_auth"
+    result = subprocess.run(
+        [str(SCRIPT), "serve", "--http", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "Slack refused SLACK_BOT_TOKEN (invalid_auth)" in result.stderr
+    assert (
+        "Traceback" not in result.stderr + result.stdout
+        and BOT_TOKEN not in result.stderr + result.stdout
+    )
