@@ -9,7 +9,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from bot.models import InviteRequest, Role, Status, Team
+from bot.models import InviteRequest, MessageRef, Role, Status, Team
 
 NOT_FOUND_TEXT = "I can't find that invitation request any more."
 INVITE_FORM = "invite_form"
@@ -506,6 +506,24 @@ def link_message(request: InviteRequest, link: str) -> str:
         f"so here is their acceptance link to pass on privately: <{link}|accept the invitation> "
         f"(works until {expires})."
     )
+
+
+def permalink(team_domain: str | None, ref: MessageRef | None) -> str | None:
+    """A link to a message, built the way Slack's own permalinks look (no API call)."""
+    if not team_domain or ref is None:
+        return None
+    return f"https://{team_domain}.slack.com/archives/{ref.channel}/p{ref.ts.replace('.', '')}"
+
+
+def duplicate_error(kind: str, request: InviteRequest | None, link: str | None) -> str:
+    """The email field's error when the admins need not be asked (plain text, shown in the form)."""
+    if kind == "member" or request is None:
+        return "This address is already in the awork workspace; no invitation is needed."
+    since = request.created_at.strftime("%Y-%m-%d %H:%M UTC")
+    text = (
+        f"There is already an open request for this address (request {request.id}, since {since})."
+    )
+    return f"{text} {link}" if link else text
 
 
 def refusal(request: InviteRequest | None, reason: str | None) -> str:

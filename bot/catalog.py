@@ -43,6 +43,8 @@ class Catalog:
         self.refreshed_at: float | None = None
         self.roles: list[Role] = [Role.model_validate(r) for r in store.get_meta("roles", [])]
         self.teams: list[Team] = [Team.model_validate(t) for t in store.get_meta("teams", [])]
+        # Lower-case emails of the workspace's awork users, to spare admins duplicate requests.
+        self.member_emails: frozenset[str] = frozenset(store.get_meta("member_emails", []))
 
     # -- reading (never touches awork) -----------------------------------------------------
 
@@ -77,7 +79,21 @@ class Catalog:
         self._store.set_meta("roles", [r.model_dump(mode="json", by_alias=True) for r in roles])
         self._store.set_meta("teams", [t.model_dump(mode="json", by_alias=True) for t in teams])
         log.info("picker cache refreshed: %d roles, %d teams", len(roles), len(teams))
+        return self._refresh_members()
+
+    def _refresh_members(self) -> bool:
+        try:
+            emails = frozenset(email for user in self._awork.users() for email in user.emails)
+        except AworkError as exc:
+            log.warning("could not refresh awork's members: %s", exc.code)
+            return False
+        self.member_emails = emails
+        self._store.set_meta("member_emails", sorted(emails))
         return True
+
+    def is_member(self, email: str) -> bool:
+        """Whether awork had a user with this email at the last refresh (never asks awork)."""
+        return email.lower() in self.member_emails
 
     def start(self) -> None:
         """Refresh now and then every `refresh_seconds`, in a daemon thread."""

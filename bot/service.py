@@ -39,6 +39,9 @@ from bot.store import Store
 
 log = logging.getLogger(__name__)
 
+# A new request for an address that has one of these is a duplicate: admins are not asked.
+OPEN_FOR_DUPLICATES = (Status.PENDING, Status.INVITING, Status.JOINING)
+
 # An awork user created this long before our claim is someone who was there already.
 CLOCK_SKEW = timedelta(minutes=10)
 
@@ -129,6 +132,14 @@ class InviteService:
         return user_id in self.approvers
 
     # -- asking ------------------------------------------------------------------------------
+
+    def duplicate_of(self, details: InviteDetails) -> tuple[str, InviteRequest | None] | None:
+        """Why asking the admins would be pointless: ("member", None) when awork has the address
+        already, ("open", request) when a request for it is still open. None otherwise."""
+        if self.catalog.is_member(details.email):
+            return "member", None
+        open_request = self.store.open_request_for(details.email, OPEN_FOR_DUPLICATES)
+        return ("open", open_request) if open_request else None
 
     def submit(
         self, details: InviteDetails, requester_id: str, origin_channel: str | None

@@ -157,6 +157,21 @@ class Store:
         self._requests[updated.id] = updated.model_dump(mode="json")
         return updated
 
+    def open_request_for(self, email: str, statuses: Iterable[Status]) -> InviteRequest | None:
+        """The oldest request for this address in one of `statuses` (a scan of the raw JSON)."""
+        wanted, states = email.lower(), {str(status) for status in statuses}
+        with self._open():
+            raws = [
+                raw
+                for raw in self._requests.values()
+                if raw.get("status") in states
+                and str(raw.get("details", {}).get("email", "")).lower() == wanted
+            ]
+        found = sorted(
+            (InviteRequest.model_validate(raw) for raw in raws), key=lambda r: r.created_at
+        )
+        return found[0] if found else None
+
     def requests(self, *statuses: Status) -> Iterator[InviteRequest]:
         with self._open():
             raws = list(self._requests.values())

@@ -22,6 +22,14 @@ def register(app: App, deps: Deps) -> None:
         details, errors = parse_details(blocks.form_fields(view.get("state", {}).get("values", {})))
         if details is not None and details.uses_advanced() and not service.is_approver(requester):
             errors = {"email": "Only approvers may use the advanced options."}
+        if not errors:
+            duplicate = service.duplicate_of(details)
+            if duplicate is not None:
+                kind, existing = duplicate
+                link = blocks.permalink(
+                    (body.get("team") or {}).get("domain"), existing and existing.approval_message
+                )
+                errors = {"email": blocks.duplicate_error(kind, existing, link)}
         if errors:
             ack(response_action="errors", errors=_on_blocks(errors, view))
             return

@@ -130,8 +130,8 @@ INJECTIONS = [
 @pytest.mark.parametrize("field", ["firstName", "lastName", "title", "position", "note"])
 def test_link_and_mention_injection_in_every_free_text_field(driver, slack, field):
     """No free-text field can make the approval message mention, broadcast or link."""
-    for injection in INJECTIONS:
-        driver.submit_form({"email": "x@example.com", field: injection})
+    for number, injection in enumerate(INJECTIONS):
+        driver.submit_form({"email": f"x{number}@example.com", field: injection})
     posts = slack.wait_for(
         "chat.postMessage", len(INJECTIONS), where=lambda c: c.args["channel"] == "CADMIN"
     )

@@ -11,7 +11,14 @@ import httpx
 from bot.app import build
 from bot.models import Status
 from tests.conftest import APPROVERS, SIGNING_SECRET, approval_request_id
-from tests.fakes.awork import ROLE_PM, TEAM_DESIGN, TEAM_ENGINEERING, WORKSPACE_ID, Fault
+from tests.fakes.awork import (
+    ROLE_PM,
+    TEAM_DESIGN,
+    TEAM_ENGINEERING,
+    WORKSPACE_ID,
+    Fault,
+    awork_user,
+)
 from tests.slack_requests import ADMIN_CHANNEL, GENERAL, SlackDriver
 
 APPROVER = APPROVERS[0]
@@ -412,10 +419,12 @@ def _approve_and_get_failure(driver, slack, bot, fields=ADA):
     return request, json.dumps(update.args["blocks"]), told.args["text"]
 
 
-def test_existing_member_is_reported_in_plain_words(driver, slack, bot):
+def test_existing_member_is_reported_in_plain_words(driver, slack, bot, awork):
     """awork's already-exist-error reads 'already in the awork workspace' on message and to requester."""
+    # Joined awork after the bot's last look at the members, so only awork can tell.
+    awork.users.append(awork_user("newcomer@example.com", "New", "Comer"))
     request, message, told = _approve_and_get_failure(
-        driver, slack, bot, {"email": "owner@ncnstn.com"}
+        driver, slack, bot, {"email": "newcomer@example.com"}
     )
     assert request.failure.code == "already-exist-error"
     assert "already in the awork workspace" in message and "already in the awork workspace" in told
@@ -581,3 +590,45 @@ def test_workspace_id_is_asked_once_and_kept(driver, slack, bot, awork):
         wait_status(bot, request_id, Status.INVITED)
     assert len(awork.calls("GET", "/users/me")) == 1
     assert bot.store.get_meta("workspace_id") == WORKSPACE_ID
+
+
+def test_known_member_is_answered_in_the_form_and_admins_are_not_asked(driver, slack, bot):
+    """An address awork already has: an error on the email field, nothing stored or posted."""
+    body = json.loads(driver.submit_form({"email": "Owner@NCNSTN.com"}).body)
+    assert body == {
+        "response_action": "errors",
+        "errors": {
+            "email": "This address is already in the awork workspace; no invitation is needed."
+        },
+    }
+    assert list(bot.store.requests()) == [] and slack.of("chat.postMessage") == []
+
+
+def test_open_request_for_the_same_address_is_answered_with_a_link(driver, slack, bot):
+    """A second request for an address with an open one: the error links to the first's message."""
+    first = submit(driver, slack, {"email": "twice@example.com"})
+    settle(bot, first)
+    ref = bot.store.get(first).approval_message
+    body = json.loads(driver.submit_form({"email": "TWICE@example.com"}, user="UOTHER").body)
+    error = body["errors"]["email"]
+    assert body["response_action"] == "errors" and first in error
+    assert f"https://dandydev.slack.com/archives/{ref.channel}/p{ref.ts.replace('.', '')}" in error
+    assert len(list(bot.store.requests())) == 1
+    assert len([c for c in slack.of("chat.postMessage") if c.args["channel"] == ADMIN_CHANNEL]) == 1
+
+
+def test_a_denied_address_may_be_asked_for_again(driver, slack, bot):
+    """Once the earlier request is decided (denied), a new one for the address goes to the admins."""
+    first = submit(driver, slack, {"email": "again@example.com"})
+    driver.submit_deny(first, "not now", APPROVER)
+    wait_status(bot, first, Status.DENIED)
+    assert driver.submit_form({"email": "again@example.com"}).body == ""
+    assert len(list(bot.store.requests())) == 2
+
+
+def test_member_list_is_refreshed_from_awork_pages(bot, awork):
+    """The member cache reads every page of GET /users and keeps lower-case emails."""
+    awork.users += [awork_user(f"Person{i}@Example.com", "P", str(i)) for i in range(1500)]
+    assert bot.deps.catalog.refresh()
+    assert bot.deps.catalog.is_member("person1499@example.com")
+    assert len(awork.calls("GET", "/users")) >= 2

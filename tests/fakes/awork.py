@@ -36,7 +36,7 @@ WORKSPACE_ID = "9a8b7c6d-0000-4000-8000-000000000001"
 API_KEY = "awork-test-key-0123456789"
 
 
-def _user(
+def awork_user(
     email: str, first: str, last: str, accepted: bool = True, created_on: str | None = None
 ) -> dict[str, Any]:
     return {
@@ -76,7 +76,9 @@ class FakeAwork:
             {"id": TEAM_DESIGN, "name": "Design", "icon": "brush", "color": "purple"},
             {"id": TEAM_ENGINEERING, "name": "Engineering", "icon": "computer", "color": "blue"},
         ]
-        self.users = [_user("owner@ncnstn.com", "Olga", "Owner", created_on="2021-03-01T09:00:00Z")]
+        self.users = [
+            awork_user("owner@ncnstn.com", "Olga", "Owner", created_on="2021-03-01T09:00:00Z")
+        ]
         self.invitations: list[dict[str, Any]] = []
         self.requests: list[httpx.Request] = []
         self.seats_free: int | None = None
@@ -185,13 +187,13 @@ class FakeAwork:
                     if self.seats_free <= 0:
                         return _error(400, "insufficient-seats", "There are no free seats left.")
                     self.seats_free -= 1
-                user = _user(
+                user = awork_user(
                     email, body.get("firstName") or "", body.get("lastName") or "", accepted=False
                 )
                 self.users.append(user)
                 workspace = self.workspace
             else:
-                user = _user(
+                user = awork_user(
                     email, body.get("firstName") or "", body.get("lastName") or "", accepted=False
                 )
                 workspace = {
