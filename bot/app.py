@@ -154,7 +154,13 @@ def build(
         listener_executor=executor,
         token_verification_enabled=token_verification,
     )
-    courier = Courier(app.client, service, settings.invite_admin_channel)
+    courier = Courier(
+        app.client,
+        service,
+        settings.invite_admin_channel,
+        remind_after=settings.invite_remind_after,
+        expire_after=settings.invite_expire_after,
+    )
     deps = Deps(settings=settings, service=service, catalog=catalog, courier=courier)
     handlers.register(app, deps)
     return Bot(

@@ -361,6 +361,10 @@ def _outcome_blocks(request: InviteRequest) -> list[dict[str, Any]]:
         return result
     if request.status is Status.DENIED:
         return [section(f":no_entry: *Denied by {who}*: {escape(request.deny_reason or '')}")]
+    if request.status is Status.EXPIRED:
+        return [
+            section(":hourglass: *Expired*: nobody decided in time. The requester can ask again.")
+        ]
     failure = request.failure
     blocks = [
         section(
@@ -417,6 +421,14 @@ def _buttons(request: InviteRequest, *buttons: tuple[str, str, str]) -> dict[str
 # --- telling people ------------------------------------------------------------------------
 
 
+def reminder(request: InviteRequest) -> str:
+    """Posted in the approval message's thread when a request waits too long."""
+    return (
+        f":bell: Still waiting for a decision: <@{request.requester_id}> asked to invite "
+        f"{escape(request.details.email)} {slack_date(request.created_at)}."
+    )
+
+
 def waiting_notice(request: InviteRequest) -> str:
     if request.approval_message is None:
         return (
@@ -439,6 +451,8 @@ def outcome_notice(request: InviteRequest) -> str:
         return (
             f":white_check_mark: {who} approved your request: {email} is invited to awork. {where}"
         )
+    if request.status is Status.EXPIRED:
+        return f":hourglass: Your request to invite {email} expired without a decision. You can ask again with /invite."
     if request.status is Status.JOINED:
         return f":tada: {email} accepted the invitation and joined {_workspace(request)}."
     if request.status is Status.LAPSED:
@@ -549,5 +563,6 @@ def already_decided(request: InviteRequest) -> str:
         Status.JOINING: f"was already approved by {who}",
         Status.JOINED: f"was already approved by {who}, and they joined",
         Status.LAPSED: "lapsed, and was already asked for again",
+        Status.EXPIRED: "expired without a decision",
     }[request.status]
     return f"Nothing changed: the request for {escape(request.details.email)} {words}."

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
@@ -43,10 +45,24 @@ class Settings(BaseSettings):
 
     # How often the role/team picker cache is refreshed from awork, in seconds.
     catalog_refresh_seconds: float = Field(300.0, alias="INVITE_CATALOG_REFRESH_SECONDS")
+    # A pending request gets a reminder in its thread after this long, and expires after that.
+    invite_remind_after: timedelta = Field(timedelta(hours=24), alias="INVITE_REMIND_AFTER")
+    invite_expire_after: timedelta = Field(timedelta(days=7), alias="INVITE_EXPIRE_AFTER")
     # How often failed Slack posts are redone and crash-orphaned invitations settled, seconds.
     sweep_seconds: float = Field(30.0, alias="INVITE_SWEEP_SECONDS", gt=0)
     # Threads serving Slack requests and running work after the ack.
     threads: int = Field(64, alias="INVITE_THREADS", ge=4, le=512)
+
+    @field_validator("invite_remind_after", "invite_expire_after", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        """'90m', '24h', '7d' or '30s' as well as seconds and ISO 8601 ('P7D')."""
+        if isinstance(value, str):
+            match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value.lower())
+            if match:
+                unit = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match[2]]
+                return timedelta(**{unit: float(match[1])})
+        return value
 
     @field_validator("invite_approvers", mode="before")
     @classmethod

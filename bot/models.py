@@ -285,9 +285,7 @@ class Status(StrEnum):
     JOINING = "joining"  # the invitee clicked Accept; awork is being asked
     JOINED = "joined"
     LAPSED = "lapsed"  # the code expired or awork refused it; "Invite again" is offered
-
-
-OPEN_STATES = frozenset({Status.PENDING, Status.INVITING})
+    EXPIRED = "expired"  # nobody decided in time (INVITE_EXPIRE_AFTER)
 
 
 class MessageRef(BaseModel):
@@ -359,6 +357,9 @@ class InviteRequest(BaseModel):
     reinvited_as: str | None = None
     reinvite_of: str | None = None
     messages: list[PostedMessage] = []
+    # When a reminder was decided on (once), and whether it reached the approval thread.
+    reminded_at: datetime | None = None
+    reminder_posted: bool = False
     delivery_failures: int = 0
     next_delivery_at: datetime | None = None
     lease_owner: str | None = None
@@ -369,7 +370,9 @@ class InviteRequest(BaseModel):
         if self.approval_message is None or self.shown_status is not self.status:
             return True
         if self.status is Status.PENDING:
-            return not self.waiting_told
+            return not self.waiting_told or (
+                self.reminded_at is not None and not self.reminder_posted
+            )
         if self.status is Status.INVITED and not self.link_attempted:
             return True
         return self.status not in (Status.INVITING, Status.JOINING) and not self.outcome_told

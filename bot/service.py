@@ -321,6 +321,40 @@ class InviteService:
         self.store.record("invite_failed", request.id, code=exc.code, retryable=failure.retryable)
         return stored or request
 
+    # -- reminders and expiry ------------------------------------------------------------------
+
+    def remind_and_expire(
+        self, requests: Iterable[InviteRequest], remind_after: timedelta, expire_after: timedelta
+    ) -> list[str]:
+        """Decide, once each (times are stored), on reminders and expiry of pending requests.
+        Returns the ids whose Slack messages now need bringing up to date."""
+        now, changed = utcnow(), []
+        for request in requests:
+            if request.status is not Status.PENDING:
+                continue
+            age = now - request.created_at
+            if age >= expire_after:
+                ok, _ = self.store.transition(
+                    request.id, {Status.PENDING}, Status.EXPIRED, decided_at=now, outcome_told=False
+                )
+                if ok:
+                    self.store.record(
+                        "expired", request.id, after_days=round(age.total_seconds() / 86400, 1)
+                    )
+                    changed.append(request.id)
+            elif age >= remind_after and request.reminded_at is None:
+                ok, _ = self.store.transition(
+                    request.id,
+                    {Status.PENDING},
+                    Status.PENDING,
+                    require={"reminded_at": None},
+                    reminded_at=now,
+                )
+                if ok:
+                    self.store.record("reminded", request.id)
+                    changed.append(request.id)
+        return changed
+
     # -- joining from Slack -------------------------------------------------------------------
 
     def accept(

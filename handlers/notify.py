@@ -41,11 +41,20 @@ def slack_error(exc: Exception) -> str:
 
 
 class Courier:
-    def __init__(self, client: WebClient, service: InviteService, admin_channel: str) -> None:
+    def __init__(
+        self,
+        client: WebClient,
+        service: InviteService,
+        admin_channel: str,
+        remind_after: timedelta = timedelta(hours=24),
+        expire_after: timedelta = timedelta(days=7),
+    ) -> None:
         self.client = client
         self.service = service
         self.store = service.store
         self.admin_channel = admin_channel
+        self.remind_after = remind_after
+        self.expire_after = expire_after
 
     # -- one-off private notes ----------------------------------------------------------------
 
@@ -153,6 +162,10 @@ class Courier:
             recovered = self.service.recover(orphan)
             if recovered is not None:
                 self.sync(recovered.id)
+        for request_id in self.service.remind_and_expire(
+            everything, self.remind_after, self.expire_after
+        ):
+            self.sync(request_id, wait=0)
         for stuck in self.service.stuck_joining(everything):
             settled = self.service.settle_joining(stuck)
             if settled is not None:
@@ -171,6 +184,8 @@ class Courier:
             request = self._send_link(request)
         if request.approval_message is not None and request.shown_status is not request.status:
             request = self._update_approval(request)
+        if request.status is Status.PENDING and request.reminded_at and not request.reminder_posted:
+            request = self._post_reminder(request)
         if request.status is Status.PENDING and not request.waiting_told:
             where = self.tell(
                 request.requester_id, request.origin_channel, blocks.waiting_notice(request)
@@ -216,6 +231,21 @@ class Courier:
             (ref.channel, ref.ts),
             approval_message=ref,
             shown_status=request.status,
+        )
+
+    def _post_reminder(self, request: InviteRequest) -> InviteRequest:
+        ref = request.approval_message
+        if ref is None:
+            return request
+        try:
+            posted = self.client.chat_postMessage(
+                channel=ref.channel, thread_ts=ref.ts, text=blocks.reminder(request)
+            )
+        except SEND_ERRORS as exc:
+            log.warning("request %s: could not post the reminder: %s", request.id, slack_error(exc))
+            return request
+        return self._posted(
+            request, "reminder", (posted["channel"], posted["ts"]), reminder_posted=True
         )
 
     def _update_approval(self, request: InviteRequest) -> InviteRequest:
