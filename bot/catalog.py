@@ -11,10 +11,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import TypeVar
 
 from bot.awork import AworkClient, AworkError
-from bot.models import Role, Team
+from bot.models import Role, Team, utcnow
 from bot.store import Store, StoreClosed
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,10 @@ class Catalog:
         self.teams: list[Team] = [Team.model_validate(t) for t in store.get_meta("teams", [])]
         # Lower-case emails of the workspace's awork users, to spare admins duplicate requests.
         self.member_emails: frozenset[str] = frozenset(store.get_meta("member_emails", []))
+        # ...and of those who accepted their invitation, as of `members_seen_at` (UTC).
+        self.accepted_emails: frozenset[str] = frozenset(store.get_meta("accepted_emails", []))
+        seen = store.get_meta("members_seen_at")
+        self.members_seen_at: datetime | None = datetime.fromisoformat(seen) if seen else None
 
     # -- reading (never touches awork) -----------------------------------------------------
 
@@ -82,14 +87,24 @@ class Catalog:
         return self._refresh_members()
 
     def _refresh_members(self) -> bool:
+        started = utcnow()
         try:
-            emails = frozenset(email for user in self._awork.users() for email in user.emails)
+            users = list(self._awork.users())
         except AworkError as exc:
             log.warning("could not refresh awork's members: %s", exc.code)
             return False
-        self.member_emails = emails
-        self._store.set_meta("member_emails", sorted(emails))
+        accepted = [u for u in users if u.status is not None and u.status.invitation_accepted]
+        self.member_emails = frozenset(email for user in users for email in user.emails)
+        self.accepted_emails = frozenset(email for user in accepted for email in user.emails)
+        self.members_seen_at = started
+        self._store.set_meta("member_emails", sorted(self.member_emails))
+        self._store.set_meta("accepted_emails", sorted(self.accepted_emails))
+        self._store.set_meta("members_seen_at", started.isoformat())
         return True
+
+    def has_accepted(self, email: str) -> bool:
+        """Whether awork showed this address as having accepted, at the last refresh."""
+        return email.lower() in self.accepted_emails
 
     def is_member(self, email: str) -> bool:
         """Whether awork had a user with this email at the last refresh (never asks awork)."""

@@ -60,7 +60,9 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value.lower())
             if match:
-                unit = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match[2]]
+                unit = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[
+                    match[2]
+                ]
                 return timedelta(**{unit: float(match[1])})
         return value
 

@@ -355,6 +355,31 @@ class InviteService:
                     changed.append(request.id)
         return changed
 
+    def follow_invitations(self, requests: Iterable[InviteRequest]) -> list[str]:
+        """Invited requests whose invitee has since joined (seen in awork's member list), or
+        whose 24-hour code ran out unaccepted. Returns the ids whose messages need updating."""
+        seen_at, changed = self.catalog.members_seen_at, []
+        for request in requests:
+            if request.status is not Status.INVITED or request.result is None or seen_at is None:
+                continue
+            if self.catalog.has_accepted(request.details.email):
+                changes = {"joined_at": seen_at, "outcome_told": False, "shown_status": None}
+                ok, _ = self.store.transition(
+                    request.id, {Status.INVITED}, Status.JOINED, **changes
+                )
+                if ok:
+                    self.store.record("joined", request.id, seen_in="awork members")
+                    changed.append(request.id)
+            elif seen_at >= request.result.expires_at:  # a look at awork after the code ran out
+                _, lapsed = self._lapse(
+                    request,
+                    "The 24-hour invitation ran out before it was accepted.",
+                    AcceptOutcome.LAPSED,
+                )
+                if lapsed is not None and lapsed.status is Status.LAPSED:
+                    changed.append(request.id)
+        return changed
+
     # -- joining from Slack -------------------------------------------------------------------
 
     def accept(

@@ -162,9 +162,8 @@ class Courier:
             recovered = self.service.recover(orphan)
             if recovered is not None:
                 self.sync(recovered.id)
-        for request_id in self.service.remind_and_expire(
-            everything, self.remind_after, self.expire_after
-        ):
+        changed = self.service.remind_and_expire(everything, self.remind_after, self.expire_after)
+        for request_id in changed + self.service.follow_invitations(everything):
             self.sync(request_id, wait=0)
         for stuck in self.service.stuck_joining(everything):
             settled = self.service.settle_joining(stuck)

@@ -11,7 +11,7 @@ from bot.app import build
 from bot.models import Status, utcnow
 from tests.conftest import APPROVERS, make_settings
 from tests.slack_requests import ADMIN_CHANNEL, GENERAL
-from tests.test_scenarios import settle, submit
+from tests.test_scenarios import settle, submit, wait_status
 
 
 def age(bot, request_id: str, hours: float) -> None:
@@ -95,3 +95,52 @@ def test_durations_are_configurable_in_plain_units(tmp_path):
         hours=1
     )
     assert make_settings(tmp_path).invite_expire_after == timedelta(days=7)
+
+
+def invited(driver, slack, bot, email: str = "ada@example.com") -> str:
+    """An approved request, invited in awork, with Slack told."""
+    request_id = submit(driver, slack, {"email": email})
+    driver.click("approve_invite", request_id, APPROVERS[0])
+    wait_status(bot, request_id, Status.INVITED)
+    return settle(bot, request_id).id
+
+
+def test_invitee_who_joined_through_awork_email_is_marked_joined(driver, slack, bot, awork):
+    """Accepted in awork (not via Slack): the next look at awork's members marks it joined."""
+    request_id = invited(driver, slack, bot)
+    user = next(
+        u
+        for u in awork.users
+        if any(c["value"] == "ada@example.com" for c in u["userContactInfos"])
+    )
+    user["status"]["invitationAccepted"] = True
+    bot.deps.courier.sweep()
+    assert bot.store.get(request_id).status is Status.INVITED  # not seen yet
+    assert bot.deps.catalog.refresh()
+    bot.deps.courier.sweep()
+    request = settle(bot, request_id)
+    assert request.status is Status.JOINED
+    assert ":tada:" in json.dumps(slack.of("chat.update")[-1].args["blocks"])
+    slack.wait_for(
+        "chat.postEphemeral",
+        where=lambda c: "joined" in c.args["text"] and c.args["user"] == "UREQ",
+    )
+
+
+def test_code_that_ran_out_unaccepted_offers_invite_again(driver, slack, bot):
+    """24 h later, awork shows no acceptance: lapsed, and the requester is offered 'Invite again'."""
+    request_id = invited(driver, slack, bot)
+    request = bot.store.get(request_id)
+    issued = request.result.issued_at - timedelta(hours=25)
+    bot.store.update(request_id, result=request.result.model_copy(update={"issued_at": issued}))
+    bot.deps.catalog.members_seen_at = issued  # last look at awork was before the code ran out
+    bot.deps.courier.sweep()
+    assert bot.store.get(request_id).status is Status.INVITED
+    assert bot.deps.catalog.refresh()
+    bot.deps.courier.sweep()
+    lapsed = settle(bot, request_id)
+    assert lapsed.status is Status.LAPSED and "ran out" in lapsed.lapse_reason
+    offer = slack.wait_for(
+        "chat.postEphemeral", where=lambda c: "invite_again" in json.dumps(c.args.get("blocks"))
+    )[0]
+    assert offer.args["user"] == "UREQ"
