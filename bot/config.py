@@ -46,8 +46,12 @@ class Settings(BaseSettings):
     # How often the role/team picker cache is refreshed from awork, in seconds.
     catalog_refresh_seconds: float = Field(300.0, alias="INVITE_CATALOG_REFRESH_SECONDS")
     # A pending request gets a reminder in its thread after this long, and expires after that.
-    invite_remind_after: timedelta = Field(timedelta(hours=24), alias="INVITE_REMIND_AFTER")
-    invite_expire_after: timedelta = Field(timedelta(days=7), alias="INVITE_EXPIRE_AFTER")
+    invite_remind_after: timedelta = Field(
+        timedelta(hours=24), alias="INVITE_REMIND_AFTER", gt=timedelta(0)
+    )
+    invite_expire_after: timedelta = Field(
+        timedelta(days=7), alias="INVITE_EXPIRE_AFTER", gt=timedelta(0)
+    )
     # How often failed Slack posts are redone and crash-orphaned invitations settled, seconds.
     sweep_seconds: float = Field(30.0, alias="INVITE_SWEEP_SECONDS", gt=0)
     # Threads serving Slack requests and running work after the ack.

@@ -6,6 +6,8 @@ import json
 from datetime import timedelta
 
 import httpx
+import pytest
+from pydantic import ValidationError
 
 from bot.app import build
 from bot.models import Status, utcnow
@@ -95,6 +97,8 @@ def test_durations_are_configurable_in_plain_units(tmp_path):
         hours=1
     )
     assert make_settings(tmp_path).invite_expire_after == timedelta(days=7)
+    with pytest.raises(ValidationError):
+        make_settings(tmp_path, INVITE_EXPIRE_AFTER="0")  # would expire every request at once
 
 
 def invited(driver, slack, bot, email: str = "ada@example.com") -> str:
