@@ -421,6 +421,94 @@ def _buttons(request: InviteRequest, *buttons: tuple[str, str, str]) -> dict[str
 # --- telling people ------------------------------------------------------------------------
 
 
+# --- lists and App Home ------------------------------------------------------------------------
+
+PAGE_SIZE = 20  # two blocks a request, plus header and footer: within Block Kit's 50 per message
+
+
+STATUS_WORDS = {
+    Status.PENDING: ":inbox_tray: waiting for approval",
+    Status.INVITING: ":hourglass_flowing_sand: being invited",
+    Status.INVITED: ":envelope: invited",
+    Status.FAILED: ":warning: awork refused",
+    Status.DENIED: ":no_entry: denied",
+    Status.JOINING: ":hourglass_flowing_sand: joining",
+    Status.JOINED: ":tada: joined",
+    Status.LAPSED: ":hourglass: lapsed",
+    Status.EXPIRED: ":hourglass: expired",
+}
+
+
+def request_line(request: InviteRequest) -> str:
+    d = request.details
+    who = f"{escape(d.full_name)} · " if d.full_name else ""
+    return f"*{who}{escape(d.email)}* — {STATUS_WORDS[request.status]} · `{request.id}` · asked {slack_date(request.created_at)}"
+
+
+def _page(items: list[InviteRequest], page: int, size: int) -> tuple[list[InviteRequest], int, int]:
+    pages = max(1, -(-len(items) // size))
+    page = min(max(page, 1), pages)
+    return items[(page - 1) * size : page * size], page, pages
+
+
+def pending_list(requests: list[InviteRequest], page: int = 1) -> list[dict[str, Any]]:
+    """`/invite pending`: open requests with their buttons, a page at a time."""
+    shown, page, pages = _page(requests, page, PAGE_SIZE)
+    result = [section(f"*Waiting for a decision: {len(requests)}*")]
+    for request in shown:
+        result.append(section(request_line(request)))
+        if request.status is Status.PENDING:
+            result.append(
+                _buttons(request, (APPROVE, "Approve", "primary"), (DENY, "Deny", "danger"))
+            )
+        else:
+            result.append(_buttons(request, (RETRY, "Try again", "primary")))
+    if pages > 1:
+        result.append(
+            context(f"Page {page} of {pages}. More: `/invite pending {page % pages + 1}`")
+        )
+    return result
+
+
+def my_list(requests: list[InviteRequest], page: int = 1) -> list[dict[str, Any]]:
+    """`/invite mine`: a requester's own requests with their status."""
+    shown, page, pages = _page(requests, page, PAGE_SIZE * 2)
+    result = [section(f"*Your invitation requests: {len(requests)}*")]
+    result += [section(request_line(request)) for request in shown]
+    if pages > 1:
+        result.append(context(f"Page {page} of {pages}. More: `/invite mine {page % pages + 1}`"))
+    if not requests:
+        result.append(context("None yet. `/invite` asks for one."))
+    return result
+
+
+def status_card(request: InviteRequest) -> list[dict[str, Any]]:
+    """`/invite status <id>`: one request, as its approval message shows it."""
+    _, message = approval_message(request)
+    actions_free = [block for block in message if block.get("type") != "actions"]
+    return [section(request_line(request)), *actions_free]
+
+
+def home_view(
+    waiting: list[InviteRequest], mine: list[InviteRequest], approver: bool
+) -> dict[str, Any]:
+    """The App Home tab: 'Waiting for you' for approvers, 'Your requests' for everyone."""
+    result: list[dict[str, Any]] = []
+    if approver:
+        result += pending_list(waiting)[:60]
+        result.append({"type": "divider"})
+    result += my_list(mine)[:38]
+    return {"type": "home", "blocks": result[:100]}
+
+
+def help_text() -> str:
+    return (
+        "*/invite* opens the form. Also: `/invite name@company.com` (form with the address filled in), "
+        "`/invite pending [page]` (approvers: requests waiting for you), `/invite mine [page]` "
+        "(your requests), `/invite status <request id>`."
+    )
+
+
 def reminder(request: InviteRequest) -> str:
     """Posted in the approval message's thread when a request waits too long."""
     return (

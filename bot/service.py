@@ -321,6 +321,32 @@ class InviteService:
         self.store.record("invite_failed", request.id, code=exc.code, retryable=failure.retryable)
         return stored or request
 
+    # -- lists ------------------------------------------------------------------------------------
+
+    def waiting_for(self, approver_id: str) -> list[InviteRequest]:
+        """Requests an approver can act on, oldest first (empty for anyone else)."""
+        if not self.is_approver(approver_id):
+            return []
+        actionable = [
+            r
+            for r in self.store.requests(Status.PENDING, Status.FAILED)
+            if r.status is Status.PENDING or (r.failure and r.failure.retryable)
+        ]
+        return sorted(actionable, key=lambda r: r.created_at)
+
+    def requests_of(self, requester_id: str) -> list[InviteRequest]:
+        """A requester's own requests, newest first."""
+        mine = [r for r in self.store.requests() if r.requester_id == requester_id]
+        return sorted(mine, key=lambda r: r.created_at, reverse=True)
+
+    def visible_request(self, request_id: str, user_id: str) -> InviteRequest | None:
+        """A request, if this user may see it: its requester, invitee or an approver."""
+        request = self.store.get(request_id)
+        if request is None:
+            return None
+        allowed = {request.requester_id, request.invitee_slack_id} | set(self.approvers)
+        return request if user_id in allowed else None
+
     # -- reminders and expiry ------------------------------------------------------------------
 
     def remind_and_expire(

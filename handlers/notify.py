@@ -107,6 +107,33 @@ class Courier:
             return None
         return user.get("id")
 
+    # -- App Home ---------------------------------------------------------------------------------
+
+    def publish_home(self, user_id: str, remember: bool = False) -> None:
+        """Publish a user's App Home; `remember` marks them as someone who looks at it."""
+        if not user_id:
+            return
+        if remember:
+            users = set(self.store.get_meta("home_users", []))
+            if user_id not in users:
+                self.store.set_meta("home_users", sorted(users | {user_id}))
+        view = blocks.home_view(
+            self.service.waiting_for(user_id),
+            self.service.requests_of(user_id),
+            approver=self.service.is_approver(user_id),
+        )
+        try:
+            self.client.views_publish(user_id=user_id, view=view)
+        except SEND_ERRORS as exc:
+            log.warning("could not publish the App Home of %s: %s", user_id, slack_error(exc))
+
+    def refresh_homes(self, request: InviteRequest) -> None:
+        """After a request's state shows anew: the homes of its requester and the approvers,
+        for those who have opened the App Home at least once."""
+        watchers = set(self.store.get_meta("home_users", []))
+        for user_id in sorted(({request.requester_id} | set(self.service.approvers)) & watchers):
+            self.publish_home(user_id)
+
     # -- keeping Slack in step with a request -------------------------------------------------
 
     def sync(self, request_id: str, wait: float = 10.0) -> InviteRequest | None:
@@ -223,6 +250,7 @@ class Courier:
                 "request %s: could not post the approval message (%s): %s", request.id, error, hint
             )
             return request
+        self.refresh_homes(request)
         ref = MessageRef(channel=posted["channel"], ts=posted["ts"])
         return self._posted(
             request,
@@ -261,6 +289,7 @@ class Courier:
                 slack_error(exc),
             )
             return request
+        self.refresh_homes(request)
         return self.store.update(request.id, shown_status=request.status) or request
 
     def _send_link(self, request: InviteRequest) -> InviteRequest:

@@ -75,11 +75,13 @@ def driver(bot) -> SlackDriver:
     return SlackDriver(bot.app, SIGNING_SECRET)
 
 
-def approval_request_id(slack: FakeSlack) -> str:
-    """The request id carried by the newest approval message's Approve button."""
-    post = slack.wait_for("chat.postMessage", where=lambda c: c.args["channel"] == ADMIN_CHANNEL)[
-        -1
-    ]
+def approval_request_id(slack: FakeSlack, seen: int = 0) -> str:
+    """The request id on the approval message posted after the first `seen` ones."""
+
+    def is_approval(call) -> bool:
+        return call.args["channel"] == ADMIN_CHANNEL and not call.args.get("thread_ts")
+
+    post = slack.wait_for("chat.postMessage", seen + 1, where=is_approval)[seen]
     for block in post.args["blocks"]:
         if block["type"] == "actions":
             return block["elements"][0]["value"]

@@ -6,6 +6,8 @@ import json
 import threading
 from datetime import timedelta
 
+import httpx
+
 from bot.models import Status
 from tests.conftest import APPROVERS
 from tests.fakes.awork import Fault
@@ -221,7 +223,7 @@ def test_interrupted_acceptance_is_settled_by_the_sweep(driver, slack, bot, awor
     request = bot.store.get(request_id)
     bot.store.transition(request_id, {Status.INVITED}, Status.JOINING)
     awork.handler(
-        __import__("httpx").Request(
+        httpx.Request(
             "POST",
             "https://api.awork.com/api/v1/invitations/accept",
             json={"invitationCode": request.result.invitation_code.get_secret_value()},

@@ -38,3 +38,10 @@ def test_socket_mode_is_available():
     """The manifest says how to switch to Socket Mode (the key exists, off by default)."""
     assert MANIFEST["settings"]["socket_mode_enabled"] is False
     assert MANIFEST["features"]["bot_user"]["display_name"]
+
+
+def test_app_home_and_its_event_are_enabled():
+    """The Home tab is on and app_home_opened arrives at /slack/events."""
+    assert MANIFEST["features"]["app_home"]["home_tab_enabled"] is True
+    events = MANIFEST["settings"]["event_subscriptions"]
+    assert events["request_url"].endswith(EVENTS_PATH) and "app_home_opened" in events["bot_events"]

@@ -36,9 +36,17 @@ def block_ids(view: dict) -> set[str]:
 
 
 def submit(driver, slack, fields=ADA, user="UREQ") -> str:
+    """Submit the form and return the new request's id, from its own approval message."""
+    seen = len(
+        [
+            c
+            for c in slack.of("chat.postMessage")
+            if c.args["channel"] == ADMIN_CHANNEL and not c.args.get("thread_ts")
+        ]
+    )
     response = driver.submit_form(fields, user=user)
     assert response.status == 200 and response.body == ""
-    return approval_request_id(slack)
+    return approval_request_id(slack, seen)
 
 
 def wait_status(bot, request_id: str, status: Status, timeout: float = 5.0):

@@ -103,7 +103,7 @@ class FakeSlack:
                 "user_id": "UBOT",
                 "bot_id": "BBOT",
             }
-        if method in ("views.open", "views.update", "views.push"):
+        if method in ("views.open", "views.update", "views.push", "views.publish"):
             return {"ok": True, "view": {"id": "V" + str(next(self._ts)), **args.get("view", {})}}
         if method == "chat.postMessage":
             ts = f"{int(time.time())}.{next(self._ts):06d}"

@@ -1,0 +1,109 @@
+"""`/invite pending|mine|status|help` and the App Home tab."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from bot.models import InviteDetails, Status
+from tests.conftest import APPROVERS
+from tests.slack_requests import GENERAL
+from tests.test_scenarios import settle, submit, wait_status
+
+APPROVER = APPROVERS[0]
+
+
+def reply(driver, text: str, user: str) -> dict:
+    response = driver.command(text, user=user)
+    assert response.status == 200
+    # Bolt answers a text-only ack as plain text, which Slack shows just the same.
+    return json.loads(response.body) if response.body.startswith("{") else {"text": response.body}
+
+
+def test_pending_lists_open_requests_with_their_buttons(driver, slack, bot):
+    """Approvers see what waits for them, oldest first, each with Approve and Deny."""
+    ids = [submit(driver, slack, {"email": f"p{i}@example.com"}) for i in range(3)]
+    body = reply(driver, "pending", APPROVER)
+    text = json.dumps(body["blocks"])
+    assert "Waiting for a decision: 3" in text and all(i in text for i in ids)
+    actions = [b for b in body["blocks"] if b["type"] == "actions"]
+    assert [a["elements"][0]["value"] for a in actions] == ids
+    assert {e["action_id"] for a in actions for e in a["elements"]} == {
+        "approve_invite",
+        "deny_invite",
+    }
+
+
+def test_pending_is_for_approvers_only(driver, slack):
+    """Anyone else is told only approvers decide, and sees no requests."""
+    submit(driver, slack)
+    assert reply(driver, "pending", "URANDOM") == {
+        "text": ":lock: Only approvers can decide on invitation requests."
+    }
+
+
+def test_pending_pages_stay_within_block_kit_limits(driver, slack, bot):
+    """45 open requests: pages of at most 50 blocks, and the last page holds the rest."""
+    for i in range(45):
+        bot.deps.service.submit(InviteDetails(email=f"bulk{i}@example.com"), "UREQ", GENERAL)
+    first, last = reply(driver, "pending", APPROVER), reply(driver, "pending 3", APPROVER)
+    assert len(first["blocks"]) <= 50 and len(last["blocks"]) <= 50
+    assert "Page 1 of 3" in json.dumps(first["blocks"]) and "Page 3 of 3" in json.dumps(
+        last["blocks"]
+    )
+    assert len([b for b in last["blocks"] if b["type"] == "actions"]) == 5
+
+
+def test_mine_shows_the_requesters_own_with_status(driver, slack, bot):
+    """/invite mine lists only the caller's requests, newest first, with their status."""
+    denied = submit(driver, slack, {"email": "old@example.com"})
+    driver.submit_deny(denied, "no", APPROVER)
+    wait_status(bot, denied, Status.DENIED)
+    newer = submit(driver, slack, {"email": "new@example.com"})
+    submit(driver, slack, {"email": "theirs@example.com"}, user="UOTHER")
+    text = json.dumps(reply(driver, "mine", "UREQ")["blocks"])
+    assert text.index(newer) < text.index(denied) and "theirs@example.com" not in text
+    assert "denied" in text and "waiting for approval" in text
+
+
+def test_status_shows_one_request_to_those_concerned(driver, slack, bot):
+    """/invite status <id> answers the requester and approvers, and 'not found' to others."""
+    request_id = submit(driver, slack)
+    assert request_id in json.dumps(reply(driver, f"status {request_id}", "UREQ")["blocks"])
+    assert "Approve" not in json.dumps(reply(driver, f"status {request_id}", APPROVER)["blocks"])
+    assert "can't find" in reply(driver, f"status {request_id}", "URANDOM")["text"]
+    assert "Usage" in reply(driver, "status", "UREQ")["text"]
+
+
+def test_help_answers_privately_with_the_syntax(driver):
+    """/invite help lists the subcommands."""
+    text = reply(driver, "help", "UREQ")["text"]
+    assert "/invite pending" in text and "/invite mine" in text and "/invite status" in text
+
+
+def app_home_opened(driver, user: str):
+    event = {
+        "token": "verification_token", "team_id": "T111", "api_app_id": "A111", "type": "event_callback",
+        "event": {"type": "app_home_opened", "user": user, "channel": "D111", "tab": "home", "event_ts": str(time.time())},
+        "event_id": f"Ev{time.monotonic_ns()}", "event_time": int(time.time()),
+    }  # fmt: skip
+    return driver.send(json.dumps(event), content_type="application/json")
+
+
+def test_app_home_shows_waiting_and_own_requests_and_follows_changes(driver, slack, bot):
+    """Opening Home publishes 'Waiting for you'/'Your requests'; a change republishes it."""
+    request_id = submit(driver, slack)
+    assert app_home_opened(driver, APPROVER).status == 200
+    published = slack.wait_for("views.publish", where=lambda c: c.args["user_id"] == APPROVER)[0]
+    view = published.args["view"]
+    assert (
+        view["type"] == "home"
+        and request_id in json.dumps(view)
+        and "Waiting for a decision: 1" in json.dumps(view)
+    )
+    assert len(view["blocks"]) <= 100
+    driver.click("approve_invite", request_id, APPROVER)
+    wait_status(bot, request_id, Status.INVITED)
+    settle(bot, request_id)
+    later = slack.wait_for("views.publish", 2, where=lambda c: c.args["user_id"] == APPROVER)[-1]
+    assert "Waiting for a decision: 0" in json.dumps(later.args["view"])
