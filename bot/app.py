@@ -25,6 +25,7 @@ from bot.config import Settings
 from bot.deps import Deps
 from bot.service import InviteService
 from bot.store import Store, StoreClosed
+from handlers.approvers import ApproverDirectory
 from handlers.notify import Courier
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class Bot:
     store: Store
     awork: AworkClient
     executor: ThreadPoolExecutor
+    directory: ApproverDirectory
     sweep_seconds: float = 30.0
 
     def __post_init__(self) -> None:
@@ -68,6 +70,7 @@ class Bot:
         first = True
         while not self._stopping.is_set():
             try:
+                self.directory.refresh(force=first)
                 self.deps.courier.sweep(force=first)
                 first = False
             except StoreClosed:
@@ -124,6 +127,9 @@ def build(
 ) -> Bot:
     """Build the whole bot. Tests pass a fake awork transport; nothing starts running here."""
     store = Store(settings.invite_db_path)
+    client = slack_client(settings)
+    # Approver ids and user groups (whose members the sweep reads from Slack).
+    directory = ApproverDirectory(client, settings.invite_approvers)
     awork_options = {"retry_sleep": retry_sleep} if retry_sleep else {}
     awork = AworkClient(
         settings.awork_api_url,
@@ -136,7 +142,7 @@ def build(
         store,
         awork,
         catalog,
-        approvers=settings.invite_approvers,
+        approvers=directory.current,
         accept_url_template=settings.invite_accept_url,
         workspace_id=settings.awork_workspace_id,
         password_url_template=settings.invite_password_url,
@@ -147,7 +153,7 @@ def build(
         log.warning("INVITE_APPROVERS is empty: nobody can approve requests")
     executor = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="listener")
     app = App(
-        client=slack_client(settings),
+        client=client,
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         # Listeners ack and then do their slow work in these threads; Bolt's default of 5
         # would let a few slow awork calls hold up the acks of everyone else.
@@ -169,5 +175,6 @@ def build(
         store=store,
         awork=awork,
         executor=executor,
+        directory=directory,
         sweep_seconds=settings.sweep_seconds,
     )

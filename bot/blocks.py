@@ -333,7 +333,12 @@ def approval_message(request: InviteRequest) -> tuple[str, list[dict[str, Any]]]
 def _outcome_blocks(request: InviteRequest) -> list[dict[str, Any]]:
     who = f"<@{request.decided_by}>" if request.decided_by else "an approver"
     if request.status is Status.PENDING:
-        return [_buttons(request, (APPROVE, "Approve", "primary"), (DENY, "Deny", "danger"))]
+        buttons = _buttons(request, (APPROVE, "Approve", "primary"), (DENY, "Deny", "danger"))
+        if request.approvals_needed < 2:
+            return [buttons]
+        given = ", ".join(f"<@{user}>" for user in request.approvals) or "none yet"
+        note = f":busts_in_silhouette: Admin role: {len(request.approvals)} of {request.approvals_needed} approvals ({given})"
+        return [context(note), buttons]
     if request.status is Status.INVITING:
         return [context(f":hourglass_flowing_sand: Approved by {who}, inviting in awork…")]
     if request.status in (Status.INVITED, Status.JOINING, Status.JOINED, Status.LAPSED):
@@ -634,9 +639,14 @@ def refusal(request: InviteRequest | None, reason: str | None) -> str:
         return NOT_FOUND_TEXT
     if reason == "not_approver":
         return NOT_APPROVER
+    if reason == "already_approved":
+        return "Your approval is in; this admin-role invitation needs a second approver."
+    if reason == "own_request":
+        return "You can't approve your own request; another approver will decide it."
     return already_decided(request)
 
 
+FIRST_APPROVAL = ":white_check_mark: Your approval is in. An admin role needs a second approver, who has been shown it."
 NOT_APPROVER = ":lock: Only approvers can decide on invitation requests."
 
 

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
 
     # How often the role/team picker cache is refreshed from awork, in seconds.
     catalog_refresh_seconds: float = Field(300.0, alias="INVITE_CATALOG_REFRESH_SECONDS")
+    # Requests by approvers themselves skip approval (an admin role still needs a second one).
+    invite_self_approve: bool = Field(False, alias="INVITE_SELF_APPROVE")
     # A pending request gets a reminder in its thread after this long, and expires after that.
     invite_remind_after: timedelta = Field(
         timedelta(hours=24), alias="INVITE_REMIND_AFTER", gt=timedelta(0)

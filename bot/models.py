@@ -328,7 +328,10 @@ class InviteRequest(BaseModel):
     origin_channel: str | None = None
     details: InviteDetails
     role_name: str | None = None
+    role_is_admin: bool = False
     team_names: list[str] = []
+    approvals: list[str] = []  # approvers so far (an admin role needs two distinct ones)
+    approvals_needed: int = 1
     approval_message: MessageRef | None = None
     decided_by: str | None = None
     decided_at: datetime | None = None

@@ -52,6 +52,8 @@ class Refusal(StrEnum):
     ALREADY_DECIDED = "already_decided"
     NOT_INVITEE = "not_invitee"
     NOT_REQUESTER = "not_requester"
+    ALREADY_APPROVED = "already_approved"  # this approver's approval is in; another is needed
+    OWN_REQUEST = "own_request"  # another approver exists to decide it
 
 
 class AcceptOutcome(StrEnum):
@@ -101,7 +103,7 @@ class InviteService:
         store: Store,
         awork: AworkClient,
         catalog: Catalog,
-        approvers: frozenset[str],
+        approvers: frozenset[str] | Callable[[], frozenset[str]],
         accept_url_template: str,
         workspace_id: str | None = None,
         password_url_template: str | None = None,
@@ -114,7 +116,7 @@ class InviteService:
         self.store = store
         self.awork = awork
         self.catalog = catalog
-        self.approvers = approvers
+        self._approvers = approvers
         self.accept_url_template = accept_url_template
         self.password_url_template = password_url_template
         self.skip_email_for_slack_members = skip_email_for_slack_members
@@ -127,6 +129,11 @@ class InviteService:
         self._workspace_lock = threading.Lock()
         self._in_flight = 0
         self._idle = threading.Condition()
+
+    @property
+    def approvers(self) -> frozenset[str]:
+        """Who may approve now: fixed ids, or the current answer of a directory (user groups)."""
+        return self._approvers() if callable(self._approvers) else self._approvers
 
     def is_approver(self, user_id: str) -> bool:
         return user_id in self.approvers
@@ -153,6 +160,8 @@ class InviteService:
             origin_channel=origin_channel,
             details=details,
             role_name=role.name if role else None,
+            role_is_admin=bool(role and role.is_admin_role),
+            approvals_needed=2 if role and role.is_admin_role and len(self.approvers) >= 2 else 1,
             team_names=self.catalog.team_names(details.team_ids),
         )
         self.store.add(request)
@@ -164,14 +173,58 @@ class InviteService:
 
     # -- deciding ----------------------------------------------------------------------------
 
-    def approve(self, request_id: str, approver_id: str) -> Decision:
-        """Claim the request for inviting. Exactly one caller ever gets `ok` for a request,
-        and again only after a failure that may be retried."""
-        current = self.store.get(request_id)
-        if current is None:
-            return Decision(None, Refusal.NOT_FOUND)
-        if not self.is_approver(approver_id):
-            return Decision(current, Refusal.NOT_APPROVER)
+    def approvals_needed(self, request: InviteRequest) -> int:
+        """Set at submit: two distinct approvers for an awork admin role (when two exist)."""
+        return request.approvals_needed
+
+    def approve(self, request_id: str, approver_id: str, own_allowed: bool = False) -> Decision:
+        """Record an approval; with enough of them, claim the request for inviting. Exactly
+        one caller ever gets `ok` for a request (again only after a retryable failure).
+        `ok` with status still PENDING means a first of two approvals was recorded."""
+        for _ in range(5):  # a concurrent approval changed the list: read again and retry
+            current = self.store.get(request_id)
+            if current is None:
+                return Decision(None, Refusal.NOT_FOUND)
+            if not self.is_approver(approver_id):
+                return Decision(current, Refusal.NOT_APPROVER)
+            if current.status is Status.PENDING:
+                refusal = self._approval_refusal(current, approver_id, own_allowed)
+                if refusal is not None:
+                    return Decision(current, refusal)
+                approvals = [*current.approvals, approver_id]
+                if len(approvals) < self.approvals_needed(current):
+                    ok, request = self.store.transition(
+                        request_id,
+                        {Status.PENDING},
+                        Status.PENDING,
+                        require={"approvals": current.approvals},
+                        approvals=approvals,
+                        shown_status=None,
+                    )
+                    if ok:
+                        self.store.record(
+                            "approved", request_id, approver_id, of=self.approvals_needed(current)
+                        )
+                        return Decision(request)
+                    continue
+            decision = self._claim(current, approver_id)
+            if decision.refusal is not Refusal.ALREADY_DECIDED or decision.request is None:
+                return decision
+            if decision.request.status is not Status.PENDING:
+                return decision
+        return Decision(self.store.get(request_id), Refusal.ALREADY_DECIDED)
+
+    def _approval_refusal(
+        self, request: InviteRequest, approver_id: str, own_allowed: bool
+    ) -> Refusal | None:
+        if approver_id in request.approvals:
+            return Refusal.ALREADY_APPROVED
+        others = set(self.approvers) - {request.requester_id}
+        if approver_id == request.requester_id and others and not own_allowed:
+            return Refusal.OWN_REQUEST
+        return None
+
+    def _claim(self, current: InviteRequest, approver_id: str) -> Decision:
         expected = {Status.PENDING}
         if current.status is Status.FAILED and current.failure and current.failure.retryable:
             expected.add(Status.FAILED)
@@ -184,14 +237,20 @@ class InviteService:
             "invite_started_at": current.invite_started_at or now,
             "outcome_told": False,
         }
+        require = None
         if current.status is Status.PENDING:
-            changes.update(decided_by=approver_id, decided_at=utcnow())
-        ok, request = self.store.transition(request_id, expected, Status.INVITING, **changes)
+            changes.update(
+                decided_by=approver_id, decided_at=now, approvals=[*current.approvals, approver_id]
+            )
+            require = {"approvals": current.approvals}
+        ok, request = self.store.transition(
+            current.id, expected, Status.INVITING, require=require, **changes
+        )
         if not ok:
             return Decision(request, Refusal.ALREADY_DECIDED)
         event = "approved" if current.status is Status.PENDING else "retried"
-        self.store.record(event, request_id, approver_id)
-        log.info("request %s %s by %s", request_id, event, approver_id)
+        self.store.record(event, current.id, approver_id)
+        log.info("request %s %s by %s", current.id, event, approver_id)
         return Decision(request)
 
     def can_deny(self, request_id: str, approver_id: str) -> Decision:
@@ -486,6 +545,8 @@ class InviteService:
             origin_channel=current.origin_channel,
             details=current.details,
             role_name=current.role_name,
+            role_is_admin=current.role_is_admin,
+            approvals_needed=current.approvals_needed,
             team_names=current.team_names,
             reinvite_of=current.id,
         )

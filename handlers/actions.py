@@ -10,6 +10,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.deps import Deps
+from bot.models import Status
 from bot.service import AcceptOutcome
 
 log = logging.getLogger(__name__)
@@ -21,18 +22,7 @@ def register(app: App, deps: Deps) -> None:
 
     def approve(ack: Ack, body: dict) -> None:
         ack()
-        user = body["user"]["id"]
-        decision = service.approve(_request_id(body), user)
-        if not decision.ok:
-            courier.tell(user, _channel(body), blocks.refusal(decision.request, decision.refusal))
-            return
-        if decision.request.invitee_slack_id is None:
-            service.set_invitee(
-                decision.request.id, courier.slack_user(decision.request.details.email)
-            )
-        courier.sync(decision.request.id)  # "Approved by @x, inviting…"
-        service.invite(decision.request.id)
-        courier.sync(decision.request.id)
+        run_approval(deps, _request_id(body), body["user"]["id"], _channel(body))
 
     def deny(ack: Ack, body: dict, client: WebClient) -> None:
         ack()
@@ -85,6 +75,28 @@ def register(app: App, deps: Deps) -> None:
     app.action(blocks.INVITE_AGAIN)(invite_again)
     app.action(blocks.RETRY)(approve)
     app.action(blocks.DENY)(deny)
+
+
+def run_approval(
+    deps: Deps, request_id: str, user: str, channel: str | None, own_allowed: bool = False
+) -> None:
+    """An approval from a click (or a self-approved submission): record it, and when it is
+    the one that completes the request, invite in awork and bring Slack up to date."""
+    service, courier = deps.service, deps.courier
+    decision = service.approve(request_id, user, own_allowed=own_allowed)
+    if not decision.ok:
+        courier.tell(user, channel, blocks.refusal(decision.request, decision.refusal))
+        return
+    request = decision.request
+    if request.status is Status.PENDING:  # the first of two approvals
+        courier.sync(request.id)
+        courier.tell(user, channel, blocks.FIRST_APPROVAL)
+        return
+    if request.invitee_slack_id is None:
+        service.set_invitee(request.id, courier.slack_user(request.details.email))
+    courier.sync(request.id)  # "Approved by @x, inviting…"
+    service.invite(request.id)
+    courier.sync(request.id)
 
 
 def _request_id(body: dict) -> str:

@@ -10,6 +10,7 @@ from slack_bolt import Ack, App
 from bot import blocks
 from bot.deps import Deps
 from bot.models import parse_details
+from handlers.actions import run_approval
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ def register(app: App, deps: Deps) -> None:
         request = service.submit(details, requester, origin)
         ack()
         deps.courier.sync(request.id)
+        if deps.settings.invite_self_approve and service.is_approver(requester):
+            # An approver's own request needs no one else (but an admin role still needs two).
+            run_approval(deps, request.id, requester, origin, own_allowed=True)
 
     def submit_deny_reason(ack: Ack, body: dict, view: dict) -> None:
         request_id = view.get("private_metadata", "")

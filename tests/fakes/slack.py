@@ -32,6 +32,7 @@ class FakeSlack:
         self.ephemeral_blocked: set[str] = set()
         self.throttle: dict[str, int] = {}  # method -> how many HTTP 429s to answer first
         self.throttled = 0
+        self.groups: dict[str, list[str]] = {}  # user group id -> member ids
         self.socket_url: str | None = None  # apps.connections.open answer (Socket Mode)
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
@@ -93,6 +94,13 @@ class FakeSlack:
             if not self.socket_url:
                 return {"ok": False, "error": "not_allowed_token_type"}
             return {"ok": True, "url": self.socket_url}
+        if method == "usergroups.users.list":
+            group = self.groups.get(str(args.get("usergroup")))
+            return (
+                {"ok": True, "users": group}
+                if group is not None
+                else {"ok": False, "error": "no_such_subteam"}
+            )
         if method == "auth.test":
             return {
                 "ok": True,
