@@ -60,11 +60,14 @@ def settings(tmp_path, slack) -> Settings:
     return make_settings(tmp_path, slack.url)
 
 
+def build_bot(settings: Settings, handler) -> Bot:
+    """The real bot with awork faked by `handler` (an httpx.MockTransport function), no retry waits."""
+    return build(settings, awork_transport=httpx.MockTransport(handler), retry_sleep=lambda _: None)
+
+
 @pytest.fixture
 def bot(settings, awork) -> Iterator[Bot]:
-    built = build(
-        settings, awork_transport=httpx.MockTransport(awork.handler), retry_sleep=lambda _: None
-    )
+    built = build_bot(settings, awork.handler)
     assert built.deps.catalog.refresh()
     yield built
     built.shutdown(timeout=5)

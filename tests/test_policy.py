@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 import threading
 
-import httpx
-
-from bot.app import build
 from bot.models import Status
-from tests.conftest import APPROVERS, SIGNING_SECRET, make_settings
+from tests.conftest import APPROVERS, SIGNING_SECRET, build_bot, make_settings
 from tests.fakes.awork import ROLE_ADMIN
 from tests.slack_requests import SlackDriver
 from tests.test_scenarios import settle, submit, wait_status
@@ -33,9 +30,7 @@ def test_approvers_cannot_approve_their_own_request_when_another_can(driver, sla
 def test_a_lone_approver_may_approve_their_own(tmp_path, slack, awork):
     """With a single approver there is nobody else: their own request is theirs to approve."""
     settings = make_settings(tmp_path, slack.url, INVITE_APPROVERS=A)
-    lone = build(
-        settings, awork_transport=httpx.MockTransport(awork.handler), retry_sleep=lambda _: None
-    )
+    lone = build_bot(settings, awork.handler)
     try:
         driver = SlackDriver(lone.app, SIGNING_SECRET)
         request_id = submit(driver, slack, {"email": "solo@example.com"}, user=A)
@@ -92,9 +87,7 @@ def test_admin_role_under_concurrent_clicks_still_invites_once(driver, slack, bo
 def test_self_approve_skips_approval_for_approvers_only(tmp_path, slack, awork):
     """INVITE_SELF_APPROVE: an approver's request is invited at once; anyone else's waits."""
     settings = make_settings(tmp_path, slack.url, INVITE_SELF_APPROVE="true")
-    bot = build(
-        settings, awork_transport=httpx.MockTransport(awork.handler), retry_sleep=lambda _: None
-    )
+    bot = build_bot(settings, awork.handler)
     try:
         bot.deps.catalog.refresh()
         driver = SlackDriver(bot.app, SIGNING_SECRET)
@@ -114,9 +107,7 @@ def test_approvers_may_be_a_slack_user_group(tmp_path, slack, awork):
     """INVITE_APPROVERS with a group id: its members approve; membership changes are followed."""
     slack.groups["S0APPROVERS"] = ["UGROUPIE"]
     settings = make_settings(tmp_path, slack.url, INVITE_APPROVERS="S0APPROVERS")
-    bot = build(
-        settings, awork_transport=httpx.MockTransport(awork.handler), retry_sleep=lambda _: None
-    )
+    bot = build_bot(settings, awork.handler)
     try:
         bot.directory.refresh(force=True)
         driver = SlackDriver(bot.app, SIGNING_SECRET)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import httpx
 import pytest
 from pydantic import ValidationError
 
-from bot.app import build
 from bot.models import Status, utcnow
-from tests.conftest import APPROVERS, make_settings
+from tests.conftest import APPROVERS, build_bot, make_settings
 from tests.slack_requests import ADMIN_CHANNEL, GENERAL
 from tests.test_scenarios import settle, submit, wait_status
 
@@ -52,9 +50,7 @@ def test_restart_neither_forgets_nor_repeats_a_reminder(settings, awork, slack, 
     bot.shutdown(timeout=5)
     slack.errors.clear()
     for _ in range(2):
-        again = build(
-            settings, awork_transport=httpx.MockTransport(awork.handler), retry_sleep=lambda _: None
-        )
+        again = build_bot(settings, awork.handler)
         try:
             again.deps.courier.sweep(force=True)
             settle(again, request_id)

@@ -11,9 +11,8 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from bot.app import build
 from bot.models import Status, utcnow
-from tests.conftest import APPROVERS, SIGNING_SECRET
+from tests.conftest import APPROVERS, SIGNING_SECRET, build_bot
 from tests.fakes.awork import FakeAwork
 from tests.slack_requests import ADMIN_CHANNEL, GENERAL, SlackDriver
 from tests.test_scenarios import settle, submit, wait_status
@@ -101,9 +100,7 @@ def test_two_sweepers_recover_an_orphan_once(driver, slack, bot, awork, settings
     request_id = submit(driver, slack)
     settle(bot, request_id)
     crash_mid_invite(bot, request_id)
-    other = build(
-        settings, awork_transport=httpx.MockTransport(awork.handler), retry_sleep=lambda _: None
-    )
+    other = build_bot(settings, awork.handler)
     try:
         awork.delay = 0.05
         threads = [threading.Thread(target=b.deps.courier.sweep) for b in (bot, other)]
@@ -123,9 +120,7 @@ def test_sweep_runs_at_start(settings, awork, slack, driver, bot):
     settle(bot, request_id)
     crash_mid_invite(bot, request_id)
     bot.shutdown(timeout=5)
-    again = build(
-        settings, awork_transport=httpx.MockTransport(awork.handler), retry_sleep=lambda _: None
-    )
+    again = build_bot(settings, awork.handler)
     try:
         again.start_background()
         wait_status(again, request_id, Status.INVITED)
@@ -161,9 +156,7 @@ class TimesOut:
 def test_timed_out_invitation_is_checked_before_resending(settings, slack, awork, after_processing):
     """A timed-out POST: awork is asked for the email first; one invitation either way."""
     transport = TimesOut(awork, after_processing)
-    bot = build(
-        settings, awork_transport=httpx.MockTransport(transport), retry_sleep=lambda _: None
-    )
+    bot = build_bot(settings, transport)
     try:
         bot.deps.catalog.refresh()
         driver = SlackDriver(bot.app, SIGNING_SECRET)
@@ -181,9 +174,7 @@ def test_timed_out_invitation_is_checked_before_resending(settings, slack, awork
 def test_existing_member_found_after_a_timeout_is_not_called_invited(settings, slack, awork):
     """If the email belonged to a member from before, a timeout is reported as 'already in'."""
     transport = TimesOut(awork, after_processing=False)
-    bot = build(
-        settings, awork_transport=httpx.MockTransport(transport), retry_sleep=lambda _: None
-    )
+    bot = build_bot(settings, transport)
     try:
         driver = SlackDriver(bot.app, SIGNING_SECRET)
         request_id = submit(driver, slack, {"email": "owner@ncnstn.com"})
@@ -244,9 +235,7 @@ def test_outbox_survives_a_restart(settings, awork, slack, bot, driver):
     [request] = list(bot.store.requests())
     bot.shutdown(timeout=5)
     slack.errors.clear()
-    again = build(
-        settings, awork_transport=httpx.MockTransport(awork.handler), retry_sleep=lambda _: None
-    )
+    again = build_bot(settings, awork.handler)
     try:
         again.start_background()
         slack.wait_for("chat.postMessage", 2, where=lambda c: c.args["channel"] == ADMIN_CHANNEL)

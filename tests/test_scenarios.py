@@ -6,11 +6,8 @@ import json
 import threading
 import time
 
-import httpx
-
-from bot.app import build
 from bot.models import Status
-from tests.conftest import APPROVERS, SIGNING_SECRET, approval_request_id
+from tests.conftest import APPROVERS, SIGNING_SECRET, approval_request_id, build_bot
 from tests.fakes.awork import (
     ROLE_PM,
     TEAM_DESIGN,
@@ -290,9 +287,7 @@ def test_slack_members_keep_awork_email_when_the_setting_is_off(tmp_path, slack,
     from tests.conftest import make_settings
 
     settings = make_settings(tmp_path, slack.url, INVITE_SKIP_EMAIL_FOR_SLACK_MEMBERS="false")
-    configured = build(
-        settings, awork_transport=httpx.MockTransport(awork.handler), retry_sleep=lambda _: None
-    )
+    configured = build_bot(settings, awork.handler)
     try:
         slack.members["ada@example.com"] = "UADA"
         driver = SlackDriver(configured.app, SIGNING_SECRET)
@@ -545,9 +540,7 @@ def test_pending_request_survives_a_restart(settings, awork, slack, bot, driver)
     request_id = submit(driver, slack)
     settle(bot, request_id)
     bot.close()
-    again = build(
-        settings, awork_transport=httpx.MockTransport(awork.handler), retry_sleep=lambda _: None
-    )
+    again = build_bot(settings, awork.handler)
     try:
         SlackDriver(again.app, SIGNING_SECRET).click("approve_invite", request_id, APPROVER)
         wait_status(again, request_id, Status.INVITED)
@@ -573,9 +566,7 @@ def test_configured_workspace_id_is_used_without_asking_awork(tmp_path, slack, a
     from tests.conftest import make_settings
 
     settings = make_settings(tmp_path, slack.url, AWORK_WORKSPACE_ID=WORKSPACE_ID)
-    configured = build(
-        settings, awork_transport=httpx.MockTransport(awork.handler), retry_sleep=lambda _: None
-    )
+    configured = build_bot(settings, awork.handler)
     try:
         driver = SlackDriver(configured.app, SIGNING_SECRET)
         request_id = submit(driver, slack)
