@@ -43,7 +43,10 @@ def submit(driver, slack, fields=ADA, user="UREQ") -> str:
     )
     response = driver.submit_form(fields, user=user)
     assert response.status == 200 and response.body == ""
-    return approval_request_id(slack, seen)
+    request_id = approval_request_id(slack, seen)
+    # As a person would: act once the requester has been told it waits.
+    slack.wait_for("chat.postEphemeral", where=lambda c: request_id in c.args.get("text", ""))
+    return request_id
 
 
 def wait_status(bot, request_id: str, status: Status, timeout: float = 5.0):
