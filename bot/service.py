@@ -382,20 +382,27 @@ class InviteService:
 
     # -- lists ------------------------------------------------------------------------------------
 
-    def waiting_for(self, approver_id: str) -> list[InviteRequest]:
+    def waiting_for(
+        self, approver_id: str, requests: Iterable[InviteRequest] | None = None
+    ) -> list[InviteRequest]:
         """Requests an approver can act on, oldest first (empty for anyone else)."""
         if not self.is_approver(approver_id):
             return []
+        candidates = self.store.requests() if requests is None else requests
         actionable = [
             r
-            for r in self.store.requests(Status.PENDING, Status.FAILED)
-            if r.status is Status.PENDING or (r.failure and r.failure.retryable)
+            for r in candidates
+            if r.status is Status.PENDING
+            or (r.status is Status.FAILED and r.failure and r.failure.retryable)
         ]
         return sorted(actionable, key=lambda r: r.created_at)
 
-    def requests_of(self, requester_id: str) -> list[InviteRequest]:
+    def requests_of(
+        self, requester_id: str, requests: Iterable[InviteRequest] | None = None
+    ) -> list[InviteRequest]:
         """A requester's own requests, newest first."""
-        mine = [r for r in self.store.requests() if r.requester_id == requester_id]
+        candidates = self.store.requests() if requests is None else requests
+        mine = [r for r in candidates if r.requester_id == requester_id]
         return sorted(mine, key=lambda r: r.created_at, reverse=True)
 
     def visible_request(self, request_id: str, user_id: str) -> InviteRequest | None:

@@ -109,17 +109,21 @@ class Courier:
 
     # -- App Home ---------------------------------------------------------------------------------
 
-    def publish_home(self, user_id: str, remember: bool = False) -> None:
-        """Publish a user's App Home; `remember` marks them as someone who looks at it."""
+    def publish_home(
+        self, user_id: str, remember: bool = False, requests: list[InviteRequest] | None = None
+    ) -> None:
+        """Publish a user's App Home; `remember` marks them as someone who looks at it.
+        `requests`: the store's requests when the caller has read them already."""
         if not user_id:
             return
         if remember:
             users = set(self.store.get_meta("home_users", []))
             if user_id not in users:
                 self.store.set_meta("home_users", sorted(users | {user_id}))
+        everything = list(self.store.requests()) if requests is None else requests
         view = blocks.home_view(
-            self.service.waiting_for(user_id),
-            self.service.requests_of(user_id),
+            self.service.waiting_for(user_id, everything),
+            self.service.requests_of(user_id, everything),
             approver=self.service.is_approver(user_id),
         )
         try:
@@ -131,8 +135,12 @@ class Courier:
         """After a request's state shows anew: the homes of its requester and the approvers,
         for those who have opened the App Home at least once."""
         watchers = set(self.store.get_meta("home_users", []))
-        for user_id in sorted(({request.requester_id} | set(self.service.approvers)) & watchers):
-            self.publish_home(user_id)
+        viewers = sorted(({request.requester_id} | set(self.service.approvers)) & watchers)
+        if not viewers:
+            return
+        everything = list(self.store.requests())  # one read of the store for all of them
+        for user_id in viewers:
+            self.publish_home(user_id, requests=everything)
 
     # -- keeping Slack in step with a request -------------------------------------------------
 
