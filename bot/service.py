@@ -173,10 +173,6 @@ class InviteService:
 
     # -- deciding ----------------------------------------------------------------------------
 
-    def approvals_needed(self, request: InviteRequest) -> int:
-        """Set at submit: two distinct approvers for an awork admin role (when two exist)."""
-        return request.approvals_needed
-
     def approve(self, request_id: str, approver_id: str, own_allowed: bool = False) -> Decision:
         """Record an approval; with enough of them, claim the request for inviting. Exactly
         one caller ever gets `ok` for a request (again only after a retryable failure).
@@ -192,7 +188,7 @@ class InviteService:
                 if refusal is not None:
                     return Decision(current, refusal)
                 approvals = [*current.approvals, approver_id]
-                if len(approvals) < self.approvals_needed(current):
+                if len(approvals) < current.approvals_needed:
                     ok, request = self.store.transition(
                         request_id,
                         {Status.PENDING},
@@ -203,7 +199,7 @@ class InviteService:
                     )
                     if ok:
                         self.store.record(
-                            "approved", request_id, approver_id, of=self.approvals_needed(current)
+                            "approved", request_id, approver_id, of=current.approvals_needed
                         )
                         return Decision(request)
                     continue
