@@ -19,7 +19,8 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 import handlers
-from bot.awork import AworkClient
+from bot.awork import AworkClient, RateLimiter
+from bot.bulk import BatchService
 from bot.catalog import Catalog
 from bot.config import Settings
 from bot.deps import Deps
@@ -85,6 +86,7 @@ class Bot:
         deadline = time.monotonic() + timeout
         self._stopping.set()
         self.deps.catalog.stop()
+        self.deps.batches.stop()  # no further member starts; the run is resumed at the next start
         finished = self.deps.service.wait_idle(timeout)
         drain = threading.Thread(target=self.executor.shutdown, kwargs={"wait": True}, daemon=True)
         drain.start()
@@ -135,6 +137,7 @@ def build(
         settings.awork_api_url,
         settings.awork_api_key.get_secret_value(),
         transport=awork_transport,
+        limiter=RateLimiter(settings.awork_rate_per_second, settings.awork_rate_per_minute),
         **awork_options,
     )
     catalog = Catalog(awork, store, refresh_seconds=settings.catalog_refresh_seconds)
@@ -160,14 +163,18 @@ def build(
         listener_executor=executor,
         token_verification_enabled=token_verification,
     )
+    batches = BatchService(service, concurrency=settings.bulk_concurrency)
     courier = Courier(
         app.client,
         service,
         settings.invite_admin_channel,
         remind_after=settings.invite_remind_after,
         expire_after=settings.invite_expire_after,
+        batches=batches,
     )
-    deps = Deps(settings=settings, service=service, catalog=catalog, courier=courier)
+    deps = Deps(
+        settings=settings, service=service, catalog=catalog, courier=courier, batches=batches
+    )
     handlers.register(app, deps)
     return Bot(
         app=app,

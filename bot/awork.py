@@ -16,7 +16,9 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -141,6 +143,86 @@ class RetryTransport(httpx.BaseTransport):
         self.inner.close()
 
 
+class RateLimiter:
+    """Keeps the bot's calls inside awork's per-workspace limits (50/s and 1000/min by default),
+    shared by every thread of the process, so a bulk run does not earn itself 429s.
+
+    A sliding window over the times of the last calls: a call waits until it is the n-th in no
+    window of its limit (with a small margin for the way to awork). awork's own word wins: a
+    429, or `ratelimit-remaining: 0`, pauses all calls until its `ratelimit-reset`."""
+
+    def __init__(
+        self,
+        per_second: int = 50,
+        per_minute: int = 1000,
+        margin: float = 0.03,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.limits = [
+            (count, window)
+            for count, window in ((per_second, 1.0), (per_minute, 60.0))
+            if count > 0
+        ]
+        self.margin = margin
+        self._clock = clock
+        self._sleep = sleep
+        self._sent: deque[float] = deque(maxlen=max((c for c, _ in self.limits), default=1))
+        self._paused_until = 0.0
+        self._lock = threading.Lock()
+        self.waited = 0.0  # seconds spent waiting, all threads together (for benchmarks)
+
+    def acquire(self) -> None:
+        """Wait for a slot and take it."""
+        while True:
+            with self._lock:
+                now = self._clock()
+                wait = self._paused_until - now
+                for count, window in self.limits:
+                    if len(self._sent) >= count:
+                        wait = max(wait, self._sent[-count] + window + self.margin - now)
+                if wait <= 0:
+                    self._sent.append(now)
+                    return
+                self.waited += wait
+            self._sleep(wait)
+
+    def pause(self, seconds: float) -> None:
+        """awork said to wait: nobody calls before then."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def observe(self, response: httpx.Response) -> None:
+        """Follow awork's rate-limit headers on any answer."""
+        if response.status_code == 429:
+            self.pause(min(30.0, announced_wait(response.headers) or 1.0))
+            return
+        for prefix in ("ratelimit", "x-ratelimit"):
+            remaining = response.headers.get(f"{prefix}-remaining")
+            if remaining is not None and remaining.strip() in ("0", "0.0"):
+                reset = announced_wait(response.headers)
+                if reset:
+                    self.pause(min(30.0, reset))
+                return
+
+
+class RateLimitTransport(httpx.BaseTransport):
+    """Takes a `RateLimiter` slot before each attempt and tells it what awork answered."""
+
+    def __init__(self, inner: httpx.BaseTransport, limiter: RateLimiter) -> None:
+        self.inner = inner
+        self.limiter = limiter
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.limiter.acquire()
+        response = self.inner.handle_request(request)
+        self.limiter.observe(response)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 def announced_wait(headers: httpx.Headers) -> float | None:
     """Seconds awork asks us to wait, from its rate-limit headers or Retry-After."""
     for name in ("ratelimit-reset", "x-ratelimit-reset", "retry-after"):
@@ -175,8 +257,11 @@ class AworkClient:
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         retry_sleep: Callable[[float], None] = time.sleep,
         attempts: int = 4,
+        limiter: RateLimiter | None = None,
     ) -> None:
         inner = transport or httpx.HTTPTransport(limits=httpx.Limits(max_connections=50))
+        self.limiter = limiter or RateLimiter()
+        inner = RateLimitTransport(inner, self.limiter)
         self._http = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
             headers={

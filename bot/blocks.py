@@ -268,7 +268,13 @@ def team_options(teams: list[Team]) -> list[dict[str, Any]]:
 # --- deciding ------------------------------------------------------------------------------
 
 
-def deny_reason_modal(request: InviteRequest) -> dict[str, Any]:
+def _subject(request: Any) -> str:
+    """Who a request (or a batch: `entries`) is about."""
+    entries = getattr(request, "entries", None)
+    return f"{len(entries)} people" if entries else escape(request.details.email)
+
+
+def deny_reason_modal(request: Any) -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": DENY_REASON,
@@ -277,7 +283,7 @@ def deny_reason_modal(request: InviteRequest) -> dict[str, Any]:
         "close": plain("Cancel", 24),
         "private_metadata": request.id,
         "blocks": [
-            section(f"Deny the invitation of *{escape(request.details.email)}*?"),
+            section(f"Deny the invitation of *{_subject(request)}*?"),
             _text_input(
                 "reason",
                 "Reason (the requester sees it)",
@@ -508,9 +514,15 @@ def home_view(
 
 def help_text() -> str:
     return (
-        "*/invite* opens the form. Also: `/invite name@company.com` (form with the address filled in), "
-        "`/invite pending [page]` (approvers: requests waiting for you), `/invite mine [page]` "
-        "(your requests), `/invite status <request id>`."
+        "*/invite* opens the form; `/invite bulk` opens the form for many people (a list or a CSV "
+        "file, up to 500).\n"
+        "*Without a form:* `/invite ada@example.com` asks for one person; "
+        '`/invite a@x.com b@y.com role:"Project Manager" team:Design team:Engineering --no-email` '
+        "asks for several at once, with a role and teams by name (any case; the start of a name "
+        "is enough when it is unique) and without awork's welcome email. One per line as "
+        "`email, first name, last name` works too.\n"
+        "*Lists:* `/invite pending [page]` (approvers: requests waiting for you), "
+        "`/invite mine [page]` (your requests), `/invite status <request id>`, `/invite help`."
     )
 
 

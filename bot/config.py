@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     )
     # How often failed Slack posts are redone and crash-orphaned invitations settled, seconds.
     sweep_seconds: float = Field(30.0, alias="INVITE_SWEEP_SECONDS", gt=0)
+    # awork's per-workspace rate limit (3000/min on Enterprise); the bot stays inside it.
+    awork_rate_per_second: int = Field(50, alias="AWORK_RATE_PER_SECOND", ge=1)
+    awork_rate_per_minute: int = Field(1000, alias="AWORK_RATE_PER_MINUTE", ge=1)
+    # Invitations of a bulk request sent at the same time (still within the rate limit).
+    bulk_concurrency: int = Field(16, alias="INVITE_BULK_CONCURRENCY", ge=1, le=64)
     # Threads serving Slack requests and running work after the ack.
     threads: int = Field(64, alias="INVITE_THREADS", ge=4, le=512)
 

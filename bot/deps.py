@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.bulk import BatchService
 from bot.catalog import Catalog
 from bot.config import Settings
 from bot.service import InviteService
@@ -19,3 +20,4 @@ class Deps:
     service: InviteService
     catalog: Catalog
     courier: Courier
+    batches: BatchService

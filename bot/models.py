@@ -367,9 +367,21 @@ class InviteRequest(BaseModel):
     next_delivery_at: datetime | None = None
     lease_owner: str | None = None
     lease_until: datetime | None = None
+    # A member of a batch: approved with the batch, shown on the batch's message; the run of
+    # the batch ("Retry failed" starts another) that last claimed it.
+    batch_id: str | None = None
+    batch_run: int = 0
 
     def needs_delivery(self) -> bool:
         """Whether Slack has not yet been told everything about this request."""
+        if self.batch_id is not None:
+            # The batch's message and summary speak for its members; only an invitee who is in
+            # Slack gets a DM of their own (the others' links go to the requester as a list).
+            return (
+                self.status is Status.INVITED
+                and not self.link_attempted
+                and self.invitee_slack_id is not None
+            )
         if self.approval_message is None or self.shown_status is not self.status:
             return True
         if self.status is Status.PENDING:
@@ -383,3 +395,92 @@ class InviteRequest(BaseModel):
     @property
     def accept_link_expired(self) -> bool:
         return self.result is not None and utcnow() >= self.result.expires_at
+
+
+# --- a batch: many people in one request --------------------------------------------------------
+
+BATCH_LIMIT = 500
+
+
+class BatchStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"  # approved; invitations are being sent (again, after "Retry failed")
+    DONE = "done"  # every member settled; the summary is shown
+    DENIED = "denied"
+    EXPIRED = "expired"
+
+
+class Skipped(BaseModel):
+    """A person left out of a batch at submission, and why ("member" or "open")."""
+
+    email: str
+    reason: Literal["member", "open", "repeated"]
+    request_id: str | None = None
+
+
+def new_batch_id() -> str:
+    return "bat-" + secrets.token_hex(6)
+
+
+class InviteBatch(BaseModel):
+    """Up to 500 people asked for at once: one approval, then one invitation per person.
+
+    Members are ordinary requests (`InviteRequest.batch_id`), created when the batch runs with
+    ids derived from the batch's (`member_id`), so a resumed or repeated run finds them instead
+    of inviting anyone twice."""
+
+    id: str = Field(default_factory=new_batch_id)
+    status: BatchStatus = BatchStatus.PENDING
+    version: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    requester_id: str
+    origin_channel: str | None = None
+    entries: Annotated[list[InviteDetails], Field(min_length=1, max_length=BATCH_LIMIT)]
+    skipped: list[Skipped] = []
+    role_name: str | None = None
+    role_is_admin: bool = False
+    team_names: list[str] = []
+    approvals: list[str] = []
+    approvals_needed: int = 1
+    approval_message: MessageRef | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    deny_reason: str | None = None
+    # The current run: 1 after approval, +1 for each "Retry failed"; which process runs it.
+    run: int = 0
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
+    finished_at: datetime | None = None
+    # Slack deliveries (as for a request): what the approval message shows, notices, links.
+    shown_status: BatchStatus | None = None
+    shown_run: int = 0
+    waiting_told: bool = False
+    outcome_told: bool = False
+    links_listed: bool = False
+    reminded_at: datetime | None = None
+    reminder_posted: bool = False
+    messages: list[PostedMessage] = []
+    delivery_failures: int = 0
+    next_delivery_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+    @property
+    def details(self) -> InviteDetails:
+        """The shared part (role, teams, email setting) as carried by the first entry."""
+        return self.entries[0]
+
+    def member_id(self, index: int) -> str:
+        return f"inv-{self.id.removeprefix('bat-')}-{index:03d}"
+
+    def needs_delivery(self) -> bool:
+        if self.approval_message is None or self.shown_status is not self.status:
+            return True
+        if self.status is BatchStatus.PENDING:
+            return not self.waiting_told or (
+                self.reminded_at is not None and not self.reminder_posted
+            )
+        if self.status is BatchStatus.DONE:
+            return self.shown_run != self.run or not self.outcome_told or not self.links_listed
+        return self.status is not BatchStatus.RUNNING and not self.outcome_told

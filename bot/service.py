@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 from urllib.parse import quote
 
 from bot.awork import AworkClient, AworkError, AworkUnavailable
@@ -140,13 +141,19 @@ class InviteService:
 
     # -- asking ------------------------------------------------------------------------------
 
-    def duplicate_of(self, details: InviteDetails) -> tuple[str, InviteRequest | None] | None:
+    def duplicate_of(self, details: InviteDetails) -> tuple[str, Any] | None:
         """Why asking the admins would be pointless: ("member", None) when awork has the address
         already, ("open", request) when a request for it is still open. None otherwise."""
         if self.catalog.is_member(details.email):
             return "member", None
         open_request = self.store.open_request_for(details.email, OPEN_FOR_DUPLICATES)
-        return ("open", open_request) if open_request else None
+        if open_request is not None and open_request.batch_id:
+            batch = self.store.get_batch(open_request.batch_id)
+            return ("open", batch) if batch is not None else ("open", open_request)
+        if open_request is not None:
+            return "open", open_request
+        batch = self.store.open_batch_for(details.email, ("pending", "running"))
+        return ("open", batch) if batch else None
 
     def submit(
         self, details: InviteDetails, requester_id: str, origin_channel: str | None
@@ -183,6 +190,8 @@ class InviteService:
                 return Decision(None, Refusal.NOT_FOUND)
             if not self.is_approver(approver_id):
                 return Decision(current, Refusal.NOT_APPROVER)
+            if current.batch_id is not None:  # decided with its batch, never on its own
+                return Decision(current, Refusal.ALREADY_DECIDED)
             if current.status is Status.PENDING:
                 refusal = self._approval_refusal(current, approver_id, own_allowed)
                 if refusal is not None:
@@ -388,8 +397,11 @@ class InviteService:
         actionable = [
             r
             for r in candidates
-            if r.status is Status.PENDING
-            or (r.status is Status.FAILED and r.failure and r.failure.retryable)
+            if r.batch_id is None  # a batch's members are decided with the batch
+            and (
+                r.status is Status.PENDING
+                or (r.status is Status.FAILED and r.failure is not None and r.failure.retryable)
+            )
         ]
         return sorted(actionable, key=lambda r: r.created_at)
 
@@ -398,7 +410,7 @@ class InviteService:
     ) -> list[InviteRequest]:
         """A requester's own requests, newest first."""
         candidates = self.store.requests() if requests is None else requests
-        mine = [r for r in candidates if r.requester_id == requester_id]
+        mine = [r for r in candidates if r.requester_id == requester_id and r.batch_id is None]
         return sorted(mine, key=lambda r: r.created_at, reverse=True)
 
     def visible_request(self, request_id: str, user_id: str) -> InviteRequest | None:

@@ -21,7 +21,9 @@ from typing import Any
 
 from sqlitedict import SqliteDict
 
-from bot.models import AuditEvent, InviteRequest, Status, utcnow
+from bot.models import AuditEvent, InviteBatch, InviteRequest, Status, utcnow
+
+Record = InviteRequest | InviteBatch
 
 
 class StoreClosed(RuntimeError):
@@ -41,6 +43,7 @@ class Store:
         self._requests = SqliteDict(path, tablename="requests", **options)
         self._meta = SqliteDict(path, tablename="meta", **options)
         self._audit = SqliteDict(path, tablename="audit", **options)
+        self._batches = SqliteDict(path, tablename="batches", **options)
         self._thread_lock = threading.RLock()
         self._lock_file = open(f"{path}.lock", "a+b")  # noqa: SIM115 - held for the store's life
         self._depth = 0
@@ -77,41 +80,59 @@ class Store:
             self._requests.close()
             self._meta.close()
             self._audit.close()
+            self._batches.close()
         self._lock_file.close()
 
-    # -- requests ---------------------------------------------------------------------------
+    # -- requests and batches ----------------------------------------------------------------
+    # A batch's id starts with "bat-"; everything below works on both, by id.
 
-    def add(self, request: InviteRequest) -> InviteRequest:
+    def _table(self, record_id: str) -> tuple[SqliteDict, type[InviteRequest] | type[InviteBatch]]:
+        if record_id.startswith("bat-"):
+            return self._batches, InviteBatch
+        return self._requests, InviteRequest
+
+    def add(self, record: Record) -> Record:
+        """Store a new request or batch; KeyError if one with its id exists (create-once)."""
+        table, _ = self._table(record.id)
         with self._lock():
-            if request.id in self._requests:
-                raise KeyError(f"request {request.id} exists already")
-            self._requests[request.id] = request.model_dump(mode="json")
-        return request
+            if record.id in table:
+                raise KeyError(f"{record.id} exists already")
+            table[record.id] = record.model_dump(mode="json")
+        return record
 
     def get(self, request_id: str) -> InviteRequest | None:
+        found = self._read(request_id)
+        return found if isinstance(found, InviteRequest) else None
+
+    def get_batch(self, batch_id: str) -> InviteBatch | None:
+        found = self._read(batch_id)
+        return found if isinstance(found, InviteBatch) else None
+
+    def _read(self, record_id: str) -> Record | None:
+        table, model = self._table(record_id)
         with self._open():
-            raw = self._requests.get(request_id)
-        return InviteRequest.model_validate(raw) if raw is not None else None
+            raw = table.get(record_id)
+        return model.model_validate(raw) if raw is not None else None
 
     def transition(
         self,
         request_id: str,
-        expected: Iterable[Status],
-        to: Status,
+        expected: Iterable[Any],
+        to: Any,
         require: dict[str, Any] | None = None,
         **changes: Any,
-    ) -> tuple[bool, InviteRequest | None]:
-        """Move a request to `to` only if it is in one of `expected` and, when given, its
-        fields still hold the `require`d values (e.g. the same claimant).
+    ) -> tuple[bool, Any]:
+        """Move a request (or batch) to `to` only if it is in one of `expected` and, when
+        given, its fields still hold the `require`d values (e.g. the same claimant).
 
         The condition names what matters, not a version number: delivery bookkeeping (leases,
         "told" flags) may change a request at any time without invalidating a decision.
-        Returns (True, the new request) when this call made the change, else (False, the
-        request as it is, or None when there is no such request).
+        Returns (True, the new record) when this call made the change, else (False, the
+        record as it is, or None when there is none).
         """
         expected = frozenset(expected)
         with self._lock():
-            current = self.get(request_id)
+            current = self._read(request_id)
             if current is None or current.status not in expected:
                 return False, current
             if any(getattr(current, name) != value for name, value in (require or {}).items()):
@@ -121,10 +142,10 @@ class Store:
     def lease(
         self, request_id: str, owner: str, seconds: float, steal_from: str | None = None
     ) -> bool:
-        """Take a short exclusive lease on a request's Slack deliveries; False if held.
+        """Take a short exclusive lease on a record's Slack deliveries; False if held.
         `steal_from` names a holder known to be dead, whose lease may be taken over."""
         with self._lock():
-            current = self.get(request_id)
+            current = self._read(request_id)
             if current is None:
                 return False
             now = utcnow()
@@ -138,24 +159,42 @@ class Store:
 
     def release(self, request_id: str, owner: str) -> None:
         with self._lock():
-            current = self.get(request_id)
+            current = self._read(request_id)
             if current is not None and current.lease_owner == owner:
                 self._write(current, lease_owner=None, lease_until=None)
 
-    def update(self, request_id: str, **changes: Any) -> InviteRequest | None:
+    def update(self, request_id: str, **changes: Any) -> Any:
         """Change fields that are not the state (message references, delivery notes)."""
         with self._lock():
-            current = self.get(request_id)
+            current = self._read(request_id)
             return self._write(current, **changes) if current is not None else None
 
-    def _write(self, current: InviteRequest, **changes: Any) -> InviteRequest:
+    def _write(self, current: Record, **changes: Any) -> Any:
+        table, model = self._table(current.id)
         updated = current.model_copy(
             update={**changes, "version": current.version + 1, "updated_at": utcnow()}
         )
         # Re-validate so a bad change cannot be stored and break later reads.
-        updated = InviteRequest.model_validate(updated.model_dump(mode="json"))
-        self._requests[updated.id] = updated.model_dump(mode="json")
+        updated = model.model_validate(updated.model_dump(mode="json"))
+        table[updated.id] = updated.model_dump(mode="json")
         return updated
+
+    def batches(self) -> list[InviteBatch]:
+        with self._open():
+            raws = list(self._batches.values())
+        return [InviteBatch.model_validate(raw) for raw in raws]
+
+    def open_batch_for(self, email: str, statuses: Iterable[str]) -> InviteBatch | None:
+        """A batch in one of `statuses` that asks for this address (a scan of the raw JSON)."""
+        wanted, states = email.lower(), {str(status) for status in statuses}
+        with self._open():
+            raws = list(self._batches.values())
+        for raw in raws:
+            if raw.get("status") in states and any(
+                str(entry.get("email", "")).lower() == wanted for entry in raw.get("entries", [])
+            ):
+                return InviteBatch.model_validate(raw)
+        return None
 
     def open_request_for(self, email: str, statuses: Iterable[Status]) -> InviteRequest | None:
         """The oldest request for this address in one of `statuses` (a scan of the raw JSON)."""

@@ -8,9 +8,9 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
+from bot import blocks, bulk_blocks
 from bot.deps import Deps
-from bot.models import Status
+from bot.models import BatchStatus, Status
 from bot.service import AcceptOutcome
 
 log = logging.getLogger(__name__)
@@ -22,14 +22,24 @@ def register(app: App, deps: Deps) -> None:
 
     def approve(ack: Ack, body: dict) -> None:
         ack()
-        run_approval(deps, _request_id(body), body["user"]["id"], _channel(body))
+        target = _request_id(body)
+        if is_batch(target):  # "Approve all N": the same button, on a batch's message
+            run_batch_approval(deps, target, body["user"]["id"], _channel(body))
+            return
+        run_approval(deps, target, body["user"]["id"], _channel(body))
 
     def deny(ack: Ack, body: dict, client: WebClient) -> None:
         ack()
         user = body["user"]["id"]
-        decision = service.can_deny(_request_id(body), user)
+        target = _request_id(body)
+        if is_batch(target):
+            decision = deps.batches.can_deny(target, user)
+            answer = bulk_blocks.batch_refusal
+        else:
+            decision = service.can_deny(target, user)
+            answer = blocks.refusal
         if not decision.ok:
-            courier.tell(user, _channel(body), blocks.refusal(decision.request, decision.refusal))
+            courier.tell(user, _channel(body), answer(decision.request, decision.refusal))
             return
         try:
             client.views_open(
@@ -75,6 +85,39 @@ def register(app: App, deps: Deps) -> None:
     app.action(blocks.INVITE_AGAIN)(invite_again)
     app.action(blocks.RETRY)(approve)
     app.action(blocks.DENY)(deny)
+
+    def retry_failed(ack: Ack, body: dict) -> None:
+        ack()
+        user = body["user"]["id"]
+        decision = deps.batches.retry_failed(_request_id(body), user)
+        if not decision.ok:
+            text = bulk_blocks.batch_refusal(decision.request, decision.refusal)
+            courier.tell(user, _channel(body), text)
+            return
+        courier.run_batch(decision.request.id)
+
+    app.action(bulk_blocks.RETRY_FAILED)(retry_failed)
+
+
+def is_batch(target_id: str) -> bool:
+    return target_id.startswith("bat-")
+
+
+def run_batch_approval(
+    deps: Deps, batch_id: str, user: str, channel: str | None, own_allowed: bool = False
+) -> None:
+    """An approval of a whole batch: the one that completes it runs the batch."""
+    decision = deps.batches.approve(batch_id, user, own_allowed=own_allowed)
+    if not decision.ok:
+        deps.courier.tell(
+            user, channel, bulk_blocks.batch_refusal(decision.request, decision.refusal)
+        )
+        return
+    if decision.request.status is BatchStatus.PENDING:  # the first of two approvals
+        deps.courier.sync_batch(batch_id)
+        deps.courier.tell(user, channel, blocks.FIRST_APPROVAL)
+        return
+    deps.courier.run_batch(batch_id)
 
 
 def run_approval(

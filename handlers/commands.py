@@ -1,53 +1,119 @@
-"""`/invite`: open the form at once."""
+"""`/invite`: the form at once, the lists, or - with people in the text - a request without a form."""
 
 from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
+from bot import blocks, bulk_blocks
+from bot.bulk import Prepared
 from bot.deps import Deps
+from bot.inline import InlineInvite, parse_inline
+from bot.models import parse_details
+from handlers.actions import run_approval, run_batch_approval
 
 log = logging.getLogger(__name__)
 
 # `/invite` is the documented name; `/awork-invite` is the fallback for workspaces where Slack
 # keeps `/invite` for its own channel command.
 COMMAND = re.compile(r"^/(awork-)?invite$")
-EMAIL_LIKE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
-
-
-def prefilled_email(text: str) -> str | None:
-    """`/invite ada@example.com` prefills the form's email; anything else is ignored."""
-    text = text.strip()
-    return text if len(text) <= 254 and EMAIL_LIKE.match(text) else None
 
 
 def register(app: App, deps: Deps) -> None:
     service = deps.service
 
-    def open_invite_form(ack: Ack, body: dict, client: WebClient) -> None:
-        words = str(body.get("text") or "").split()
+    def invite_command(ack: Ack, body: dict, client: WebClient) -> None:
+        text = str(body.get("text") or "").strip()
+        words = text.split()
         user = str(body.get("user_id", ""))
-        if words and words[0].lower() in lists:
+        keyword = words[0].lower() if words else ""
+        if keyword in lists:
             # Answered in the ack itself: a store read, well inside Slack's 3 seconds.
-            ack(**lists[words[0].lower()](user, words[1:]))
+            ack(**lists[keyword](user, words[1:]))
+            return
+        if text and keyword != "bulk":
+            # Cached roles and teams, one store write: quick enough to answer in the ack;
+            # Slack is told the rest (approval message, "waiting" notice) after it.
+            reply, then = inline(body, user, text)
+            ack(**reply)
+            if then is not None:
+                then()
             return
         ack()
         # The trigger_id lives for 3 seconds: open the modal before anything else.
-        text = str(body.get("text") or "")
-        view = blocks.invite_form(
-            origin_channel=body.get("channel_id"),
-            advanced=deps.service.is_approver(body.get("user_id", "")),
-            email=prefilled_email(text),
+        origin = body.get("channel_id")
+        view = (
+            bulk_blocks.bulk_form(origin)
+            if keyword == "bulk"
+            else blocks.invite_form(origin_channel=origin, advanced=service.is_approver(user))
         )
         try:
             client.views_open(trigger_id=body["trigger_id"], view=view)
         except SlackApiError as exc:
-            log.warning("could not open the invite form: %s", exc.response.get("error"))
+            log.warning("could not open the form: %s", exc.response.get("error"))
+
+    def inline(body: dict, user: str, text: str) -> tuple[dict[str, Any], Any]:
+        """People in the command's text: one request (one person) or a batch (several)."""
+        parsed = parse_inline(text, deps.catalog.find_roles(), deps.catalog.find_teams())
+        if parsed.errors:
+            return _private(":warning: " + "\n".join(parsed.errors) + USAGE), None
+        origin = body.get("channel_id")
+        domain = body.get("team_domain")
+        if len(parsed.people) == 1:
+            return submit_one(parsed, user, origin, domain)
+        prepared = deps.batches.prepare(
+            parsed.people,
+            role_id=parsed.role.id if parsed.role else None,
+            team_ids=[team.id for team in parsed.teams],
+            skip_sending_email=parsed.skip_sending_email,
+        )
+        if prepared.errors:
+            return _private(":warning: " + "\n".join(prepared.errors[:20])), None
+        if not prepared.entries:
+            text = ":information_source: Nobody left to ask for: " + _left_out(prepared)
+            return _private(text), None
+        batch = deps.batches.submit(prepared, user, origin)  # stored before anything else
+        return {}, lambda: after_batch(batch.id, user, origin)
+
+    def submit_one(
+        parsed: InlineInvite, user: str, origin: str | None, domain: str | None
+    ) -> tuple[dict[str, Any], Any]:
+        person = parsed.people[0]
+        details, errors = parse_details(
+            {
+                "email": person.email,
+                "firstName": person.first_name,
+                "lastName": person.last_name,
+                "roleId": parsed.role.id if parsed.role else None,
+                "teamIds": [team.id for team in parsed.teams],
+                "skipSendingEmail": parsed.skip_sending_email,
+            }
+        )
+        if details is None:
+            return _private(":warning: " + " ".join(errors.values())), None
+        duplicate = service.duplicate_of(details)
+        if duplicate is not None:
+            kind, existing = duplicate
+            link = blocks.permalink(domain, existing and existing.approval_message)
+            text = ":information_source: " + blocks.duplicate_error(kind, existing, link)
+            return _private(text), None
+        request = service.submit(details, user, origin)  # stored before anything else
+        return {}, lambda: after_submit(request.id, user, origin)
+
+    def after_submit(request_id: str, user: str, origin: str | None) -> None:
+        deps.courier.sync(request_id)  # the approval message and the "waiting" notice
+        if deps.settings.invite_self_approve and service.is_approver(user):
+            run_approval(deps, request_id, user, origin, own_allowed=True)
+
+    def after_batch(batch_id: str, user: str, origin: str | None) -> None:
+        deps.courier.sync_batch(batch_id)
+        if deps.settings.invite_self_approve and service.is_approver(user):
+            run_batch_approval(deps, batch_id, user, origin, own_allowed=True)
 
     def pending(user: str, args: list[str]) -> dict:
         if not service.is_approver(user):
@@ -67,7 +133,19 @@ def register(app: App, deps: Deps) -> None:
         return {"text": blocks.help_text()}
 
     lists = {"pending": pending, "mine": mine, "status": status, "help": help_}
-    app.command(COMMAND)(open_invite_form)
+    app.command(COMMAND)(invite_command)
+
+
+USAGE = '\nUsage: `/invite a@x.com b@y.com role:"Project Manager" team:Design --no-email` (`/invite help` for more).'
+
+
+def _left_out(prepared: Prepared) -> str:
+    why = {"member": "already in awork", "open": "already requested", "repeated": "listed twice"}
+    return "; ".join(f"{s.email} ({why[s.reason]})" for s in prepared.skipped[:20])
+
+
+def _private(text: str) -> dict[str, Any]:
+    return {"text": text, "response_type": "ephemeral"}
 
 
 def _reply(reply_blocks: list[dict]) -> dict:

@@ -12,13 +12,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
-from bot.models import InviteRequest, MessageRef, PostedMessage, Status, utcnow
+from bot import blocks, bulk_blocks
+from bot.bulk import BatchService
+from bot.models import (
+    BatchStatus,
+    InviteBatch,
+    InviteRequest,
+    MessageRef,
+    PostedMessage,
+    Status,
+    utcnow,
+)
 from bot.service import InviteService, process_alive
 
 log = logging.getLogger(__name__)
@@ -48,9 +58,14 @@ class Courier:
         admin_channel: str,
         remind_after: timedelta = timedelta(hours=24),
         expire_after: timedelta = timedelta(days=7),
+        batches: BatchService | None = None,
     ) -> None:
         self.client = client
         self.service = service
+        self.batches = batches or BatchService(service)
+        self.progress_every = 2.0  # seconds between progress updates of a batch's message
+        self._progress_at: dict[str, float] = {}
+        self._progress_lock = threading.Lock()
         self.store = service.store
         self.admin_channel = admin_channel
         self.remind_after = remind_after
@@ -210,6 +225,202 @@ class Courier:
             busy = request.status in (Status.INVITING, Status.JOINING)
             if due and not busy and request.needs_delivery():
                 self.sync(request.id, wait=0)
+        self._sweep_batches(force, now)
+
+    def _sweep_batches(self, force: bool, now: datetime) -> None:
+        """Batches: take over runs a crash cut off, remind/expire, redo failed deliveries."""
+        batches = self.store.batches()
+        for orphan in self.batches.orphaned_runs(batches):
+            claimed = self.batches.take_over(orphan)
+            if claimed is not None:
+                log.info("batch %s: resuming a run interrupted by a restart", claimed.id)
+                threading.Thread(
+                    target=self.run_batch, args=(claimed.id,), name="batch-resume", daemon=True
+                ).start()
+        changed = self.batches.remind_and_expire(batches, self.remind_after, self.expire_after)
+        for batch_id in changed:
+            self.sync_batch(batch_id, wait=0)
+        for batch in batches:
+            due = force or batch.next_delivery_at is None or batch.next_delivery_at <= now
+            if due and batch.status is not BatchStatus.RUNNING and batch.needs_delivery():
+                self.sync_batch(batch.id, wait=0)
+
+    # -- batches ------------------------------------------------------------------------------
+
+    def run_batch(self, batch_id: str) -> InviteBatch | None:
+        """Run a batch this process claimed, showing progress, then the summary and links."""
+        self.sync_batch(batch_id)  # "Approved by @x, inviting: 0 of N"
+        batch = self.batches.run(
+            batch_id, self.slack_directory(), on_progress=lambda: self.batch_progress(batch_id)
+        )
+        self.sync_batch(batch_id)
+        if batch is not None and batch.status is BatchStatus.DONE:
+            for member in self.batches.members(batch):
+                if member is not None and member.needs_delivery():
+                    self.sync(member.id, wait=0)  # the invitee's DM with its Accept button
+        return self.store.get_batch(batch_id)
+
+    def slack_directory(self) -> dict[str, str]:
+        """Every active member's email -> Slack id, read once per batch with users.list
+        (one paged call instead of a lookupByEmail per person, which Slack rate-limits)."""
+        found: dict[str, str] = {}
+        try:
+            for page in self.client.users_list(limit=200):
+                for user in page.get("members") or []:
+                    email = (user.get("profile") or {}).get("email")
+                    if email and not user.get("deleted") and not user.get("is_bot"):
+                        found[str(email).lower()] = user["id"]
+        except SEND_ERRORS as exc:
+            log.warning("users.list failed (%s): links go to the requester", slack_error(exc))
+        return found
+
+    def batch_progress(self, batch_id: str) -> None:
+        """Show a running batch's progress on its message, at most every `progress_every` s."""
+        now = time.monotonic()
+        with self._progress_lock:
+            if now - self._progress_at.get(batch_id, 0.0) < self.progress_every:
+                return
+            self._progress_at[batch_id] = now
+        batch = self.store.get_batch(batch_id)
+        if batch is None or batch.approval_message is None:
+            return
+        summary = self.batches.summary(batch)
+        text, message_blocks = bulk_blocks.batch_approval_message(batch, summary)
+        ref = batch.approval_message
+        try:
+            self.client.chat_update(
+                channel=ref.channel, ts=ref.ts, text=text, blocks=message_blocks
+            )
+        except SEND_ERRORS as exc:
+            log.info("batch %s: progress not shown (%s)", batch_id, slack_error(exc))
+
+    def sync_batch(self, batch_id: str, wait: float = 10.0) -> InviteBatch | None:
+        """Deliver everything Slack has not yet been told about a batch (as `sync`)."""
+        owner = f"{self.service.instance_id}:{threading.get_ident()}"
+        deadline = time.monotonic() + wait
+        while not self.store.lease(batch_id, owner, seconds=120):
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.02)
+        try:
+            batch = self.store.get_batch(batch_id)
+            for _ in range(4):
+                if batch is None or not batch.needs_delivery():
+                    break
+                before = batch.version
+                batch = self._deliver_batch(batch)
+                if batch.version == before:
+                    break
+            if (
+                batch is not None
+                and batch.needs_delivery()
+                and batch.status is not BatchStatus.RUNNING
+            ):
+                failures = batch.delivery_failures + 1
+                wait_for = timedelta(seconds=min(3600, 30 * 2 ** (failures - 1)))
+                batch = self.store.update(
+                    batch_id, delivery_failures=failures, next_delivery_at=utcnow() + wait_for
+                )
+            elif batch is not None and batch.delivery_failures:
+                batch = self.store.update(batch_id, delivery_failures=0, next_delivery_at=None)
+            return batch
+        finally:
+            self.store.release(batch_id, owner)
+
+    def _deliver_batch(self, batch: InviteBatch) -> InviteBatch:
+        summary = self.batches.summary(batch) if batch.status is not BatchStatus.PENDING else None
+        text, message_blocks = bulk_blocks.batch_approval_message(batch, summary)
+        shown = {"shown_status": batch.status, "shown_run": batch.run}
+        if batch.approval_message is None:
+            try:
+                posted = self.client.chat_postMessage(
+                    channel=self.admin_channel, text=text, blocks=message_blocks
+                )
+            except SEND_ERRORS as exc:
+                error = slack_error(exc)
+                log.error(
+                    "batch %s: could not post the approval message (%s): %s",
+                    batch.id,
+                    error,
+                    ADMIN_CHANNEL_HINTS.get(error, "it is retried"),
+                )
+                return batch
+            ref = MessageRef(channel=posted["channel"], ts=posted["ts"])
+            batch = self._posted(
+                batch, "approval", (ref.channel, ref.ts), approval_message=ref, **shown
+            )
+        elif batch.shown_status is not batch.status or batch.shown_run != batch.run:
+            ref = batch.approval_message
+            try:
+                self.client.chat_update(
+                    channel=ref.channel, ts=ref.ts, text=text, blocks=message_blocks
+                )
+            except SEND_ERRORS as exc:
+                log.warning(
+                    "batch %s: could not update its message: %s", batch.id, slack_error(exc)
+                )
+                return batch
+            batch = self.store.update(batch.id, **shown) or batch
+        if batch.status is BatchStatus.PENDING:
+            if batch.reminded_at and not batch.reminder_posted and batch.approval_message:
+                try:
+                    posted = self.client.chat_postMessage(
+                        channel=batch.approval_message.channel,
+                        thread_ts=batch.approval_message.ts,
+                        text=bulk_blocks.batch_reminder(batch),
+                    )
+                    batch = self._posted(
+                        batch, "reminder", (posted["channel"], posted["ts"]), reminder_posted=True
+                    )
+                except SEND_ERRORS as exc:
+                    log.warning("batch %s: reminder not posted: %s", batch.id, slack_error(exc))
+            if not batch.waiting_told:
+                where = self.tell(
+                    batch.requester_id,
+                    batch.origin_channel,
+                    bulk_blocks.batch_waiting_notice(batch),
+                )
+                if where:
+                    batch = self._posted(batch, "waiting_notice", where, waiting_told=True)
+            return batch
+        if batch.status is BatchStatus.DONE and not batch.links_listed:
+            batch = self._list_links(batch)
+        if batch.status is not BatchStatus.RUNNING and not batch.outcome_told:
+            notice = bulk_blocks.batch_outcome_notice(batch, summary or self.batches.summary(batch))
+            where = self.tell(batch.requester_id, batch.origin_channel, notice)
+            if where:
+                batch = self._posted(batch, "outcome_notice", where, outcome_told=True)
+        return batch
+
+    def _list_links(self, batch: InviteBatch) -> InviteBatch:
+        """The links of invitees who are not in Slack, to the requester by DM, 50 a message;
+        each member is marked once its message is out, so a retry sends only the rest."""
+        due = [
+            member
+            for member in self.batches.members(batch)
+            if member is not None
+            and member.status is Status.INVITED
+            and not member.link_attempted
+            and member.invitee_slack_id is None
+        ]
+        with_links = [(m, self.service.accept_link(m)) for m in due]
+        for member, link in with_links:
+            if link is None:  # found in awork after a crash: awork's own email has the link
+                self.store.update(member.id, link_attempted=True)
+        pairs = [(m, link) for m, link in with_links if link is not None]
+        size = bulk_blocks.LINKS_PER_MESSAGE
+        chunks = [pairs[i : i + size] for i in range(0, len(pairs), size)]
+        for number, chunk in enumerate(chunks, start=1):
+            text = bulk_blocks.batch_links(
+                batch, [(m.details.email, link) for m, link in chunk], number, len(chunks)
+            )
+            where = self.dm(batch.requester_id, text)
+            if where is None:
+                return batch  # the rest go at the next sweep
+            for member, _ in chunk:
+                self.store.update(member.id, link_attempted=True, link_sent_to=batch.requester_id)
+            batch = self._posted(batch, "link_list", where)
+        return self.store.update(batch.id, links_listed=True) or batch
 
     def _deliver(self, request: InviteRequest) -> InviteRequest:
         if request.approval_message is None:
@@ -323,12 +534,10 @@ class Courier:
             return self._posted(request, "link_dm", where, **changes)
         return request
 
-    def _posted(
-        self, request: InviteRequest, kind: str, where: tuple[str, str], **changes: object
-    ) -> InviteRequest:
+    def _posted(self, request: Any, kind: str, where: tuple[str, str], **changes: object) -> Any:
         """Keep the posted message's place with the request, in the audit log too."""
         channel, ts = where
-        current = self.store.get(request.id) or request
+        current = self.store._read(request.id) or request
         message = PostedMessage(kind=kind, channel=channel, ts=ts)
         updated = self.store.update(request.id, messages=[*current.messages, message], **changes)
         self.store.record("message_posted", request.id, kind=kind, channel=channel, ts=ts)

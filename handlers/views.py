@@ -1,16 +1,19 @@
-"""Modal submissions: the invite form and the deny reason."""
+"""Modal submissions: the invite form, the bulk form and the deny reason."""
 
 from __future__ import annotations
 
 import json
 import logging
+from urllib.parse import urlparse
 
+import httpx
 from slack_bolt import Ack, App
 
-from bot import blocks
+from bot import blocks, bulk_blocks
+from bot.bulk import parse_people
 from bot.deps import Deps
-from bot.models import parse_details
-from handlers.actions import run_approval
+from bot.models import BATCH_LIMIT, parse_details
+from handlers.actions import is_batch, run_approval, run_batch_approval
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +59,113 @@ def register(app: App, deps: Deps) -> None:
                 errors={"reason": f"At most {blocks.REASON_MAX} characters."},
             )
             return
-        decision = service.deny(request_id, body["user"]["id"], reason)
+        if is_batch(request_id):
+            decision = deps.batches.deny(request_id, body["user"]["id"], reason)
+            answer = bulk_blocks.batch_refusal
+        else:
+            decision = service.deny(request_id, body["user"]["id"], reason)
+            answer = blocks.refusal
         if not decision.ok:
             ack(
                 response_action="errors",
-                errors={"reason": blocks.refusal(decision.request, decision.refusal)},
+                errors={"reason": answer(decision.request, decision.refusal)},
             )
             return
         ack()
-        deps.courier.sync(request_id)
+        if is_batch(request_id):
+            deps.courier.sync_batch(request_id)
+        else:
+            deps.courier.sync(request_id)
+
+    def submit_bulk(ack: Ack, body: dict, view: dict) -> None:
+        requester = body["user"]["id"]
+        values = view.get("state", {}).get("values", {})
+        fields = blocks.form_fields(values)
+        typed, errors = parse_people(str(fields.get(bulk_blocks.PEOPLE) or ""))
+        shown: dict[str, str] = {}
+        if errors:
+            shown[bulk_blocks.PEOPLE] = _clip(errors)
+        files = _files(values)
+        from_file: list = []
+        if files:
+            text, problem = _download(files[0], deps)
+            if problem:
+                shown[bulk_blocks.PEOPLE_FILE] = problem
+            else:
+                from_file, file_errors = parse_people(text)
+                if file_errors:
+                    shown[bulk_blocks.PEOPLE_FILE] = _clip(file_errors)
+        people = typed + from_file
+        if not people and not shown:
+            shown[bulk_blocks.PEOPLE] = "Type at least one email address, or attach a CSV file."
+        elif len(people) > BATCH_LIMIT:
+            shown[bulk_blocks.PEOPLE] = (
+                f"At most {BATCH_LIMIT} people at once; this is {len(people)}."
+            )
+        if shown:
+            ack(response_action="errors", errors=shown)
+            return
+        prepared = deps.batches.prepare(
+            people,
+            role_id=fields.get("roleId"),
+            team_ids=fields.get("teamIds") or [],
+            skip_sending_email=bool(fields.get("skipSendingEmail")),
+        )
+        if prepared.errors or not prepared.entries:
+            problems = prepared.errors or [
+                "Nobody left to ask for: everyone is already in awork or already requested."
+            ]
+            ack(response_action="errors", errors={bulk_blocks.PEOPLE: _clip(problems)})
+            return
+        origin = _origin_channel(view)
+        batch = deps.batches.submit(prepared, requester, origin)  # stored before anything else
+        ack()
+        deps.courier.sync_batch(batch.id)
+        if deps.settings.invite_self_approve and service.is_approver(requester):
+            run_batch_approval(deps, batch.id, requester, origin, own_allowed=True)
 
     app.view(blocks.INVITE_FORM)(submit_invite)
     app.view(blocks.DENY_REASON)(submit_deny_reason)
+    app.view(bulk_blocks.BULK_FORM)(submit_bulk)
+
+
+MAX_FILE_BYTES = 1_000_000  # 500 lines of email and names are a few dozen kilobytes
+
+
+def _clip(problems: list[str], shown: int = 5) -> str:
+    more = len(problems) - shown
+    return " ".join(problems[:shown]) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _files(values: dict) -> list[dict]:
+    element = (values.get(bulk_blocks.PEOPLE_FILE) or {}).get(bulk_blocks.PEOPLE_FILE)
+    files = element.get("files") if isinstance(element, dict) else None
+    return [f for f in files if isinstance(f, dict)] if isinstance(files, list) else []
+
+
+def _download(file: dict, deps: Deps) -> tuple[str, str | None]:
+    """The uploaded list's text (files:read). The bot token goes only to Slack's own hosts."""
+    url = str(file.get("url_private_download") or file.get("url_private") or "")
+    allowed = {"files.slack.com", urlparse(deps.settings.slack_api_url).hostname}
+    if urlparse(url).hostname not in allowed or urlparse(url).scheme not in ("https", "http"):
+        return "", "I can't read that file; attach a CSV or text file from your computer."
+    if int(file.get("size") or 0) > MAX_FILE_BYTES:
+        return "", "That file is too big for a list of people (1 MB at most)."
+    token = deps.settings.slack_bot_token.get_secret_value()
+    try:
+        response = httpx.get(
+            url, headers={"Authorization": f"Bearer {token}"}, timeout=2.0, follow_redirects=False
+        )
+    except httpx.HTTPError as exc:
+        log.warning("could not download the bulk list: %s", type(exc).__name__)
+        return "", "I couldn't read the file just now; please submit again."
+    if response.status_code != 200 or len(response.content) > MAX_FILE_BYTES:
+        log.warning("could not download the bulk list: HTTP %s", response.status_code)
+        return "", "I couldn't read the file; please submit again."
+    try:
+        return response.content.decode("utf-8-sig"), None
+    except UnicodeDecodeError:
+        return "", "The file is not UTF-8 text; save it as CSV (UTF-8) and attach it again."
 
 
 def _on_blocks(errors: dict[str, str], view: dict) -> dict[str, str]:

@@ -51,6 +51,8 @@ def state_for(view: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
         elif kind == "checkboxes":
             opts = elements[block_id]["options"]
             state = {"type": kind, "selected_options": opts if value else []}
+        elif kind == "file_input":
+            state = {"type": kind, "files": value}
         else:
             raise ValueError(kind)
         values[block_id] = {block_id: state}

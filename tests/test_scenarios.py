@@ -129,14 +129,6 @@ def test_approvers_get_the_advanced_part(driver, slack):
     assert "password" not in json.dumps(view).lower()
 
 
-def test_email_after_the_command_is_prefilled(driver, slack):
-    """`/invite ada@example.com` opens the form with the email filled in."""
-    driver.command("ada@example.com")
-    view = slack.wait_for("views.open")[0].args["view"]
-    email = next(b for b in view["blocks"] if b.get("block_id") == "email")
-    assert email["element"]["initial_value"] == "ada@example.com"
-
-
 # --- pickers --------------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import secrets
 import threading
 import time
@@ -85,6 +86,10 @@ class FakeAwork:
         self.delay = 0.0
         self.fail_next: list[Fault] = []
         self.down = False
+        # (per second, per minute) like awork's per-workspace limit; None = unlimited.
+        self.rate_limit: tuple[int, int] | None = None
+        self.rate_limited = 0  # how many calls were answered 429
+        self._arrivals: list[float] = []
         self._lock = threading.Lock()
 
     # -- inspection ------------------------------------------------------------------------
@@ -101,6 +106,9 @@ class FakeAwork:
             time.sleep(self.delay)
         if self.down:
             raise httpx.ConnectError("connection refused", request=request)
+        limited = self._over_rate_limit()
+        if limited is not None:
+            return limited
         path = request.url.path.split("/api/v1", 1)[-1]
         fault = self._take_fault(path)
         if fault is not None and not fault.after_processing:
@@ -109,6 +117,34 @@ class FakeAwork:
         if fault is not None:
             return httpx.Response(fault.status, json=fault.body, headers=fault.headers)
         return response
+
+    def _over_rate_limit(self) -> httpx.Response | None:
+        """A 429 with `ratelimit-reset` when the calls of the last second or minute are over
+        the limit (sliding windows over arrival times, as a gateway counts them)."""
+        if self.rate_limit is None:
+            return None
+        per_second, per_minute = self.rate_limit
+        now = time.monotonic()
+        with self._lock:
+            self._arrivals = [t for t in self._arrivals if now - t < 60.0]
+            last_second = [t for t in self._arrivals if now - t < 1.0]
+            if len(last_second) >= per_second or len(self._arrivals) >= per_minute:
+                self.rate_limited += 1
+                oldest = last_second[0] if len(last_second) >= per_second else self._arrivals[0]
+                window = 1.0 if len(last_second) >= per_second else 60.0
+                reset = max(1, math.ceil(oldest + window - now))
+                headers = {
+                    "ratelimit-limit": str(per_second),
+                    "ratelimit-remaining": "0",
+                    "ratelimit-reset": str(reset),
+                    "x-ratelimit-limit": str(per_second),
+                    "x-ratelimit-remaining": "0",
+                    "x-ratelimit-reset": str(reset),
+                }
+                response = _error(429, "rate-limited", "Too many requests.")
+                return httpx.Response(429, json=json.loads(response.content), headers=headers)
+            self._arrivals.append(now)
+        return None
 
     def _take_fault(self, path: str) -> Fault | None:
         with self._lock:

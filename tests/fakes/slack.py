@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlparse
 class Call:
     method: str
     args: dict[str, Any]
+    at: float = 0.0  # time.monotonic() when it arrived
 
 
 class FakeSlack:
@@ -34,6 +35,8 @@ class FakeSlack:
         self.throttled = 0
         self.groups: dict[str, list[str]] = {}  # user group id -> member ids
         self.socket_url: str | None = None  # apps.connections.open answer (Socket Mode)
+        self.files: dict[str, bytes] = {}  # served at /files/<name> (url_private)
+        self.file_requests: list[dict[str, str]] = []  # headers of each file download
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
         fake = self
@@ -41,6 +44,9 @@ class FakeSlack:
         class Handler(BaseHTTPRequestHandler):
             def _any(self) -> None:
                 parsed = urlparse(self.path)
+                if parsed.path.startswith("/files/"):
+                    self._file(parsed.path.removeprefix("/files/"))
+                    return
                 method = parsed.path.rsplit("/", 1)[-1]
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length).decode()
@@ -67,6 +73,17 @@ class FakeSlack:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def _file(self, name: str) -> None:
+                fake.file_requests.append(dict(self.headers.items()))
+                content = fake.files.get(name)
+                authorized = (self.headers.get("Authorization") or "").startswith("Bearer xoxb-")
+                status = 200 if content is not None and authorized else 404
+                body = content if status == 200 else b"not found"
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             do_GET = do_POST = _any
 
             def log_message(self, *args: Any) -> None:
@@ -87,7 +104,7 @@ class FakeSlack:
 
     def answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            self.calls.append(Call(method, args))
+            self.calls.append(Call(method, args, time.monotonic()))
         if method in self.errors:
             return {"ok": False, "error": self.errors[method]}
         if method == "apps.connections.open":
@@ -134,6 +151,20 @@ class FakeSlack:
             return {"ok": True, "message_ts": f"{int(time.time())}.{next(self._ts):06d}"}
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D" + str(args.get("users"))}}
+        if method == "users.list":  # paged by `limit` and `cursor`, like Slack's
+            everyone = sorted(self.members.items())
+            start = int(args.get("cursor") or 0)
+            limit = int(args.get("limit") or 200)
+            page = everyone[start : start + limit]
+            more = start + limit < len(everyone)
+            return {
+                "ok": True,
+                "members": [
+                    {"id": uid, "deleted": False, "is_bot": False, "profile": {"email": email}}
+                    for email, uid in page
+                ],
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+            }
         if method == "users.lookupByEmail":
             user_id = self.members.get(str(args.get("email", "")).lower())
             if user_id is None:
@@ -161,6 +192,10 @@ class FakeSlack:
                 )
                 return found
             time.sleep(0.01)
+
+    def file_url(self, name: str) -> str:
+        """Where a file put in `files` is served (its `url_private`)."""
+        return self.url.removesuffix("api/") + "files/" + name
 
     def texts(self) -> str:
         """Everything the bot sent to Slack, as one string, for leak checks."""

@@ -1,0 +1,513 @@
+"""Many people in one request: parsing a list, one approval, a rate-limited concurrent run.
+
+A batch is approved (or denied) as a whole by compare-and-set, like a single request. Its run
+then turns each entry into an ordinary member request, created once under an id derived from
+the batch's, and invites it through `InviteService.invite` - so every member keeps the single
+flow's guarantees (one POST, look-before-resend, crash recovery). A run cut off by a crash is
+taken over by the next process's sweep; "Retry failed" is a further run, claimed once.
+Nothing here knows about Slack.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from bot.models import (
+    BATCH_LIMIT,
+    BatchStatus,
+    InviteBatch,
+    InviteDetails,
+    InviteRequest,
+    Skipped,
+    Status,
+    parse_details,
+    utcnow,
+)
+from bot.service import (
+    OPEN_FOR_DUPLICATES,
+    Decision,
+    InviteService,
+    Refusal,
+    process_alive,
+)
+
+log = logging.getLogger(__name__)
+
+ALREADY_MEMBER = "already-exist-error"
+OPEN_BATCH = (BatchStatus.PENDING, BatchStatus.RUNNING)
+
+
+@dataclass(frozen=True)
+class Person:
+    email: str
+    first_name: str | None = None
+    last_name: str | None = None
+    line: int = 0
+
+
+def parse_people(text: str) -> tuple[list[Person], list[str]]:
+    """One person per line as `email[, first name, last name]` (commas, semicolons or tabs;
+    CSV quoting works; blank lines and `#` comments are skipped; a header line is allowed).
+    Returns the people and readable errors naming the line."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    people: list[Person] = []
+    errors: list[str] = []
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        delimiter = "\t" if "\t" in stripped else ";" if ";" in stripped else ","
+        try:
+            fields = [part.strip() for part in next(csv.reader([stripped], delimiter=delimiter))]
+        except (csv.Error, StopIteration):
+            errors.append(f"Line {number}: could not be read.")
+            continue
+        fields = [part for part in fields if part] or [""]
+        address = fields[0].removeprefix("mailto:")
+        if "@" not in address:
+            if not people and not errors and "mail" in address.lower():
+                continue  # a header line such as "email,first name,last name"
+            errors.append(f"Line {number}: “{address[:60]}” is not an email address.")
+            continue
+        if len(fields) > 3:
+            errors.append(f"Line {number}: expected email, first name, last name.")
+            continue
+        first = fields[1] if len(fields) > 1 else None
+        last = fields[2] if len(fields) > 2 else None
+        people.append(Person(address, first, last, number))
+    if len(people) > BATCH_LIMIT:
+        errors.insert(0, f"At most {BATCH_LIMIT} people at once; this list has {len(people)}.")
+    return people, errors
+
+
+@dataclass
+class Prepared:
+    """A list checked and ready to store: what will be asked for, and who was left out."""
+
+    entries: list[InviteDetails] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Summary:
+    """Where a batch stands: who was invited, who is a member already, what failed and why."""
+
+    invited: list[InviteRequest] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    failed: list[InviteRequest] = field(default_factory=list)
+    waiting: int = 0  # not yet (or still being) invited
+
+    @property
+    def done(self) -> int:
+        return len(self.invited) + len(self.already) + len(self.failed)
+
+
+class BatchService:
+    def __init__(self, service: InviteService, concurrency: int = 16) -> None:
+        self.service = service
+        self.store = service.store
+        self.concurrency = concurrency
+        self._stopping = threading.Event()
+
+    # -- asking --------------------------------------------------------------------------------
+
+    def prepare(
+        self,
+        people: Iterable[Person],
+        role_id: str | None = None,
+        team_ids: Iterable[str] = (),
+        skip_sending_email: bool = False,
+    ) -> Prepared:
+        """Validate each person with the shared role and teams; leave out members, addresses
+        with an open request, and repeats."""
+        prepared, seen = Prepared(), set()
+        for person in people:
+            details, errors = parse_details(
+                {
+                    "email": person.email,
+                    "firstName": person.first_name,
+                    "lastName": person.last_name,
+                    "roleId": role_id,
+                    "teamIds": list(team_ids),
+                    "skipSendingEmail": skip_sending_email,
+                }
+            )
+            if details is None:
+                where = f"Line {person.line}" if person.line else person.email
+                reasons = "; ".join(f"{name}: {text}" for name, text in errors.items())
+                prepared.errors.append(f"{where}: {reasons}")
+                continue
+            address = details.email.lower()
+            if address in seen:
+                prepared.skipped.append(Skipped(email=details.email, reason="repeated"))
+                continue
+            seen.add(address)
+            duplicate = self.duplicate_of(address)
+            if duplicate is not None:
+                prepared.skipped.append(duplicate)
+                continue
+            prepared.entries.append(details)
+        return prepared
+
+    def duplicate_of(self, address: str) -> Skipped | None:
+        if self.service.catalog.is_member(address):
+            return Skipped(email=address, reason="member")
+        open_request = self.store.open_request_for(address, OPEN_FOR_DUPLICATES)
+        if open_request is not None:
+            return Skipped(
+                email=address, reason="open", request_id=open_request.batch_id or open_request.id
+            )
+        batch = self.store.open_batch_for(address, OPEN_BATCH)
+        if batch is not None:
+            return Skipped(email=address, reason="open", request_id=batch.id)
+        return None
+
+    def submit(
+        self, prepared: Prepared, requester_id: str, origin_channel: str | None
+    ) -> InviteBatch:
+        """Store a new pending batch (before anything else happens)."""
+        if not prepared.entries:
+            raise ValueError("a batch needs at least one person")
+        first = prepared.entries[0]
+        catalog = self.service.catalog
+        role = catalog.role(first.role_id)
+        admin_role = bool(role and role.is_admin_role)
+        batch = InviteBatch(
+            requester_id=requester_id,
+            origin_channel=origin_channel,
+            entries=prepared.entries,
+            skipped=prepared.skipped,
+            role_name=role.name if role else None,
+            role_is_admin=admin_role,
+            team_names=catalog.team_names(first.team_ids),
+            approvals_needed=2 if admin_role and len(self.service.approvers) >= 2 else 1,
+        )
+        self.store.add(batch)
+        self.store.record(
+            "batch_submitted",
+            batch.id,
+            requester_id,
+            people=len(batch.entries),
+            role=batch.role_name,
+        )
+        log.info(
+            "batch %s stored: %d people (requester %s)", batch.id, len(batch.entries), requester_id
+        )
+        return batch
+
+    # -- deciding ------------------------------------------------------------------------------
+
+    def approve(self, batch_id: str, approver_id: str, own_allowed: bool = False) -> Decision:
+        """Record an approval; the one that completes it claims the batch's first run.
+        `Decision.request` is the batch."""
+        for _ in range(5):
+            current = self.store.get_batch(batch_id)
+            if current is None:
+                return Decision(None, Refusal.NOT_FOUND)
+            if not self.service.is_approver(approver_id):
+                return Decision(current, Refusal.NOT_APPROVER)  # type: ignore[arg-type]
+            if current.status is not BatchStatus.PENDING:
+                return Decision(current, Refusal.ALREADY_DECIDED)  # type: ignore[arg-type]
+            refusal = self.service._approval_refusal(current, approver_id, own_allowed)  # type: ignore[arg-type]
+            if refusal is not None:
+                return Decision(current, refusal)  # type: ignore[arg-type]
+            approvals = [*current.approvals, approver_id]
+            now = utcnow()
+            if len(approvals) < current.approvals_needed:
+                changes: dict[str, object] = {"shown_status": None}
+                target = BatchStatus.PENDING
+            else:
+                changes = {
+                    "decided_by": approver_id,
+                    "decided_at": now,
+                    "run": 1,
+                    "claimed_by": self.service.instance_id,
+                    "claimed_at": now,
+                }
+                target = BatchStatus.RUNNING
+            ok, batch = self.store.transition(
+                batch_id,
+                {BatchStatus.PENDING},
+                target,
+                require={"approvals": current.approvals},
+                approvals=approvals,
+                **changes,
+            )
+            if ok:
+                self.store.record(
+                    "batch_approved", batch_id, approver_id, of=current.approvals_needed
+                )
+                return Decision(batch)
+        return Decision(self.store.get_batch(batch_id), Refusal.ALREADY_DECIDED)  # type: ignore[arg-type]
+
+    def can_deny(self, batch_id: str, approver_id: str) -> Decision:
+        current = self.store.get_batch(batch_id)
+        if current is None:
+            return Decision(None, Refusal.NOT_FOUND)
+        if not self.service.is_approver(approver_id):
+            return Decision(current, Refusal.NOT_APPROVER)  # type: ignore[arg-type]
+        if current.status is not BatchStatus.PENDING:
+            return Decision(current, Refusal.ALREADY_DECIDED)  # type: ignore[arg-type]
+        return Decision(current)  # type: ignore[arg-type]
+
+    def deny(self, batch_id: str, approver_id: str, reason: str) -> Decision:
+        decision = self.can_deny(batch_id, approver_id)
+        if not decision.ok:
+            return decision
+        ok, batch = self.store.transition(
+            batch_id,
+            {BatchStatus.PENDING},
+            BatchStatus.DENIED,
+            decided_by=approver_id,
+            decided_at=utcnow(),
+            deny_reason=reason,
+        )
+        if not ok:
+            return Decision(batch, Refusal.ALREADY_DECIDED)
+        self.store.record("batch_denied", batch_id, approver_id, reason=reason)
+        return Decision(batch)
+
+    def retry_failed(self, batch_id: str, user_id: str) -> Decision:
+        """Claim one more run for the members that failed (not those already in awork)."""
+        current = self.store.get_batch(batch_id)
+        if current is None:
+            return Decision(None, Refusal.NOT_FOUND)
+        if not self.service.is_approver(user_id):
+            return Decision(current, Refusal.NOT_APPROVER)  # type: ignore[arg-type]
+        if current.status is not BatchStatus.DONE or not self.summary(current).failed:
+            return Decision(current, Refusal.ALREADY_DECIDED)  # type: ignore[arg-type]
+        now = utcnow()
+        ok, batch = self.store.transition(
+            batch_id,
+            {BatchStatus.DONE},
+            BatchStatus.RUNNING,
+            require={"run": current.run},
+            run=current.run + 1,
+            claimed_by=self.service.instance_id,
+            claimed_at=now,
+            outcome_told=False,
+        )
+        if not ok:
+            return Decision(batch, Refusal.ALREADY_DECIDED)
+        self.store.record("batch_retried", batch_id, user_id, run=current.run + 1)
+        return Decision(batch)
+
+    # -- running -------------------------------------------------------------------------------
+
+    def run(
+        self,
+        batch_id: str,
+        invitees: Mapping[str, str] | None = None,
+        on_progress: Callable[[], None] | None = None,
+    ) -> InviteBatch | None:
+        """Invite every entry of a batch this process claimed (RUNNING), concurrently within
+        the awork client's rate limit; then mark it DONE. `invitees` maps lower-case emails to
+        Slack user ids (they get the invitation by DM). Returns the batch as stored."""
+        batch = self.store.get_batch(batch_id)
+        if batch is None or batch.status is not BatchStatus.RUNNING:
+            return batch
+        if batch.claimed_by != self.service.instance_id:
+            raise ValueError(f"batch {batch_id} is run by {batch.claimed_by}")
+        invitees = invitees or {}
+        self.service.workspace_id()  # once, before the workers all want it
+
+        def one(index: int) -> None:
+            if self._stopping.is_set():
+                return
+            try:
+                self._run_member(batch, index, invitees)
+            except Exception as exc:  # one member's trouble must not stop the others
+                log.error(
+                    "batch %s member %d: %s", batch.id, index, type(exc).__name__, exc_info=exc
+                )
+            if on_progress is not None:
+                on_progress()
+
+        workers = max(1, min(self.concurrency, len(batch.entries)))
+        with ThreadPoolExecutor(workers, thread_name_prefix=f"batch-{batch.id[-4:]}") as pool:
+            list(pool.map(one, range(len(batch.entries))))
+        if self._stopping.is_set():
+            return self.store.get_batch(batch_id)  # the next start takes the run over
+        ok, done = self.store.transition(
+            batch_id,
+            {BatchStatus.RUNNING},
+            BatchStatus.DONE,
+            require={"claimed_by": self.service.instance_id, "run": batch.run},
+            finished_at=utcnow(),
+            outcome_told=False,
+            links_listed=False,
+        )
+        if ok:
+            summary = self.summary(done)
+            self.store.record(
+                "batch_done",
+                batch_id,
+                run=batch.run,
+                invited=len(summary.invited),
+                already=len(summary.already),
+                failed=len(summary.failed),
+            )
+        return done if ok else self.store.get_batch(batch_id)
+
+    def _run_member(self, batch: InviteBatch, index: int, invitees: Mapping[str, str]) -> None:
+        member_id = batch.member_id(index)
+        existing = self.store.get(member_id)
+        now = utcnow()
+        claim = {
+            "claimed_by": self.service.instance_id,
+            "claimed_at": now,
+            "batch_run": batch.run,
+        }
+        if existing is None:
+            entry = batch.entries[index]
+            member = InviteRequest(
+                id=member_id,
+                status=Status.INVITING,
+                batch_id=batch.id,
+                requester_id=batch.requester_id,
+                origin_channel=batch.origin_channel,
+                details=entry,
+                role_name=batch.role_name,
+                role_is_admin=batch.role_is_admin,
+                team_names=batch.team_names,
+                approvals=batch.approvals,
+                approvals_needed=batch.approvals_needed,
+                decided_by=batch.decided_by,
+                decided_at=batch.decided_at,
+                attempts=1,
+                invite_started_at=now,
+                invitee_slack_id=invitees.get(entry.email.lower()),
+                **claim,
+            )
+            try:
+                self.store.add(member)
+            except KeyError:  # created meanwhile by another run of this batch
+                return
+            self.service.invite(member_id)
+            return
+        if existing.status is Status.FAILED and existing.batch_run < batch.run:
+            if existing.failure is not None and existing.failure.code == ALREADY_MEMBER:
+                return
+            ok, _ = self.store.transition(
+                member_id,
+                {Status.FAILED},
+                Status.INVITING,
+                require={"batch_run": existing.batch_run},
+                failure=None,
+                attempts=existing.attempts + 1,
+                invite_started_at=existing.invite_started_at or now,
+                **claim,
+            )
+            if ok:
+                self.service.invite(member_id)
+        elif existing.status is Status.INVITING and self.service.orphans([existing]):
+            self.service.recover(existing)  # cut off by a crash: look in awork, then settle
+
+    def stop(self) -> None:
+        """Start no further member (a stopping process); the run is taken over later."""
+        self._stopping.set()
+
+    # -- after a crash -------------------------------------------------------------------------
+
+    def orphaned_runs(self, batches: Iterable[InviteBatch] | None = None) -> list[InviteBatch]:
+        """RUNNING batches whose running process is gone."""
+        found = []
+        for batch in self.store.batches() if batches is None else batches:
+            owner = batch.claimed_by or ""
+            if batch.status is not BatchStatus.RUNNING or owner == self.service.instance_id:
+                continue
+            alive = process_alive(owner) if owner else False
+            stale = (
+                batch.claimed_at is None or utcnow() - batch.claimed_at > self.service.claim_lease
+            )
+            if alive is False or (alive is None and stale):
+                found.append(batch)
+        return found
+
+    def take_over(self, batch: InviteBatch) -> InviteBatch | None:
+        """Claim an orphaned run by compare-and-set; None if another process took it."""
+        ok, claimed = self.store.transition(
+            batch.id,
+            {BatchStatus.RUNNING},
+            BatchStatus.RUNNING,
+            require={"claimed_by": batch.claimed_by},
+            claimed_by=self.service.instance_id,
+            claimed_at=utcnow(),
+        )
+        if ok:
+            self.store.record("batch_recovering", batch.id, previous_owner=batch.claimed_by)
+        return claimed if ok else None
+
+    def remind_and_expire(
+        self, batches: Iterable[InviteBatch], remind_after: timedelta, expire_after: timedelta
+    ) -> list[str]:
+        """As for single requests: one stored reminder, then expiry."""
+        now, changed = utcnow(), []
+        for batch in batches:
+            if batch.status is not BatchStatus.PENDING:
+                continue
+            age = now - batch.created_at
+            if age >= expire_after:
+                ok, _ = self.store.transition(
+                    batch.id, {BatchStatus.PENDING}, BatchStatus.EXPIRED, decided_at=now
+                )
+            elif age >= remind_after and batch.reminded_at is None:
+                ok, _ = self.store.transition(
+                    batch.id,
+                    {BatchStatus.PENDING},
+                    BatchStatus.PENDING,
+                    require={"reminded_at": None},
+                    reminded_at=now,
+                )
+            else:
+                continue
+            if ok:
+                self.store.record("batch_expired" if age >= expire_after else "reminded", batch.id)
+                changed.append(batch.id)
+        return changed
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def members(self, batch: InviteBatch) -> list[InviteRequest | None]:
+        return [self.store.get(batch.member_id(i)) for i in range(len(batch.entries))]
+
+    def summary(self, batch: InviteBatch) -> Summary:
+        summary = Summary(already=[s.email for s in batch.skipped if s.reason == "member"])
+        for member in self.members(batch):
+            if member is None or member.status in (Status.PENDING, Status.INVITING):
+                summary.waiting += 1
+            elif member.status is Status.FAILED:
+                if member.failure is not None and member.failure.code == ALREADY_MEMBER:
+                    summary.already.append(member.details.email)
+                else:
+                    summary.failed.append(member)
+            else:
+                summary.invited.append(member)
+        return summary
+
+    def waiting_for(
+        self, approver_id: str, batches: Iterable[InviteBatch] | None = None
+    ) -> list[InviteBatch]:
+        if not self.service.is_approver(approver_id):
+            return []
+        candidates = self.store.batches() if batches is None else batches
+        return sorted(
+            (b for b in candidates if b.status is BatchStatus.PENDING), key=lambda b: b.created_at
+        )
+
+    def batches_of(
+        self, requester_id: str, batches: Iterable[InviteBatch] | None = None
+    ) -> list[InviteBatch]:
+        candidates = self.store.batches() if batches is None else batches
+        return sorted(
+            (b for b in candidates if b.requester_id == requester_id),
+            key=lambda b: b.created_at,
+            reverse=True,
+        )

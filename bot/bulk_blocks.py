@@ -1,0 +1,311 @@
+"""Block Kit for batches: the bulk form, the batch's approval message (with progress and its
+summary), the requester's notices and the private list of acceptance links. Pure functions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.blocks import (
+    APPROVE,
+    DENY,
+    NOT_APPROVER,
+    NOT_FOUND_TEXT,
+    _input,
+    context,
+    escape,
+    option,
+    plain,
+    section,
+    slack_date,
+)
+from bot.bulk import Summary
+from bot.models import BATCH_LIMIT, BatchStatus, InviteBatch, Skipped
+
+BULK_FORM = "bulk_invite_form"
+RETRY_FAILED = "retry_failed"
+PEOPLE = "people"
+PEOPLE_FILE = "people_file"
+SHOWN = 10  # people named on a message; the rest are counted
+LINKS_PER_MESSAGE = 50
+
+
+def bulk_form(origin_channel: str | None) -> dict[str, Any]:
+    """`/invite bulk`: a list typed in (up to Slack's 3,000 characters) or a CSV file."""
+    return {
+        "type": "modal",
+        "callback_id": BULK_FORM,
+        "title": plain("Invite many to awork", 24),
+        "submit": plain("Ask for approval", 24),
+        "close": plain("Cancel", 24),
+        "private_metadata": json.dumps({"channel": origin_channel}),
+        "blocks": [
+            _input(
+                PEOPLE,
+                "People, one per line",
+                {
+                    "type": "plain_text_input",
+                    "multiline": True,
+                    "max_length": 3000,
+                    "placeholder": plain("ada@example.com, Ada, Lovelace"),
+                },
+                hint="email[, first name, last name] - or attach a CSV file below.",
+            ),
+            _input(
+                PEOPLE_FILE,
+                f"…or a CSV file (up to {BATCH_LIMIT} lines)",
+                {"type": "file_input", "filetypes": ["csv", "txt"], "max_files": 1},
+            ),
+            _input(
+                "roleId",
+                "Role for everyone",
+                {
+                    "type": "external_select",
+                    "min_query_length": 0,
+                    "placeholder": plain("Type to search awork roles"),
+                },
+            ),
+            _input(
+                "teamIds",
+                "Teams for everyone",
+                {
+                    "type": "multi_external_select",
+                    "min_query_length": 0,
+                    "placeholder": plain("Type to search awork teams"),
+                },
+            ),
+            _input(
+                "skipSendingEmail",
+                "Welcome email",
+                {
+                    "type": "checkboxes",
+                    "options": [option("true", "Don't send awork's welcome email")],
+                },
+            ),
+        ],
+    }
+
+
+def _people(batch: InviteBatch) -> str:
+    names = [
+        escape(f"{e.full_name} · {e.email}" if e.full_name else e.email)
+        for e in batch.entries[:SHOWN]
+    ]
+    more = len(batch.entries) - SHOWN
+    return ", ".join(names) + (f" and {more} more" if more > 0 else "")
+
+
+def _skipped(skipped: list[Skipped]) -> str | None:
+    if not skipped:
+        return None
+    why = {"member": "already in awork", "open": "already requested", "repeated": "listed twice"}
+    parts = []
+    for reason, words in why.items():
+        emails = [escape(s.email) for s in skipped if s.reason == reason]
+        if emails:
+            more = f" and {len(emails) - SHOWN} more" if len(emails) > SHOWN else ""
+            parts.append(f"{words}: {', '.join(emails[:SHOWN])}{more}")
+    return "Left out — " + "; ".join(parts)
+
+
+def batch_approval_message(
+    batch: InviteBatch, summary: Summary | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """The admin-channel message for a batch; `summary` (members' states) once it runs."""
+    count = len(batch.entries)
+    text = f"Request to invite {count} people from <@{batch.requester_id}>"
+    lines = [f"*People:* {_people(batch)}"]
+    lines.append(f"*Role:* {escape(batch.role_name) if batch.role_name else 'awork default'}")
+    if batch.team_names:
+        lines.append("*Teams:* " + ", ".join(escape(name) for name in batch.team_names))
+    if batch.details.skip_sending_email:
+        lines.append("*Welcome email:* not sent")
+    result = [
+        section(f"*<@{batch.requester_id}> asks to invite {count} people to awork*"),
+        section("\n".join(lines)),
+    ]
+    left_out = _skipped(batch.skipped)
+    if left_out:
+        result.append(context(left_out))
+    result.append(context(f"Request `{batch.id}` · asked {slack_date(batch.created_at)}"))
+    return text, result + _batch_outcome(batch, summary)
+
+
+def _decide_buttons(batch: InviteBatch, *buttons: tuple[str, str, str]) -> dict[str, Any]:
+    return {
+        "type": "actions",
+        "block_id": f"decide-{batch.id}",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "text": plain(label),
+                "style": style,
+                "value": batch.id,
+            }
+            for action_id, label, style in buttons
+        ],
+    }
+
+
+def _batch_outcome(batch: InviteBatch, summary: Summary | None) -> list[dict[str, Any]]:
+    who = f"<@{batch.decided_by}>" if batch.decided_by else "an approver"
+    count = len(batch.entries)
+    if batch.status is BatchStatus.PENDING:
+        buttons = _decide_buttons(
+            batch, (APPROVE, f"Approve all {count}", "primary"), (DENY, "Deny", "danger")
+        )
+        if batch.approvals_needed < 2:
+            return [buttons]
+        given = ", ".join(f"<@{user}>" for user in batch.approvals) or "none yet"
+        note = f":busts_in_silhouette: Admin role: {len(batch.approvals)} of {batch.approvals_needed} approvals ({given})"
+        return [context(note), buttons]
+    if batch.status is BatchStatus.RUNNING:
+        done = summary.done if summary else 0
+        return [section(progress_line(batch, done))]
+    if batch.status is BatchStatus.DENIED:
+        return [section(f":no_entry: *Denied by {who}*: {escape(batch.deny_reason or '')}")]
+    if batch.status is BatchStatus.EXPIRED:
+        return [
+            section(":hourglass: *Expired*: nobody decided in time. The requester can ask again.")
+        ]
+    return summary_blocks(batch, summary or Summary())
+
+
+def progress_line(batch: InviteBatch, done: int) -> str:
+    who = f"<@{batch.decided_by}>" if batch.decided_by else "an approver"
+    again = f" (retry {batch.run - 1})" if batch.run > 1 else ""
+    return (
+        f":hourglass_flowing_sand: Approved by {who}, inviting in awork{again}: "
+        f"*{done} of {len(batch.entries)}* done"
+    )
+
+
+def summary_line(summary: Summary) -> str:
+    parts = [f"*{len(summary.invited)} invited*"]
+    if summary.already:
+        parts.append(f"{len(summary.already)} already members")
+    if summary.failed:
+        parts.append(f"*{len(summary.failed)} failed*")
+    if summary.waiting:
+        parts.append(f"{summary.waiting} still being invited")
+    return " · ".join(parts)
+
+
+def summary_blocks(batch: InviteBatch, summary: Summary) -> list[dict[str, Any]]:
+    who = f"<@{batch.decided_by}>" if batch.decided_by else "an approver"
+    icon = ":warning:" if summary.failed else ":white_check_mark:"
+    blocks = [section(f"{icon} Approved by {who}. {summary_line(summary)}.")]
+    if summary.already:
+        more = len(summary.already) - SHOWN
+        names = ", ".join(escape(e) for e in summary.already[:SHOWN])
+        blocks.append(context(f"Already members: {names}{f' and {more} more' if more > 0 else ''}"))
+    if summary.failed:
+        by_reason: dict[str, list[str]] = {}
+        for member in summary.failed:
+            reason = member.failure.message if member.failure else "unknown"
+            by_reason.setdefault(reason, []).append(member.details.email)
+        lines = []
+        for reason, emails in list(by_reason.items())[:SHOWN]:
+            more = len(emails) - 5
+            names = ", ".join(escape(e) for e in emails[:5]) + (
+                f" and {more} more" if more > 0 else ""
+            )
+            lines.append(f"• {names}: {escape(reason)}")
+        blocks.append(section("*Failed:*\n" + "\n".join(lines)))
+        blocks.append(
+            _decide_buttons(
+                batch, (RETRY_FAILED, f"Retry failed ({len(summary.failed)})", "primary")
+            )
+        )
+    if summary.invited:
+        in_slack = sum(1 for m in summary.invited if m.invitee_slack_id)
+        rest = len(summary.invited) - in_slack
+        where = []
+        if in_slack:
+            where.append(f"{in_slack} in Slack were asked by DM to accept")
+        if rest:
+            where.append(
+                f"the acceptance links of the other {rest} went to <@{batch.requester_id}> by DM"
+            )
+        blocks.append(context("; ".join(where).capitalize() + "."))
+    return blocks
+
+
+# --- telling the requester --------------------------------------------------------------------
+
+
+def batch_waiting_notice(batch: InviteBatch) -> str:
+    left_out = _skipped(batch.skipped)
+    note = f" {left_out}." if left_out else ""
+    return (
+        f":inbox_tray: Your request to invite {len(batch.entries)} people to awork is waiting for "
+        f"an approver (request `{batch.id}`). I'll tell you here when it is decided.{note}"
+    )
+
+
+def batch_outcome_notice(batch: InviteBatch, summary: Summary) -> str:
+    who = f"<@{batch.decided_by}>" if batch.decided_by else "An approver"
+    count = len(batch.entries)
+    if batch.status is BatchStatus.DENIED:
+        return f":no_entry: {who} denied your request to invite {count} people: {escape(batch.deny_reason or '')}"
+    if batch.status is BatchStatus.EXPIRED:
+        return f":hourglass: Your request to invite {count} people expired without a decision."
+    failed = "".join(
+        f"\n• {escape(m.details.email)}: {escape(m.failure.message if m.failure else '')}"
+        for m in summary.failed[:SHOWN]
+    )
+    more = len(summary.failed) - SHOWN
+    failed += f"\n…and {more} more" if more > 0 else ""
+    return f":white_check_mark: {who} approved your request `{batch.id}`: {summary_line(summary)}.{failed}"
+
+
+def batch_links(batch: InviteBatch, links: list[tuple[str, str]], part: int, parts: int) -> str:
+    """The requester's DM with acceptance links for invitees who aren't in Slack. Credentials:
+    a DM only."""
+    head = (
+        f":key: Acceptance links for request `{batch.id}` ({part} of {parts}). These people "
+        "aren't in this Slack; pass each link privately to its person (each works for 24 hours):"
+    )
+    return head + "".join(
+        f"\n• {escape(email)}: <{link}|accept the invitation>" for email, link in links
+    )
+
+
+def batch_reminder(batch: InviteBatch) -> str:
+    return (
+        f":bell: Still waiting for a decision: <@{batch.requester_id}> asked to invite "
+        f"{len(batch.entries)} people {slack_date(batch.created_at)}."
+    )
+
+
+def batch_line(batch: InviteBatch) -> str:
+    words = {
+        BatchStatus.PENDING: ":inbox_tray: waiting for approval",
+        BatchStatus.RUNNING: ":hourglass_flowing_sand: being invited",
+        BatchStatus.DONE: ":envelope: done",
+        BatchStatus.DENIED: ":no_entry: denied",
+        BatchStatus.EXPIRED: ":hourglass: expired",
+    }[batch.status]
+    return f"*{len(batch.entries)} people* — {words} · `{batch.id}` · asked {slack_date(batch.created_at)}"
+
+
+def batch_refusal(batch: InviteBatch | None, reason: str | None) -> str:
+    """Why a click on a batch's message changed nothing, said privately to the clicker."""
+    if batch is None:
+        return NOT_FOUND_TEXT
+    if reason == "not_approver":
+        return NOT_APPROVER
+    if reason == "already_approved":
+        return "Your approval is in; inviting into an admin role needs a second approver."
+    if reason == "own_request":
+        return "You can't approve your own request; another approver will decide it."
+    who = f"<@{batch.decided_by}>" if batch.decided_by else "someone else"
+    words = {
+        BatchStatus.PENDING: "is still waiting",
+        BatchStatus.RUNNING: f"was approved by {who} and is being invited",
+        BatchStatus.DONE: f"was approved by {who} and is done",
+        BatchStatus.DENIED: f"was already denied by {who}",
+        BatchStatus.EXPIRED: "expired without a decision",
+    }[batch.status]
+    return f"Nothing changed: the request `{batch.id}` for {len(batch.entries)} people {words}."
