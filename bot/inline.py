@@ -18,7 +18,7 @@ from bot.models import Role, Team
 MAILTO = re.compile(r"<mailto:([^|>]+)(?:\|[^>]*)?>")
 SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "«": '"', "»": '"'})
 TOKEN = re.compile(
-    r'(?P<key>role|team)s?:\s*(?:"(?P<quoted>[^"]*)"|(?P<bare>\S+))|(?P<word>\S+)', re.IGNORECASE
+    r'(?P<key>role|team)s?:\s*(?:"(?P<quoted>[^"]*)"|(?P<bare>\S*))|(?P<word>\S+)', re.IGNORECASE
 )
 # Also with the dashes that autocorrect makes of "--".
 NO_EMAIL = {"--no-email", "\u2014no-email", "\u2013no-email", "-no-email", "--noemail"}

@@ -101,14 +101,14 @@ class Store:
         return record
 
     def get(self, request_id: str) -> InviteRequest | None:
-        found = self._read(request_id)
+        found = self.read(request_id)
         return found if isinstance(found, InviteRequest) else None
 
     def get_batch(self, batch_id: str) -> InviteBatch | None:
-        found = self._read(batch_id)
+        found = self.read(batch_id)
         return found if isinstance(found, InviteBatch) else None
 
-    def _read(self, record_id: str) -> Record | None:
+    def read(self, record_id: str) -> Record | None:
         table, model = self._table(record_id)
         with self._open():
             raw = table.get(record_id)
@@ -132,7 +132,7 @@ class Store:
         """
         expected = frozenset(expected)
         with self._lock():
-            current = self._read(request_id)
+            current = self.read(request_id)
             if current is None or current.status not in expected:
                 return False, current
             if any(getattr(current, name) != value for name, value in (require or {}).items()):
@@ -145,7 +145,7 @@ class Store:
         """Take a short exclusive lease on a record's Slack deliveries; False if held.
         `steal_from` names a holder known to be dead, whose lease may be taken over."""
         with self._lock():
-            current = self._read(request_id)
+            current = self.read(request_id)
             if current is None:
                 return False
             now = utcnow()
@@ -159,14 +159,14 @@ class Store:
 
     def release(self, request_id: str, owner: str) -> None:
         with self._lock():
-            current = self._read(request_id)
+            current = self.read(request_id)
             if current is not None and current.lease_owner == owner:
                 self._write(current, lease_owner=None, lease_until=None)
 
     def update(self, request_id: str, **changes: Any) -> Any:
         """Change fields that are not the state (message references, delivery notes)."""
         with self._lock():
-            current = self._read(request_id)
+            current = self.read(request_id)
             return self._write(current, **changes) if current is not None else None
 
     def _write(self, current: Record, **changes: Any) -> Any:

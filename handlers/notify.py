@@ -9,6 +9,7 @@ next `sweep` - at start-up and every half minute. Nothing a user did is lost to 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -30,6 +31,7 @@ from bot.models import (
     utcnow,
 )
 from bot.service import InviteService, process_alive
+from bot.store import StoreClosed
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +202,8 @@ class Courier:
 
     def _dead_holder(self, request_id: str) -> str | None:
         """The lease holder, if its process is known to have died (a crash mid-delivery)."""
-        request = self.store.get(request_id)
-        holder = request.lease_owner if request else None
+        record = self.store.read(request_id)  # a request or a batch
+        holder = record.lease_owner if record else None
         return holder if holder and process_alive(holder) is False else None
 
     def sweep(self, force: bool = False) -> None:
@@ -235,7 +237,7 @@ class Courier:
             if claimed is not None:
                 log.info("batch %s: resuming a run interrupted by a restart", claimed.id)
                 threading.Thread(
-                    target=self.run_batch, args=(claimed.id,), name="batch-resume", daemon=True
+                    target=self._resume, args=(claimed.id,), name="batch-resume", daemon=True
                 ).start()
         changed = self.batches.remind_and_expire(batches, self.remind_after, self.expire_after)
         for batch_id in changed:
@@ -250,6 +252,8 @@ class Courier:
     def run_batch(self, batch_id: str) -> InviteBatch | None:
         """Run a batch this process claimed, showing progress, then the summary and links."""
         self.sync_batch(batch_id)  # "Approved by @x, inviting: 0 of N"
+        with self._progress_lock:  # that was an update too: the next comes 2 s later at the soonest
+            self._progress_at[batch_id] = time.monotonic()
         batch = self.batches.run(
             batch_id, self.slack_directory(), on_progress=lambda: self.batch_progress(batch_id)
         )
@@ -259,6 +263,10 @@ class Courier:
                 if member is not None and member.needs_delivery():
                     self.sync(member.id, wait=0)  # the invitee's DM with its Accept button
         return self.store.get_batch(batch_id)
+
+    def _resume(self, batch_id: str) -> None:
+        with contextlib.suppress(StoreClosed):  # stopping: the next start resumes it again
+            self.run_batch(batch_id)
 
     def slack_directory(self) -> dict[str, str]:
         """Every active member's email -> Slack id, read once per batch with users.list
@@ -298,7 +306,9 @@ class Courier:
         """Deliver everything Slack has not yet been told about a batch (as `sync`)."""
         owner = f"{self.service.instance_id}:{threading.get_ident()}"
         deadline = time.monotonic() + wait
-        while not self.store.lease(batch_id, owner, seconds=120):
+        while not self.store.lease(
+            batch_id, owner, seconds=120, steal_from=self._dead_holder(batch_id)
+        ):
             if time.monotonic() >= deadline:
                 return None
             time.sleep(0.02)
@@ -537,7 +547,7 @@ class Courier:
     def _posted(self, request: Any, kind: str, where: tuple[str, str], **changes: object) -> Any:
         """Keep the posted message's place with the request, in the audit log too."""
         channel, ts = where
-        current = self.store._read(request.id) or request
+        current = self.store.read(request.id) or request
         message = PostedMessage(kind=kind, channel=channel, ts=ts)
         updated = self.store.update(request.id, messages=[*current.messages, message], **changes)
         self.store.record("message_posted", request.id, kind=kind, channel=channel, ts=ts)

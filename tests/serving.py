@@ -169,3 +169,15 @@ def approval_id_for(slack, email: str, timeout: float = 15) -> str:
         where=lambda c: c.args["channel"] == "CADMIN" and email in c.args["text"],
     )[0]
     return next(b for b in post.args["blocks"] if b["type"] == "actions")["elements"][0]["value"]
+
+
+def command_submission(text: str, user: str = "UREQ", channel: str = "CGENERAL") -> str:
+    """A `/invite <text>` slash command, shaped like the captured payload."""
+    from urllib.parse import urlencode
+
+    from tests.slack_requests import fixture
+
+    payload = fixture("slash_command_bolt_tests.json")["payload"]
+    payload.update(command="/invite", text=text, user_id=user, channel_id=channel)
+    payload["trigger_id"] = f"trig.{time.monotonic_ns()}"
+    return urlencode(payload)

@@ -229,3 +229,43 @@ def test_bad_bot_token_is_one_clear_line(tmp_path, env, slack):
         "Traceback" not in result.stderr + result.stdout
         and BOT_TOKEN not in result.stderr + result.stdout
     )
+
+
+def test_bulk_run_killed_midway_is_finished_by_the_next_start(tmp_path, env, slack, awork_server):
+    """kill -9 during a 40-person run: the restarted server finishes it, one invitation each."""
+    fake, _ = awork_server
+    port = free_port()
+    process = start_server(env, port, tmp_path / "serve.log")
+    people = [f"bulk{i}@example.com" for i in range(40)]
+    try:
+        command = serving.command_submission(" ".join(people))
+        assert post_signed(port, command).status_code == 200
+        post = slack.wait_for(
+            "chat.postMessage",
+            timeout=15,
+            where=lambda c: c.args["channel"] == "CADMIN" and "40 people" in c.args["text"],
+        )[0]
+        batch_id = next(b for b in post.args["blocks"] if b["type"] == "actions")["elements"][0][
+            "value"
+        ]
+        time.sleep(0.3)  # the message reference is stored
+        fake.delay = 0.5
+        click = serving.button_click("approve_invite", batch_id, APPROVERS[0])
+        assert post_signed(port, click).status_code == 200
+        deadline = time.monotonic() + 10
+        while len(fake.calls("POST", "/invitations")) < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        kill_server(process)
+    time.sleep(1)  # awork finishes what the dead process sent
+    sent_before_restart = len(fake.invitations)
+    fake.delay = 0
+    process = start_server(env, port, tmp_path / "serve.log")
+    try:
+        slack.wait_for(
+            "chat.update", timeout=20, where=lambda c: "40 invited" in json.dumps(c.args["blocks"])
+        )
+    finally:
+        stop_server(process)
+    assert 0 < sent_before_restart < 40
+    assert sorted(i["body"]["email"] for i in fake.invitations) == sorted(people)
