@@ -147,15 +147,17 @@ class RateLimiter:
     """Keeps the bot's calls inside awork's per-workspace limits (50/s and 1000/min by default),
     shared by every thread of the process, so a bulk run does not earn itself 429s.
 
-    A sliding window over the times of the last calls: a call waits until it is the n-th in no
-    window of its limit (with a small margin for the way to awork). awork's own word wins: a
-    429, or `ratelimit-remaining: 0`, pauses all calls until its `ratelimit-reset`."""
+    A sliding window over the last calls, each counted at the moment its answer came back
+    (awork has certainly seen it by then, so jitter on the way cannot squeeze a 51st call into
+    awork's second), or `cap` seconds after it was sent when awork is slow to answer. A call in
+    flight counts at its latest possible time. awork's own word wins: a 429, or
+    `ratelimit-remaining: 0`, pauses all calls until its `ratelimit-reset`."""
 
     def __init__(
         self,
         per_second: int = 50,
         per_minute: int = 1000,
-        margin: float = 0.03,
+        cap: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -164,28 +166,38 @@ class RateLimiter:
             for count, window in ((per_second, 1.0), (per_minute, 60.0))
             if count > 0
         ]
-        self.margin = margin
+        self.cap = cap
         self._clock = clock
         self._sleep = sleep
-        self._sent: deque[float] = deque(maxlen=max((c for c, _ in self.limits), default=1))
+        # [counted-at time] cells, oldest first; a cell is mutable while its call is in flight.
+        self._calls: deque[list[float]] = deque(maxlen=max((c for c, _ in self.limits), default=1))
         self._paused_until = 0.0
         self._lock = threading.Lock()
         self.waited = 0.0  # seconds spent waiting, all threads together (for benchmarks)
 
-    def acquire(self) -> None:
-        """Wait for a slot and take it."""
+    def acquire(self) -> list[float]:
+        """Wait for a slot and take it; hand the result to `done` when the answer is in."""
         while True:
             with self._lock:
                 now = self._clock()
                 wait = self._paused_until - now
                 for count, window in self.limits:
-                    if len(self._sent) >= count:
-                        wait = max(wait, self._sent[-count] + window + self.margin - now)
+                    recent = sorted(cell[0] for cell in self._calls if cell[0] > now - window)
+                    if len(recent) >= count:
+                        # Wait until enough of them have left the window.
+                        wait = max(wait, recent[len(recent) - count] + window - now)
                 if wait <= 0:
-                    self._sent.append(now)
-                    return
+                    cell = [now + self.cap]  # in flight: the latest it may count
+                    self._calls.append(cell)
+                    return cell
                 self.waited += wait
             self._sleep(wait)
+
+    def done(self, cell: list[float]) -> None:
+        """The call's answer arrived (or it failed): it counts from now, or from `cap` after
+        it was sent if that is earlier."""
+        with self._lock:
+            cell[0] = min(cell[0], self._clock())
 
     def pause(self, seconds: float) -> None:
         """awork said to wait: nobody calls before then."""
@@ -214,8 +226,11 @@ class RateLimitTransport(httpx.BaseTransport):
         self.limiter = limiter
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self.limiter.acquire()
-        response = self.inner.handle_request(request)
+        slot = self.limiter.acquire()
+        try:
+            response = self.inner.handle_request(request)
+        finally:
+            self.limiter.done(slot)
         self.limiter.observe(response)
         return response
 

@@ -412,7 +412,7 @@ def _workspace(request: InviteRequest) -> str:
     return escape(name) if name else "awork"
 
 
-def _buttons(request: InviteRequest, *buttons: tuple[str, str, str]) -> dict[str, Any]:
+def _buttons(request: Any, *buttons: tuple[str, str, str]) -> dict[str, Any]:
     return {
         "type": "actions",
         "block_id": f"decide-{request.id}",
@@ -456,19 +456,49 @@ def request_line(request: InviteRequest) -> str:
     return f"*{who}{escape(d.email)}* — {STATUS_WORDS[request.status]} · `{request.id}` · asked {slack_date(request.created_at)}"
 
 
-def _page(items: list[InviteRequest], page: int, size: int) -> tuple[list[InviteRequest], int, int]:
+def _page(items: list[Any], page: int, size: int) -> tuple[list[Any], int, int]:
     pages = max(1, -(-len(items) // size))
     page = min(max(page, 1), pages)
     return items[(page - 1) * size : page * size], page, pages
 
 
-def pending_list(requests: list[InviteRequest], page: int = 1) -> list[dict[str, Any]]:
-    """`/invite pending`: open requests with their buttons, a page at a time."""
+def _is_batch(item: Any) -> bool:
+    return hasattr(item, "entries")
+
+
+BATCH_WORDS = {
+    "pending": ":inbox_tray: waiting for approval",
+    "running": ":hourglass_flowing_sand: being invited",
+    "done": ":envelope: done",
+    "denied": ":no_entry: denied",
+    "expired": ":hourglass: expired",
+}
+
+
+def batch_line(batch: Any) -> str:
+    """A batch (many people in one request) in a list."""
+    return (
+        f"*{len(batch.entries)} people* ({escape(batch.entries[0].email)}, …) — "
+        f"{BATCH_WORDS[str(batch.status)]} · `{batch.id}` · asked {slack_date(batch.created_at)}"
+    )
+
+
+def item_line(item: Any) -> str:
+    return batch_line(item) if _is_batch(item) else request_line(item)
+
+
+def pending_list(requests: list[Any], page: int = 1) -> list[dict[str, Any]]:
+    """`/invite pending`: open requests (and batches) with their buttons, a page at a time."""
     shown, page, pages = _page(requests, page, PAGE_SIZE)
     result = [section(f"*Waiting for a decision: {len(requests)}*")]
     for request in shown:
-        result.append(section(request_line(request)))
-        if request.status is Status.PENDING:
+        result.append(section(item_line(request)))
+        if _is_batch(request):
+            approve = f"Approve all {len(request.entries)}"
+            result.append(
+                _buttons(request, (APPROVE, approve, "primary"), (DENY, "Deny", "danger"))
+            )
+        elif request.status is Status.PENDING:
             result.append(
                 _buttons(request, (APPROVE, "Approve", "primary"), (DENY, "Deny", "danger"))
             )
@@ -481,11 +511,11 @@ def pending_list(requests: list[InviteRequest], page: int = 1) -> list[dict[str,
     return result
 
 
-def my_list(requests: list[InviteRequest], page: int = 1) -> list[dict[str, Any]]:
-    """`/invite mine`: a requester's own requests with their status."""
+def my_list(requests: list[Any], page: int = 1) -> list[dict[str, Any]]:
+    """`/invite mine`: a requester's own requests (and batches) with their status."""
     shown, page, pages = _page(requests, page, PAGE_SIZE * 2)
     result = [section(f"*Your invitation requests: {len(requests)}*")]
-    result += [section(request_line(request)) for request in shown]
+    result += [section(item_line(request)) for request in shown]
     if pages > 1:
         result.append(context(f"Page {page} of {pages}. More: `/invite mine {page % pages + 1}`"))
     if not requests:
@@ -500,9 +530,7 @@ def status_card(request: InviteRequest) -> list[dict[str, Any]]:
     return [section(request_line(request)), *actions_free]
 
 
-def home_view(
-    waiting: list[InviteRequest], mine: list[InviteRequest], approver: bool
-) -> dict[str, Any]:
+def home_view(waiting: list[Any], mine: list[Any], approver: bool) -> dict[str, Any]:
     """The App Home tab: 'Waiting for you' for approvers, 'Your requests' for everyone."""
     result: list[dict[str, Any]] = []
     if approver:

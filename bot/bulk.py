@@ -305,11 +305,12 @@ class BatchService:
         self,
         batch_id: str,
         invitees: Mapping[str, str] | None = None,
-        on_progress: Callable[[], None] | None = None,
+        on_progress: Callable[[int], None] | None = None,
     ) -> InviteBatch | None:
         """Invite every entry of a batch this process claimed (RUNNING), concurrently within
         the awork client's rate limit; then mark it DONE. `invitees` maps lower-case emails to
-        Slack user ids (they get the invitation by DM). Returns the batch as stored."""
+        Slack user ids (they get the invitation by DM); `on_progress` hears how many entries
+        are settled so far. Returns the batch as stored."""
         batch = self.store.get_batch(batch_id)
         if batch is None or batch.status is not BatchStatus.RUNNING:
             return batch
@@ -317,6 +318,8 @@ class BatchService:
             raise ValueError(f"batch {batch_id} is run by {batch.claimed_by}")
         invitees = invitees or {}
         self.service.workspace_id()  # once, before the workers all want it
+        settled = [0]
+        counting = threading.Lock()
 
         def one(index: int) -> None:
             if self._stopping.is_set():
@@ -327,8 +330,11 @@ class BatchService:
                 log.error(
                     "batch %s member %d: %s", batch.id, index, type(exc).__name__, exc_info=exc
                 )
+            with counting:
+                settled[0] += 1
+                count = settled[0]
             if on_progress is not None:
-                on_progress()
+                on_progress(count)
 
         workers = max(1, min(self.concurrency, len(batch.entries)))
         with ThreadPoolExecutor(workers, thread_name_prefix=f"batch-{batch.id[-4:]}") as pool:
@@ -491,6 +497,14 @@ class BatchService:
             else:
                 summary.invited.append(member)
         return summary
+
+    def visible(self, batch_id: str, user_id: str) -> InviteBatch | None:
+        """A batch, if this user may see it: its requester or an approver."""
+        batch = self.store.get_batch(batch_id)
+        if batch is None:
+            return None
+        allowed = user_id == batch.requester_id or self.service.is_approver(user_id)
+        return batch if allowed else None
 
     def waiting_for(
         self, approver_id: str, batches: Iterable[InviteBatch] | None = None

@@ -12,6 +12,7 @@ from bot.blocks import (
     NOT_APPROVER,
     NOT_FOUND_TEXT,
     _input,
+    batch_line,
     context,
     escape,
     option,
@@ -109,9 +110,10 @@ def _skipped(skipped: list[Skipped]) -> str | None:
 
 
 def batch_approval_message(
-    batch: InviteBatch, summary: Summary | None = None
+    batch: InviteBatch, summary: Summary | None = None, done: int | None = None
 ) -> tuple[str, list[dict[str, Any]]]:
-    """The admin-channel message for a batch; `summary` (members' states) once it runs."""
+    """The admin-channel message for a batch: `summary` (members' states) once it is done,
+    `done` (how many are settled) while it runs."""
     count = len(batch.entries)
     text = f"Request to invite {count} people from <@{batch.requester_id}>"
     lines = [f"*People:* {_people(batch)}"]
@@ -128,7 +130,7 @@ def batch_approval_message(
     if left_out:
         result.append(context(left_out))
     result.append(context(f"Request `{batch.id}` · asked {slack_date(batch.created_at)}"))
-    return text, result + _batch_outcome(batch, summary)
+    return text, result + _batch_outcome(batch, summary, done)
 
 
 def _decide_buttons(batch: InviteBatch, *buttons: tuple[str, str, str]) -> dict[str, Any]:
@@ -148,7 +150,9 @@ def _decide_buttons(batch: InviteBatch, *buttons: tuple[str, str, str]) -> dict[
     }
 
 
-def _batch_outcome(batch: InviteBatch, summary: Summary | None) -> list[dict[str, Any]]:
+def _batch_outcome(
+    batch: InviteBatch, summary: Summary | None, done: int | None = None
+) -> list[dict[str, Any]]:
     who = f"<@{batch.decided_by}>" if batch.decided_by else "an approver"
     count = len(batch.entries)
     if batch.status is BatchStatus.PENDING:
@@ -161,8 +165,8 @@ def _batch_outcome(batch: InviteBatch, summary: Summary | None) -> list[dict[str
         note = f":busts_in_silhouette: Admin role: {len(batch.approvals)} of {batch.approvals_needed} approvals ({given})"
         return [context(note), buttons]
     if batch.status is BatchStatus.RUNNING:
-        done = summary.done if summary else 0
-        return [section(progress_line(batch, done))]
+        settled = done if done is not None else summary.done if summary else 0
+        return [section(progress_line(batch, settled))]
     if batch.status is BatchStatus.DENIED:
         return [section(f":no_entry: *Denied by {who}*: {escape(batch.deny_reason or '')}")]
     if batch.status is BatchStatus.EXPIRED:
@@ -279,15 +283,10 @@ def batch_reminder(batch: InviteBatch) -> str:
     )
 
 
-def batch_line(batch: InviteBatch) -> str:
-    words = {
-        BatchStatus.PENDING: ":inbox_tray: waiting for approval",
-        BatchStatus.RUNNING: ":hourglass_flowing_sand: being invited",
-        BatchStatus.DONE: ":envelope: done",
-        BatchStatus.DENIED: ":no_entry: denied",
-        BatchStatus.EXPIRED: ":hourglass: expired",
-    }[batch.status]
-    return f"*{len(batch.entries)} people* — {words} · `{batch.id}` · asked {slack_date(batch.created_at)}"
+def batch_status_card(batch: InviteBatch, summary: Summary | None) -> list[dict[str, Any]]:
+    """`/invite status bat-…`: the batch as its approval message shows it, without buttons."""
+    _, message = batch_approval_message(batch, summary)
+    return [section(batch_line(batch)), *(b for b in message if b.get("type") != "actions")]
 
 
 def batch_refusal(batch: InviteBatch | None, reason: str | None) -> str:

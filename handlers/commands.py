@@ -118,12 +118,19 @@ def register(app: App, deps: Deps) -> None:
     def pending(user: str, args: list[str]) -> dict:
         if not service.is_approver(user):
             return {"text": blocks.NOT_APPROVER}
-        return _reply(blocks.pending_list(service.waiting_for(user), _page_number(args)))
+        waiting = _oldest_first(service.waiting_for(user) + deps.batches.waiting_for(user))
+        return _reply(blocks.pending_list(waiting, _page_number(args)))
 
     def mine(user: str, args: list[str]) -> dict:
-        return _reply(blocks.my_list(service.requests_of(user), _page_number(args)))
+        own = _newest_first(service.requests_of(user) + deps.batches.batches_of(user))
+        return _reply(blocks.my_list(own, _page_number(args)))
 
     def status(user: str, args: list[str]) -> dict:
+        if args and args[0].startswith("bat-"):
+            batch = deps.batches.visible(args[0], user)
+            if batch is not None:
+                summary = deps.batches.summary(batch) if batch.run else None
+                return _reply(bulk_blocks.batch_status_card(batch, summary))
         request = service.visible_request(args[0], user) if args else None
         if request is None:
             return {"text": blocks.NOT_FOUND_TEXT + " Usage: `/invite status <request id>`."}
@@ -151,6 +158,14 @@ def _private(text: str) -> dict[str, Any]:
 def _reply(reply_blocks: list[dict]) -> dict:
     fallback = reply_blocks[0]["text"]["text"] if reply_blocks else ""
     return {"text": fallback, "blocks": reply_blocks, "response_type": "ephemeral"}
+
+
+def _oldest_first(items: list) -> list:
+    return sorted(items, key=lambda item: item.created_at)
+
+
+def _newest_first(items: list) -> list:
+    return sorted(items, key=lambda item: item.created_at, reverse=True)
 
 
 def _page_number(args: list[str]) -> int:

@@ -66,7 +66,7 @@ class Courier:
         self.service = service
         self.batches = batches or BatchService(service)
         self.progress_every = 2.0  # seconds between progress updates of a batch's message
-        self._progress_at: dict[str, float] = {}
+        self._progress_at: dict[str, float | None] = {}  # None: an update is being sent
         self._progress_lock = threading.Lock()
         self.store = service.store
         self.admin_channel = admin_channel
@@ -138,9 +138,14 @@ class Courier:
             if user_id not in users:
                 self.store.set_meta("home_users", sorted(users | {user_id}))
         everything = list(self.store.requests()) if requests is None else requests
+        batches = self.store.batches()
+        waiting = self.service.waiting_for(user_id, everything)
+        waiting += self.batches.waiting_for(user_id, batches)
+        mine = self.service.requests_of(user_id, everything)
+        mine += self.batches.batches_of(user_id, batches)
         view = blocks.home_view(
-            self.service.waiting_for(user_id, everything),
-            self.service.requests_of(user_id, everything),
+            sorted(waiting, key=lambda item: item.created_at),
+            sorted(mine, key=lambda item: item.created_at, reverse=True),
             approver=self.service.is_approver(user_id),
         )
         try:
@@ -148,7 +153,7 @@ class Courier:
         except SEND_ERRORS as exc:
             log.warning("could not publish the App Home of %s: %s", user_id, slack_error(exc))
 
-    def refresh_homes(self, request: InviteRequest) -> None:
+    def refresh_homes(self, request: InviteRequest | InviteBatch) -> None:
         """After a request's state shows anew: the homes of its requester and the approvers,
         for those who have opened the App Home at least once."""
         watchers = set(self.store.get_meta("home_users", []))
@@ -255,7 +260,9 @@ class Courier:
         with self._progress_lock:  # that was an update too: the next comes 2 s later at the soonest
             self._progress_at[batch_id] = time.monotonic()
         batch = self.batches.run(
-            batch_id, self.slack_directory(), on_progress=lambda: self.batch_progress(batch_id)
+            batch_id,
+            self.slack_directory(),
+            on_progress=lambda done: self.batch_progress(batch_id, done),
         )
         self.sync_batch(batch_id)
         if batch is not None and batch.status is BatchStatus.DONE:
@@ -282,25 +289,29 @@ class Courier:
             log.warning("users.list failed (%s): links go to the requester", slack_error(exc))
         return found
 
-    def batch_progress(self, batch_id: str) -> None:
+    def batch_progress(self, batch_id: str, done: int) -> None:
         """Show a running batch's progress on its message, at most every `progress_every` s."""
-        now = time.monotonic()
         with self._progress_lock:
-            if now - self._progress_at.get(batch_id, 0.0) < self.progress_every:
-                return
-            self._progress_at[batch_id] = now
-        batch = self.store.get_batch(batch_id)
-        if batch is None or batch.approval_message is None:
-            return
-        summary = self.batches.summary(batch)
-        text, message_blocks = bulk_blocks.batch_approval_message(batch, summary)
-        ref = batch.approval_message
+            last = self._progress_at.get(batch_id, 0.0)
+            if last is None or time.monotonic() - last < self.progress_every:
+                return  # one is being sent, or one went out less than 2 s ago
+            self._progress_at[batch_id] = None
         try:
-            self.client.chat_update(
-                channel=ref.channel, ts=ref.ts, text=text, blocks=message_blocks
-            )
-        except SEND_ERRORS as exc:
-            log.info("batch %s: progress not shown (%s)", batch_id, slack_error(exc))
+            batch = self.store.get_batch(batch_id)
+            if batch is None or batch.approval_message is None:
+                return
+            # The count from the run itself: no reading of every member while awork is called.
+            text, message_blocks = bulk_blocks.batch_approval_message(batch, done=done)
+            ref = batch.approval_message
+            try:
+                self.client.chat_update(
+                    channel=ref.channel, ts=ref.ts, text=text, blocks=message_blocks
+                )
+            except SEND_ERRORS as exc:
+                log.info("batch %s: progress not shown (%s)", batch_id, slack_error(exc))
+        finally:
+            with self._progress_lock:  # counted from when Slack has it: arrivals 2 s apart
+                self._progress_at[batch_id] = time.monotonic()
 
     def sync_batch(self, batch_id: str, wait: float = 10.0) -> InviteBatch | None:
         """Deliver everything Slack has not yet been told about a batch (as `sync`)."""
@@ -338,7 +349,7 @@ class Courier:
             self.store.release(batch_id, owner)
 
     def _deliver_batch(self, batch: InviteBatch) -> InviteBatch:
-        summary = self.batches.summary(batch) if batch.status is not BatchStatus.PENDING else None
+        summary = self.batches.summary(batch) if batch.status is BatchStatus.DONE else None
         text, message_blocks = bulk_blocks.batch_approval_message(batch, summary)
         shown = {"shown_status": batch.status, "shown_run": batch.run}
         if batch.approval_message is None:
@@ -359,6 +370,7 @@ class Courier:
             batch = self._posted(
                 batch, "approval", (ref.channel, ref.ts), approval_message=ref, **shown
             )
+            self.refresh_homes(batch)
         elif batch.shown_status is not batch.status or batch.shown_run != batch.run:
             ref = batch.approval_message
             try:
@@ -371,6 +383,7 @@ class Courier:
                 )
                 return batch
             batch = self.store.update(batch.id, **shown) or batch
+            self.refresh_homes(batch)
         if batch.status is BatchStatus.PENDING:
             if batch.reminded_at and not batch.reminder_posted and batch.approval_message:
                 try:

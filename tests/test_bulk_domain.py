@@ -148,10 +148,10 @@ class Clock:
 def test_limiter_keeps_to_per_second_and_per_minute():
     """With 5/s and 12/min, the 6th call waits a second and the 13th until the minute is over."""
     clock = Clock()
-    limiter = RateLimiter(5, 12, margin=0.0, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(5, 12, clock=clock, sleep=clock.sleep)
     times = []
     for _ in range(13):
-        limiter.acquire()
+        limiter.done(limiter.acquire())  # answered at once
         times.append(clock.now - 1000.0)
     assert times[:5] == [0.0] * 5
     assert times[5] == pytest.approx(1.0)
@@ -159,10 +159,29 @@ def test_limiter_keeps_to_per_second_and_per_minute():
     assert times[12] == pytest.approx(60.0)
 
 
+def test_calls_count_from_their_answer_so_jitter_cannot_exceed_the_limit():
+    """A call answered 0.2 s after it was sent counts from then: the 6th waits until 1.2 s.
+    Calls still in flight count at their latest (sent + cap)."""
+    clock = Clock()
+    limiter = RateLimiter(5, 1000, cap=0.25, clock=clock, sleep=clock.sleep)
+    slots = [limiter.acquire() for _ in range(5)]
+    clock.now += 0.2
+    for slot in slots:
+        limiter.done(slot)
+    limiter.acquire()
+    assert clock.now - 1000.0 == pytest.approx(1.2)
+    clock.now += 5
+    for _ in range(5):
+        limiter.acquire()  # never answered
+    start = clock.now
+    limiter.acquire()
+    assert clock.now - start == pytest.approx(1.25)
+
+
 def test_limiter_follows_awork_headers():
     """A 429's ratelimit-reset, or remaining 0 with a reset, pauses every caller."""
     clock = Clock()
-    limiter = RateLimiter(50, 1000, margin=0.0, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(50, 1000, clock=clock, sleep=clock.sleep)
     limiter.observe(httpx.Response(429, headers={"ratelimit-reset": "3"}))
     limiter.acquire()
     assert clock.now - 1000.0 == pytest.approx(3.0)

@@ -371,3 +371,25 @@ def test_single_form_refuses_an_address_waiting_in_a_batch(driver, slack, bot):
     response = driver.submit_form({"email": "b@x.com"})
     error = json.loads(response.body)["errors"]["email"]
     assert "already an open request" in error and batch_id in error
+
+
+# --- lists --------------------------------------------------------------------------------
+
+
+def test_lists_show_batches(driver, slack, bot):
+    """pending (approvers) offers "Approve all N"; mine and status show the batch to its requester."""
+    batch_id = ask_inline(driver, slack, "a@x.com b@x.com c@x.com")
+    pending = json.loads(driver.command("pending", user=APPROVER).body)
+    buttons = [e for b in pending["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert [(e["text"]["text"], e["value"]) for e in buttons] == [
+        ("Approve all 3", batch_id),
+        ("Deny", batch_id),
+    ]
+    mine = json.dumps(json.loads(driver.command("mine").body)["blocks"])
+    assert "3 people" in mine and batch_id in mine
+    driver.click("approve_invite", batch_id, APPROVER)
+    wait_batch(bot, batch_id, BatchStatus.DONE)
+    card = json.dumps(json.loads(driver.command(f"status {batch_id}").body)["blocks"])
+    assert "3 invited" in card and "approve_invite" not in card
+    stranger = driver.command(f"status {batch_id}", user="USTRANGER").body
+    assert "can't find" in stranger

@@ -31,6 +31,7 @@ def test_bot_scopes_cover_every_web_api_method_used():
         "im:write",
         "users:read",
         "users:read.email",
+        "files:read",  # the bulk form's file_input
     } <= scopes
 
 

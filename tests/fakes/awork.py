@@ -82,6 +82,7 @@ class FakeAwork:
         ]
         self.invitations: list[dict[str, Any]] = []
         self.requests: list[httpx.Request] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each request, as in `requests`
         self.seats_free: int | None = None
         self.delay = 0.0
         self.fail_next: list[Fault] = []
@@ -89,6 +90,7 @@ class FakeAwork:
         # (per second, per minute) like awork's per-workspace limit; None = unlimited.
         self.rate_limit: tuple[int, int] | None = None
         self.rate_limited = 0  # how many calls were answered 429
+        self.limited_at: list[float] = []
         self._arrivals: list[float] = []
         self._lock = threading.Lock()
 
@@ -102,13 +104,15 @@ class FakeAwork:
     def handler(self, request: httpx.Request) -> httpx.Response:
         with self._lock:
             self.requests.append(request)
+            self.arrivals.append(time.monotonic())
+        # The gateway counts a call when it arrives and answers 429 at once, before any work.
+        limited = None if self.down else self._over_rate_limit()
+        if limited is not None:
+            return limited
         if self.delay:
             time.sleep(self.delay)
         if self.down:
             raise httpx.ConnectError("connection refused", request=request)
-        limited = self._over_rate_limit()
-        if limited is not None:
-            return limited
         path = request.url.path.split("/api/v1", 1)[-1]
         fault = self._take_fault(path)
         if fault is not None and not fault.after_processing:
@@ -130,6 +134,7 @@ class FakeAwork:
             last_second = [t for t in self._arrivals if now - t < 1.0]
             if len(last_second) >= per_second or len(self._arrivals) >= per_minute:
                 self.rate_limited += 1
+                self.limited_at.append(now)
                 oldest = last_second[0] if len(last_second) >= per_second else self._arrivals[0]
                 window = 1.0 if len(last_second) >= per_second else 60.0
                 reset = max(1, math.ceil(oldest + window - now))
@@ -273,6 +278,8 @@ class FakeAwork:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as awork's gateway: no connect per call
+
             def _any(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 request = httpx.Request(
