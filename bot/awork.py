@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -98,8 +99,10 @@ class RetryTransport(httpx.BaseTransport):
         self.sleep = sleep
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        for attempt in range(1, self.attempts + 1):
-            last = attempt == self.attempts
+        # A call may ask for fewer attempts (extension "attempts"), e.g. one that is only nice to have.
+        attempts = int(request.extensions.get("attempts", self.attempts))
+        for attempt in range(1, attempts + 1):
+            last = attempt == attempts
             try:
                 response = self.inner.handle_request(request)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
@@ -123,7 +126,7 @@ class RetryTransport(httpx.BaseTransport):
                 response.status_code if response is not None else "connection failed",
                 wait,
                 attempt,
-                self.attempts,
+                attempts,
             )
             self.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -317,6 +320,20 @@ class AworkClient:
     def find_user_by_email(self, address: str) -> AworkUser | None:
         wanted = address.lower()
         return next((user for user in self.users() if wanted in user.emails), None)
+
+    def autofill(self, address: str) -> dict[str, str | None] | None:
+        """awork's guess of a person's first and last name (and gender) from an address;
+        None when it has none (204). A quick call: the bot does not wait long for a guess."""
+        response = self._send(
+            "GET",
+            f"users/autofill/{quote(address, safe='@')}",
+            timeout=3.0,
+            extensions={"attempts": 1},
+        )
+        data = _json(response) if response.status_code != 204 else None
+        if not isinstance(data, dict):
+            return None
+        return {key: data.get(key) for key in ("firstName", "lastName", "gender")}
 
     def workspace_id(self) -> str:
         """The API key's workspace, from `GET /users/me`."""

@@ -178,6 +178,48 @@ class InviteService:
         log.info("request %s stored (requester %s)", request.id, requester_id)
         return request
 
+    def autofill(self, request_id: str) -> InviteRequest | None:
+        """Fill in a pending request's missing first and last name (and gender) from awork's
+        guess for its address, before the approvers see it. Anything typed stays as it was;
+        no answer from awork leaves the request as it is."""
+        request = self.store.get(request_id)
+        details = request.details if request else None
+        if details is None or (details.first_name and details.last_name):
+            return request
+        try:
+            guess = self.awork.autofill(details.email)
+        except AworkError as exc:
+            log.info("request %s: no name suggestion from awork (%s)", request_id, exc.code)
+            return request
+        if not guess:
+            return request
+        changes = {
+            name: value.strip()
+            for name, value in (
+                ("first_name", guess.get("firstName")),
+                ("last_name", guess.get("lastName")),
+                ("gender", guess.get("gender")),
+            )
+            if isinstance(value, str) and value.strip() and getattr(details, name) is None
+        }
+        if changes.get("gender") not in (None, "male", "female", "other"):
+            changes.pop("gender")
+        try:
+            filled = details.model_copy(update=changes)
+            filled = InviteDetails.model_validate(filled.model_dump(by_alias=True))
+        except ValueError:
+            return request  # e.g. a name longer than the form allows: keep the request as asked
+        ok, updated = self.store.transition(
+            request_id,
+            {Status.PENDING},
+            Status.PENDING,
+            require={"approval_message": None, "details": details},
+            details=filled,
+        )
+        if ok:
+            self.store.record("autofilled", request_id, fields=sorted(changes))
+        return updated
+
     # -- deciding ----------------------------------------------------------------------------
 
     def approve(self, request_id: str, approver_id: str, own_allowed: bool = False) -> Decision:

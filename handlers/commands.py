@@ -106,6 +106,7 @@ def register(app: App, deps: Deps) -> None:
         return {}, lambda: after_submit(request.id, user, origin)
 
     def after_submit(request_id: str, user: str, origin: str | None) -> None:
+        service.autofill(request_id)  # names awork suggests for the address
         deps.courier.sync(request_id)  # the approval message and the "waiting" notice
         if deps.settings.invite_self_approve and service.is_approver(user):
             run_approval(deps, request_id, user, origin, own_allowed=True)

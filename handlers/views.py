@@ -41,6 +41,7 @@ def register(app: App, deps: Deps) -> None:
         # Stored before anything else: a crash after this line loses nothing.
         request = service.submit(details, requester, origin)
         ack()
+        service.autofill(request.id)  # names awork suggests for the address, if none were typed
         deps.courier.sync(request.id)
         if deps.settings.invite_self_approve and service.is_approver(requester):
             # An approver's own request needs no one else (but an admin role still needs two).

@@ -12,7 +12,7 @@ import pytest
 from bot import bulk_blocks
 from bot.models import BatchStatus, Status
 from tests.conftest import APPROVERS, build_bot
-from tests.fakes.awork import ROLE_ADMIN, ROLE_PM, TEAM_DESIGN, TEAM_ENGINEERING
+from tests.fakes.awork import ROLE_ADMIN, ROLE_PM, TEAM_DESIGN, TEAM_ENGINEERING, Fault
 from tests.slack_requests import ADMIN_CHANNEL, GENERAL
 
 APPROVER = APPROVERS[0]
@@ -393,3 +393,40 @@ def test_lists_show_batches(driver, slack, bot):
     assert "3 invited" in card and "approve_invite" not in card
     stranger = driver.command(f"status {batch_id}", user="USTRANGER").body
     assert "can't find" in stranger
+
+
+# --- names from awork (item 3) ------------------------------------------------------------
+
+
+def test_awork_suggests_names_before_the_approvers_see_the_request(driver, slack, bot, awork):
+    """/users/autofill fills missing names (and gender) in; typed ones stay; it reaches awork."""
+    awork.autofill["ada@example.com"] = {
+        "firstName": "Ada",
+        "lastName": "Lovelace",
+        "gender": "female",
+    }
+    request_id = ask_inline(driver, slack, "ada@example.com")
+    post = approval_posts(slack)[0].args
+    assert "Ada Lovelace" in json.dumps(post["blocks"])
+    details = bot.store.get(request_id).details
+    assert (details.first_name, details.last_name, details.gender) == ("Ada", "Lovelace", "female")
+    awork.autofill["grace@example.com"] = {"firstName": "Grace", "lastName": "Hopper"}
+    driver.submit_form({"email": "grace@example.com", "firstName": "Amazing"})
+    slack.wait_for("chat.postMessage", 2, where=lambda c: c.args["channel"] == ADMIN_CHANNEL)
+    grace = next(r for r in bot.store.requests() if r.details.email == "grace@example.com")
+    assert (grace.details.first_name, grace.details.last_name) == ("Amazing", "Hopper")
+    driver.click("approve_invite", request_id, APPROVER)
+    deadline = time.monotonic() + 5
+    while not awork.invitations and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert awork.invitations[0]["body"]["firstName"] == "Ada"
+
+
+def test_no_suggestion_or_awork_down_leaves_the_request_as_asked(driver, slack, bot, awork):
+    """204 or a 503 for the suggestion: the request goes to the approvers unchanged, asked once."""
+    awork.fail_next.append(Fault(503, path="/users/autofill/kim@example.com"))
+    request_id = ask_inline(driver, slack, "kim@example.com")
+    assert bot.store.get(request_id).details.first_name is None
+    assert len(awork.calls("GET", "/users/autofill/kim@example.com")) == 1  # no retries
+    ask_inline(driver, slack, "lee@example.com")
+    assert len(awork.calls("GET", "/users/autofill/lee@example.com")) == 1

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 
@@ -81,6 +82,8 @@ class FakeAwork:
             awork_user("owner@ncnstn.com", "Olga", "Owner", created_on="2021-03-01T09:00:00Z")
         ]
         self.invitations: list[dict[str, Any]] = []
+        # GET /users/autofill/{email}: AutofillUser by address; others get 204.
+        self.autofill: dict[str, dict[str, Any]] = {}
         self.requests: list[httpx.Request] = []
         self.arrivals: list[float] = []  # time.monotonic() of each request, as in `requests`
         self.seats_free: int | None = None
@@ -173,6 +176,9 @@ class FakeAwork:
             me = dict(self.users[0])
             me["workspace"] = self.workspace
             return httpx.Response(200, json=me)
+        if request.method == "GET" and path.startswith("/users/autofill/"):
+            guess = self.autofill.get(unquote(path.removeprefix("/users/autofill/")).lower())
+            return httpx.Response(200, json=guess) if guess else httpx.Response(204)
         if route == ("POST", "/invitations"):
             return self._invite(json.loads(request.content or b"{}"))
         if route == ("POST", "/invitations/accept"):
