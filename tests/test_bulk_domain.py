@@ -361,3 +361,18 @@ def test_members_cannot_be_approved_on_their_own(world):
     member_id = store.get_batch(batch.id).member_id(0)
     assert service.approve(member_id, "UAPP2").refusal is Refusal.ALREADY_DECIDED
     assert service.waiting_for("UAPP2") == []
+
+
+def test_a_batch_nobody_decides_gets_one_reminder_then_expires(world):
+    """Reminder once after remind_after (stored), expiry after expire_after; then no approval."""
+    _, store, _, batches = world
+    batch = batches.submit(batches.prepare(people(2)), "UREQ", None)
+    day = timedelta(days=1)
+    store.update(batch.id, created_at=batch.created_at - 2 * day)
+    aged = store.batches()
+    assert batches.remind_and_expire(aged, day, 7 * day) == [batch.id]
+    assert batches.remind_and_expire(store.batches(), day, 7 * day) == []  # not twice
+    store.update(batch.id, created_at=batch.created_at - 8 * day)
+    assert batches.remind_and_expire(store.batches(), day, 7 * day) == [batch.id]
+    assert store.get_batch(batch.id).status is BatchStatus.EXPIRED
+    assert batches.approve(batch.id, "UAPP1").refusal is Refusal.ALREADY_DECIDED

@@ -430,3 +430,19 @@ def test_no_suggestion_or_awork_down_leaves_the_request_as_asked(driver, slack, 
     assert len(awork.calls("GET", "/users/autofill/kim@example.com")) == 1  # no retries
     ask_inline(driver, slack, "lee@example.com")
     assert len(awork.calls("GET", "/users/autofill/lee@example.com")) == 1
+
+
+def test_an_approvers_own_batch_runs_at_once_with_self_approve(slack, tmp_path, awork):
+    """INVITE_SELF_APPROVE: an approver's inline list is invited without anyone clicking."""
+    from tests.conftest import SIGNING_SECRET, make_settings
+    from tests.slack_requests import SlackDriver
+
+    bot = build_bot(make_settings(tmp_path, slack.url, INVITE_SELF_APPROVE="true"), awork.handler)
+    bot.deps.catalog.refresh()
+    try:
+        driver = SlackDriver(bot.app, SIGNING_SECRET)
+        batch_id = ask_inline(driver, slack, "a@x.com b@x.com", user=APPROVER)
+        batch = wait_batch(bot, batch_id, BatchStatus.DONE)
+        assert batch.decided_by == APPROVER and posted_emails(awork) == ["a@x.com", "b@x.com"]
+    finally:
+        bot.shutdown(timeout=5)
