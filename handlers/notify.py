@@ -168,42 +168,48 @@ class Courier:
 
     def sync(self, request_id: str, wait: float = 10.0) -> InviteRequest | None:
         """Deliver everything Slack has not yet been told about the request."""
+        return self._sync(request_id, wait, self._deliver)
+
+    def _sync(self, record_id: str, wait: float, deliver: Any, seconds: float = 60) -> Any:
+        """Under a short lease on the record (a request or a batch), `deliver` until Slack has
+        caught up or nothing more can be delivered now."""
         owner = f"{self.service.instance_id}:{threading.get_ident()}"
         deadline = time.monotonic() + wait
         while not self.store.lease(
-            request_id, owner, seconds=60, steal_from=self._dead_holder(request_id)
+            record_id, owner, seconds=seconds, steal_from=self._dead_holder(record_id)
         ):
             if time.monotonic() >= deadline:
                 return None  # another thread or process is delivering; a sweep catches up
             time.sleep(0.02)
         try:
-            request = self.store.get(request_id)
+            record = self.store.read(record_id)
             # The state may move on while we post; go round until Slack has caught up.
             for _ in range(4):
-                if request is None or not request.needs_delivery():
+                if record is None or not record.needs_delivery():
                     break
-                before = request.version
-                request = self._deliver(request)
-                if request.version == before:
+                before = record.version
+                record = deliver(record)
+                if record.version == before:
                     break  # nothing could be delivered now; a later sweep retries
-            return self._schedule_retry(request)
+            return self._schedule_retry(record)
         finally:
-            self.store.release(request_id, owner)
+            self.store.release(record_id, owner)
 
-    def _schedule_retry(self, request: InviteRequest | None) -> InviteRequest | None:
-        """Back off between sweeps for a request Slack keeps refusing (30 s doubling to 1 h),
+    def _schedule_retry(self, record: Any) -> Any:
+        """Back off between sweeps for a record Slack keeps refusing (30 s doubling to 1 h),
         so a deactivated requester or a long outage does not mean a post every half minute."""
-        if request is None:
+        if record is None:
             return None
-        if request.needs_delivery() and request.status not in (Status.INVITING, Status.JOINING):
-            failures = request.delivery_failures + 1
+        busy = record.status in (Status.INVITING, Status.JOINING, BatchStatus.RUNNING)
+        if record.needs_delivery() and not busy:
+            failures = record.delivery_failures + 1
             wait = timedelta(seconds=min(3600, 30 * 2 ** (failures - 1)))
             return self.store.update(
-                request.id, delivery_failures=failures, next_delivery_at=utcnow() + wait
+                record.id, delivery_failures=failures, next_delivery_at=utcnow() + wait
             )
-        if request.delivery_failures:
-            return self.store.update(request.id, delivery_failures=0, next_delivery_at=None)
-        return request
+        if record.delivery_failures:
+            return self.store.update(record.id, delivery_failures=0, next_delivery_at=None)
+        return record
 
     def _dead_holder(self, request_id: str) -> str | None:
         """The lease holder, if its process is known to have died (a crash mid-delivery)."""
@@ -315,38 +321,7 @@ class Courier:
 
     def sync_batch(self, batch_id: str, wait: float = 10.0) -> InviteBatch | None:
         """Deliver everything Slack has not yet been told about a batch (as `sync`)."""
-        owner = f"{self.service.instance_id}:{threading.get_ident()}"
-        deadline = time.monotonic() + wait
-        while not self.store.lease(
-            batch_id, owner, seconds=120, steal_from=self._dead_holder(batch_id)
-        ):
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(0.02)
-        try:
-            batch = self.store.get_batch(batch_id)
-            for _ in range(4):
-                if batch is None or not batch.needs_delivery():
-                    break
-                before = batch.version
-                batch = self._deliver_batch(batch)
-                if batch.version == before:
-                    break
-            if (
-                batch is not None
-                and batch.needs_delivery()
-                and batch.status is not BatchStatus.RUNNING
-            ):
-                failures = batch.delivery_failures + 1
-                wait_for = timedelta(seconds=min(3600, 30 * 2 ** (failures - 1)))
-                batch = self.store.update(
-                    batch_id, delivery_failures=failures, next_delivery_at=utcnow() + wait_for
-                )
-            elif batch is not None and batch.delivery_failures:
-                batch = self.store.update(batch_id, delivery_failures=0, next_delivery_at=None)
-            return batch
-        finally:
-            self.store.release(batch_id, owner)
+        return self._sync(batch_id, wait, self._deliver_batch, seconds=120)
 
     def _deliver_batch(self, batch: InviteBatch) -> InviteBatch:
         summary = self.batches.summary(batch) if batch.status is BatchStatus.DONE else None
