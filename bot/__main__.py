@@ -20,7 +20,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="invite-bot", description="Slack bot that invites people to awork."
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command")
     serve = commands.add_parser("serve", help="run the bot")
     mode = serve.add_mutually_exclusive_group()
     mode.add_argument(
@@ -38,6 +38,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="only events from this date or time on (ISO 8601, UTC unless given)",
     )
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
+    shell = commands.add_parser(
+        "shell", help="try the bot in this terminal (the awork sandbox unless AWORK_API_KEY)"
+    )
+    shell.add_argument("--db", help="keep the shell's store in this file (default: a temp dir)")
+    sandbox = commands.add_parser(
+        "sandbox", help="serve the awork sandbox over HTTP (awork's paths, errors, rate limit)"
+    )
+    sandbox.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    sandbox.add_argument("--port", type=int, default=8081, help="port (default 8081)")
+    sandbox.add_argument(
+        "--db", default="./awork-sandbox.sqlite", help="its state (default ./awork-sandbox.sqlite)"
+    )
+    sandbox.add_argument("--per-second", type=int, default=50, help="rate limit per second")
+    sandbox.add_argument("--per-minute", type=int, default=1000, help="rate limit per minute")
+    sandbox.add_argument("--seats", type=int, default=25, help="booked seats of a new sandbox")
+    sandbox.add_argument("--api-key", help="require this Bearer key (default: any)")
     return parser.parse_args(argv)
 
 
@@ -117,11 +133,49 @@ def run_socket_mode(settings: Settings) -> None:
     bot.shutdown()
 
 
+def run_sandbox(args: argparse.Namespace) -> int:
+    from bot.sandbox import Sandbox, http_server
+
+    sandbox = Sandbox(
+        args.db,
+        per_second=args.per_second,
+        per_minute=args.per_minute,
+        seats=args.seats,
+        api_key=args.api_key,
+    )
+    server = http_server(sandbox, args.host, args.port)
+    host, port = server.server_address[:2]
+    print(
+        f"awork sandbox at http://{host}:{port}/api/v1 (workspace {sandbox.workspace_id}); "
+        "no real invitation is sent. Ctrl-C stops it.",
+        flush=True,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        sandbox.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = load_settings()
+    if args.command is None:  # plain `invite-bot`: serve when Slack is configured, else the shell
+        configured = settings.slack_bot_token.get_secret_value()
+        args = parse_args(["serve"] if configured else ["shell"])
     if args.command == "audit":
         return print_audit(settings, args.since, args.json)
+    if args.command == "sandbox":
+        return run_sandbox(args)
+    if args.command == "shell":
+        from bot.shell import run_shell
+
+        logging.basicConfig(level=logging.ERROR)  # the terminal is the shell's; warnings stay out
+        return run_shell(db_path=args.db)
     logs.configure(settings)
     socket_mode = args.socket or (not args.http and settings.slack_app_token is not None)
     missing = settings.missing_for_serving(socket_mode)

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 from slack_bolt import App
@@ -19,11 +21,13 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 import handlers
+from bot import blocks
 from bot.awork import AworkClient, RateLimiter
 from bot.bulk import BatchService
 from bot.catalog import Catalog
 from bot.config import Settings
 from bot.deps import Deps
+from bot.sandbox import Sandbox
 from bot.service import InviteService
 from bot.store import Store, StoreClosed
 from handlers.approvers import ApproverDirectory
@@ -52,6 +56,7 @@ class Bot:
     executor: ThreadPoolExecutor
     directory: ApproverDirectory
     sweep_seconds: float = 30.0
+    sandbox: Sandbox | None = None
 
     def __post_init__(self) -> None:
         self._stopping = threading.Event()
@@ -106,10 +111,36 @@ class Bot:
         self.deps.catalog.stop()
         self.awork.close()
         self.store.close()
+        if self.sandbox is not None:
+            self.sandbox.close()
+
+
+LABELLED = {"chat.postMessage", "chat.postEphemeral", "chat.update"}
+LABELLED_VIEWS = {"views.open", "views.update", "views.push", "views.publish"}
+
+
+def label_call(api_method: str, json: dict | None) -> dict | None:
+    """A Web API call's JSON with the sandbox label on its message or view."""
+    if json is not None and api_method in LABELLED:
+        return blocks.label_sandbox(json)
+    if json is not None and api_method in LABELLED_VIEWS and isinstance(json.get("view"), dict):
+        view = blocks.label_sandbox(json["view"], block_limit=100)
+        view.pop("text", None)
+        return {**json, "view": view}
+    return json
+
+
+class SandboxLabelledClient(WebClient):
+    """In sandbox mode every message and view the bot sends says "sandbox — no real
+    invitation", whichever part of the bot sends it."""
+
+    def api_call(self, api_method: str, *, json: dict | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        return super().api_call(api_method, json=label_call(api_method, json), **kwargs)
 
 
 def slack_client(settings: Settings) -> WebClient:
-    return WebClient(
+    kind = SandboxLabelledClient if settings.sandbox else WebClient
+    return kind(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
         timeout=10,
@@ -126,16 +157,26 @@ def build(
     awork_transport: httpx.BaseTransport | None = None,
     retry_sleep: Callable[[float], None] | None = None,
     token_verification: bool = True,
+    slack: WebClient | None = None,
+    executor: ThreadPoolExecutor | None = None,
 ) -> Bot:
-    """Build the whole bot. Tests pass a fake awork transport; nothing starts running here."""
+    """Build the whole bot. Tests pass a fake awork transport, the shell its terminal Slack
+    (`slack`) and an executor it can watch; nothing starts running here."""
     store = Store(settings.invite_db_path)
-    client = slack_client(settings)
+    client = slack or slack_client(settings)
     # Approver ids and user groups (whose members the sweep reads from Slack).
     directory = ApproverDirectory(client, settings.invite_approvers)
     awork_options = {"retry_sleep": retry_sleep} if retry_sleep else {}
+    sandbox = None
+    if settings.sandbox and awork_transport is None:
+        log.warning(
+            "AWORK_API_KEY is not set: the awork sandbox answers; no real invitation is sent"
+        )
+        sandbox = Sandbox(sandbox_path(settings.invite_db_path))
+        awork_transport = httpx.MockTransport(sandbox.handle)
     awork = AworkClient(
         settings.awork_api_url,
-        settings.awork_api_key.get_secret_value(),
+        settings.awork_api_key.get_secret_value() or "sandbox",
         transport=awork_transport,
         limiter=RateLimiter(settings.awork_rate_per_second, settings.awork_rate_per_minute),
         **awork_options,
@@ -154,7 +195,9 @@ def build(
     )
     if not settings.invite_approvers:
         log.warning("INVITE_APPROVERS is empty: nobody can approve requests")
-    executor = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="listener")
+    executor = executor or ThreadPoolExecutor(
+        max_workers=settings.threads, thread_name_prefix="listener"
+    )
     app = App(
         client=client,
         signing_secret=settings.slack_signing_secret.get_secret_value(),
@@ -184,4 +227,11 @@ def build(
         executor=executor,
         directory=directory,
         sweep_seconds=settings.sweep_seconds,
+        sandbox=sandbox,
     )
+
+
+def sandbox_path(db_path: str) -> str:
+    """The sandbox's own file next to the store: invite-bot.sqlite -> invite-bot.sandbox.sqlite."""
+    path = Path(db_path)
+    return str(path.with_name(f"{path.stem}.sandbox{path.suffix or '.sqlite'}"))

@@ -704,3 +704,19 @@ def already_decided(request: InviteRequest) -> str:
         Status.EXPIRED: "expired without a decision",
     }[request.status]
     return f"Nothing changed: the request for {escape(request.details.email)} {words}."
+
+
+# --- sandbox mode ----------------------------------------------------------------------------
+
+SANDBOX_NOTE = ":test_tube: *sandbox — no real invitation*"
+
+
+def label_sandbox(payload: dict[str, Any], block_limit: int = 50) -> dict[str, Any]:
+    """A message (or a modal, with `block_limit` 100) marked as coming from the awork sandbox."""
+    labelled = dict(payload)
+    if "text" in labelled or "blocks" not in labelled:
+        text = labelled.get("text") or ""
+        labelled["text"] = f"{text} (sandbox — no real invitation)".strip()
+    if labelled.get("blocks") is not None:
+        labelled["blocks"] = [context(SANDBOX_NOTE), *labelled["blocks"]][:block_limit]
+    return labelled

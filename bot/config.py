@@ -96,11 +96,16 @@ class Settings(BaseSettings):
             raise ValueError("the link template must contain the {code} placeholder")
         return value
 
+    @property
+    def sandbox(self) -> bool:
+        """No awork key: the built-in awork sandbox answers, and no real invitation is sent."""
+        return not self.awork_api_key.get_secret_value()
+
     def missing_for_serving(self, socket_mode: bool) -> list[str]:
-        """Names of variables that must be set before `serve` can work."""
+        """Names of variables that must be set before `serve` can work (without
+        `AWORK_API_KEY` it runs on the awork sandbox)."""
         needed = {
             "SLACK_BOT_TOKEN": self.slack_bot_token.get_secret_value(),
-            "AWORK_API_KEY": self.awork_api_key.get_secret_value(),
             "INVITE_ADMIN_CHANNEL": self.invite_admin_channel,
         }
         if socket_mode:

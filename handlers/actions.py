@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from slack_bolt import Ack, App
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks, bulk_blocks
@@ -28,7 +27,7 @@ def register(app: App, deps: Deps) -> None:
             return
         run_approval(deps, target, body["user"]["id"], _channel(body))
 
-    def deny(ack: Ack, body: dict, client: WebClient) -> None:
+    def deny(ack: Ack, body: dict) -> None:
         ack()
         user = body["user"]["id"]
         target = _request_id(body)
@@ -42,7 +41,9 @@ def register(app: App, deps: Deps) -> None:
             courier.tell(user, _channel(body), answer(decision.request, decision.refusal))
             return
         try:
-            client.views_open(
+            # The app's own client (Bolt's per-request one is a plain WebClient, without the
+            # sandbox label and not the shell's terminal Slack).
+            deps.courier.client.views_open(
                 trigger_id=body["trigger_id"], view=blocks.deny_reason_modal(decision.request)
             )
         except SlackApiError as exc:

@@ -7,7 +7,6 @@ import re
 from typing import Any
 
 from slack_bolt import Ack, App
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks, bulk_blocks
@@ -27,20 +26,20 @@ COMMAND = re.compile(r"^/(awork-)?invite$")
 def register(app: App, deps: Deps) -> None:
     service = deps.service
 
-    def invite_command(ack: Ack, body: dict, client: WebClient) -> None:
+    def invite_command(ack: Ack, body: dict) -> None:
         text = str(body.get("text") or "").strip()
         words = text.split()
         user = str(body.get("user_id", ""))
         keyword = words[0].lower() if words else ""
         if keyword in lists:
             # Answered in the ack itself: a store read, well inside Slack's 3 seconds.
-            ack(**lists[keyword](user, words[1:]))
+            ack(**answer(lists[keyword](user, words[1:])))
             return
         if text and keyword != "bulk":
             # Cached roles and teams, one store write: quick enough to answer in the ack;
             # Slack is told the rest (approval message, "waiting" notice) after it.
             reply, then = inline(body, user, text)
-            ack(**reply)
+            ack(**(answer(reply) if reply else reply))
             if then is not None:
                 then()
             return
@@ -53,9 +52,14 @@ def register(app: App, deps: Deps) -> None:
             else blocks.invite_form(origin_channel=origin, advanced=service.is_approver(user))
         )
         try:
-            client.views_open(trigger_id=body["trigger_id"], view=view)
+            # The app's own client (Bolt's per-request one is a plain WebClient, without the
+            # sandbox label and not the shell's terminal Slack).
+            deps.courier.client.views_open(trigger_id=body["trigger_id"], view=view)
         except SlackApiError as exc:
             log.warning("could not open the form: %s", exc.response.get("error"))
+
+    def answer(reply: dict[str, Any]) -> dict[str, Any]:
+        return blocks.label_sandbox(reply) if deps.settings.sandbox else reply
 
     def inline(body: dict, user: str, text: str) -> tuple[dict[str, Any], Any]:
         """People in the command's text: one request (one person) or a batch (several)."""

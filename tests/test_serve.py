@@ -111,11 +111,8 @@ def test_serve_without_configuration_says_what_is_missing(tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 2
-    assert (
-        "SLACK_BOT_TOKEN" in result.stderr
-        and "AWORK_API_KEY" in result.stderr
-        and "Traceback" not in result.stderr
-    )
+    assert "SLACK_BOT_TOKEN" in result.stderr and "Traceback" not in result.stderr
+    assert "AWORK_API_KEY" not in result.stderr  # without it the awork sandbox answers
     assert SCRIPT.exists()
 
 

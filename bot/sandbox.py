@@ -1,0 +1,475 @@
+"""The awork sandbox: awork's invitation endpoints, faithfully, for trying the bot (or testing
+against it) without an awork account. Nothing leaves the machine; no real invitation is sent.
+
+It answers `httpx.Request`s (so the bot uses it in-process as an `httpx.MockTransport` when
+`AWORK_API_KEY` is unset) and is served over HTTP by `invite-bot sandbox --port P`, with the
+spec's paths, its `ErrorResponse` errors and its rate limit (429 with `ratelimit-reset` and
+`x-ratelimit-*` headers). State lives in a sqlitedict file as JSON: seeded roles, teams, a first
+user (the workspace owner) and a number of booked seats.
+
+`POST /invitations` keeps awork's rules (DESIGN.md): no `workspaceId` creates a new workspace;
+`planId` only then (free plan by default); `invitationFlow`, `roleId`, `teamIds`, `bookedSeats`,
+`connectInviteCode`, `skipSendingEmail`, `password` are validated; gender is male, female or
+other; an existing member gets `already-exist-error`; a full workspace `insufficient-seats`.
+Invitation codes are valid 24 hours and accepted once with `POST /invitations/accept`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote
+
+import httpx
+from sqlitedict import SqliteDict
+
+SANDBOX_LABEL = "sandbox — no real invitation"
+FLOWS = ("invite", "new_user_new_workspace", "existing_user_new_workspace")
+GENDERS = ("male", "female", "other")
+PLANS = ("free", "basic", "business", "enterprise")
+INVITATION_FIELDS = {
+    "workspaceId", "invitationFlow", "roleId", "connectInviteCode", "passcode", "email",
+    "password", "firstName", "lastName", "title", "position", "gender", "skipSendingEmail",
+    "teamIds", "bookedSeats", "planId",
+}  # fmt: skip
+STRING_FIELDS = INVITATION_FIELDS - {"skipSendingEmail", "teamIds", "bookedSeats"}
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+CODE_VALIDITY = timedelta(hours=24)
+DOCS = "https://developers.awork.com"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _id() -> str:
+    return str(uuid.uuid4())
+
+
+class Sandbox:
+    def __init__(
+        self,
+        path: str,
+        per_second: int = 50,
+        per_minute: int = 1000,
+        seats: int = 25,
+        api_key: str | None = None,
+    ) -> None:
+        options: dict[str, Any] = {
+            "autocommit": True,
+            "encode": json.dumps,
+            "decode": json.loads,
+            "outer_stack": False,
+        }
+        self._meta = SqliteDict(path, tablename="sandbox_meta", **options)
+        self._users = SqliteDict(path, tablename="sandbox_users", **options)
+        self._invitations = SqliteDict(path, tablename="sandbox_invitations", **options)
+        self._workspaces = SqliteDict(path, tablename="sandbox_workspaces", **options)
+        self.per_second, self.per_minute = per_second, per_minute
+        self.api_key = api_key
+        self._arrivals: deque[float] = deque()
+        self._lock = threading.RLock()
+        self.rate_limited = 0
+        if "workspace_id" not in self._meta:
+            self._seed(seats)
+
+    def close(self) -> None:
+        for table in (self._meta, self._users, self._invitations, self._workspaces):
+            table.close()
+
+    # -- seeding -------------------------------------------------------------------------------
+
+    def _seed(self, seats: int) -> None:
+        workspace_id = _id()
+        self._workspaces[workspace_id] = self._workspace(workspace_id, "Sandbox Agency", seats)
+        self._meta["roles"] = [
+            self._role("Admin", admin=True),
+            self._role("Member"),
+            self._role("Project Manager"),
+            self._role("Guest", guest=True),
+        ]
+        self._meta["teams"] = [
+            self._team("Design", "brush", "purple"),
+            self._team("Engineering", "computer", "blue"),
+            self._team("Marketing", "megaphone", "orange"),
+        ]
+        owner = self._user("owner@sandbox.example", "Olga", "Owner", workspace_id, accepted=True)
+        self._users[owner["id"]] = owner
+        self._meta["owner_id"] = owner["id"]
+        self._meta["workspace_id"] = workspace_id
+
+    @staticmethod
+    def _workspace(workspace_id: str, name: str, seats: int, plan: str = "business") -> dict:
+        return {
+            "id": workspace_id,
+            "name": name,
+            "allowSocialLogin": True,
+            "allowCredentialsLogin": True,
+            "requireMfa": False,
+            "createdOn": _now(),
+            "_seats": seats,
+            "_plan": plan,
+        }
+
+    @staticmethod
+    def _role(name: str, admin: bool = False, guest: bool = False) -> dict:
+        return {
+            "id": _id(),
+            "name": name,
+            "isAdminRole": admin,
+            "isGuestRole": guest,
+            "isArchived": False,
+            "createdOn": _now(),
+        }
+
+    @staticmethod
+    def _team(name: str, icon: str, color: str) -> dict:
+        return {"id": _id(), "name": name, "icon": icon, "color": color, "createdOn": _now()}
+
+    @staticmethod
+    def _user(
+        email: str, first: str | None, last: str | None, workspace_id: str, accepted: bool
+    ) -> dict:
+        user_id = _id()
+        return {
+            "id": user_id,
+            "firstName": first,
+            "lastName": last,
+            "createdOn": _now(),
+            "isArchived": False,
+            "isDeactivated": False,
+            "status": {"invitationAccepted": accepted, "isDeactivated": False},
+            "userContactInfos": [
+                {
+                    "id": _id(),
+                    "type": "email",
+                    "subType": "work",
+                    "value": email,
+                    "isAddress": False,
+                }
+            ],
+            "_workspace": workspace_id,
+        }
+
+    # -- the API ---------------------------------------------------------------------------
+
+    @property
+    def workspace_id(self) -> str:
+        return self._meta["workspace_id"]
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        """Answer one request as awork would (use as `httpx.MockTransport(sandbox.handle)`)."""
+        limited = self._rate_limit()
+        if limited is not None:
+            return limited
+        if self.api_key and request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return self._error(401, "unauthorized", "The access token is missing or invalid.")
+        path = "/" + request.url.path.split("/api/v1/", 1)[-1].strip("/")
+        try:
+            response = self._route(request, path)
+        except (ValueError, TypeError):
+            response = self._error(400, "invalid-model", "The request body is not valid JSON.")
+        return response
+
+    def _route(self, request: httpx.Request, path: str) -> httpx.Response:
+        method = request.method
+        if method == "GET" and path == "/roles":
+            return httpx.Response(200, json=self._meta["roles"])
+        if method == "GET" and path == "/teams":
+            return self._paged(request, self._meta["teams"])
+        if method == "GET" and path == "/users":
+            return self._paged(request, [self._public(u) for u in self._members()])
+        if method == "GET" and path == "/users/me":
+            me = self._public(self._users[self._meta["owner_id"]])
+            workspace = self._workspaces[self.workspace_id]
+            me["workspace"] = {"id": workspace["id"], "name": workspace["name"], "url": None}
+            return httpx.Response(200, json=me)
+        if method == "GET" and path.startswith("/users/autofill/"):
+            return self._autofill(unquote(path.removeprefix("/users/autofill/")))
+        if method == "GET" and path.startswith("/users/"):
+            user = self._users.get(path.removeprefix("/users/"))
+            if user is None:
+                return self._error(404, "not-found", "No user with this id exists.")
+            return httpx.Response(200, json=self._public(user))
+        if method == "GET" and path.startswith("/workspaces/"):
+            workspace = self._workspaces.get(path.removeprefix("/workspaces/"))
+            if workspace is None:
+                return self._error(404, "not-found", "No workspace with this id exists.")
+            return httpx.Response(200, json=self._public(workspace))
+        if method == "POST" and path == "/invitations":
+            return self._invite(json.loads(request.content or b"{}"))
+        if method == "POST" and path == "/invitations/accept":
+            return self._accept(json.loads(request.content or b"{}"))
+        return self._error(404, "not-found", "There is no matching path for this URL.")
+
+    def _members(self, workspace_id: str | None = None) -> list[dict]:
+        wanted = workspace_id or self.workspace_id
+        users = [u for u in self._users.values() if u["_workspace"] == wanted]
+        return sorted(users, key=lambda u: u["createdOn"])
+
+    @staticmethod
+    def _public(record: dict) -> dict:
+        return {k: v for k, v in record.items() if not k.startswith("_")}
+
+    def _paged(self, request: httpx.Request, items: list[dict]) -> httpx.Response:
+        try:
+            page = max(1, int(request.url.params.get("page", 1)))
+            size = min(max(1, int(request.url.params.get("pageSize", 50))), 1000)
+        except ValueError:
+            return self._error(400, "validation-failed", "page and pageSize must be numbers.")
+        chunk = items[(page - 1) * size : page * size]
+        return httpx.Response(200, json=chunk, headers={"aw-totalitems": str(len(items))})
+
+    def _autofill(self, email: str) -> httpx.Response:
+        """A guess from the address's local part: ada.lovelace@… -> Ada Lovelace."""
+        local = email.split("@", 1)[0]
+        parts = [p for p in re.split(r"[._-]+", local) if p.isalpha()]
+        if len(parts) < 2:
+            return httpx.Response(204)
+        return httpx.Response(
+            200,
+            json={
+                "firstName": parts[0].capitalize(),
+                "lastName": parts[-1].capitalize(),
+                "gender": None,
+            },
+        )
+
+    # -- invitations -----------------------------------------------------------------------------
+
+    def _problems(self, body: dict[str, Any]) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        for name in STRING_FIELDS:
+            if body.get(name) is not None and not isinstance(body[name], str):
+                problems.append((name, f"{name} must be a string."))
+        email = body.get("email")
+        if not isinstance(email, str) or not EMAIL.match(email):
+            problems.append(("Email", "A valid email is required."))
+        if body.get("gender") is not None and body["gender"] not in GENDERS:
+            problems.append(("Gender", "Gender must be male, female or other."))
+        flow = body.get("invitationFlow")
+        if flow is not None and flow not in FLOWS:
+            problems.append(("InvitationFlow", "Unknown invitation flow."))
+        if body.get("planId") is not None:
+            if body.get("workspaceId"):
+                problems.append(("PlanId", "A plan can only be set for a new workspace."))
+            elif body["planId"] not in PLANS:
+                problems.append(("PlanId", f"Unknown plan; one of {', '.join(PLANS)}."))
+        if body.get("workspaceId") and flow in FLOWS[1:]:
+            problems.append(("InvitationFlow", "This flow creates a new workspace."))
+        password = body.get("password")
+        if isinstance(password, str) and (len(password) < 8 or password.isalpha()):
+            problems.append(("Password", "At least 8 characters, not only letters."))
+        seats = body.get("bookedSeats")
+        if seats is not None and (
+            not isinstance(seats, int) or isinstance(seats, bool) or seats < 1
+        ):
+            problems.append(("BookedSeats", "Booked seats must be a positive whole number."))
+        if body.get("skipSendingEmail") is not None and not isinstance(
+            body["skipSendingEmail"], bool
+        ):
+            problems.append(("SkipSendingEmail", "skipSendingEmail must be true or false."))
+        team_ids = body.get("teamIds")
+        if team_ids is not None and not (
+            isinstance(team_ids, list) and all(isinstance(t, str) for t in team_ids)
+        ):
+            problems.append(("TeamIds", "teamIds must be a list of ids."))
+        elif team_ids and any(t not in {x["id"] for x in self._meta["teams"]} for t in team_ids):
+            problems.append(("TeamIds", "A team does not exist."))
+        role_id = body.get("roleId")
+        if role_id and role_id not in {r["id"] for r in self._meta["roles"] if not r["isArchived"]}:
+            problems.append(("RoleId", "The role does not exist."))
+        code = body.get("connectInviteCode")
+        if isinstance(code, str) and not re.fullmatch(r"[A-Za-z0-9_-]{4,64}", code):
+            problems.append(("ConnectInviteCode", "The connect invite code is not valid."))
+        return problems
+
+    def _invite(self, body: Any) -> httpx.Response:
+        if not isinstance(body, dict):
+            return self._error(400, "invalid-model", "The body must be an Invitation object.")
+        unknown = set(body) - INVITATION_FIELDS
+        if unknown:
+            return self._error(400, "invalid-model", f"Unknown properties: {sorted(unknown)}")
+        problems = self._problems(body)
+        if problems:
+            return self._error(
+                400,
+                "validation-failed",
+                "The model is not valid.",
+                validationErrors=[{"property": p, "message": m} for p, m in problems],
+            )
+        email = body["email"].strip().lower()
+        with self._lock:
+            if body.get("workspaceId"):
+                workspace = self._workspaces.get(body["workspaceId"])
+                if workspace is None:
+                    return self._error(404, "not-found", "No workspace with this id exists.")
+                members = self._members(workspace["id"])
+                if any(email in self._emails(u) for u in members):
+                    return self._error(
+                        400, "already-exist-error", "The identity is already part of the workspace."
+                    )
+                if body.get("bookedSeats"):
+                    workspace["_seats"] = max(workspace["_seats"], body["bookedSeats"])
+                    self._workspaces[workspace["id"]] = workspace
+                if len(members) >= workspace["_seats"]:
+                    return self._error(
+                        400, "insufficient-seats", "There are no free seats left in this workspace."
+                    )
+            else:  # a new workspace for them, on the chosen plan (free by default)
+                name = f"{body.get('firstName') or email.split('@')[0]}'s workspace"
+                workspace = self._workspace(
+                    _id(), name, body.get("bookedSeats") or 5, plan=body.get("planId") or "free"
+                )
+                self._workspaces[workspace["id"]] = workspace
+            user = self._user(
+                email, body.get("firstName"), body.get("lastName"), workspace["id"], accepted=False
+            )
+            for field in ("title", "position", "gender"):
+                if body.get(field) is not None:
+                    user[field] = body[field]
+            user["_role"] = body.get("roleId")
+            user["_teams"] = body.get("teamIds") or []
+            self._users[user["id"]] = user
+            code = secrets.token_urlsafe(16)
+            invitation = {
+                "code": code,
+                "userId": user["id"],
+                "workspaceId": workspace["id"],
+                "email": email,
+                "flow": body.get("invitationFlow")
+                or ("invite" if body.get("workspaceId") else "new_user_new_workspace"),
+                "emailSent": not body.get("skipSendingEmail", False),
+                "issuedAt": _now(),
+                "accepted": False,
+                "passwordResetCode": secrets.token_urlsafe(12),
+            }
+            self._invitations[code] = invitation
+        return httpx.Response(
+            200,
+            json={
+                "invitationCode": code,
+                "passwordResetCode": invitation["passwordResetCode"],
+                "userId": user["id"],
+                "workspace": self._public(workspace),
+            },
+        )
+
+    @staticmethod
+    def _emails(user: dict) -> list[str]:
+        return [
+            str(c.get("value", "")).lower()
+            for c in user.get("userContactInfos") or []
+            if c.get("type") == "email"
+        ]
+
+    def _accept(self, body: Any) -> httpx.Response:
+        code = body.get("invitationCode") if isinstance(body, dict) else None
+        with self._lock:
+            invitation = self._invitations.get(code) if isinstance(code, str) else None
+            if invitation is None:
+                return self._error(400, "invalid-operation", "The invitation code is not valid.")
+            if invitation["accepted"]:
+                return self._error(400, "invalid-operation", "The invitation was accepted already.")
+            issued = datetime.fromisoformat(invitation["issuedAt"].replace("Z", "+00:00"))
+            if datetime.now(UTC) - issued > CODE_VALIDITY:
+                return self._error(400, "invalid-operation", "The invitation code has expired.")
+            invitation["accepted"] = True
+            self._invitations[code] = invitation
+            user = self._users[invitation["userId"]]
+            user["status"]["invitationAccepted"] = True
+            self._users[user["id"]] = user
+        return httpx.Response(200)
+
+    # -- limits and errors ---------------------------------------------------------------------
+
+    def _rate_limit(self) -> httpx.Response | None:
+        """awork's per-workspace limit: sliding windows over arrivals; 429 past them."""
+        now = time.monotonic()
+        with self._lock:
+            while self._arrivals and now - self._arrivals[0] >= 60.0:
+                self._arrivals.popleft()
+            last_second = [t for t in self._arrivals if now - t < 1.0]
+            over_second = len(last_second) >= self.per_second
+            if not over_second and len(self._arrivals) < self.per_minute:
+                self._arrivals.append(now)
+                return None
+            self.rate_limited += 1
+            oldest = last_second[0] if over_second else self._arrivals[0]
+            reset = max(1, math.ceil(oldest + (1.0 if over_second else 60.0) - now))
+        # As DESIGN.md describes awork's: `ratelimit-reset` in seconds and `x-ratelimit-*`.
+        response = self._error(429, "rate-limited", "Too many requests; slow down.")
+        limit = self.per_second if over_second else self.per_minute
+        response.headers.update(
+            {
+                "ratelimit-reset": str(reset),
+                "x-ratelimit-limit": str(limit),
+                "x-ratelimit-remaining": "0",
+                "x-ratelimit-reset": str(reset),
+            }
+        )
+        return response
+
+    @staticmethod
+    def _error(status: int, code: str, description: str, **extra: Any) -> httpx.Response:
+        body = {
+            "code": code,
+            "description": description,
+            "link": DOCS,
+            "traceId": secrets.token_hex(8),
+            **extra,
+        }
+        return httpx.Response(status, json=body)
+
+    # -- inspection (tests, the shell) ---------------------------------------------------------
+
+    def invitations(self) -> list[dict]:
+        return list(self._invitations.values())
+
+
+def http_server(sandbox: Sandbox, host: str, port: int) -> ThreadingHTTPServer:
+    """The sandbox over HTTP at `/api/v1/...` (awork's paths), one thread per connection.
+    Call `serve_forever()`; `server_address` has the bound port (0 picks a free one)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "awork-sandbox"
+
+        def _any(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            request = httpx.Request(
+                self.command,
+                f"http://{host}{self.path}",
+                headers=dict(self.headers.items()),
+                content=self.rfile.read(length) if length else b"",
+            )
+            if not self.path.startswith("/api/v1/"):
+                response = Sandbox._error(404, "not-found", "awork's API lives under /api/v1/.")
+            else:
+                response = sandbox.handle(request)
+            body = response.content
+            self.send_response(response.status_code)
+            for name, value in response.headers.items():
+                if name.lower() not in ("content-length", "transfer-encoding"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _any
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server
