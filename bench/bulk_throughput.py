@@ -1,12 +1,12 @@
 """A bulk request of 500 against an awork stand-in limited to 50 requests/s.
 
-Starts the real server (`invite-bot serve --http`) against the loopback fakes: awork answers 429
-with `ratelimit-reset` past 50 calls in any second (and 1,000 in any minute), and takes
-`--latency` per call like a real network. A CSV of N people is attached to the /invite bulk form,
-"Approve all N" is clicked, and the time until the summary is on the approval message is
-compared with the limit's own bound (N / 50 s). Also printed: duplicates, lost invitations and
-the share of awork calls answered 429.
-Run: .venv/bin/python bench/bulk_throughput.py [--people 500] [--latency 0.03]
+Starts the real server (`invite-bot serve --http`) with Slack faked on loopback and awork played
+by `invite-bot sandbox` in its own process (`--awork sandbox`, the default) or by the test fake
+with `--latency` per call (`--awork fake`); either answers 429 with `ratelimit-reset` past 50
+calls in any second (and 1,000 in a minute). A CSV of N people is attached to the /invite bulk
+form, "Approve all N" is clicked, and the time until the summary is on the approval message is
+compared with the limit's own bound (N / 50 s). Also: duplicates, lost invitations, 429s.
+Run: .venv/bin/python bench/bulk_throughput.py [--people 500] [--awork sandbox|fake]
 """
 
 from __future__ import annotations
@@ -17,10 +17,13 @@ import itertools
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -60,17 +63,46 @@ def bulk_submission(slack: FakeSlack, people: int) -> str:
     return serving.interactive(payload)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--people", type=int, default=500)
-    parser.add_argument("--per-second", type=int, default=50)
-    parser.add_argument("--latency", type=float, default=0.03, help="awork's time per call (s)")
-    args = parser.parse_args()
+class SandboxServer:
+    """`invite-bot sandbox` as its own process: awork's rules and rate limit over HTTP."""
+
+    def __init__(self, workdir: Path, per_second: int) -> None:
+        self.port = serving.free_port()
+        self.process = subprocess.Popen(
+            [str(serving.SCRIPT), "sandbox", "--port", str(self.port),
+             "--db", str(workdir / "awork-sandbox.sqlite"),
+             "--per-second", str(per_second), "--seats", "100000"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        self.process.stdout.readline()  # "awork sandbox at …": listening
+        self.url = f"http://127.0.0.1:{self.port}/api/v1"
+
+    def members(self) -> list[str]:
+        users = httpx.get(f"{self.url}/users", params={"pageSize": 1000}, timeout=10).json()
+        return [c["value"] for u in users for c in u["userContactInfos"] if c["type"] == "email"]
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def measure(
+    people: int = 500, per_second: int = 50, latency: float = 0.03, stand_in: str = "sandbox"
+) -> dict[str, object]:
+    """Approve a bulk of `people` against awork limited to `per_second` calls: the sandbox
+    server (`invite-bot sandbox`), or the test fake with `latency` per call (`fake`)."""
     workdir = Path(tempfile.mkdtemp(prefix="invite-bulk-"))
-    slack, awork = FakeSlack(), FakeAwork()
-    awork.rate_limit = (args.per_second, 1000)
-    awork.delay = args.latency
-    awork_url, awork_server = awork.serve()
+    slack = FakeSlack()
+    fake = sandbox = None
+    if stand_in == "fake":
+        fake = FakeAwork()
+        fake.rate_limit = (per_second, 1000)
+        fake.delay = latency
+        awork_url, awork_server = fake.serve()
+    else:
+        sandbox = SandboxServer(workdir, per_second)
+        awork_url = sandbox.url
     env = serving.serve_env(
         slack.url,
         awork_url,
@@ -79,12 +111,13 @@ def main() -> None:
         "xoxb-bench",
         APPROVER,
         INVITE_SWEEP_SECONDS="3600",
-        AWORK_RATE_PER_SECOND=str(args.per_second),
+        AWORK_RATE_PER_SECOND=str(per_second),
     )
     port = serving.free_port()
-    process = serving.start_server(env, port, workdir / "serve.log")
+    log = workdir / "serve.log"
+    process = serving.start_server(env, port, log)
     try:
-        submitted = serving.post_signed(port, bulk_submission(slack, args.people), SECRET)
+        submitted = serving.post_signed(port, bulk_submission(slack, people), SECRET)
         assert submitted.status_code == 200 and not submitted.text, submitted.text
         post = slack.wait_for(
             "chat.postMessage",
@@ -95,63 +128,73 @@ def main() -> None:
             "value"
         ]
         time.sleep(0.5)  # the message reference is stored, the catalog is warm
-        calls_before = len(awork.requests)
-        limited_before = awork.rate_limited
         started = time.monotonic()
         click = serving.button_click("approve_invite", batch_id, APPROVER)
         assert serving.post_signed(port, click, SECRET).status_code == 200
-        summary = f"{args.people} invited"
-        # A light poll: this process also plays awork, whose arrival times must not be skewed.
-        seen, finished = 0, None
+        summary = f"{people} invited"
+        # A light poll: this process may also play awork, whose arrival times must not be skewed.
+        seen, finished, final = 0, None, ""
         while finished is None and time.monotonic() - started < 600:
             time.sleep(0.05)
             updates = slack.of("chat.update")
             for call in updates[seen:]:
-                if summary in json.dumps(call.args.get("blocks") or []):
+                blocks = json.dumps(call.args.get("blocks") or [])
+                if " invited" in blocks and "Approved by" in blocks and "done" not in blocks:
+                    final = blocks
+                if summary in blocks:
                     finished = call.at
             seen = len(updates)
-        assert finished is not None, "no summary"
-        elapsed = finished - started
+        assert finished is not None, f"no summary: {final[-300:]}"
         progress = [
             c
             for c in slack.of("chat.update")
-            if f"of {args.people}* done" in json.dumps(c.args.get("blocks") or [])
+            if f"of {people}* done" in json.dumps(c.args.get("blocks") or [])
         ]
+        if sandbox is not None:
+            invited = collections.Counter(e for e in sandbox.members() if e.startswith("person"))
+        else:
+            invited = collections.Counter(i["body"]["email"] for i in fake.invitations)
     finally:
         serving.stop_server(process)
-        awork_server.shutdown()
+        if sandbox is not None:
+            sandbox.close()
+        else:
+            awork_server.shutdown()
         slack.close()
-    created = collections.Counter(i["body"]["email"] for i in awork.invitations)
-    calls = len(awork.requests) - calls_before
-    limited = awork.rate_limited - limited_before
-    bound = args.people / args.per_second
+    bound = people / per_second
+    retried_429 = log.read_text().count(": 429, retrying")
     gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(progress)]
+    return {
+        "stand_in": "invite-bot sandbox"
+        if sandbox
+        else f"test fake, {latency * 1000:.0f} ms a call",
+        "people": people,
+        "per_second": per_second,
+        "seconds": round(finished - started, 2),
+        "bound_seconds": bound,
+        "ratio_to_bound": round((finished - started) / bound, 2),
+        "invited": len(invited),
+        "duplicates": sum(n - 1 for n in invited.values()),
+        "lost": people - len(invited),
+        "answered_429": retried_429,
+        "share_429_percent": round(100 * retried_429 / (people + retried_429), 2),
+        "progress_updates": len(progress),
+        "closest_progress_gap_s": round(min(gaps, default=0), 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--people", type=int, default=500)
+    parser.add_argument("--per-second", type=int, default=50)
+    parser.add_argument("--awork", choices=("sandbox", "fake"), default="sandbox")
+    parser.add_argument("--latency", type=float, default=0.03, help="the fake's time per call (s)")
+    args = parser.parse_args()
+    figures = measure(args.people, args.per_second, args.latency, args.awork)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
-    print(
-        f"bulk of {args.people}, awork limited to {args.per_second}/s, {args.latency * 1000:.0f} ms a call"
-    )
-    print(
-        f"  done in {elapsed:.2f} s; the limit's bound is {bound:.1f} s: ratio {elapsed / bound:.2f}"
-    )
-    print(
-        f"  invited {len(created)}, duplicates {sum(n - 1 for n in created.values())}, "
-        f"lost {args.people - len(created)}"
-    )
-    print(f"  awork calls {calls}, answered 429: {limited} ({100 * limited / max(calls, 1):.1f} %)")
-    print(f"  progress updates {len(progress)}, closest two {min(gaps, default=0):.2f} s apart")
-    posts = [
-        at
-        for request, at in zip(awork.requests, awork.arrivals, strict=True)
-        if request.method == "POST" and at >= started
-    ]
-    limited_at = [at - posts[0] for at in awork.limited_at if at >= started]
-    print(
-        f"  phases: click to first POST {posts[0] - started:.2f} s, POSTs {posts[-1] - posts[0]:.2f} s"
-        f" (429s at: {', '.join(f'{t:.1f} s' for t in limited_at) or 'none'}), "
-        f"last POST to summary {finished - posts[-1]:.2f} s"
-    )
+    print(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

@@ -78,6 +78,7 @@ class Sandbox:
         self.api_key = api_key
         self._arrivals: deque[float] = deque()
         self._lock = threading.RLock()
+        self._by_workspace: dict[str, set[str]] | None = None
         self.rate_limited = 0
         if "workspace_id" not in self._meta:
             self._seed(seats)
@@ -313,8 +314,8 @@ class Sandbox:
                 workspace = self._workspaces.get(body["workspaceId"])
                 if workspace is None:
                     return self._error(404, "not-found", "No workspace with this id exists.")
-                members = self._members(workspace["id"])
-                if any(email in self._emails(u) for u in members):
+                members = self._index()[workspace["id"]]
+                if email in members:
                     return self._error(
                         400, "already-exist-error", "The identity is already part of the workspace."
                     )
@@ -340,6 +341,7 @@ class Sandbox:
             user["_role"] = body.get("roleId")
             user["_teams"] = body.get("teamIds") or []
             self._users[user["id"]] = user
+            self._index().setdefault(workspace["id"], set()).add(email)
             code = secrets.token_urlsafe(16)
             invitation = {
                 "code": code,
@@ -363,6 +365,14 @@ class Sandbox:
                 "workspace": self._public(workspace),
             },
         )
+
+    def _index(self) -> dict[str, set[str]]:
+        """Member addresses by workspace, read once from the file and kept up to date."""
+        if self._by_workspace is None:
+            self._by_workspace = {}
+            for user in self._users.values():
+                self._by_workspace.setdefault(user["_workspace"], set()).update(self._emails(user))
+        return self._by_workspace
 
     @staticmethod
     def _emails(user: dict) -> list[str]:
@@ -394,8 +404,8 @@ class Sandbox:
 
     def _rate_limit(self) -> httpx.Response | None:
         """awork's per-workspace limit: sliding windows over arrivals; 429 past them."""
-        now = time.monotonic()
-        with self._lock:
+        with self._lock:  # the time is read under the lock, or a waiting call counts late ones
+            now = time.monotonic()
             while self._arrivals and now - self._arrivals[0] >= 60.0:
                 self._arrivals.popleft()
             last_second = [t for t in self._arrivals if now - t < 1.0]

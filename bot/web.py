@@ -13,6 +13,7 @@ from bot.app import Bot, build
 from bot.config import Settings
 
 EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
 log = logging.getLogger(__name__)
 
 
@@ -38,7 +39,7 @@ def wsgi_app(bot: Bot) -> Callable[..., Iterable[bytes]]:
             return _plain(
                 start_response, "405 Method Not Allowed", b"POST only\n", [("Allow", "POST")]
             )
-        if path == "/healthz" and method in ("GET", "HEAD"):
+        if path == HEALTH_PATH and method in ("GET", "HEAD"):
             return _plain(start_response, "200 OK", b"ok\n")
         return _plain(start_response, "404 Not Found", b"not found\n")
 

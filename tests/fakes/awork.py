@@ -131,8 +131,8 @@ class FakeAwork:
         if self.rate_limit is None:
             return None
         per_second, per_minute = self.rate_limit
-        now = time.monotonic()
-        with self._lock:
+        with self._lock:  # the time is read under the lock, or a waiting call counts late ones
+            now = time.monotonic()
             self._arrivals = [t for t in self._arrivals if now - t < 60.0]
             last_second = [t for t in self._arrivals if now - t < 1.0]
             if len(last_second) >= per_second or len(self._arrivals) >= per_minute:
