@@ -1,4 +1,4 @@
-"""A stand-in for awork's API v1 that follows `../shared/reference/awork-openapi-subset.json`.
+"""A stand-in for awork's API v1 that follows `tests/fixtures/awork/awork-openapi-subset.json`.
 
 Usable as `httpx.MockTransport(fake.handler)` in-process, or over loopback HTTP with `serve()`.
 It records every request, and faults can be queued (`fail_next`) or a delay set (`delay`).
