@@ -158,12 +158,10 @@ class Shell:
             "SLACK_APP_TOKEN": "",
             "INVITE_ADMIN_CHANNEL": APPROVALS,
             "INVITE_DB_PATH": db_path or str(workdir / "invite-bot.sqlite"),
+            # The shell's own people decide, whatever a .env says about the real Slack.
+            "INVITE_APPROVERS": f"{self.users['olga'].id},{self.users['sam'].id}",
         }
         settings = Settings(**overrides)
-        if not settings.invite_approvers:
-            settings = Settings(
-                **overrides, INVITE_APPROVERS=f"{self.users['olga'].id},{self.users['sam'].id}"
-            )
         self.settings = settings
         self.executor = CountingExecutor(max_workers=16, thread_name_prefix="listener")
         self.slack = TerminalSlack(self, sandbox=settings.sandbox)
