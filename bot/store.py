@@ -184,6 +184,26 @@ class Store:
             raws = list(self._batches.values())
         return [InviteBatch.model_validate(raw) for raw in raws]
 
+    def open_addresses(
+        self, statuses: Iterable[str], batch_statuses: Iterable[str]
+    ) -> dict[str, str]:
+        """Every address with an open request or batch -> the id to point to (a member's batch
+        id), in one read of each table: for checking a whole list at once."""
+        states, batch_states = {str(s) for s in statuses}, {str(s) for s in batch_statuses}
+        with self._open():
+            raws = list(self._requests.values())
+            batch_raws = list(self._batches.values())
+        found: dict[str, str] = {}
+        for raw in batch_raws:
+            if raw.get("status") in batch_states:
+                for entry in raw.get("entries", []):
+                    found.setdefault(str(entry.get("email", "")).lower(), raw["id"])
+        for raw in sorted(raws, key=lambda r: r.get("created_at", "")):
+            if raw.get("status") in states:
+                email = str(raw.get("details", {}).get("email", "")).lower()
+                found.setdefault(email, raw.get("batch_id") or raw["id"])
+        return found
+
     def open_batch_for(self, email: str, statuses: Iterable[str]) -> InviteBatch | None:
         """A batch in one of `statuses` that asks for this address (a scan of the raw JSON)."""
         wanted, states = email.lower(), {str(status) for status in statuses}

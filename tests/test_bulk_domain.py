@@ -376,3 +376,17 @@ def test_a_batch_nobody_decides_gets_one_reminder_then_expires(world):
     assert batches.remind_and_expire(store.batches(), day, 7 * day) == [batch.id]
     assert store.get_batch(batch.id).status is BatchStatus.EXPIRED
     assert batches.approve(batch.id, "UAPP1").refusal is Refusal.ALREADY_DECIDED
+
+
+def test_a_whole_list_is_checked_with_one_read_of_the_store(world, monkeypatch):
+    """prepare reads open requests once for the list, not once per person (500 scans of a
+    big store would not fit in Slack's 3 s)."""
+    _, store, service, batches = world
+    service.submit(InviteDetails(email="open@example.com"), "UREQ", None)
+    reads = []
+    original = store.open_addresses
+    monkeypatch.setattr(store, "open_addresses", lambda *a: reads.append(1) or original(*a))
+    monkeypatch.setattr(store, "open_request_for", lambda *a: pytest.fail("a scan per person"))
+    prepared = batches.prepare([*people(50), Person("open@example.com")])
+    assert len(prepared.entries) == 50 and reads == [1]
+    assert [s.reason for s in prepared.skipped] == ["open"]
