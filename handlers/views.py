@@ -145,7 +145,8 @@ def _files(values: dict) -> list[dict]:
 
 
 def _download(file: dict, deps: Deps) -> tuple[str, str | None]:
-    """The uploaded list's text (files:read). The bot token goes only to Slack's own hosts."""
+    """The uploaded list's text (files:read). The bot token goes only to Slack's own hosts.
+    Read before the ack, so that a bad list is a field error: hence the short timeout."""
     url = str(file.get("url_private_download") or file.get("url_private") or "")
     allowed = {"files.slack.com", urlparse(deps.settings.slack_api_url).hostname}
     if urlparse(url).hostname not in allowed or urlparse(url).scheme not in ("https", "http"):
@@ -155,7 +156,7 @@ def _download(file: dict, deps: Deps) -> tuple[str, str | None]:
     token = deps.settings.slack_bot_token.get_secret_value()
     try:
         response = httpx.get(
-            url, headers={"Authorization": f"Bearer {token}"}, timeout=2.0, follow_redirects=False
+            url, headers={"Authorization": f"Bearer {token}"}, timeout=1.5, follow_redirects=False
         )
     except httpx.HTTPError as exc:
         log.warning("could not download the bulk list: %s", type(exc).__name__)
