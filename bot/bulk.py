@@ -208,13 +208,10 @@ class BatchService:
         """Record an approval; the one that completes it claims the batch's first run.
         `Decision.request` is the batch."""
         for _ in range(5):
-            current = self.store.get_batch(batch_id)
-            if current is None:
-                return Decision(None, Refusal.NOT_FOUND)
-            if not self.service.is_approver(approver_id):
-                return Decision(current, Refusal.NOT_APPROVER)  # type: ignore[arg-type]
-            if current.status is not BatchStatus.PENDING:
-                return Decision(current, Refusal.ALREADY_DECIDED)  # type: ignore[arg-type]
+            checked = self._decidable(batch_id, approver_id, BatchStatus.PENDING)
+            if not checked.ok:
+                return checked
+            current = checked.request
             refusal = self.service._approval_refusal(current, approver_id, own_allowed)  # type: ignore[arg-type]
             if refusal is not None:
                 return Decision(current, refusal)  # type: ignore[arg-type]
@@ -247,15 +244,19 @@ class BatchService:
                 return Decision(batch)
         return Decision(self.store.get_batch(batch_id), Refusal.ALREADY_DECIDED)  # type: ignore[arg-type]
 
-    def can_deny(self, batch_id: str, approver_id: str) -> Decision:
+    def _decidable(self, batch_id: str, user_id: str, status: BatchStatus) -> Decision:
+        """The batch, if it exists, `user_id` is an approver and it is in `status`; else why not."""
         current = self.store.get_batch(batch_id)
         if current is None:
             return Decision(None, Refusal.NOT_FOUND)
-        if not self.service.is_approver(approver_id):
+        if not self.service.is_approver(user_id):
             return Decision(current, Refusal.NOT_APPROVER)  # type: ignore[arg-type]
-        if current.status is not BatchStatus.PENDING:
+        if current.status is not status:
             return Decision(current, Refusal.ALREADY_DECIDED)  # type: ignore[arg-type]
         return Decision(current)  # type: ignore[arg-type]
+
+    def can_deny(self, batch_id: str, approver_id: str) -> Decision:
+        return self._decidable(batch_id, approver_id, BatchStatus.PENDING)
 
     def deny(self, batch_id: str, approver_id: str, reason: str) -> Decision:
         decision = self.can_deny(batch_id, approver_id)
@@ -276,13 +277,12 @@ class BatchService:
 
     def retry_failed(self, batch_id: str, user_id: str) -> Decision:
         """Claim one more run for the members that failed (not those already in awork)."""
-        current = self.store.get_batch(batch_id)
-        if current is None:
-            return Decision(None, Refusal.NOT_FOUND)
-        if not self.service.is_approver(user_id):
-            return Decision(current, Refusal.NOT_APPROVER)  # type: ignore[arg-type]
-        if current.status is not BatchStatus.DONE or not self.summary(current).failed:
-            return Decision(current, Refusal.ALREADY_DECIDED)  # type: ignore[arg-type]
+        checked = self._decidable(batch_id, user_id, BatchStatus.DONE)
+        if not checked.ok:
+            return checked
+        current = checked.request
+        if not self.summary(current).failed:
+            return Decision(current, Refusal.ALREADY_DECIDED)
         now = utcnow()
         ok, batch = self.store.transition(
             batch_id,
