@@ -6,6 +6,7 @@ Every piece of user text goes through `escape` before it is put into mrkdwn.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -673,8 +674,9 @@ def duplicate_error(kind: str, request: InviteRequest | None, link: str | None) 
     return f"{text} {link}" if link else text
 
 
-def refusal(request: InviteRequest | None, reason: str | None) -> str:
-    """Why a click or a deny changed nothing, said privately to the clicker."""
+def refusal(request: Any, reason: str | None, decided: Callable[[Any], str] | None = None) -> str:
+    """Why a click or a deny changed nothing, said privately to the clicker. `decided` words
+    an already-decided request (a batch has its own)."""
     if request is None:
         return NOT_FOUND_TEXT
     if reason == "not_approver":
@@ -683,7 +685,7 @@ def refusal(request: InviteRequest | None, reason: str | None) -> str:
         return "Your approval is in; this admin-role invitation needs a second approver."
     if reason == "own_request":
         return "You can't approve your own request; another approver will decide it."
-    return already_decided(request)
+    return (decided or already_decided)(request)
 
 
 FIRST_APPROVAL = ":white_check_mark: Your approval is in. An admin role needs a second approver, who has been shown it."

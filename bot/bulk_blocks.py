@@ -9,14 +9,13 @@ from typing import Any
 from bot.blocks import (
     APPROVE,
     DENY,
-    NOT_APPROVER,
-    NOT_FOUND_TEXT,
     _input,
     batch_line,
     context,
     escape,
     option,
     plain,
+    refusal,
     section,
     slack_date,
 )
@@ -291,14 +290,10 @@ def batch_status_card(batch: InviteBatch, summary: Summary | None) -> list[dict[
 
 def batch_refusal(batch: InviteBatch | None, reason: str | None) -> str:
     """Why a click on a batch's message changed nothing, said privately to the clicker."""
-    if batch is None:
-        return NOT_FOUND_TEXT
-    if reason == "not_approver":
-        return NOT_APPROVER
-    if reason == "already_approved":
-        return "Your approval is in; inviting into an admin role needs a second approver."
-    if reason == "own_request":
-        return "You can't approve your own request; another approver will decide it."
+    return refusal(batch, reason, batch_already_decided)
+
+
+def batch_already_decided(batch: InviteBatch) -> str:
     who = f"<@{batch.decided_by}>" if batch.decided_by else "someone else"
     words = {
         BatchStatus.PENDING: "is still waiting",
