@@ -30,7 +30,8 @@ from typing import Any
 from urllib.parse import unquote
 
 import httpx
-from sqlitedict import SqliteDict
+
+from bot.store import json_table
 
 SANDBOX_LABEL = "sandbox — no real invitation"
 FLOWS = ("invite", "new_user_new_workspace", "existing_user_new_workspace")
@@ -64,16 +65,10 @@ class Sandbox:
         seats: int = 25,
         api_key: str | None = None,
     ) -> None:
-        options: dict[str, Any] = {
-            "autocommit": True,
-            "encode": json.dumps,
-            "decode": json.loads,
-            "outer_stack": False,
-        }
-        self._meta = SqliteDict(path, tablename="sandbox_meta", **options)
-        self._users = SqliteDict(path, tablename="sandbox_users", **options)
-        self._invitations = SqliteDict(path, tablename="sandbox_invitations", **options)
-        self._workspaces = SqliteDict(path, tablename="sandbox_workspaces", **options)
+        self._meta = json_table(path, "sandbox_meta")
+        self._users = json_table(path, "sandbox_users")
+        self._invitations = json_table(path, "sandbox_invitations")
+        self._workspaces = json_table(path, "sandbox_workspaces")
         self.per_second, self.per_minute = per_second, per_minute
         self.api_key = api_key
         self._arrivals: deque[float] = deque()

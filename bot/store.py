@@ -26,6 +26,19 @@ from bot.models import AuditEvent, InviteBatch, InviteRequest, Status, utcnow
 Record = InviteRequest | InviteBatch
 
 
+def json_table(path: str, name: str) -> SqliteDict:
+    """A sqlitedict table that stores JSON, never pickle: a store file must not be able to run
+    code when it is read. Every write is committed."""
+    return SqliteDict(
+        path,
+        tablename=name,
+        autocommit=True,
+        encode=json.dumps,
+        decode=json.loads,
+        outer_stack=False,
+    )
+
+
 class StoreClosed(RuntimeError):
     """The store was closed (the bot is stopping); the operation was not carried out."""
 
@@ -33,17 +46,10 @@ class StoreClosed(RuntimeError):
 class Store:
     def __init__(self, path: str) -> None:
         self.path = path
-        # JSON, never pickle: a store file must not be able to run code when it is read.
-        options: dict[str, Any] = {
-            "autocommit": True,
-            "encode": json.dumps,
-            "decode": json.loads,
-            "outer_stack": False,
-        }
-        self._requests = SqliteDict(path, tablename="requests", **options)
-        self._meta = SqliteDict(path, tablename="meta", **options)
-        self._audit = SqliteDict(path, tablename="audit", **options)
-        self._batches = SqliteDict(path, tablename="batches", **options)
+        self._requests = json_table(path, "requests")
+        self._meta = json_table(path, "meta")
+        self._audit = json_table(path, "audit")
+        self._batches = json_table(path, "batches")
         self._thread_lock = threading.RLock()
         self._lock_file = open(f"{path}.lock", "a+b")  # noqa: SIM115 - held for the store's life
         self._depth = 0
