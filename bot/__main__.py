@@ -143,7 +143,7 @@ def run_sandbox(args: argparse.Namespace) -> int:
         seats=args.seats,
         api_key=args.api_key,
     )
-    server = http_server(sandbox, args.host, args.port)
+    server = http_server(sandbox.handle, args.host, args.port)
     host, port = server.server_address[:2]
     print(
         f"awork sandbox at http://{host}:{port}/api/v1 (workspace {sandbox.workspace_id}); "

@@ -16,6 +16,7 @@ Invitation codes are valid 24 hours and accepted once with `POST /invitations/ac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -24,6 +25,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -441,12 +443,15 @@ class Sandbox:
         return list(self._invitations.values())
 
 
-def http_server(sandbox: Sandbox, host: str, port: int) -> ThreadingHTTPServer:
-    """The sandbox over HTTP at `/api/v1/...` (awork's paths), one thread per connection.
-    Call `serve_forever()`; `server_address` has the bound port (0 picks a free one)."""
+def http_server(
+    handle: Callable[[httpx.Request], httpx.Response], host: str, port: int
+) -> ThreadingHTTPServer:
+    """An awork stand-in's `handle` (the sandbox's, or a test fake's) over HTTP at `/api/v1/...`,
+    keep-alive, one thread per connection. A `handle` that raises `httpx.ConnectError` drops
+    the connection. Call `serve_forever()`; `server_address` has the port (0: a free one)."""
 
     class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+        protocol_version = "HTTP/1.1"  # keep-alive, as awork's gateway: no connect per call
         server_version = "awork-sandbox"
 
         def _any(self) -> None:
@@ -460,7 +465,11 @@ def http_server(sandbox: Sandbox, host: str, port: int) -> ThreadingHTTPServer:
             if not self.path.startswith("/api/v1/"):
                 response = Sandbox._error(404, "not-found", "awork's API lives under /api/v1/.")
             else:
-                response = sandbox.handle(request)
+                try:
+                    response = handle(request)
+                except httpx.ConnectError:
+                    self.close_connection = True
+                    return
             body = response.content
             self.send_response(response.status_code)
             for name, value in response.headers.items():
@@ -468,7 +477,9 @@ def http_server(sandbox: Sandbox, host: str, port: int) -> ThreadingHTTPServer:
                     self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            # The caller may have gone (killed mid-call); the work is done all the same.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(body)
 
         do_GET = do_POST = do_PUT = do_DELETE = _any
 

@@ -6,7 +6,6 @@ It records every request, and faults can be queued (`fail_next`) or a delay set 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import secrets
@@ -15,11 +14,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
 import httpx
+
+from bot.sandbox import http_server
 
 INVITATION_FIELDS = {
     "workspaceId", "invitationFlow", "roleId", "connectInviteCode", "passcode", "email",
@@ -280,43 +281,9 @@ class FakeAwork:
     # -- loopback HTTP ---------------------------------------------------------------------
 
     def serve(self) -> tuple[str, ThreadingHTTPServer]:
-        """Serve this fake on 127.0.0.1; returns (base URL, server) - call server.shutdown()."""
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as awork's gateway: no connect per call
-
-            def _any(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                request = httpx.Request(
-                    self.command,
-                    f"http://127.0.0.1{self.path}",
-                    headers=dict(self.headers.items()),
-                    content=self.rfile.read(length),
-                )
-                try:
-                    response = fake.handler(request)
-                except httpx.ConnectError:
-                    self.close_connection = True
-                    return
-                body = response.content
-                self.send_response(response.status_code)
-                for name, value in response.headers.items():
-                    if name.lower() not in ("content-length", "transfer-encoding"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                # The caller may have died (a crash test killed it); awork has done the work.
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(body)
-
-            do_GET = do_POST = _any
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
+        """Serve this fake on 127.0.0.1 (as `invite-bot sandbox` serves the sandbox); returns
+        (base URL, server) - call server.shutdown()."""
+        server = http_server(self.handler, "127.0.0.1", 0)
         threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         ).start()
