@@ -119,14 +119,7 @@ def measure(
     try:
         submitted = serving.post_signed(port, bulk_submission(slack, people), SECRET)
         assert submitted.status_code == 200 and not submitted.text, submitted.text
-        post = slack.wait_for(
-            "chat.postMessage",
-            timeout=30,
-            where=lambda c: c.args["channel"] == "CADMIN" and "people" in c.args["text"],
-        )[0]
-        batch_id = next(b for b in post.args["blocks"] if b["type"] == "actions")["elements"][0][
-            "value"
-        ]
+        batch_id = serving.approval_id_for(slack, "people", timeout=30)
         time.sleep(0.5)  # the message reference is stored, the catalog is warm
         started = time.monotonic()
         click = serving.button_click("approve_invite", batch_id, APPROVER)

@@ -161,12 +161,13 @@ def button_click(action_id: str, request_id: str, user: str) -> str:
     return interactive(payload)
 
 
-def approval_id_for(slack, email: str, timeout: float = 15) -> str:
-    """The request id on the approval message posted for `email`."""
+def approval_id_for(slack, text: str, timeout: float = 15) -> str:
+    """The request (or batch) id on the approval message whose text has `text` (an email,
+    "40 people")."""
     post = slack.wait_for(
         "chat.postMessage",
         timeout=timeout,
-        where=lambda c: c.args["channel"] == "CADMIN" and email in c.args["text"],
+        where=lambda c: c.args["channel"] == "CADMIN" and text in c.args["text"],
     )[0]
     return next(b for b in post.args["blocks"] if b["type"] == "actions")["elements"][0]["value"]
 

@@ -11,7 +11,7 @@ import pytest
 
 from bot import bulk_blocks
 from bot.models import BatchStatus, Status
-from tests.conftest import APPROVERS, build_bot
+from tests.conftest import APPROVERS, approval_request_id, build_bot
 from tests.fakes.awork import ROLE_ADMIN, ROLE_PM, TEAM_DESIGN, TEAM_ENGINEERING, Fault
 from tests.slack_requests import ADMIN_CHANNEL, GENERAL
 
@@ -24,20 +24,6 @@ def approval_posts(slack):
         for c in slack.of("chat.postMessage")
         if c.args["channel"] == ADMIN_CHANNEL and not c.args.get("thread_ts")
     ]
-
-
-def posted_id(slack, seen: int = 0) -> str:
-    """The id on the approval message posted after the first `seen` ones."""
-    slack.wait_for(
-        "chat.postMessage",
-        seen + 1,
-        where=lambda c: c.args["channel"] == ADMIN_CHANNEL and not c.args.get("thread_ts"),
-    )
-    post = approval_posts(slack)[seen]
-    for block in post.args["blocks"]:
-        if block["type"] == "actions":
-            return block["elements"][0]["value"]
-    raise AssertionError(json.dumps(post.args))
 
 
 def wait_batch(bot, batch_id: str, status: BatchStatus, timeout: float = 10.0):
@@ -59,7 +45,7 @@ def ask_inline(driver, slack, text: str, user: str = "UREQ") -> str:
     response = driver.command(text, user=user)
     assert response.status == 200
     assert "warning" not in response.body, response.body
-    batch_id = posted_id(slack, seen)
+    batch_id = approval_request_id(slack, seen)
     slack.wait_for("chat.postEphemeral", where=lambda c: batch_id in c.args.get("text", ""))
     return batch_id
 
@@ -220,7 +206,7 @@ def test_bulk_csv_file_becomes_one_batch_with_one_approval_message(driver, slack
     response = submit_bulk(driver, {"people_file": files, "roleId": ROLE_PM})
     assert response.status == 200 and response.body == ""
     assert slack.file_requests[0]["Authorization"].startswith("Bearer xoxb-")
-    batch_id = posted_id(slack)
+    batch_id = approval_request_id(slack)
     assert "Approve all 120" in json.dumps(approval_posts(slack)[0].args["blocks"])
     driver.click("approve_invite", batch_id, APPROVER)
     batch = wait_batch(bot, batch_id, BatchStatus.DONE)
@@ -250,7 +236,7 @@ def test_bulk_typed_list_with_members_and_repeats_left_out(driver, slack, bot):
         driver, {"people": "owner@ncnstn.com\nada@example.com\nADA@example.com\ngrace@example.com"}
     )
     assert response.body == ""
-    batch_id = posted_id(slack)
+    batch_id = approval_request_id(slack)
     batch = bot.store.get_batch(batch_id)
     assert [e.email for e in batch.entries] == ["ada@example.com", "grace@example.com"]
     text = json.dumps(approval_posts(slack)[0].args["blocks"])

@@ -15,9 +15,9 @@ import jsonschema
 import pytest
 
 from bot.sandbox import Sandbox
-from tests.conftest import APPROVERS, SIGNING_SECRET, make_settings
+from tests.conftest import APPROVERS, SIGNING_SECRET, approval_request_id, make_settings
 from tests.serving import free_port
-from tests.slack_requests import ADMIN_CHANNEL, SlackDriver
+from tests.slack_requests import SlackDriver
 
 # A copy of ../shared/reference/awork-openapi-subset.json (the published spec's subset), kept in
 # the repo so a clone alone can run the tests.
@@ -269,12 +269,7 @@ def test_the_bot_uses_the_sandbox_without_an_api_key_and_says_so(tmp_path, slack
         assert bot.sandbox is not None and bot.deps.catalog.refresh()
         driver = SlackDriver(bot.app, SIGNING_SECRET)
         driver.command("ada@example.com")
-        post = slack.wait_for(
-            "chat.postMessage", where=lambda c: c.args["channel"] == ADMIN_CHANNEL
-        )
-        request_id = next(b for b in post[0].args["blocks"] if b["type"] == "actions")["elements"][
-            0
-        ]["value"]
+        request_id = approval_request_id(slack)
         slack.wait_for("chat.postEphemeral")
         driver.click("approve_invite", request_id, APPROVERS[0])
         slack.wait_for("chat.update", where=lambda c: "invitation sent" in json.dumps(c.args))

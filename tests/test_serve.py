@@ -237,14 +237,7 @@ def test_bulk_run_killed_midway_is_finished_by_the_next_start(tmp_path, env, sla
     try:
         command = serving.command_submission(" ".join(people))
         assert post_signed(port, command).status_code == 200
-        post = slack.wait_for(
-            "chat.postMessage",
-            timeout=15,
-            where=lambda c: c.args["channel"] == "CADMIN" and "40 people" in c.args["text"],
-        )[0]
-        batch_id = next(b for b in post.args["blocks"] if b["type"] == "actions")["elements"][0][
-            "value"
-        ]
+        batch_id = serving.approval_id_for(slack, "40 people")
         time.sleep(0.3)  # the message reference is stored
         fake.delay = 0.5
         click = serving.button_click("approve_invite", batch_id, APPROVERS[0])
