@@ -20,7 +20,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks, bulk_blocks
-from bot.bulk import BatchService
+from bot.bulk import BatchService, Summary
 from bot.models import (
     BatchStatus,
     InviteBatch,
@@ -382,7 +382,7 @@ class Courier:
                     batch = self._posted(batch, "waiting_notice", where, waiting_told=True)
             return batch
         if batch.status is BatchStatus.DONE and not batch.links_listed:
-            batch = self._list_links(batch)
+            batch = self._list_links(batch, summary or self.batches.summary(batch))
         if batch.status is not BatchStatus.RUNNING and not batch.outcome_told:
             notice = bulk_blocks.batch_outcome_notice(batch, summary or self.batches.summary(batch))
             where = self.tell(batch.requester_id, batch.origin_channel, notice)
@@ -390,14 +390,14 @@ class Courier:
                 batch = self._posted(batch, "outcome_notice", where, outcome_told=True)
         return batch
 
-    def _list_links(self, batch: InviteBatch) -> InviteBatch:
+    def _list_links(self, batch: InviteBatch, summary: Summary) -> InviteBatch:
         """The links of invitees who are not in Slack, to the requester by DM, 50 a message;
-        each member is marked once its message is out, so a retry sends only the rest."""
+        each member is marked once its message is out, so a retry sends only the rest.
+        `summary`: the members as just read for the message (not read again)."""
         due = [
             member
-            for member in self.batches.members(batch)
-            if member is not None
-            and member.status is Status.INVITED
+            for member in summary.invited
+            if member.status is Status.INVITED
             and not member.link_attempted
             and member.invitee_slack_id is None
         ]
