@@ -30,6 +30,7 @@ from bot.models import (
     utcnow,
 )
 from bot.service import (
+    OPEN_BATCHES,
     OPEN_FOR_DUPLICATES,
     Decision,
     InviteService,
@@ -40,7 +41,6 @@ from bot.service import (
 log = logging.getLogger(__name__)
 
 ALREADY_MEMBER = "already-exist-error"
-OPEN_BATCH = (BatchStatus.PENDING, BatchStatus.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ class BatchService:
         """Validate each person with the shared role and teams; leave out members, addresses
         with an open request, and repeats."""
         prepared, seen = Prepared(), set()
-        open_ids = self.store.open_addresses(OPEN_FOR_DUPLICATES, OPEN_BATCH)
+        open_ids = self.store.open_addresses(OPEN_FOR_DUPLICATES, OPEN_BATCHES)
         for person in people:
             details, errors = parse_details(
                 {
@@ -165,7 +165,7 @@ class BatchService:
         if self.service.catalog.is_member(address):
             return Skipped(email=address, reason="member")
         if open_ids is None:
-            open_ids = self.store.open_addresses(OPEN_FOR_DUPLICATES, OPEN_BATCH)
+            open_ids = self.store.open_addresses(OPEN_FOR_DUPLICATES, OPEN_BATCHES)
         open_id = open_ids.get(address.lower())
         return Skipped(email=address, reason="open", request_id=open_id) if open_id else None
 

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 # A new request for an address that has one of these is a duplicate: admins are not asked.
 OPEN_FOR_DUPLICATES = (Status.PENDING, Status.INVITING, Status.JOINING)
+OPEN_BATCHES = ("pending", "running")  # BatchStatus values (bot.models), likewise
 
 # An awork user created this long before our claim is someone who was there already.
 CLOCK_SKEW = timedelta(minutes=10)
@@ -143,17 +144,13 @@ class InviteService:
 
     def duplicate_of(self, details: InviteDetails) -> tuple[str, Any] | None:
         """Why asking the admins would be pointless: ("member", None) when awork has the address
-        already, ("open", request) when a request for it is still open. None otherwise."""
+        already, ("open", request or batch) when one for it is still open. None otherwise."""
         if self.catalog.is_member(details.email):
             return "member", None
-        open_request = self.store.open_request_for(details.email, OPEN_FOR_DUPLICATES)
-        if open_request is not None and open_request.batch_id:
-            batch = self.store.get_batch(open_request.batch_id)
-            return ("open", batch) if batch is not None else ("open", open_request)
-        if open_request is not None:
-            return "open", open_request
-        batch = self.store.open_batch_for(details.email, ("pending", "running"))
-        return ("open", batch) if batch else None
+        open_ids = self.store.open_addresses(OPEN_FOR_DUPLICATES, OPEN_BATCHES)
+        open_id = open_ids.get(details.email.lower())
+        existing = self.store.read(open_id) if open_id else None
+        return ("open", existing) if existing is not None else None
 
     def submit(
         self, details: InviteDetails, requester_id: str, origin_channel: str | None

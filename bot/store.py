@@ -200,42 +200,15 @@ class Store:
             raws = list(self._requests.values())
             batch_raws = list(self._batches.values())
         found: dict[str, str] = {}
+        for raw in sorted(raws, key=lambda r: r.get("created_at", "")):  # the oldest request
+            if raw.get("status") in states:
+                email = str(raw.get("details", {}).get("email", "")).lower()
+                found.setdefault(email, raw.get("batch_id") or raw["id"])
         for raw in batch_raws:
             if raw.get("status") in batch_states:
                 for entry in raw.get("entries", []):
                     found.setdefault(str(entry.get("email", "")).lower(), raw["id"])
-        for raw in sorted(raws, key=lambda r: r.get("created_at", "")):
-            if raw.get("status") in states:
-                email = str(raw.get("details", {}).get("email", "")).lower()
-                found.setdefault(email, raw.get("batch_id") or raw["id"])
         return found
-
-    def open_batch_for(self, email: str, statuses: Iterable[str]) -> InviteBatch | None:
-        """A batch in one of `statuses` that asks for this address (a scan of the raw JSON)."""
-        wanted, states = email.lower(), {str(status) for status in statuses}
-        with self._open():
-            raws = list(self._batches.values())
-        for raw in raws:
-            if raw.get("status") in states and any(
-                str(entry.get("email", "")).lower() == wanted for entry in raw.get("entries", [])
-            ):
-                return InviteBatch.model_validate(raw)
-        return None
-
-    def open_request_for(self, email: str, statuses: Iterable[Status]) -> InviteRequest | None:
-        """The oldest request for this address in one of `statuses` (a scan of the raw JSON)."""
-        wanted, states = email.lower(), {str(status) for status in statuses}
-        with self._open():
-            raws = [
-                raw
-                for raw in self._requests.values()
-                if raw.get("status") in states
-                and str(raw.get("details", {}).get("email", "")).lower() == wanted
-            ]
-        found = sorted(
-            (InviteRequest.model_validate(raw) for raw in raws), key=lambda r: r.created_at
-        )
-        return found[0] if found else None
 
     def requests(self, *statuses: Status) -> Iterator[InviteRequest]:
         with self._open():
