@@ -22,7 +22,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.models import InviteDetails, InviteRequest
-from bot.store import Store
+from bot.store import SqliteStore as Store
 from tests import serving
 from tests.fakes.awork import FakeAwork
 from tests.fakes.slack import FakeSlack

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
@@ -54,6 +55,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sandbox.add_argument("--per-minute", type=int, default=1000, help="rate limit per minute")
     sandbox.add_argument("--seats", type=int, default=25, help="booked seats of a new sandbox")
     sandbox.add_argument("--api-key", help="require this Bearer key (default: any)")
+    commands.add_parser(
+        "migrate", help="create or upgrade the store's schema (INVITE_DATABASE_URL or INVITE_DB_PATH)"
+    )
+    export = commands.add_parser(
+        "export", help="write the whole store (requests, archive, audit, state) to a JSON-lines file"
+    )
+    export.add_argument("file", help="where to write it ('-' for standard output)")
+    load = commands.add_parser(
+        "import", help="read an export into the configured store (what exists is kept)"
+    )
+    load.add_argument("file", help="an export file ('-' for standard input)")
     return parser.parse_args(argv)
 
 
@@ -65,15 +77,27 @@ def parse_since(text: str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def print_audit(settings: Settings, since: datetime | None, as_json: bool) -> int:
-    from bot.store import Store
+def existing_store(settings: Settings):  # -> bot.store.Store | None (imported lazily)
+    """The configured store, or None (with a line on stderr) when a store file is missing or
+    the database cannot be reached."""
+    from bot.store import open_store
 
-    if not Path(settings.invite_db_path).exists():
+    if not settings.invite_database_url and not Path(settings.invite_db_path).exists():
         print(
             f"invite-bot: no store at {settings.invite_db_path} (INVITE_DB_PATH)", file=sys.stderr
         )
+        return None
+    try:
+        return open_store(settings)
+    except Exception as exc:
+        print(f"invite-bot: cannot open the store: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return None
+
+
+def print_audit(settings: Settings, since: datetime | None, as_json: bool) -> int:
+    store = existing_store(settings)
+    if store is None:
         return 2
-    store = Store(settings.invite_db_path)
     try:
         for event in store.audit(since):
             if as_json:
@@ -87,6 +111,47 @@ def print_audit(settings: Settings, since: datetime | None, as_json: bool) -> in
     finally:
         store.close()
     return 0
+
+
+def run_store_command(settings: Settings, args: argparse.Namespace) -> int:
+    """`migrate`, `export FILE`, `import FILE`: moving a store between engines."""
+    import json
+
+    from bot.store import open_store
+
+    if args.command == "export":
+        store = existing_store(settings)
+        if store is None:
+            return 2
+        count = 0
+        try:
+            out = sys.stdout if args.file == "-" else open(args.file, "w", encoding="utf-8")  # noqa: SIM115
+            with out if out is not sys.stdout else contextlib.nullcontext(out):
+                for item in store.export():
+                    out.write(json.dumps(item, sort_keys=True) + "\n")
+                    count += 1
+        finally:
+            store.close()
+        print(f"invite-bot: exported {count} items from the {store.engine} store", file=sys.stderr)
+        return 0
+    try:
+        store = open_store(settings)  # creates or upgrades the schema
+    except Exception as exc:
+        print(f"invite-bot: cannot open the store: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "migrate":
+            print(f"invite-bot: {store.engine} store at schema version {store.migrate()}")
+            return 0
+        source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
+        with source if source is not sys.stdin else contextlib.nullcontext(source):
+            items = (json.loads(line) for line in source if line.strip())
+            counts = store.import_items(items)
+        summary = ", ".join(f"{count} {kind}" for kind, count in counts.items())
+        print(f"invite-bot: imported into the {store.engine} store: {summary}")
+        return 0
+    finally:
+        store.close()
 
 
 def load_settings() -> Settings:
@@ -171,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         return print_audit(settings, args.since, args.json)
     if args.command == "sandbox":
         return run_sandbox(args)
+    if args.command in ("migrate", "export", "import"):
+        return run_store_command(settings, args)
     if args.command == "shell":
         from bot.shell import run_shell
 

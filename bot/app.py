@@ -28,8 +28,8 @@ from bot.catalog import Catalog
 from bot.config import Settings
 from bot.deps import Deps
 from bot.sandbox import Sandbox
-from bot.service import InviteService
-from bot.store import Store, StoreClosed
+from bot.service import InviteService, new_instance_id
+from bot.store import Store, StoreClosed, open_store
 from handlers.approvers import ApproverDirectory
 from handlers.notify import Courier
 
@@ -79,6 +79,11 @@ class Bot:
                 self.directory.refresh(force=first)
                 self.deps.courier.sweep(force=first)
                 first = False
+                # Once an hour across all replicas: decided requests past retention to the archive.
+                if self.store.claim_period("archive", 3600, self.deps.service.instance_id):
+                    moved = self.store.archive_settled()
+                    if moved:
+                        log.info("archived %d settled requests", moved)
             except StoreClosed:
                 return
             except Exception as exc:  # keep sweeping; the next round may succeed
@@ -162,7 +167,7 @@ def build(
 ) -> Bot:
     """Build the whole bot. Tests pass a fake awork transport, the shell its terminal Slack
     (`slack`) and an executor it can watch; nothing starts running here."""
-    store = Store(settings.invite_db_path)
+    store = open_store(settings)
     client = slack or slack_client(settings)
     # Approver ids and user groups (whose members the sweep reads from Slack).
     directory = ApproverDirectory(client, settings.invite_approvers)
@@ -174,14 +179,21 @@ def build(
         )
         sandbox = Sandbox(sandbox_path(settings.invite_db_path))
         awork_transport = httpx.MockTransport(sandbox.handle)
+    # With several replicas on PostgreSQL, awork's per-workspace limit is counted there.
+    limits = (settings.awork_rate_per_second, settings.awork_rate_per_minute)
+    limiter = store.rate_limiter(*limits) or RateLimiter(*limits)
     awork = AworkClient(
         settings.awork_api_url,
         settings.awork_api_key.get_secret_value() or "sandbox",
         transport=awork_transport,
-        limiter=RateLimiter(settings.awork_rate_per_second, settings.awork_rate_per_minute),
+        limiter=limiter,
+        timeout=httpx.Timeout(settings.awork_timeout, connect=min(5.0, settings.awork_timeout)),
         **awork_options,
     )
-    catalog = Catalog(awork, store, refresh_seconds=settings.catalog_refresh_seconds)
+    instance_id = new_instance_id()  # this process, as lease holder and periodic-job owner
+    catalog = Catalog(
+        awork, store, refresh_seconds=settings.catalog_refresh_seconds, owner=instance_id
+    )
     service = InviteService(
         store,
         awork,
@@ -191,8 +203,11 @@ def build(
         workspace_id=settings.awork_workspace_id,
         password_url_template=settings.invite_password_url,
         skip_email_for_slack_members=settings.invite_skip_email_for_slack_members,
+        lease_margin=settings.invite_lease_margin,
+        instance_id=instance_id,
         **({"sleep": retry_sleep} if retry_sleep else {}),
     )
+
     if not settings.invite_approvers:
         log.warning("INVITE_APPROVERS is empty: nobody can approve requests")
     executor = executor or ThreadPoolExecutor(

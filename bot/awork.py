@@ -20,6 +20,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -29,6 +31,10 @@ import httpx
 from bot.models import AworkUser, Invitation, InvitationResult, Role, Team
 
 log = logging.getLogger(__name__)
+
+# Called right before a request leaves for awork (after its rate-limit slot is taken): the
+# invite service renews its lease there, and a lost lease stops the call from being sent.
+_before_send: ContextVar[Callable[[], None] | None] = ContextVar("before_send", default=None)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -231,6 +237,9 @@ class RateLimitTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         slot = self.limiter.acquire()
         try:
+            hook = _before_send.get()
+            if hook is not None:
+                hook()
             response = self.inner.handle_request(request)
         finally:
             self.limiter.done(slot)
@@ -293,6 +302,22 @@ class AworkClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def longest_attempt(self) -> float:
+        """The longest one attempt can take once it leaves (connect, send, await the answer):
+        after that long, a request we sent is either carried out by awork or never will be."""
+        timeout = self._http.timeout
+        return float(sum(part or 0.0 for part in (timeout.connect, timeout.write, timeout.read)))
+
+    @contextmanager
+    def before_each_send(self, hook: Callable[[], None]) -> Iterator[None]:
+        """Within the block, `hook` runs right before each request of this thread leaves
+        (retries included); an exception from it stops that request from being sent."""
+        token = _before_send.set(hook)
+        try:
+            yield
+        finally:
+            _before_send.reset(token)
 
     # -- calls ------------------------------------------------------------------------------
 
@@ -364,6 +389,11 @@ class AworkClient:
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
+        except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Nothing left this machine: not ambiguous, safe to send again.
+            raise AworkUnavailable(
+                "connection-failed", f"could not reach awork ({type(exc).__name__})"
+            ) from exc
         except httpx.TimeoutException as exc:
             raise AworkUnavailable(
                 "timeout", f"awork did not answer {method} /{path} in time"

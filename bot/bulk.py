@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,14 +30,7 @@ from bot.models import (
     parse_details,
     utcnow,
 )
-from bot.service import (
-    OPEN_BATCHES,
-    OPEN_FOR_DUPLICATES,
-    Decision,
-    InviteService,
-    Refusal,
-    process_alive,
-)
+from bot.service import Decision, InviteService, Refusal
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +122,8 @@ class BatchService:
         """Validate each person with the shared role and teams; leave out members, addresses
         with an open request, and repeats."""
         prepared, seen = Prepared(), set()
-        open_ids = self.store.open_addresses(OPEN_FOR_DUPLICATES, OPEN_BATCHES)
+        people = list(people)
+        open_ids = self.store.open_addresses(person.email for person in people)
         for person in people:
             details, errors = parse_details(
                 {
@@ -161,11 +156,11 @@ class BatchService:
         self, address: str, open_ids: Mapping[str, str] | None = None
     ) -> Skipped | None:
         """Why `address` is left out of a list, if it is. `open_ids`: `Store.open_addresses`,
-        read once for a whole list (a scan of the store per person would not fit in 3 s)."""
+        looked up once for a whole list."""
         if self.service.catalog.is_member(address):
             return Skipped(email=address, reason="member")
         if open_ids is None:
-            open_ids = self.store.open_addresses(OPEN_FOR_DUPLICATES, OPEN_BATCHES)
+            open_ids = self.store.open_addresses([address])
         open_id = open_ids.get(address.lower())
         return Skipped(email=address, reason="open", request_id=open_id) if open_id else None
 
@@ -221,19 +216,15 @@ class BatchService:
                 changes: dict[str, object] = {"shown_status": None}
                 target = BatchStatus.PENDING
             else:
-                changes = {
-                    "decided_by": approver_id,
-                    "decided_at": now,
-                    "run": 1,
-                    "claimed_by": self.service.instance_id,
-                    "claimed_at": now,
-                }
+                changes = {"decided_by": approver_id, "decided_at": now, "run": 1}
                 target = BatchStatus.RUNNING
+            claim = (self.service.instance_id, self.service.work_lease)
             ok, batch = self.store.transition(
                 batch_id,
                 {BatchStatus.PENDING},
                 target,
                 require={"approvals": current.approvals},
+                claim=claim if target is BatchStatus.RUNNING else None,
                 approvals=approvals,
                 **changes,
             )
@@ -283,15 +274,13 @@ class BatchService:
         current = checked.request
         if not self.summary(current).failed:
             return Decision(current, Refusal.ALREADY_DECIDED)
-        now = utcnow()
         ok, batch = self.store.transition(
             batch_id,
             {BatchStatus.DONE},
             BatchStatus.RUNNING,
             require={"run": current.run},
+            claim=(self.service.instance_id, self.service.work_lease),
             run=current.run + 1,
-            claimed_by=self.service.instance_id,
-            claimed_at=now,
             outcome_told=False,
         )
         if not ok:
@@ -320,9 +309,14 @@ class BatchService:
         self.service.workspace_id()  # once, before the workers all want it
         settled = [0]
         counting = threading.Lock()
+        lost = threading.Event()
+        keeper = threading.Thread(
+            target=self._keep_lease, args=(batch_id, lost), name="batch-lease", daemon=True
+        )
+        keeper.start()
 
         def one(index: int) -> None:
-            if self._stopping.is_set():
+            if self._stopping.is_set() or lost.is_set():
                 return
             try:
                 self._run_member(batch, index, invitees)
@@ -337,10 +331,15 @@ class BatchService:
                 on_progress(count)
 
         workers = max(1, min(self.concurrency, len(batch.entries)))
-        with ThreadPoolExecutor(workers, thread_name_prefix=f"batch-{batch.id[-4:]}") as pool:
-            list(pool.map(one, range(len(batch.entries))))
-        if self._stopping.is_set():
-            return self.store.get_batch(batch_id)  # the next start takes the run over
+        try:
+            with ThreadPoolExecutor(workers, thread_name_prefix=f"batch-{batch.id[-4:]}") as pool:
+                list(pool.map(one, range(len(batch.entries))))
+        finally:
+            finished = lost.is_set()
+            lost.set()  # stops the keeper
+            keeper.join()
+        if self._stopping.is_set() or finished:
+            return self.store.get_batch(batch_id)  # the lease's next holder takes the run over
         ok, done = self.store.transition(
             batch_id,
             {BatchStatus.RUNNING},
@@ -362,15 +361,25 @@ class BatchService:
             )
         return done if ok else self.store.get_batch(batch_id)
 
+    def _keep_lease(self, batch_id: str, lost: threading.Event) -> None:
+        """Renew the run's lease while it runs (every third of its length); when it cannot be
+        renewed, the run stops starting members - another instance has it or will."""
+        seconds = self.service.work_lease
+        while not lost.wait(seconds / 3):
+            try:
+                held = self.store.renew(batch_id, self.service.instance_id, seconds)
+            except Exception as exc:
+                log.warning("batch %s: lease not renewed (%s)", batch_id, type(exc).__name__)
+                continue  # the store may be back before the lease runs out
+            if not held:
+                log.warning("batch %s: lease lost; its new holder runs it", batch_id)
+                lost.set()
+
     def _run_member(self, batch: InviteBatch, index: int, invitees: Mapping[str, str]) -> None:
         member_id = batch.member_id(index)
         existing = self.store.get(member_id)
         now = utcnow()
-        claim = {
-            "claimed_by": self.service.instance_id,
-            "claimed_at": now,
-            "batch_run": batch.run,
-        }
+        owner, lease = self.service.instance_id, self.service.work_lease
         if existing is None:
             entry = batch.entries[index]
             member = InviteRequest(
@@ -390,10 +399,10 @@ class BatchService:
                 attempts=1,
                 invite_started_at=now,
                 invitee_slack_id=invitees.get(entry.email.lower()),
-                **claim,
+                batch_run=batch.run,
             )
             try:
-                self.store.add(member)
+                self.store.add(member, claim=(owner, lease))
             except KeyError:  # created meanwhile by another run of this batch
                 return
             self.service.invite(member_id)
@@ -406,15 +415,34 @@ class BatchService:
                 {Status.FAILED},
                 Status.INVITING,
                 require={"batch_run": existing.batch_run},
+                claim=(owner, lease),
                 failure=None,
                 attempts=existing.attempts + 1,
                 invite_started_at=existing.invite_started_at or now,
-                **claim,
+                batch_run=batch.run,
             )
             if ok:
                 self.service.invite(member_id)
-        elif existing.status is Status.INVITING and self.service.orphans([existing]):
-            self.service.recover(existing)  # cut off by a crash: look in awork, then settle
+        elif existing.status is Status.INVITING:
+            self._take_over_member(existing)
+
+    def _take_over_member(self, member: InviteRequest) -> None:
+        """A member another instance was inviting when the run changed hands: wait for its
+        lease to run out (or for it to settle), then look in awork and finish it."""
+        while not self._stopping.is_set():
+            if member.claimed_by == self.service.instance_id:
+                return  # ours already (a sweep took it over): being settled
+            recovered = self.service.recover(member)
+            if recovered is not None:
+                return
+            current = self.store.get(member.id)
+            if current is None or current.status is not Status.INVITING:
+                return
+            member = current
+            wait = 1.0
+            if current.claim_until is not None:
+                wait = (current.claim_until - self.store.now()).total_seconds()
+            time.sleep(min(5.0, max(0.2, wait)))
 
     def stop(self) -> None:
         """Start no further member (a stopping process); the run is taken over later."""
@@ -422,30 +450,16 @@ class BatchService:
 
     # -- after a crash -------------------------------------------------------------------------
 
-    def orphaned_runs(self, batches: Iterable[InviteBatch] | None = None) -> list[InviteBatch]:
-        """RUNNING batches whose running process is gone."""
-        found = []
-        for batch in self.store.batches() if batches is None else batches:
-            owner = batch.claimed_by or ""
-            if batch.status is not BatchStatus.RUNNING or owner == self.service.instance_id:
-                continue
-            alive = process_alive(owner) if owner else False
-            stale = (
-                batch.claimed_at is None or utcnow() - batch.claimed_at > self.service.claim_lease
-            )
-            if alive is False or (alive is None and stale):
-                found.append(batch)
-        return found
-
     def take_over(self, batch: InviteBatch) -> InviteBatch | None:
-        """Claim an orphaned run by compare-and-set; None if another process took it."""
+        """Claim a run whose lease expired (its runner crashed or lost the store), by
+        compare-and-set on the store's clock; None while the lease runs or if another took it."""
         ok, claimed = self.store.transition(
             batch.id,
             {BatchStatus.RUNNING},
             BatchStatus.RUNNING,
             require={"claimed_by": batch.claimed_by},
-            claimed_by=self.service.instance_id,
-            claimed_at=utcnow(),
+            claim=(self.service.instance_id, self.service.work_lease),
+            claim_expired=True,
         )
         if ok:
             self.store.record("batch_recovering", batch.id, previous_owner=batch.claimed_by)
@@ -511,7 +525,9 @@ class BatchService:
     ) -> list[InviteBatch]:
         if not self.service.is_approver(approver_id):
             return []
-        candidates = self.store.batches() if batches is None else batches
+        if batches is None:
+            batches = [b for b in self.store.approvable() if isinstance(b, InviteBatch)]
+        candidates = batches
         return sorted(
             (b for b in candidates if b.status is BatchStatus.PENDING), key=lambda b: b.created_at
         )
@@ -519,7 +535,9 @@ class BatchService:
     def batches_of(
         self, requester_id: str, batches: Iterable[InviteBatch] | None = None
     ) -> list[InviteBatch]:
-        candidates = self.store.batches() if batches is None else batches
+        if batches is None:
+            batches = [b for b in self.store.listed(requester_id) if isinstance(b, InviteBatch)]
+        candidates = batches
         return sorted(
             (b for b in candidates if b.requester_id == requester_id),
             key=lambda b: b.created_at,

@@ -2,7 +2,8 @@
 
 Slack gives an options request 3 seconds, and awork may be slow or down: the pickers never
 wait on awork. The last good lists are also kept in the store, so a restart while awork is down
-still has something to offer.
+still has something to offer. With several replicas on one store, one of them fetches from
+awork per period (`Store.claim_period`) and the others take the lists from the store.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ class Catalog:
         store: Store,
         refresh_seconds: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        owner: str = "",
     ) -> None:
+        self._owner = owner
         self._awork = awork
         self._store = store
         self._refresh_seconds = refresh_seconds
@@ -42,14 +45,26 @@ class Catalog:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.refreshed_at: float | None = None
-        self.roles: list[Role] = [Role.model_validate(r) for r in store.get_meta("roles", [])]
-        self.teams: list[Team] = [Team.model_validate(t) for t in store.get_meta("teams", [])]
+        self.roles: list[Role] = []
+        self.teams: list[Team] = []
         # Lower-case emails of the workspace's awork users, to spare admins duplicate requests.
-        self.member_emails: frozenset[str] = frozenset(store.get_meta("member_emails", []))
+        self.member_emails: frozenset[str] = frozenset()
         # ...and of those who accepted their invitation, as of `members_seen_at` (UTC).
-        self.accepted_emails: frozenset[str] = frozenset(store.get_meta("accepted_emails", []))
+        self.accepted_emails: frozenset[str] = frozenset()
+        self.members_seen_at: datetime | None = None
+        self._loaded_stamp: str | None = None
+        self._load()
+
+    def _load(self) -> None:
+        """Take the lists as last stored (by this process or another replica)."""
+        store = self._store
+        self.roles = [Role.model_validate(r) for r in store.get_meta("roles", [])]
+        self.teams = [Team.model_validate(t) for t in store.get_meta("teams", [])]
+        self.member_emails = frozenset(store.get_meta("member_emails", []))
+        self.accepted_emails = frozenset(store.get_meta("accepted_emails", []))
         seen = store.get_meta("members_seen_at")
-        self.members_seen_at: datetime | None = datetime.fromisoformat(seen) if seen else None
+        self.members_seen_at = datetime.fromisoformat(seen) if seen else None
+        self._loaded_stamp = store.get_meta("catalog_at")
 
     # -- reading (never touches awork) -----------------------------------------------------
 
@@ -100,6 +115,27 @@ class Catalog:
         self._store.set_meta("member_emails", sorted(self.member_emails))
         self._store.set_meta("accepted_emails", sorted(self.accepted_emails))
         self._store.set_meta("members_seen_at", started.isoformat())
+        self._loaded_stamp = self._store.now().isoformat()
+        self._store.set_meta("catalog_at", self._loaded_stamp)
+        return True
+
+    def refresh_shared(self) -> bool:
+        """Once per period across every replica sharing the store: whoever claims the period
+        asks awork; the others take what it stored. False when nothing is fresh yet."""
+        stamp = self._store.get_meta("catalog_at")
+        age = (self._store.now() - datetime.fromisoformat(stamp)).total_seconds() if stamp else None
+        if age is None or age >= self._refresh_seconds:
+            retry = min(30.0, self._refresh_seconds)  # a failed fetch is tried again this soon
+            if self._store.claim_period("catalog", retry, self._owner):
+                return self.refresh()
+            return False
+        if stamp != self._loaded_stamp:
+            self._load()
+            with self._lock:
+                self.refreshed_at = self._clock()
+            log.info("picker cache taken from the store (fetched by another replica)")
+        elif self.refreshed_at is None:
+            self.refreshed_at = self._clock()
         return True
 
     def has_accepted(self, email: str) -> bool:
@@ -123,12 +159,19 @@ class Catalog:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                ok = self.refresh()
+                ok = self.refresh_shared()
             except StoreClosed:
                 return  # the bot is stopping
-            # After a failure, try again sooner than the regular interval.
-            self._wake.wait(self._refresh_seconds if ok else min(30.0, self._refresh_seconds))
+            except Exception as exc:  # the store unreachable for a moment: try again soon
+                log.warning("picker cache not refreshed: %s", type(exc).__name__)
+                ok = False
+            # Look again soon after a failure, or when another replica may have fetched.
+            self._wake.wait(min(30.0, self._refresh_seconds) if not ok else self._poll_seconds)
             self._wake.clear()
+
+    @property
+    def _poll_seconds(self) -> float:
+        return min(30.0, self._refresh_seconds)
 
     def _nudge_if_stale(self) -> None:
         stale = (

@@ -26,12 +26,20 @@ class Settings(BaseSettings):
     awork_api_url: str = Field("https://api.awork.com/api/v1", alias="AWORK_API_URL")
     awork_api_key: SecretStr = Field(SecretStr(""), alias="AWORK_API_KEY")
     awork_workspace_id: str | None = Field(None, alias="AWORK_WORKSPACE_ID")
+    # Seconds awork has to answer one request (connecting: at most 5 of them).
+    awork_timeout: float = Field(15.0, alias="AWORK_TIMEOUT", gt=0, le=300)
+    # A work lease outlives the longest awork request by this much (seconds).
+    invite_lease_margin: float = Field(30.0, alias="INVITE_LEASE_MARGIN", gt=0, le=3600)
 
     invite_admin_channel: str = Field("", alias="INVITE_ADMIN_CHANNEL")
     invite_approvers: Annotated[frozenset[str], NoDecode] = Field(
         frozenset(), alias="INVITE_APPROVERS"
     )
     invite_db_path: str = Field("./invite-bot.sqlite", alias="INVITE_DB_PATH")
+    # postgresql://...: the store is PostgreSQL, shared by any number of replicas.
+    invite_database_url: SecretStr | None = Field(None, alias="INVITE_DATABASE_URL")
+    # Decided requests older than this many days move to the archive (still readable).
+    invite_retention_days: int = Field(90, alias="INVITE_RETENTION_DAYS", ge=1)
     invite_accept_url: str = Field(DEFAULT_ACCEPT_URL, alias="INVITE_ACCEPT_URL")
     invite_password_url: str = Field(DEFAULT_PASSWORD_URL, alias="INVITE_PASSWORD_URL")
     # Slack members get the invitation as a DM with an Accept button; awork's email is skipped.
@@ -84,7 +92,16 @@ class Settings(BaseSettings):
             return frozenset(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("awork_workspace_id", "slack_app_token", mode="before")
+    @field_validator("invite_database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            scheme = value.get_secret_value().split("://", 1)[0]
+            if scheme not in ("postgresql", "postgres"):
+                raise ValueError("must start with postgresql://")
+        return value
+
+    @field_validator("awork_workspace_id", "slack_app_token", "invite_database_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

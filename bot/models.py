@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
@@ -288,6 +289,24 @@ class Status(StrEnum):
     EXPIRED = "expired"  # nobody decided in time (INVITE_EXPIRE_AFTER)
 
 
+OPEN_STATUSES = frozenset({Status.PENDING, Status.INVITING, Status.JOINING})
+SETTLED_STATUSES = frozenset(
+    {Status.INVITED, Status.FAILED, Status.DENIED, Status.JOINED, Status.LAPSED, Status.EXPIRED}
+)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When pending requests are reminded about and expire (INVITE_REMIND_AFTER/EXPIRE_AFTER)."""
+
+    remind_after: timedelta = timedelta(hours=24)
+    expire_after: timedelta = timedelta(days=7)
+
+    def pending_due(self, created_at: datetime, reminded_at: datetime | None) -> datetime:
+        expiry = created_at + self.expire_after
+        return expiry if reminded_at is not None else min(created_at + self.remind_after, expiry)
+
+
 class MessageRef(BaseModel):
     channel: str
     ts: str
@@ -337,9 +356,11 @@ class InviteRequest(BaseModel):
     decided_at: datetime | None = None
     deny_reason: str | None = None
     attempts: int = 0
-    # Which process is inviting (set with INVITING), so a restart can tell an orphan.
+    # Who is working on it (inviting or joining) and until when: a lease on the store's clock,
+    # renewed before every awork call; another instance takes over only after it expired.
     claimed_by: str | None = None
     claimed_at: datetime | None = None
+    claim_until: datetime | None = None
     # When the invitation was first sent to awork, and whether an attempt may have reached
     # awork without us knowing (then the next attempt looks before it sends).
     invite_started_at: datetime | None = None
@@ -391,6 +412,37 @@ class InviteRequest(BaseModel):
         if self.status is Status.INVITED and not self.link_attempted:
             return True
         return self.status not in (Status.INVITING, Status.JOINING) and not self.outcome_told
+
+    def due_at(self, schedule: Schedule) -> datetime | None:
+        """When a sweep next has something to do for this request (None: nothing, ever)."""
+        if self.status in (Status.INVITING, Status.JOINING):
+            return self.claim_until or self.updated_at  # taken over once the lease expired
+        times = []
+        if self.needs_delivery():
+            times.append(self.next_delivery_at or self.updated_at)
+        if self.status is Status.PENDING and self.batch_id is None:
+            times.append(schedule.pending_due(self.created_at, self.reminded_at))
+        if self.status is Status.INVITED:
+            times.append(self.updated_at)  # followed until joined or lapsed (24 hours)
+        return min(times) if times else None
+
+    @property
+    def is_open(self) -> bool:
+        """Still asked for: a new request for the same address would be a duplicate."""
+        return self.status in OPEN_STATUSES
+
+    @property
+    def approvable(self) -> bool:
+        """On the approvers' list: waiting for a decision, or a failure they may retry."""
+        if self.batch_id is not None:
+            return False
+        retryable = self.failure is not None and self.failure.retryable
+        return self.status is Status.PENDING or (self.status is Status.FAILED and retryable)
+
+    @property
+    def settled(self) -> bool:
+        """Decided and told: nothing more will happen to it (it may move to the archive)."""
+        return self.status in SETTLED_STATUSES and not self.needs_delivery()
 
     @property
     def accept_link_expired(self) -> bool:
@@ -447,10 +499,12 @@ class InviteBatch(BaseModel):
     decided_by: str | None = None
     decided_at: datetime | None = None
     deny_reason: str | None = None
-    # The current run: 1 after approval, +1 for each "Retry failed"; which process runs it.
+    # The current run: 1 after approval, +1 for each "Retry failed"; who runs it, on a lease
+    # (store clock) that the runner renews while it works.
     run: int = 0
     claimed_by: str | None = None
     claimed_at: datetime | None = None
+    claim_until: datetime | None = None
     finished_at: datetime | None = None
     # Slack deliveries (as for a request): what the approval message shows, notices, links.
     shown_status: BatchStatus | None = None
@@ -473,6 +527,30 @@ class InviteBatch(BaseModel):
 
     def member_id(self, index: int) -> str:
         return f"inv-{self.id.removeprefix('bat-')}-{index:03d}"
+
+    def due_at(self, schedule: Schedule) -> datetime | None:
+        """When a sweep next has something to do for this batch (None: nothing, ever)."""
+        if self.status is BatchStatus.RUNNING:
+            return self.claim_until or self.updated_at  # taken over once the lease expired
+        times = []
+        if self.needs_delivery():
+            times.append(self.next_delivery_at or self.updated_at)
+        if self.status is BatchStatus.PENDING:
+            times.append(schedule.pending_due(self.created_at, self.reminded_at))
+        return min(times) if times else None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (BatchStatus.PENDING, BatchStatus.RUNNING)
+
+    @property
+    def approvable(self) -> bool:
+        return self.status is BatchStatus.PENDING
+
+    @property
+    def settled(self) -> bool:
+        done = (BatchStatus.DONE, BatchStatus.DENIED, BatchStatus.EXPIRED)
+        return self.status in done and not self.needs_delivery()
 
     def needs_delivery(self) -> bool:
         if self.approval_message is None or self.shown_status is not self.status:

@@ -1,12 +1,17 @@
 """The invite service: the rules of asking, deciding and inviting, apart from Slack.
 
 Exactly one invitation per request:
-- `approve` moves a request `pending -> inviting` by compare-and-set and records which process
-  claimed it; only that caller calls awork.
+- `approve` moves a request `pending -> inviting` by compare-and-set and takes a work lease on
+  it (store clock); only that caller calls awork, and it renews the lease right before every
+  request leaves for awork, to outlive that request (the client's timeouts plus a margin).
+  A lost lease stops the call before it is sent.
 - A POST that timed out or got a 5xx may have been carried out: before sending it again, awork
-  is asked whether the invitee is there now.
-- After a crash, `recover` finds `inviting` requests whose process is gone, and settles them the
-  same way: found in awork -> invited; not there -> invited now.
+  is asked whether the invitee is there now. A connection that failed sent nothing: it is
+  simply tried again after a backoff.
+- After a crash, the sweep takes over `inviting` requests whose lease has expired - no process
+  id is ever consulted - and settles them the same way: found in awork -> invited; not there
+  -> invited now. An `already-exist-error` answering an invitation that may have been sent
+  before is settled by looking the person up, never reported as "already a member".
 """
 
 from __future__ import annotations
@@ -39,10 +44,6 @@ from bot.models import (
 from bot.store import Store
 
 log = logging.getLogger(__name__)
-
-# A new request for an address that has one of these is a duplicate: admins are not asked.
-OPEN_FOR_DUPLICATES = (Status.PENDING, Status.INVITING, Status.JOINING)
-OPEN_BATCHES = ("pending", "running")  # BatchStatus values (bot.models), likewise
 
 # An awork user created this long before our claim is someone who was there already.
 CLOCK_SKEW = timedelta(minutes=10)
@@ -84,19 +85,8 @@ def new_instance_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-def process_alive(instance_id: str) -> bool | None:
-    """Whether the process behind an instance id runs; None when it is on another host."""
-    host, _, rest = instance_id.partition(":")
-    pid_text = rest.split(":", 1)[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return None
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+class LeaseLost(RuntimeError):
+    """This instance's work lease on a record ran out or was taken over: stop, send nothing."""
 
 
 class InviteService:
@@ -111,9 +101,9 @@ class InviteService:
         password_url_template: str | None = None,
         skip_email_for_slack_members: bool = True,
         invite_attempts: int = 3,
-        claim_lease: timedelta = timedelta(minutes=10),
-        join_lease: timedelta = timedelta(minutes=2),
+        lease_margin: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        instance_id: str | None = None,
     ) -> None:
         self.store = store
         self.awork = awork
@@ -122,10 +112,10 @@ class InviteService:
         self.accept_url_template = accept_url_template
         self.password_url_template = password_url_template
         self.skip_email_for_slack_members = skip_email_for_slack_members
-        self.instance_id = new_instance_id()
+        self.instance_id = instance_id or new_instance_id()
         self.invite_attempts = invite_attempts
-        self.claim_lease = claim_lease
-        self.join_lease = join_lease
+        # A work lease outlives the longest one awork request can take after it is sent.
+        self.work_lease = awork.longest_attempt() + lease_margin
         self._sleep = sleep
         self._workspace_id = workspace_id
         self._workspace_lock = threading.Lock()
@@ -147,8 +137,7 @@ class InviteService:
         already, ("open", request or batch) when one for it is still open. None otherwise."""
         if self.catalog.is_member(details.email):
             return "member", None
-        open_ids = self.store.open_addresses(OPEN_FOR_DUPLICATES, OPEN_BATCHES)
-        open_id = open_ids.get(details.email.lower())
+        open_id = self.store.open_addresses([details.email]).get(details.email.lower())
         existing = self.store.read(open_id) if open_id else None
         return ("open", existing) if existing is not None else None
 
@@ -276,8 +265,6 @@ class InviteService:
         changes: dict[str, object] = {
             "failure": None,
             "attempts": current.attempts + 1,
-            "claimed_by": self.instance_id,
-            "claimed_at": now,
             "invite_started_at": current.invite_started_at or now,
             "outcome_told": False,
         }
@@ -288,7 +275,12 @@ class InviteService:
             )
             require = {"approvals": current.approvals}
         ok, request = self.store.transition(
-            current.id, expected, Status.INVITING, require=require, **changes
+            current.id,
+            expected,
+            Status.INVITING,
+            require=require,
+            claim=(self.instance_id, self.work_lease),
+            **changes,
         )
         if not ok:
             return Decision(request, Refusal.ALREADY_DECIDED)
@@ -333,14 +325,40 @@ class InviteService:
         request = self.store.get(request_id)
         if request is None or request.status is not Status.INVITING:
             raise ValueError(f"request {request_id} is not being invited")
-        with self._tracked():
+        if request.claimed_by != self.instance_id:
+            raise ValueError(f"request {request_id} is held by {request.claimed_by}")
+        # An earlier attempt may have reached awork: look before sending again.
+        return self._settle(request, look_first=request.uncertain)
+
+    def _settle(self, request: InviteRequest, look_first: bool) -> InviteRequest:
+        """Invite a request this instance holds, under its renewed lease."""
+        with self._tracked(), self._holding(request.id):
             try:
-                # An earlier attempt may have reached awork: look before sending again.
-                found = self._invited_in_awork(request) if request.uncertain else None
+                found = self._invited_in_awork(request) if look_first else None
                 result = found if found is not None else self._create(request)
+            except LeaseLost:
+                log.warning("request %s: lease lost, left to its new holder", request.id)
+                return self.store.get(request.id) or request
             except AworkError as exc:
                 return self._fail(request, exc)
             return self._succeed(request, result)
+
+    @contextmanager
+    def _holding(self, record_id: str) -> Iterator[None]:
+        """Renew this instance's lease on `record_id` right before each awork request leaves;
+        a lease that cannot be renewed (expired and taken over, or the store unreachable)
+        stops the request from being sent."""
+
+        def renew() -> None:
+            try:
+                held = self.store.renew(record_id, self.instance_id, self.work_lease)
+            except Exception as exc:
+                raise LeaseLost(f"{record_id}: could not renew the lease") from exc
+            if not held:
+                raise LeaseLost(f"{record_id}: the lease is held by another instance")
+
+        with self.awork.before_each_send(renew):
+            yield
 
     def set_invitee(self, request_id: str, slack_user_id: str | None) -> None:
         """Remember the invitee's Slack account (found by email), before awork is called."""
@@ -354,19 +372,32 @@ class InviteService:
         invitation = request.details.to_invitation(
             self.workspace_id(), skip_email=self._bot_delivers(request)
         )
+        maybe_sent = request.uncertain  # an earlier attempt may have reached awork
         for attempt in range(1, self.invite_attempts + 1):
             try:
                 return self.awork.create_invitation(invitation)
             except AworkUnavailable as exc:
-                if not exc.ambiguous:
+                if exc.ambiguous:
+                    maybe_sent = True
+                    log.warning(
+                        "request %s: awork answer unclear (%s), checking", request.id, exc.code
+                    )
+                    found = self._invited_in_awork(request)
+                    if found is not None:
+                        return found
+                elif exc.code != "connection-failed":
                     raise
-                log.warning("request %s: awork answer unclear (%s), checking", request.id, exc.code)
-                found = self._invited_in_awork(request)
-                if found is not None:
-                    return found
                 if attempt == self.invite_attempts:
                     raise
                 self._sleep(min(30.0, max(exc.retry_after or 0.0, 0.5 * 2**attempt)))
+            except AworkError as exc:
+                if exc.code != "already-exist-error" or not maybe_sent:
+                    raise
+                # Our own earlier attempt may be what awork found: look the person up.
+                found = self._invited_in_awork(request)
+                if found is None:
+                    raise
+                return found
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _invited_in_awork(self, request: InviteRequest) -> InvitationResult | None:
@@ -432,7 +463,7 @@ class InviteService:
         """Requests an approver can act on, oldest first (empty for anyone else)."""
         if not self.is_approver(approver_id):
             return []
-        candidates = self.store.requests() if requests is None else requests
+        candidates = self._approvable() if requests is None else requests
         actionable = [
             r
             for r in candidates
@@ -448,9 +479,14 @@ class InviteService:
         self, requester_id: str, requests: Iterable[InviteRequest] | None = None
     ) -> list[InviteRequest]:
         """A requester's own requests, newest first."""
-        candidates = self.store.requests() if requests is None else requests
+        if requests is None:
+            requests = [r for r in self.store.listed(requester_id) if isinstance(r, InviteRequest)]
+        candidates = requests
         mine = [r for r in candidates if r.requester_id == requester_id and r.batch_id is None]
         return sorted(mine, key=lambda r: r.created_at, reverse=True)
+
+    def _approvable(self) -> list[InviteRequest]:
+        return [r for r in self.store.approvable() if isinstance(r, InviteRequest)]
 
     def visible_request(self, request_id: str, user_id: str) -> InviteRequest | None:
         """A request, if this user may see it: its requester, invitee or an approver."""
@@ -543,17 +579,24 @@ class InviteService:
             return AcceptOutcome.NO_CODE, current
         if current.accept_link_expired:
             return self._lapse(current, "The invitation's 24 hours are over.", AcceptOutcome.LAPSED)
-        ok, claimed = self.store.transition(request_id, {Status.INVITED}, Status.JOINING)
+        ok, claimed = self.store.transition(
+            request_id, {Status.INVITED}, Status.JOINING, claim=(self.instance_id, self.work_lease)
+        )
         if not ok or claimed is None:
             return self.accept(request_id, user_id)  # someone else moved it; answer for that
         try:
-            self.awork.accept_invitation(claimed.result.invitation_code.get_secret_value())
+            with self._holding(request_id):
+                self.awork.accept_invitation(claimed.result.invitation_code.get_secret_value())
+        except LeaseLost:
+            return AcceptOutcome.IN_PROGRESS, self.store.get(request_id)
         except AworkUnavailable as exc:
             # A timed-out or 5xx accept may have gone through: ask awork before offering a retry.
-            settled = self.settle_joining(claimed) if exc.ambiguous else None
+            settled = self.settle_joining(claimed, own=True) if exc.ambiguous else None
             if settled is not None and settled.status is Status.JOINED:
                 return AcceptOutcome.JOINED, settled
-            self.store.transition(request_id, {Status.JOINING}, Status.INVITED)
+            self.store.transition(
+                request_id, {Status.JOINING}, Status.INVITED, require={"claimed_by": self.instance_id}
+            )
             return AcceptOutcome.UNAVAILABLE, self.store.get(request_id)
         except AworkError as exc:
             log.warning("request %s: awork refused the acceptance (%s)", request_id, exc.code)
@@ -629,14 +672,9 @@ class InviteService:
             email=quote(request.details.email, safe=""),
         )
 
-    def stuck_joining(self, requests: Iterable[InviteRequest] | None = None) -> list[InviteRequest]:
-        """Acceptances cut off by a crash (JOINING for longer than one accept call can take)."""
-        cutoff = utcnow() - self.join_lease
-        candidates = self.store.requests() if requests is None else requests
-        return [r for r in candidates if r.status is Status.JOINING and r.updated_at < cutoff]
-
-    def settle_joining(self, request: InviteRequest) -> InviteRequest | None:
-        """Ask awork whether the interrupted acceptance went through: joined, or clickable again."""
+    def settle_joining(self, request: InviteRequest, own: bool = False) -> InviteRequest | None:
+        """Ask awork whether an interrupted acceptance went through: joined, or clickable again.
+        Someone else's (`own` false) only once its lease has expired: a crash cut it off."""
         try:
             user = self.awork.find_user_by_email(request.details.email)
         except AworkError:
@@ -646,52 +684,34 @@ class InviteService:
         changes = (
             {"joined_at": utcnow(), "outcome_told": False, "shown_status": None} if accepted else {}
         )
-        ok, settled = self.store.transition(request.id, {Status.JOINING}, target, **changes)
+        guard: dict[str, Any] = {"require": {"claimed_by": request.claimed_by}}
+        if not own:
+            guard["claim_expired"] = True
+        ok, settled = self.store.transition(request.id, {Status.JOINING}, target, **guard, **changes)
         if ok and accepted:
             self.store.record("joined", request.id, request.invitee_slack_id, recovered=True)
         return settled if ok else None
 
     # -- after a crash -----------------------------------------------------------------------
 
-    def orphans(self, requests: Iterable[InviteRequest] | None = None) -> list[InviteRequest]:
-        """INVITING requests whose inviting process is gone (or silent past the lease)."""
-        now = utcnow()
-        found = []
-        for request in self.store.requests() if requests is None else requests:
-            if request.status is not Status.INVITING:
-                continue
-            owner = request.claimed_by or ""
-            if owner == self.instance_id:
-                continue
-            alive = process_alive(owner) if owner else False
-            expired = request.claimed_at is None or now - request.claimed_at > self.claim_lease
-            if alive is False or expired:
-                found.append(request)
-        return found
-
     def recover(self, request: InviteRequest) -> InviteRequest | None:
-        """Settle one orphan: take it over by compare-and-set, then finish the invitation,
-        checking awork first so it is never sent twice. None if another process took it."""
+        """Settle an invitation whose holder's lease expired (it crashed, or lost the store):
+        take it over by compare-and-set on the store's clock, then finish it, checking awork
+        first so it is never sent twice. None while the lease runs or if another took it."""
         ok, claimed = self.store.transition(
             request.id,
             {Status.INVITING},
             Status.INVITING,
             require={"claimed_by": request.claimed_by},
-            claimed_by=self.instance_id,
-            claimed_at=utcnow(),
+            claim=(self.instance_id, self.work_lease),
+            claim_expired=True,
             uncertain=True,
         )
         if not ok or claimed is None:
             return None
         self.store.record("recovering", request.id, previous_owner=request.claimed_by)
-        log.info("request %s: recovering an invitation interrupted by a restart", request.id)
-        with self._tracked():
-            try:
-                found = self._invited_in_awork(claimed)
-                result = found if found is not None else self._create(claimed)
-            except AworkError as exc:
-                return self._fail(claimed, exc)
-            return self._succeed(claimed, result)
+        log.info("request %s: taking over an invitation whose lease expired", request.id)
+        return self._settle(claimed, look_first=True)
 
     # -- stopping ----------------------------------------------------------------------------
 

@@ -5,6 +5,10 @@ What Slack has been told is kept on the request itself (`approval_message`, `sho
 request: `Courier.sync` does whatever is still missing, once, under a short lease in the store,
 and a failed post (Slack down, rate limits past slack_sdk's own retries) is simply done by the
 next `sweep` - at start-up and every half minute. Nothing a user did is lost to a Slack outage.
+
+A sweep reads only what is due (the store's due-time index), claimed so that with several
+replicas each due record is swept by one of them; the work itself is then taken by leases and
+compare-and-set as everywhere else.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import contextlib
 import logging
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from slack_sdk import WebClient
@@ -30,8 +34,9 @@ from bot.models import (
     Status,
     utcnow,
 )
-from bot.service import InviteService, process_alive
-from bot.store import StoreClosed
+from bot.service import InviteService
+from bot.store import Record, StoreClosed
+from bot.store.base import FAR_FUTURE
 
 log = logging.getLogger(__name__)
 
@@ -127,22 +132,30 @@ class Courier:
     # -- App Home ---------------------------------------------------------------------------------
 
     def publish_home(
-        self, user_id: str, remember: bool = False, requests: list[InviteRequest] | None = None
+        self,
+        user_id: str,
+        remember: bool = False,
+        approvable: list[Record] | None = None,
     ) -> None:
         """Publish a user's App Home; `remember` marks them as someone who looks at it.
-        `requests`: the store's requests when the caller has read them already."""
+        `approvable`: the approvers' list when the caller has looked it up already."""
         if not user_id:
             return
-        if remember:
-            users = set(self.store.get_meta("home_users", []))
-            if user_id not in users:
-                self.store.set_meta("home_users", sorted(users | {user_id}))
-        everything = list(self.store.requests()) if requests is None else requests
-        batches = self.store.batches()
-        waiting = self.service.waiting_for(user_id, everything)
-        waiting += self.batches.waiting_for(user_id, batches)
-        mine = self.service.requests_of(user_id, everything)
-        mine += self.batches.batches_of(user_id, batches)
+        if remember and user_id not in self.store.get_meta("home_users", []):
+            self.store.add_to_meta_set("home_users", user_id)
+        waiting: list[Any] = []
+        if self.service.is_approver(user_id):
+            listed = self.store.approvable() if approvable is None else approvable
+            requests = [r for r in listed if isinstance(r, InviteRequest)]
+            waiting = self.service.waiting_for(user_id, requests)
+            waiting += self.batches.waiting_for(
+                user_id, [b for b in listed if isinstance(b, InviteBatch)]
+            )
+        own = self.store.listed(user_id)
+        mine: list[Any] = self.service.requests_of(
+            user_id, [r for r in own if isinstance(r, InviteRequest)]
+        )
+        mine += self.batches.batches_of(user_id, [b for b in own if isinstance(b, InviteBatch)])
         view = blocks.home_view(
             sorted(waiting, key=lambda item: item.created_at),
             sorted(mine, key=lambda item: item.created_at, reverse=True),
@@ -160,9 +173,9 @@ class Courier:
         viewers = sorted(({request.requester_id} | set(self.service.approvers)) & watchers)
         if not viewers:
             return
-        everything = list(self.store.requests())  # one read of the store for all of them
+        approvable = self.store.approvable()  # one lookup for all of them
         for user_id in viewers:
-            self.publish_home(user_id, requests=everything)
+            self.publish_home(user_id, approvable=approvable)
 
     # -- keeping Slack in step with a request -------------------------------------------------
 
@@ -175,11 +188,9 @@ class Courier:
         caught up or nothing more can be delivered now."""
         owner = f"{self.service.instance_id}:{threading.get_ident()}"
         deadline = time.monotonic() + wait
-        while not self.store.lease(
-            record_id, owner, seconds=seconds, steal_from=self._dead_holder(record_id)
-        ):
+        while not self.store.lease(record_id, owner, seconds=seconds):
             if time.monotonic() >= deadline:
-                return None  # another thread or process is delivering; a sweep catches up
+                return None  # another thread or instance is delivering; a sweep catches up
             time.sleep(0.02)
         try:
             record = self.store.read(record_id)
@@ -191,6 +202,8 @@ class Courier:
                 record = deliver(record)
                 if record.version == before:
                     break  # nothing could be delivered now; a later sweep retries
+                if not self.store.lease(record_id, owner, seconds=seconds):
+                    break  # renewed for the next round, or no longer ours
             return self._schedule_retry(record)
         finally:
             self.store.release(record_id, owner)
@@ -211,51 +224,67 @@ class Courier:
             return self.store.update(record.id, delivery_failures=0, next_delivery_at=None)
         return record
 
-    def _dead_holder(self, request_id: str) -> str | None:
-        """The lease holder, if its process is known to have died (a crash mid-delivery)."""
-        record = self.store.read(request_id)  # a request or a batch
-        holder = record.lease_owner if record else None
-        return holder if holder and process_alive(holder) is False else None
+    def sweep(self, force: bool = False, limit: int = 200) -> int:
+        """Do the work that is due, as the store's due-time index says: take over invitations,
+        acceptances and bulk runs whose lease expired, remind and expire pending requests,
+        follow invitations to joined or lapsed, and redo deliveries that failed (all of them
+        with `force`, as at start-up, however far their back-off). Each due record is claimed
+        for the sweep, so several replicas share the work. Returns how many were looked at."""
+        owner = self.service.instance_id
+        horizon = FAR_FUTURE if force else None
+        swept: list[str] = []
+        try:
+            while True:  # held ones are not claimed again: each due record once per sweep
+                due = self.store.claim_due(owner, hold=60.0, limit=limit, horizon=horizon)
+                swept += [record.id for record in due]
+                self._sweep_requests([r for r in due if isinstance(r, InviteRequest)], force)
+                self._sweep_batches([b for b in due if isinstance(b, InviteBatch)], force)
+                if len(due) < limit:
+                    return len(swept)
+        finally:
+            self.store.release_due(owner, swept)
 
-    def sweep(self, force: bool = False) -> None:
-        """Settle invitations orphaned by a crash, then redo deliveries that failed and are
-        due again (all of them with `force`, as at start-up)."""
-        everything = list(self.store.requests())  # one read of the store per sweep
-        for orphan in self.service.orphans(everything):
-            recovered = self.service.recover(orphan)
-            if recovered is not None:
-                self.sync(recovered.id)
-        changed = self.service.remind_and_expire(everything, self.remind_after, self.expire_after)
-        for request_id in changed + self.service.follow_invitations(everything):
+    def _sweep_requests(self, due: list[InviteRequest], force: bool) -> None:
+        for request in due:
+            if request.status is Status.INVITING and request.claimed_by != self.service.instance_id:
+                recovered = self.service.recover(request)  # None while its lease runs
+                if recovered is not None:
+                    self.sync(recovered.id)
+            elif request.status is Status.JOINING:
+                settled = self.service.settle_joining(request)
+                if settled is not None:
+                    self.sync(settled.id)
+        changed = self.service.remind_and_expire(due, self.remind_after, self.expire_after)
+        for request_id in changed + self.service.follow_invitations(due):
             self.sync(request_id, wait=0)
-        for stuck in self.service.stuck_joining(everything):
-            settled = self.service.settle_joining(stuck)
-            if settled is not None:
-                self.sync(settled.id)
         now = utcnow()
-        for request in everything:
-            due = force or request.next_delivery_at is None or request.next_delivery_at <= now
+        for request in due:
+            ready = force or request.next_delivery_at is None or request.next_delivery_at <= now
             busy = request.status in (Status.INVITING, Status.JOINING)
-            if due and not busy and request.needs_delivery():
+            if ready and not busy and request.needs_delivery() and request.id not in changed:
                 self.sync(request.id, wait=0)
-        self._sweep_batches(force, now)
 
-    def _sweep_batches(self, force: bool, now: datetime) -> None:
-        """Batches: take over runs a crash cut off, remind/expire, redo failed deliveries."""
-        batches = self.store.batches()
-        for orphan in self.batches.orphaned_runs(batches):
-            claimed = self.batches.take_over(orphan)
+    def _sweep_batches(self, due: list[InviteBatch], force: bool) -> None:
+        """Batches: take over runs whose lease expired, remind/expire, redo deliveries."""
+        for batch in due:
+            if batch.status is not BatchStatus.RUNNING:
+                continue
+            if batch.claimed_by == self.service.instance_id:
+                continue  # ours, renewed while it runs
+            claimed = self.batches.take_over(batch)
             if claimed is not None:
-                log.info("batch %s: resuming a run interrupted by a restart", claimed.id)
+                log.info("batch %s: resuming a run whose lease expired", claimed.id)
                 threading.Thread(
                     target=self._resume, args=(claimed.id,), name="batch-resume", daemon=True
                 ).start()
-        changed = self.batches.remind_and_expire(batches, self.remind_after, self.expire_after)
+        changed = self.batches.remind_and_expire(due, self.remind_after, self.expire_after)
         for batch_id in changed:
             self.sync_batch(batch_id, wait=0)
-        for batch in batches:
-            due = force or batch.next_delivery_at is None or batch.next_delivery_at <= now
-            if due and batch.status is not BatchStatus.RUNNING and batch.needs_delivery():
+        now = utcnow()
+        for batch in due:
+            ready = force or batch.next_delivery_at is None or batch.next_delivery_at <= now
+            running = batch.status is BatchStatus.RUNNING
+            if ready and not running and batch.needs_delivery() and batch.id not in changed:
                 self.sync_batch(batch.id, wait=0)
 
     # -- batches ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot import logs
 from bot.models import InviteDetails, InviteRequest, Status
-from bot.store import Store
+from bot.store import SqliteStore as Store
 from tests.conftest import APPROVERS, BOT_TOKEN, SIGNING_SECRET
 from tests.fakes.awork import API_KEY
 from tests.test_scenarios import settle, submit, wait_status

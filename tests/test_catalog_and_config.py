@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from bot.awork import AworkClient
 from bot.catalog import Catalog
-from bot.store import Store
+from bot.store import SqliteStore as Store
 from tests.conftest import IsolatedSettings, make_settings
 from tests.fakes.awork import API_KEY, FakeAwork
 

@@ -18,17 +18,17 @@ from tests.slack_requests import ADMIN_CHANNEL, GENERAL, SlackDriver
 from tests.test_scenarios import settle, submit, wait_status
 
 APPROVER = APPROVERS[0]
-DEAD = f"{socket.gethostname()}:4194303:dead"  # above pid_max on Linux: never a live process
+DEAD = f"{socket.gethostname()}:4194303:dead"  # whose lease has run out
 
 
-def crash_mid_invite(
-    bot, request_id: str, owner: str = DEAD, claimed_ago: timedelta = timedelta(0)
-):
-    """Leave a request as a process killed during its awork call would: INVITING, claimed."""
-    started = utcnow() - claimed_ago
+def crash_mid_invite(bot, request_id: str, owner: str = DEAD, lease_left: float = -1.0):
+    """Leave a request as a process killed during its awork call would: INVITING, held by a
+    lease with `lease_left` seconds to run (run out, by default)."""
+    started = utcnow()
     ok, request = bot.store.transition(
         request_id, {Status.PENDING}, Status.INVITING, decided_by=APPROVER, decided_at=started,
         claimed_by=owner, claimed_at=started, invite_started_at=started, attempts=1,
+        claim_until=bot.store.now() + timedelta(seconds=lease_left),
     )  # fmt: skip
     assert ok
     return request
@@ -85,14 +85,17 @@ def test_orphan_that_never_reached_awork_is_invited_once(driver, slack, bot, awo
 
 
 def test_live_claim_is_left_alone_until_its_lease_expires(driver, slack, bot, awork):
-    """A claim by a running process is not taken over; an expired one is."""
+    """A claim whose lease runs is not taken over, whatever its process id says (none is
+    consulted: this one names a pid that does not exist); once expired, it is."""
     request_id = submit(driver, slack)
     settle(bot, request_id)
-    alive_elsewhere = f"{socket.gethostname()}:1:other"  # pid 1 is alive
-    crash_mid_invite(bot, request_id, owner=alive_elsewhere)
-    assert bot.deps.service.orphans() == []
-    bot.store.update(request_id, claimed_at=utcnow() - timedelta(minutes=10))
-    assert [r.id for r in bot.deps.service.orphans()] == [request_id]
+    crash_mid_invite(bot, request_id, owner=DEAD, lease_left=600)
+    bot.deps.courier.sweep(force=True)
+    assert bot.store.get(request_id).claimed_by == DEAD and awork.calls("POST", "/invitations") == []
+    bot.store.update(request_id, claim_until=bot.store.now() - timedelta(seconds=1))
+    bot.deps.courier.sweep()
+    assert settle(bot, request_id).status is Status.INVITED
+    assert len(awork.calls("POST", "/invitations")) == 1
 
 
 def test_two_sweepers_recover_an_orphan_once(driver, slack, bot, awork, settings):

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from bot.models import InvitationResult, InviteDetails, InviteRequest, Status
-from bot.store import Store
+from bot.store import SqliteStore as Store
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def test_requests_are_stored_as_json_not_pickle(tmp_path, store):
     store.close()
     row = (
         sqlite3.connect(tmp_path / "s.sqlite")
-        .execute("SELECT value FROM requests WHERE key = ?", (request.id,))
+        .execute("SELECT value FROM store WHERE key = ?", (f"r|{request.id}",))
         .fetchone()
     )
     raw = row[0].decode() if isinstance(row[0], bytes) else row[0]

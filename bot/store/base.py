@@ -1,0 +1,378 @@
+"""The store contract: what the service, the bulk runner and the courier may ask of a store.
+
+Two engines keep it: `SqliteStore` (sqlitedict, JSON; one host, zero set-up) and
+`PostgresStore` (any number of replicas). Everything that decides is written here, once, on
+top of one engine primitive - `_mutate`, a read-check-write of one record under that record's
+lock, with the engine's clock:
+
+- Every state change is a compare-and-set: written only when the record is still in one of
+  the states the caller expected (and its `require`d fields still hold), so a double click, a
+  second approver, a retried delivery or another replica finds it moved on and changes nothing.
+- Work in progress is held by a lease (`claimed_by` until `claim_until`; `lease_owner` until
+  `lease_until` for Slack deliveries), judged on the store's clock, never by a process id.
+- Each record carries its index facets (open addresses, requester, approvable, due time,
+  settled time), written with it, so every lookup on a request's path is indexed.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.models import (
+    AuditEvent,
+    InviteBatch,
+    InviteRequest,
+    Schedule,
+    Status,
+    utcnow,
+)
+
+Record = InviteRequest | InviteBatch
+Change = Callable[[Record | None, datetime], Record | None]
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+class StoreClosed(RuntimeError):
+    """The store was closed (the bot is stopping); the operation was not carried out."""
+
+
+def model_for(record_id: str) -> type[InviteRequest] | type[InviteBatch]:
+    """A batch's id starts with "bat-"; everything else is a request."""
+    return InviteBatch if record_id.startswith("bat-") else InviteRequest
+
+
+def decode(record_id: str, raw: dict[str, Any]) -> Record:
+    return model_for(record_id).model_validate(raw)
+
+
+@dataclass(frozen=True)
+class Facets:
+    """What the indexes know of a record; recomputed and written with every change."""
+
+    kind: str  # "request" or "batch"
+    status: str
+    requester: str | None  # listed under this requester ("/invite mine", App Home)
+    created_at: datetime
+    open_emails: tuple[str, ...]  # addresses it holds open (a duplicate check finds them)
+    open_target: str  # the id a duplicate points to (a batch member's batch)
+    approvable: bool  # on the approvers' list
+    due_at: datetime | None  # when a sweep next has work for it
+    settled_at: datetime | None  # decided and told since then (archived after retention)
+
+
+def facets(record: Record, schedule: Schedule) -> Facets:
+    if isinstance(record, InviteBatch):
+        emails = tuple(sorted({e.email.lower() for e in record.entries})) if record.is_open else ()
+        return Facets(
+            kind="batch",
+            status=str(record.status),
+            requester=record.requester_id,
+            created_at=record.created_at,
+            open_emails=emails,
+            open_target=record.id,
+            approvable=record.approvable,
+            due_at=record.due_at(schedule),
+            settled_at=record.updated_at if record.settled else None,
+        )
+    return Facets(
+        kind="request",
+        status=str(record.status),
+        requester=record.requester_id if record.batch_id is None else None,
+        created_at=record.created_at,
+        open_emails=(record.details.email.lower(),) if record.is_open else (),
+        open_target=record.batch_id or record.id,
+        approvable=record.approvable,
+        due_at=record.due_at(schedule),
+        settled_at=record.updated_at if record.settled else None,
+    )
+
+
+def changed(current: Record, now: datetime, changes: dict[str, Any]) -> Record:
+    """The record with `changes` applied, its version bumped. Only the changed fields are
+    validated (a bad change cannot be stored and break later reads); the rest was validated
+    when it was read, and re-validating a 500-person batch on every write is what made bulk
+    runs slow."""
+    updated = current.model_copy(update={"version": current.version + 1, "updated_at": now})
+    validator = type(current).__pydantic_validator__
+    for name, value in changes.items():
+        if name not in type(current).model_fields:
+            raise ValueError(f"{type(current).__name__} has no field {name!r}")
+        validator.validate_assignment(updated, name, value)
+    return updated
+
+
+class Store(abc.ABC):
+    """One store interface, two engines (see the module docstring)."""
+
+    engine: str = "abstract"
+    # Decided requests older than this move to the archive (INVITE_RETENTION_DAYS).
+    retention: timedelta = timedelta(days=90)
+
+    def __init__(self, schedule: Schedule | None = None) -> None:
+        self.schedule = schedule or Schedule()
+
+    # -- engine primitives -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def now(self) -> datetime:
+        """The store's clock: the one every lease is judged on."""
+
+    @abc.abstractmethod
+    def _insert(self, record: Record, facets: Facets) -> bool:
+        """Store a new record; False when one with its id exists (live or archived)."""
+
+    @abc.abstractmethod
+    def _mutate(self, record_id: str, change: Change) -> tuple[bool, Record | None]:
+        """Under the record's lock: read it, call `change(current, now)`, and write what it
+        returns (with fresh facets). Returns (True, written) or (False, current)."""
+
+    @abc.abstractmethod
+    def _load(self, record_id: str) -> dict[str, Any] | None:
+        """A record's JSON: the live one, else the archived one, else None."""
+
+    # -- indexed lookups -----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def open_addresses(self, emails: Iterable[str]) -> dict[str, str]:
+        """For each of `emails` (any case) that an open request or batch holds: lower-case
+        address -> the id to point to (the oldest; a batch member's batch). One indexed read
+        for a whole list."""
+
+    @abc.abstractmethod
+    def listed(self, requester_id: str, limit: int = 50) -> list[Record]:
+        """A requester's own requests and batches (not batch members), newest first."""
+
+    @abc.abstractmethod
+    def approvable(self, limit: int = 100) -> list[Record]:
+        """Requests and batches waiting for an approver's decision (or a retry), oldest first."""
+
+    @abc.abstractmethod
+    def claim_due(
+        self, owner: str, hold: float, limit: int = 200, horizon: datetime | None = None
+    ) -> list[Record]:
+        """Records whose next work is due by `horizon` (default now), claimed for `hold`
+        seconds so that no other sweeper (another replica) takes the same ones meanwhile."""
+
+    @abc.abstractmethod
+    def release_due(self, owner: str, ids: Iterable[str]) -> None:
+        """`owner` has swept these: the next sweep (anyone's) may claim them again."""
+
+    @abc.abstractmethod
+    def archive(self, before: datetime, limit: int = 500) -> int:
+        """Move up to `limit` records settled before `before` to the archive; how many moved.
+        An archived record is still read by `read` (and so `/invite status`)."""
+
+    @abc.abstractmethod
+    def requests(self, *statuses: Status) -> Iterator[InviteRequest]:
+        """Every live request (a scan: for export, the CLI and tests, never a request path)."""
+
+    @abc.abstractmethod
+    def batches(self) -> list[InviteBatch]:
+        """Every live batch (a scan, like `requests`)."""
+
+    # -- audit log, small state, periodic jobs --------------------------------------------------
+
+    @abc.abstractmethod
+    def _append_audit(self, entry: AuditEvent) -> None: ...
+
+    @abc.abstractmethod
+    def audit(self, since: datetime | None = None) -> list[AuditEvent]:
+        """The audit log from `since` on, oldest first."""
+
+    @abc.abstractmethod
+    def get_meta(self, key: str, default: Any = None) -> Any: ...
+
+    @abc.abstractmethod
+    def set_meta(self, key: str, value: Any) -> None: ...
+
+    @abc.abstractmethod
+    def add_to_meta_set(self, key: str, value: str) -> bool:
+        """Add `value` to the list at `key`, atomically; True when it was not there."""
+
+    @abc.abstractmethod
+    def claim_period(self, name: str, seconds: float, owner: str) -> bool:
+        """True for exactly one caller per `seconds` across every process sharing the store:
+        that caller runs the periodic job `name` (catalog refresh, archiving)."""
+
+    # -- moving between engines ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def export(self) -> Iterator[dict[str, Any]]:
+        """Everything, as JSON-able items: records (live and archived), audit, meta."""
+
+    @abc.abstractmethod
+    def import_items(self, items: Iterable[dict[str, Any]]) -> dict[str, int]:
+        """Take in `export` items; what exists already is kept. Counts by kind."""
+
+    @abc.abstractmethod
+    def migrate(self) -> int:
+        """Create or upgrade the schema (idempotent, safe to run concurrently); the version."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def rate_limiter(self, per_second: int, per_minute: int) -> Any:
+        """A rate limiter shared by every process on this store, or None (one process)."""
+        return None
+
+    def ping(self) -> None:  # noqa: B027 - an engine with a connection checks it
+        """Raise when the store cannot be reached."""
+
+    # -- records -----------------------------------------------------------------------------
+
+    def add(self, record: Record, claim: tuple[str, float] | None = None) -> Record:
+        """Store a new request or batch; KeyError if one with its id exists (create-once).
+        `claim`: (owner, seconds) - it is stored already held by that lease."""
+        if claim is not None:
+            now = self.now()
+            owner, seconds = claim
+            record = record.model_copy(
+                update={
+                    "claimed_by": owner,
+                    "claimed_at": now,
+                    "claim_until": now + timedelta(seconds=seconds),
+                }
+            )
+        if not self._insert(record, facets(record, self.schedule)):
+            raise KeyError(f"{record.id} exists already")
+        return record
+
+    def read(self, record_id: str) -> Record | None:
+        raw = self._load(record_id)
+        return decode(record_id, raw) if raw is not None else None
+
+    def get(self, request_id: str) -> InviteRequest | None:
+        found = self.read(request_id) if not request_id.startswith("bat-") else None
+        return found if isinstance(found, InviteRequest) else None
+
+    def get_batch(self, batch_id: str) -> InviteBatch | None:
+        found = self.read(batch_id) if batch_id.startswith("bat-") else None
+        return found if isinstance(found, InviteBatch) else None
+
+    def transition(
+        self,
+        record_id: str,
+        expected: Iterable[Any],
+        to: Any,
+        require: dict[str, Any] | None = None,
+        *,
+        claim: tuple[str, float] | None = None,
+        claim_expired: bool = False,
+        **changes: Any,
+    ) -> tuple[bool, Any]:
+        """Move a record to `to` only if it is in one of `expected` and, when given, its
+        fields still hold the `require`d values (e.g. the same claimant).
+
+        `claim=(owner, seconds)` takes the work lease with the change; `claim_expired` makes
+        the change only when the current work lease has run out on the store's clock (a
+        takeover). The condition names what matters, not a version number: delivery
+        bookkeeping may change a record at any time without invalidating a decision.
+        Returns (True, the new record) when this call made the change, else (False, the
+        record as it is, or None when there is none)."""
+        expected = frozenset(expected)
+        require = require or {}
+
+        def change(current: Record | None, now: datetime) -> Record | None:
+            if current is None or current.status not in expected:
+                return None
+            if any(getattr(current, name) != value for name, value in require.items()):
+                return None
+            if claim_expired and current.claim_until is not None and current.claim_until > now:
+                return None
+            extra = dict(changes)
+            if claim is not None:
+                owner, seconds = claim
+                if current.claimed_by != owner or current.claimed_at is None:
+                    extra["claimed_at"] = now
+                extra.update(claimed_by=owner, claim_until=now + timedelta(seconds=seconds))
+            return changed(current, now, {"status": to, **extra})
+
+        return self._mutate(record_id, change)
+
+    def renew(self, record_id: str, owner: str, seconds: float) -> bool:
+        """Extend `owner`'s work lease to `seconds` from now; False when it is not theirs (any
+        more) - then the work must stop, another instance has it."""
+
+        def change(current: Record | None, now: datetime) -> Record | None:
+            if current is None or current.claimed_by != owner:
+                return None
+            return changed(current, now, {"claim_until": now + timedelta(seconds=seconds)})
+
+        ok, _ = self._mutate(record_id, change)
+        return ok
+
+    def lease(self, record_id: str, owner: str, seconds: float) -> bool:
+        """Take (or renew) the short exclusive lease on a record's Slack deliveries; False
+        while another holder's lease runs."""
+
+        def change(current: Record | None, now: datetime) -> Record | None:
+            if current is None:
+                return None
+            held = current.lease_owner not in (None, owner) and (
+                current.lease_until is not None and current.lease_until > now
+            )
+            if held:
+                return None
+            until = now + timedelta(seconds=seconds)
+            return changed(current, now, {"lease_owner": owner, "lease_until": until})
+
+        ok, _ = self._mutate(record_id, change)
+        return ok
+
+    def release(self, record_id: str, owner: str) -> None:
+        def change(current: Record | None, now: datetime) -> Record | None:
+            if current is None or current.lease_owner != owner:
+                return None
+            return changed(current, now, {"lease_owner": None, "lease_until": None})
+
+        self._mutate(record_id, change)
+
+    def update(self, record_id: str, **changes: Any) -> Any:
+        """Change fields that are not the state (message references, delivery notes)."""
+
+        def change(current: Record | None, now: datetime) -> Record | None:
+            return changed(current, now, changes) if current is not None else None
+
+        ok, record = self._mutate(record_id, change)
+        return record if ok else None
+
+    def record(
+        self, event: str, request_id: str | None = None, actor: str | None = None, **detail: Any
+    ) -> None:
+        """Append one event to the audit log. Never holds a code or a secret."""
+        self._append_audit(
+            AuditEvent(event=event, request_id=request_id, actor=actor, detail=detail)
+        )
+
+    def archive_settled(self) -> int:
+        """Archive everything settled longer than the retention ago (a periodic job)."""
+        moved, cutoff = 0, self.now() - self.retention
+        while True:
+            count = self.archive(cutoff)
+            moved += count
+            if count == 0:
+                return moved
+
+
+def utc_key(when: datetime) -> str:
+    """A time as a fixed-width UTC string that sorts like the time (index keys)."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+__all__ = [
+    "FAR_FUTURE",
+    "Facets",
+    "Record",
+    "Store",
+    "StoreClosed",
+    "changed",
+    "decode",
+    "facets",
+    "model_for",
+    "utc_key",
+    "utcnow",
+]

@@ -1,0 +1,384 @@
+"""The embedded engine: one JSON sqlitedict table in one file, for one host.
+
+Records, their index entries, the archive, the audit log and small state all live in one
+table ("store") under prefixed keys, so that a change of a record and of its index entries is
+one SQLite transaction. Index entries are keys whose order is the index's order (SQLite's
+primary key is a B-tree), read with range queries - never a scan of everything stored:
+
+    r|<id>                      a live record           a|<id>      an archived record
+    x|<id>                      the record's index keys h|<id>      a sweeper's hold
+    io|<email>|<created>|<id>   open requests by address (value: the id to point to)
+    iq|<requester>|<created>|<id>   a requester's requests and batches
+    ia|<created>|<id>           waiting for approvers   id|<due>|<id>  due work by time
+    is|<settled>|<id>           settled, by when (the archive takes the oldest)
+    l|<at>|<unique>             the audit log           m|<key>     small state
+    p|<name>                    periodic jobs' next run v|schema    the schema version
+
+Compare-and-set holds across threads (a lock) and across processes on this host (an
+exclusive `flock` on `<file>.lock`); leases are judged on this host's clock. Several hosts
+need the PostgreSQL engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import threading
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlitedict import SqliteDict
+
+from bot.models import AuditEvent, InviteBatch, InviteRequest, Schedule, Status, utcnow
+from bot.store.base import (
+    FAR_FUTURE,
+    Change,
+    Facets,
+    Record,
+    Store,
+    StoreClosed,
+    decode,
+    facets,
+    utc_key,
+)
+
+SCHEMA_VERSION = 2
+TABLE = "store"
+TOP = "\uffff"  # sorts after every character a key holds
+
+
+def json_table(path: str, name: str, autocommit: bool = True) -> SqliteDict:
+    """A sqlitedict table that stores JSON, never pickle: a store file must not be able to run
+    code when it is read."""
+    return SqliteDict(
+        path,
+        tablename=name,
+        autocommit=autocommit,
+        encode=json.dumps,
+        decode=json.loads,
+        outer_stack=False,
+    )
+
+
+def index_keys(record_id: str, f: Facets) -> dict[str, str]:
+    created = utc_key(f.created_at)
+    keys = {f"io|{email}|{created}|{record_id}": f.open_target for email in f.open_emails}
+    if f.requester:
+        keys[f"iq|{f.requester}|{created}|{record_id}"] = record_id
+    if f.approvable:
+        keys[f"ia|{created}|{record_id}"] = record_id
+    if f.due_at is not None:
+        keys[f"id|{utc_key(f.due_at)}|{record_id}"] = record_id
+    if f.settled_at is not None:
+        keys[f"is|{utc_key(f.settled_at)}|{record_id}"] = record_id
+    return keys
+
+
+class SqliteStore(Store):
+    engine = "sqlite"
+
+    def __init__(self, path: str, schedule: Schedule | None = None) -> None:
+        super().__init__(schedule)
+        self.path = path
+        self._db = json_table(path, TABLE, autocommit=False)
+        self._thread_lock = threading.RLock()
+        self._lock_file = open(f"{path}.lock", "a+b")  # noqa: SIM115 - held for the store's life
+        self._depth = 0
+        self.closed = False
+        self.migrate()
+
+    # -- locking -----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _open(self) -> Iterator[None]:
+        """Any operation: refused at once once closed (sqlitedict would wait forever), and
+        `close` waits for operations under way."""
+        with self._thread_lock:
+            if self.closed:
+                raise StoreClosed(self.path)
+            yield
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Exclusive across threads and processes, re-entrant in a thread; one transaction,
+        committed when the outermost block ends."""
+        with self._open():
+            if self._depth == 0:
+                fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    try:
+                        self._db.commit(blocking=True)
+                    finally:
+                        fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        with self._thread_lock:
+            if self.closed:
+                return
+            self.closed = True
+            self._db.close()
+        self._lock_file.close()
+
+    def now(self) -> datetime:
+        return utcnow()
+
+    def ping(self) -> None:
+        with self._open():
+            self._db.get("v|schema")
+
+    # -- raw access --------------------------------------------------------------------------
+
+    def _range(
+        self, prefix: str, upper: str | None = None, limit: int = -1, reverse: bool = False
+    ) -> list[tuple[str, Any]]:
+        """Keys from `prefix` (to `upper`, default: all that start with `prefix`), in order."""
+        order = "DESC" if reverse else "ASC"
+        query = (
+            f'SELECT key, value FROM "{TABLE}" WHERE key >= ? AND key < ? '  # noqa: S608 - constant
+            f"ORDER BY key {order} LIMIT ?"
+        )
+        rows = self._db.conn.select(query, (prefix, upper or prefix + TOP, limit))
+        return [(key, json.loads(value)) for key, value in rows]
+
+    def _put(self, record: Record, facets_: Facets, old_keys: Iterable[str] = ()) -> None:
+        keys = index_keys(record.id, facets_)
+        for key in set(old_keys) - set(keys):
+            self._db.pop(key, None)
+        for key, value in keys.items():
+            self._db[key] = value
+        self._db[f"x|{record.id}"] = sorted(keys)
+        self._db[f"r|{record.id}"] = record.model_dump(mode="json")
+
+    # -- records -----------------------------------------------------------------------------
+
+    def _insert(self, record: Record, facets_: Facets) -> bool:
+        with self._lock():
+            if f"r|{record.id}" in self._db or f"a|{record.id}" in self._db:
+                return False
+            self._put(record, facets_)
+            return True
+
+    def _mutate(self, record_id: str, change: Change) -> tuple[bool, Record | None]:
+        with self._lock():
+            raw = self._db.get(f"r|{record_id}")
+            current = decode(record_id, raw) if raw is not None else None
+            updated = change(current, self.now())
+            if updated is None:
+                return False, current
+            self._put(updated, facets(updated, self.schedule), self._db.get(f"x|{record_id}", []))
+            return True, updated
+
+    def _load(self, record_id: str) -> dict[str, Any] | None:
+        with self._open():
+            raw = self._db.get(f"r|{record_id}")
+            return raw if raw is not None else self._db.get(f"a|{record_id}")
+
+    def _records(self, ids: Iterable[str]) -> list[Record]:
+        found = []
+        with self._open():
+            for record_id in ids:
+                raw = self._db.get(f"r|{record_id}")
+                if raw is not None:
+                    found.append(decode(record_id, raw))
+        return found
+
+    # -- indexed lookups -----------------------------------------------------------------------
+
+    def open_addresses(self, emails: Iterable[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        with self._open():
+            for email in {e.lower() for e in emails}:
+                rows = self._range(f"io|{email}|", limit=1)
+                if rows:
+                    found[email] = rows[0][1]
+        return found
+
+    def listed(self, requester_id: str, limit: int = 50) -> list[Record]:
+        with self._open():
+            rows = self._range(f"iq|{requester_id}|", limit=limit, reverse=True)
+        return self._records(value for _, value in rows)
+
+    def approvable(self, limit: int = 100) -> list[Record]:
+        with self._open():
+            rows = self._range("ia|", limit=limit)
+        return self._records(value for _, value in rows)
+
+    def claim_due(
+        self, owner: str, hold: float, limit: int = 200, horizon: datetime | None = None
+    ) -> list[Record]:
+        with self._lock():
+            now = self.now()
+            until = utc_key(now + timedelta(seconds=hold))
+            rows = self._range("id|", f"id|{utc_key(horizon or now)}{TOP}")
+            claimed: list[str] = []
+            for _, record_id in rows:
+                held = self._db.get(f"h|{record_id}")
+                if record_id in claimed or (held and held["until"] > utc_key(now)):
+                    continue
+                self._db[f"h|{record_id}"] = {"owner": owner, "until": until}
+                claimed.append(record_id)
+                if len(claimed) >= limit:
+                    break
+        return self._records(claimed)
+
+    def release_due(self, owner: str, ids: Iterable[str]) -> None:
+        with self._lock():
+            for record_id in ids:
+                held = self._db.get(f"h|{record_id}")
+                if held and held["owner"] == owner:
+                    del self._db[f"h|{record_id}"]
+
+    def archive(self, before: datetime, limit: int = 500) -> int:
+        moved = 0
+        with self._lock():
+            for key, record_id in self._range("is|", f"is|{utc_key(before)}", limit=limit):
+                raw = self._db.get(f"r|{record_id}")
+                if raw is None:
+                    self._db.pop(key, None)
+                    continue
+                for old in self._db.get(f"x|{record_id}", []):
+                    self._db.pop(old, None)
+                for gone in (f"x|{record_id}", f"r|{record_id}", f"h|{record_id}"):
+                    self._db.pop(gone, None)
+                self._db[f"a|{record_id}"] = raw
+                moved += 1
+        return moved
+
+    def requests(self, *statuses: Status) -> Iterator[InviteRequest]:
+        with self._open():
+            rows = self._range("r|inv-")
+        for _, raw in rows:
+            request = InviteRequest.model_validate(raw)
+            if not statuses or request.status in statuses:
+                yield request
+
+    def batches(self) -> list[InviteBatch]:
+        with self._open():
+            rows = self._range("r|bat-")
+        return [InviteBatch.model_validate(raw) for _, raw in rows]
+
+    # -- audit log, small state, periodic jobs --------------------------------------------------
+
+    def _append_audit(self, entry: AuditEvent) -> None:
+        key = f"l|{utc_key(entry.at)}|{os.getpid()}-{secrets.token_hex(3)}"
+        with self._lock():
+            self._db[key] = entry.model_dump(mode="json")
+
+    def audit(self, since: datetime | None = None) -> list[AuditEvent]:
+        with self._open():
+            rows = self._range(f"l|{utc_key(since)}" if since else "l|", "l|" + TOP)
+        return [AuditEvent.model_validate(raw) for _, raw in rows]
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        with self._open():
+            return self._db.get(f"m|{key}", default)
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._lock():
+            self._db[f"m|{key}"] = value
+
+    def add_to_meta_set(self, key: str, value: str) -> bool:
+        with self._lock():
+            members = list(self._db.get(f"m|{key}", []))
+            if value in members:
+                return False
+            self._db[f"m|{key}"] = sorted([*members, value])
+            return True
+
+    def claim_period(self, name: str, seconds: float, owner: str) -> bool:
+        with self._lock():
+            now = self.now()
+            due = self._db.get(f"p|{name}")
+            if due is not None and due["next"] > utc_key(now):
+                return False
+            self._db[f"p|{name}"] = {
+                "next": utc_key(now + timedelta(seconds=seconds)),
+                "owner": owner,
+            }
+            return True
+
+    # -- schema and moving ---------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        """Version 1 kept requests, batches, meta and audit in four tables without indexes;
+        version 2 is the one table above. Upgrading reads the old tables once."""
+        with self._lock():
+            version = self._db.get("v|schema")
+            if version == SCHEMA_VERSION:
+                return version
+            tables = set(SqliteDict.get_tablenames(self.path))
+            old = {"requests", "batches", "meta", "audit"} & tables
+            for table in sorted(old):
+                rows = list(self._db.conn.select(f'SELECT key, value FROM "{table}"'))  # noqa: S608
+                for key, value in rows:
+                    raw = json.loads(value)
+                    if table in ("requests", "batches"):
+                        record = decode(key, raw)
+                        self._put(record, facets(record, self.schedule))
+                    elif table == "meta":
+                        self._db[f"m|{key}"] = raw
+                    else:
+                        entry = AuditEvent.model_validate(raw)
+                        self._db[f"l|{utc_key(entry.at)}|{key}"] = raw
+                self._db.conn.execute(f'DROP TABLE "{table}"')
+            self._db["v|schema"] = SCHEMA_VERSION
+            return SCHEMA_VERSION
+
+    def export(self) -> Iterator[dict[str, Any]]:
+        with self._open():
+            records = self._range("r|")
+            archived = self._range("a|")
+            meta = self._range("m|")
+            audit = self._range("l|")
+        for _, raw in records:
+            yield {"type": "record", "doc": raw}
+        for _, raw in archived:
+            yield {"type": "archived", "doc": raw}
+        for key, value in meta:
+            yield {"type": "meta", "key": key[2:], "value": value}
+        for _, raw in audit:
+            yield {"type": "audit", "doc": raw}
+
+    def import_items(self, items: Iterable[dict[str, Any]]) -> dict[str, int]:
+        counts = {"record": 0, "archived": 0, "meta": 0, "audit": 0, "kept": 0}
+        with self._lock():
+            existing_audit = {json.dumps(raw, sort_keys=True) for _, raw in self._range("l|")}
+            for item in items:
+                kind = item["type"]
+                if kind in ("record", "archived"):
+                    record = decode(item["doc"]["id"], item["doc"])
+                    if f"r|{record.id}" in self._db or f"a|{record.id}" in self._db:
+                        counts["kept"] += 1
+                        continue
+                    if kind == "record":
+                        self._put(record, facets(record, self.schedule))
+                    else:
+                        self._db[f"a|{record.id}"] = record.model_dump(mode="json")
+                elif kind == "meta":
+                    if f"m|{item['key']}" in self._db:
+                        counts["kept"] += 1
+                        continue
+                    self._db[f"m|{item['key']}"] = item["value"]
+                elif kind == "audit":
+                    if json.dumps(item["doc"], sort_keys=True) in existing_audit:
+                        counts["kept"] += 1
+                        continue
+                    entry = AuditEvent.model_validate(item["doc"])
+                    key = f"l|{utc_key(entry.at)}|import-{secrets.token_hex(4)}"
+                    self._db[key] = item["doc"]
+                else:
+                    raise ValueError(f"unknown export item {kind!r}")
+                counts[kind] += 1
+        return counts
+
+
+__all__ = ["FAR_FUTURE", "SqliteStore", "json_table"]
