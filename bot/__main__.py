@@ -56,10 +56,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sandbox.add_argument("--seats", type=int, default=25, help="booked seats of a new sandbox")
     sandbox.add_argument("--api-key", help="require this Bearer key (default: any)")
     commands.add_parser(
-        "migrate", help="create or upgrade the store's schema (INVITE_DATABASE_URL or INVITE_DB_PATH)"
+        "migrate",
+        help="create or upgrade the store's schema (INVITE_DATABASE_URL or INVITE_DB_PATH)",
     )
     export = commands.add_parser(
-        "export", help="write the whole store (requests, archive, audit, state) to a JSON-lines file"
+        "export",
+        help="write the whole store (requests, archive, audit, state) to a JSON-lines file",
     )
     export.add_argument("file", help="where to write it ('-' for standard output)")
     load = commands.add_parser(

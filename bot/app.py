@@ -22,7 +22,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 import handlers
 from bot import blocks
-from bot.awork import AworkClient, RateLimiter
+from bot.awork import AworkClient, AworkError, RateLimiter
 from bot.bulk import BatchService
 from bot.catalog import Catalog
 from bot.config import Settings
@@ -76,6 +76,8 @@ class Bot:
         first = True
         while not self._stopping.is_set():
             try:
+                if first:  # the workspace, once, before any click needs it
+                    self._workspace_known()
                 self.directory.refresh(force=first)
                 self.deps.courier.sweep(force=first)
                 first = False
@@ -89,6 +91,14 @@ class Bot:
             except Exception as exc:  # keep sweeping; the next round may succeed
                 log.error("sweep failed: %s", type(exc).__name__, exc_info=exc)
             self._stopping.wait(self.sweep_seconds)
+
+    def _workspace_known(self) -> None:
+        """Ask awork for the workspace id at start (when not configured), so the first
+        invitation - or a bulk run's first rate-limit window - does not spend a call on it."""
+        try:
+            self.deps.service.workspace_id()
+        except AworkError as exc:
+            log.warning("workspace id not known yet (%s); asked again when needed", exc.code)
 
     def shutdown(self, timeout: float = 25.0) -> bool:
         """Graceful stop: let in-flight invitations and their Slack posts finish (bounded),

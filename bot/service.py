@@ -595,7 +595,10 @@ class InviteService:
             if settled is not None and settled.status is Status.JOINED:
                 return AcceptOutcome.JOINED, settled
             self.store.transition(
-                request_id, {Status.JOINING}, Status.INVITED, require={"claimed_by": self.instance_id}
+                request_id,
+                {Status.JOINING},
+                Status.INVITED,
+                require={"claimed_by": self.instance_id},
             )
             return AcceptOutcome.UNAVAILABLE, self.store.get(request_id)
         except AworkError as exc:
@@ -687,7 +690,9 @@ class InviteService:
         guard: dict[str, Any] = {"require": {"claimed_by": request.claimed_by}}
         if not own:
             guard["claim_expired"] = True
-        ok, settled = self.store.transition(request.id, {Status.JOINING}, target, **guard, **changes)
+        ok, settled = self.store.transition(
+            request.id, {Status.JOINING}, target, **guard, **changes
+        )
         if ok and accepted:
             self.store.record("joined", request.id, request.invitee_slack_id, recovered=True)
         return settled if ok else None

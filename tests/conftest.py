@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -113,4 +116,49 @@ def env(tmp_path, slack, awork_server) -> dict[str, str]:
         SIGNING_SECRET,
         BOT_TOKEN,
         ",".join(APPROVERS),
+        # Short leases and frequent sweeps, so a takeover after a kill happens within seconds:
+        # a lease is connect + write + read timeouts (4 s each here) plus the margin.
+        AWORK_TIMEOUT="4",
+        INVITE_LEASE_MARGIN="1",
+        INVITE_SWEEP_SECONDS="1",
     )
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session")
+def pg_base_url() -> str:
+    """A reachable PostgreSQL: INVITE_TEST_DATABASE_URL (then it must answer: .ci/run sets it),
+    else this machine's default, else the PostgreSQL tests are skipped with the reason."""
+    import psycopg
+
+    url = os.environ.get("INVITE_TEST_DATABASE_URL")
+    try:
+        psycopg.connect(url or PG_DEFAULT, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        if url:
+            pytest.fail(f"INVITE_TEST_DATABASE_URL does not answer: {exc}")
+        pytest.skip(f"no PostgreSQL at {PG_DEFAULT} ({exc}); set INVITE_TEST_DATABASE_URL")
+    return url or PG_DEFAULT
+
+
+def with_schema(url: str, schema: str) -> str:
+    """The URL with every connection's search_path set to `schema` (one test's own tables)."""
+    joiner = "&" if "?" in url else "?"
+    return f"{url}{joiner}options={quote(f'-c search_path={schema}')}"
+
+
+@pytest.fixture
+def pg_url(pg_base_url) -> Iterator[str]:
+    """A PostgreSQL URL whose tables live in a schema of this test's own, dropped after."""
+    import psycopg
+
+    schema = "t_" + secrets.token_hex(6)
+    with psycopg.connect(pg_base_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield with_schema(pg_base_url, schema)
+    with psycopg.connect(pg_base_url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -107,3 +107,27 @@ def test_app_home_shows_waiting_and_own_requests_and_follows_changes(driver, sla
     settle(bot, request_id)
     later = slack.wait_for("views.publish", 2, where=lambda c: c.args["user_id"] == APPROVER)[-1]
     assert "Waiting for a decision: 0" in json.dumps(later.args["view"])
+
+
+def test_nothing_on_a_request_path_reads_the_whole_store(driver, slack, bot, monkeypatch):
+    """Inline and form invites, duplicate checks, approve, deny, lists, App Home and the
+    sweep use indexed lookups only: the store's full scans fail the test if called."""
+
+    def scan(*_args, **_kwargs):
+        raise AssertionError("a full scan of the store on a request path")
+
+    monkeypatch.setattr(bot.store, "requests", scan)
+    monkeypatch.setattr(bot.store, "batches", scan)
+    first = submit(driver, slack, {"email": "one@example.com"})
+    second = submit(driver, slack, {"email": "two@example.com"})
+    assert "already" in reply(driver, "one@example.com", "UREQ")["text"]  # duplicate, inline
+    reply(driver, "three@example.com four@example.com", "UREQ")  # an inline batch
+    driver.click("approve_invite", first, APPROVER)
+    driver.submit_deny(second, "not now", APPROVER)
+    wait_status(bot, first, Status.INVITED)
+    for text, user in (("pending", APPROVER), ("mine", "UREQ"), (f"status {first}", "UREQ")):
+        assert reply(driver, text, user)
+    assert app_home_opened(driver, APPROVER).status == 200
+    slack.wait_for("views.publish")
+    bot.deps.courier.sweep(force=True)
+    assert settle(bot, first).status is Status.INVITED

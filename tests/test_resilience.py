@@ -91,7 +91,9 @@ def test_live_claim_is_left_alone_until_its_lease_expires(driver, slack, bot, aw
     settle(bot, request_id)
     crash_mid_invite(bot, request_id, owner=DEAD, lease_left=600)
     bot.deps.courier.sweep(force=True)
-    assert bot.store.get(request_id).claimed_by == DEAD and awork.calls("POST", "/invitations") == []
+    assert (
+        bot.store.get(request_id).claimed_by == DEAD and awork.calls("POST", "/invitations") == []
+    )
     bot.store.update(request_id, claim_until=bot.store.now() - timedelta(seconds=1))
     bot.deps.courier.sweep()
     assert settle(bot, request_id).status is Status.INVITED

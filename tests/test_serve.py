@@ -151,7 +151,8 @@ def test_sigterm_lets_the_running_invitation_finish(tmp_path, env, slack, awork_
 def test_crash_during_the_invite_call_is_settled_at_the_next_start(
     tmp_path, env, slack, awork_server
 ):
-    """kill -9 while awork is answering: the next start finds the invitation, sends no second."""
+    """kill -9 while awork is answering: the next start takes over once the lease expired,
+    finds the invitation, sends no second."""
     fake, _ = awork_server
     port = free_port()
     process = start_server(env, port, tmp_path / "serve.log")
@@ -167,7 +168,7 @@ def test_crash_during_the_invite_call_is_settled_at_the_next_start(
     try:
         slack.wait_for(
             "chat.update",
-            timeout=15,
+            timeout=30,
             where=lambda c: "invitation sent" in json.dumps(c.args.get("blocks")),
         )
         assert len(fake.invitations) == 1 and len(fake.calls("POST", "/invitations")) == 1

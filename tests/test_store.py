@@ -1,48 +1,90 @@
-"""The JSON sqlitedict store and its compare-and-set."""
+"""The store contract, run against both engines (sqlitedict and PostgreSQL)."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 import threading
+import time
+from datetime import timedelta
 
 import pytest
 
-from bot.models import InvitationResult, InviteDetails, InviteRequest, Status
-from bot.store import SqliteStore as Store
+from bot.models import (
+    BatchStatus,
+    Failure,
+    InvitationResult,
+    InviteBatch,
+    InviteDetails,
+    InviteRequest,
+    MessageRef,
+    Status,
+)
+from bot.store import SqliteStore, Store
+from bot.store.sqlite import json_table
+
+ENGINES = ["sqlite", "postgresql"]
+
+
+def open_engine(engine: str, tmp_path, request) -> Store:
+    if engine == "sqlite":
+        return SqliteStore(str(tmp_path / "s.sqlite"))
+    from bot.store.postgres import PostgresStore
+
+    return PostgresStore(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request) -> str:
+    return request.param
 
 
 @pytest.fixture
-def store(tmp_path):
-    opened = Store(str(tmp_path / "s.sqlite"))
-    yield opened
-    opened.close()
+def opener(engine, tmp_path, request):
+    """Opens the engine under test on one place (a file or a schema): several opens = several
+    processes or replicas sharing it."""
+    opened: list[Store] = []
+
+    def open_() -> Store:
+        store = open_engine(engine, tmp_path, request)
+        opened.append(store)
+        return store
+
+    yield open_
+    for store in opened:
+        store.close()
 
 
-def pending(email: str = "a@example.com") -> InviteRequest:
-    return InviteRequest(requester_id="U1", details=InviteDetails(email=email))
+@pytest.fixture
+def store(opener) -> Store:
+    return opener()
 
 
-def test_requests_are_stored_as_json_not_pickle(tmp_path, store):
-    """The file holds plain JSON text that any tool can read; no pickle."""
-    request = store.add(pending())
-    store.close()
-    row = (
-        sqlite3.connect(tmp_path / "s.sqlite")
-        .execute("SELECT value FROM store WHERE key = ?", (f"r|{request.id}",))
-        .fetchone()
+def pending(email: str = "a@example.com", requester: str = "U1") -> InviteRequest:
+    return InviteRequest(requester_id=requester, details=InviteDetails(email=email))
+
+
+def batch_of(*emails: str, requester: str = "U1") -> InviteBatch:
+    return InviteBatch(
+        requester_id=requester, entries=[InviteDetails(email=email) for email in emails]
     )
-    raw = row[0].decode() if isinstance(row[0], bytes) else row[0]
-    assert json.loads(raw)["details"]["email"] == "a@example.com"
 
 
-def test_requests_survive_reopening(tmp_path, store):
+def posted(store: Store, record_id: str) -> None:
+    """Slack has been told everything about a pending record (nothing left to deliver)."""
+    store.update(record_id, approval_message=MessageRef(channel="C", ts="1"), waiting_told=True)
+    store.update(record_id, shown_status=store.read(record_id).status)
+
+
+# --- records and compare-and-set ------------------------------------------------------------
+
+
+def test_records_survive_reopening(opener):
     """A request written before close is there, unchanged, after reopening."""
-    request = store.add(pending())
-    store.close()
-    again = Store(str(tmp_path / "s.sqlite"))
-    assert again.get(request.id) == request
-    again.close()
+    first = opener()
+    request = first.add(pending())
+    first.close()
+    assert opener().get(request.id) == request
 
 
 def test_transition_only_from_expected_states(store):
@@ -52,27 +94,32 @@ def test_transition_only_from_expected_states(store):
     assert ok and first.status is Status.INVITING and first.version == 1
     ok, second = store.transition(request.id, {Status.PENDING}, Status.DENIED, decided_by="UB")
     assert not ok and second.status is Status.INVITING and second.decided_by == "UA"
-    assert store.transition("missing", {Status.PENDING}, Status.DENIED) == (False, None)
+    assert store.transition("inv-missing", {Status.PENDING}, Status.DENIED) == (False, None)
 
 
-def test_concurrent_transitions_have_one_winner(store):
-    """Fifty threads racing the same transition: exactly one succeeds."""
-    request = store.add(pending())
+def test_concurrent_transitions_on_two_connections_have_one_winner(opener):
+    """Forty threads over two store instances (two processes or replicas) race one transition:
+    exactly one succeeds."""
+    stores = [opener(), opener()]
+    request = stores[0].add(pending())
     wins = []
-    barrier = threading.Barrier(50)
+    barrier = threading.Barrier(40)
 
-    def race(i):
+    def race(i: int) -> None:
         barrier.wait()
-        ok, _ = store.transition(request.id, {Status.PENDING}, Status.INVITING, decided_by=f"U{i}")
+        ok, _ = stores[i % 2].transition(
+            request.id, {Status.PENDING}, Status.INVITING, decided_by=f"U{i}"
+        )
         if ok:
             wins.append(i)
 
-    threads = [threading.Thread(target=race, args=(i,)) for i in range(50)]
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(40)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert len(wins) == 1
+    assert stores[1].get(request.id).decided_by == f"U{wins[0]}"
 
 
 def test_codes_are_kept_for_the_dm_but_hidden_in_repr(store):
@@ -88,20 +135,21 @@ def test_codes_are_kept_for_the_dm_but_hidden_in_repr(store):
     assert "CODE123" not in repr(stored) and "RESET9" not in str(stored)
 
 
-def test_filtering_by_status_and_meta(store):
-    """requests(status) filters; meta values round-trip."""
-    a, b = store.add(pending("a@example.com")), store.add(pending("b@example.com"))
-    store.transition(b.id, {Status.PENDING}, Status.DENIED)
-    assert [r.id for r in store.requests(Status.PENDING)] == [a.id]
-    store.set_meta("workspace_id", "W1")
-    assert store.get_meta("workspace_id") == "W1" and store.get_meta("nope", 5) == 5
-
-
 def test_adding_an_existing_id_is_refused(store):
     """An id is never silently overwritten."""
     request = store.add(pending())
     with pytest.raises(KeyError):
         store.add(request)
+
+
+def test_a_bad_change_is_refused_and_nothing_is_written(store):
+    """Changed fields are validated: a bad value raises and the record stays as it was."""
+    request = store.add(pending())
+    with pytest.raises(ValueError):
+        store.update(request.id, attempts="many")
+    with pytest.raises(ValueError):
+        store.update(request.id, no_such_field=1)
+    assert store.get(request.id) == request
 
 
 def test_required_fields_guard_a_transition_not_the_version(store):
@@ -117,3 +165,351 @@ def test_required_fields_guard_a_transition_not_the_version(store):
         request.id, {Status.INVITING}, Status.INVITING, require={"claimed_by": "A"}, claimed_by="C"
     )
     assert not ok and store.get(request.id).claimed_by == "B"
+
+
+# --- leases -----------------------------------------------------------------------------------
+
+
+def test_work_lease_is_taken_over_only_after_it_expired(store):
+    """A claim holds until claim_until on the store's clock; renewal is the holder's alone;
+    a takeover (claim_expired) fails while it runs and succeeds once it ran out."""
+    request = store.add(pending())
+    ok, held = store.transition(request.id, {Status.PENDING}, Status.INVITING, claim=("A", 60))
+    assert ok and held.claimed_by == "A"
+    assert 59 < (held.claim_until - store.now()).total_seconds() <= 60
+    take = {"claim": ("B", 60), "claim_expired": True}
+    assert store.transition(request.id, {Status.INVITING}, Status.INVITING, **take)[0] is False
+    assert store.renew(request.id, "B", 60) is False
+    assert store.renew(request.id, "A", 0.01) is True
+    store.update(request.id, claim_until=store.now() - timedelta(seconds=1))
+    ok, taken = store.transition(request.id, {Status.INVITING}, Status.INVITING, **take)
+    assert ok and taken.claimed_by == "B" and taken.claim_until > store.now()
+    assert store.renew(request.id, "A", 60) is False  # the old holder learns it lost it
+
+
+def test_a_new_claim_is_stored_already_held(store):
+    """add(claim=...) stores a record leased from the start, on the store's clock."""
+    request = store.add(pending(), claim=("A", 30))
+    stored = store.get(request.id)
+    assert stored.claimed_by == "A" and stored.claim_until > store.now()
+
+
+def test_delivery_lease_is_exclusive_until_it_expires(opener):
+    """The Slack-delivery lease: one holder at a time across instances, free once released
+    or expired; the holder may renew it."""
+    one, two = opener(), opener()
+    request = one.add(pending())
+    assert one.lease(request.id, "A", 30) is True
+    assert two.lease(request.id, "B", 30) is False
+    assert one.lease(request.id, "A", 30) is True  # renewal
+    one.release(request.id, "B")  # not B's: nothing happens
+    assert two.lease(request.id, "B", 30) is False
+    one.update(request.id, lease_until=one.now() - timedelta(seconds=1))
+    assert two.lease(request.id, "B", 30) is True
+    two.release(request.id, "B")
+    assert one.get(request.id).lease_owner is None
+
+
+# --- indexed lookups ----------------------------------------------------------------------------
+
+
+def test_open_addresses_by_address_in_any_case(store):
+    """Open requests and batches are found by address (the oldest), closed ones not; a batch
+    member points to its batch."""
+    old = store.add(pending("Ada@Example.com"))
+    again = store.add(pending("ada@example.com"))
+    denied = store.add(pending("bob@example.com"))
+    store.transition(denied.id, {Status.PENDING}, Status.DENIED)
+    batch = store.add(batch_of("c1@example.com", "c2@example.com"))
+    member = InviteRequest(
+        id=batch.member_id(0),
+        status=Status.INVITING,
+        batch_id=batch.id,
+        requester_id="U1",
+        details=InviteDetails(email="d@example.com"),
+    )
+    store.add(member)
+    found = store.open_addresses(
+        ["ADA@example.com", "bob@example.com", "c2@example.com", "d@example.com", "x@example.com"]
+    )
+    assert found == {
+        "ada@example.com": old.id,
+        "c2@example.com": batch.id,
+        "d@example.com": batch.id,
+    }
+    store.transition(batch.id, {BatchStatus.PENDING}, BatchStatus.DENIED)
+    store.transition(old.id, {Status.PENDING}, Status.EXPIRED)
+    found = store.open_addresses(["c1@example.com", "ada@example.com"])
+    assert found == {"ada@example.com": again.id}
+
+
+def test_lists_of_a_requester_and_of_the_approvers(store):
+    """listed: a requester's requests and batches, newest first, without batch members;
+    approvable: pending ones and retryable failures, oldest first."""
+    first = store.add(pending("a@example.com", "U1"))
+    second = store.add(pending("b@example.com", "U1"))
+    store.add(pending("c@example.com", "U2"))
+    batch = store.add(batch_of("d@example.com", requester="U1"))
+    member = InviteRequest(
+        id=batch.member_id(0), batch_id=batch.id, status=Status.INVITING, requester_id="U1",
+        details=InviteDetails(email="d@example.com"),
+    )  # fmt: skip
+    store.add(member)
+    assert [r.id for r in store.listed("U1")] == [batch.id, second.id, first.id]
+    assert [r.id for r in store.listed("U1", limit=1)] == [batch.id]
+    store.transition(second.id, {Status.PENDING}, Status.INVITING)
+    failure = Failure(code="timeout", message="later", retryable=True)
+    store.transition(second.id, {Status.INVITING}, Status.FAILED, failure=failure)
+    store.transition(first.id, {Status.PENDING}, Status.DENIED)
+    assert [r.id for r in store.approvable()][0:1] == [second.id]
+    assert first.id not in {r.id for r in store.approvable()}
+    assert batch.id in {r.id for r in store.approvable()}
+
+
+def test_due_work_is_claimed_by_one_sweeper_and_released(opener):
+    """claim_due gives what is due by now (or the horizon); a second instance does not get
+    the same records while they are held; released, they are due again."""
+    one, two = opener(), opener()
+    waiting = one.add(pending("a@example.com"))  # approval message not posted: due now
+    quiet = one.add(pending("b@example.com"))
+    posted(one, quiet.id)  # due only at its reminder, a day from now
+    got = one.claim_due("A", hold=60)
+    assert [r.id for r in got] == [waiting.id]
+    assert two.claim_due("B", hold=60) == []
+    one.release_due("A", [waiting.id])
+    assert [r.id for r in two.claim_due("B", hold=60)] == [waiting.id]
+    later = two.claim_due("B", hold=60, horizon=two.now() + timedelta(days=2))
+    assert [r.id for r in later] == [quiet.id]
+
+
+def test_an_expired_work_lease_comes_due(store):
+    """INVITING is due when its lease runs out (then a sweep takes it over), not before."""
+    request = store.add(pending())
+    posted(store, request.id)
+    store.transition(request.id, {Status.PENDING}, Status.INVITING, claim=("A", 60))
+    assert store.claim_due("S", hold=5) == []
+    store.update(request.id, claim_until=store.now() - timedelta(seconds=1))
+    assert [r.id for r in store.claim_due("S", hold=5)] == [request.id]
+
+
+def test_settled_requests_move_to_the_archive_and_stay_readable(store):
+    """archive() moves what was settled before the cutoff; read() still finds it, lists and
+    due work do not; its id cannot be reused; the audit log is untouched."""
+    old = store.add(pending("a@example.com"))
+    store.transition(old.id, {Status.PENDING}, Status.DENIED, deny_reason="no")
+    posted(store, old.id)
+    store.update(old.id, outcome_told=True)
+    fresh = store.add(pending("b@example.com"))
+    store.record("denied", old.id, "UA", reason="no")
+    assert store.archive(store.now() - timedelta(days=1)) == 0
+    assert store.archive(store.now() + timedelta(seconds=1)) == 1
+    assert store.get(old.id).status is Status.DENIED and store.get(old.id).deny_reason == "no"
+    assert [r.id for r in store.listed("U1")] == [fresh.id]
+    assert old.id not in {r.id for r in store.claim_due("S", 5, horizon=store.now())}
+    with pytest.raises(KeyError):
+        store.add(old)
+    assert [e.event for e in store.audit()] == ["denied"]
+
+
+# --- audit, state, periodic jobs ---------------------------------------------------------------
+
+
+def test_audit_log_from_a_time_on(store):
+    """Events come back oldest first, from `since` on."""
+    store.record("a", "inv-1")
+    cut = store.now()
+    store.record("b", "inv-1", "U1", why="x")
+    assert [e.event for e in store.audit()] == ["a", "b"]
+    [b] = store.audit(since=cut)
+    assert b.event == "b" and b.actor == "U1" and b.detail == {"why": "x"}
+
+
+def test_meta_values_and_atomic_set_additions(opener):
+    """Meta round-trips; adding to a set from two instances at once loses nobody."""
+    one, two = opener(), opener()
+    one.set_meta("workspace_id", "W1")
+    assert two.get_meta("workspace_id") == "W1" and two.get_meta("nope", 5) == 5
+    users = [f"U{i}" for i in range(20)]
+    threads = [
+        threading.Thread(target=(one, two)[i % 2].add_to_meta_set, args=("home_users", user))
+        for i, user in enumerate(users)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(one.get_meta("home_users")) == sorted(users)
+    assert one.add_to_meta_set("home_users", "U1") is False
+
+
+def test_a_periodic_job_is_claimed_once_per_period(opener):
+    """Of many instances asking at once, one gets the period; after it, one again."""
+    stores = [opener(), opener()]
+    wins = []
+    barrier = threading.Barrier(10)
+
+    def ask(i: int) -> None:
+        barrier.wait()
+        if stores[i % 2].claim_period("catalog", 0.5, f"R{i}"):
+            wins.append(i)
+
+    for _ in range(2):
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(10)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(wins) == 1
+        wins.clear()
+        time.sleep(0.6)
+
+
+# --- schema and moving between engines -----------------------------------------------------------
+
+
+def test_migrate_is_idempotent(opener):
+    """Opening again and migrating again changes nothing and reports the same version."""
+    one = opener()
+    request = one.add(pending())
+    version = one.migrate()
+    assert opener().migrate() == version and one.get(request.id) == request
+
+
+def test_export_and_import_move_everything_between_engines(store, tmp_path):
+    """Export from one engine, import into the other and back: every request, batch, archived
+    request, lease, audit entry and meta value arrives; importing twice adds nothing."""
+    request = store.add(pending("a@example.com"))
+    store.transition(request.id, {Status.PENDING}, Status.INVITING, claim=("A", 120))
+    gone = store.add(pending("b@example.com"))
+    store.transition(gone.id, {Status.PENDING}, Status.DENIED)
+    posted(store, gone.id)
+    store.update(gone.id, outcome_told=True)
+    store.archive(store.now() + timedelta(seconds=1))
+    batch = store.add(batch_of("c@example.com"))
+    store.record("submitted", request.id, "U1")
+    store.set_meta("home_users", ["U1"])
+    items = list(store.export())
+
+    other = (
+        SqliteStore(str(tmp_path / "other.sqlite"))
+        if store.engine != "sqlite"
+        else SqliteStore(str(tmp_path / "again.sqlite"))
+    )
+    try:
+        counts = other.import_items(items)
+        assert counts == {"record": 2, "archived": 1, "meta": 1, "audit": 1, "kept": 0}
+        assert other.import_items(items)["kept"] == 5
+        moved = other.get(request.id)
+        assert moved.claimed_by == "A" and moved.claim_until == store.get(request.id).claim_until
+        assert other.get(gone.id).status is Status.DENIED and other.get_batch(batch.id) == batch
+        assert other.open_addresses(["a@example.com"]) == {"a@example.com": request.id}
+        assert other.get_meta("home_users") == ["U1"] and len(other.audit()) == 1
+        assert sorted(json.dumps(i, sort_keys=True) for i in other.export()) == sorted(
+            json.dumps(i, sort_keys=True) for i in items
+        )
+    finally:
+        other.close()
+
+
+# --- engine specifics ----------------------------------------------------------------------------
+
+
+def test_sqlite_stores_json_not_pickle(tmp_path):
+    """The file holds plain JSON text that any tool can read; no pickle."""
+    store = SqliteStore(str(tmp_path / "s.sqlite"))
+    request = store.add(pending())
+    store.close()
+    row = (
+        sqlite3.connect(tmp_path / "s.sqlite")
+        .execute("SELECT value FROM store WHERE key = ?", (f"r|{request.id}",))
+        .fetchone()
+    )
+    raw = row[0].decode() if isinstance(row[0], bytes) else row[0]
+    assert json.loads(raw)["details"]["email"] == "a@example.com"
+
+
+def test_sqlite_store_of_version_1_is_upgraded_in_place(tmp_path):
+    """A store written before indexes (four tables) opens with every request, batch, audit
+    entry and meta value, indexed, and the old tables gone."""
+    path = str(tmp_path / "old.sqlite")
+    request, batch = pending("a@example.com"), batch_of("b@example.com")
+    for name, rows in {
+        "requests": {request.id: request.model_dump(mode="json")},
+        "batches": {batch.id: batch.model_dump(mode="json")},
+        "meta": {"workspace_id": "W1"},
+        "audit": {"20260101T000000.000000-1-abc": {"at": "2026-01-01T00:00:00Z", "event": "x"}},
+    }.items():
+        table = json_table(path, name)
+        table.update(rows)
+        table.close()
+    store = SqliteStore(path)
+    try:
+        assert store.get(request.id) == request and store.get_batch(batch.id) == batch
+        assert store.get_meta("workspace_id") == "W1" and [e.event for e in store.audit()] == ["x"]
+        assert store.open_addresses(["a@example.com", "b@example.com"]) == {
+            "a@example.com": request.id,
+            "b@example.com": batch.id,
+        }
+        tables = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
+        assert not {"requests", "batches", "meta", "audit"} & tables
+    finally:
+        store.close()
+
+
+def test_postgres_replicas_starting_at_once_migrate_once(pg_url):
+    """Five instances opening an empty database at once: one schema, version recorded once."""
+    import psycopg
+
+    from bot.store.postgres import SCHEMA_VERSION, PostgresStore
+
+    stores, errors = [], []
+
+    def start() -> None:
+        try:
+            stores.append(PostgresStore(pg_url))
+        except Exception as exc:  # pragma: no cover - the failure is what the test reports
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for store in stores:
+        store.close()
+    assert errors == [] and len(stores) == 5
+    with psycopg.connect(pg_url) as conn:
+        versions = conn.execute("SELECT version FROM invite_schema").fetchall()
+    assert versions == [(SCHEMA_VERSION,)]
+
+
+def test_postgres_rate_limit_holds_for_all_replicas_together(pg_url):
+    """Two replicas' limiters (5 a second) taking 20 slots at once: never more than 5 calls
+    counted in any one second, on the database's clock."""
+    import psycopg
+
+    from bot.store.postgres import PostgresStore
+
+    stores = [PostgresStore(pg_url), PostgresStore(pg_url)]
+    limiters = [s.rate_limiter(5, 1000) for s in stores]
+    try:
+
+        def call(i: int) -> None:
+            limiter = limiters[i % 2]
+            slot = limiter.acquire()
+            limiter.done(slot)
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        with psycopg.connect(pg_url) as conn:
+            times = [r[0] for r in conn.execute("SELECT counted_at FROM awork_calls ORDER BY 1")]
+        assert len(times) == 20
+        for i, start in enumerate(times):
+            in_window = [t for t in times[i:] if t < start + timedelta(seconds=1)]
+            assert len(in_window) <= 5
+    finally:
+        for store in stores:
+            store.close()

@@ -143,11 +143,11 @@ class Store(abc.ABC):
         for a whole list."""
 
     @abc.abstractmethod
-    def listed(self, requester_id: str, limit: int = 50) -> list[Record]:
+    def listed(self, requester_id: str, limit: int = 100) -> list[Record]:
         """A requester's own requests and batches (not batch members), newest first."""
 
     @abc.abstractmethod
-    def approvable(self, limit: int = 100) -> list[Record]:
+    def approvable(self, limit: int = 500) -> list[Record]:
         """Requests and batches waiting for an approver's decision (or a retry), oldest first."""
 
     @abc.abstractmethod

@@ -202,12 +202,12 @@ class SqliteStore(Store):
                     found[email] = rows[0][1]
         return found
 
-    def listed(self, requester_id: str, limit: int = 50) -> list[Record]:
+    def listed(self, requester_id: str, limit: int = 100) -> list[Record]:
         with self._open():
             rows = self._range(f"iq|{requester_id}|", limit=limit, reverse=True)
         return self._records(value for _, value in rows)
 
-    def approvable(self, limit: int = 100) -> list[Record]:
+    def approvable(self, limit: int = 500) -> list[Record]:
         with self._open():
             rows = self._range("ia|", limit=limit)
         return self._records(value for _, value in rows)
