@@ -89,6 +89,7 @@ class FakeAwork:
         self.arrivals: list[float] = []  # time.monotonic() of each request, as in `requests`
         self.seats_free: int | None = None
         self.delay = 0.0
+        self.post_delay = 0.0  # extra time awork takes to create an invitation (POST only)
         self.fail_next: list[Fault] = []
         self.down = False
         # (per second, per minute) like awork's per-workspace limit; None = unlimited.
@@ -115,6 +116,12 @@ class FakeAwork:
             return limited
         if self.delay:
             time.sleep(self.delay)
+        if (
+            self.post_delay
+            and request.method == "POST"
+            and request.url.path.endswith("/invitations")
+        ):
+            time.sleep(self.post_delay)
         if self.down:
             raise httpx.ConnectError("connection refused", request=request)
         path = request.url.path.split("/api/v1", 1)[-1]

@@ -1,0 +1,277 @@
+"""Real `invite-bot serve` processes: crashes while awork is slow, zombies, live leases, and
+three replicas sharing one PostgreSQL store."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import random
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from bot.models import BatchStatus, Status
+from tests import serving
+from tests.conftest import APPROVERS, SIGNING_SECRET
+from tests.serving import free_port, kill_server, start_server, stop_server
+
+
+def post(port: int, body: str):
+    return serving.post_signed(port, body, SIGNING_SECRET)
+
+
+def submit(port: int, slack, email: str) -> str:
+    assert post(port, serving.form_submission(email)).status_code == 200
+    return serving.approval_id_for(slack, email, timeout=30)
+
+
+def approve(port: int, record_id: str, approver: str = APPROVERS[0]) -> int:
+    return post(port, serving.button_click("approve_invite", record_id, approver)).status_code
+
+
+def posts_by_email(fake) -> collections.Counter:
+    return collections.Counter(
+        json.loads(r.content)["email"] for r in fake.calls("POST", "/invitations")
+    )
+
+
+def wait_for(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def slack_texts(slack) -> str:
+    return json.dumps([c.args for c in slack.calls if c.method.startswith("chat.")])
+
+
+# --- one host -------------------------------------------------------------------------------------
+
+
+def test_a_kill_while_awork_is_slow_invites_each_request_once(tmp_path, env, slack, awork_server):
+    """awork takes 5 s per invitation; the bot is killed 1 s after four approvals and started
+    again at once: it waits out the lease, finds the four in awork, sends no second POST, and
+    nobody is told "already in the workspace"."""
+    fake, _ = awork_server
+    env = {**env, "AWORK_TIMEOUT": "6"}  # awork's 5 s answers are in time
+    port = free_port()
+    process = start_server(env, port, tmp_path / "serve.log")
+    emails = [f"slow{i}@example.com" for i in range(4)]
+    ids = [submit(port, slack, email) for email in emails]
+    fake.post_delay = 5.0
+    try:
+        assert [approve(port, request_id) for request_id in ids] == [200] * 4
+        wait_for(lambda: len(fake.calls("POST", "/invitations")) == 4, 5, "four POSTs")
+        time.sleep(1)
+    finally:
+        kill_server(process)
+    process = start_server(env, port, tmp_path / "serve.log")  # at once, as systemd would
+    try:
+        for request_id in ids:
+            slack.wait_for(
+                "chat.update",
+                timeout=60,
+                where=lambda c, rid=request_id: (
+                    rid in json.dumps(c.args.get("blocks"))
+                    and "invitation sent" in json.dumps(c.args.get("blocks"))
+                ),
+            )
+    finally:
+        stop_server(process)
+    assert posts_by_email(fake) == collections.Counter(emails)
+    assert len(fake.invitations) == 4
+    assert "already" not in slack_texts(slack).lower()
+
+
+def test_a_live_lease_is_never_taken_over_and_a_zombies_is_after_it_expired(
+    tmp_path, env, slack, awork_server
+):
+    """Two servers on one store, awork slow: the second, sweeping every second, never takes
+    over the first's invitation while it works. Then the first is killed and left a zombie
+    (its process id still answers kill(pid, 0)): the second takes over once the lease ran
+    out - within the lease and a few sweeps - and invites once."""
+    fake, _ = awork_server
+    env = {**env, "AWORK_TIMEOUT": "6"}
+    lease = 5 + 6 + 6 + 1  # connect + write + read timeouts + the margin
+    ports = [free_port(), free_port()]
+    first = start_server(env, ports[0], tmp_path / "first.log")
+    second = start_server(env, ports[1], tmp_path / "second.log")
+    reaped = False
+    try:
+        live = submit(ports[0], slack, "live@example.com")
+        fake.post_delay = 5.0
+        assert approve(ports[0], live) == 200
+        slack.wait_for(
+            "chat.postMessage",
+            timeout=20,
+            where=lambda c: "live@example.com" in json.dumps(c.args) and "accept" in c.args["text"],
+        )
+        assert posts_by_email(fake)["live@example.com"] == 1
+        assert "taking over" not in (tmp_path / "second.log").read_text()
+
+        orphan = submit(ports[0], slack, "zombie@example.com")
+        assert approve(ports[0], orphan) == 200
+        wait_for(lambda: posts_by_email(fake)["zombie@example.com"], 5, "the POST")
+        os.killpg(first.pid, signal.SIGKILL)  # not reaped: the master stays a zombie
+        time.sleep(0.5)
+        os.kill(first.pid, 0)  # a zombie still "answers": no process id may decide anything
+        killed = time.monotonic()
+        slack.wait_for(
+            "chat.update",
+            timeout=lease + 15,
+            where=lambda c: (
+                orphan in json.dumps(c.args.get("blocks"))
+                and "invitation sent" in json.dumps(c.args.get("blocks"))
+            ),
+        )
+        assert time.monotonic() - killed <= lease + 10
+        assert posts_by_email(fake)["zombie@example.com"] == 1
+        assert "already" not in slack_texts(slack).lower()
+    finally:
+        if first.poll() is None:
+            kill_server(first)
+            reaped = True
+        if not reaped:
+            first.wait()
+        stop_server(second)
+
+
+# --- three replicas on PostgreSQL ---------------------------------------------------------------
+
+
+@pytest.fixture
+def replicas(tmp_path, env, pg_url):
+    """Start n `invite-bot serve --http` processes sharing one PostgreSQL store."""
+    started: dict[int, object] = {}
+    env = {**env, "INVITE_DATABASE_URL": pg_url}
+
+    def start(count: int = 3, ports: list[int] | None = None) -> list[int]:
+        ports = ports or [free_port() for _ in range(count)]
+        for port in ports:
+            started[port] = start_server(env, port, tmp_path / f"replica-{port}.log")
+        return ports
+
+    start.processes = started  # type: ignore[attr-defined]
+    yield start
+    for process in started.values():
+        if process.poll() is None:
+            stop_server(process)
+
+
+def open_pg(pg_url):
+    from bot.store.postgres import PostgresStore
+
+    return PostgresStore(pg_url)
+
+
+def test_three_replicas_200_requests_each_clicked_three_times_invite_200(
+    replicas, slack, awork_server, pg_url
+):
+    """200 requests, each approved by three concurrent clicks on random replicas: exactly
+    200 POSTs, one per person, every request invited."""
+    fake, _ = awork_server
+    ports = replicas(3)
+    emails = [f"r{i:03d}@example.com" for i in range(200)]
+    with ThreadPoolExecutor(12) as pool:
+        statuses = list(
+            pool.map(
+                lambda item: post(ports[item[0] % 3], serving.form_submission(item[1])).status_code,
+                enumerate(emails),
+            )
+        )
+    assert statuses == [200] * 200
+    ids = [serving.approval_id_for(slack, email, timeout=60) for email in emails]
+    rng = random.Random(7)
+    clicks = [(rng.choice(ports), rid, rng.choice(APPROVERS)) for rid in ids for _ in range(3)]
+    rng.shuffle(clicks)
+    with ThreadPoolExecutor(24) as pool:
+        statuses = list(pool.map(lambda c: approve(*c), clicks))
+    assert statuses == [200] * 600
+    store = open_pg(pg_url)
+    try:
+        wait_for(
+            lambda: all(store.get(rid).status is Status.INVITED for rid in ids),
+            90,
+            "200 invitations",
+        )
+    finally:
+        store.close()
+    assert posts_by_email(fake) == collections.Counter(emails)
+
+
+def test_a_bulk_run_whose_replica_is_killed_is_finished_once(
+    replicas, slack, awork_server, pg_url, tmp_path, env
+):
+    """A 300-person bulk on three replicas; the replica running it is killed at about 30 %
+    and restarted: every person is invited exactly once."""
+    fake, _ = awork_server
+    ports = replicas(3)
+    people = [f"b{i:03d}@example.com" for i in range(300)]
+    assert post(ports[0], serving.command_submission(" ".join(people))).status_code == 200
+    batch_id = serving.approval_id_for(slack, "300 people", timeout=30)
+    time.sleep(0.5)
+    fake.delay = 0.02
+    assert approve(ports[1], batch_id) == 200
+    wait_for(lambda: len(fake.calls("POST", "/invitations")) >= 90, 30, "30 % of the run")
+    kill_server(replicas.processes[ports[1]])
+    sent_before = len(fake.calls("POST", "/invitations"))
+    replicas(ports=[ports[1]])  # restarted at once
+    store = open_pg(pg_url)
+    try:
+        wait_for(
+            lambda: store.get_batch(batch_id).status is BatchStatus.DONE, 90, "the run to finish"
+        )
+        batch = store.get_batch(batch_id)
+        statuses = collections.Counter(
+            store.get(batch.member_id(i)).status for i in range(len(batch.entries))
+        )
+    finally:
+        store.close()
+    assert 90 <= sent_before < 300
+    assert statuses == {Status.INVITED: 300}
+    assert posts_by_email(fake) == collections.Counter(people)
+    logs = "".join(p.read_text() for p in tmp_path.glob("replica-*.log"))
+    assert "resuming a run whose lease expired" in logs
+
+
+def test_three_batches_on_three_replicas_stay_inside_awork_rate_limit(
+    replicas, slack, awork_server
+):
+    """Three 100-person batches approved on three replicas at once: awork never sees more
+    than 50 calls in any one second (the limit is counted in the database), and no 429."""
+    fake, _ = awork_server
+    fake.rate_limit = (50, 1000)
+    ports = replicas(3)
+    for n, port in enumerate(ports):
+        people = " ".join(f"t{n}-{i:03d}@example.com" for i in range(100))
+        assert post(port, serving.command_submission(people)).status_code == 200
+
+    def approval_posts() -> list:
+        return [
+            c
+            for c in slack.of("chat.postMessage")
+            if c.args["channel"] == "CADMIN" and "100 people" in c.args["text"]
+        ]
+
+    wait_for(lambda: len(approval_posts()) == 3, 30, "three approval messages")
+    batch_ids = [
+        next(b for b in c.args["blocks"] if b["type"] == "actions")["elements"][0]["value"]
+        for c in approval_posts()
+    ]
+    time.sleep(0.5)
+    fake.arrivals.clear()
+    with ThreadPoolExecutor(3) as pool:
+        assert list(pool.map(approve, ports, batch_ids)) == [200] * 3
+    wait_for(lambda: len(fake.calls("POST", "/invitations")) >= 300, 60, "300 invitations")
+    arrivals = sorted(fake.arrivals)
+    busiest = max(
+        sum(1 for t in arrivals[i:] if t < start + 1.0) for i, start in enumerate(arrivals)
+    )
+    assert busiest <= 50 and fake.rate_limited == 0
+    assert len(fake.invitations) == 300
