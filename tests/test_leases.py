@@ -1,0 +1,211 @@
+"""Issue 10 in the invite service: work leases renewed before each awork request, connection
+failures retried, an already-exist-error after a possibly-sent POST settled by a lookup, and
+the archive still answering `/invite status`."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from bot.awork import AworkClient
+from bot.bulk import BatchService, Person
+from bot.catalog import Catalog
+from bot.models import InviteDetails, Status
+from bot.service import InviteService
+from bot.store import SqliteStore
+from tests.fakes.awork import API_KEY, FakeAwork
+
+APPROVERS = frozenset({"UAPP1", "UAPP2"})
+
+
+class Wrapped:
+    """The fake awork behind a hook that sees (and may change) each request first."""
+
+    def __init__(self, fake: FakeAwork) -> None:
+        self.fake = fake
+        self.before = None
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self.before is not None:
+            answer = self.before(request)
+            if answer is not None:
+                return answer
+        return self.fake.handler(request)
+
+
+@pytest.fixture
+def world(tmp_path):
+    fake = FakeAwork()
+    wrapped = Wrapped(fake)
+    store = SqliteStore(str(tmp_path / "db.sqlite"))
+    client = AworkClient(
+        "https://api.awork.com/api/v1",
+        API_KEY,
+        transport=httpx.MockTransport(wrapped),
+        retry_sleep=lambda _: None,
+        timeout=httpx.Timeout(6.0, connect=2.0),
+    )
+    catalog = Catalog(client, store)
+    catalog.refresh()
+    service = InviteService(
+        store,
+        client,
+        catalog,
+        APPROVERS,
+        "https://x/{code}",
+        sleep=lambda _: None,
+        lease_margin=3.0,
+        instance_id="me",
+    )
+    yield fake, wrapped, store, service
+    store.close()
+
+
+def is_post(request: httpx.Request) -> bool:
+    return request.method == "POST" and request.url.path.endswith("/invitations")
+
+
+def approved(service: InviteService, email: str = "ada@example.com") -> str:
+    request = service.submit(InviteDetails(email=email), "UREQ", None)
+    assert service.approve(request.id, "UAPP1").ok
+    return request.id
+
+
+def test_the_lease_outlives_the_longest_awork_request_and_is_renewed_before_each(world):
+    """The work lease is connect + write + read timeouts plus the margin, and right before
+    the POST leaves it runs at least that long from then, on the store's clock."""
+    _fake, wrapped, store, service = world
+    assert service.work_lease == 2.0 + 6.0 + 6.0 + 3.0
+    request_id = approved(service)
+    store.update(request_id, claim_until=store.now() + timedelta(seconds=1))  # nearly out
+    left_at_send = []
+
+    def look(request: httpx.Request) -> None:
+        if is_post(request):
+            held = store.get(request_id)
+            left_at_send.append((held.claimed_by, (held.claim_until - store.now()).total_seconds()))
+
+    wrapped.before = look
+    assert service.invite(request_id).status is Status.INVITED
+    [(holder, left)] = left_at_send
+    assert holder == "me" and left > service.work_lease - 1
+
+
+def test_a_lost_lease_stops_the_post_before_it_is_sent(world):
+    """If another instance took the request over (its lease had expired), this one sends
+    nothing and leaves the request to the new holder."""
+    fake, _, store, service = world
+    request_id = approved(service)
+    store.update(request_id, claimed_by="other", claim_until=store.now() + timedelta(minutes=1))
+    result = service._settle(store.get(request_id), look_first=False)
+    assert fake.calls("POST", "/invitations") == []
+    assert result.status is Status.INVITING and result.claimed_by == "other"
+
+
+def test_a_refused_connection_is_retried_and_invites_once(world):
+    """Connection refused on the first five attempts (more than the transport's own retries):
+    nothing reached awork, so the service tries again after a backoff, without a lookup."""
+    fake, wrapped, _, service = world
+    refused = []
+
+    def refuse(request: httpx.Request) -> None:
+        if is_post(request) and len(refused) < 5:
+            refused.append(1)
+            raise httpx.ConnectError("connection refused", request=request)
+
+    wrapped.before = refuse
+    lookups = len(fake.calls("GET", "/users"))
+    request = service.invite(approved(service))
+    assert request.status is Status.INVITED and request.result.invitation_code is not None
+    assert len(fake.invitations) == 1 and len(fake.calls("GET", "/users")) == lookups
+
+
+def test_a_connect_timeout_is_not_ambiguous(world):
+    """A connect timeout sent nothing: retried like a refused connection, no lookup first."""
+    fake, wrapped, _, service = world
+    timeouts = []
+
+    def slow_connect(request: httpx.Request) -> None:
+        if is_post(request) and len(timeouts) < 5:
+            timeouts.append(1)
+            raise httpx.ConnectTimeout("connect timed out", request=request)
+
+    wrapped.before = slow_connect
+    lookups = len(fake.calls("GET", "/users"))
+    assert service.invite(approved(service)).status is Status.INVITED
+    assert len(fake.invitations) == 1 and len(fake.calls("GET", "/users")) == lookups
+
+
+def test_bulk_members_are_retried_after_refused_connections(world):
+    """The same in a bulk run: every member invited once although connections were refused."""
+    fake, wrapped, _, service = world
+    batches = BatchService(service, concurrency=4)
+    refused: dict[str, int] = {}
+
+    def refuse(request: httpx.Request) -> None:
+        if is_post(request):
+            email = json.loads(request.content)["email"]
+            if refused.get(email, 0) < 5:
+                refused[email] = refused.get(email, 0) + 1
+                raise httpx.ConnectError("connection refused", request=request)
+
+    wrapped.before = refuse
+    people = [Person(f"p{i}@example.com") for i in range(6)]
+    batch = batches.submit(batches.prepare(people), "UREQ", None)
+    assert batches.approve(batch.id, "UAPP1").ok
+    done = batches.run(batch.id)
+    assert len(batches.summary(done).invited) == 6 and len(fake.invitations) == 6
+
+
+def test_already_exists_after_a_lost_answer_is_our_invitation_not_a_member(world):
+    """The POST's answer was lost (a timeout after awork created it) and awork's user list
+    does not show the person yet; the repeated POST gets already-exist-error. A lookup then
+    finds the user created after our first attempt: invited (code unknown), never "already
+    a member"."""
+    fake, wrapped, _store, service = world
+    state = {"posts": 0, "hidden": True}
+
+    def lose_answer(request: httpx.Request) -> httpx.Response | None:
+        if is_post(request):
+            state["posts"] += 1
+            if state["posts"] == 1:
+                fake.handler(request)
+                raise httpx.ReadTimeout("timed out", request=request)
+            answer = fake.handler(request)
+            state["hidden"] = False  # awork's list catches up
+            return answer
+        if request.method == "GET" and request.url.path.endswith("/users") and state["hidden"]:
+            return httpx.Response(200, json=[u for u in fake.users if "ada" not in json.dumps(u)])
+        return None
+
+    wrapped.before = lose_answer
+    request = service.invite(approved(service))
+    assert state["posts"] == 2 and len(fake.invitations) == 1
+    assert request.status is Status.INVITED and request.result.invitation_code is None
+    assert request.failure is None
+
+
+def test_a_member_from_before_is_still_reported_as_already_in(world):
+    """Without any earlier attempt, already-exist-error stays what it says: a member."""
+    _fake, _, _, service = world
+    request = service.invite(approved(service, "owner@ncnstn.com"))
+    assert request.status is Status.FAILED and request.failure.code == "already-exist-error"
+
+
+def test_an_archived_request_is_still_visible_by_id_and_in_the_audit(world):
+    """Settled past retention, a request leaves the live store but `status <id>` (visible
+    request) and the audit log still show it."""
+    _, _, store, service = world
+    request = service.submit(InviteDetails(email="old@example.com"), "UREQ", None)
+    service.deny(request.id, "UAPP1", "not now")
+    store.update(request.id, approval_message={"channel": "C", "ts": "1"}, shown_status="denied")
+    store.update(request.id, waiting_told=True, outcome_told=True)
+    store.retention = timedelta(seconds=0)
+    assert store.archive_settled() == 1
+    assert store.listed("UREQ") == []
+    shown = service.visible_request(request.id, "UREQ")
+    assert shown is not None and shown.status is Status.DENIED and shown.deny_reason == "not now"
+    assert "denied" in [e.event for e in store.audit() if e.request_id == request.id]
