@@ -88,10 +88,17 @@ class SandboxServer:
 
 
 def measure(
-    people: int = 500, per_second: int = 50, latency: float = 0.03, stand_in: str = "sandbox"
+    people: int = 500,
+    per_second: int = 50,
+    latency: float = 0.03,
+    stand_in: str = "sandbox",
+    replicas: int = 1,
+    database_url: str | None = None,
 ) -> dict[str, object]:
     """Approve a bulk of `people` against awork limited to `per_second` calls: the sandbox
-    server (`invite-bot sandbox`), or the test fake with `latency` per call (`fake`)."""
+    server (`invite-bot sandbox`), or the test fake with `latency` per call (`fake`). With
+    `replicas` > 1 (and `database_url`), that many servers share a PostgreSQL store: the list
+    is sent to the first, "Approve all" to the last."""
     workdir = Path(tempfile.mkdtemp(prefix="invite-bulk-"))
     slack = FakeSlack()
     fake = sandbox = None
@@ -112,10 +119,12 @@ def measure(
         APPROVER,
         INVITE_SWEEP_SECONDS="3600",
         AWORK_RATE_PER_SECOND=str(per_second),
+        **({"INVITE_DATABASE_URL": database_url} if database_url else {}),
     )
-    port = serving.free_port()
+    ports = [serving.free_port() for _ in range(replicas)]
     log = workdir / "serve.log"
-    process = serving.start_server(env, port, log)
+    processes = [serving.start_server(env, p, log) for p in ports]
+    port = ports[0]
     try:
         submitted = serving.post_signed(port, bulk_submission(slack, people), SECRET)
         assert submitted.status_code == 200 and not submitted.text, submitted.text
@@ -123,7 +132,7 @@ def measure(
         time.sleep(0.5)  # the message reference is stored, the catalog is warm
         started = time.monotonic()
         click = serving.button_click("approve_invite", batch_id, APPROVER)
-        assert serving.post_signed(port, click, SECRET).status_code == 200
+        assert serving.post_signed(ports[-1], click, SECRET).status_code == 200
         summary = f"{people} invited"
         # A light poll: this process may also play awork, whose arrival times must not be skewed.
         seen, finished, final = 0, None, ""
@@ -148,7 +157,8 @@ def measure(
         else:
             invited = collections.Counter(i["body"]["email"] for i in fake.invitations)
     finally:
-        serving.stop_server(process)
+        for process in processes:
+            serving.stop_server(process)
         if sandbox is not None:
             sandbox.close()
         else:
@@ -158,6 +168,8 @@ def measure(
     retried_429 = log.read_text().count(": 429, retrying")
     gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(progress)]
     return {
+        "replicas": replicas,
+        "store": "postgresql" if database_url else "sqlite",
         "stand_in": "invite-bot sandbox"
         if sandbox
         else f"test fake, {latency * 1000:.0f} ms a call",

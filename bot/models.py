@@ -301,6 +301,9 @@ class Schedule:
 
     remind_after: timedelta = timedelta(hours=24)
     expire_after: timedelta = timedelta(days=7)
+    # An invitation is looked at again this often until it is joined or lapsed (the catalog's
+    # refresh of awork's members, INVITE_CATALOG_REFRESH_SECONDS, tells which).
+    follow_every: timedelta = timedelta(minutes=5)
 
     def pending_due(self, created_at: datetime, reminded_at: datetime | None) -> datetime:
         expiry = created_at + self.expire_after
@@ -377,6 +380,7 @@ class InviteRequest(BaseModel):
     invitee_slack_id: str | None = None
     awork_email_skipped: bool = False
     joined_at: datetime | None = None
+    followed_at: datetime | None = None  # last looked at while INVITED (joined? lapsed?)
     lapse_reason: str | None = None
     reinvited_as: str | None = None
     reinvite_of: str | None = None
@@ -422,8 +426,13 @@ class InviteRequest(BaseModel):
             times.append(self.next_delivery_at or self.updated_at)
         if self.status is Status.PENDING and self.batch_id is None:
             times.append(schedule.pending_due(self.created_at, self.reminded_at))
-        if self.status is Status.INVITED:
-            times.append(self.updated_at)  # followed until joined or lapsed (24 hours)
+        if self.status is Status.INVITED and self.result is not None:
+            # Followed until joined or lapsed: again after a while, and when the code runs out.
+            again = (self.followed_at or self.updated_at) + schedule.follow_every
+            expiry = self.result.expires_at
+            times.append(
+                again if self.followed_at and self.followed_at >= expiry else min(again, expiry)
+            )
         return min(times) if times else None
 
     @property

@@ -535,7 +535,17 @@ class InviteService:
         whose 24-hour code ran out unaccepted. Returns the ids whose messages need updating."""
         seen_at, changed = self.catalog.members_seen_at, []
         for request in requests:
-            if request.status is not Status.INVITED or request.result is None or seen_at is None:
+            if request.status is not Status.INVITED or request.result is None:
+                continue
+            if seen_at is None or not (
+                self.catalog.has_accepted(request.details.email)
+                or seen_at >= request.result.expires_at
+            ):
+                # Nothing new: looked at again after INVITE_CATALOG_REFRESH_SECONDS (the due
+                # index says when), not at every sweep.
+                self.store.transition(
+                    request.id, {Status.INVITED}, Status.INVITED, followed_at=utcnow()
+                )
                 continue
             if self.catalog.has_accepted(request.details.email):
                 changes = {"joined_at": seen_at, "outcome_told": False, "shown_status": None}

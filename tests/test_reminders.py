@@ -114,9 +114,10 @@ def test_invitee_who_joined_through_awork_email_is_marked_joined(driver, slack, 
         if any(c["value"] == "ada@example.com" for c in u["userContactInfos"])
     )
     user["status"]["invitationAccepted"] = True
-    bot.deps.courier.sweep()
-    assert bot.store.get(request_id).status is Status.INVITED  # not seen yet
     assert bot.deps.catalog.refresh()
+    bot.deps.courier.sweep()  # looked at once per catalog period, not at every sweep
+    assert bot.store.get(request_id).status is Status.INVITED
+    bot.store.update(request_id, followed_at=utcnow() - timedelta(minutes=5))  # a period on
     bot.deps.courier.sweep()
     request = settle(bot, request_id)
     assert request.status is Status.JOINED
@@ -137,6 +138,7 @@ def test_code_that_ran_out_unaccepted_offers_invite_again(driver, slack, bot):
     bot.deps.courier.sweep()
     assert bot.store.get(request_id).status is Status.INVITED
     assert bot.deps.catalog.refresh()
+    bot.store.update(request_id, followed_at=utcnow() - timedelta(minutes=5))  # a period on
     bot.deps.courier.sweep()
     lapsed = settle(bot, request_id)
     assert lapsed.status is Status.LAPSED and "ran out" in lapsed.lapse_reason

@@ -513,3 +513,22 @@ def test_postgres_rate_limit_holds_for_all_replicas_together(pg_url):
     finally:
         for store in stores:
             store.close()
+
+
+def test_an_invitation_is_followed_once_a_period_not_at_every_sweep(store):
+    """INVITED comes due after the follow-up period (or when its code runs out), and again a
+    period after it was last looked at - so invitations cost a sweep once a period each."""
+    request = store.add(pending())
+    posted(store, request.id)
+    store.transition(request.id, {Status.PENDING}, Status.INVITING)
+    result = InvitationResult.model_validate({"invitationCode": "C="})
+    store.transition(
+        request.id, {Status.INVITING}, Status.INVITED, result=result, link_attempted=True,
+        outcome_told=True, shown_status="invited",
+    )  # fmt: skip
+    assert store.claim_due("S", hold=1) == []
+    soon = store.now() + store.schedule.follow_every + timedelta(seconds=1)
+    assert [r.id for r in store.claim_due("S", hold=1, horizon=soon)] == [request.id]
+    store.release_due("S", [request.id])
+    store.update(request.id, followed_at=store.now())
+    assert store.claim_due("S", hold=1, horizon=soon - timedelta(seconds=2)) == []

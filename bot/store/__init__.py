@@ -18,7 +18,11 @@ if TYPE_CHECKING:
 
 
 def open_store(settings: Settings) -> Store:
-    schedule = Schedule(settings.invite_remind_after, settings.invite_expire_after)
+    schedule = Schedule(
+        settings.invite_remind_after,
+        settings.invite_expire_after,
+        follow_every=timedelta(seconds=settings.catalog_refresh_seconds),
+    )
     store: Store
     if settings.invite_database_url:
         from bot.store.postgres import PostgresStore

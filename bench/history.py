@@ -1,0 +1,222 @@
+"""Cost independent of history: ack of inline /invite and the App Home with 100,000 stored
+requests, against an empty store, in the same run, on both engines.
+
+For each engine, two real `invite-bot serve --http` processes run side by side against
+loopback fakes: one on an empty store, one on a store holding `--stored` decided requests
+(200 requesters, created over the last 80 days, so none is archived). Rounds alternate between
+them (so drift of a noisy machine hits both alike); each round sends 20 concurrent inline
+`/invite` (new addresses) and then opens an approver's App Home, timed until Slack has the
+`views.publish`. Prints p50/p99 and the ratios full/empty.
+Run: .venv/bin/python bench/history.py [--stored 100000] [--rounds 8] [--engines sqlite,postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.ack_latency import percentile, timed_post
+from bot.models import InviteDetails, InviteRequest, MessageRef, Status, utcnow
+from bot.store import SqliteStore, Store
+from tests import serving
+from tests.fakes.awork import FakeAwork
+from tests.fakes.slack import FakeSlack
+from tests.slack_requests import SlackDriver
+
+SECRET = "bench-signing-secret"
+APPROVER = "UAPPROVER"
+PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
+SETTLED = [Status.JOINED, Status.DENIED, Status.EXPIRED, Status.LAPSED]
+
+
+def history(count: int):
+    """`count` decided requests as export items (told, settled: nothing due): joined, denied,
+    expired and lapsed alike."""
+    now = utcnow()
+    template = InviteRequest(
+        requester_id="U000",
+        details=InviteDetails(email="x@example.com"),
+        approval_message=MessageRef(channel="CADMIN", ts="1.0"),
+        waiting_told=True,
+        outcome_told=True,
+        link_attempted=True,
+    ).model_dump(mode="json")
+    for i in range(count):
+        created = now - timedelta(days=80) + timedelta(seconds=i * 60)
+        status = SETTLED[i % len(SETTLED)]
+        doc = {
+            **template,
+            "id": f"inv-h{i:011d}",
+            "requester_id": f"U{i % 200:03d}",
+            "status": str(status),
+            "shown_status": str(status),
+            "created_at": created.isoformat(),
+            "updated_at": (created + timedelta(hours=1)).isoformat(),
+            "details": {**template["details"], "email": f"past{i}@example.com"},
+        }
+        yield {"type": "record", "doc": doc}
+
+
+def open_store(engine: str, where: str) -> Store:
+    if engine == "sqlite":
+        return SqliteStore(where)
+    from bot.store.postgres import PostgresStore
+
+    return PostgresStore(where)
+
+
+def place(engine: str, workdir: Path, name: str) -> str:
+    """A new store location: a file, or a schema of its own in PostgreSQL."""
+    if engine == "sqlite":
+        return str(workdir / f"{name}.sqlite")
+    import psycopg
+
+    base = os.environ.get("INVITE_BENCH_DATABASE_URL", PG_DEFAULT)
+    schema = f"bench_{name}_{secrets.token_hex(4)}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return f"{base}?options={quote(f'-c search_path={schema}')}"
+
+
+def round_trip(port: int, slack: FakeSlack, tag: str, burst: int) -> tuple[list[float], float]:
+    """20 concurrent inline /invite, then the approver's App Home: ack times and home time."""
+    driver = SlackDriver(None, SECRET)
+    bodies = [
+        driver.command_body(f"{tag}-{i}@example.com", user=f"UREQ{i % 5}") for i in range(burst)
+    ]
+    with (
+        httpx.Client(timeout=30, limits=httpx.Limits(max_connections=burst)) as client,
+        ThreadPoolExecutor(burst) as pool,
+    ):
+        results = list(pool.map(lambda body: timed_post(client, port, body), bodies))
+    assert all(r.status_code == 200 for r, _ in results), [r.text for r, _ in results][:3]
+    time.sleep(0.5)  # the approval messages go out; then the home is asked for
+    seen = len(slack.of("views.publish"))
+    event = {
+        "token": "x",
+        "team_id": "T1",
+        "api_app_id": "A1",
+        "type": "event_callback",
+        "event_id": f"Ev{secrets.token_hex(4)}",
+        "event_time": int(time.time()),
+        "event": {"type": "app_home_opened", "user": APPROVER, "channel": "D1", "tab": "home"},
+    }
+    started = time.monotonic()
+    with httpx.Client(timeout=30) as client:
+        ts = str(int(time.time()))
+        body = json.dumps(event)
+        from slack_sdk.signature import SignatureVerifier
+
+        signature = SignatureVerifier(SECRET).generate_signature(timestamp=ts, body=body)
+        client.post(
+            f"http://127.0.0.1:{port}/slack/events",
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "X-Slack-Request-Timestamp": ts,
+                "X-Slack-Signature": signature,
+            },
+        )
+    published = slack.wait_for("views.publish", seen + 1, timeout=30)[seen]
+    return [ms for _, ms in results], (published.at - started) * 1000
+
+
+def measure(engine: str, stored: int, rounds: int, burst: int = 20) -> dict[str, object]:
+    workdir = Path(tempfile.mkdtemp(prefix=f"invite-history-{engine}-"))
+    places = {"empty": place(engine, workdir, "empty"), "full": place(engine, workdir, "full")}
+    filled_at = time.monotonic()
+    store = open_store(engine, places["full"])
+    counts = store.import_items(history(stored))
+    store.close()
+    fill_seconds = time.monotonic() - filled_at
+    store = open_store(engine, places["empty"])
+    store.close()
+    servers, fakes = {}, []
+    try:
+        for name, where in places.items():
+            slack, awork = FakeSlack(), FakeAwork()
+            awork_url, awork_server = awork.serve()
+            fakes.append((slack, awork_server))
+            store_env = (
+                {"INVITE_DB_PATH": where}
+                if engine == "sqlite"
+                else {"INVITE_DATABASE_URL": where, "INVITE_DB_PATH": str(workdir / "unused")}
+            )
+            env = serving.serve_env(
+                slack.url, awork_url, str(workdir / "unused.sqlite"), SECRET, "xoxb-bench",
+                APPROVER, INVITE_SWEEP_SECONDS="5",
+            )  # fmt: skip
+            env.update(store_env)
+            port = serving.free_port()
+            process = serving.start_server(env, port, workdir / f"{name}.log")
+            servers[name] = (port, slack, process)
+        time.sleep(2)  # start-up sweeps and the catalog settle
+        acks: dict[str, list[float]] = {"empty": [], "full": []}
+        homes: dict[str, list[float]] = {"empty": [], "full": []}
+        for number in range(rounds):
+            order = ("empty", "full") if number % 2 == 0 else ("full", "empty")
+            for name in order:
+                port, slack, _ = servers[name]
+                ms, home = round_trip(port, slack, f"{name}{number}", burst)
+                if number > 0:  # the first round warms both up
+                    acks[name] += ms
+                    homes[name].append(home)
+    finally:
+        for _, _, process in servers.values():
+            serving.stop_server(process)
+        for slack, server in fakes:
+            server.shutdown()
+            slack.close()
+
+    def figures(name: str) -> dict[str, float]:
+        return {
+            "ack_p50_ms": round(statistics.median(acks[name]), 1),
+            "ack_p99_ms": round(percentile(acks[name], 99), 1),
+            "home_p50_ms": round(statistics.median(homes[name]), 1),
+        }
+
+    empty, full = figures("empty"), figures("full")
+    return {
+        "engine": engine,
+        "stored": counts["record"],
+        "fill_seconds": round(fill_seconds, 1),
+        "acks_per_store": len(acks["full"]),
+        "empty": empty,
+        "full": full,
+        "ack_p99_ratio": round(full["ack_p99_ms"] / empty["ack_p99_ms"], 2),
+        "home_ratio": round(full["home_p50_ms"] / empty["home_p50_ms"], 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--stored", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--engines", default="sqlite,postgresql")
+    args = parser.parse_args()
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    results = [measure(e, args.stored, args.rounds) for e in args.engines.split(",")]
+    print(json.dumps(results, indent=2))
+    met = all(r["ack_p99_ratio"] <= 1.2 and r["home_ratio"] <= 1.2 for r in results)
+    print("target (full within 1.2x of empty, ack p99 and App Home):", "met" if met else "NOT met")
+
+
+if __name__ == "__main__":
+    main()
