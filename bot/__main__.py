@@ -92,8 +92,19 @@ def existing_store(settings: Settings):  # -> bot.store.Store | None (imported l
     try:
         return open_store(settings)
     except Exception as exc:
-        print(f"invite-bot: cannot open the store: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"invite-bot: cannot open the store: {store_problem(exc, settings)}", file=sys.stderr)
         return None
+
+
+def store_problem(exc: Exception, settings: Settings) -> str:
+    """An error opening the store, in one line, with the database password masked."""
+    from bot.logs import MASK, secret_values
+
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    for secret in secret_values(settings):
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
 
 
 def print_audit(settings: Settings, since: datetime | None, as_json: bool) -> int:
@@ -139,7 +150,7 @@ def run_store_command(settings: Settings, args: argparse.Namespace) -> int:
     try:
         store = open_store(settings)  # creates or upgrades the schema
     except Exception as exc:
-        print(f"invite-bot: cannot open the store: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"invite-bot: cannot open the store: {store_problem(exc, settings)}", file=sys.stderr)
         return 2
     try:
         if args.command == "migrate":
@@ -178,6 +189,18 @@ def slack_preflight(settings: Settings) -> str | None:
         return f"Slack refused SLACK_BOT_TOKEN ({exc.response.get('error')}); check the token"
     except OSError as exc:
         return f"could not reach Slack at {settings.slack_api_url} ({type(exc).__name__})"
+    return None
+
+
+def store_preflight(settings: Settings) -> str | None:
+    """Open the store once (creating or migrating its schema) before serving, so an unreachable
+    database or an unwritable file is one clear line."""
+    from bot.store import open_store
+
+    try:
+        open_store(settings).close()
+    except Exception as exc:
+        return f"cannot open the store: {store_problem(exc, settings)}"
     return None
 
 
@@ -234,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:  # plain `invite-bot`: serve when Slack is configured, else the shell
         configured = settings.slack_bot_token.get_secret_value()
         args = parse_args(["serve"] if configured else ["shell"])
+    if args.command in ("audit", "migrate", "export", "import"):
+        logs.configure(settings)  # a database driver's errors go through the secret mask too
     if args.command == "audit":
         return print_audit(settings, args.since, args.json)
     if args.command == "sandbox":
@@ -251,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"invite-bot: set {', '.join(missing)} (see README.md)", file=sys.stderr)
         return 2
-    problem = slack_preflight(settings)
+    problem = slack_preflight(settings) or store_preflight(settings)
     if problem:
         print(f"invite-bot: {problem}", file=sys.stderr)
         return 2

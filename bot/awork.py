@@ -74,7 +74,9 @@ class AworkUnavailable(AworkError):
 
     @property
     def ambiguous(self) -> bool:
-        return self.code == "timeout" or (self.status is not None and self.status >= 500)
+        if self.code in ("timeout", "connection-lost"):
+            return True
+        return self.status is not None and self.status >= 500
 
 
 class RetryTransport(httpx.BaseTransport):
@@ -235,15 +237,25 @@ class RateLimitTransport(httpx.BaseTransport):
         self.limiter = limiter
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        slot = self.limiter.acquire()
+        try:
+            slot = self.limiter.acquire()
+        except Exception as exc:  # a shared limiter whose database is away: nothing was sent
+            log.warning("awork rate limiter unavailable: %s", type(exc).__name__)
+            raise httpx.ConnectError("rate limiter unavailable", request=request) from exc
         try:
             hook = _before_send.get()
             if hook is not None:
                 hook()
             response = self.inner.handle_request(request)
         finally:
-            self.limiter.done(slot)
-        self.limiter.observe(response)
+            try:
+                self.limiter.done(slot)
+            except Exception as exc:  # never lose awork's answer over the bookkeeping
+                log.warning("awork rate limiter not updated: %s", type(exc).__name__)
+        try:
+            self.limiter.observe(response)
+        except Exception as exc:
+            log.warning("awork rate limiter not updated: %s", type(exc).__name__)
         return response
 
     def close(self) -> None:
@@ -389,8 +401,8 @@ class AworkClient:
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
-        except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            # Nothing left this machine: not ambiguous, safe to send again.
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # No connection was made: nothing left this machine, safe to send again.
             raise AworkUnavailable(
                 "connection-failed", f"could not reach awork ({type(exc).__name__})"
             ) from exc
@@ -399,8 +411,9 @@ class AworkClient:
                 "timeout", f"awork did not answer {method} /{path} in time"
             ) from exc
         except httpx.TransportError as exc:
+            # The connection broke after the request may have left: awork may have done it.
             raise AworkUnavailable(
-                "connection-failed", f"could not reach awork ({type(exc).__name__})"
+                "connection-lost", f"the connection to awork broke ({type(exc).__name__})"
             ) from exc
         if response.is_success:
             return response

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from bot.awork import AworkError
 from bot.models import (
     BATCH_LIMIT,
     BatchStatus,
@@ -293,58 +294,75 @@ class BatchService:
     def run(
         self,
         batch_id: str,
-        invitees: Mapping[str, str] | None = None,
+        invitees: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None,
         on_progress: Callable[[int], None] | None = None,
+        on_start: Callable[[], object] | None = None,
     ) -> InviteBatch | None:
         """Invite every entry of a batch this process claimed (RUNNING), concurrently within
         the awork client's rate limit; then mark it DONE. `invitees` maps lower-case emails to
-        Slack user ids (they get the invitation by DM); `on_progress` hears how many entries
-        are settled so far. Returns the batch as stored."""
+        Slack user ids (they get the invitation by DM), or is called for that map once the
+        run's lease is being renewed, like `on_start` (slow Slack work before the first
+        member); `on_progress` hears how many entries are settled so far. Returns the batch as
+        stored."""
         batch = self.store.get_batch(batch_id)
         if batch is None or batch.status is not BatchStatus.RUNNING:
             return batch
         if batch.claimed_by != self.service.instance_id:
-            raise ValueError(f"batch {batch_id} is run by {batch.claimed_by}")
-        invitees = invitees or {}
-        self.service.workspace_id()  # once, before the workers all want it
+            return batch  # another instance runs it (it took the run over)
         settled = [0]
         counting = threading.Lock()
         lost = threading.Event()
         keeper = threading.Thread(
-            target=self._keep_lease, args=(batch_id, lost), name="batch-lease", daemon=True
+            target=self._keep_lease,
+            args=(batch_id, batch.claim_id, lost),
+            name="batch-lease",
+            daemon=True,
         )
         keeper.start()
-
-        def one(index: int) -> None:
-            if self._stopping.is_set() or lost.is_set():
-                return
+        with self.service._tracked(batch_id):
             try:
-                self._run_member(batch, index, invitees)
-            except Exception as exc:  # one member's trouble must not stop the others
-                log.error(
-                    "batch %s member %d: %s", batch.id, index, type(exc).__name__, exc_info=exc
-                )
-            with counting:
-                settled[0] += 1
-                count = settled[0]
-            if on_progress is not None:
-                on_progress(count)
+                if on_start is not None:
+                    on_start()
+                people = invitees() if callable(invitees) else (invitees or {})
+                try:
+                    self.service.workspace_id()  # once, before the workers all want it
+                except AworkError as exc:
+                    log.warning("batch %s: workspace id not known (%s)", batch_id, exc.code)
 
-        workers = max(1, min(self.concurrency, len(batch.entries)))
-        try:
-            with ThreadPoolExecutor(workers, thread_name_prefix=f"batch-{batch.id[-4:]}") as pool:
-                list(pool.map(one, range(len(batch.entries))))
-        finally:
-            finished = lost.is_set()
-            lost.set()  # stops the keeper
-            keeper.join()
+                def one(index: int) -> None:
+                    if self._stopping.is_set() or lost.is_set():
+                        return
+                    try:
+                        self._run_member(batch, index, people)
+                    except Exception as exc:  # one member's trouble must not stop the others
+                        log.error(
+                            "batch %s member %d: %s",
+                            batch.id,
+                            index,
+                            type(exc).__name__,
+                            exc_info=exc,
+                        )
+                    with counting:
+                        settled[0] += 1
+                        count = settled[0]
+                    if on_progress is not None:
+                        on_progress(count)
+
+                workers = max(1, min(self.concurrency, len(batch.entries)))
+                prefix = f"batch-{batch.id[-4:]}"
+                with ThreadPoolExecutor(workers, thread_name_prefix=prefix) as pool:
+                    list(pool.map(one, range(len(batch.entries))))
+            finally:
+                finished = lost.is_set()
+                lost.set()  # stops the keeper
+                keeper.join()
         if self._stopping.is_set() or finished:
             return self.store.get_batch(batch_id)  # the lease's next holder takes the run over
         ok, done = self.store.transition(
             batch_id,
             {BatchStatus.RUNNING},
             BatchStatus.DONE,
-            require={"claimed_by": self.service.instance_id, "run": batch.run},
+            require={"claim_id": batch.claim_id, "run": batch.run},
             finished_at=utcnow(),
             outcome_told=False,
             links_listed=False,
@@ -361,13 +379,13 @@ class BatchService:
             )
         return done if ok else self.store.get_batch(batch_id)
 
-    def _keep_lease(self, batch_id: str, lost: threading.Event) -> None:
+    def _keep_lease(self, batch_id: str, claim_id: str | None, lost: threading.Event) -> None:
         """Renew the run's lease while it runs (every third of its length); when it cannot be
         renewed, the run stops starting members - another instance has it or will."""
         seconds = self.service.work_lease
         while not lost.wait(seconds / 3):
             try:
-                held = self.store.renew(batch_id, self.service.instance_id, seconds)
+                held = self.store.renew(batch_id, claim_id, seconds)
             except Exception as exc:
                 log.warning("batch %s: lease not renewed (%s)", batch_id, type(exc).__name__)
                 continue  # the store may be back before the lease runs out
@@ -430,8 +448,8 @@ class BatchService:
         """A member another instance was inviting when the run changed hands: wait for its
         lease to run out (or for it to settle), then look in awork and finish it."""
         while not self._stopping.is_set():
-            if member.claimed_by == self.service.instance_id:
-                return  # ours already (a sweep took it over): being settled
+            if self.service.is_active(member.id):
+                return  # being settled in this process already
             recovered = self.service.recover(member)
             if recovered is not None:
                 return
@@ -457,7 +475,7 @@ class BatchService:
             batch.id,
             {BatchStatus.RUNNING},
             BatchStatus.RUNNING,
-            require={"claimed_by": batch.claimed_by},
+            require={"claim_id": batch.claim_id},
             claim=(self.service.instance_id, self.service.work_lease),
             claim_expired=True,
         )

@@ -39,7 +39,22 @@ def secret_values(settings: Settings) -> list[str]:
     ]
     if settings.slack_app_token is not None:
         values.append(settings.slack_app_token.get_secret_value())
+    if settings.invite_database_url is not None:
+        url = settings.invite_database_url.get_secret_value()
+        values.append(url)
+        values.extend(database_password(url))
     return values
+
+
+def database_password(url: str) -> list[str]:
+    """The password of a postgresql:// URL, as written and decoded, to mask it in logs."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return []
+    return [password, unquote(password)] if password else []
 
 
 def quiet_libraries(level: int) -> None:

@@ -364,6 +364,7 @@ class InviteRequest(BaseModel):
     claimed_by: str | None = None
     claimed_at: datetime | None = None
     claim_until: datetime | None = None
+    claim_id: str | None = None  # new with every claim: a stale holder's renewal is refused
     # When the invitation was first sent to awork, and whether an attempt may have reached
     # awork without us knowing (then the next attempt looks before it sends).
     invite_started_at: datetime | None = None
@@ -514,6 +515,7 @@ class InviteBatch(BaseModel):
     claimed_by: str | None = None
     claimed_at: datetime | None = None
     claim_until: datetime | None = None
+    claim_id: str | None = None
     finished_at: datetime | None = None
     # Slack deliveries (as for a request): what the approval message shows, notices, links.
     shown_status: BatchStatus | None = None

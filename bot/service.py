@@ -120,6 +120,7 @@ class InviteService:
         self._workspace_id = workspace_id
         self._workspace_lock = threading.Lock()
         self._in_flight = 0
+        self._active: set[str] = set()
         self._idle = threading.Condition()
 
     @property
@@ -332,7 +333,7 @@ class InviteService:
 
     def _settle(self, request: InviteRequest, look_first: bool) -> InviteRequest:
         """Invite a request this instance holds, under its renewed lease."""
-        with self._tracked(), self._holding(request.id):
+        with self._tracked(request.id), self._holding(request.id, request.claim_id):
             try:
                 found = self._invited_in_awork(request) if look_first else None
                 result = found if found is not None else self._create(request)
@@ -344,14 +345,14 @@ class InviteService:
             return self._succeed(request, result)
 
     @contextmanager
-    def _holding(self, record_id: str) -> Iterator[None]:
-        """Renew this instance's lease on `record_id` right before each awork request leaves;
-        a lease that cannot be renewed (expired and taken over, or the store unreachable)
-        stops the request from being sent."""
+    def _holding(self, record_id: str, claim_id: str | None) -> Iterator[None]:
+        """Renew the lease of the claim `claim_id` on `record_id` right before each awork
+        request leaves; a lease that cannot be renewed (expired and taken over, a later claim,
+        or the store unreachable) stops the request from being sent."""
 
         def renew() -> None:
             try:
-                held = self.store.renew(record_id, self.instance_id, self.work_lease)
+                held = self.store.renew(record_id, claim_id, self.work_lease)
             except Exception as exc:
                 raise LeaseLost(f"{record_id}: could not renew the lease") from exc
             if not held:
@@ -421,15 +422,19 @@ class InviteService:
         return user.created_on >= started_at - CLOCK_SKEW
 
     def _succeed(self, request: InviteRequest, result: InvitationResult) -> InviteRequest:
-        _, stored = self.store.transition(
+        ok, stored = self.store.transition(
             request.id,
             {Status.INVITING},
             Status.INVITED,
+            require={"claim_id": request.claim_id},  # only while the claim is still ours
             result=result,
             outcome_told=False,
             uncertain=False,
             awork_email_skipped=request.details.skip_sending_email or self._bot_delivers(request),
         )
+        if not ok:  # taken over meanwhile: its new holder finds the invitation in awork
+            log.warning("request %s: invited, but the lease had passed on", request.id)
+            return stored or request
         self.store.record(
             "invited",
             request.id,
@@ -444,15 +449,19 @@ class InviteService:
         log.warning("request %s: awork refused (%s)", request.id, exc.code)
         # If the call may have reached awork, the next attempt looks before it sends.
         uncertain = request.uncertain or (isinstance(exc, AworkUnavailable) and exc.ambiguous)
-        _, stored = self.store.transition(
+        ok, stored = self.store.transition(
             request.id,
             {Status.INVITING},
             Status.FAILED,
+            require={"claim_id": request.claim_id},  # only while the claim is still ours
             failure=failure,
             outcome_told=False,
             uncertain=uncertain,
         )
-        self.store.record("invite_failed", request.id, code=exc.code, retryable=failure.retryable)
+        if ok:
+            self.store.record(
+                "invite_failed", request.id, code=exc.code, retryable=failure.retryable
+            )
         return stored or request
 
     # -- lists ------------------------------------------------------------------------------------
@@ -595,7 +604,7 @@ class InviteService:
         if not ok or claimed is None:
             return self.accept(request_id, user_id)  # someone else moved it; answer for that
         try:
-            with self._holding(request_id):
+            with self._tracked(request_id), self._holding(request_id, claimed.claim_id):
                 self.awork.accept_invitation(claimed.result.invitation_code.get_secret_value())
         except LeaseLost:
             return AcceptOutcome.IN_PROGRESS, self.store.get(request_id)
@@ -608,7 +617,7 @@ class InviteService:
                 request_id,
                 {Status.JOINING},
                 Status.INVITED,
-                require={"claimed_by": self.instance_id},
+                require={"claim_id": claimed.claim_id},
             )
             return AcceptOutcome.UNAVAILABLE, self.store.get(request_id)
         except AworkError as exc:
@@ -619,6 +628,7 @@ class InviteService:
             request_id,
             {Status.JOINING},
             Status.JOINED,
+            require={"claim_id": claimed.claim_id},
             joined_at=utcnow(),
             outcome_told=False,
             shown_status=None,
@@ -697,7 +707,7 @@ class InviteService:
         changes = (
             {"joined_at": utcnow(), "outcome_told": False, "shown_status": None} if accepted else {}
         )
-        guard: dict[str, Any] = {"require": {"claimed_by": request.claimed_by}}
+        guard: dict[str, Any] = {"require": {"claim_id": request.claim_id}}
         if not own:
             guard["claim_expired"] = True
         ok, settled = self.store.transition(
@@ -717,7 +727,7 @@ class InviteService:
             request.id,
             {Status.INVITING},
             Status.INVITING,
-            require={"claimed_by": request.claimed_by},
+            require={"claim_id": request.claim_id},
             claim=(self.instance_id, self.work_lease),
             claim_expired=True,
             uncertain=True,
@@ -731,15 +741,24 @@ class InviteService:
     # -- stopping ----------------------------------------------------------------------------
 
     @contextmanager
-    def _tracked(self) -> Iterator[None]:
+    def _tracked(self, record_id: str) -> Iterator[None]:
+        """Work on `record_id` in this process: counted for a graceful stop, and known to the
+        sweep, which takes over this process's own expired leases only when nobody works on
+        them here any more (a thread that died)."""
         with self._idle:
             self._in_flight += 1
+            self._active.add(record_id)
         try:
             yield
         finally:
             with self._idle:
                 self._in_flight -= 1
+                self._active.discard(record_id)
                 self._idle.notify_all()
+
+    def is_active(self, record_id: str) -> bool:
+        with self._idle:
+            return record_id in self._active
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait (bounded) for in-flight awork invitations to finish; True if none is left."""

@@ -246,11 +246,11 @@ class Courier:
 
     def _sweep_requests(self, due: list[InviteRequest], force: bool) -> None:
         for request in due:
-            if request.status is Status.INVITING and request.claimed_by != self.service.instance_id:
+            if request.status is Status.INVITING and not self.service.is_active(request.id):
                 recovered = self.service.recover(request)  # None while its lease runs
                 if recovered is not None:
                     self.sync(recovered.id)
-            elif request.status is Status.JOINING:
+            elif request.status is Status.JOINING and not self.service.is_active(request.id):
                 settled = self.service.settle_joining(request)
                 if settled is not None:
                     self.sync(settled.id)
@@ -269,8 +269,8 @@ class Courier:
         for batch in due:
             if batch.status is not BatchStatus.RUNNING:
                 continue
-            if batch.claimed_by == self.service.instance_id:
-                continue  # ours, renewed while it runs
+            if self.service.is_active(batch.id):
+                continue  # run here, its lease renewed
             claimed = self.batches.take_over(batch)
             if claimed is not None:
                 log.info("batch %s: resuming a run whose lease expired", claimed.id)
@@ -291,13 +291,18 @@ class Courier:
 
     def run_batch(self, batch_id: str) -> InviteBatch | None:
         """Run a batch this process claimed, showing progress, then the summary and links."""
-        self.sync_batch(batch_id)  # "Approved by @x, inviting: 0 of N"
-        with self._progress_lock:  # that was an update too: the next comes 2 s later at the soonest
-            self._progress_at[batch_id] = time.monotonic()
+
+        def started() -> None:
+            self.sync_batch(batch_id)  # "Approved by @x, inviting: 0 of N"
+            with self._progress_lock:  # an update too: the next comes 2 s later at the soonest
+                self._progress_at[batch_id] = time.monotonic()
+
+        # Slack's part runs under the run's renewed lease: users.list may take long.
         batch = self.batches.run(
             batch_id,
-            self.slack_directory(),
+            self.slack_directory,
             on_progress=lambda done: self.batch_progress(batch_id, done),
+            on_start=started,
         )
         self.sync_batch(batch_id)
         if batch is not None and batch.status is BatchStatus.DONE:

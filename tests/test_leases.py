@@ -10,7 +10,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from bot.awork import AworkClient
+from bot.awork import AworkClient, AworkUnavailable
 from bot.bulk import BatchService, Person
 from bot.catalog import Catalog
 from bot.models import InviteDetails, Status
@@ -95,14 +95,48 @@ def test_the_lease_outlives_the_longest_awork_request_and_is_renewed_before_each
 
 
 def test_a_lost_lease_stops_the_post_before_it_is_sent(world):
-    """If another instance took the request over (its lease had expired), this one sends
-    nothing and leaves the request to the new holder."""
+    """This thread stalled past its lease and another instance took the request over (a new
+    claim): its renewal before the POST is refused, it sends nothing, and writes nothing."""
     fake, _, store, service = world
     request_id = approved(service)
-    store.update(request_id, claimed_by="other", claim_until=store.now() + timedelta(minutes=1))
-    result = service._settle(store.get(request_id), look_first=False)
+    mine = store.get(request_id)
+    store.update(request_id, claim_until=store.now() - timedelta(seconds=1))
+    ok, theirs = store.transition(
+        request_id, {Status.INVITING}, Status.INVITING, claim=("other", 60), claim_expired=True
+    )
+    assert ok
+    result = service._settle(mine, look_first=False)
     assert fake.calls("POST", "/invitations") == []
-    assert result.status is Status.INVITING and result.claimed_by == "other"
+    assert result.status is Status.INVITING and result.claim_id == theirs.claim_id
+
+
+def test_a_stale_claim_of_the_same_process_cannot_finish_the_request(world):
+    """Two claims by the same process (a stalled thread, then a retry): the older one's
+    outcome is not written over the newer claim."""
+    _, _, store, service = world
+    request_id = approved(service)
+    old = store.get(request_id)
+    store.transition(request_id, {Status.INVITING}, Status.INVITING, claim=("me", 60))
+    failed = service._fail(old, AworkUnavailable("timeout", "late"))
+    assert failed.status is Status.INVITING and failed.failure is None
+
+
+def test_a_broken_connection_after_sending_is_looked_up_not_resent(world):
+    """A connection that broke after the POST left (ReadError) may have created the
+    invitation: awork is asked first, and it is found - no second POST."""
+    fake, wrapped, _, service = world
+    broken = []
+
+    def break_after(request: httpx.Request) -> None:
+        if is_post(request) and not broken:
+            broken.append(1)
+            fake.handler(request)
+            raise httpx.ReadError("connection reset", request=request)
+
+    wrapped.before = break_after
+    request = service.invite(approved(service))
+    assert request.status is Status.INVITED and request.result.invitation_code is None
+    assert len(fake.calls("POST", "/invitations")) == 1 and len(fake.invitations) == 1
 
 
 def test_a_refused_connection_is_retried_and_invites_once(world):

@@ -107,3 +107,20 @@ def test_archived_requests_travel_too(tmp_path, pg_url):
         assert target.get(old.id).status is Status.DENIED and target.listed("U1") == []
     finally:
         target.close()
+
+
+def test_the_database_password_never_reaches_the_terminal_or_the_log():
+    """The URL and its password (as written and decoded) are masked like every secret."""
+    import logging
+
+    from bot.logs import MASK, RedactSecrets, secret_values
+    from tests.conftest import IsolatedSettings
+
+    settings = IsolatedSettings(INVITE_DATABASE_URL="postgresql://bot:p%40ss-word-9@db:5432/x")
+    secrets = secret_values(settings)
+    assert "p%40ss-word-9" in secrets and "p@ss-word-9" in secrets
+    record = logging.LogRecord("x", logging.ERROR, "", 0, "failed: %s", ("p@ss-word-9",), None)
+    RedactSecrets(secrets).filter(record)
+    assert record.getMessage() == f"failed: {MASK}"
+    out = cli("migrate", INVITE_DATABASE_URL="postgresql://bot:p%zz-secret-9@127.0.0.1:9/x")
+    assert out.returncode == 2 and "zz-secret-9" not in out.stderr + out.stdout

@@ -277,3 +277,15 @@ def test_every_posted_message_is_kept_with_the_request(driver, slack, bot):
         e for e in bot.store.audit() if e.event == "message_posted" and e.request_id == request_id
     ]
     assert [e.detail["kind"] for e in logged] == [k for k, _ in kinds]
+
+
+def test_own_expired_lease_without_a_worker_is_taken_over(driver, slack, bot, awork):
+    """A request this very process claimed, whose worker thread died (nobody works on it here)
+    and whose lease expired, is settled by this process's own sweep - not left until restart."""
+    request_id = submit(driver, slack)
+    settle(bot, request_id)
+    crash_mid_invite(bot, request_id, owner=bot.deps.service.instance_id)
+    assert not bot.deps.service.is_active(request_id)
+    bot.deps.courier.sweep()
+    assert settle(bot, request_id).status is Status.INVITED
+    assert len(awork.calls("POST", "/invitations")) == 1

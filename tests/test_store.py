@@ -19,6 +19,7 @@ from bot.models import (
     InviteRequest,
     MessageRef,
     Status,
+    utcnow,
 )
 from bot.store import SqliteStore, Store
 from bot.store.sqlite import json_table
@@ -171,20 +172,26 @@ def test_required_fields_guard_a_transition_not_the_version(store):
 
 
 def test_work_lease_is_taken_over_only_after_it_expired(store):
-    """A claim holds until claim_until on the store's clock; renewal is the holder's alone;
-    a takeover (claim_expired) fails while it runs and succeeds once it ran out."""
+    """A claim holds until claim_until on the store's clock; renewal names the claim (not
+    the owner: a later claim by the same process is another claim); a takeover
+    (claim_expired) fails while the lease runs and succeeds once it ran out."""
     request = store.add(pending())
     ok, held = store.transition(request.id, {Status.PENDING}, Status.INVITING, claim=("A", 60))
-    assert ok and held.claimed_by == "A"
+    assert ok and held.claimed_by == "A" and held.claim_id
     assert 59 < (held.claim_until - store.now()).total_seconds() <= 60
     take = {"claim": ("B", 60), "claim_expired": True}
     assert store.transition(request.id, {Status.INVITING}, Status.INVITING, **take)[0] is False
-    assert store.renew(request.id, "B", 60) is False
-    assert store.renew(request.id, "A", 0.01) is True
+    assert store.renew(request.id, "not-the-claim", 60) is False
+    assert store.renew(request.id, held.claim_id, 0.01) is True
     store.update(request.id, claim_until=store.now() - timedelta(seconds=1))
     ok, taken = store.transition(request.id, {Status.INVITING}, Status.INVITING, **take)
     assert ok and taken.claimed_by == "B" and taken.claim_until > store.now()
-    assert store.renew(request.id, "A", 60) is False  # the old holder learns it lost it
+    assert store.renew(request.id, held.claim_id, 60) is False  # the old holder lost it
+    ok, again = store.transition(request.id, {Status.INVITING}, Status.INVITING, claim=("B", 60))
+    assert again.claim_id != taken.claim_id
+    assert store.renew(request.id, taken.claim_id, 60) is False  # same owner, older claim
+    store.transition(request.id, {Status.INVITING}, Status.FAILED)
+    assert store.renew(request.id, again.claim_id, 60) is False  # nothing to work on
 
 
 def test_a_new_claim_is_stored_already_held(store):
@@ -433,8 +440,14 @@ def test_sqlite_store_of_version_1_is_upgraded_in_place(tmp_path):
     entry and meta value, indexed, and the old tables gone."""
     path = str(tmp_path / "old.sqlite")
     request, batch = pending("a@example.com"), batch_of("b@example.com")
+    working = pending("w@example.com").model_copy(
+        update={"status": Status.INVITING, "claimed_by": "old:1:x", "claimed_at": utcnow()}
+    )
     for name, rows in {
-        "requests": {request.id: request.model_dump(mode="json")},
+        "requests": {
+            request.id: request.model_dump(mode="json"),
+            working.id: working.model_dump(mode="json"),
+        },
         "batches": {batch.id: batch.model_dump(mode="json")},
         "meta": {"workspace_id": "W1"},
         "audit": {"20260101T000000.000000-1-abc": {"at": "2026-01-01T00:00:00Z", "event": "x"}},
@@ -450,6 +463,9 @@ def test_sqlite_store_of_version_1_is_upgraded_in_place(tmp_path):
             "a@example.com": request.id,
             "b@example.com": batch.id,
         }
+        # A version-1 claim becomes a lease of the old 10 minutes: not taken over at once.
+        lease = store.get(working.id).claim_until - working.claimed_at
+        assert lease == timedelta(minutes=10)
         tables = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
         assert not {"requests", "batches", "meta", "audit"} & tables
     finally:
@@ -532,3 +548,12 @@ def test_an_invitation_is_followed_once_a_period_not_at_every_sweep(store):
     store.release_due("S", [request.id])
     store.update(request.id, followed_at=store.now())
     assert store.claim_due("S", hold=1, horizon=soon - timedelta(seconds=2)) == []
+
+
+def test_a_big_backlog_is_claimed_a_page_at_a_time_without_repeats(opener):
+    """450 due records, claimed 200 at a time by two sweepers: 200, 200, 50 - each once."""
+    one, two = opener(), opener()
+    ids = {one.add(pending(f"p{i}@example.com")).id for i in range(450)}
+    got = [one.claim_due("A", 60), two.claim_due("B", 60), one.claim_due("A", 60)]
+    assert [len(g) for g in got] == [200, 200, 50]
+    assert {r.id for g in got for r in g} == ids

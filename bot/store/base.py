@@ -17,6 +17,7 @@ lock, with the engine's clock:
 from __future__ import annotations
 
 import abc
+import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,7 @@ from bot.models import (
 Record = InviteRequest | InviteBatch
 Change = Callable[[Record | None, datetime], Record | None]
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+WORKING = frozenset({"inviting", "joining", "running"})  # the states a work lease holds
 
 
 class StoreClosed(RuntimeError):
@@ -235,6 +237,7 @@ class Store(abc.ABC):
                     "claimed_by": owner,
                     "claimed_at": now,
                     "claim_until": now + timedelta(seconds=seconds),
+                    "claim_id": secrets.token_hex(8),
                 }
             )
         if not self._insert(record, facets(record, self.schedule)):
@@ -267,7 +270,8 @@ class Store(abc.ABC):
         """Move a record to `to` only if it is in one of `expected` and, when given, its
         fields still hold the `require`d values (e.g. the same claimant).
 
-        `claim=(owner, seconds)` takes the work lease with the change; `claim_expired` makes
+        `claim=(owner, seconds)` takes the work lease with the change (a new `claim_id`, which
+        the holder's renewals and final writes must name); `claim_expired` makes
         the change only when the current work lease has run out on the store's clock (a
         takeover). The condition names what matters, not a version number: delivery
         bookkeeping may change a record at any time without invalidating a decision.
@@ -286,19 +290,25 @@ class Store(abc.ABC):
             extra = dict(changes)
             if claim is not None:
                 owner, seconds = claim
-                if current.claimed_by != owner or current.claimed_at is None:
-                    extra["claimed_at"] = now
-                extra.update(claimed_by=owner, claim_until=now + timedelta(seconds=seconds))
+                extra.update(
+                    claimed_by=owner,
+                    claimed_at=now,
+                    claim_until=now + timedelta(seconds=seconds),
+                    claim_id=secrets.token_hex(8),
+                )
             return changed(current, now, {"status": to, **extra})
 
         return self._mutate(record_id, change)
 
-    def renew(self, record_id: str, owner: str, seconds: float) -> bool:
-        """Extend `owner`'s work lease to `seconds` from now; False when it is not theirs (any
-        more) - then the work must stop, another instance has it."""
+    def renew(self, record_id: str, claim_id: str | None, seconds: float) -> bool:
+        """Extend the work lease of the claim `claim_id` to `seconds` from now, while the record
+        is still being worked on under that claim; False otherwise - then the work must stop:
+        the lease expired and another holder (or a later claim) has it."""
 
         def change(current: Record | None, now: datetime) -> Record | None:
-            if current is None or current.claimed_by != owner:
+            if current is None or claim_id is None or current.claim_id != claim_id:
+                return None
+            if str(current.status) not in WORKING:
                 return None
             return changed(current, now, {"claim_until": now + timedelta(seconds=seconds)})
 

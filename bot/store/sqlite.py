@@ -36,6 +36,7 @@ from sqlitedict import SqliteDict
 from bot.models import AuditEvent, InviteBatch, InviteRequest, Schedule, Status, utcnow
 from bot.store.base import (
     FAR_FUTURE,
+    WORKING,
     Change,
     Facets,
     Record,
@@ -51,7 +52,9 @@ TABLE = "store"
 TOP = "\uffff"  # sorts after every character a key holds
 
 
-def json_table(path: str, name: str, autocommit: bool = True) -> SqliteDict:
+def json_table(
+    path: str, name: str, autocommit: bool = True, journal_mode: str = "DELETE"
+) -> SqliteDict:
     """A sqlitedict table that stores JSON, never pickle: a store file must not be able to run
     code when it is read."""
     return SqliteDict(
@@ -61,6 +64,7 @@ def json_table(path: str, name: str, autocommit: bool = True) -> SqliteDict:
         encode=json.dumps,
         decode=json.loads,
         outer_stack=False,
+        journal_mode=journal_mode,
     )
 
 
@@ -84,7 +88,8 @@ class SqliteStore(Store):
     def __init__(self, path: str, schedule: Schedule | None = None) -> None:
         super().__init__(schedule)
         self.path = path
-        self._db = json_table(path, TABLE, autocommit=False)
+        # WAL: readers (another process, `invite-bot audit`) never block a commit.
+        self._db = json_table(path, TABLE, autocommit=False, journal_mode="WAL")
         self._thread_lock = threading.RLock()
         self._lock_file = open(f"{path}.lock", "a+b")  # noqa: SIM115 - held for the store's life
         self._depth = 0
@@ -215,19 +220,25 @@ class SqliteStore(Store):
     def claim_due(
         self, owner: str, hold: float, limit: int = 200, horizon: datetime | None = None
     ) -> list[Record]:
+        page = max(100, 2 * limit)
         with self._lock():
             now = self.now()
             until = utc_key(now + timedelta(seconds=hold))
-            rows = self._range("id|", f"id|{utc_key(horizon or now)}{TOP}")
+            lower, upper = "id|", f"id|{utc_key(horizon or now)}{TOP}"
             claimed: list[str] = []
-            for _, record_id in rows:
-                held = self._db.get(f"h|{record_id}")
-                if record_id in claimed or (held and held["until"] > utc_key(now)):
-                    continue
-                self._db[f"h|{record_id}"] = {"owner": owner, "until": until}
-                claimed.append(record_id)
-                if len(claimed) >= limit:
+            while len(claimed) < limit:  # page through, so a big backlog is not read at once
+                rows = self._range(lower, upper, limit=page)
+                for _, record_id in rows:
+                    held = self._db.get(f"h|{record_id}")
+                    if record_id in claimed or (held and held["until"] > utc_key(now)):
+                        continue
+                    self._db[f"h|{record_id}"] = {"owner": owner, "until": until}
+                    claimed.append(record_id)
+                    if len(claimed) >= limit:
+                        break
+                if len(rows) < page:
                     break
+                lower = rows[-1][0] + "\x00"  # just after the last key read
         return self._records(claimed)
 
     def release_due(self, owner: str, ids: Iterable[str]) -> None:
@@ -323,6 +334,12 @@ class SqliteStore(Store):
                     raw = json.loads(value)
                     if table in ("requests", "batches"):
                         record = decode(key, raw)
+                        if str(record.status) in WORKING and record.claim_until is None:
+                            # Version 1 claimed for 10 minutes by process; now a lease.
+                            since = record.claimed_at or record.updated_at
+                            record = record.model_copy(
+                                update={"claim_until": since + timedelta(minutes=10)}
+                            )
                         self._put(record, facets(record, self.schedule))
                     elif table == "meta":
                         self._db[f"m|{key}"] = raw
