@@ -6,7 +6,8 @@ loopback fakes: one on an empty store, one on a store holding `--stored` decided
 (200 requesters, created over the last 80 days, so none is archived). Rounds alternate between
 them (so drift of a noisy machine hits both alike); each round sends 20 concurrent inline
 `/invite` (new addresses) and then opens an approver's App Home, timed until Slack has the
-`views.publish`. Prints p50/p99 and the ratios full/empty.
+`views.publish`. Prints the acks' p50, a burst's p99 (median over the bursts), the App Home's
+median and the ratios full/empty.
 Run: .venv/bin/python bench/history.py [--stored 100000] [--rounds 8] [--engines sqlite,postgresql]
 """
 
@@ -143,6 +144,12 @@ def measure(engine: str, stored: int, rounds: int, burst: int = 20) -> dict[str,
     store = open_store(engine, places["full"])
     counts = store.import_items(history(stored))
     store.close()
+    if engine == "postgresql":
+        # Steady state: what autovacuum would do after the load anyway, done before measuring.
+        import psycopg
+
+        with psycopg.connect(places["full"], autocommit=True) as conn:
+            conn.execute("VACUUM (ANALYZE) records")
     fill_seconds = time.monotonic() - filled_at
     store = open_store(engine, places["empty"])
     store.close()
@@ -166,15 +173,16 @@ def measure(engine: str, stored: int, rounds: int, burst: int = 20) -> dict[str,
             process = serving.start_server(env, port, workdir / f"{name}.log")
             servers[name] = (port, slack, process)
         time.sleep(2)  # start-up sweeps and the catalog settle
-        acks: dict[str, list[float]] = {"empty": [], "full": []}
+        acks: dict[str, list[list[float]]] = {"empty": [], "full": []}
         homes: dict[str, list[float]] = {"empty": [], "full": []}
         for number in range(rounds):
             order = ("empty", "full") if number % 2 == 0 else ("full", "empty")
             for name in order:
                 port, slack, _ = servers[name]
                 ms, home = round_trip(port, slack, f"{name}{number}", burst)
+                time.sleep(1.5)  # its work after the acks ends before the other is measured
                 if number > 0:  # the first round warms both up
-                    acks[name] += ms
+                    acks[name].append(ms)
                     homes[name].append(home)
     finally:
         for _, _, process in servers.values():
@@ -184,9 +192,15 @@ def measure(engine: str, stored: int, rounds: int, burst: int = 20) -> dict[str,
             slack.close()
 
     def figures(name: str) -> dict[str, float]:
+        every = [ms for burst in acks[name] for ms in burst]
         return {
-            "ack_p50_ms": round(statistics.median(acks[name]), 1),
-            "ack_p99_ms": round(percentile(acks[name], 99), 1),
+            "ack_p50_ms": round(statistics.median(every), 1),
+            # A burst's p99 (of its 20 acks), the median over the bursts: one burst's tail,
+            # robust to the odd burst a noisy 2-core machine slows down as a whole.
+            "burst_ack_p99_ms": round(
+                statistics.median(percentile(burst, 99) for burst in acks[name]), 1
+            ),
+            "all_acks_p99_ms": round(percentile(every, 99), 1),
             "home_p50_ms": round(statistics.median(homes[name]), 1),
         }
 
@@ -195,10 +209,10 @@ def measure(engine: str, stored: int, rounds: int, burst: int = 20) -> dict[str,
         "engine": engine,
         "stored": counts["record"],
         "fill_seconds": round(fill_seconds, 1),
-        "acks_per_store": len(acks["full"]),
+        "bursts_per_store": len(acks["full"]),
         "empty": empty,
         "full": full,
-        "ack_p99_ratio": round(full["ack_p99_ms"] / empty["ack_p99_ms"], 2),
+        "ack_p99_ratio": round(full["burst_ack_p99_ms"] / empty["burst_ack_p99_ms"], 2),
         "home_ratio": round(full["home_p50_ms"] / empty["home_p50_ms"], 2),
     }
 

@@ -13,7 +13,7 @@ import time
 
 from slack_sdk import WebClient
 
-from handlers.notify import SEND_ERRORS, slack_error
+from handlers.slack_errors import SEND_ERRORS, slack_error
 
 log = logging.getLogger(__name__)
 

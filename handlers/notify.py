@@ -13,7 +13,6 @@ compare-and-set as everywhere else.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -21,10 +20,9 @@ from datetime import timedelta
 from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
-from bot import blocks, bulk_blocks
-from bot.bulk import BatchService, Summary
+from bot import blocks
+from bot.bulk import BatchService
 from bot.models import (
     BatchStatus,
     InviteBatch,
@@ -35,29 +33,15 @@ from bot.models import (
     utcnow,
 )
 from bot.service import InviteService
-from bot.store import Record, StoreClosed
+from bot.store import Record
 from bot.store.base import FAR_FUTURE
+from handlers.notify_batches import BatchDelivery
+from handlers.slack_errors import ADMIN_CHANNEL_HINTS, SEND_ERRORS, slack_error
 
 log = logging.getLogger(__name__)
 
-SEND_ERRORS = (SlackApiError, OSError)
-# Slack errors that mean the configuration is wrong, with what the admin should do.
-ADMIN_CHANNEL_HINTS = {
-    "channel_not_found": "check INVITE_ADMIN_CHANNEL (a channel id like C0123…); for a private channel, add the bot to it",
-    "not_in_channel": "add the bot to the INVITE_ADMIN_CHANNEL channel",
-    "is_archived": "INVITE_ADMIN_CHANNEL is archived; set another channel",
-    "invalid_auth": "check SLACK_BOT_TOKEN",
-    "missing_scope": "reinstall the app from manifest.yml so it has every scope",
-}
 
-
-def slack_error(exc: Exception) -> str:
-    if isinstance(exc, SlackApiError):
-        return str(exc.response.get("error", "unknown"))
-    return type(exc).__name__
-
-
-class Courier:
+class Courier(BatchDelivery):
     def __init__(
         self,
         client: WebClient,
@@ -286,173 +270,6 @@ class Courier:
             running = batch.status is BatchStatus.RUNNING
             if ready and not running and batch.needs_delivery() and batch.id not in changed:
                 self.sync_batch(batch.id, wait=0)
-
-    # -- batches ------------------------------------------------------------------------------
-
-    def run_batch(self, batch_id: str) -> InviteBatch | None:
-        """Run a batch this process claimed, showing progress, then the summary and links."""
-
-        def started() -> None:
-            self.sync_batch(batch_id)  # "Approved by @x, inviting: 0 of N"
-            with self._progress_lock:  # an update too: the next comes 2 s later at the soonest
-                self._progress_at[batch_id] = time.monotonic()
-
-        # Slack's part runs under the run's renewed lease: users.list may take long.
-        batch = self.batches.run(
-            batch_id,
-            self.slack_directory,
-            on_progress=lambda done: self.batch_progress(batch_id, done),
-            on_start=started,
-        )
-        self.sync_batch(batch_id)
-        if batch is not None and batch.status is BatchStatus.DONE:
-            for member in self.batches.members(batch):
-                if member is not None and member.needs_delivery():
-                    self.sync(member.id, wait=0)  # the invitee's DM with its Accept button
-        return self.store.get_batch(batch_id)
-
-    def _resume(self, batch_id: str) -> None:
-        with contextlib.suppress(StoreClosed):  # stopping: the next start resumes it again
-            self.run_batch(batch_id)
-
-    def slack_directory(self) -> dict[str, str]:
-        """Every active member's email -> Slack id, read once per batch with users.list
-        (one paged call instead of a lookupByEmail per person, which Slack rate-limits)."""
-        found: dict[str, str] = {}
-        try:
-            for page in self.client.users_list(limit=200):
-                for user in page.get("members") or []:
-                    email = (user.get("profile") or {}).get("email")
-                    if email and not user.get("deleted") and not user.get("is_bot"):
-                        found[str(email).lower()] = user["id"]
-        except SEND_ERRORS as exc:
-            log.warning("users.list failed (%s): links go to the requester", slack_error(exc))
-        return found
-
-    def batch_progress(self, batch_id: str, done: int) -> None:
-        """Show a running batch's progress on its message, at most every `progress_every` s."""
-        with self._progress_lock:
-            last = self._progress_at.get(batch_id, 0.0)
-            if last is None or time.monotonic() - last < self.progress_every:
-                return  # one is being sent, or one went out less than 2 s ago
-            self._progress_at[batch_id] = None
-        try:
-            batch = self.store.get_batch(batch_id)
-            if batch is None or batch.approval_message is None:
-                return
-            # The count from the run itself: no reading of every member while awork is called.
-            text, message_blocks = bulk_blocks.batch_approval_message(batch, done=done)
-            ref = batch.approval_message
-            try:
-                self.client.chat_update(
-                    channel=ref.channel, ts=ref.ts, text=text, blocks=message_blocks
-                )
-            except SEND_ERRORS as exc:
-                log.info("batch %s: progress not shown (%s)", batch_id, slack_error(exc))
-        finally:
-            with self._progress_lock:  # counted from when Slack has it: arrivals 2 s apart
-                self._progress_at[batch_id] = time.monotonic()
-
-    def sync_batch(self, batch_id: str, wait: float = 10.0) -> InviteBatch | None:
-        """Deliver everything Slack has not yet been told about a batch (as `sync`)."""
-        return self._sync(batch_id, wait, self._deliver_batch, seconds=120)
-
-    def _deliver_batch(self, batch: InviteBatch) -> InviteBatch:
-        summary = self.batches.summary(batch) if batch.status is BatchStatus.DONE else None
-        text, message_blocks = bulk_blocks.batch_approval_message(batch, summary)
-        shown = {"shown_status": batch.status, "shown_run": batch.run}
-        if batch.approval_message is None:
-            try:
-                posted = self.client.chat_postMessage(
-                    channel=self.admin_channel, text=text, blocks=message_blocks
-                )
-            except SEND_ERRORS as exc:
-                error = slack_error(exc)
-                log.error(
-                    "batch %s: could not post the approval message (%s): %s",
-                    batch.id,
-                    error,
-                    ADMIN_CHANNEL_HINTS.get(error, "it is retried"),
-                )
-                return batch
-            ref = MessageRef(channel=posted["channel"], ts=posted["ts"])
-            batch = self._posted(
-                batch, "approval", (ref.channel, ref.ts), approval_message=ref, **shown
-            )
-            self.refresh_homes(batch)
-        elif batch.shown_status is not batch.status or batch.shown_run != batch.run:
-            ref = batch.approval_message
-            try:
-                self.client.chat_update(
-                    channel=ref.channel, ts=ref.ts, text=text, blocks=message_blocks
-                )
-            except SEND_ERRORS as exc:
-                log.warning(
-                    "batch %s: could not update its message: %s", batch.id, slack_error(exc)
-                )
-                return batch
-            batch = self.store.update(batch.id, **shown) or batch
-            self.refresh_homes(batch)
-        if batch.status is BatchStatus.PENDING:
-            if batch.reminded_at and not batch.reminder_posted and batch.approval_message:
-                try:
-                    posted = self.client.chat_postMessage(
-                        channel=batch.approval_message.channel,
-                        thread_ts=batch.approval_message.ts,
-                        text=bulk_blocks.batch_reminder(batch),
-                    )
-                    batch = self._posted(
-                        batch, "reminder", (posted["channel"], posted["ts"]), reminder_posted=True
-                    )
-                except SEND_ERRORS as exc:
-                    log.warning("batch %s: reminder not posted: %s", batch.id, slack_error(exc))
-            if not batch.waiting_told:
-                where = self.tell(
-                    batch.requester_id,
-                    batch.origin_channel,
-                    bulk_blocks.batch_waiting_notice(batch),
-                )
-                if where:
-                    batch = self._posted(batch, "waiting_notice", where, waiting_told=True)
-            return batch
-        if batch.status is BatchStatus.DONE and not batch.links_listed:
-            batch = self._list_links(batch, summary or self.batches.summary(batch))
-        if batch.status is not BatchStatus.RUNNING and not batch.outcome_told:
-            notice = bulk_blocks.batch_outcome_notice(batch, summary or self.batches.summary(batch))
-            where = self.tell(batch.requester_id, batch.origin_channel, notice)
-            if where:
-                batch = self._posted(batch, "outcome_notice", where, outcome_told=True)
-        return batch
-
-    def _list_links(self, batch: InviteBatch, summary: Summary) -> InviteBatch:
-        """The links of invitees who are not in Slack, to the requester by DM, 50 a message;
-        each member is marked once its message is out, so a retry sends only the rest.
-        `summary`: the members as just read for the message (not read again)."""
-        due = [
-            member
-            for member in summary.invited
-            if member.status is Status.INVITED
-            and not member.link_attempted
-            and member.invitee_slack_id is None
-        ]
-        with_links = [(m, self.service.accept_link(m)) for m in due]
-        for member, link in with_links:
-            if link is None:  # found in awork after a crash: awork's own email has the link
-                self.store.update(member.id, link_attempted=True)
-        pairs = [(m, link) for m, link in with_links if link is not None]
-        size = bulk_blocks.LINKS_PER_MESSAGE
-        chunks = [pairs[i : i + size] for i in range(0, len(pairs), size)]
-        for number, chunk in enumerate(chunks, start=1):
-            text = bulk_blocks.batch_links(
-                batch, [(m.details.email, link) for m, link in chunk], number, len(chunks)
-            )
-            where = self.dm(batch.requester_id, text)
-            if where is None:
-                return batch  # the rest go at the next sweep
-            for member, _ in chunk:
-                self.store.update(member.id, link_attempted=True, link_sent_to=batch.requester_id)
-            batch = self._posted(batch, "link_list", where)
-        return self.store.update(batch.id, links_listed=True) or batch
 
     def _deliver(self, request: InviteRequest) -> InviteRequest:
         if request.approval_message is None:

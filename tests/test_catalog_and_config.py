@@ -123,3 +123,43 @@ def test_env_example_names_only_real_settings():
         if "=" in line and not line.startswith("# Copy")
     }
     assert names and names <= known, names - known
+
+
+def test_replicas_refresh_the_catalog_once_per_period(tmp_path, pg_url):
+    """Three replicas on one PostgreSQL store: one asks awork for roles, teams and members per
+    period, the others take the lists from the store; a failed fetch is tried again soon."""
+    from bot.store.postgres import PostgresStore
+
+    fake = FakeAwork()
+    stores = [PostgresStore(pg_url) for _ in range(3)]
+    try:
+        clients = [
+            AworkClient(
+                "https://api.awork.com/api/v1",
+                API_KEY,
+                transport=httpx.MockTransport(fake.handler),
+                retry_sleep=lambda _: None,
+                attempts=1,
+            )
+            for _ in stores
+        ]
+        catalogs = [
+            Catalog(client, store, refresh_seconds=300, owner=f"R{i}")
+            for i, (client, store) in enumerate(zip(clients, stores, strict=True))
+        ]
+        fake.down = True
+        assert [c.refresh_shared() for c in catalogs] == [False, False, False]
+        assert len(fake.calls("GET", "/roles")) == 1  # one replica tried, the others waited
+        fake.down = False
+        with stores[0]._conn() as conn:  # the retry period (30 s) passes
+            conn.execute("UPDATE periodic SET next_at = clock_timestamp() WHERE name = 'catalog'")
+        assert [c.refresh_shared() for c in catalogs] == [True, True, True]
+        assert len(fake.calls("GET", "/roles")) == 2 and len(fake.calls("GET", "/users")) == 1
+        assert all(
+            [r.name for r in c.find_roles("")] == ["Admin", "Member", "Project Manager"]
+            for c in catalogs
+        )
+        assert all(c.is_member("owner@ncnstn.com") for c in catalogs)
+    finally:
+        for store in stores:
+            store.close()
