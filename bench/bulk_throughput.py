@@ -79,7 +79,12 @@ class SandboxServer:
         self.url = f"http://127.0.0.1:{self.port}/api/v1"
 
     def members(self) -> list[str]:
-        users = httpx.get(f"{self.url}/users", params={"pageSize": 1000}, timeout=10).json()
+        for _ in range(10):  # right after a run the sandbox's rate limit may still be full
+            response = httpx.get(f"{self.url}/users", params={"pageSize": 1000}, timeout=10)
+            if response.status_code != 429:
+                break
+            time.sleep(1)
+        users = response.json()
         return [c["value"] for u in users for c in u["userContactInfos"] if c["type"] == "email"]
 
     def close(self) -> None:

@@ -514,7 +514,8 @@ class BatchService:
     # -- reading -------------------------------------------------------------------------------
 
     def members(self, batch: InviteBatch) -> list[InviteRequest | None]:
-        return [self.store.get(batch.member_id(i)) for i in range(len(batch.entries))]
+        found = self.store.read_many([batch.member_id(i) for i in range(len(batch.entries))])
+        return [m if isinstance(m, InviteRequest) else None for m in found]
 
     def summary(self, batch: InviteBatch) -> Summary:
         summary = Summary(already=[s.email for s in batch.skipped if s.reason == "member"])

@@ -557,3 +557,14 @@ def test_a_big_backlog_is_claimed_a_page_at_a_time_without_repeats(opener):
     got = [one.claim_due("A", 60), two.claim_due("B", 60), one.claim_due("A", 60)]
     assert [len(g) for g in got] == [200, 200, 50]
     assert {r.id for g in got for r in g} == ids
+
+
+def test_many_records_are_read_in_one_go_in_order(store):
+    """read_many returns live and archived records in the order asked, None for unknown ids."""
+    first, second = store.add(pending("a@example.com")), store.add(pending("b@example.com"))
+    store.transition(first.id, {Status.PENDING}, Status.DENIED)
+    posted(store, first.id)
+    store.update(first.id, outcome_told=True)
+    store.archive(store.now() + timedelta(seconds=1))
+    found = store.read_many([second.id, "inv-none", first.id])
+    assert [r.id if r else None for r in found] == [second.id, None, first.id]

@@ -214,6 +214,21 @@ class PostgresStore(Store):
             ).fetchone()
         return row[0] if row else None
 
+    def read_many(self, record_ids: list[str]) -> list[Record | None]:
+        if not record_ids:
+            return []
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT id, doc FROM records WHERE id = ANY(%(ids)s)"
+                " UNION ALL SELECT id, doc FROM archive WHERE id = ANY(%(ids)s)",
+                {"ids": list(record_ids)},
+            ).fetchall()
+        found = {record_id: doc for record_id, doc in rows}
+        return [
+            decode(record_id, found[record_id]) if record_id in found else None
+            for record_id in record_ids
+        ]
+
     def _decode_rows(self, rows: Iterable[tuple[str, dict[str, Any]]]) -> list[Record]:
         return [decode(record_id, doc) for record_id, doc in rows]
 
