@@ -327,7 +327,10 @@ class InviteService:
         if request is None or request.status is not Status.INVITING:
             raise ValueError(f"request {request_id} is not being invited")
         if request.claimed_by != self.instance_id:
-            raise ValueError(f"request {request_id} is held by {request.claimed_by}")
+            # Our lease ran out before we got here (Slack was slow) and another instance took
+            # the request over: it is theirs to finish.
+            log.info("request %s: taken over by %s meanwhile", request_id, request.claimed_by)
+            return request
         # An earlier attempt may have reached awork: look before sending again.
         return self._settle(request, look_first=request.uncertain)
 
@@ -624,7 +627,7 @@ class InviteService:
             log.warning("request %s: awork refused the acceptance (%s)", request_id, exc.code)
             reason = exc.description or "awork did not accept the invitation code."
             return self._lapse(claimed, reason, AcceptOutcome.REFUSED, expected=Status.JOINING)
-        _, joined = self.store.transition(
+        ok, joined = self.store.transition(
             request_id,
             {Status.JOINING},
             Status.JOINED,
@@ -633,7 +636,8 @@ class InviteService:
             outcome_told=False,
             shown_status=None,
         )
-        self.store.record("joined", request_id, user_id)
+        if ok:
+            self.store.record("joined", request_id, user_id)
         log.info("request %s: the invitee joined", request_id)
         return AcceptOutcome.JOINED, joined
 
