@@ -420,15 +420,15 @@ class BatchService:
                 batch_run=batch.run,
             )
             try:
-                self.store.add(member, claim=(owner, lease))
+                added = self.store.add(member, claim=(owner, lease))
             except KeyError:  # created meanwhile by another run of this batch
                 return
-            self.service.invite(member_id)
+            self.service.invite(member_id, added.claim_id)
             return
         if existing.status is Status.FAILED and existing.batch_run < batch.run:
             if existing.failure is not None and existing.failure.code == ALREADY_MEMBER:
                 return
-            ok, _ = self.store.transition(
+            ok, claimed = self.store.transition(
                 member_id,
                 {Status.FAILED},
                 Status.INVITING,
@@ -440,7 +440,7 @@ class BatchService:
                 batch_run=batch.run,
             )
             if ok:
-                self.service.invite(member_id)
+                self.service.invite(member_id, claimed.claim_id)
         elif existing.status is Status.INVITING:
             self._take_over_member(existing)
 

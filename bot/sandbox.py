@@ -443,6 +443,13 @@ class Sandbox:
         return list(self._invitations.values())
 
 
+class Backlogged(ThreadingHTTPServer):
+    """A listen backlog of 128, not socketserver's 5: under a burst from several bot
+    processes, connections wait to be accepted instead of being reset, as a real API's would."""
+
+    request_queue_size = 128
+
+
 def http_server(
     handle: Callable[[httpx.Request], httpx.Response], host: str, port: int
 ) -> ThreadingHTTPServer:
@@ -486,6 +493,6 @@ def http_server(
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    server = Backlogged((host, port), Handler)
     server.daemon_threads = True
     return server

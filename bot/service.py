@@ -321,15 +321,16 @@ class InviteService:
 
     # -- inviting ----------------------------------------------------------------------------
 
-    def invite(self, request_id: str) -> InviteRequest:
-        """Call awork for a request this process claimed (status INVITING), exactly once."""
+    def invite(self, request_id: str, claim_id: str | None) -> InviteRequest | None:
+        """Call awork for a request under the claim `claim_id` that this caller took (status
+        INVITING), exactly once. If that claim is not the request's any more - its lease ran
+        out before we got here (Slack was slow) and it was taken over, by another instance or
+        by this one's sweep - it is left to the new claim, untouched."""
         request = self.store.get(request_id)
-        if request is None or request.status is not Status.INVITING:
-            raise ValueError(f"request {request_id} is not being invited")
-        if request.claimed_by != self.instance_id:
-            # Our lease ran out before we got here (Slack was slow) and another instance took
-            # the request over: it is theirs to finish.
-            log.info("request %s: taken over by %s meanwhile", request_id, request.claimed_by)
+        if request is None or request.status is not Status.INVITING or claim_id is None:
+            return request
+        if request.claim_id != claim_id:
+            log.info("request %s: taken over meanwhile, left to %s", request_id, request.claimed_by)
             return request
         # An earlier attempt may have reached awork: look before sending again.
         return self._settle(request, look_first=request.uncertain)

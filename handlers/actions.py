@@ -139,7 +139,7 @@ def run_approval(
     if request.invitee_slack_id is None:
         service.set_invitee(request.id, courier.slack_user(request.details.email))
     courier.sync(request.id)  # "Approved by @x, inviting…"
-    service.invite(request.id)
+    service.invite(request.id, request.claim_id)  # under the claim this approval took
     courier.sync(request.id)
 
 

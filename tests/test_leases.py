@@ -74,6 +74,11 @@ def approved(service: InviteService, email: str = "ada@example.com") -> str:
     return request.id
 
 
+def invite(service: InviteService, request_id: str):
+    """Invite under the claim the approval took (as the approval handler does)."""
+    return service.invite(request_id, service.store.get(request_id).claim_id)
+
+
 def test_the_lease_outlives_the_longest_awork_request_and_is_renewed_before_each(world):
     """The work lease is connect + write + read timeouts plus the margin, and right before
     the POST leaves it runs at least that long from then, on the store's clock."""
@@ -89,7 +94,7 @@ def test_the_lease_outlives_the_longest_awork_request_and_is_renewed_before_each
             left_at_send.append((held.claimed_by, (held.claim_until - store.now()).total_seconds()))
 
     wrapped.before = look
-    assert service.invite(request_id).status is Status.INVITED
+    assert invite(service, request_id).status is Status.INVITED
     [(holder, left)] = left_at_send
     assert holder == "me" and left > service.work_lease - 1
 
@@ -134,7 +139,7 @@ def test_a_broken_connection_after_sending_is_looked_up_not_resent(world):
             raise httpx.ReadError("connection reset", request=request)
 
     wrapped.before = break_after
-    request = service.invite(approved(service))
+    request = invite(service, approved(service))
     assert request.status is Status.INVITED and request.result.invitation_code is None
     assert len(fake.calls("POST", "/invitations")) == 1 and len(fake.invitations) == 1
 
@@ -152,7 +157,7 @@ def test_a_refused_connection_is_retried_and_invites_once(world):
 
     wrapped.before = refuse
     lookups = len(fake.calls("GET", "/users"))
-    request = service.invite(approved(service))
+    request = invite(service, approved(service))
     assert request.status is Status.INVITED and request.result.invitation_code is not None
     assert len(fake.invitations) == 1 and len(fake.calls("GET", "/users")) == lookups
 
@@ -169,7 +174,7 @@ def test_a_connect_timeout_is_not_ambiguous(world):
 
     wrapped.before = slow_connect
     lookups = len(fake.calls("GET", "/users"))
-    assert service.invite(approved(service)).status is Status.INVITED
+    assert invite(service, approved(service)).status is Status.INVITED
     assert len(fake.invitations) == 1 and len(fake.calls("GET", "/users")) == lookups
 
 
@@ -216,7 +221,7 @@ def test_already_exists_after_a_lost_answer_is_our_invitation_not_a_member(world
         return None
 
     wrapped.before = lose_answer
-    request = service.invite(approved(service))
+    request = invite(service, approved(service))
     assert state["posts"] == 2 and len(fake.invitations) == 1
     assert request.status is Status.INVITED and request.result.invitation_code is None
     assert request.failure is None
@@ -225,7 +230,7 @@ def test_already_exists_after_a_lost_answer_is_our_invitation_not_a_member(world
 def test_a_member_from_before_is_still_reported_as_already_in(world):
     """Without any earlier attempt, already-exist-error stays what it says: a member."""
     _fake, _, _, service = world
-    request = service.invite(approved(service, "owner@ncnstn.com"))
+    request = invite(service, approved(service, "owner@ncnstn.com"))
     assert request.status is Status.FAILED and request.failure.code == "already-exist-error"
 
 
@@ -243,3 +248,22 @@ def test_an_archived_request_is_still_visible_by_id_and_in_the_audit(world):
     shown = service.visible_request(request.id, "UREQ")
     assert shown is not None and shown.status is Status.DENIED and shown.deny_reason == "not now"
     assert "denied" in [e.event for e in store.audit() if e.request_id == request.id]
+
+
+def test_a_claim_taken_over_by_this_processs_own_sweep_is_not_invited_twice(world):
+    """The approval's thread is slow (Slack) past its lease; this same process's sweep takes
+    the request over (a new claim, same owner) and is inviting it. When the approval's thread
+    gets to invite, the claim it took is not the request's any more: it sends nothing, and
+    the sweep's claim sends the one POST."""
+    fake, _, store, service = world
+    request_id = approved(service)
+    approvals_claim = store.get(request_id).claim_id
+    store.update(request_id, claim_until=store.now() - timedelta(seconds=1))
+    ok, sweeps = store.transition(
+        request_id, {Status.INVITING}, Status.INVITING, claim=("me", 60), claim_expired=True
+    )
+    assert ok and sweeps.claimed_by == "me" and sweeps.claim_id != approvals_claim
+    assert service.invite(request_id, approvals_claim).status is Status.INVITING
+    assert fake.calls("POST", "/invitations") == []
+    assert service._settle(sweeps, look_first=True).status is Status.INVITED
+    assert len(fake.calls("POST", "/invitations")) == 1
