@@ -294,6 +294,7 @@ class BatchService:
     def run(
         self,
         batch_id: str,
+        claim_id: str | None,
         invitees: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None,
         on_progress: Callable[[int], None] | None = None,
         on_start: Callable[[], object] | None = None,
@@ -302,13 +303,14 @@ class BatchService:
         the awork client's rate limit; then mark it DONE. `invitees` maps lower-case emails to
         Slack user ids (they get the invitation by DM), or is called for that map once the
         run's lease is being renewed, like `on_start` (slow Slack work before the first
-        member); `on_progress` hears how many entries are settled so far. Returns the batch as
-        stored."""
+        member); `on_progress` hears how many entries are settled so far. `claim_id` is the
+        claim the caller took (approval, Retry failed, takeover): when it is not the batch's
+        any more, the run is someone else's and nothing is done. Returns the batch as stored."""
         batch = self.store.get_batch(batch_id)
         if batch is None or batch.status is not BatchStatus.RUNNING:
             return batch
-        if batch.claimed_by != self.service.instance_id:
-            return batch  # another instance runs it (it took the run over)
+        if claim_id is None or batch.claim_id != claim_id:
+            return batch  # taken over meanwhile (by another instance, or this one's sweep)
         settled = [0]
         counting = threading.Lock()
         lost = threading.Event()

@@ -95,7 +95,7 @@ def register(app: App, deps: Deps) -> None:
             text = bulk_blocks.batch_refusal(decision.request, decision.refusal)
             courier.tell(user, _channel(body), text)
             return
-        courier.run_batch(decision.request.id)
+        courier.run_batch(decision.request.id, decision.request.claim_id)
 
     app.action(bulk_blocks.RETRY_FAILED)(retry_failed)
 
@@ -118,7 +118,7 @@ def run_batch_approval(
         deps.courier.sync_batch(batch_id)
         deps.courier.tell(user, channel, blocks.FIRST_APPROVAL)
         return
-    deps.courier.run_batch(batch_id)
+    deps.courier.run_batch(batch_id, decision.request.claim_id)
 
 
 def run_approval(

@@ -259,7 +259,10 @@ class Courier(BatchDelivery):
             if claimed is not None:
                 log.info("batch %s: resuming a run whose lease expired", claimed.id)
                 threading.Thread(
-                    target=self._resume, args=(claimed.id,), name="batch-resume", daemon=True
+                    target=self._resume,
+                    args=(claimed.id, claimed.claim_id),
+                    name="batch-resume",
+                    daemon=True,
                 ).start()
         changed = self.batches.remind_and_expire(due, self.remind_after, self.expire_after)
         for batch_id in changed:

@@ -54,8 +54,9 @@ class BatchDelivery:
 
     # -- batches ------------------------------------------------------------------------------
 
-    def run_batch(self, batch_id: str) -> InviteBatch | None:
-        """Run a batch this process claimed, showing progress, then the summary and links."""
+    def run_batch(self, batch_id: str, claim_id: str | None) -> InviteBatch | None:
+        """Run a batch under the claim `claim_id` this process took, showing progress, then
+        the summary and links."""
 
         def started() -> None:
             self.sync_batch(batch_id)  # "Approved by @x, inviting: 0 of N"
@@ -65,6 +66,7 @@ class BatchDelivery:
         # Slack's part runs under the run's renewed lease: users.list may take long.
         batch = self.batches.run(
             batch_id,
+            claim_id,
             self.slack_directory,
             on_progress=lambda done: self.batch_progress(batch_id, done),
             on_start=started,
@@ -76,9 +78,9 @@ class BatchDelivery:
                     self.sync(member.id, wait=0)  # the invitee's DM with its Accept button
         return self.store.get_batch(batch_id)
 
-    def _resume(self, batch_id: str) -> None:
+    def _resume(self, batch_id: str, claim_id: str | None) -> None:
         with contextlib.suppress(StoreClosed):  # stopping: the next start resumes it again
-            self.run_batch(batch_id)
+            self.run_batch(batch_id, claim_id)
 
     def slack_directory(self) -> dict[str, str]:
         """Every active member's email -> Slack id, read once per batch with users.list

@@ -264,14 +264,14 @@ def test_run_invites_each_once_and_a_rerun_sends_nothing(world):
     fake, store, _, batches = world
     batch = batches.submit(batches.prepare(people(30)), "UREQ", None)
     assert batches.approve(batch.id, "UAPP1").ok
-    done = batches.run(batch.id)
+    done = batches.run(batch.id, batches.store.get_batch(batch.id).claim_id)
     assert done.status is BatchStatus.DONE
     assert len(fake.calls("POST", "/invitations")) == 30
     summary = batches.summary(done)
     assert len(summary.invited) == 30 and not summary.failed and not summary.waiting
     # The same run again (as after a crash right before DONE was written): nothing is resent.
     store.transition(batch.id, {BatchStatus.DONE}, BatchStatus.RUNNING)
-    batches.run(batch.id)
+    batches.run(batch.id, batches.store.get_batch(batch.id).claim_id)
     assert len(fake.calls("POST", "/invitations")) == 30
 
 
@@ -288,7 +288,7 @@ def test_summary_sorts_members_from_failures_and_retry_resends_only_failures(wor
     )  # joined awork after the batch was asked for
     fake.seats_free = 3
     batches.approve(batch.id, "UAPP1")
-    done = batches.run(batch.id)
+    done = batches.run(batch.id, batches.store.get_batch(batch.id).claim_id)
     summary = batches.summary(done)
     assert summary.already == ["p0@example.com"]
     assert len(summary.invited) == 3 and len(summary.failed) == 2
@@ -298,7 +298,7 @@ def test_summary_sorts_members_from_failures_and_retry_resends_only_failures(wor
     posts_before = len(fake.calls("POST", "/invitations"))
     decisions = [batches.retry_failed(batch.id, "UAPP2") for _ in range(3)]
     assert [d.ok for d in decisions] == [True, False, False]
-    done = batches.run(batch.id)
+    done = batches.run(batch.id, batches.store.get_batch(batch.id).claim_id)
     assert done.run == 2 and len(fake.calls("POST", "/invitations")) == posts_before + 2
     summary = batches.summary(done)
     assert (
@@ -345,7 +345,7 @@ def test_a_run_cut_off_by_a_crash_is_taken_over_without_duplicates(world):
     orphan = store.get_batch(batch.id)
     claimed = batches.take_over(orphan)
     assert claimed is not None and batches.take_over(orphan) is None  # once
-    done = batches.run(batch.id)
+    done = batches.run(batch.id, batches.store.get_batch(batch.id).claim_id)
     assert done.status is BatchStatus.DONE
     posted = fake.calls("POST", "/invitations")
     emails = sorted(json.loads(r.content)["email"] for r in posted)
@@ -360,7 +360,7 @@ def test_members_cannot_be_approved_on_their_own(world):
     fake.fail_next.append(Fault(503, path="/invitations"))
     fake.fail_next.append(Fault(503, path="/invitations"))
     batches.approve(batch.id, "UAPP1")
-    batches.run(batch.id)
+    batches.run(batch.id, batches.store.get_batch(batch.id).claim_id)
     member_id = store.get_batch(batch.id).member_id(0)
     assert service.approve(member_id, "UAPP2").refusal is Refusal.ALREADY_DECIDED
     assert service.waiting_for("UAPP2") == []

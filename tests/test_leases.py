@@ -195,7 +195,7 @@ def test_bulk_members_are_retried_after_refused_connections(world):
     people = [Person(f"p{i}@example.com") for i in range(6)]
     batch = batches.submit(batches.prepare(people), "UREQ", None)
     assert batches.approve(batch.id, "UAPP1").ok
-    done = batches.run(batch.id)
+    done = batches.run(batch.id, batches.store.get_batch(batch.id).claim_id)
     assert len(batches.summary(done).invited) == 6 and len(fake.invitations) == 6
 
 
@@ -267,3 +267,21 @@ def test_a_claim_taken_over_by_this_processs_own_sweep_is_not_invited_twice(worl
     assert fake.calls("POST", "/invitations") == []
     assert service._settle(sweeps, look_first=True).status is Status.INVITED
     assert len(fake.calls("POST", "/invitations")) == 1
+
+
+def test_a_batch_run_goes_only_under_the_claim_its_caller_took(world):
+    """A run whose approval's claim was taken over meanwhile does nothing; the takeover's
+    claim runs it, one POST per person."""
+    fake, _, store, service = world
+    batches = BatchService(service, concurrency=4)
+    batch = batches.submit(
+        batches.prepare([Person(f"q{i}@example.com") for i in range(3)]), "UREQ", None
+    )
+    approval = batches.approve(batch.id, "UAPP1").request
+    store.update(batch.id, claim_until=store.now() - timedelta(seconds=1))
+    takeover = batches.take_over(store.get_batch(batch.id))
+    assert takeover is not None and takeover.claim_id != approval.claim_id
+    assert batches.run(batch.id, approval.claim_id).status.value == "running"
+    assert fake.calls("POST", "/invitations") == []
+    assert batches.run(batch.id, takeover.claim_id).status.value == "done"
+    assert len(fake.calls("POST", "/invitations")) == 3
