@@ -50,11 +50,6 @@ def scratch_schema() -> str:
     return f"{base}?options={quote(f'-c search_path={schema}')}"
 
 
-def busiest_second(arrivals: list[float]) -> int:
-    times = sorted(arrivals)
-    return max((sum(1 for t in times[i:] if t < s + 1.0) for i, s in enumerate(times)), default=0)
-
-
 def approvals(requests: int, replicas: int = 3) -> dict[str, object]:
     workdir = Path(tempfile.mkdtemp(prefix="invite-replicas-"))
     slack, awork = FakeSlack(), FakeAwork()
@@ -120,7 +115,7 @@ def approvals(requests: int, replicas: int = 3) -> dict[str, object]:
         "duplicates": sum(n - 1 for n in posts.values()),
         "click_ack_p50_ms": round(statistics.median(acks), 1),
         "click_ack_p99_ms": round(percentile(acks, 99), 1),
-        "most_awork_calls_in_one_second": busiest_second(awork.arrivals),
+        "most_awork_calls_in_one_second": serving.busiest_second(awork.arrivals),
         "awork_429s": awork.rate_limited,
         "seconds_to_all_invited": round(seconds, 1),
     }

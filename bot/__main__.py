@@ -79,32 +79,34 @@ def parse_since(text: str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def existing_store(settings: Settings):  # -> bot.store.Store | None (imported lazily)
-    """The configured store, or None (with a line on stderr) when a store file is missing or
-    the database cannot be reached."""
-    from bot.store import open_store
-
-    if not settings.invite_database_url and not Path(settings.invite_db_path).exists():
+def existing_store(settings: Settings, must_exist: bool = True):  # -> Store | None
+    """The configured store (its schema created or upgraded), or None with a line on stderr:
+    a store file that is missing (when it `must_exist`), or one that cannot be opened."""
+    file_store = not settings.invite_database_url
+    if must_exist and file_store and not Path(settings.invite_db_path).exists():
         print(
             f"invite-bot: no store at {settings.invite_db_path} (INVITE_DB_PATH)", file=sys.stderr
         )
         return None
-    try:
-        return open_store(settings)
-    except Exception as exc:
-        print(f"invite-bot: cannot open the store: {store_problem(exc, settings)}", file=sys.stderr)
-        return None
+    store, problem = open_configured_store(settings)
+    if problem:
+        print(f"invite-bot: {problem}", file=sys.stderr)
+    return store
 
 
-def store_problem(exc: Exception, settings: Settings) -> str:
-    """An error opening the store, in one line, with the database password masked."""
+def open_configured_store(settings: Settings):  # -> (Store | None, str | None)
+    """Open the store, or say in one line why not, with the database password masked."""
     from bot.logs import MASK, secret_values
+    from bot.store import open_store
 
-    text = f"{type(exc).__name__}: {exc}".splitlines()[0]
-    for secret in secret_values(settings):
-        if secret:
-            text = text.replace(secret, MASK)
-    return text
+    try:
+        return open_store(settings), None
+    except Exception as exc:
+        text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        for secret in secret_values(settings):
+            if secret:
+                text = text.replace(secret, MASK)
+        return None, f"cannot open the store: {text}"
 
 
 def print_audit(settings: Settings, since: datetime | None, as_json: bool) -> int:
@@ -130,8 +132,6 @@ def run_store_command(settings: Settings, args: argparse.Namespace) -> int:
     """`migrate`, `export FILE`, `import FILE`: moving a store between engines."""
     import json
 
-    from bot.store import open_store
-
     if args.command == "export":
         store = existing_store(settings)
         if store is None:
@@ -147,10 +147,8 @@ def run_store_command(settings: Settings, args: argparse.Namespace) -> int:
             store.close()
         print(f"invite-bot: exported {count} items from the {store.engine} store", file=sys.stderr)
         return 0
-    try:
-        store = open_store(settings)  # creates or upgrades the schema
-    except Exception as exc:
-        print(f"invite-bot: cannot open the store: {store_problem(exc, settings)}", file=sys.stderr)
+    store = existing_store(settings, must_exist=False)  # creates or upgrades the schema
+    if store is None:
         return 2
     try:
         if args.command == "migrate":
@@ -195,13 +193,10 @@ def slack_preflight(settings: Settings) -> str | None:
 def store_preflight(settings: Settings) -> str | None:
     """Open the store once (creating or migrating its schema) before serving, so an unreachable
     database or an unwritable file is one clear line."""
-    from bot.store import open_store
-
-    try:
-        open_store(settings).close()
-    except Exception as exc:
-        return f"cannot open the store: {store_problem(exc, settings)}"
-    return None
+    store, problem = open_configured_store(settings)
+    if store is not None:
+        store.close()
+    return problem
 
 
 def run_socket_mode(settings: Settings) -> None:

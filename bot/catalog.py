@@ -125,8 +125,8 @@ class Catalog:
         stamp = self._store.get_meta("catalog_at")
         age = (self._store.now() - datetime.fromisoformat(stamp)).total_seconds() if stamp else None
         if age is None or age >= self._refresh_seconds:
-            retry = min(30.0, self._refresh_seconds)  # a failed fetch is tried again this soon
-            if self._store.claim_period("catalog", retry, self._owner):
+            # Claimed for a short while only: a failed fetch is tried again that soon.
+            if self._store.claim_period("catalog", self._poll_seconds, self._owner):
                 return self.refresh()
             return False
         if stamp != self._loaded_stamp:
@@ -159,14 +159,13 @@ class Catalog:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                ok = self.refresh_shared()
+                self.refresh_shared()
             except StoreClosed:
                 return  # the bot is stopping
             except Exception as exc:  # the store unreachable for a moment: try again soon
                 log.warning("picker cache not refreshed: %s", type(exc).__name__)
-                ok = False
-            # Look again soon after a failure, or when another replica may have fetched.
-            self._wake.wait(min(30.0, self._refresh_seconds) if not ok else self._poll_seconds)
+            # Look again soon: after a failure, or when another replica may have fetched.
+            self._wake.wait(self._poll_seconds)
             self._wake.clear()
 
     @property

@@ -17,6 +17,12 @@ from tests.fakes.awork import API_KEY
 SCRIPT = Path(sys.executable).parent / "invite-bot"
 
 
+def busiest_second(arrivals: list[float]) -> int:
+    """The most of these times that fall in any one second (a gateway's sliding window)."""
+    times = sorted(arrivals)
+    return max((sum(1 for t in times[i:] if t < s + 1.0) for i, s in enumerate(times)), default=0)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -221,9 +221,6 @@ class Store(abc.ABC):
         """A rate limiter shared by every process on this store, or None (one process)."""
         return None
 
-    def ping(self) -> None:  # noqa: B027 - an engine with a connection checks it
-        """Raise when the store cannot be reached."""
-
     # -- records -----------------------------------------------------------------------------
 
     def add(self, record: Record, claim: tuple[str, float] | None = None) -> Record:

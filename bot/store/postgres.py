@@ -154,10 +154,6 @@ class PostgresStore(Store):
         with self._conn() as conn:
             return conn.execute("SELECT clock_timestamp()").fetchone()[0]
 
-    def ping(self) -> None:
-        with self._conn() as conn:
-            conn.execute("SELECT 1")
-
     # -- records -----------------------------------------------------------------------------
 
     @staticmethod

@@ -136,10 +136,6 @@ class SqliteStore(Store):
     def now(self) -> datetime:
         return utcnow()
 
-    def ping(self) -> None:
-        with self._open():
-            self._db.get("v|schema")
-
     # -- raw access --------------------------------------------------------------------------
 
     def _range(
