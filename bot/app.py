@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -14,6 +15,8 @@ from typing import Any
 import httpx
 from slack_bolt import App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry import RetryHandler
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -21,7 +24,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 import handlers
-from bot import blocks
+from bot import blocks, logs, metrics
 from bot.awork import AworkClient, AworkError, RateLimiter
 from bot.bulk import BatchService
 from bot.catalog import Catalog
@@ -61,6 +64,40 @@ class Bot:
     def __post_init__(self) -> None:
         self._stopping = threading.Event()
         self._sweeper: threading.Thread | None = None
+        self._slack_auth: str | None = "Slack auth not checked yet"
+        self._slack_checked = 0.0
+        self._unwatch = metrics.watch_outbox(self.store.count_due)
+
+    def not_ready(self) -> str | None:
+        """Why this instance should not get traffic (GET /readyz), or None: the store must
+        answer and Slack must have accepted the token."""
+        try:
+            self.store.get_meta("ready")
+        except Exception as exc:
+            return f"store unreachable ({type(exc).__name__})"
+        return self._slack_auth
+
+    def check_slack_auth(self) -> None:
+        """auth.test: at the first sweep, then every sweep until it passes, then every 5 min."""
+        if self._slack_auth is None and time.monotonic() - self._slack_checked < 300:
+            return
+        self._slack_checked = time.monotonic()
+        try:
+            self.app.client.auth_test()
+            self._slack_auth = None
+        except SlackApiError as exc:
+            self._slack_auth = f"Slack refused the token ({exc.response.get('error')})"
+        except Exception as exc:
+            self._slack_auth = f"Slack unreachable ({type(exc).__name__})"
+
+    def warm_up(self) -> None:
+        """Start the follow-up pool's threads now rather than one by one in the first burst."""
+        workers = getattr(self.executor, "_max_workers", 0)
+        gate = threading.Barrier(workers + 1)
+        for _ in range(workers):
+            self.executor.submit(gate.wait, 5)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            gate.wait(5)
 
     def start_background(self) -> None:
         """Start the picker cache and the sweeper (call in the serving process, after forking).
@@ -78,6 +115,7 @@ class Bot:
             try:
                 if first:  # the workspace, once, before any click needs it
                     self._workspace_known()
+                self.check_slack_auth()
                 self.directory.refresh(force=first)
                 self.deps.courier.sweep(force=first)
                 first = False
@@ -123,6 +161,7 @@ class Bot:
 
     def close(self) -> None:
         self._stopping.set()
+        self._unwatch()
         self.deps.catalog.stop()
         self.awork.close()
         self.store.close()
@@ -145,7 +184,34 @@ def label_call(api_method: str, json: dict | None) -> dict | None:
     return json
 
 
-class SandboxLabelledClient(WebClient):
+class CountingWebClient(WebClient):
+    """Counts every Web API call by method and outcome (GET /metrics)."""
+
+    def api_call(self, api_method: str, **kwargs: Any) -> Any:  # type: ignore[override]
+        try:
+            response = super().api_call(api_method, **kwargs)
+        except SlackApiError as exc:
+            metrics.SLACK_CALLS.labels(api_method, str(exc.response.get("error"))).inc()
+            raise
+        except Exception as exc:
+            metrics.SLACK_CALLS.labels(api_method, type(exc).__name__).inc()
+            raise
+        metrics.SLACK_CALLS.labels(api_method, "ok").inc()
+        return response
+
+
+def counted_retries(kind: type[RetryHandler], reason: str) -> type[RetryHandler]:
+    """One of slack_sdk's retry handlers, counting its retries (GET /metrics)."""
+
+    class Counted(kind):  # type: ignore[valid-type, misc]
+        def prepare_for_next_attempt(self, **kwargs: Any) -> None:
+            metrics.SLACK_RETRIES.labels(reason).inc()
+            super().prepare_for_next_attempt(**kwargs)
+
+    return Counted
+
+
+class SandboxLabelledClient(CountingWebClient):
     """In sandbox mode every message and view the bot sends says "sandbox — no real
     invitation", whichever part of the bot sends it."""
 
@@ -153,17 +219,20 @@ class SandboxLabelledClient(WebClient):
         return super().api_call(api_method, json=label_call(api_method, json), **kwargs)
 
 
+RETRIES = (
+    counted_retries(ConnectionErrorRetryHandler, "connection"),
+    counted_retries(RateLimitErrorRetryHandler, "rate_limited"),
+    counted_retries(ServerErrorRetryHandler, "server_error"),
+)
+
+
 def slack_client(settings: Settings) -> WebClient:
-    kind = SandboxLabelledClient if settings.sandbox else WebClient
+    kind = SandboxLabelledClient if settings.sandbox else CountingWebClient
     return kind(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
         timeout=10,
-        retry_handlers=[
-            ConnectionErrorRetryHandler(max_retry_count=2),
-            RateLimitErrorRetryHandler(max_retry_count=2),
-            ServerErrorRetryHandler(max_retry_count=2),
-        ],
+        retry_handlers=[handler(max_retry_count=2) for handler in RETRIES],
     )
 
 
@@ -226,8 +295,10 @@ def build(
     app = App(
         client=client,
         signing_secret=settings.slack_signing_secret.get_secret_value(),
-        # Listeners ack and then do their slow work in these threads; Bolt's default of 5
-        # would let a few slow awork calls hold up the acks of everyone else.
+        # Listeners ack inline, in the thread that serves the request, and return at once:
+        # Slack has its answer without Bolt's ack polling (a 10 ms sleep per request). What
+        # is slow runs after the ack in `executor` (Deps.later).
+        process_before_response=True,
         listener_executor=executor,
         token_verification_enabled=token_verification,
     )
@@ -241,8 +312,14 @@ def build(
         batches=batches,
     )
     deps = Deps(
-        settings=settings, service=service, catalog=catalog, courier=courier, batches=batches
+        settings=settings,
+        service=service,
+        catalog=catalog,
+        courier=courier,
+        batches=batches,
+        followups=executor,
     )
+    app.use(logs.tag_request)  # Socket Mode requests get a request id too
     handlers.register(app, deps)
     return Bot(
         app=app,

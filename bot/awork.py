@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 import httpx
 
+from bot import metrics
 from bot.models import AworkUser, Invitation, InvitationResult, Role, Team
 
 log = logging.getLogger(__name__)
@@ -246,7 +247,7 @@ class RateLimitTransport(httpx.BaseTransport):
             hook = _before_send.get()
             if hook is not None:
                 hook()
-            response = self.inner.handle_request(request)
+            response = self._counted(request)
         finally:
             try:
                 self.limiter.done(slot)
@@ -256,6 +257,21 @@ class RateLimitTransport(httpx.BaseTransport):
             self.limiter.observe(response)
         except Exception as exc:
             log.warning("awork rate limiter not updated: %s", type(exc).__name__)
+        return response
+
+    def _counted(self, request: httpx.Request) -> httpx.Response:
+        """Send, counting the call by status and timing it (GET /metrics)."""
+        endpoint = metrics.awork_endpoint(request.url.path)
+        started = time.monotonic()
+        try:
+            response = self.inner.handle_request(request)
+        except Exception:
+            metrics.AWORK_CALLS.labels(request.method, endpoint, "error").inc()
+            raise
+        metrics.AWORK_CALLS.labels(request.method, endpoint, str(response.status_code)).inc()
+        metrics.AWORK_SECONDS.labels(endpoint).observe(time.monotonic() - started)
+        if response.status_code == 429:
+            metrics.AWORK_RATE_LIMITED.inc()
         return response
 
     def close(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     host: str = Field("0.0.0.0", alias="HOST")  # noqa: S104 - a server is meant to be reachable
     port: int = Field(3000, alias="PORT")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+    # `json`: one JSON object per log line, with the id of the request it belongs to.
+    log_format: Literal["text", "json"] = Field("text", alias="LOG_FORMAT")
+    # HTTP mode: a request must arrive whole within this many seconds of its first byte (and an
+    # idle connection closes after as long); a stalled client holds a socket, never a thread.
+    http_body_timeout: float = Field(10.0, alias="HTTP_BODY_TIMEOUT", gt=0, le=300)
 
     # How often the role/team picker cache is refreshed from awork, in seconds.
     catalog_refresh_seconds: float = Field(300.0, alias="INVITE_CATALOG_REFRESH_SECONDS")

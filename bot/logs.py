@@ -7,13 +7,57 @@ masked in every record, as a second line of defence.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterable
+import secrets
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
 
 from bot.config import Settings
 
 CHATTY_AT_DEBUG = ("slack_sdk", "slack_bolt", "httpcore", "httpx", "urllib3")
 MASK = "[redacted]"
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# The Slack request (or background job) a log line belongs to; follow-up work carries it along.
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(6)
+
+
+REQUEST_ID_HEADER = "x-invite-request-id"  # set by the HTTP layer on the request it hands Bolt
+
+
+def tag_request(req: Any, next: Callable[[], Any]) -> Any:
+    """Bolt middleware: the request's id for everything the listener (and the work it leaves
+    for after the ack) logs - the HTTP layer's id, or a new one (Socket Mode). Bolt calls the
+    listener after the middleware has returned, so the id stays set in this thread until the
+    next request sets its own (the HTTP layer resets it when the response is out)."""
+    given = (req.headers.get(REQUEST_ID_HEADER) or [None])[0]
+    REQUEST_ID.set(given or new_request_id())
+    return next()
+
+
+class JsonLines(logging.Formatter):
+    """LOG_FORMAT=json: one JSON object per line (time, level, logger, message, request_id,
+    and the exception's traceback as one string)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = REQUEST_ID.get()
+        if request_id:
+            entry["request_id"] = request_id
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
 
 
 class RedactSecrets(logging.Filter):
@@ -67,8 +111,10 @@ def configure(settings: Settings) -> None:
     level = logging.getLevelName(settings.log_level.upper())
     if not isinstance(level, int):
         level = logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, format=TEXT_FORMAT)
     quiet_libraries(level)
     redact = RedactSecrets(secret_values(settings))
     for handler in logging.getLogger().handlers:
         handler.addFilter(redact)
+        if settings.log_format == "json":
+            handler.setFormatter(JsonLines())

@@ -21,6 +21,9 @@ def register(app: App, deps: Deps) -> None:
 
     def approve(ack: Ack, body: dict) -> None:
         ack()
+        deps.later(_approve, body)
+
+    def _approve(body: dict) -> None:
         target = _request_id(body)
         if is_batch(target):  # "Approve all N": the same button, on a batch's message
             run_batch_approval(deps, target, body["user"]["id"], _channel(body))
@@ -29,6 +32,9 @@ def register(app: App, deps: Deps) -> None:
 
     def deny(ack: Ack, body: dict) -> None:
         ack()
+        deps.later(_deny, body)
+
+    def _deny(body: dict) -> None:
         user = body["user"]["id"]
         target = _request_id(body)
         if is_batch(target):
@@ -51,6 +57,9 @@ def register(app: App, deps: Deps) -> None:
 
     def accept(ack: Ack, body: dict) -> None:
         ack()
+        deps.later(_accept, body)
+
+    def _accept(body: dict) -> None:
         user = body["user"]["id"]
         outcome, request = service.accept(_request_id(body), user)
         channel = _channel(body)
@@ -71,6 +80,9 @@ def register(app: App, deps: Deps) -> None:
 
     def invite_again(ack: Ack, body: dict) -> None:
         ack()
+        deps.later(_invite_again, body)
+
+    def _invite_again(body: dict) -> None:
         user = body["user"]["id"]
         decision = service.invite_again(_request_id(body), user)
         if not decision.ok:
@@ -89,6 +101,9 @@ def register(app: App, deps: Deps) -> None:
 
     def retry_failed(ack: Ack, body: dict) -> None:
         ack()
+        deps.later(_retry_failed, body)
+
+    def _retry_failed(body: dict) -> None:
         user = body["user"]["id"]
         decision = deps.batches.retry_failed(_request_id(body), user)
         if not decision.ok:

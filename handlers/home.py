@@ -11,6 +11,6 @@ def register(app: App, deps: Deps) -> None:
     def home_opened(event: dict) -> None:
         if event.get("tab", "home") != "home":
             return
-        deps.courier.publish_home(str(event.get("user", "")), remember=True)
+        deps.later(deps.courier.publish_home, str(event.get("user", "")), True)
 
     app.event("app_home_opened")(home_opened)

@@ -67,7 +67,7 @@ def start_server(
         str(port),
     ]
     log = log_path.open("ab")
-    # Own process group, so a kill reaches gunicorn's master and worker alike.
+    # Own process group, so a kill reaches the server and anything it started.
     process = subprocess.Popen(
         command,
         env=env,

@@ -1,4 +1,4 @@
-"""The real `invite-bot serve` process: gunicorn + Bolt's WSGI adapter, over loopback."""
+"""The real `invite-bot serve` process: waitress + Bolt's WSGI adapter, over loopback."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def test_http_mode_serves_slack_requests(tmp_path, env, slack):
     finally:
         stop_server(process)
     log = (tmp_path / "serve.log").read_text()
-    assert "gthread" in log.lower() or "Booting worker" in log
+    assert f"serving Slack at http://127.0.0.1:{port}/slack/events" in log
 
 
 def test_pending_request_survives_kill_9(tmp_path, env, slack, awork_server):

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot import metrics
 from bot.models import (
     AuditEvent,
     InviteBatch,
@@ -158,6 +159,11 @@ class Store(abc.ABC):
     ) -> list[Record]:
         """Records whose next work is due by `horizon` (default now), claimed for `hold`
         seconds so that no other sweeper (another replica) takes the same ones meanwhile."""
+
+    @abc.abstractmethod
+    def count_due(self, cap: int = 10_000) -> int:
+        """How many records have work due now (the outbox depth), counted on the due index
+        and at most `cap`."""
 
     @abc.abstractmethod
     def release_due(self, owner: str, ids: Iterable[str]) -> None:
@@ -359,6 +365,7 @@ class Store(abc.ABC):
         self._append_audit(
             AuditEvent(event=event, request_id=request_id, actor=actor, detail=detail)
         )
+        metrics.audit_event(event, detail)
 
     def archive_settled(self) -> int:
         """Archive everything settled longer than the retention ago (a periodic job)."""

@@ -275,6 +275,15 @@ class PostgresStore(Store):
             ).fetchall()
         return self._decode_rows(rows)
 
+    def count_due(self, cap: int = 10_000) -> int:
+        with self._conn() as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM records"
+                " WHERE due_at <= clock_timestamp() LIMIT %s) due",
+                (cap,),
+            ).fetchone()
+        return int(row[0])
+
     def release_due(self, owner: str, ids: Iterable[str]) -> None:
         ids = list(ids)
         if not ids:

@@ -52,11 +52,31 @@ TABLE = "store"
 TOP = "\uffff"  # sorts after every character a key holds
 
 
+PRIVATE = 0o600  # the store holds invitation and password-reset codes: its owner's eyes only
+JOURNALS = ("-wal", "-shm", "-journal")
+
+
+def private_file(path: str) -> None:
+    """Create `path` readable and writable by its owner only, whatever the umask; a file that
+    exists already is tightened to that."""
+    fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, PRIVATE)
+    try:
+        if os.fstat(fd).st_mode & 0o777 != PRIVATE:
+            os.fchmod(fd, PRIVATE)
+    finally:
+        os.close(fd)
+
+
 def json_table(
     path: str, name: str, autocommit: bool = True, journal_mode: str = "DELETE"
 ) -> SqliteDict:
     """A sqlitedict table that stores JSON, never pickle: a store file must not be able to run
-    code when it is read."""
+    code when it is read. The file is private (0600); SQLite gives its journal files the
+    database file's mode, and journals left by an older version are tightened here."""
+    private_file(path)
+    for suffix in JOURNALS:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(path + suffix, PRIVATE)
     return SqliteDict(
         path,
         tablename=name,
@@ -91,6 +111,7 @@ class SqliteStore(Store):
         # WAL: readers (another process, `invite-bot audit`) never block a commit.
         self._db = json_table(path, TABLE, autocommit=False, journal_mode="WAL")
         self._thread_lock = threading.RLock()
+        private_file(f"{path}.lock")
         self._lock_file = open(f"{path}.lock", "a+b")  # noqa: SIM115 - held for the store's life
         self._depth = 0
         self.closed = False
@@ -236,6 +257,12 @@ class SqliteStore(Store):
                     break
                 lower = rows[-1][0] + "\x00"  # just after the last key read
         return self._records(claimed)
+
+    def count_due(self, cap: int = 10_000) -> int:
+        upper = f"id|{utc_key(self.now())}{TOP}"
+        query = f'SELECT count(*) FROM (SELECT 1 FROM "{TABLE}" WHERE key >= ? AND key < ? LIMIT ?)'  # noqa: S608 - constant
+        with self._lock():
+            return int(self._db.conn.select_one(query, ("id|", upper, cap))[0])
 
     def release_due(self, owner: str, ids: Iterable[str]) -> None:
         with self._lock():

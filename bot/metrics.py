@@ -1,0 +1,109 @@
+"""What an operator's Prometheus scrapes at GET /metrics (prometheus_client, text format).
+
+The counters are process-wide, as prometheus_client's default registry is; the outbox depth is
+read from the store at scrape time, through an index (never a scan). Nothing here knows Slack.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+HTTP_REQUESTS = Counter(
+    "invitebot_http_requests",
+    "HTTP requests served, by endpoint and status code",
+    ["endpoint", "code"],
+)
+ACK_SECONDS = Histogram(
+    "invitebot_ack_seconds",
+    "Time from a Slack request's arrival to the bot's answer (the ack)",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 3.0, 5.0),
+)
+REQUEST_EVENTS = Counter(
+    "invitebot_request_events",
+    "Requests by outcome: every audit event (submitted, approved, denied, invited, expired, ...)",
+    ["event"],
+)
+INVITATIONS = Counter(
+    "invitebot_invitations",
+    "Invitations awork was asked for, by result (created, or failed with awork's error code)",
+    ["result", "code"],
+)
+AWORK_CALLS = Counter(
+    "invitebot_awork_calls",
+    "Calls to awork's API, by method, endpoint and HTTP status ('error': no answer)",
+    ["method", "endpoint", "status"],
+)
+AWORK_SECONDS = Histogram(
+    "invitebot_awork_call_seconds",
+    "Latency of calls to awork's API",
+    ["endpoint"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0),
+)
+AWORK_RATE_LIMITED = Counter(
+    "invitebot_awork_rate_limited", "Answers 429 (rate limited) from awork"
+)
+SLACK_CALLS = Counter(
+    "invitebot_slack_calls",
+    "Slack Web API calls, by method and outcome ('ok', Slack's error, or the exception)",
+    ["method", "outcome"],
+)
+SLACK_RETRIES = Counter(
+    "invitebot_slack_retries",
+    "Slack Web API calls retried by slack_sdk's retry handlers, by reason",
+    ["reason"],
+)
+
+INVITATION_EVENTS = {"invited": "created", "invite_failed": "failed"}
+_ID_SEGMENT = re.compile(r"/[0-9a-fA-F-]{16,}(?=/|$)")
+
+
+def audit_event(event: str, detail: dict) -> None:
+    """Count one audit event; invitations also by their result."""
+    REQUEST_EVENTS.labels(event).inc()
+    result = INVITATION_EVENTS.get(event)
+    if result is not None:
+        INVITATIONS.labels(result, str(detail.get("code") or "")).inc()
+
+
+def awork_endpoint(path: str) -> str:
+    """A path without its ids (`/users/3f2a…/contactinfos` -> `/users/{id}/contactinfos`), so
+    the label set stays small."""
+    trimmed = path.split("/api/v1", 1)[-1] or "/"
+    return _ID_SEGMENT.sub("/{id}", trimmed)
+
+
+class OutboxDepth(Collector):
+    """`invitebot_outbox_depth`: requests and batches whose Slack delivery or follow-up is
+    due now, read from the store's due index at scrape time (one store per serving process;
+    tests build several bots, and their figures add up)."""
+
+    def __init__(self) -> None:
+        self.sources: dict[int, Callable[[], int]] = {}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        depth = 0
+        for count_due in list(self.sources.values()):
+            try:
+                depth += count_due()
+            except Exception:  # a store that is away: no figure rather than a failed scrape
+                return
+        yield GaugeMetricFamily(
+            "invitebot_outbox_depth", "Requests with Slack posts or follow-ups due now", depth
+        )
+
+
+OUTBOX = OutboxDepth()
+REGISTRY.register(OUTBOX)
+
+
+def watch_outbox(count_due: Callable[[], int]) -> Callable[[], None]:
+    """Count this store's due work in the outbox gauge; returns how to stop."""
+    key = id(count_due)
+    OUTBOX.sources[key] = count_due
+    return lambda: OUTBOX.sources.pop(key, None)

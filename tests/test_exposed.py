@@ -1,0 +1,297 @@
+"""The HTTP endpoint faces the internet: stalled clients, odd headers, metrics, readiness, logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from bot.sandbox import Sandbox
+from bot.store import SqliteStore
+from tests import serving
+from tests.conftest import SIGNING_SECRET
+from tests.serving import command_submission, free_port, start_server, stop_server
+
+pytestmark = pytest.mark.timeout(120)
+
+STALLED = 300
+
+
+def stalled_connection(port: int) -> socket.socket:
+    """Headers that promise a 100 kB body, and then nothing."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(
+        b"POST /slack/events HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\n"
+    )
+    return sock
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """Whether the server has closed this connection (EOF or reset), without waiting long."""
+    sock.settimeout(0.05)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+
+
+def test_stalled_connections_hold_no_worker(tmp_path, env, slack):
+    """300 stalled bodies: /healthz and a signed /invite still answer within 1 s; the stalled
+    connections are closed after HTTP_BODY_TIMEOUT."""
+    port = free_port()
+    process = start_server({**env, "HTTP_BODY_TIMEOUT": "3"}, port, tmp_path / "serve.log")
+    stalled: list[socket.socket] = []
+    try:
+        opened = time.monotonic()
+        with ThreadPoolExecutor(16) as pool:
+            stalled = list(pool.map(lambda _: stalled_connection(port), range(STALLED)))
+        time.sleep(0.3)  # the server has read all their headers
+        started = time.monotonic()
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        health_took = time.monotonic() - started
+        started = time.monotonic()
+        invite = serving.post_signed(port, command_submission(""), SIGNING_SECRET)
+        invite_took = time.monotonic() - started
+        assert (health.status_code, invite.status_code) == (200, 200)
+        assert health_took < 1 and invite_took < 1, (health_took, invite_took)
+        assert slack.wait_for("views.open", timeout=5)
+        assert not any(closed_by_server(sock) for sock in stalled[:20])  # still within the deadline
+        deadline = opened + 3 + 5
+        while time.monotonic() < deadline and not all(closed_by_server(s) for s in stalled):
+            time.sleep(0.2)
+        assert all(closed_by_server(sock) for sock in stalled)
+    finally:
+        for sock in stalled:
+            sock.close()
+        stop_server(process)
+
+
+def test_slow_drip_body_is_cut_at_the_deadline(tmp_path, env):
+    """A body sent a byte at a time (never idle) is still closed at the request deadline."""
+    port = free_port()
+    process = start_server({**env, "HTTP_BODY_TIMEOUT": "2"}, port, tmp_path / "serve.log")
+    try:
+        sock = stalled_connection(port)
+        started = time.monotonic()
+        closed = False
+        while time.monotonic() - started < 8 and not closed:
+            try:
+                sock.sendall(b"a")
+            except OSError:
+                closed = True
+                break
+            closed = closed_by_server(sock)
+            time.sleep(0.25)
+        assert closed
+        assert 1.5 < time.monotonic() - started < 5
+        sock.close()
+    finally:
+        stop_server(process)
+
+
+def test_odd_timestamp_is_401_without_traceback(tmp_path, env):
+    """A non-numeric (or absurdly long) X-Slack-Request-Timestamp gets 401 and no traceback."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    process = start_server(env, port, log)
+    try:
+        for stamp in ("abc", "12e3", "", "1" * 5000, "\u0661\u0662".encode()):
+            response = httpx.post(
+                f"http://127.0.0.1:{port}/slack/events",
+                content=command_submission(""),
+                headers={
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "X-Slack-Request-Timestamp": stamp,
+                    "X-Slack-Signature": "v0=00",
+                },
+            )
+            assert response.status_code == 401, stamp
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+    finally:
+        stop_server(process)
+    assert "Traceback" not in log.read_text()
+
+
+def test_huge_page_number_gets_the_normal_answer(driver, slack):
+    """`/invite mine 999…` (thousands of digits) answers with the list, not an error."""
+    answer = driver.command(text="mine " + "9" * 5000)
+    assert answer.status == 200
+    body = json.loads(answer.body)
+    assert "went wrong" not in body.get("text", "")
+    assert body.get("blocks")
+    answer = driver.command(text="pending " + "9" * 5000, user="UAPPROVER1")
+    assert "went wrong" not in json.loads(answer.body).get("text", "")
+
+
+def test_metrics_readyz_and_json_logs(tmp_path, env, slack):
+    """/metrics speaks Prometheus with the documented families; /readyz is 200 when the store
+    and Slack auth are fine; LOG_FORMAT=json gives JSON lines carrying a request id."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    process = start_server({**env, "LOG_FORMAT": "json"}, port, log)
+    try:
+        deadline = time.monotonic() + 10
+        while httpx.get(f"http://127.0.0.1:{port}/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "never ready"
+            time.sleep(0.1)
+        assert serving.post_signed(port, command_submission(""), SIGNING_SECRET).status_code == 200
+        slack.wait_for("views.open")
+        inline = command_submission("ada@example.com")
+        assert serving.post_signed(port, inline, SIGNING_SECRET).status_code == 200
+        slack.wait_for("chat.postMessage")
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    finally:
+        stop_server(process)
+    for family in (
+        "invitebot_http_requests_total",
+        "invitebot_ack_seconds_bucket",
+        "invitebot_request_events_total",
+        "invitebot_invitations_total",
+        "invitebot_awork_calls_total",
+        "invitebot_awork_call_seconds_bucket",
+        "invitebot_awork_rate_limited_total",
+        "invitebot_slack_calls_total",
+        "invitebot_slack_retries_total",
+        "invitebot_outbox_depth",
+    ):
+        assert f"# TYPE {family.removesuffix('_total').removesuffix('_bucket')}" in text, family
+    assert 'invitebot_http_requests_total{code="200",endpoint="/slack/events"} 2.0' in text
+    assert 'invitebot_slack_calls_total{method="views.open",outcome="ok"} 1.0' in text
+    assert 'invitebot_awork_calls_total{endpoint="/users/me",method="GET",status="200"}' in text
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    assert len(lines) == len(log.read_text().splitlines())
+    # The listener stored the request; the awork call after the ack logs under the same id.
+    stored = next(line for line in lines if "stored (requester" in line["message"])
+    autofill = next(line for line in lines if "/users/autofill/" in line["message"])
+    assert stored["request_id"] == autofill["request_id"]
+
+
+def test_readyz_says_what_is_missing(bot, slack):
+    """/readyz is 503 naming the reason while Slack refuses the token or the store is closed."""
+    from bot.web import wsgi_app
+
+    app = wsgi_app(bot)
+
+    def get(path: str) -> tuple[str, bytes]:
+        seen: list[str] = []
+        body = b"".join(
+            app({"PATH_INFO": path, "REQUEST_METHOD": "GET"}, lambda s, h: seen.append(s))
+        )
+        return seen[0], body
+
+    status, body = get("/readyz")
+    assert status.startswith("503") and b"Slack auth not checked" in body
+    slack.errors["auth.test"] = "invalid_auth"
+    bot.check_slack_auth()
+    status, body = get("/readyz")
+    assert status.startswith("503") and b"invalid_auth" in body
+    del slack.errors["auth.test"]
+    bot._slack_checked = 0.0
+    bot.check_slack_auth()
+    assert get("/readyz")[0].startswith("200")
+    bot.store.close()
+    status, body = get("/readyz")
+    assert status.startswith("503") and b"store unreachable" in body
+    assert get("/healthz")[0].startswith("200")  # alive all the same
+
+
+def test_request_id_follows_the_request_into_follow_up_work(bot, driver, slack, caplog):
+    """The work after the ack logs under the same request id as the listener that acked."""
+    import logging
+
+    from bot.logs import REQUEST_ID
+
+    seen: list[tuple[str, str | None]] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append((record.getMessage(), REQUEST_ID.get()))
+
+    handler = Capture(level=logging.INFO)
+    logging.getLogger().addHandler(handler)
+    old_level = logging.getLogger().level
+    logging.getLogger().setLevel(logging.INFO)
+    try:
+        driver.command(text="ada@example.com")
+        slack.wait_for("chat.postMessage")
+        bot.executor.submit(lambda: None).result(timeout=5)
+        time.sleep(0.2)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        logging.getLogger().setLevel(old_level)
+    stored = next(rid for message, rid in seen if "stored (requester" in message)
+    later = [
+        rid for message, rid in seen if "HTTP Request" in message and "api.awork.com" in message
+    ]
+    assert stored and later and set(later) == {stored}
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022])
+def test_store_files_are_private(tmp_path, umask):
+    """The store file, its lock, its WAL journals and the sandbox file are 0600 whatever the
+    umask; an old file that others could read is tightened."""
+    old = os.umask(umask)
+    try:
+        loose = tmp_path / "old.sqlite"
+        loose.write_bytes(b"")
+        loose.chmod(0o644)
+        for path in (tmp_path / "store.sqlite", loose):
+            store = SqliteStore(str(path))
+            store.set_meta("x", 1)
+            files = [path, path.with_name(path.name + ".lock")]
+            files += [path.with_name(path.name + s) for s in ("-wal", "-shm")]
+            for file in files:
+                assert file.exists(), file
+                assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+            store.close()
+        sandbox = Sandbox(str(tmp_path / "sandbox.sqlite"))
+        assert stat.S_IMODE((tmp_path / "sandbox.sqlite").stat().st_mode) == 0o600
+        sandbox.close()
+    finally:
+        os.umask(old)
+
+
+def sample(name: str, **labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_metrics_count_outcomes_awork_calls_and_429s(bot):
+    """Audit events count requests by outcome and invitations by result; awork calls are
+    counted by endpoint and status, 429s on their own."""
+    import httpx as _httpx
+
+    from bot.awork import RateLimiter, RateLimitTransport
+
+    before = sample("invitebot_invitations_total", result="failed", code="insufficient-seats")
+    bot.store.record("invite_failed", "inv-x", code="insufficient-seats", retryable=False)
+    bot.store.record("denied", "inv-y", "UAPPROVER1", reason="no")
+    assert (
+        sample("invitebot_invitations_total", result="failed", code="insufficient-seats")
+        == before + 1
+    )
+    assert sample("invitebot_request_events_total", event="denied") >= 1
+    answers = iter([_httpx.Response(429, headers={"ratelimit-reset": "0"}), _httpx.Response(200)])
+    transport = RateLimitTransport(
+        _httpx.MockTransport(lambda request: next(answers)), RateLimiter(50, 1000)
+    )
+    limited = sample("invitebot_awork_rate_limited_total")
+    calls = sample("invitebot_awork_calls_total", method="GET", endpoint="/teams", status="429")
+    for _ in range(2):
+        transport.handle_request(_httpx.Request("GET", "https://api.awork.com/api/v1/teams"))
+    assert sample("invitebot_awork_rate_limited_total") == limited + 1
+    assert (
+        sample("invitebot_awork_calls_total", method="GET", endpoint="/teams", status="429")
+        == calls + 1
+    )
