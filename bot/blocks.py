@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from bot.models import InviteRequest, MessageRef, Role, Status, Team
+from bot.models import ApprovalRule, InviteRequest, MessageRef, Role, Status, Team
 
 NOT_FOUND_TEXT = "I can't find that invitation request any more."
 INVITE_FORM = "invite_form"
@@ -333,19 +333,53 @@ def approval_message(request: InviteRequest) -> tuple[str, list[dict[str, Any]]]
     if d.note:
         blocks.append(section("> " + escape(d.note).replace("\n", "\n> ")))
     blocks.append(context(f"Request `{request.id}` · asked {slack_date(request.created_at)}"))
-    blocks += _outcome_blocks(request)
-    return text, blocks
+    outcome = _outcome_blocks(request)
+    note = approval_rule_note(request)
+    if note and request.status is not Status.PENDING:  # pending: the note is in the outcome
+        outcome.insert(1, context(note))
+    return text, blocks + outcome
+
+
+def approval_rule_note(record: Any) -> str | None:
+    """How the admin-role rule applies to a request or a batch, as `bot.approval` decided it:
+    two approvals, or one alone because no other approver could decide. None for an ordinary
+    role, and once a request was denied or expired."""
+    status = str(record.status)
+    if record.approvals_needed < 2 or status in ("denied", "expired"):
+        return None
+    given = [f"<@{user}>" for user in record.approvals]
+    if status == "pending":
+        if not given:
+            return (
+                ":busts_in_silhouette: Admin role: two approvals are needed (0 of 2), "
+                "or one when no other approver can decide"
+            )
+        return (
+            f":busts_in_silhouette: Admin role: a second approval is needed "
+            f"({len(given)} of 2 approvals) — {' and '.join(given)} approved, "
+            "waiting for one more approver"
+        )
+    rule = record.approval_rule
+    if rule is ApprovalRule.TWO:
+        return (
+            f":busts_in_silhouette: Admin role: approved by {' and '.join(given)} (two approvals)"
+        )
+    why = {
+        ApprovalRule.ALONE_REQUESTER: "no other approver can decide "
+        "(the requester cannot approve their own request)",
+        ApprovalRule.ALONE_NO_OTHER: "there is no other approver",
+    }.get(rule)
+    if why is None or not given:
+        return None
+    return f":busts_in_silhouette: Admin role: approved by {given[0]} alone, because {why}"
 
 
 def _outcome_blocks(request: InviteRequest) -> list[dict[str, Any]]:
     who = f"<@{request.decided_by}>" if request.decided_by else "an approver"
     if request.status is Status.PENDING:
         buttons = _buttons(request, (APPROVE, "Approve", "primary"), (DENY, "Deny", "danger"))
-        if request.approvals_needed < 2:
-            return [buttons]
-        given = ", ".join(f"<@{user}>" for user in request.approvals) or "none yet"
-        note = f":busts_in_silhouette: Admin role: {len(request.approvals)} of {request.approvals_needed} approvals ({given})"
-        return [context(note), buttons]
+        note = approval_rule_note(request)
+        return [context(note), buttons] if note else [buttons]
     if request.status is Status.INVITING:
         return [context(f":hourglass_flowing_sand: Approved by {who}, inviting in awork…")]
     if request.status in (Status.INVITED, Status.JOINING, Status.JOINED, Status.LAPSED):

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from bot import approval
 from bot.awork import AworkError
 from bot.models import (
     BATCH_LIMIT,
@@ -183,7 +184,7 @@ class BatchService:
             role_name=role.name if role else None,
             role_is_admin=admin_role,
             team_names=catalog.team_names(first.team_ids),
-            approvals_needed=2 if admin_role and len(self.service.approvers) >= 2 else 1,
+            approvals_needed=2 if admin_role else 1,  # one alone when nobody else can decide
         )
         self.store.add(batch)
         self.store.record(
@@ -208,12 +209,12 @@ class BatchService:
             if not checked.ok:
                 return checked
             current = checked.request
-            refusal = self.service._approval_refusal(current, approver_id, own_allowed)  # type: ignore[arg-type]
-            if refusal is not None:
-                return Decision(current, refusal)  # type: ignore[arg-type]
-            approvals = [*current.approvals, approver_id]
+            verdict = approval.decide(current, approver_id, self.service.approvers, own_allowed)
+            if verdict.refusal is not None:
+                return Decision(current, Refusal(verdict.refusal))  # type: ignore[arg-type]
+            approvals = list(verdict.approvals)
             now = utcnow()
-            if len(approvals) < current.approvals_needed:
+            if not verdict.complete:
                 changes: dict[str, object] = {"shown_status": None}
                 target = BatchStatus.PENDING
             else:
@@ -227,6 +228,7 @@ class BatchService:
                 require={"approvals": current.approvals},
                 claim=claim if target is BatchStatus.RUNNING else None,
                 approvals=approvals,
+                approval_rule=verdict.rule,
                 **changes,
             )
             if ok:

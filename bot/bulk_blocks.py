@@ -10,6 +10,7 @@ from bot.blocks import (
     APPROVE,
     DENY,
     _input,
+    approval_rule_note,
     batch_line,
     context,
     escape,
@@ -129,7 +130,11 @@ def batch_approval_message(
     if left_out:
         result.append(context(left_out))
     result.append(context(f"Request `{batch.id}` · asked {slack_date(batch.created_at)}"))
-    return text, result + _batch_outcome(batch, summary, done)
+    outcome = _batch_outcome(batch, summary, done)
+    note = approval_rule_note(batch)
+    if note and batch.status is not BatchStatus.PENDING:  # pending: the note is in the outcome
+        outcome.insert(1, context(note))
+    return text, result + outcome
 
 
 def _decide_buttons(batch: InviteBatch, *buttons: tuple[str, str, str]) -> dict[str, Any]:
@@ -158,11 +163,8 @@ def _batch_outcome(
         buttons = _decide_buttons(
             batch, (APPROVE, f"Approve all {count}", "primary"), (DENY, "Deny", "danger")
         )
-        if batch.approvals_needed < 2:
-            return [buttons]
-        given = ", ".join(f"<@{user}>" for user in batch.approvals) or "none yet"
-        note = f":busts_in_silhouette: Admin role: {len(batch.approvals)} of {batch.approvals_needed} approvals ({given})"
-        return [context(note), buttons]
+        note = approval_rule_note(batch)
+        return [context(note), buttons] if note else [buttons]
     if batch.status is BatchStatus.RUNNING:
         settled = done if done is not None else summary.done if summary else 0
         return [section(progress_line(batch, settled))]

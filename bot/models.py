@@ -289,6 +289,22 @@ class Status(StrEnum):
     EXPIRED = "expired"  # nobody decided in time (INVITE_EXPIRE_AFTER)
 
 
+class ApprovalRule(StrEnum):
+    """Which rule decided (or decides) a request, as the approval message says it."""
+
+    ONE = "one"  # an ordinary role: one approval
+    TWO = "two"  # awork's admin role, and a second approver exists: two approvals
+    # An admin role approved by one, because no other approver could decide: the only other
+    # approver is the requester (who cannot approve their own request), or there is none.
+    ALONE_REQUESTER = "alone_requester"
+    ALONE_NO_OTHER = "alone_no_other"
+
+
+# The approvers hear that an invitee's DM could not be delivered after INVITE_REMIND_AFTER,
+# but at the latest this long after the invitation, while its 24 hours still leave time.
+LINK_NOTICE_LATEST = INVITATION_VALIDITY / 2
+
+
 OPEN_STATUSES = frozenset({Status.PENDING, Status.INVITING, Status.JOINING})
 SETTLED_STATUSES = frozenset(
     {Status.INVITED, Status.FAILED, Status.DENIED, Status.JOINED, Status.LAPSED, Status.EXPIRED}
@@ -353,7 +369,8 @@ class InviteRequest(BaseModel):
     role_is_admin: bool = False
     team_names: list[str] = []
     approvals: list[str] = []  # approvers so far (an admin role needs two distinct ones)
-    approvals_needed: int = 1
+    approvals_needed: int = 1  # 2: awork's admin role (one when no other approver can decide)
+    approval_rule: ApprovalRule | None = None  # decided at approval (bot.approval)
     approval_message: MessageRef | None = None
     decided_by: str | None = None
     decided_at: datetime | None = None
@@ -505,6 +522,7 @@ class InviteBatch(BaseModel):
     team_names: list[str] = []
     approvals: list[str] = []
     approvals_needed: int = 1
+    approval_rule: ApprovalRule | None = None
     approval_message: MessageRef | None = None
     decided_by: str | None = None
     decided_at: datetime | None = None

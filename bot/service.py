@@ -30,6 +30,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
+from bot import approval
 from bot.awork import AworkClient, AworkError, AworkUnavailable
 from bot.catalog import Catalog
 from bot.models import (
@@ -155,7 +156,8 @@ class InviteService:
             details=details,
             role_name=role.name if role else None,
             role_is_admin=bool(role and role.is_admin_role),
-            approvals_needed=2 if role and role.is_admin_role and len(self.approvers) >= 2 else 1,
+            # Two for an admin role; whether one decides alone is settled at approval time.
+            approvals_needed=2 if role and role.is_admin_role else 1,
             team_names=self.catalog.team_names(details.team_ids),
         )
         self.store.add(request)
@@ -212,7 +214,9 @@ class InviteService:
     def approve(self, request_id: str, approver_id: str, own_allowed: bool = False) -> Decision:
         """Record an approval; with enough of them, claim the request for inviting. Exactly
         one caller ever gets `ok` for a request (again only after a retryable failure).
-        `ok` with status still PENDING means a first of two approvals was recorded."""
+        `ok` with status still PENDING means a first of two approvals was recorded. Whether
+        an admin role needs that second one is decided here, against the approvers of now
+        (`bot.approval`), and stored with the approvals by compare-and-set."""
         for _ in range(5):  # a concurrent approval changed the list: read again and retry
             current = self.store.get(request_id)
             if current is None:
@@ -221,18 +225,19 @@ class InviteService:
                 return Decision(current, Refusal.NOT_APPROVER)
             if current.batch_id is not None:  # decided with its batch, never on its own
                 return Decision(current, Refusal.ALREADY_DECIDED)
+            verdict = None
             if current.status is Status.PENDING:
-                refusal = self._approval_refusal(current, approver_id, own_allowed)
-                if refusal is not None:
-                    return Decision(current, refusal)
-                approvals = [*current.approvals, approver_id]
-                if len(approvals) < current.approvals_needed:
+                verdict = approval.decide(current, approver_id, self.approvers, own_allowed)
+                if verdict.refusal is not None:
+                    return Decision(current, Refusal(verdict.refusal))
+                if not verdict.complete:
                     ok, request = self.store.transition(
                         request_id,
                         {Status.PENDING},
                         Status.PENDING,
                         require={"approvals": current.approvals},
-                        approvals=approvals,
+                        approvals=list(verdict.approvals),
+                        approval_rule=verdict.rule,
                         shown_status=None,
                     )
                     if ok:
@@ -241,24 +246,18 @@ class InviteService:
                         )
                         return Decision(request)
                     continue
-            decision = self._claim(current, approver_id)
+            decision = self._claim(current, approver_id, verdict)
             if decision.refusal is not Refusal.ALREADY_DECIDED or decision.request is None:
                 return decision
             if decision.request.status is not Status.PENDING:
                 return decision
         return Decision(self.store.get(request_id), Refusal.ALREADY_DECIDED)
 
-    def _approval_refusal(
-        self, request: InviteRequest, approver_id: str, own_allowed: bool
-    ) -> Refusal | None:
-        if approver_id in request.approvals:
-            return Refusal.ALREADY_APPROVED
-        others = set(self.approvers) - {request.requester_id}
-        if approver_id == request.requester_id and others and not own_allowed:
-            return Refusal.OWN_REQUEST
-        return None
-
-    def _claim(self, current: InviteRequest, approver_id: str) -> Decision:
+    def _claim(
+        self, current: InviteRequest, approver_id: str, verdict: approval.Verdict | None = None
+    ) -> Decision:
+        """Claim the request for inviting: the approval that completes it (`verdict`), or a
+        retry after a retryable failure."""
         expected = {Status.PENDING}
         if current.status is Status.FAILED and current.failure and current.failure.retryable:
             expected.add(Status.FAILED)
@@ -270,9 +269,12 @@ class InviteService:
             "outcome_told": False,
         }
         require = None
-        if current.status is Status.PENDING:
+        if current.status is Status.PENDING and verdict is not None:
             changes.update(
-                decided_by=approver_id, decided_at=now, approvals=[*current.approvals, approver_id]
+                decided_by=approver_id,
+                decided_at=now,
+                approvals=list(verdict.approvals),
+                approval_rule=verdict.rule,
             )
             require = {"approvals": current.approvals}
         ok, request = self.store.transition(
@@ -286,7 +288,8 @@ class InviteService:
         if not ok:
             return Decision(request, Refusal.ALREADY_DECIDED)
         event = "approved" if current.status is Status.PENDING else "retried"
-        self.store.record(event, current.id, approver_id)
+        rule = {"rule": str(verdict.rule)} if verdict is not None and verdict.rule else {}
+        self.store.record(event, current.id, approver_id, **rule)
         log.info("request %s %s by %s", current.id, event, approver_id)
         return Decision(request)
 
