@@ -438,7 +438,31 @@ def link_whereabouts(request: InviteRequest) -> str:
         if request.awork_email_skipped:
             return "Its code was lost in a restart and awork's email was skipped: resend the invitation from awork's user list."
         return "awork's own email carries the acceptance link."
+    if request.invitee_slack_id:  # their DM only: retried, never sent to anyone else
+        invitee = f"<@{request.invitee_slack_id}>"
+        if request.status is not Status.INVITED:
+            return f"The DM asking {invitee} to accept was never delivered; {email}."
+        if request.link_overdue_at is None:
+            return f"The DM asking {invitee} to accept has not been delivered yet; it is retried."
+        expires = request.result.expires_at if request.result else None
+        return undelivered_link(invitee, expires, request.awork_email_skipped)
     return f"The acceptance link could not be sent by DM; {email}."
+
+
+def undelivered_link(invitees: str, expires: datetime | None, email_skipped: bool) -> str:
+    """For approvers (and the requester): a DM to invitees in Slack is overdue. No link in it."""
+    until = f" ({slack_date(expires)})" if expires else ""
+    also = (
+        "Nothing else carries it: awork's own email was skipped."
+        if email_skipped
+        else "awork's own email carries the link as well."
+    )
+    return (
+        f":warning: The acceptance link could not be delivered to {invitees}: Slack did not "
+        f"let the bot DM them. Ask them to open a direct message with the bot (Apps → the "
+        f"bot → Messages) and to allow messages from apps; the bot keeps trying until the "
+        f"invitation ends{until}. {also} If it runs out, the requester can invite them again."
+    )
 
 
 def _workspace(request: InviteRequest) -> str:

@@ -19,9 +19,10 @@ from bot.blocks import (
     refusal,
     section,
     slack_date,
+    undelivered_link,
 )
 from bot.bulk import Summary
-from bot.models import BATCH_LIMIT, BatchStatus, InviteBatch, Skipped
+from bot.models import BATCH_LIMIT, BatchStatus, InviteBatch, Skipped, Status
 
 BULK_FORM = "bulk_invite_form"
 RETRY_FAILED = "retry_failed"
@@ -224,6 +225,11 @@ def summary_blocks(batch: InviteBatch, summary: Summary) -> list[dict[str, Any]]
             )
         )
     if summary.invited:
+        overdue = [
+            m
+            for m in summary.invited
+            if m.status is Status.INVITED and m.link_overdue_at and not m.link_attempted
+        ]
         in_slack = sum(1 for m in summary.invited if m.invitee_slack_id)
         rest = len(summary.invited) - in_slack
         where = []
@@ -234,6 +240,13 @@ def summary_blocks(batch: InviteBatch, summary: Summary) -> list[dict[str, Any]]
                 f"the acceptance links of the other {rest} went to <@{batch.requester_id}> by DM"
             )
         blocks.append(context("; ".join(where).capitalize() + "."))
+        if overdue:
+            more = len(overdue) - SHOWN
+            names = ", ".join(f"<@{m.invitee_slack_id}>" for m in overdue[:SHOWN])
+            names += f" and {more} more" if more > 0 else ""
+            expires = min((m.result.expires_at for m in overdue if m.result), default=None)
+            skipped = all(m.awork_email_skipped for m in overdue)
+            blocks.append(section(undelivered_link(names, expires, skipped)))
     return blocks
 
 

@@ -394,6 +394,9 @@ class InviteRequest(BaseModel):
     outcome_told: bool = False
     link_attempted: bool = False
     link_sent_to: str | None = None
+    # An invitee in Slack whose DM could not be delivered: retried, never sent to anyone else;
+    # when the approvers were told so (decided once, see `link_notice_at`).
+    link_overdue_at: datetime | None = None
     # The invitee's Slack id, looked up at approval; they alone may accept from Slack.
     invitee_slack_id: str | None = None
     awork_email_skipped: bool = False
@@ -444,6 +447,9 @@ class InviteRequest(BaseModel):
             times.append(self.next_delivery_at or self.updated_at)
         if self.status is Status.PENDING and self.batch_id is None:
             times.append(schedule.pending_due(self.created_at, self.reminded_at))
+        notice = self.link_notice_at(schedule.remind_after)
+        if notice is not None:
+            times.append(notice)
         if self.status is Status.INVITED and self.result is not None:
             # Followed until joined or lapsed: again after a while, and when the code runs out.
             again = (self.followed_at or self.updated_at) + schedule.follow_every
@@ -452,6 +458,20 @@ class InviteRequest(BaseModel):
                 again if self.followed_at and self.followed_at >= expiry else min(again, expiry)
             )
         return min(times) if times else None
+
+    def link_notice_at(self, remind_after: timedelta) -> datetime | None:
+        """When the approvers are to hear that the DM to an invitee in Slack has not been
+        delivered yet: INVITE_REMIND_AFTER after the invitation, at the latest halfway through
+        its 24 hours. None when that is not (or no longer) to be said."""
+        if (
+            self.status is not Status.INVITED
+            or self.link_attempted
+            or self.link_overdue_at is not None
+            or self.invitee_slack_id is None
+            or self.result is None
+        ):
+            return None
+        return self.result.issued_at + min(remind_after, LINK_NOTICE_LATEST)
 
     @property
     def is_open(self) -> bool:
@@ -541,6 +561,11 @@ class InviteBatch(BaseModel):
     waiting_told: bool = False
     outcome_told: bool = False
     links_listed: bool = False
+    # Bumped (by compare-and-set) when a member's DM to its invitee is overdue or delivered
+    # after all, so the summary on the message is shown again; `shown_link_news` is the count
+    # the message shows.
+    link_news: int = 0
+    shown_link_news: int = 0
     reminded_at: datetime | None = None
     reminder_posted: bool = False
     messages: list[PostedMessage] = []
@@ -589,5 +614,10 @@ class InviteBatch(BaseModel):
                 self.reminded_at is not None and not self.reminder_posted
             )
         if self.status is BatchStatus.DONE:
-            return self.shown_run != self.run or not self.outcome_told or not self.links_listed
+            return (
+                self.shown_run != self.run
+                or self.shown_link_news != self.link_news
+                or not self.outcome_told
+                or not self.links_listed
+            )
         return self.status is not BatchStatus.RUNNING and not self.outcome_told

@@ -1,4 +1,5 @@
-"""Bringing Slack up to date with a request: the approval message, notices and the link DM.
+"""Bringing Slack up to date with a request: the approval message, notices and the link DM
+(whose rules are in handlers/notify_links.py).
 
 What Slack has been told is kept on the request itself (`approval_message`, `shown_status`,
 `waiting_told`, `link_attempted`, `outcome_told`), so delivery is a function of the stored
@@ -36,12 +37,13 @@ from bot.service import InviteService
 from bot.store import Record
 from bot.store.base import FAR_FUTURE
 from handlers.notify_batches import BatchDelivery
+from handlers.notify_links import LinkDelivery
 from handlers.slack_errors import ADMIN_CHANNEL_HINTS, SEND_ERRORS, slack_error
 
 log = logging.getLogger(__name__)
 
 
-class Courier(BatchDelivery):
+class Courier(BatchDelivery, LinkDelivery):
     def __init__(
         self,
         client: WebClient,
@@ -244,6 +246,8 @@ class Courier(BatchDelivery):
         now = utcnow()
         for request in due:
             ready = force or request.next_delivery_at is None or request.next_delivery_at <= now
+            notice = request.link_notice_at(self.remind_after)  # due whatever the back-off
+            ready = ready or (notice is not None and notice <= now)
             busy = request.status in (Status.INVITING, Status.JOINING)
             if ready and not busy and request.needs_delivery() and request.id not in changed:
                 self.sync(request.id, wait=0)
@@ -275,6 +279,8 @@ class Courier(BatchDelivery):
                 self.sync_batch(batch.id, wait=0)
 
     def _deliver(self, request: InviteRequest) -> InviteRequest:
+        if request.batch_id is not None:
+            return self._deliver_member(request)
         if request.approval_message is None:
             request = self._post_approval(request)
         if request.status is Status.INVITED and not request.link_attempted:
@@ -305,8 +311,13 @@ class Courier(BatchDelivery):
             or request.outcome_told
         ):
             return False
-        # The requester hears where the link went, so the link goes first.
-        return request.status is not Status.INVITED or request.link_attempted
+        # The requester hears where the link went, so the link goes first - or, for an invitee
+        # whose DM Slack keeps refusing, that it has not arrived, when the approvers hear it.
+        return (
+            request.status is not Status.INVITED
+            or request.link_attempted
+            or request.link_overdue_at is not None
+        )
 
     def _post_approval(self, request: InviteRequest) -> InviteRequest:
         text, message_blocks = blocks.approval_message(request)
@@ -362,29 +373,6 @@ class Courier(BatchDelivery):
             return request
         self.refresh_homes(request)
         return self.store.update(request.id, shown_status=request.status) or request
-
-    def _send_link(self, request: InviteRequest) -> InviteRequest:
-        """DM the acceptance link: to the invitee if they are in Slack, else to the requester."""
-        link = self.service.accept_link(request)
-        if link is None:  # found in awork after a crash: awork's own email carries the link
-            return self.store.update(request.id, link_attempted=True) or request
-        invitee = request.invitee_slack_id
-        if invitee:  # in Slack: a DM with an Accept button; the code stays in the store
-            text, dm_blocks = blocks.invitee_dm(request)
-            where = self.dm(invitee, text, dm_blocks)
-            if where:
-                changes = {"link_attempted": True, "link_sent_to": invitee, "shown_status": None}
-                return self._posted(request, "invitee_dm", where, **changes)
-        where = self.dm(request.requester_id, blocks.link_message(request, link))
-        if where:
-            # shown_status=None: the approval message then says where the link went.
-            changes = {
-                "link_attempted": True,
-                "link_sent_to": request.requester_id,
-                "shown_status": None,
-            }
-            return self._posted(request, "link_dm", where, **changes)
-        return request
 
     def _posted(self, request: Any, kind: str, where: tuple[str, str], **changes: object) -> Any:
         """Keep the posted message's place with the request, in the audit log too."""

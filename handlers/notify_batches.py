@@ -127,7 +127,13 @@ class BatchDelivery:
     def _deliver_batch(self, batch: InviteBatch) -> InviteBatch:
         summary = self.batches.summary(batch) if batch.status is BatchStatus.DONE else None
         text, message_blocks = bulk_blocks.batch_approval_message(batch, summary)
-        shown = {"shown_status": batch.status, "shown_run": batch.run}
+        # What the message shows; `link_news` as read before the summary, so a member's news
+        # that comes later is shown by another round.
+        shown = {
+            "shown_status": batch.status,
+            "shown_run": batch.run,
+            "shown_link_news": batch.link_news,
+        }
         if batch.approval_message is None:
             try:
                 posted = self.client.chat_postMessage(
@@ -147,7 +153,11 @@ class BatchDelivery:
                 batch, "approval", (ref.channel, ref.ts), approval_message=ref, **shown
             )
             self.refresh_homes(batch)
-        elif batch.shown_status is not batch.status or batch.shown_run != batch.run:
+        elif (
+            batch.shown_status is not batch.status
+            or batch.shown_run != batch.run
+            or batch.shown_link_news != batch.link_news
+        ):
             ref = batch.approval_message
             try:
                 self.client.chat_update(
@@ -192,7 +202,8 @@ class BatchDelivery:
         return batch
 
     def _list_links(self, batch: InviteBatch, summary: Summary) -> InviteBatch:
-        """The links of invitees who are not in Slack, to the requester by DM, 50 a message;
+        """The links of invitees who are not in Slack, to the requester by DM, 50 a message
+        (an invitee in Slack gets their own DM, retried, never the requester's list);
         each member is marked once its message is out, so a retry sends only the rest.
         `summary`: the members as just read for the message (not read again)."""
         due = [

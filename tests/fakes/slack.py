@@ -2,7 +2,8 @@
 
 Point `SLACK_API_URL` (or `WebClient(base_url=...)`) at `url`. Answers follow Slack's documented
 shapes for the methods the bot uses; `members` maps emails to Slack user ids for
-users.lookupByEmail, `errors` makes a method fail with a Slack error, and
+users.lookupByEmail, `errors` makes a method fail with a Slack error, `refused` makes it fail
+for one user or channel only (conversations.open's `users`, chat.*'s `channel`), and
 `ephemeral_blocked` lists channels where the bot cannot post ephemerals.
 """
 
@@ -32,6 +33,7 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.members: dict[str, str] = {}
         self.errors: dict[str, str] = {}
+        self.refused: dict[tuple[str, str], str] = {}  # (method, user or channel) -> error
         self.ephemeral_blocked: set[str] = set()
         self.throttle: dict[str, int] = {}  # method -> how many HTTP 429s to answer first
         self.throttled = 0
@@ -109,6 +111,9 @@ class FakeSlack:
             self.calls.append(Call(method, args, time.monotonic()))
         if method in self.errors:
             return {"ok": False, "error": self.errors[method]}
+        target = str(args.get("users") or args.get("channel") or "")
+        if (method, target) in self.refused:
+            return {"ok": False, "error": self.refused[(method, target)]}
         if method == "apps.connections.open":
             if not self.socket_url:
                 return {"ok": False, "error": "not_allowed_token_type"}
