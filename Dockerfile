@@ -1,4 +1,4 @@
-# The bot in HTTP mode on gunicorn (see README: Deploying). Build: docker build -t invite-bot .
+# The bot in HTTP mode on waitress (see README: Deploying). Build: docker build -t invite-bot .
 # Run:   docker run --env-file .env -p 3000:3000 -v invite-bot-data:/data invite-bot
 FROM python:3.11-slim
 

@@ -5,7 +5,8 @@
 - role-picker latency with a cold cache (fresh store, awork slow) and a warm one;
 - a bulk of 500 against `invite-bot sandbox` limited to 50 calls/s, as a ratio of the limit's
   bound (bench/bulk_throughput.py);
-- idle RSS of the bot (gunicorn master and worker).
+- ack p99 against a bare Bolt app served the same way (ack and a one-field modal);
+- idle RSS of the bot (one process) and its start-up time to the first /healthz.
 Run: .venv/bin/python bench/all.py
 """
 
@@ -15,6 +16,7 @@ import datetime
 import json
 import os
 import platform
+import statistics
 import sys
 from pathlib import Path
 
@@ -51,7 +53,14 @@ def main() -> None:
         ("bulk: invited / duplicates / lost / 429s",
          f"{bulk['invited']} / {bulk['duplicates']} / {bulk['lost']} / {bulk['answered_429']}",
          "—", "—"),
-        ("idle RSS (gunicorn master + worker)", f"{ack['idle_rss_mb']:.0f} MB", "—", "—"),
+        ("ack p99 (median of rounds) vs bare Bolt (ack + one-field modal)",
+         f"{statistics.median(ack['bot']['p99_per_round_ms']):.0f} ms",
+         f"{statistics.median(ack['bare']['p99_per_round_ms']):.0f} ms (bare Bolt)",
+         f"{ack['p99_ratio_bot_to_bare']:.3f}"),
+        ("idle RSS (one waitress process)", f"{ack['idle_rss_mb']:.0f} MB",
+         f"{ack['bare_idle_rss_mb']:.0f} MB (bare Bolt)",
+         f"{ack['idle_rss_mb'] / ack['bare_idle_rss_mb']:.2f}"),
+        ("start-up to first 200 on /healthz", f"{ack['startup_s']:.2f} s", "—", "—"),
     ]  # fmt: skip
     print(f"{machine}, {datetime.date.today()}")
     print("| figure | bot | baseline | ratio |")

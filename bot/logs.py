@@ -7,6 +7,7 @@ masked in every record, as a second line of defence.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import secrets
@@ -24,8 +25,14 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
+_ID_PREFIX = secrets.token_hex(3)  # this process
+_ID_COUNTER = itertools.count(1)
+
+
 def new_request_id() -> str:
-    return secrets.token_hex(6)
+    """Unique across processes and restarts; no system call, so the ack path never lets go
+    of the interpreter lock for it."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):06x}"
 
 
 REQUEST_ID_HEADER = "x-invite-request-id"  # set by the HTTP layer on the request it hands Bolt

@@ -34,14 +34,17 @@ def stalled_connection(port: int) -> socket.socket:
 
 
 def closed_by_server(sock: socket.socket) -> bool:
-    """Whether the server has closed this connection (EOF or reset), without waiting long."""
-    sock.settimeout(0.05)
+    """Whether the server has closed this connection (EOF or reset), looking without waiting."""
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
     try:
-        return sock.recv(1) == b""
-    except TimeoutError:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
         return False
     except OSError:
         return True
+    finally:
+        sock.settimeout(timeout)
 
 
 def test_stalled_connections_hold_no_worker(tmp_path, env, slack):

@@ -28,7 +28,7 @@ QUICK = settings(
 def call_wsgi(
     app, body: bytes, signed: bool = True, content_type: str = "application/x-www-form-urlencoded"
 ):
-    """Send raw bytes through the production WSGI stack (gunicorn would call this)."""
+    """Send raw bytes through the production WSGI stack (waitress calls this)."""
     ts = str(int(time.time()))
     signature = (
         SlackDriver(None, SIGNING_SECRET).verifier.generate_signature(
