@@ -110,6 +110,8 @@ def open_configured_store(settings: Settings):  # -> (Store | None, str | None)
 
 
 def print_audit(settings: Settings, since: datetime | None, as_json: bool) -> int:
+    from bot.text import log_value
+
     store = existing_store(settings)
     if store is None:
         return 2
@@ -118,10 +120,15 @@ def print_audit(settings: Settings, since: datetime | None, as_json: bool) -> in
             if as_json:
                 print(event.model_dump_json())
                 continue
-            detail = " ".join(f"{key}={value}" for key, value in event.detail.items())
-            actor = f" by {event.actor}" if event.actor else ""
+            # Every stored value is shown by log_value: a reason holding a line break, "x=y"
+            # or an escape sequence cannot fake a field or a line, nor reach the terminal.
+            detail = " ".join(
+                f"{log_value(key)}={log_value(value)}" for key, value in event.detail.items()
+            )
+            actor = f" by {log_value(event.actor)}" if event.actor else ""
+            request = log_value(event.request_id) if event.request_id else "-"
             print(
-                f"{event.at:%Y-%m-%d %H:%M:%S}Z  {event.event:<15} {event.request_id or '-'}{actor}  {detail}".rstrip()
+                f"{event.at:%Y-%m-%d %H:%M:%S}Z  {log_value(event.event):<15} {request}{actor}  {detail}".rstrip()
             )
     finally:
         store.close()

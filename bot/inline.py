@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from bot.bulk import Person, parse_people
 from bot.models import Role, Team
+from bot.text import clean_text
 
 # Slack's rendering of an address in command text, and the quotes phones and Macs substitute.
 MAILTO = re.compile(r"<mailto:([^|>]+)(?:\|[^>]*)?>")
@@ -59,9 +60,11 @@ def resolve(
 
 
 def parse_inline(text: str, roles: Sequence[Role], teams: Sequence[Team]) -> InlineInvite:
-    """Read the command's text. `errors` says, in words, everything that stops it."""
+    """Read the command's text (invisible characters dropped). `errors` says, in words,
+    everything that stops it; they quote what was typed, and awork's names, as they are (the
+    caller escapes them for where it shows them)."""
     result = InlineInvite()
-    text = MAILTO.sub(r"\1", text.translate(SMART_QUOTES))
+    text = MAILTO.sub(r"\1", clean_text(text, multiline=True).translate(SMART_QUOTES))
     role_queries: list[str] = []
     team_queries: list[str] = []
     person_lines: list[str] = []

@@ -5,7 +5,6 @@ Nothing here knows about Slack.
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,28 +24,26 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from bot.text import clean_line, clean_lines, clean_text
+
 Gender = Literal["male", "female", "other"]
 InvitationFlow = Literal["invite", "new_user_new_workspace", "existing_user_new_workspace"]
 NEW_WORKSPACE_FLOWS: tuple[str, ...] = ("new_user_new_workspace", "existing_user_new_workspace")
 INVITATION_VALIDITY = timedelta(hours=24)
 
-CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def drop_control_chars(value: object) -> object:
-    """Remove control and direction-override characters (keeps newlines and tabs)."""
-    return CONTROL_CHARS.sub("", value) if isinstance(value, str) else value
-
-
-Clean = BeforeValidator(drop_control_chars)
+# Invisible and control characters are taken out of everything a person types (bot/text.py).
+Clean = BeforeValidator(clean_line)
+CleanLines = BeforeValidator(clean_lines)
 # Limits for free text; awork allows more for some, Slack messages stay readable with these.
 Name = Annotated[str, Clean, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 ShortText = Annotated[
     str, Clean, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
 ]
 Note = Annotated[
-    str, Clean, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)
+    str, CleanLines, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)
 ]
+# A deny reason: its length is checked where it is typed (the modal); stored clean however it came.
+Reason = Annotated[str, CleanLines, StringConstraints(strip_whitespace=True)]
 
 
 def utcnow() -> datetime:
@@ -172,7 +169,7 @@ class InviteDetails(BaseModel):
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
     )
 
-    email: Annotated[EmailStr, StringConstraints(max_length=254)]
+    email: Annotated[EmailStr, Clean, StringConstraints(max_length=254)]
     first_name: Name | None = None
     last_name: Name | None = None
     title: Name | None = None
@@ -245,7 +242,12 @@ class InviteDetails(BaseModel):
 
 def parse_details(fields: dict[str, Any]) -> tuple[InviteDetails | None, dict[str, str]]:
     """Validate raw form fields; return the details or field errors keyed by camelCase name."""
-    cleaned = {key: value for key, value in fields.items() if value not in (None, "", [])}
+    # A field of nothing but spaces and invisible characters counts as left empty.
+    cleaned = {
+        key: value
+        for key, value in fields.items()
+        if value not in (None, "", []) and not (isinstance(value, str) and _blank(value))
+    }
     try:
         details = InviteDetails.model_validate(cleaned)
     except ValidationError as exc:
@@ -256,6 +258,10 @@ def parse_details(fields: dict[str, Any]) -> tuple[InviteDetails | None, dict[st
         return None, errors
     errors = details.conflicts()
     return (None, errors) if errors else (details, {})
+
+
+def _blank(text: str) -> bool:
+    return not clean_text(text).strip()
 
 
 def _friendly(error: Any) -> str:
@@ -374,7 +380,7 @@ class InviteRequest(BaseModel):
     approval_message: MessageRef | None = None
     decided_by: str | None = None
     decided_at: datetime | None = None
-    deny_reason: str | None = None
+    deny_reason: Reason | None = None
     attempts: int = 0
     # Who is working on it (inviting or joining) and until when: a lease on the store's clock,
     # renewed before every awork call; another instance takes over only after it expired.
@@ -546,7 +552,7 @@ class InviteBatch(BaseModel):
     approval_message: MessageRef | None = None
     decided_by: str | None = None
     decided_at: datetime | None = None
-    deny_reason: str | None = None
+    deny_reason: Reason | None = None
     # The current run: 1 after approval, +1 for each "Retry failed"; who runs it, on a lease
     # (store clock) that the runner renews while it works.
     run: int = 0

@@ -65,7 +65,7 @@ def register(app: App, deps: Deps) -> None:
         """People in the command's text: one request (one person) or a batch (several)."""
         parsed = parse_inline(text, deps.catalog.find_roles(), deps.catalog.find_teams())
         if parsed.errors:
-            return _private(":warning: " + "\n".join(parsed.errors) + USAGE), None
+            return _private(":warning: " + _quoted(parsed.errors) + USAGE), None
         origin = body.get("channel_id")
         domain = body.get("team_domain")
         if len(parsed.people) == 1:
@@ -77,7 +77,7 @@ def register(app: App, deps: Deps) -> None:
             skip_sending_email=parsed.skip_sending_email,
         )
         if prepared.errors:
-            return _private(":warning: " + "\n".join(prepared.errors[:20])), None
+            return _private(":warning: " + _quoted(prepared.errors[:20])), None
         if not prepared.entries:
             text = ":information_source: Nobody left to ask for: " + _left_out(prepared)
             return _private(text), None
@@ -99,7 +99,7 @@ def register(app: App, deps: Deps) -> None:
             }
         )
         if details is None:
-            return _private(":warning: " + " ".join(errors.values())), None
+            return _private(":warning: " + _quoted(list(errors.values()), " ")), None
         duplicate = service.duplicate_of(details)
         if duplicate is not None:
             kind, existing = duplicate
@@ -153,7 +153,13 @@ USAGE = '\nUsage: `/invite a@x.com b@y.com role:"Project Manager" team:Design --
 
 def _left_out(prepared: Prepared) -> str:
     why = {"member": "already in awork", "open": "already requested", "repeated": "listed twice"}
-    return "; ".join(f"{s.email} ({why[s.reason]})" for s in prepared.skipped[:20])
+    return "; ".join(f"{blocks.escape(s.email)} ({why[s.reason]})" for s in prepared.skipped[:20])
+
+
+def _quoted(errors: list[str], joiner: str = "\n") -> str:
+    """Errors that quote what was typed (and awork's role and team names), made inert in
+    mrkdwn like every other user text: `<!channel>` stays words."""
+    return joiner.join(blocks.escape(error) for error in errors)
 
 
 def _private(text: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from bot import blocks, bulk_blocks
 from bot.bulk import parse_people
 from bot.deps import Deps
 from bot.models import BATCH_LIMIT, parse_details
+from bot.text import clean_text
 from handlers.actions import is_batch, run_approval, run_batch_approval
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,9 @@ def register(app: App, deps: Deps) -> None:
     def submit_deny_reason(ack: Ack, body: dict, view: dict) -> None:
         request_id = view.get("private_metadata", "")
         values = blocks.form_fields(view.get("state", {}).get("values", {}))
-        reason = (values.get("reason") or "").strip()
+        # Cleaned here too (the stored reason is cleaned by the model), so that a reason of
+        # only invisible characters is asked for again and the audit log holds the clean one.
+        reason = clean_text(str(values.get("reason") or ""), multiline=True).strip()
         if not reason:
             ack(response_action="errors", errors={"reason": "Please give a reason."})
             return
