@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from urllib.parse import urlparse
 
-import httpx
 from slack_bolt import Ack, App
 
 from bot import blocks, bulk_blocks
@@ -14,6 +12,7 @@ from bot.bulk import parse_people
 from bot.deps import Deps
 from bot.models import BATCH_LIMIT, parse_details
 from bot.text import clean_text
+from handlers import files
 from handlers.actions import is_batch, run_approval, run_batch_approval
 
 log = logging.getLogger(__name__)
@@ -133,9 +132,6 @@ def register(app: App, deps: Deps) -> None:
     app.view(bulk_blocks.BULK_FORM)(submit_bulk)
 
 
-MAX_FILE_BYTES = 1_000_000  # 500 lines of email and names are a few dozen kilobytes
-
-
 def _clip(problems: list[str], shown: int = 5) -> str:
     more = len(problems) - shown
     return " ".join(problems[:shown]) + (f" (and {more} more)" if more > 0 else "")
@@ -148,29 +144,8 @@ def _files(values: dict) -> list[dict]:
 
 
 def _download(file: dict, deps: Deps) -> tuple[str, str | None]:
-    """The uploaded list's text (files:read). The bot token goes only to Slack's own hosts.
-    Read before the ack, so that a bad list is a field error: hence the short timeout."""
-    url = str(file.get("url_private_download") or file.get("url_private") or "")
-    allowed = {"files.slack.com", urlparse(deps.settings.slack_api_url).hostname}
-    if urlparse(url).hostname not in allowed or urlparse(url).scheme not in ("https", "http"):
-        return "", "I can't read that file; attach a CSV or text file from your computer."
-    if int(file.get("size") or 0) > MAX_FILE_BYTES:
-        return "", "That file is too big for a list of people (1 MB at most)."
-    token = deps.settings.slack_bot_token.get_secret_value()
-    try:
-        response = httpx.get(
-            url, headers={"Authorization": f"Bearer {token}"}, timeout=1.5, follow_redirects=False
-        )
-    except httpx.HTTPError as exc:
-        log.warning("could not download the bulk list: %s", type(exc).__name__)
-        return "", "I couldn't read the file just now; please submit again."
-    if response.status_code != 200 or len(response.content) > MAX_FILE_BYTES:
-        log.warning("could not download the bulk list: HTTP %s", response.status_code)
-        return "", "I couldn't read the file; please submit again."
-    try:
-        return response.content.decode("utf-8-sig"), None
-    except UnicodeDecodeError:
-        return "", "The file is not UTF-8 text; save it as CSV (UTF-8) and attach it again."
+    """The uploaded list's text, or why not: see handlers/files.py."""
+    return files.download(file, deps.settings.slack_bot_token.get_secret_value())
 
 
 def _on_blocks(errors: dict[str, str], view: dict) -> dict[str, str]:

@@ -11,9 +11,11 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+import handlers.files
 from bot.app import Bot, build
 from bot.config import Settings
 from tests.fakes.awork import API_KEY, FakeAwork
+from tests.fakes.files import FakeFiles
 from tests.fakes.slack import FakeSlack
 from tests.slack_requests import ADMIN_CHANNEL, SlackDriver
 
@@ -56,6 +58,14 @@ def slack() -> Iterator[FakeSlack]:
 @pytest.fixture
 def awork() -> FakeAwork:
     return FakeAwork()
+
+
+@pytest.fixture
+def files(monkeypatch) -> FakeFiles:
+    """Slack's file host in-process: the bot's CSV downloads reach it, and nothing else."""
+    fake = FakeFiles()
+    monkeypatch.setattr(handlers.files, "TRANSPORT", fake.transport)
+    return fake
 
 
 @pytest.fixture

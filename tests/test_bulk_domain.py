@@ -38,15 +38,16 @@ TEAMS = [Team.model_validate(t) for t in FakeAwork().teams]
 
 
 def test_people_one_per_line_with_optional_names():
-    """`email[, first, last]` per line; blank lines, comments and a header are skipped."""
+    """`email[, first, last]` per line; blank lines, comments and a header are skipped.
+    (Semicolons and tabs, one delimiter a list: tests/test_bulk_files.py.)"""
     text = (
         "email,first name,last name\n"
         "ada@example.com, Ada, Lovelace\n"
         "\n# contractors\n"
-        "grace@example.com;Grace;Hopper\n"
+        "grace@example.com,Grace,Hopper\n"
         "linus@example.com\n"
         '"o\'brien@example.com","Pat, Jr.","O\'Brien"\n'
-        "tab@example.com\tTab\tUser\n"
+        "tab@example.com, Tab, User\n"
     )
     people, errors = parse_people(text)
     assert errors == []

@@ -180,32 +180,22 @@ def test_bulk_form_errors_name_the_line(driver, bot):
     assert bot.store.batches() == []
 
 
-def csv_file(slack, name: str, content: str, url: str | None = None) -> list[dict]:
-    """A file object as Slack puts it in a file_input's state (files:read)."""
-    slack.files[name] = content.encode()
-    return [
-        {
-            "id": "F0123",
-            "name": name,
-            "title": name,
-            "mimetype": "text/csv",
-            "filetype": "csv",
-            "size": len(content),
-            "url_private": url or slack.file_url(name),
-            "url_private_download": url or slack.file_url(name),
-        }
-    ]
+def csv_file(files, name: str, content: str, url: str | None = None) -> list[dict]:
+    """A file object as Slack puts it in a file_input's state (files:read), served by `files`."""
+    return files.file(name, content, url)
 
 
-def test_bulk_csv_file_becomes_one_batch_with_one_approval_message(driver, slack, bot, awork):
+def test_bulk_csv_file_becomes_one_batch_with_one_approval_message(
+    driver, slack, bot, awork, files
+):
     """120 people from a CSV: one message ("Approve all 120"), one POST each on approval."""
     content = "email,first name,last name\n" + "".join(
         f"p{i}@example.com, P{i}, Test\n" for i in range(120)
     )
-    files = csv_file(slack, "people.csv", content)
-    response = submit_bulk(driver, {"people_file": files, "roleId": ROLE_PM})
+    attached = csv_file(files, "people.csv", content)
+    response = submit_bulk(driver, {"people_file": attached, "roleId": ROLE_PM})
     assert response.status == 200 and response.body == ""
-    assert slack.file_requests[0]["Authorization"].startswith("Bearer xoxb-")
+    assert files.requests[0].headers["Authorization"].startswith("Bearer xoxb-")
     batch_id = approval_request_id(slack)
     assert "Approve all 120" in json.dumps(approval_posts(slack)[0].args["blocks"])
     driver.click("approve_invite", batch_id, APPROVER)
@@ -222,12 +212,12 @@ def test_bulk_csv_file_becomes_one_batch_with_one_approval_message(driver, slack
     assert len(approval_posts(slack)) == 1
 
 
-def test_bulk_file_on_a_foreign_host_gets_no_token(driver, slack, bot):
+def test_bulk_file_on_a_foreign_host_gets_no_token(driver, slack, bot, files):
     """The bot token is only sent to Slack's file hosts; another URL is refused as a field error."""
-    files = csv_file(slack, "x.csv", "a@x.com\n", url="https://evil.example/x.csv")
-    response = submit_bulk(driver, {"people_file": files})
+    attached = csv_file(files, "x.csv", "a@x.com\n", url="https://evil.example/x.csv")
+    response = submit_bulk(driver, {"people_file": attached})
     assert "can't read that file" in json.loads(response.body)["errors"]["people_file"]
-    assert slack.file_requests == []
+    assert files.requests == []
 
 
 def test_bulk_typed_list_with_members_and_repeats_left_out(driver, slack, bot):

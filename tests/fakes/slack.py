@@ -39,8 +39,6 @@ class FakeSlack:
         self.throttled = 0
         self.groups: dict[str, list[str]] = {}  # user group id -> member ids
         self.socket_url: str | None = None  # apps.connections.open answer (Socket Mode)
-        self.files: dict[str, bytes] = {}  # served at /files/<name> (url_private)
-        self.file_requests: list[dict[str, str]] = []  # headers of each file download
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
         fake = self
@@ -48,9 +46,6 @@ class FakeSlack:
         class Handler(BaseHTTPRequestHandler):
             def _any(self) -> None:
                 parsed = urlparse(self.path)
-                if parsed.path.startswith("/files/"):
-                    self._file(parsed.path.removeprefix("/files/"))
-                    return
                 method = parsed.path.rsplit("/", 1)[-1]
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length).decode()
@@ -73,17 +68,6 @@ class FakeSlack:
                 body = json.dumps(fake.answer(method, args)).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _file(self, name: str) -> None:
-                fake.file_requests.append(dict(self.headers.items()))
-                content = fake.files.get(name)
-                authorized = (self.headers.get("Authorization") or "").startswith("Bearer xoxb-")
-                status = 200 if content is not None and authorized else 404
-                body = content if status == 200 else b"not found"
-                self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -199,10 +183,6 @@ class FakeSlack:
                 )
                 return found
             time.sleep(0.01)
-
-    def file_url(self, name: str) -> str:
-        """Where a file put in `files` is served (its `url_private`)."""
-        return self.url.removesuffix("api/") + "files/" + name
 
     def texts(self) -> str:
         """Everything the bot sent to Slack, as one string, for leak checks."""
