@@ -299,6 +299,7 @@ class BatchService:
         return self._decidable(batch_id, approver_id, BatchStatus.PENDING)
 
     def deny(self, batch_id: str, approver_id: str, reason: str) -> Decision:
+        reason = clean_text(reason, multiline=True)  # the audit log gets it clean too
         decision = self.can_deny(batch_id, approver_id)
         if not decision.ok:
             return decision

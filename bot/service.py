@@ -43,6 +43,7 @@ from bot.models import (
     utcnow,
 )
 from bot.store import Store
+from bot.text import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +306,7 @@ class InviteService:
         return Decision(current)
 
     def deny(self, request_id: str, approver_id: str, reason: str) -> Decision:
+        reason = clean_text(reason, multiline=True)  # the audit log gets it clean too
         decision = self.can_deny(request_id, approver_id)
         if not decision.ok:
             return decision

@@ -340,3 +340,14 @@ def test_audit_command_prints_a_forged_reason_as_one_inert_field(bot, settings):
     assert not any(line.startswith("2026-01-01") for line in text.splitlines())
     events = [json.loads(line) for line in audit("--json").splitlines()]
     assert next(e for e in events if e["request_id"] == "inv-real")["detail"]["reason"] == reason
+
+
+def test_service_deny_audits_the_reason_clean(bot):
+    """A deny reason given to the service directly (shell, any caller) is audited clean too."""
+    from bot.models import parse_details
+
+    details, _ = parse_details({"email": "audit@example.com"})
+    request = bot.deps.service.submit(details, "UREQ", None)
+    assert bot.deps.service.deny(request.id, "UAPPROVER1", "no\u202e\x00\x1b[2J way").ok
+    denied = [e for e in bot.store.audit() if e.event == "denied"][-1]
+    assert denied.detail["reason"] == "no[2J way"
