@@ -41,10 +41,13 @@ def register(app: App, deps: Deps) -> None:
             reply, then = inline(body, user, text)
             ack(**(answer(reply) if reply else reply))
             if then is not None:
-                then()
+                deps.later(then)
             return
         ack()
-        # The trigger_id lives for 3 seconds: open the modal before anything else.
+        # The trigger_id lives for 3 seconds: the modal opens first thing after the ack.
+        deps.later(open_form, body, user, keyword)
+
+    def open_form(body: dict, user: str, keyword: str) -> None:
         origin = body.get("channel_id")
         view = (
             bulk_blocks.bulk_form(origin)
@@ -180,4 +183,9 @@ def _newest_first(items: list) -> list:
 
 
 def _page_number(args: list[str]) -> int:
-    return int(args[0]) if args and args[0].isdigit() else 1
+    """The page asked for; a number too long to be a page is the last page (`_page` clamps),
+    and Python's int() is never handed thousands of digits."""
+    word = args[0] if args else ""
+    if not (word.isascii() and word.isdigit()):
+        return 1
+    return int(word) if len(word) <= 6 else 1_000_000

@@ -41,11 +41,14 @@ def register(app: App, deps: Deps) -> None:
         # Stored before anything else: a crash after this line loses nothing.
         request = service.submit(details, requester, origin)
         ack()
-        service.autofill(request.id)  # names awork suggests for the address, if none were typed
-        deps.courier.sync(request.id)
+        deps.later(after_submit, request.id, requester, origin)
+
+    def after_submit(request_id: str, requester: str, origin: str | None) -> None:
+        service.autofill(request_id)  # names awork suggests for the address, if none were typed
+        deps.courier.sync(request_id)
         if deps.settings.invite_self_approve and service.is_approver(requester):
             # An approver's own request needs no one else (but an admin role still needs two).
-            run_approval(deps, request.id, requester, origin, own_allowed=True)
+            run_approval(deps, request_id, requester, origin, own_allowed=True)
 
     def submit_deny_reason(ack: Ack, body: dict, view: dict) -> None:
         request_id = view.get("private_metadata", "")
@@ -75,10 +78,9 @@ def register(app: App, deps: Deps) -> None:
             )
             return
         ack()
-        if is_batch(request_id):
-            deps.courier.sync_batch(request_id)
-        else:
-            deps.courier.sync(request_id)
+        deps.later(
+            deps.courier.sync_batch if is_batch(request_id) else deps.courier.sync, request_id
+        )
 
     def submit_bulk(ack: Ack, body: dict, view: dict) -> None:
         requester = body["user"]["id"]
@@ -123,9 +125,12 @@ def register(app: App, deps: Deps) -> None:
         origin = _origin_channel(view)
         batch = deps.batches.submit(prepared, requester, origin)  # stored before anything else
         ack()
-        deps.courier.sync_batch(batch.id)
+        deps.later(after_bulk, batch.id, requester, origin)
+
+    def after_bulk(batch_id: str, requester: str, origin: str | None) -> None:
+        deps.courier.sync_batch(batch_id)
         if deps.settings.invite_self_approve and service.is_approver(requester):
-            run_batch_approval(deps, batch.id, requester, origin, own_allowed=True)
+            run_batch_approval(deps, batch_id, requester, origin, own_allowed=True)
 
     app.view(blocks.INVITE_FORM)(submit_invite)
     app.view(blocks.DENY_REASON)(submit_deny_reason)
