@@ -57,6 +57,7 @@ class Bot:
     store: Store
     awork: AworkClient
     executor: ThreadPoolExecutor
+    modals: ThreadPoolExecutor
     directory: ApproverDirectory
     sweep_seconds: float = 30.0
     sandbox: Sandbox | None = None
@@ -91,13 +92,14 @@ class Bot:
             self._slack_auth = f"Slack unreachable ({type(exc).__name__})"
 
     def warm_up(self) -> None:
-        """Start the follow-up pool's threads now rather than one by one in the first burst."""
-        workers = getattr(self.executor, "_max_workers", 0)
-        gate = threading.Barrier(workers + 1)
-        for _ in range(workers):
-            self.executor.submit(gate.wait, 5)
-        with contextlib.suppress(threading.BrokenBarrierError):
-            gate.wait(5)
+        """Start the follow-up pools' threads now rather than one by one in the first burst."""
+        for pool in {id(self.executor): self.executor, id(self.modals): self.modals}.values():
+            workers = getattr(pool, "_max_workers", 0)
+            gate = threading.Barrier(workers + 1)
+            for _ in range(workers):
+                pool.submit(gate.wait, 5)
+            with contextlib.suppress(threading.BrokenBarrierError):
+                gate.wait(5)
 
     def start_background(self) -> None:
         """Start the picker cache and the sweeper (call in the serving process, after forking).
@@ -146,6 +148,8 @@ class Bot:
         self.deps.catalog.stop()
         self.deps.batches.stop()  # no further member starts; the run is resumed at the next start
         finished = self.deps.service.wait_idle(timeout)
+        self.modals.shutdown(wait=False, cancel_futures=True)  # a modal opened now is too late
+
         drain = threading.Thread(target=self.executor.shutdown, kwargs={"wait": True}, daemon=True)
         drain.start()
         drain.join(max(0.0, deadline - time.monotonic()))
@@ -168,6 +172,11 @@ class Bot:
         if self.sandbox is not None:
             self.sandbox.close()
 
+
+# Opening a modal is one quick Slack call that must happen within its trigger_id's 3 seconds:
+# a small pool of its own, never queued behind awork calls, and few threads to share the
+# interpreter lock with the acks of a burst.
+MODAL_THREADS = 8
 
 LABELLED = {"chat.postMessage", "chat.postEphemeral", "chat.update"}
 LABELLED_VIEWS = {"views.open", "views.update", "views.push", "views.publish"}
@@ -289,6 +298,8 @@ def build(
 
     if not settings.invite_approvers:
         log.warning("INVITE_APPROVERS is empty: nobody can approve requests")
+    # Work after the ack; a shell's own executor (which it watches) takes the modals too.
+    modals = executor or ThreadPoolExecutor(max_workers=MODAL_THREADS, thread_name_prefix="modal")
     executor = executor or ThreadPoolExecutor(
         max_workers=settings.threads, thread_name_prefix="listener"
     )
@@ -297,7 +308,7 @@ def build(
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         # Listeners ack inline, in the thread that serves the request, and return at once:
         # Slack has its answer without Bolt's ack polling (a 10 ms sleep per request). What
-        # is slow runs after the ack in `executor` (Deps.later).
+        # is slow runs after the ack in `executor` (Deps.later), modals in `modals`.
         process_before_response=True,
         listener_executor=executor,
         token_verification_enabled=token_verification,
@@ -318,6 +329,7 @@ def build(
         courier=courier,
         batches=batches,
         followups=executor,
+        modals=modals,
     )
     app.use(logs.tag_request)  # Socket Mode requests get a request id too
     handlers.register(app, deps)
@@ -327,6 +339,7 @@ def build(
         store=store,
         awork=awork,
         executor=executor,
+        modals=modals,
         directory=directory,
         sweep_seconds=settings.sweep_seconds,
         sandbox=sandbox,

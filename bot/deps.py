@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,6 +22,37 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class AckGate:
+    """Acks first: follow-up work waits while Slack requests are being answered (briefly -
+    at most `patience` seconds, well inside a trigger_id's 3 s), so that in a burst the
+    interpreter lock goes to the acks rather than to the modals and posts of those acked."""
+
+    def __init__(self, patience: float = 0.25) -> None:
+        self.patience = patience
+        self._answering = 0
+        self._quiet = threading.Condition()
+
+    @contextlib.contextmanager
+    def answering(self) -> Iterator[None]:
+        with self._quiet:
+            self._answering += 1
+        try:
+            yield
+        finally:
+            with self._quiet:
+                self._answering -= 1
+                if not self._answering:
+                    self._quiet.notify_all()
+
+    def wait_quiet(self) -> None:
+        if self._answering:  # read without the lock: a stale answer costs one short wait
+            with self._quiet:
+                self._quiet.wait_for(lambda: not self._answering, timeout=self.patience)
+
+
+ACKS = AckGate()  # the HTTP server says when it is answering
+
+
 @dataclass(frozen=True)
 class Deps:
     settings: Settings
@@ -28,6 +61,12 @@ class Deps:
     courier: Courier
     batches: BatchService
     followups: Executor
+    modals: Executor
+
+    def open_modal(self, work: Callable[..., Any], *args: Any) -> None:
+        """Like `later`, for opening a modal: its own small pool, so that a trigger_id (3 s)
+        never waits behind slow awork calls."""
+        self._submit(self.modals, work, args)
 
     def later(self, work: Callable[..., Any], *args: Any) -> None:
         """Run `work` after the ack, in the follow-up pool.
@@ -35,12 +74,17 @@ class Deps:
         Listeners ack inline (Bolt's `process_before_response`), so Slack has its answer as
         soon as the listener returns; whatever is slow - opening a modal, posting, calling
         awork - goes here. The context (the request id in the log) goes along."""
+        self._submit(self.followups, work, args)
+
+    @staticmethod
+    def _submit(pool: Executor, work: Callable[..., Any], args: tuple) -> None:
         context = contextvars.copy_context()
 
         def run() -> None:
+            ACKS.wait_quiet()
             try:
                 context.run(work, *args)
             except Exception as exc:  # logged for the operator; Slack already has its ack
                 log.error("follow-up work failed: %s", type(exc).__name__, exc_info=exc)
 
-        self.followups.submit(run)
+        pool.submit(run)

@@ -27,6 +27,7 @@ from waitress.task import ThreadedTaskDispatcher
 from bot import metrics
 from bot.app import Bot, build
 from bot.config import Settings
+from bot.deps import ACKS
 from bot.logs import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
 
 EVENTS_PATH = "/slack/events"
@@ -93,6 +94,9 @@ def wsgi_app(bot: Bot) -> Wsgi:
             return start_response(code, headers, *exc_info)
 
         try:
+            if environ.get("PATH_INFO") == EVENTS_PATH:
+                with ACKS.answering():
+                    return route(environ, recording_start)
             return route(environ, recording_start)
         finally:
             REQUEST_ID.reset(token)

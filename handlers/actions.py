@@ -32,7 +32,7 @@ def register(app: App, deps: Deps) -> None:
 
     def deny(ack: Ack, body: dict) -> None:
         ack()
-        deps.later(_deny, body)
+        deps.open_modal(_deny, body)  # asks for the reason in a modal
 
     def _deny(body: dict) -> None:
         user = body["user"]["id"]

@@ -45,7 +45,7 @@ def register(app: App, deps: Deps) -> None:
             return
         ack()
         # The trigger_id lives for 3 seconds: the modal opens first thing after the ack.
-        deps.later(open_form, body, user, keyword)
+        deps.open_modal(open_form, body, user, keyword)
 
     def open_form(body: dict, user: str, keyword: str) -> None:
         origin = body.get("channel_id")

@@ -17,6 +17,7 @@ from bot.store import SqliteStore
 from tests import serving
 from tests.conftest import SIGNING_SECRET
 from tests.serving import command_submission, free_port, start_server, stop_server
+from tests.slack_requests import SlackDriver
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -300,3 +301,48 @@ def test_metrics_count_outcomes_awork_calls_and_429s(bot):
         sample("invitebot_awork_calls_total", method="GET", endpoint="/teams", status="429")
         == calls + 1
     )
+
+
+def test_follow_up_work_waits_for_acks_but_not_long():
+    """Work after the ack waits while requests are being answered, and at most `patience`."""
+    import threading
+
+    from bot.deps import AckGate
+
+    gate = AckGate(patience=0.5)
+    ran = threading.Event()
+
+    def follow_up() -> None:
+        gate.wait_quiet()
+        ran.set()
+
+    with gate.answering():
+        threading.Thread(target=follow_up).start()
+        assert not ran.wait(0.2)  # still answering: the follow-up holds back
+    assert ran.wait(0.2)  # answered: it runs at once
+    ran.clear()
+    started = time.monotonic()
+    with gate.answering():
+        threading.Thread(target=follow_up).start()
+        assert ran.wait(2)  # an answer that takes long does not hold it past its patience
+    assert 0.4 < time.monotonic() - started < 1.5
+
+
+def test_modal_opens_while_slow_work_fills_the_pool(tmp_path, slack, awork):
+    """A form opens within its trigger's life even while every follow-up thread is busy with
+    slow work (modals have their own pool)."""
+    import threading
+
+    from tests.conftest import build_bot, make_settings
+
+    built = build_bot(make_settings(tmp_path, slack.url, INVITE_THREADS="4"), awork.handler)
+    release = threading.Event()
+    try:
+        for _ in range(4):
+            built.deps.later(release.wait, 10)
+        driver = SlackDriver(built.app, SIGNING_SECRET)
+        assert driver.command().status == 200
+        assert slack.wait_for("views.open", timeout=2)
+    finally:
+        release.set()
+        built.shutdown(timeout=5)
