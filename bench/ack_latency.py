@@ -219,11 +219,14 @@ def measure_pickers(awork_delay: float = 1.5, count: int = 20) -> dict[str, obje
     return figures
 
 
-def startup_seconds(env: dict[str, str], workdir: Path) -> float:
-    """From `invite-bot serve --http` being started to its first 200 on /healthz."""
+def startup_seconds(env: dict[str, str], workdir: Path, kind: str = "bot") -> float:
+    """From `invite-bot serve --http` (or a baseline, `kind`) being started to its first 200
+    on /healthz."""
     port = free_port()
     log = (workdir / "startup.log").open("ab")
     command = [str(SCRIPT), "serve", "--http", "--host", "127.0.0.1", "--port", str(port)]
+    if kind != "bot":
+        command = [sys.executable, str(Path(__file__).with_name("baselines.py")), kind, str(port)]
     started = time.monotonic()
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -268,6 +271,9 @@ def measure(
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     }
     figures["startup_s"] = round(min(startup_seconds(env, workdir) for _ in range(3)), 2)
+    figures["bare_startup_s"] = round(
+        min(startup_seconds(env, workdir, "bare") for _ in range(3)), 2
+    )
 
     port = free_port()
     process = start_server(env, port, workdir / "bot.log")

@@ -60,7 +60,9 @@ def main() -> None:
         ("idle RSS (one waitress process)", f"{ack['idle_rss_mb']:.0f} MB",
          f"{ack['bare_idle_rss_mb']:.0f} MB (bare Bolt)",
          f"{ack['idle_rss_mb'] / ack['bare_idle_rss_mb']:.2f}"),
-        ("start-up to first 200 on /healthz", f"{ack['startup_s']:.2f} s", "—", "—"),
+        ("start-up to first 200 on /healthz", f"{ack['startup_s']:.2f} s",
+         f"{ack['bare_startup_s']:.2f} s (bare Bolt)",
+         f"{ack['startup_s'] / ack['bare_startup_s']:.2f}"),
     ]  # fmt: skip
     print(f"{machine}, {datetime.date.today()}")
     print("| figure | bot | baseline | ratio |")

@@ -304,6 +304,8 @@ def build(
         max_workers=settings.threads, thread_name_prefix="listener"
     )
     app = App(
+        # Named, or Bolt inspects the whole call stack to name itself (0.1 s at start).
+        name="invite-bot",
         client=client,
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         # Listeners ack inline, in the thread that serves the request, and return at once:

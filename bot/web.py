@@ -13,6 +13,7 @@ import logging
 import resource
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -204,7 +205,8 @@ class Server:
 
     def run(self) -> None:
         allow_many_sockets(CONNECTION_LIMIT + 2 * self.settings.threads + 64)
-        bot = build(self.settings)
+        # `serve` has just checked the token (auth.test): Bolt need not ask Slack again.
+        bot = build(self.settings, token_verification=False)
         server = create_server(
             wsgi_app(bot),
             self.host,
@@ -213,10 +215,9 @@ class Server:
             body_timeout=self.settings.http_body_timeout,
         )
         bot.start_background()
-        bot.warm_up()
+        threading.Thread(target=bot.warm_up, name="warm-up", daemon=True).start()
         # Everything built so far lives as long as the process: out of the collector's sight,
         # a full collection is short instead of tens of milliseconds in the middle of an ack.
-        gc.collect()
         gc.freeze()
         # A thread that has answered Slack's socket waits for the interpreter lock while the
         # follow-up work (views.open, posts) holds it: 1 ms turns instead of 5 ms keep acks
