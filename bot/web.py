@@ -205,8 +205,9 @@ class Server:
 
     def run(self) -> None:
         allow_many_sockets(CONNECTION_LIMIT + 2 * self.settings.threads + 64)
-        # `serve` has just checked the token (auth.test): Bolt need not ask Slack again.
-        bot = build(self.settings, token_verification=False)
+        # Bolt checks the token once more (auth.test) and keeps the answer: without it, the
+        # first request would ask Slack before its ack.
+        bot = build(self.settings)
         server = create_server(
             wsgi_app(bot),
             self.host,
