@@ -135,6 +135,16 @@ def print_audit(settings: Settings, since: datetime | None, as_json: bool) -> in
     return 0
 
 
+def private_text_file(path: str):  # -> TextIO
+    """A file for writing that only its owner can read (0600, whatever the umask): an export
+    holds invitation and password-reset codes."""
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT: tighten it
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
 def run_store_command(settings: Settings, args: argparse.Namespace) -> int:
     """`migrate`, `export FILE`, `import FILE`: moving a store between engines."""
     import json
@@ -145,7 +155,7 @@ def run_store_command(settings: Settings, args: argparse.Namespace) -> int:
             return 2
         count = 0
         try:
-            out = sys.stdout if args.file == "-" else open(args.file, "w", encoding="utf-8")  # noqa: SIM115
+            out = sys.stdout if args.file == "-" else private_text_file(args.file)
             with out if out is not sys.stdout else contextlib.nullcontext(out):
                 for item in store.export():
                     out.write(json.dumps(item, sort_keys=True) + "\n")

@@ -67,7 +67,6 @@ class Bot:
         self._sweeper: threading.Thread | None = None
         self._slack_auth: str | None = "Slack auth not checked yet"
         self._slack_checked = 0.0
-        self._unwatch = metrics.watch_outbox(self.store.count_due)
 
     def not_ready(self) -> str | None:
         """Why this instance should not get traffic (GET /readyz), or None: the store must
@@ -115,11 +114,12 @@ class Bot:
         first = True
         while not self._stopping.is_set():
             try:
+                self.check_slack_auth()  # first: readiness does not wait for awork
                 if first:  # the workspace, once, before any click needs it
                     self._workspace_known()
-                self.check_slack_auth()
                 self.directory.refresh(force=first)
                 self.deps.courier.sweep(force=first)
+                metrics.OUTBOX_DEPTH.set(self.store.count_due())
                 first = False
                 # Once an hour across all replicas: decided requests past retention to the archive.
                 if self.store.claim_period("archive", 3600, self.deps.service.instance_id):
@@ -148,7 +148,8 @@ class Bot:
         self.deps.catalog.stop()
         self.deps.batches.stop()  # no further member starts; the run is resumed at the next start
         finished = self.deps.service.wait_idle(timeout)
-        self.modals.shutdown(wait=False, cancel_futures=True)  # a modal opened now is too late
+        if self.modals is not self.executor:  # the shell hands in one executor for both
+            self.modals.shutdown(wait=False, cancel_futures=True)  # a modal now is too late
 
         drain = threading.Thread(target=self.executor.shutdown, kwargs={"wait": True}, daemon=True)
         drain.start()
@@ -165,7 +166,6 @@ class Bot:
 
     def close(self) -> None:
         self._stopping.set()
-        self._unwatch()
         self.deps.catalog.stop()
         self.awork.close()
         self.store.close()
@@ -235,13 +235,25 @@ RETRIES = (
 )
 
 
-def slack_client(settings: Settings) -> WebClient:
+def slack_client(settings: Settings, timeout: float = 10, retries: int = 2) -> WebClient:
     kind = SandboxLabelledClient if settings.sandbox else CountingWebClient
     return kind(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
-        timeout=10,
-        retry_handlers=[handler(max_retry_count=2) for handler in RETRIES],
+        timeout=timeout,
+        retry_handlers=[handler(max_retry_count=retries) for handler in RETRIES],
+    )
+
+
+def modal_client(settings: Settings) -> WebClient:
+    """For views.open: a trigger_id is dead 3 s after the click, so a slow or refused call is
+    not waited for or retried (only a connection that failed before sending is, once)."""
+    kind = SandboxLabelledClient if settings.sandbox else CountingWebClient
+    return kind(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=2.5,
+        retry_handlers=[RETRIES[0](max_retry_count=1)],
     )
 
 
@@ -332,6 +344,7 @@ def build(
         batches=batches,
         followups=executor,
         modals=modals,
+        modal_client=slack or modal_client(settings),
     )
     app.use(logs.tag_request)  # Socket Mode requests get a request id too
     handlers.register(app, deps)

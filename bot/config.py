@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field("text", alias="LOG_FORMAT")
     # HTTP mode: a request must arrive whole within this many seconds of its first byte (and an
     # idle connection closes after as long); a stalled client holds a socket, never a thread.
-    http_body_timeout: float = Field(10.0, alias="HTTP_BODY_TIMEOUT", gt=0, le=300)
+    http_body_timeout: float = Field(5.0, alias="HTTP_BODY_TIMEOUT", gt=0, le=300)
 
     # How often the role/team picker cache is refreshed from awork, in seconds.
     catalog_refresh_seconds: float = Field(300.0, alias="INVITE_CATALOG_REFRESH_SECONDS")

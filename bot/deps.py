@@ -6,6 +6,7 @@ import contextlib
 import contextvars
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ class AckGate:
 
 
 ACKS = AckGate()  # the HTTP server says when it is answering
+MODAL_DEADLINE = 2.5  # seconds a modal may wait to be opened: a trigger_id lives 3
 
 
 @dataclass(frozen=True)
@@ -62,11 +64,13 @@ class Deps:
     batches: BatchService
     followups: Executor
     modals: Executor
+    modal_client: Any  # a slack_sdk WebClient with a short timeout, for views.open
 
     def open_modal(self, work: Callable[..., Any], *args: Any) -> None:
         """Like `later`, for opening a modal: its own small pool, so that a trigger_id (3 s)
-        never waits behind slow awork calls."""
-        self._submit(self.modals, work, args)
+        never waits behind slow awork calls; a modal still queued when the trigger has died
+        is not opened at all."""
+        self._submit(self.modals, work, args, expires=MODAL_DEADLINE)
 
     def later(self, work: Callable[..., Any], *args: Any) -> None:
         """Run `work` after the ack, in the follow-up pool.
@@ -77,14 +81,23 @@ class Deps:
         self._submit(self.followups, work, args)
 
     @staticmethod
-    def _submit(pool: Executor, work: Callable[..., Any], args: tuple) -> None:
+    def _submit(
+        pool: Executor, work: Callable[..., Any], args: tuple, expires: float | None = None
+    ) -> None:
         context = contextvars.copy_context()
+        queued = time.monotonic()
 
         def run() -> None:
             ACKS.wait_quiet()
+            if expires is not None and time.monotonic() - queued > expires:
+                log.warning("a modal waited too long to open (trigger expired); skipped")
+                return
             try:
                 context.run(work, *args)
             except Exception as exc:  # logged for the operator; Slack already has its ack
                 log.error("follow-up work failed: %s", type(exc).__name__, exc_info=exc)
 
-        pool.submit(run)
+        try:
+            pool.submit(run)
+        except RuntimeError:  # shutting down: the Slack side is redone by the next start's sweep
+            log.warning("shutting down: follow-up work after an ack is left to the next start")

@@ -1,17 +1,15 @@
 """What an operator's Prometheus scrapes at GET /metrics (prometheus_client, text format).
 
 The counters are process-wide, as prometheus_client's default registry is; the outbox depth is
-read from the store at scrape time, through an index (never a scan). Nothing here knows Slack.
+counted by the sweeper on the store's due index (a scrape never touches the store). Nothing
+here knows Slack.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
 
-from prometheus_client import REGISTRY, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter(
     "invitebot_http_requests",
@@ -61,6 +59,7 @@ SLACK_RETRIES = Counter(
 
 INVITATION_EVENTS = {"invited": "created", "invite_failed": "failed"}
 _ID_SEGMENT = re.compile(r"/[0-9a-fA-F-]{16,}(?=/|$)")
+_ADDRESS_SEGMENT = re.compile(r"/[^/]*(@|%40)[^/]*")
 
 
 def audit_event(event: str, detail: dict) -> None:
@@ -72,38 +71,14 @@ def audit_event(event: str, detail: dict) -> None:
 
 
 def awork_endpoint(path: str) -> str:
-    """A path without its ids (`/users/3f2a…/contactinfos` -> `/users/{id}/contactinfos`), so
-    the label set stays small."""
+    """A path without its ids or addresses (`/users/3f2a…/contactinfos` ->
+    `/users/{id}/contactinfos`, `/users/autofill/ada@x.com` -> `/users/autofill/{email}`): the
+    label set stays small, and nobody's address reaches /metrics."""
     trimmed = path.split("/api/v1", 1)[-1] or "/"
-    return _ID_SEGMENT.sub("/{id}", trimmed)
+    return _ID_SEGMENT.sub("/{id}", _ADDRESS_SEGMENT.sub("/{email}", trimmed))
 
 
-class OutboxDepth(Collector):
-    """`invitebot_outbox_depth`: requests and batches whose Slack delivery or follow-up is
-    due now, read from the store's due index at scrape time (one store per serving process;
-    tests build several bots, and their figures add up)."""
-
-    def __init__(self) -> None:
-        self.sources: dict[int, Callable[[], int]] = {}
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        depth = 0
-        for count_due in list(self.sources.values()):
-            try:
-                depth += count_due()
-            except Exception:  # a store that is away: no figure rather than a failed scrape
-                return
-        yield GaugeMetricFamily(
-            "invitebot_outbox_depth", "Requests with Slack posts or follow-ups due now", depth
-        )
-
-
-OUTBOX = OutboxDepth()
-REGISTRY.register(OUTBOX)
-
-
-def watch_outbox(count_due: Callable[[], int]) -> Callable[[], None]:
-    """Count this store's due work in the outbox gauge; returns how to stop."""
-    key = id(count_due)
-    OUTBOX.sources[key] = count_due
-    return lambda: OUTBOX.sources.pop(key, None)
+OUTBOX_DEPTH = Gauge(
+    "invitebot_outbox_depth",
+    "Requests with Slack posts or follow-ups due now (counted by each sweep, on the due index)",
+)

@@ -36,7 +36,8 @@ HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
 METRICS_PATH = "/metrics"
 MAX_BODY = 1_000_000  # Slack's largest payloads (a full modal's state) are far below this
-CONNECTION_LIMIT = 2000  # open sockets; a stalled one costs a file descriptor, not a thread
+CONNECTION_LIMIT = 8192  # open sockets; a stalled one costs a file descriptor, not a thread
+BUFFERED = 64 * 1024  # a body beyond this waits in a temporary file, not in memory
 log = logging.getLogger(__name__)
 
 Wsgi = Callable[..., Iterable[bytes]]
@@ -166,6 +167,7 @@ def create_server(app: Wsgi, host: str, port: int, threads: int, body_timeout: f
         cleanup_interval=max(0.1, min(1.0, body_timeout / 10)),
         connection_limit=CONNECTION_LIMIT,
         max_request_body_size=MAX_BODY,
+        inbuf_overflow=BUFFERED,
         max_request_header_size=64 * 1024,
         asyncore_use_poll=True,  # select() stops at 1,024 sockets
         backlog=1024,

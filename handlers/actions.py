@@ -49,7 +49,7 @@ def register(app: App, deps: Deps) -> None:
         try:
             # The app's own client (Bolt's per-request one is a plain WebClient, without the
             # sandbox label and not the shell's terminal Slack).
-            deps.courier.client.views_open(
+            deps.modal_client.views_open(
                 trigger_id=body["trigger_id"], view=blocks.deny_reason_modal(decision.request)
             )
         except SlackApiError as exc:

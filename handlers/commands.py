@@ -57,7 +57,7 @@ def register(app: App, deps: Deps) -> None:
         try:
             # The app's own client (Bolt's per-request one is a plain WebClient, without the
             # sandbox label and not the shell's terminal Slack).
-            deps.courier.client.views_open(trigger_id=body["trigger_id"], view=view)
+            deps.modal_client.views_open(trigger_id=body["trigger_id"], view=view)
         except SlackApiError as exc:
             log.warning("could not open the form: %s", exc.response.get("error"))
 

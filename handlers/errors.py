@@ -20,7 +20,7 @@ def register(app: App, deps: Deps) -> None:
         kind = body.get("type") or ("slash_command" if body.get("command") else "unknown")
         log.error("listener failed on a %s request: %s", kind, type(error).__name__, exc_info=error)
         if response is None:
-            return None  # already acknowledged; Slack has its answer
+            return None  # no answer to replace (listeners ack inline, so Bolt passes one)
         if body.get("command"):
             # A slash command's answer is shown to the user alone.
             return BoltResponse(status=200, body=SORRY)

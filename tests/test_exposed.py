@@ -180,6 +180,8 @@ def test_metrics_readyz_and_json_logs(tmp_path, env, slack):
     stored = next(line for line in lines if "stored (requester" in line["message"])
     autofill = next(line for line in lines if "/users/autofill/" in line["message"])
     assert stored["request_id"] == autofill["request_id"]
+    # awork's autofill path holds the address; its metric label does not.
+    assert 'endpoint="/users/autofill/{email}"' in text and "@" not in text
 
 
 def test_readyz_says_what_is_missing(bot, slack):
@@ -346,3 +348,102 @@ def test_modal_opens_while_slow_work_fills_the_pool(tmp_path, slack, awork):
     finally:
         release.set()
         built.shutdown(timeout=5)
+
+
+def test_every_listener_answers_before_slow_work(bot, driver, slack, awork):
+    """With Slack and awork both taking a second a call, every listener still answers within
+    0.5 s (acks inline; views.open, posts and awork calls run after); the work still happens."""
+    from tests.test_lists import app_home_opened
+
+    driver.submit_form({"email": "first@example.com"})  # one request to click on, made quickly
+    request_id = bot.deps.service.requests_of("UREQ")[0].id
+    slack.delay = awork.delay = 1.0
+    actions = {
+        "/invite (form)": lambda: driver.command(),
+        "/invite inline": lambda: driver.command(text="ada@example.com"),
+        "/invite inline batch": lambda: driver.command(text="b1@example.com b2@example.com"),
+        "form submission": lambda: driver.submit_form({"email": "grace@example.com"}),
+        "deny click": lambda: driver.click("deny_invite", request_id, "UAPPROVER2"),
+        "deny reason": lambda: driver.submit_deny(request_id, "not now", "UAPPROVER2"),
+        "approve click": lambda: driver.click("approve_invite", request_id, "UAPPROVER1"),
+        "accept click": lambda: driver.click("accept_invite", request_id, "UREQ"),
+        "invite again": lambda: driver.click("invite_again", request_id, "UREQ"),
+        "retry failed": lambda: driver.click("retry_failed", "bat-none", "UAPPROVER1"),
+        "App Home": lambda: app_home_opened(driver, "UAPPROVER1"),
+    }
+    for name, act in actions.items():
+        started = time.monotonic()
+        assert act().status == 200, name
+        assert time.monotonic() - started < 0.5, name
+    # ... and what they left for after the ack is done.
+    assert slack.wait_for("views.open", count=2, timeout=10)
+    assert slack.wait_for(
+        "chat.postMessage", timeout=15, where=lambda c: "grace@example.com" in c.args["text"]
+    )
+    assert slack.wait_for("views.publish", timeout=10)
+    slack.delay = awork.delay = 0.0
+
+
+def test_a_modal_is_not_opened_once_its_trigger_has_died():
+    """A modal that could not start within 2.5 s of the ack is dropped, not opened late."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bot import deps
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    busy, opened = threading.Event(), []
+    pool.submit(busy.wait, 5)
+    deps.Deps._submit(pool, opened.append, ("late",), expires=0.2)
+    deps.Deps._submit(pool, opened.append, ("in time",), expires=None)
+    time.sleep(0.4)
+    busy.set()
+    pool.shutdown(wait=True)
+    assert opened == ["in time"]
+
+
+def test_readiness_does_not_wait_for_awork(tmp_path, slack, awork):
+    """/readyz turns ready on Slack auth and the store even while awork is slow at start."""
+    from tests.conftest import build_bot, make_settings
+
+    awork.delay = 3.0
+    built = build_bot(make_settings(tmp_path, slack.url, INVITE_SWEEP_SECONDS="30"), awork.handler)
+    try:
+        built.start_background()
+        deadline = time.monotonic() + 1.5
+        while built.not_ready() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert built.not_ready() is None
+    finally:
+        awork.delay = 0.0
+        built.shutdown(timeout=5)
+
+
+def test_export_file_is_private(tmp_path, settings):
+    """`invite-bot export FILE` writes the store (codes included) readable by its owner only."""
+    import subprocess
+    import sys
+
+    from bot.store import SqliteStore
+
+    SqliteStore(settings.invite_db_path).close()
+    out = tmp_path / "store.jsonl"
+    out.write_text("")
+    out.chmod(0o644)
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": "",
+        "INVITE_DB_PATH": settings.invite_db_path,
+        "INVITE_DATABASE_URL": "",
+    }
+    env.pop("INVITE_DATABASE_URL")
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "export", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        preexec_fn=lambda: os.umask(0o022),
+    )
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600

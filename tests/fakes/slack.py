@@ -38,6 +38,7 @@ class FakeSlack:
         self.throttle: dict[str, int] = {}  # method -> how many HTTP 429s to answer first
         self.throttled = 0
         self.groups: dict[str, list[str]] = {}  # user group id -> member ids
+        self.delay = 0.0  # seconds every Web API answer takes
         self.socket_url: str | None = None  # apps.connections.open answer (Socket Mode)
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
@@ -93,6 +94,8 @@ class FakeSlack:
     def answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             self.calls.append(Call(method, args, time.monotonic()))
+        if self.delay:
+            time.sleep(self.delay)
         if method in self.errors:
             return {"ok": False, "error": self.errors[method]}
         target = str(args.get("users") or args.get("channel") or "")
