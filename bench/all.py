@@ -6,7 +6,8 @@
 - a bulk of 500 against `invite-bot sandbox` limited to 50 calls/s, as a ratio of the limit's
   bound (bench/bulk_throughput.py);
 - ack p99 against a bare Bolt app served the same way (ack and a one-field modal);
-- idle RSS of the bot (one process) and its start-up time to the first /healthz.
+- idle RSS of the bot (one process) and its start-up time to the first /healthz;
+- /healthz while 300 stalled connections are held open (bench/stalled.py).
 Run: .venv/bin/python bench/all.py
 """
 
@@ -22,13 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import ack_latency, bulk_throughput
+from bench import ack_latency, bulk_throughput, stalled
 
 
 def main() -> None:
     ack = ack_latency.measure()
     pickers = ack_latency.measure_pickers()
     bulk = bulk_throughput.measure(stand_in="sandbox")
+    held = stalled.measure()
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     rows = [
         ("ack p50 / p99, 40 x /invite, awork 1.5 s a call",
@@ -60,6 +62,12 @@ def main() -> None:
         ("idle RSS (one waitress process)", f"{ack['idle_rss_mb']:.0f} MB",
          f"{ack['bare_idle_rss_mb']:.0f} MB (bare Bolt)",
          f"{ack['idle_rss_mb'] / ack['bare_idle_rss_mb']:.2f}"),
+        (f"/healthz p50 / p99 with {held['stalled']} stalled connections open",
+         f"{held['while_stalled']['healthz_p50_ms']:.1f} / {held['while_stalled']['healthz_p99_ms']:.1f} ms "
+         f"({held['held_through_measurement']} held; all closed {held['all_closed_after_s']} s after"
+         f" opening, deadline {held['deadline_s']:.0f} s)",
+         f"{held['quiet']['healthz_p50_ms']:.1f} / {held['quiet']['healthz_p99_ms']:.1f} ms (none stalled)",
+         f"{held['healthz_p99_ratio']:.2f}"),
         ("start-up to first 200 on /healthz", f"{ack['startup_s']:.2f} s",
          f"{ack['bare_startup_s']:.2f} s (bare Bolt)",
          f"{ack['startup_s'] / ack['bare_startup_s']:.2f}"),
@@ -70,7 +78,7 @@ def main() -> None:
     for row in rows:
         print("| " + " | ".join(row) + " |")
     print()
-    print(json.dumps({"ack": ack, "pickers": pickers, "bulk": bulk}, indent=2))
+    print(json.dumps({"ack": ack, "pickers": pickers, "bulk": bulk, "stalled": held}, indent=2))
 
 
 if __name__ == "__main__":

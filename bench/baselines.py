@@ -1,6 +1,8 @@
 """Baselines for bench/ack_latency.py, served exactly as the bot is (bot.web's waitress server,
 Bolt's WSGI adapter, the same threads and request deadline):
 
+Same waitress settings and the same process tuning (heap frozen, 1 ms switch interval).
+
 - `bare`: a bare Bolt app that only acks `/invite` and opens a one-field modal, written the
   way Bolt's documentation writes it (`ack()`, then `client.views_open`). The bot's ack must
   stay within 1.2x of this.
@@ -11,6 +13,7 @@ Run: python bench/baselines.py bare|naive PORT
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -87,7 +90,11 @@ def serve(app: App, port: int) -> None:
         return handler(environ, start_response)
 
     threads = int(os.environ.get("INVITE_THREADS", "64"))
-    create_server(application, "127.0.0.1", port, threads=threads, body_timeout=10).run()
+    server = create_server(application, "127.0.0.1", port, threads=threads, body_timeout=5)
+    # The process tuning bot.web.Server does too, so that only the app code differs.
+    gc.freeze()
+    sys.setswitchinterval(0.001)
+    server.run()
 
 
 if __name__ == "__main__":

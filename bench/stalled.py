@@ -51,7 +51,7 @@ def answers(port: int, count: int) -> dict[str, float]:
     }
 
 
-def measure(stalled_count: int = 300, deadline: float = 10.0, samples: int = 100) -> dict:
+def measure(stalled_count: int = 300, deadline: float = 5.0, samples: int = 100) -> dict:
     slack, awork = FakeSlack(), FakeAwork()
     awork_url, awork_server = awork.serve()
     workdir = Path(tempfile.mkdtemp(prefix="invite-stalled-"))
@@ -97,7 +97,7 @@ def measure(stalled_count: int = 300, deadline: float = 10.0, samples: int = 100
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=300)
-    parser.add_argument("--deadline", type=float, default=10.0)
+    parser.add_argument("--deadline", type=float, default=5.0)
     args = parser.parse_args()
     figures = measure(args.n, args.deadline)
     print(json.dumps(figures, indent=2))

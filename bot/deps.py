@@ -24,13 +24,16 @@ log = logging.getLogger(__name__)
 
 
 class AckGate:
-    """Acks first: follow-up work waits while Slack requests are being answered (briefly -
-    at most `patience` seconds, well inside a trigger_id's 3 s), so that in a burst the
-    interpreter lock goes to the acks rather than to the modals and posts of those acked."""
+    """Acks first: follow-up work waits while Slack requests are being answered and until
+    `settle` seconds have passed without one - at most `patience` seconds, well inside a
+    trigger_id's 3 s - so that in a burst the interpreter lock goes to the acks rather than to
+    the modals and posts of those already acked."""
 
-    def __init__(self, patience: float = 0.25) -> None:
+    def __init__(self, patience: float = 0.25, settle: float = 0.02) -> None:
         self.patience = patience
+        self.settle = settle
         self._answering = 0
+        self._last = 0.0  # when the last answer was done (monotonic)
         self._quiet = threading.Condition()
 
     @contextlib.contextmanager
@@ -42,13 +45,22 @@ class AckGate:
         finally:
             with self._quiet:
                 self._answering -= 1
+                self._last = time.monotonic()
                 if not self._answering:
                     self._quiet.notify_all()
 
     def wait_quiet(self) -> None:
-        if self._answering:  # read without the lock: a stale answer costs one short wait
-            with self._quiet:
-                self._quiet.wait_for(lambda: not self._answering, timeout=self.patience)
+        deadline = time.monotonic() + self.patience
+        while True:
+            now = time.monotonic()
+            calm = self._last + self.settle  # read without the lock: a stale value costs a wait
+            if now >= deadline or (not self._answering and now >= calm):
+                return
+            if self._answering:
+                with self._quiet:
+                    self._quiet.wait_for(lambda: not self._answering, timeout=deadline - now)
+            else:
+                time.sleep(min(calm, deadline) - now)
 
 
 ACKS = AckGate()  # the HTTP server says when it is answering
