@@ -37,8 +37,10 @@ def main() -> None:
          f"{ack['bot']['p50_ms']:.0f} / {ack['bot']['p99_ms']:.0f} ms",
          f"{ack['naive_baseline']['p50_ms']:.0f} / {ack['naive_baseline']['p99_ms']:.0f} ms (naive)",
          f"{ack['p99_ratio_bot_to_naive']:.3f}"),
-        ("forms opened / acked",
-         f"{ack['bot']['forms_opened']} / {ack['bot']['acked_200']}", "—", "—"),
+        ("forms opened within 3 s / acked (last form opened after, per round)",
+         f"{ack['bot']['forms_opened_within_3s']} / {ack['bot']['acked_200']} "
+         f"({', '.join(str(v) for v in ack['bot']['last_form_opened_ms'])} ms)",
+         f"{ack['bare']['forms_opened_within_3s']} / {ack['bare']['acked_200']} (bare Bolt)", "—"),
         ("role picker, cold cache (fresh store, awork slow): p50 / max",
          f"{pickers['cold']['p50_ms']:.0f} / {pickers['cold']['max_ms']:.0f} ms, "
          f"{pickers['cold']['options']} options", "—", "—"),
