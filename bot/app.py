@@ -30,6 +30,7 @@ from bot.bulk import BatchService
 from bot.catalog import Catalog
 from bot.config import Settings
 from bot.deps import Deps
+from bot.sandbox import API_URL as SANDBOX_API_URL
 from bot.sandbox import Sandbox
 from bot.service import InviteService, new_instance_id
 from bot.store import Store, StoreClosed, open_store
@@ -283,7 +284,7 @@ def build(
     limits = (settings.awork_rate_per_second, settings.awork_rate_per_minute)
     limiter = store.rate_limiter(*limits) or RateLimiter(*limits)
     awork = AworkClient(
-        settings.awork_api_url,
+        SANDBOX_API_URL if sandbox else settings.awork_api_url,  # logs name the sandbox
         settings.awork_api_key.get_secret_value() or "sandbox",
         transport=awork_transport,
         limiter=limiter,

@@ -48,6 +48,9 @@ STRING_FIELDS = INVITATION_FIELDS - {"skipSendingEmail", "teamIds", "bookedSeats
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 CODE_VALIDITY = timedelta(hours=24)
 DOCS = "https://developers.awork.com"
+# The in-process sandbox's base URL: a host that cannot resolve (RFC 2606 `.invalid`), so
+# every logged request (httpx's "HTTP Request: GET …") names the sandbox, not api.awork.com.
+API_URL = "http://awork-sandbox.invalid/api/v1"
 
 
 def _now() -> str:
