@@ -16,7 +16,7 @@ def test_every_package_is_copied_and_installed():
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
         "packages"
     ]
-    for package in packages:
+    for package in {name.split(".")[0] for name in packages}:  # bot.store comes with bot
         assert re.search(rf"^COPY {package} \./{package}$", DOCKERFILE, re.M), package
     assert "RUN pip install ." in DOCKERFILE
 
