@@ -18,6 +18,10 @@ from bot.config import Settings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="invite-bot", description="Slack bot that invites people to awork."
     )
@@ -54,7 +58,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sandbox.add_argument("--per-second", type=int, default=50, help="rate limit per second")
     sandbox.add_argument("--per-minute", type=int, default=1000, help="rate limit per minute")
     sandbox.add_argument("--seats", type=int, default=25, help="booked seats of a new sandbox")
-    sandbox.add_argument("--api-key", help="require this Bearer key (default: any)")
+    sandbox.add_argument(
+        "--api-key",
+        help="answer only requests with 'Authorization: Bearer KEY' (default: anyone on the port)",
+    )
+    commands.add_parser(
+        "doctor",
+        help="check this installation (Slack token, scopes, channel, approvers, awork, links, store)",
+    )
+    manifest = commands.add_parser(
+        "manifest", help="print the Slack app manifest with this bot's address filled in"
+    )
+    manifest.add_argument("--url", help="the bot's public https:// address (HTTP mode)")
+    manifest.add_argument(
+        "--command",
+        dest="slash_command",  # `command` is the subcommand's
+        default="/invite",
+        help="the slash command: /invite (default) or /awork-invite",
+    )
+    manifest.add_argument(
+        "--socket", action="store_true", help="Socket Mode: no request URLs, SLACK_APP_TOKEN"
+    )
     commands.add_parser(
         "migrate",
         help="create or upgrade the store's schema (INVITE_DATABASE_URL or INVITE_DB_PATH)",
@@ -68,7 +92,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "import", help="read an export into the configured store (what exists is kept)"
     )
     load.add_argument("file", help="an export file ('-' for standard input)")
-    return parser.parse_args(argv)
+    return parser
 
 
 def parse_since(text: str) -> datetime:
@@ -95,18 +119,16 @@ def existing_store(settings: Settings, must_exist: bool = True):  # -> Store | N
 
 
 def open_configured_store(settings: Settings):  # -> (Store | None, str | None)
-    """Open the store, or say in one line why not, with the database password masked."""
-    from bot.logs import MASK, secret_values
+    """Open the store, or say in one line why not ("cannot write the store at PATH: ..."),
+    with the database password masked."""
+    from bot.doctor import store_problem
+    from bot.logs import secret_values
     from bot.store import open_store
 
     try:
         return open_store(settings), None
     except Exception as exc:
-        text = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        for secret in secret_values(settings):
-            if secret:
-                text = text.replace(secret, MASK)
-        return None, f"cannot open the store: {text}"
+        return None, store_problem(settings, exc, secret_values(settings))
 
 
 def print_audit(settings: Settings, since: datetime | None, as_json: bool) -> int:
@@ -197,23 +219,34 @@ def slack_preflight(settings: Settings) -> str | None:
     from slack_sdk.errors import SlackApiError
 
     from bot.app import slack_client
+    from handlers.doctor import quiet_slack_sdk, unreachable
 
     try:
-        slack_client(settings).auth_test()
+        with quiet_slack_sdk():  # its retries would each log three lines
+            slack_client(settings).auth_test()
     except SlackApiError as exc:
         return f"Slack refused SLACK_BOT_TOKEN ({exc.response.get('error')}); check the token"
     except OSError as exc:
-        return f"could not reach Slack at {settings.slack_api_url} ({type(exc).__name__})"
+        return unreachable(settings, exc)
     return None
 
 
 def store_preflight(settings: Settings) -> str | None:
-    """Open the store once (creating or migrating its schema) before serving, so an unreachable
-    database or an unwritable file is one clear line."""
+    """Open the store once (creating or migrating its schema) and write to it before serving,
+    so an unreachable database or an unwritable file is one clear line."""
+    from bot.doctor import probe_store, store_problem
+    from bot.logs import secret_values
+
     store, problem = open_configured_store(settings)
-    if store is not None:
+    if store is None:
+        return problem
+    try:
+        probe_store(store)
+    except Exception as exc:
+        return store_problem(settings, exc, secret_values(settings))
+    finally:
         store.close()
-    return problem
+    return None
 
 
 def run_socket_mode(settings: Settings) -> None:
@@ -247,9 +280,14 @@ def run_sandbox(args: argparse.Namespace) -> int:
     )
     server = http_server(sandbox.handle, args.host, args.port)
     host, port = server.server_address[:2]
+    guard = (
+        "only requests with 'Authorization: Bearer <--api-key>' are answered"
+        if args.api_key
+        else f"no --api-key, so it answers anyone who can reach {host}:{port}"
+    )
     print(
         f"awork sandbox at http://{host}:{port}/api/v1 (workspace {sandbox.workspace_id}); "
-        "no real invitation is sent. Ctrl-C stops it.",
+        f"{guard}; no real invitation is sent. Ctrl-C stops it.",
         flush=True,
     )
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
@@ -263,18 +301,57 @@ def run_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_doctor(settings: Settings) -> int:
+    from bot import doctor
+
+    logging.disable(logging.CRITICAL)  # what goes wrong is said in its check's line
+    lines, code = doctor.report(doctor.run(settings), settings)
+    for line in lines:
+        print(line, flush=True)
+    return code
+
+
+def print_manifest(args: argparse.Namespace) -> int:
+    from bot.manifest import ManifestError, render
+
+    try:
+        sys.stdout.write(render(args.url, args.slash_command, args.socket))
+    except ManifestError as exc:
+        print(f"invite-bot: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = run(argv)
+        sys.stdout.flush()  # a reader that left early shows here, not at exit
+    except BrokenPipeError:
+        # `invite-bot audit | head`: the reader has what it wanted. Python's docs' way: stdout
+        # to devnull, so the interpreter's final flush does not complain either.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return code
+
+
+def run(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command == "manifest":  # needs no configuration
+        return print_manifest(args)
     settings = load_settings()
     if args.command is None:  # plain `invite-bot`: serve when Slack is configured, else the shell
         configured = settings.slack_bot_token.get_secret_value()
         args = parse_args(["serve"] if configured else ["shell"])
-    if args.command in ("audit", "migrate", "export", "import"):
+    if args.command in ("audit", "migrate", "export", "import", "doctor"):
         logs.configure(settings)  # a database driver's errors go through the secret mask too
     if args.command == "audit":
         return print_audit(settings, args.since, args.json)
     if args.command == "sandbox":
         return run_sandbox(args)
+    if args.command == "doctor":
+        return run_doctor(settings)
     if args.command in ("migrate", "export", "import"):
         return run_store_command(settings, args)
     if args.command == "shell":

@@ -55,8 +55,10 @@ class AworkError(Exception):
         validation_errors: list[dict[str, str]] | None = None,
         details: list[str] | None = None,
         retry_after: float | None = None,
+        endpoint: str | None = None,
     ) -> None:
         self.code = code
+        self.endpoint = endpoint  # the call awork answered, e.g. "POST /invitations"
         self.retry_after = retry_after
         self.description = description
         self.status = status
@@ -388,9 +390,23 @@ class AworkClient:
             return None
         return {key: data.get(key) for key in ("firstName", "lastName", "gender")}
 
+    def me(self) -> dict[str, Any]:
+        """`GET /users/me`: the API key's user, with its `workspace`."""
+        return self._call("GET", "users/me") or {}
+
+    def try_empty_invitation(self) -> AworkError | None:
+        """`POST /invitations` with an empty body, which awork answers 400 validation-failed
+        and creates nothing: whether it still takes invitations. The error it answered (None
+        for a success, which it should never be)."""
+        try:
+            self._send("POST", "invitations", json={}, extensions={"attempts": 2})
+        except AworkError as exc:
+            return exc
+        return None
+
     def workspace_id(self) -> str:
         """The API key's workspace, from `GET /users/me`."""
-        me = self._call("GET", "users/me")
+        me = self.me()
         workspace = me.get("workspace") or {}
         if not workspace.get("id"):
             raise AworkError("invalid-response", "GET /users/me returned no workspace id")
@@ -469,7 +485,18 @@ def error_from_response(response: httpx.Response) -> AworkError:
         ],
         details=[str(item) for item in body.get("details") or []],
         retry_after=announced_wait(response.headers),
+        endpoint=_endpoint(response),
     )
+
+
+def _endpoint(response: httpx.Response) -> str | None:
+    """The call, as `POST /invitations`: the method and the path under the API's base."""
+    try:
+        request = response.request
+    except RuntimeError:  # a response built without a request
+        return None
+    path = request.url.path
+    return f"{request.method} /{path.split('/api/v1/', 1)[-1].lstrip('/')}"
 
 
 def _code_for_status(status: int) -> str:

@@ -797,6 +797,23 @@ class InviteService:
         )
 
 
+def invitations_gone(exc: AworkError) -> bool:
+    """awork answered `POST /invitations` with 404 or 405 about the endpoint itself (not about
+    a workspace it could not find): this awork no longer takes invitations by API."""
+    if exc.endpoint != "POST /invitations" or exc.status not in (404, 405):
+        return False
+    return exc.status == 405 or "workspace" not in exc.description.lower()
+
+
+def invitations_gone_reason(status: int | None) -> str:
+    """Why nobody can be invited when awork no longer offers `POST /invitations` (the doctor
+    says it too)."""
+    return (
+        f"awork no longer offers invitations by API (POST /invitations answered {status}; "
+        "awork's current published API no longer lists that endpoint)"
+    )
+
+
 def describe_failure(exc: AworkError, email: str) -> Failure:
     """awork's error in words an admin acts on. Never includes a key or a code."""
     props = " ".join(item["property"].lower() for item in exc.validation_errors)
@@ -812,6 +829,8 @@ def describe_failure(exc: AworkError, email: str) -> Failure:
         message = "awork refused the bot's API key. An admin needs to check AWORK_API_KEY."
     elif "role" in props or "team" in props or "role" in text or "team" in text:
         message = "The chosen role or a team is not valid in awork any more. Ask again with a current one."
+    elif invitations_gone(exc):
+        message = f"{invitations_gone_reason(exc.status)}, so nobody was invited. Invite people in awork itself meanwhile."
     elif exc.code == "not-found" or exc.status == 404:
         message = "awork could not find the workspace, role or team for this invitation."
     elif exc.code in ("validation-failed", "invalid-model") and exc.validation_errors:

@@ -349,6 +349,16 @@ def test_meta_values_and_atomic_set_additions(opener):
     assert one.add_to_meta_set("home_users", "U1") is False
 
 
+def test_a_meta_key_can_be_deleted(opener):
+    """delete_meta removes a key for every instance (the doctor's write probe leaves nothing);
+    deleting a missing key is no error."""
+    one, two = opener(), opener()
+    one.set_meta("doctor_probe", "x")
+    two.delete_meta("doctor_probe")
+    assert one.get_meta("doctor_probe") is None
+    one.delete_meta("never_there")
+
+
 def test_a_periodic_job_is_claimed_once_per_period(opener):
     """Of many instances asking at once, one gets the period; after it, one again."""
     stores = [opener(), opener()]

@@ -198,6 +198,10 @@ class Store(abc.ABC):
     def set_meta(self, key: str, value: Any) -> None: ...
 
     @abc.abstractmethod
+    def delete_meta(self, key: str) -> None:
+        """Remove `key` (nothing happens when it is not there)."""
+
+    @abc.abstractmethod
     def add_to_meta_set(self, key: str, value: str) -> bool:
         """Add `value` to the list at `key`, atomically; True when it was not there."""
 

@@ -354,6 +354,10 @@ class PostgresStore(Store):
                 (key, Jsonb(value)),
             )
 
+    def delete_meta(self, key: str) -> None:
+        with self._conn() as conn:
+            conn.execute("DELETE FROM meta WHERE key = %s", (key,))
+
     def add_to_meta_set(self, key: str, value: str) -> bool:
         with self._tx() as conn:
             conn.execute(

@@ -320,6 +320,10 @@ class SqliteStore(Store):
         with self._lock():
             self._db[f"m|{key}"] = value
 
+    def delete_meta(self, key: str) -> None:
+        with self._lock():
+            self._db.pop(f"m|{key}", None)
+
     def add_to_meta_set(self, key: str, value: str) -> bool:
         with self._lock():
             members = list(self._db.get(f"m|{key}", []))

@@ -92,6 +92,9 @@ class FakeAwork:
         self.post_delay = 0.0  # extra time awork takes to create an invitation (POST only)
         self.fail_next: list[Fault] = []
         self.down = False
+        # 404 or 405: this awork no longer offers POST /invitations (its published spec no
+        # longer lists it); 404 as for any unknown path, 405 with an empty body and `Allow`.
+        self.invitations_gone: int | None = None
         # (per second, per minute) like awork's per-workspace limit; None = unlimited.
         self.rate_limit: tuple[int, int] | None = None
         self.rate_limited = 0  # how many calls were answered 429
@@ -187,7 +190,9 @@ class FakeAwork:
         if request.method == "GET" and path.startswith("/users/autofill/"):
             guess = self.autofill.get(unquote(path.removeprefix("/users/autofill/")).lower())
             return httpx.Response(200, json=guess) if guess else httpx.Response(204)
-        if route == ("POST", "/invitations"):
+        if route == ("POST", "/invitations") and self.invitations_gone == 405:
+            return httpx.Response(405, headers={"Allow": "GET"})
+        if route == ("POST", "/invitations") and self.invitations_gone is None:
             return self._invite(json.loads(request.content or b"{}"))
         if route == ("POST", "/invitations/accept"):
             return self._accept(json.loads(request.content or b"{}"))

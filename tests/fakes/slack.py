@@ -3,8 +3,10 @@
 Point `SLACK_API_URL` (or `WebClient(base_url=...)`) at `url`. Answers follow Slack's documented
 shapes for the methods the bot uses; `members` maps emails to Slack user ids for
 users.lookupByEmail, `errors` makes a method fail with a Slack error, `refused` makes it fail
-for one user or channel only (conversations.open's `users`, chat.*'s `channel`), and
-`ephemeral_blocked` lists channels where the bot cannot post ephemerals.
+for one user or channel only (conversations.open's `users`, chat.*'s `channel`, users.info's
+`user`), and `ephemeral_blocked` lists channels where the bot cannot post ephemerals. Every
+answer carries the granted `scopes` in `x-oauth-scopes` (manifest.yml's, unless changed);
+conversations.info and users.info answer for any id, with `channels` / `people` overriding fields.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
+from bot.manifest import bot_scopes
 from bot.sandbox import Backlogged
 
 
@@ -40,6 +43,9 @@ class FakeSlack:
         self.groups: dict[str, list[str]] = {}  # user group id -> member ids
         self.delay = 0.0  # seconds every Web API answer takes
         self.socket_url: str | None = None  # apps.connections.open answer (Socket Mode)
+        self.scopes: list[str] | None = bot_scopes()  # granted, as Slack says in x-oauth-scopes
+        self.channels: dict[str, dict[str, Any]] = {}  # conversations.info fields by channel id
+        self.people: dict[str, dict[str, Any]] = {}  # users.info fields by user id
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
         fake = self
@@ -69,6 +75,8 @@ class FakeSlack:
                 body = json.dumps(fake.answer(method, args)).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
+                if fake.scopes is not None:  # None: a token Slack names no scopes for
+                    self.send_header("x-oauth-scopes", ",".join(fake.scopes))
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -98,7 +106,7 @@ class FakeSlack:
             time.sleep(self.delay)
         if method in self.errors:
             return {"ok": False, "error": self.errors[method]}
-        target = str(args.get("users") or args.get("channel") or "")
+        target = str(args.get("users") or args.get("channel") or args.get("user") or "")
         if (method, target) in self.refused:
             return {"ok": False, "error": self.refused[(method, target)]}
         if method == "apps.connections.open":
@@ -122,6 +130,24 @@ class FakeSlack:
                 "user_id": "UBOT",
                 "bot_id": "BBOT",
             }
+        if method == "conversations.info":
+            channel = str(args.get("channel"))
+            return {
+                "ok": True,
+                "channel": {
+                    "id": channel,
+                    "name": channel.lower(),
+                    "is_channel": True,
+                    "is_private": False,
+                    "is_archived": False,
+                    "is_member": True,
+                    **self.channels.get(channel, {}),
+                },
+            }
+        if method == "users.info":
+            user = str(args.get("user"))
+            fields = {"id": user, "name": user.lower(), "deleted": False, "is_bot": False}
+            return {"ok": True, "user": {**fields, **self.people.get(user, {})}}
         if method in ("views.open", "views.update", "views.push", "views.publish"):
             return {"ok": True, "view": {"id": "V" + str(next(self._ts)), **args.get("view", {})}}
         if method == "chat.postMessage":
