@@ -91,6 +91,11 @@ def parse_people(text: str) -> tuple[list[Person], list[str]]:
             fields.pop()  # `ada@x.com,,` has no names
         if not fields:
             continue
+        words = fields[0].split()
+        if len(fields) == 1 and len(words) > 1 and all("@" in word for word in words):
+            # `a@x.com b@y.com`: several addresses on a line, as `/invite` takes them inline.
+            people += [Person(word.removeprefix("mailto:"), None, None, number) for word in words]
+            continue
         address = fields[0].removeprefix("mailto:")
         if "@" not in address:
             if not people and not errors and "mail" in address.lower():

@@ -2,14 +2,17 @@
 
 You type what a Slack user would do, as a user you choose (`as @ada`): `/invite …` is a signed
 slash command, a form opens as numbered fields to fill, buttons on messages are commands
-(`approve 3`, `deny 3 "reason"`, `accept 5`…), and every message, update, DM and modal the bot
-sends is printed. Slack's Web API is answered in-process (`TerminalSlack`); awork is the sandbox
-unless `AWORK_API_KEY` is set. Requests are signed with a key made for the session and go
-through Bolt's own request verification.
+(`approve 3`, `deny 3 "reason"`, `accept 5`…; `approve 5.2` for a list's second row), and every
+message, update, DM and modal the bot sends is printed. Slack's Web API is answered in-process
+(`TerminalSlack`); awork is the sandbox unless `AWORK_API_KEY` is set. Requests are signed with
+a key made for the session and go through Bolt's own request verification. Forms are filled as
+`bot/shell_forms.py` says; lines come from a terminal or a pipe as `bot/shell_input.py` says.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import secrets
@@ -20,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlencode
@@ -32,11 +35,14 @@ from slack_sdk.web.slack_response import SlackResponse
 
 from bot.app import Bot, build, label_call
 from bot.config import Settings
+from bot.shell_forms import TEAM_ID, Cancelled, Form, FormFilling
+from bot.shell_input import Lines
 
 APPROVALS = "CAPPROVALS"
 GENERAL = "CGENERAL"
 CHANNEL_NAMES = {APPROVALS: "#approvals", GENERAL: "#general"}
-TEAM = {"id": "TSHELL", "domain": "shell"}
+TEAM = {"id": TEAM_ID, "domain": "shell"}
+CONTINUATION = "... "  # the prompt for the lines of a multi-line answer
 VERBS = {  # button action_id -> the command that clicks it
     "approve_invite": "approve",
     "deny_invite": "deny",
@@ -50,12 +56,17 @@ Commands (as the current user):
   /invite …              any /invite command: /invite, /invite bulk, /invite a@x.com role:Member,
                          /invite pending, /invite mine, /invite help
   approve N | deny N "reason" | accept N | retry N | again N
-                         click that button on message N
+                         click that button on message N; where a message has several rows
+                         of buttons (`/invite pending`), each row is N.1, N.2 …: `approve 5.2`
   as @name               act as another user (@olga and @sam are approvers; new names are made)
   users                  who is who
   home                   open your App Home tab
   help | quit
-In a form: `N value` fills field N, `submit` sends it, `cancel` closes it."""
+In a form: `N value` fills field N (and says what it now holds); `N` alone starts a multi-line
+answer (the bulk list: one person per line), ended by an empty line, or lists a field's
+choices; `show` prints the form so far; `submit` sends it, `cancel` closes it.
+At the prompt, arrow keys edit and recall lines; Ctrl-C drops the line (or the multi-line
+answer being typed); Ctrl-D or `quit` leaves."""
 
 
 @dataclass
@@ -73,14 +84,6 @@ class Message:
     text: str
     blocks: list[dict[str, Any]]
     to: str | None = None  # an ephemeral's only reader
-
-
-@dataclass
-class Form:
-    user: str
-    view: dict[str, Any]
-    view_id: str
-    values: dict[str, Any] = field(default_factory=dict)  # block id -> Slack state element
 
 
 class CountingExecutor(ThreadPoolExecutor):
@@ -136,7 +139,7 @@ class TerminalSlack(WebClient):
         ).validate()
 
 
-class Shell:
+class Shell(FormFilling):
     def __init__(self, out: TextIO = sys.stdout, db_path: str | None = None) -> None:
         self.out = out
         self.lock = threading.RLock()
@@ -167,6 +170,7 @@ class Shell:
         self.slack = TerminalSlack(self, sandbox=settings.sandbox)
         self.bot: Bot = build(settings, slack=self.slack, executor=self.executor)
         self.bot.deps.catalog.refresh()
+        self.input = Lines(io.StringIO())  # `run` reads from its own lines
 
     # -- people ----------------------------------------------------------------------------
 
@@ -211,7 +215,8 @@ class Shell:
         if method == "usergroups.users.list":
             return {"ok": False, "error": "no_such_subteam"}
         if method in ("views.open", "views.push", "views.update"):
-            return self._open_view(args)
+            user = self.triggers.get(str(args.get("trigger_id")), self.current.id)
+            return self._open_view(args, user)
         if method == "views.publish":
             view = args.get("view") or {}
             self._print(f"── App Home of {self._name(str(args.get('user_id')))} ──")
@@ -261,20 +266,6 @@ class Shell:
         self._print_blocks(message.blocks, message)
         return {"ok": True, "channel": message.channel, "ts": message.ts}
 
-    def _open_view(self, args: dict[str, Any]) -> dict[str, Any]:
-        view = dict(args.get("view") or {})
-        user = self.triggers.get(str(args.get("trigger_id")), self.current.id)
-        view_id = "V" + secrets.token_hex(4)
-        self.forms[user] = Form(user=user, view=view, view_id=view_id)
-        self._print(f"── form for {self._name(user)}: {view.get('title', {}).get('text', '')} ──")
-        for number, block in enumerate(self._inputs(view), start=1):
-            self._print("  " + self._field_line(number, block))
-        for block in view.get("blocks") or []:
-            if block.get("type") in ("section", "context"):
-                self._print("  " + self._text_of(block))
-        self._print("  Fill in with `N value`, then `submit` (or `cancel`).")
-        return {"ok": True, "view": {"id": view_id, **view}}
-
     # -- printing ----------------------------------------------------------------------------
 
     def _print(self, line: str) -> None:
@@ -306,6 +297,7 @@ class Shell:
     def _print_blocks(self, blocks: list[dict[str, Any]], message: Message | None) -> None:
         if not blocks and message is not None:
             self._print("  " + message.text.replace("\n", "\n  "))
+        rows = [block for block in blocks if block.get("type") == "actions"]
         for block in blocks:
             kind = block.get("type")
             if kind in ("section", "context", "header"):
@@ -314,10 +306,16 @@ class Shell:
             elif kind == "divider":
                 self._print("  ────")
             elif kind == "actions":
+                # Several rows of buttons (the pending list): each row is `N.row`.
+                where = ""
+                if message is not None:
+                    where = f"{message.number}"
+                    if len(rows) > 1:
+                        where += f".{next(i for i, r in enumerate(rows, 1) if r is block)}"
                 labels = []
                 for element in block.get("elements") or []:
                     verb = VERBS.get(element.get("action_id", ""), "click")
-                    command = f"{verb} {message.number}" if message else verb
+                    command = f"{verb} {where}" if message else verb
                     if verb == "deny":
                         command += ' "reason"'
                     label = element.get("text", {}).get("text", "")
@@ -325,25 +323,6 @@ class Shell:
                         label += f" ({element['value']})"
                     labels.append(f"[{label}: {command}]" if message else f"[{label}]")
                 self._print("  " + "  ".join(labels))
-
-    def _inputs(self, view: dict[str, Any]) -> list[dict[str, Any]]:
-        return [b for b in view.get("blocks") or [] if b.get("type") == "input"]
-
-    def _field_line(self, number: int, block: dict[str, Any]) -> str:
-        element = block["element"]
-        label = block["label"]["text"] + ("" if block.get("optional") else " *")
-        kind = element["type"]
-        if kind == "checkboxes":
-            return f"{number}. {label} — “{element['options'][0]['text']['text']}”: yes or no"
-        if kind in ("static_select", "radio_buttons"):
-            choices = " | ".join(o["text"]["text"] for o in element.get("options") or [])
-            return f"{number}. {label} — one of: {choices}"
-        if kind in ("external_select", "multi_external_select"):
-            many = " (several, comma-separated)" if kind.startswith("multi") else ""
-            return f"{number}. {label} — type a name{many}"
-        if kind == "file_input":
-            return f"{number}. {label} — (files can be attached in Slack only)"
-        return f"{number}. {label}"
 
     # -- the user's side: what you type ------------------------------------------------------
 
@@ -354,26 +333,64 @@ class Shell:
             else "awork at " + self.settings.awork_api_url
         )
         self._print(f"invite-bot shell ({mode}). You are @{self.current.name}. Type `help`.")
-        for raw in lines:
+        self.input = Lines(lines)
+        try:
+            while (line := self._next()) is not None and line not in ("quit", "exit"):
+                try:
+                    try:
+                        self.do(line)
+                    except (ValueError, KeyError, IndexError) as exc:
+                        self._print(f"  ?? {exc}")
+                    self.executor.wait_idle(timeout=120)
+                except KeyboardInterrupt:  # Ctrl-C while a command runs: back to the prompt
+                    self._print("  (interrupted)")
+        finally:
+            with contextlib.suppress(KeyboardInterrupt):
+                self.bot.shutdown(timeout=10)
+
+    def _next(self) -> str | None:
+        """The next command; None to leave (Ctrl-D, end of input). At a terminal the prompt
+        comes first; from a pipe each line is printed after its prompt, as a transcript."""
+        while True:
+            prompt = f"@{self.current.name}> "
+            try:
+                raw = self.input.read(prompt)
+            except KeyboardInterrupt:  # Ctrl-C drops the line, as in a terminal; Ctrl-D leaves
+                self._print("^C (line dropped; Ctrl-D or `quit` leaves)")
+                continue
+            if raw is None:
+                return None
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
-            self._print(f"@{self.current.name}> {line}")
-            if line in ("quit", "exit"):
-                break
+            if not self.input.terminal:
+                self._print(prompt + line)
+            return line
+
+    def _read_block(self) -> str:
+        """A multi-line answer: the lines up to an empty one (or Ctrl-D, the end of input).
+        Ctrl-C drops it (`Cancelled`)."""
+        lines: list[str] = []
+        while True:
             try:
-                self.do(line)
-            except (ValueError, KeyError, IndexError) as exc:
-                self._print(f"  ?? {exc}")
-            self.executor.wait_idle(timeout=120)
-        self.bot.shutdown(timeout=10)
+                raw = self.input.read(CONTINUATION)
+            except KeyboardInterrupt:
+                self._print("^C")
+                raise Cancelled from None
+            if raw is None or not raw.strip():
+                return "\n".join(lines)
+            if not self.input.terminal:
+                self._print(CONTINUATION + raw.rstrip())
+            lines.append(raw.rstrip())
 
     def do(self, line: str) -> None:
         form = self.forms.get(self.current.id)
         words = shlex.split(line, posix=True) if line.count('"') % 2 == 0 else line.split()
         verb = words[0].lower()
-        if form is not None and (verb.isdigit() or verb in ("submit", "cancel")):
+        if form is not None and (verb.isdigit() or verb in ("submit", "cancel", "show")):
             self._fill(form, words)
+        elif verb == "show" or (verb.isdigit() and form is None):
+            raise ValueError("no form is open; `/invite` opens one")
         elif line.startswith("/"):
             self._command(line)
         elif verb == "as":
@@ -481,22 +498,32 @@ class Shell:
         self.bot.app.dispatch(self._signed(json.dumps(body), "application/json"))
 
     def _click(self, verb: str, args: list[str]) -> None:
-        if not args or not args[0].isdigit():
-            raise ValueError(f"which message? e.g. `{verb} 3`")
-        number = int(args[0])
+        address = re.fullmatch(r"(\d+)(?:\.(\d+))?", args[0]) if args else None
+        if address is None:
+            raise ValueError(f"which message? e.g. `{verb} 3` (or `{verb} 3.2`: its second row)")
+        number, row = int(address[1]), int(address[2]) if address[2] else None
         message = next((m for m in self.messages if m.number == number), None)
         if message is None:
             raise ValueError(f"there is no message {number}")
+        rows = [block for block in message.blocks if block.get("type") == "actions"]
+        if row is not None and not 1 <= row <= len(rows):
+            raise ValueError(f"message {number} has no row {row} of buttons")
         buttons = [
-            (block, element)
-            for block in message.blocks
-            if block.get("type") == "actions"
+            (i, block, element)
+            for i, block in enumerate(rows, start=1)
+            if row in (None, i)
             for element in block.get("elements") or []
             if verb == "click" or VERBS.get(element.get("action_id", "")) == verb
         ]
         if not buttons:
-            raise ValueError(f"message {number} has no {verb} button")
-        block, element = buttons[0]
+            where = f"{number}.{row}" if row else f"{number}"
+            raise ValueError(f"message {where} has no {verb} button")
+        if len({i for i, _, _ in buttons}) > 1:  # never guess which request is meant
+            which = " or ".join(
+                f"`{verb} {number}.{i}`" for i in dict.fromkeys(i for i, _, _ in buttons)
+            )
+            raise ValueError(f"message {number} has several {verb} buttons: {which}")
+        _, block, element = buttons[0]
         self._interactive(
             {
                 "type": "block_actions",
@@ -529,116 +556,14 @@ class Shell:
                 self._fill(form, ["1", " ".join(args[1:])])
                 self._fill(form, ["submit"])
 
-    # -- forms -------------------------------------------------------------------------------
-
-    def _fill(self, form: Form, words: list[str]) -> None:
-        if words[0] == "cancel":
-            del self.forms[form.user]
-            self._print("  form closed")
-            return
-        if words[0] == "submit":
-            self._submit(form)
-            return
-        inputs = self._inputs(form.view)
-        number = int(words[0])
-        if not 1 <= number <= len(inputs):
-            raise ValueError(f"the form has fields 1 to {len(inputs)}")
-        block = inputs[number - 1]
-        text = " ".join(words[1:])
-        state = self._state(form, block, text)
-        if state is not None:
-            form.values[block["block_id"]] = state
-
-    def _state(self, form: Form, block: dict[str, Any], text: str) -> dict[str, Any] | None:
-        element = block["element"]
-        kind = element["type"]
-        if kind in ("plain_text_input", "number_input"):
-            return {"type": kind, "value": text.replace("\\n", "\n") or None}
-        if kind in ("static_select", "radio_buttons"):
-            option = self._choose(element.get("options") or [], text)
-            return {"type": kind, "selected_option": option}
-        if kind == "checkboxes":
-            chosen = text.lower() in ("yes", "y", "true", "1", "x", "on")
-            return {
-                "type": kind,
-                "selected_options": element.get("options", [])[:1] if chosen else [],
-            }
-        if kind in ("external_select", "multi_external_select"):
-            picked = []
-            for query in (
-                [q.strip() for q in text.split(",")] if kind.startswith("multi") else [text]
-            ):
-                options = self._suggest(form, block["block_id"], query)
-                option = self._choose(options, query)
-                if option is None:
-                    return None
-                picked.append(option)
-            if kind.startswith("multi"):
-                return {"type": kind, "selected_options": picked}
-            return {"type": kind, "selected_option": picked[0] if picked else None}
-        self._print("  (this field can only be filled in Slack)")
-        return None
-
-    def _choose(self, options: list[dict[str, Any]], text: str) -> dict[str, Any] | None:
-        if not text:
-            return None
-        wanted = text.lower()
-        exact = [
-            o for o in options if wanted in (o["text"]["text"].lower(), str(o.get("value")).lower())
-        ]
-        matches = exact or [o for o in options if o["text"]["text"].lower().startswith(wanted)]
-        if len(matches) == 1:
-            return {"text": matches[0]["text"], "value": matches[0]["value"]}
-        names = ", ".join(o["text"]["text"] for o in (matches or options))
-        self._print(f"  ?? “{text}”: choose one of {names}")
-        return None
-
-    def _suggest(self, form: Form, action_id: str, query: str) -> list[dict[str, Any]]:
-        response = self._interactive(
-            {
-                "type": "block_suggestion",
-                "action_id": action_id,
-                "block_id": action_id,
-                "value": query,
-                "container": {"type": "view", "view_id": form.view_id},
-                "view": {**form.view, "id": form.view_id},
-            }
-        )
-        return json.loads(response.body or "{}").get("options", [])
-
-    def _submit(self, form: Form) -> None:
-        values = {block_id: {block_id: state} for block_id, state in form.values.items()}
-        response = self._interactive(
-            {
-                "type": "view_submission",
-                "trigger_id": self._trigger(),
-                "view": {
-                    **form.view,
-                    "id": form.view_id,
-                    "team_id": TEAM["id"],
-                    "state": {"values": values},
-                    "hash": secrets.token_hex(6),
-                },
-                "response_urls": [],
-            }
-        )
-        body = json.loads(response.body) if response.body else {}
-        if response.status == 200 and body.get("response_action") == "errors":
-            inputs = self._inputs(form.view)
-            for block_id, error in body["errors"].items():
-                number = next(
-                    (i for i, b in enumerate(inputs, start=1) if b["block_id"] == block_id), "?"
-                )
-                self._print(f"  ✗ field {number} ({block_id}): {error}")
-            return
-        if self.forms.get(form.user) is form:
-            del self.forms[form.user]
-        self._print("  form sent" if response.status == 200 else f"  (HTTP {response.status})")
-
 
 def run_shell(
     lines: TextIO = sys.stdin, out: TextIO = sys.stdout, db_path: str | None = None
 ) -> int:
-    shell = Shell(out=out, db_path=db_path)
+    try:
+        shell = Shell(out=out, db_path=db_path)
+    except KeyboardInterrupt:  # Ctrl-C while starting: leave quietly, as interrupted
+        print(file=out)
+        return 130
     shell.run(lines)
     return 0

@@ -68,6 +68,21 @@ def test_bad_lines_are_named_by_number():
     assert errors[1].startswith("Line 3:")
 
 
+def test_several_addresses_on_a_line_are_several_people():
+    """`a@x.com b@y.com` on one line is two people (as inline); a line with a word that is no
+    address, or with names after a delimiter, is read as before."""
+    people, errors = parse_people("a@x.com  b@y.com mailto:c@z.com\nd@x.com, Dee\n")
+    assert errors == []
+    assert [(p.email, p.first_name, p.line) for p in people] == [
+        ("a@x.com", None, 1),
+        ("b@y.com", None, 1),
+        ("c@z.com", None, 1),
+        ("d@x.com", "Dee", 2),
+    ]
+    people, errors = parse_people("Email Address\nada@x.com Lovelace\n")
+    assert len(people) == 1 and errors == []  # a header; one (bad) address, refused later
+
+
 def test_more_than_the_limit_is_refused():
     """501 people are refused with the limit in words."""
     _, errors = parse_people("\n".join(f"p{i}@example.com" for i in range(BATCH_LIMIT + 1)))
