@@ -10,9 +10,22 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from bot.models import ApprovalRule, InviteRequest, MessageRef, Role, Status, Team
+from bot.models import (
+    FIELD_LABELS,
+    FLOW_LABELS,
+    PLANS,
+    ApprovalRule,
+    InviteRequest,
+    MessageRef,
+    Role,
+    Status,
+    Team,
+)
 
 NOT_FOUND_TEXT = "I can't find that invitation request any more."
+# The slash command's documented name; the texts name the one actually installed
+# (`/awork-invite` where Slack keeps `/invite`), passed in as `command`.
+DEFAULT_COMMAND = "/invite"
 INVITE_FORM = "invite_form"
 DENY_REASON = "deny_reason"
 APPROVE = "approve_invite"
@@ -22,18 +35,14 @@ ACCEPT = "accept_invite"
 INVITE_AGAIN = "invite_again"
 
 TEXT_FIELDS = {  # block id -> (label, max length, placeholder)
-    "email": ("Email", 254, "name@company.com"),
-    "firstName": ("First name", 100, None),
-    "lastName": ("Last name", 100, None),
-    "title": ("Title", 100, "e.g. Dr."),
-    "position": ("Position", 200, "e.g. Creative Director"),
+    "email": (FIELD_LABELS["email"], 254, "name@company.com"),
+    "firstName": (FIELD_LABELS["firstName"], 100, None),
+    "lastName": (FIELD_LABELS["lastName"], 100, None),
+    "title": (FIELD_LABELS["title"], 100, "e.g. Dr."),
+    "position": (FIELD_LABELS["position"], 200, "e.g. Creative Director"),
 }
 GENDERS = (("male", "Male"), ("female", "Female"), ("other", "Other"))
-FLOWS = (
-    ("invite", "Invite into this workspace"),
-    ("new_user_new_workspace", "New user, new workspace"),
-    ("existing_user_new_workspace", "Existing awork user, new workspace"),
-)
+FLOWS = tuple(FLOW_LABELS.items())  # (awork's value, the words people choose)
 NOTE_MAX = 1000
 REASON_MAX = 500
 
@@ -132,12 +141,12 @@ def invite_form(
     blocks += [
         _input(
             "gender",
-            "Gender",
+            FIELD_LABELS["gender"],
             {"type": "static_select", "options": [option(v, t) for v, t in GENDERS]},
         ),
         _input(
             "roleId",
-            "Role",
+            FIELD_LABELS["roleId"],
             {
                 "type": "external_select",
                 "min_query_length": 0,
@@ -146,7 +155,7 @@ def invite_form(
         ),
         _input(
             "teamIds",
-            "Teams",
+            FIELD_LABELS["teamIds"],
             {
                 "type": "multi_external_select",
                 "min_query_length": 0,
@@ -155,12 +164,12 @@ def invite_form(
         ),
         _input(
             "skipSendingEmail",
-            "Welcome email",
+            FIELD_LABELS["skipSendingEmail"],
             {"type": "checkboxes", "options": [option("true", "Don't send awork's welcome email")]},
         ),
         _text_input(
             "note",
-            "Note to the approvers",
+            FIELD_LABELS["note"],
             NOTE_MAX,
             "Why this person needs access",
             multiline=True,
@@ -172,7 +181,7 @@ def invite_form(
             {"type": "header", "text": plain("Advanced (approvers only)")},
             _input(
                 "workspaceId",
-                "Workspace",
+                FIELD_LABELS["workspaceId"],
                 {
                     "type": "radio_buttons",
                     "options": [
@@ -182,22 +191,28 @@ def invite_form(
                     "initial_option": option("current", "Invite into this workspace"),
                 },
             ),
-            _text_input(
+            _input(
                 "planId",
-                "Plan",
-                200,
-                "Free plan",
+                FIELD_LABELS["planId"],
+                {
+                    "type": "static_select",
+                    "placeholder": plain("Free"),
+                    "options": [option(v, t) for v, t in PLANS.items()],
+                },
                 hint="Only with a new workspace. Empty means the free plan.",
             ),
             _input(
                 "invitationFlow",
-                "Invitation flow",
+                FIELD_LABELS["invitationFlow"],
                 {"type": "static_select", "options": [option(v, t) for v, t in FLOWS]},
-                hint="Empty: 'invite' here, 'new user, new workspace' for a new workspace.",
+                hint=(
+                    f"Empty: “{FLOW_LABELS['invite']}” here, "
+                    f"“{FLOW_LABELS['new_user_new_workspace']}” with a new workspace."
+                ),
             ),
             _input(
                 "bookedSeats",
-                "Booked seats",
+                FIELD_LABELS["bookedSeats"],
                 {
                     "type": "number_input",
                     "is_decimal_allowed": False,
@@ -205,7 +220,7 @@ def invite_form(
                     "max_value": "100000",
                 },
             ),
-            _text_input("connectInviteCode", "awork connect invite code", 200),
+            _text_input("connectInviteCode", FIELD_LABELS["connectInviteCode"], 200),
         ]
     return {
         "type": "modal",
@@ -216,6 +231,16 @@ def invite_form(
         "private_metadata": json.dumps({"channel": origin_channel}),
         "blocks": blocks,
     }
+
+
+def flow_words(flow: str) -> str:
+    """An invitation flow as the form names it (awork's value only when it has no words)."""
+    return FLOW_LABELS.get(flow) or escape(flow)
+
+
+def plan_words(plan_id: str | None) -> str:
+    """A plan as the form names it; none is awork's free plan."""
+    return PLANS.get(plan_id or "free") or escape(plan_id)
 
 
 def form_fields(state_values: Any) -> dict[str, Any]:
@@ -308,7 +333,7 @@ def _summary(request: InviteRequest) -> list[str]:
     if d.skip_sending_email:
         lines.append("*Welcome email:* not sent")
     if d.new_workspace:
-        parts = [f"flow {escape(d.flow)}", f"plan {escape(d.plan_id) if d.plan_id else 'free'}"]
+        parts = [f"flow “{flow_words(d.flow)}”", f"plan {plan_words(d.plan_id)}"]
         if d.booked_seats:
             parts.append(f"{d.booked_seats} seats")
         if d.connect_invite_code:
@@ -546,7 +571,9 @@ def item_line(item: Any) -> str:
     return batch_line(item) if _is_batch(item) else request_line(item)
 
 
-def pending_list(requests: list[Any], page: int = 1) -> list[dict[str, Any]]:
+def pending_list(
+    requests: list[Any], page: int = 1, command: str = DEFAULT_COMMAND
+) -> list[dict[str, Any]]:
     """`/invite pending`: open requests (and batches) with their buttons, a page at a time."""
     shown, page, pages = _page(requests, page, PAGE_SIZE)
     result = [section(f"*Waiting for a decision: {len(requests)}*")]
@@ -565,20 +592,22 @@ def pending_list(requests: list[Any], page: int = 1) -> list[dict[str, Any]]:
             result.append(_buttons(request, (RETRY, "Try again", "primary")))
     if pages > 1:
         result.append(
-            context(f"Page {page} of {pages}. More: `/invite pending {page % pages + 1}`")
+            context(f"Page {page} of {pages}. More: `{command} pending {page % pages + 1}`")
         )
     return result
 
 
-def my_list(requests: list[Any], page: int = 1) -> list[dict[str, Any]]:
+def my_list(
+    requests: list[Any], page: int = 1, command: str = DEFAULT_COMMAND
+) -> list[dict[str, Any]]:
     """`/invite mine`: a requester's own requests (and batches) with their status."""
     shown, page, pages = _page(requests, page, PAGE_SIZE * 2)
     result = [section(f"*Your invitation requests: {len(requests)}*")]
     result += [section(item_line(request)) for request in shown]
     if pages > 1:
-        result.append(context(f"Page {page} of {pages}. More: `/invite mine {page % pages + 1}`"))
+        result.append(context(f"Page {page} of {pages}. More: `{command} mine {page % pages + 1}`"))
     if not requests:
-        result.append(context("None yet. `/invite` asks for one."))
+        result.append(context(f"None yet. `{command}` asks for one."))
     return result
 
 
@@ -589,27 +618,40 @@ def status_card(request: InviteRequest) -> list[dict[str, Any]]:
     return [section(request_line(request)), *actions_free]
 
 
-def home_view(waiting: list[Any], mine: list[Any], approver: bool) -> dict[str, Any]:
-    """The App Home tab: 'Waiting for you' for approvers, 'Your requests' for everyone."""
+def home_view(
+    waiting: list[Any], mine: list[Any], approver: bool, command: str = DEFAULT_COMMAND
+) -> dict[str, Any]:
+    """The App Home tab: 'Waiting for you' for approvers, 'Your requests' for everyone.
+    `command`: the slash command as installed (last seen in a command)."""
     result: list[dict[str, Any]] = []
     if approver:
-        result += pending_list(waiting)[:60]
+        result += pending_list(waiting, command=command)[:60]
         result.append({"type": "divider"})
-    result += my_list(mine)[:38]
+    result += my_list(mine, command=command)[:38]
     return {"type": "home", "blocks": result[:100]}
 
 
-def help_text() -> str:
+def help_text(command: str = DEFAULT_COMMAND) -> str:
+    """`/invite help`, naming the command as installed."""
     return (
-        "*/invite* opens the form; `/invite bulk` opens the form for many people (a list or a CSV "
-        "file, up to 500).\n"
-        "*Without a form:* `/invite ada@example.com` asks for one person; "
-        '`/invite a@x.com b@y.com role:"Project Manager" team:Design team:Engineering --no-email` '
-        "asks for several at once, with a role and teams by name (any case; the start of a name "
-        "is enough when it is unique) and without awork's welcome email. One per line as "
-        "`email, first name, last name` works too.\n"
-        "*Lists:* `/invite pending [page]` (approvers: requests waiting for you), "
-        "`/invite mine [page]` (your requests), `/invite status <request id>`, `/invite help`."
+        f"*{command}* opens the form; `{command} bulk` opens the form for many people (a list "
+        "or a CSV file, up to 500).\n"
+        f"*Without a form:* `{command} ada@example.com` asks for one person; "
+        f'`{command} a@x.com b@y.com role:"Project Manager" team:Design team:Engineering '
+        "--no-email` asks for several at once, with a role and teams by name (any case; the "
+        "start of a name is enough when it is unique) and without awork's welcome email. One "
+        "per line as `email, first name, last name` works too.\n"
+        f"*Lists:* `{command} pending [page]` (approvers: requests waiting for you), "
+        f"`{command} mine [page]` (your requests), `{command} status <request id>`, "
+        f"`{command} help`."
+    )
+
+
+def usage(command: str = DEFAULT_COMMAND) -> str:
+    """The one-line reminder under a command's error."""
+    return (
+        f'Usage: `{command} a@x.com b@y.com role:"Project Manager" team:Design --no-email` '
+        f"(`{command} help` for more)."
     )
 
 
@@ -634,7 +676,7 @@ def waiting_notice(request: InviteRequest) -> str:
     )
 
 
-def outcome_notice(request: InviteRequest) -> str:
+def outcome_notice(request: InviteRequest, command: str = DEFAULT_COMMAND) -> str:
     """For the requester, in the channel where they asked. Holds no link or code."""
     email = escape(request.details.email)
     who = f"<@{request.decided_by}>" if request.decided_by else "An approver"
@@ -644,7 +686,7 @@ def outcome_notice(request: InviteRequest) -> str:
             f":white_check_mark: {who} approved your request: {email} is invited to awork. {where}"
         )
     if request.status is Status.EXPIRED:
-        return f":hourglass: Your request to invite {email} expired without a decision. You can ask again with /invite."
+        return f":hourglass: Your request to invite {email} expired without a decision. You can ask again with `{command}`."
     if request.status is Status.JOINED:
         return f":tada: {email} accepted the invitation and joined {_workspace(request)}."
     if request.status is Status.LAPSED:
@@ -656,10 +698,12 @@ def outcome_notice(request: InviteRequest) -> str:
     return f"Your request to invite {email} is {request.status.value}."
 
 
-def invite_again_offer(request: InviteRequest) -> list[dict[str, Any]]:
+def invite_again_offer(
+    request: InviteRequest, command: str = DEFAULT_COMMAND
+) -> list[dict[str, Any]]:
     """The requester's note about a lapsed invitation, with a button for a fresh one."""
     return [
-        section(outcome_notice(request)),
+        section(outcome_notice(request, command)),
         _buttons(request, (INVITE_AGAIN, "Invite again", "primary")),
     ]
 

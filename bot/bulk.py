@@ -30,6 +30,7 @@ from bot.models import (
     InviteRequest,
     Skipped,
     Status,
+    errors_in_words,
     parse_details,
     utcnow,
 )
@@ -150,6 +151,7 @@ class Summary:
     already: list[str] = field(default_factory=list)
     failed: list[InviteRequest] = field(default_factory=list)
     waiting: int = 0  # not yet (or still being) invited
+    retried: int = 0  # settled by the current "Retry failed" run (run 2 on)
 
     @property
     def done(self) -> int:
@@ -190,7 +192,7 @@ class BatchService:
             )
             if details is None:
                 where = f"Line {person.line}" if person.line else person.email
-                reasons = "; ".join(f"{name}: {text}" for name, text in errors.items())
+                reasons = "; ".join(errors_in_words(errors))
                 prepared.errors.append(f"{where}: {reasons}")
                 continue
             address = details.email.lower()
@@ -321,25 +323,37 @@ class BatchService:
         self.store.record("batch_denied", batch_id, approver_id, reason=reason)
         return Decision(batch)
 
-    def retry_failed(self, batch_id: str, user_id: str) -> Decision:
-        """Claim one more run for the members that failed (not those already in awork)."""
+    def retry_failed(self, batch_id: str, user_id: str, after_run: int | None = None) -> Decision:
+        """Claim one more run for the members that failed (not those already in awork).
+        `after_run`: the run whose summary showed the button; a button from a run that was
+        retried already starts nothing (ALREADY_RETRIED), so each button runs once."""
         checked = self._decidable(batch_id, user_id, BatchStatus.DONE)
+        current = checked.request
+        if (
+            current is not None
+            and after_run is not None
+            and current.run > after_run  # that button's run was retried already
+            and checked.refusal in (None, Refusal.ALREADY_DECIDED)
+        ):
+            return Decision(current, Refusal.ALREADY_RETRIED)
         if not checked.ok:
             return checked
-        current = checked.request
-        if not self.summary(current).failed:
+        summary = self.summary(current)
+        if not summary.failed:
             return Decision(current, Refusal.ALREADY_DECIDED)
         ok, batch = self.store.transition(
             batch_id,
             {BatchStatus.DONE},
             BatchStatus.RUNNING,
-            require={"run": current.run},
+            require={"run": current.run},  # one claim per run, however many clicks
             claim=(self.service.instance_id, self.service.work_lease),
             run=current.run + 1,
+            retrying=len(summary.failed) + summary.waiting,
             outcome_told=False,
         )
         if not ok:
-            return Decision(batch, Refusal.ALREADY_DECIDED)
+            retried = batch is not None and batch.run != current.run
+            return Decision(batch, Refusal.ALREADY_RETRIED if retried else Refusal.ALREADY_DECIDED)
         self.store.record("batch_retried", batch_id, user_id, run=current.run + 1)
         return Decision(batch)
 
@@ -404,10 +418,11 @@ class BatchService:
                     if on_progress is not None:
                         on_progress(count)
 
-                workers = max(1, min(self.concurrency, len(batch.entries)))
+                todo = self._todo(batch)
+                workers = max(1, min(self.concurrency, len(todo)))
                 prefix = f"batch-{batch.id[-4:]}"
                 with ThreadPoolExecutor(workers, thread_name_prefix=prefix) as pool:
-                    list(pool.map(one, range(len(batch.entries))))
+                    list(pool.map(one, todo))
             finally:
                 finished = lost.is_set()
                 lost.set()  # stops the keeper
@@ -434,6 +449,27 @@ class BatchService:
                 failed=len(summary.failed),
             )
         return done if ok else self.store.get_batch(batch_id)
+
+    def _todo(self, batch: InviteBatch) -> list[int]:
+        """The entries a run goes through: all of them in the first run; in a "Retry failed"
+        run only those it retries - the failed ones (not those already in awork), any left
+        unsettled, and those it settled already when it is taken over - so that its progress
+        counts the people being retried ("3 of 5"), which `retrying` holds."""
+        if batch.run <= 1 or not batch.retrying:
+            return list(range(len(batch.entries)))
+        todo = []
+        for index, member in enumerate(self.members(batch)):
+            if (
+                member is None
+                or member.batch_run == batch.run
+                or member.status in (Status.PENDING, Status.INVITING)
+                or (
+                    member.status is Status.FAILED
+                    and not (member.failure and member.failure.code == ALREADY_MEMBER)
+                )
+            ):
+                todo.append(index)
+        return todo
 
     def _keep_lease(self, batch_id: str, claim_id: str | None, lost: threading.Event) -> None:
         """Renew the run's lease while it runs (every third of its length); when it cannot be
@@ -578,7 +614,10 @@ class BatchService:
         for member in self.members(batch):
             if member is None or member.status in (Status.PENDING, Status.INVITING):
                 summary.waiting += 1
-            elif member.status is Status.FAILED:
+                continue
+            if batch.run > 1 and member.batch_run == batch.run:
+                summary.retried += 1
+            if member.status is Status.FAILED:
                 if member.failure is not None and member.failure.code == ALREADY_MEMBER:
                     summary.already.append(member.details.email)
                 else:

@@ -26,6 +26,7 @@ from bot.models import BATCH_LIMIT, BatchStatus, InviteBatch, Skipped, Status
 
 BULK_FORM = "bulk_invite_form"
 RETRY_FAILED = "retry_failed"
+RUN_MARK = ":run-"  # in a Retry failed button's value: `bat-…:run-2`
 PEOPLE = "people"
 PEOPLE_FILE = "people_file"
 SHOWN = 10  # people named on a message; the rest are counted
@@ -167,8 +168,9 @@ def _batch_outcome(
         note = approval_rule_note(batch)
         return [context(note), buttons] if note else [buttons]
     if batch.status is BatchStatus.RUNNING:
-        settled = done if done is not None else summary.done if summary else 0
-        return [section(progress_line(batch, settled))]
+        if done is None and summary is not None:
+            done = summary.retried if retrying(batch) else summary.done
+        return [section(progress_line(batch, done or 0))]
     if batch.status is BatchStatus.DENIED:
         return [section(f":no_entry: *Denied by {who}*: {escape(batch.deny_reason or '')}")]
     if batch.status is BatchStatus.EXPIRED:
@@ -178,13 +180,50 @@ def _batch_outcome(
     return summary_blocks(batch, summary or Summary())
 
 
+def retrying(batch: InviteBatch) -> bool:
+    """Whether the batch's run is a "Retry failed" run, which goes only through those retried."""
+    return batch.run > 1 and batch.retrying > 0
+
+
 def progress_line(batch: InviteBatch, done: int) -> str:
+    """How far a run is: "3 of 120 done", or for a "Retry failed" run "3 of 5 retried" -
+    counting only the people it retries."""
     who = f"<@{batch.decided_by}>" if batch.decided_by else "an approver"
-    again = f" (retry {batch.run - 1})" if batch.run > 1 else ""
+    if retrying(batch):
+        return (
+            f":hourglass_flowing_sand: Approved by {who}, inviting in awork again "
+            f"(retry {batch.run - 1}): *{done} of {batch.retrying}* retried"
+        )
     return (
-        f":hourglass_flowing_sand: Approved by {who}, inviting in awork{again}: "
+        f":hourglass_flowing_sand: Approved by {who}, inviting in awork: "
         f"*{done} of {len(batch.entries)}* done"
     )
+
+
+def retry_button(batch: InviteBatch, failing: int) -> dict[str, Any]:
+    """ "Retry failed": its value names the run it follows, so that it runs once - a click
+    after that run has been retried changes nothing. After a retry it says "still failing"."""
+    label = f"Retry {failing} still failing" if batch.run > 1 else f"Retry failed ({failing})"
+    return {
+        "type": "actions",
+        "block_id": f"retry-{batch.id}-{batch.run}",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": RETRY_FAILED,
+                "text": plain(label),
+                "style": "primary",
+                "value": f"{batch.id}{RUN_MARK}{batch.run}",
+            }
+        ],
+    }
+
+
+def retry_target(value: str) -> tuple[str, int | None]:
+    """A "Retry failed" button's value: the batch id, and the run it follows (None on a
+    button from before runs were named)."""
+    batch_id, _, run = value.partition(RUN_MARK)
+    return batch_id, int(run) if run.isascii() and run.isdigit() and len(run) < 7 else None
 
 
 def summary_line(summary: Summary) -> str:
@@ -219,11 +258,7 @@ def summary_blocks(batch: InviteBatch, summary: Summary) -> list[dict[str, Any]]
             )
             lines.append(f"• {names}: {escape(reason)}")
         blocks.append(section("*Failed:*\n" + "\n".join(lines)))
-        blocks.append(
-            _decide_buttons(
-                batch, (RETRY_FAILED, f"Retry failed ({len(summary.failed)})", "primary")
-            )
-        )
+        blocks.append(retry_button(batch, len(summary.failed)))
     if summary.invited:
         overdue = [
             m
@@ -305,6 +340,14 @@ def batch_status_card(batch: InviteBatch, summary: Summary | None) -> list[dict[
 
 def batch_refusal(batch: InviteBatch | None, reason: str | None) -> str:
     """Why a click on a batch's message changed nothing, said privately to the clicker."""
+    if batch is not None and reason == "already_retried":
+        said = f"Nothing changed: that “Retry failed” of request `{batch.id}` was clicked already"
+        if batch.status is BatchStatus.RUNNING:
+            return f"{said}; retry {batch.run - 1} is running."
+        return (
+            f"{said}, and retry {batch.run - 1} has run. The message shows who still fails, "
+            "with a new button if anyone does."
+        )
     return refusal(batch, reason, batch_already_decided)
 
 

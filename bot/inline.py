@@ -36,7 +36,7 @@ class InlineInvite:
 
 
 def resolve(
-    query: str, items: Sequence[Role] | Sequence[Team], kind: str
+    query: str, items: Sequence[Role] | Sequence[Team], kind: str, command: str = "/invite"
 ) -> tuple[object, str | None]:
     """The item whose name is `query` (any case) or uniquely starts with it, else an error
     that lists the choices."""
@@ -55,14 +55,16 @@ def resolve(
         matches = ", ".join(sorted(item.name for item in prefixed)[:MAX_CHOICES])
         return None, f"“{query}” matches more than one {kind}: {matches}. Say which."
     if not names:
-        return None, f"awork has no {kind}s I know of yet; use the form (`/invite`)."
+        return None, f"awork has no {kind}s I know of yet; use the form (`{command}`)."
     return None, f"There is no {kind} “{query}”. {kind.capitalize()}s: {choices}."
 
 
-def parse_inline(text: str, roles: Sequence[Role], teams: Sequence[Team]) -> InlineInvite:
+def parse_inline(
+    text: str, roles: Sequence[Role], teams: Sequence[Team], command: str = "/invite"
+) -> InlineInvite:
     """Read the command's text (invisible characters dropped). `errors` says, in words,
     everything that stops it; they quote what was typed, and awork's names, as they are (the
-    caller escapes them for where it shows them)."""
+    caller escapes them for where it shows them). `command`: the name it was typed with."""
     result = InlineInvite()
     text = MAILTO.sub(r"\1", clean_text(text, multiline=True).translate(SMART_QUOTES))
     role_queries: list[str] = []
@@ -95,12 +97,12 @@ def parse_inline(text: str, roles: Sequence[Role], teams: Sequence[Team]) -> Inl
     if len(role_queries) > 1:
         result.errors.append("Give one role at most.")
     elif role_queries:
-        role, error = resolve(role_queries[0], roles, "role")
+        role, error = resolve(role_queries[0], roles, "role", command)
         result.role = role if isinstance(role, Role) else None
         if error:
             result.errors.append(error)
     for query in team_queries:
-        team, error = resolve(query, teams, "team")
+        team, error = resolve(query, teams, "team", command)
         if error:
             result.errors.append(error)
         elif isinstance(team, Team) and team not in result.teams:

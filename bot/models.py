@@ -29,6 +29,41 @@ from bot.text import clean_line, clean_lines, clean_text
 Gender = Literal["male", "female", "other"]
 InvitationFlow = Literal["invite", "new_user_new_workspace", "existing_user_new_workspace"]
 NEW_WORKSPACE_FLOWS: tuple[str, ...] = ("new_user_new_workspace", "existing_user_new_workspace")
+# What people read for awork's values; the values themselves are what awork is sent.
+FLOW_LABELS: dict[str, str] = {
+    "invite": "Invite into this workspace",
+    "new_user_new_workspace": "New user, new workspace",
+    "existing_user_new_workspace": "Existing awork user, new workspace",
+}
+# awork's plans for a new workspace. awork's published spec lists no plan ids (its later
+# revision no longer has `planId` at all), so these names are the values sent - the ones
+# bot/sandbox.py takes.
+PLANS: dict[str, str] = {
+    "free": "Free",
+    "basic": "Basic",
+    "business": "Business",
+    "enterprise": "Enterprise",
+}
+# Each field as the invite form labels it (bot/blocks.py builds the form with these), so an
+# error names the field as people see it, never as awork spells it.
+FIELD_LABELS: dict[str, str] = {
+    "email": "Email",
+    "firstName": "First name",
+    "lastName": "Last name",
+    "title": "Title",
+    "position": "Position",
+    "gender": "Gender",
+    "roleId": "Role",
+    "teamIds": "Teams",
+    "skipSendingEmail": "Welcome email",
+    "note": "Note to the approvers",
+    "workspaceId": "Workspace",
+    "newWorkspace": "Workspace",
+    "planId": "Plan",
+    "invitationFlow": "Invitation flow",
+    "bookedSeats": "Booked seats",
+    "connectInviteCode": "awork connect invite code",
+}
 INVITATION_VALIDITY = timedelta(hours=24)
 
 # Invisible and control characters are taken out of everything a person types (bot/text.py).
@@ -215,9 +250,16 @@ class InviteDetails(BaseModel):
             if self.plan_id:
                 errors["planId"] = "A plan can only be chosen when creating a new workspace."
             if self.invitation_flow in NEW_WORKSPACE_FLOWS:
-                errors["invitationFlow"] = "This flow creates a new workspace; choose 'invite'."
+                errors["invitationFlow"] = (
+                    f"“{FLOW_LABELS[self.invitation_flow]}” creates a new workspace: choose "
+                    f"“{FLOW_LABELS['invite']}”, or a new workspace under Workspace."
+                )
         elif self.invitation_flow == "invite":
-            errors["invitationFlow"] = "'invite' adds to this workspace; pick a new-workspace flow."
+            errors["invitationFlow"] = (
+                f"“{FLOW_LABELS['invite']}” does not create a workspace: choose "
+                f"“{FLOW_LABELS['new_user_new_workspace']}” or "
+                f"“{FLOW_LABELS['existing_user_new_workspace']}”."
+            )
         return errors
 
     def to_invitation(self, workspace_id: str | None, skip_email: bool = False) -> Invitation:
@@ -260,6 +302,18 @@ def parse_details(fields: dict[str, Any]) -> tuple[InviteDetails | None, dict[st
     return (None, errors) if errors else (details, {})
 
 
+def field_label(name: str, unknown: str = "A field") -> str:
+    """A field as the form labels it: `lastName` -> "Last name" (awork's `LastName` too);
+    `unknown` for a name the form does not have."""
+    by_lower = {key.lower(): label for key, label in FIELD_LABELS.items()}
+    return by_lower.get(str(name).lower(), unknown)
+
+
+def errors_in_words(errors: dict[str, str]) -> list[str]:
+    """Field errors for text that is not shown under the field itself: "Last name: …"."""
+    return [f"{field_label(name)}: {message}" for name, message in errors.items()]
+
+
 def _blank(text: str) -> bool:
     return not clean_text(text).strip()
 
@@ -272,7 +326,7 @@ def _friendly(error: Any) -> str:
     if kind == "missing":
         return "Please fill this in."
     if kind in ("string_too_long", "too_long"):
-        return f"Too long: at most {ctx.get('max_length')} characters."
+        return f"Too long (at most {ctx.get('max_length')} characters)."
     if kind in ("greater_than_equal", "less_than_equal", "int_parsing", "int_from_float"):
         return "Please give a whole number from 1 to 100000."
     if kind == "extra_forbidden":
@@ -556,6 +610,7 @@ class InviteBatch(BaseModel):
     # The current run: 1 after approval, +1 for each "Retry failed"; who runs it, on a lease
     # (store clock) that the runner renews while it works.
     run: int = 0
+    retrying: int = 0  # how many people a "Retry failed" run retries (its progress counts them)
     claimed_by: str | None = None
     claimed_at: datetime | None = None
     claim_until: datetime | None = None

@@ -40,6 +40,7 @@ from bot.models import (
     InviteDetails,
     InviteRequest,
     Status,
+    field_label,
     utcnow,
 )
 from bot.store import Store
@@ -59,6 +60,7 @@ class Refusal(StrEnum):
     NOT_REQUESTER = "not_requester"
     ALREADY_APPROVED = "already_approved"  # this approver's approval is in; another is needed
     OWN_REQUEST = "own_request"  # another approver exists to decide it
+    ALREADY_RETRIED = "already_retried"  # a batch's "Retry failed" button whose run is over
 
 
 class AcceptOutcome(StrEnum):
@@ -835,7 +837,8 @@ def describe_failure(exc: AworkError, email: str) -> Failure:
         message = "awork could not find the workspace, role or team for this invitation."
     elif exc.code in ("validation-failed", "invalid-model") and exc.validation_errors:
         reasons = "; ".join(
-            f"{item['property']}: {item['message']}".strip(": ") for item in exc.validation_errors
+            f"{field_label(item['property'], item['property'])}: {item['message']}".strip(": ")
+            for item in exc.validation_errors
         )
         message = f"awork did not accept the invitation: {reasons}"
     else:

@@ -289,10 +289,15 @@ class FormFilling:
         if response.status == 200 and body.get("response_action") == "errors":
             fields = inputs(form.view)
             for block_id, error in body["errors"].items():
-                number = next(
-                    (i for i, b in enumerate(fields, start=1) if b["block_id"] == block_id), "?"
+                number, label = next(
+                    (
+                        (i, b["label"]["text"])
+                        for i, b in enumerate(fields, start=1)
+                        if b["block_id"] == block_id
+                    ),
+                    ("?", block_id),
                 )
-                self._print(f"  ✗ field {number} ({block_id}): {error}")
+                self._print(f"  ✗ field {number} ({label}): {error}")  # as the form labels it
             return
         if self.forms.get(form.user) is form:
             del self.forms[form.user]

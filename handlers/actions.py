@@ -105,7 +105,8 @@ def register(app: App, deps: Deps) -> None:
 
     def _retry_failed(body: dict) -> None:
         user = body["user"]["id"]
-        decision = deps.batches.retry_failed(_request_id(body), user)
+        batch_id, after_run = bulk_blocks.retry_target(_request_id(body))
+        decision = deps.batches.retry_failed(batch_id, user, after_run)
         if not decision.ok:
             text = bulk_blocks.batch_refusal(decision.request, decision.refusal)
             courier.tell(user, _channel(body), text)

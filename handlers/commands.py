@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 from typing import Any
@@ -12,33 +13,46 @@ from slack_sdk.errors import SlackApiError
 from bot import blocks, bulk_blocks
 from bot.bulk import Prepared
 from bot.deps import Deps
-from bot.inline import InlineInvite, parse_inline
-from bot.models import parse_details
+from bot.inline import NO_EMAIL, InlineInvite, parse_inline
+from bot.models import errors_in_words, parse_details
+from bot.text import clean_text
 from handlers.actions import run_approval, run_batch_approval
+from handlers.home import COMMAND_META, installed_command
 
 log = logging.getLogger(__name__)
 
 # `/invite` is the documented name; `/awork-invite` is the fallback for workspaces where Slack
 # keeps `/invite` for its own channel command.
 COMMAND = re.compile(r"^/(awork-)?invite$")
+SUBCOMMANDS = ("pending", "mine", "status", "help", "bulk")
+DASHES = "-\u2013\u2014"  # `--help`, also as autocorrect's dashes
 
 
 def register(app: App, deps: Deps) -> None:
     service = deps.service
 
+    remembered: list[str] = []  # the name last kept in the store by this process
+
     def invite_command(ack: Ack, body: dict) -> None:
+        command = command_name(body)
         text = str(body.get("text") or "").strip()
         words = text.split()
         user = str(body.get("user_id", ""))
-        keyword = words[0].lower() if words else ""
+        keyword = subcommand(words[0]) if words else ""
+        if remembered[-1:] != [command]:
+            deps.later(remember, command)  # for the App Home, which no command carries
         if keyword in lists:
             # Answered in the ack itself: a store read, well inside Slack's 3 seconds.
-            ack(**answer(lists[keyword](user, words[1:])))
+            ack(**answer(lists[keyword](user, words[1:], command)))
+            return
+        guess = did_you_mean(words, text, command)
+        if guess is not None:
+            ack(**answer(_private(guess)))
             return
         if text and keyword != "bulk":
             # Cached roles and teams, one store write: quick enough to answer in the ack;
             # Slack is told the rest (approval message, "waiting" notice) after it.
-            reply, then = inline(body, user, text)
+            reply, then = inline(body, user, text, command)
             ack(**(answer(reply) if reply else reply))
             if then is not None:
                 deps.later(then)
@@ -64,11 +78,21 @@ def register(app: App, deps: Deps) -> None:
     def answer(reply: dict[str, Any]) -> dict[str, Any]:
         return blocks.label_sandbox(reply) if deps.settings.sandbox else reply
 
-    def inline(body: dict, user: str, text: str) -> tuple[dict[str, Any], Any]:
+    def remember(command: str) -> None:
+        """Keep the command's name for texts no command carries (the App Home)."""
+        if installed_command(service.store) != command:
+            service.store.set_meta(COMMAND_META, command)
+        remembered[:] = [command]
+
+    def inline(body: dict, user: str, text: str, command: str) -> tuple[dict[str, Any], Any]:
         """People in the command's text: one request (one person) or a batch (several)."""
-        parsed = parse_inline(text, deps.catalog.find_roles(), deps.catalog.find_teams())
+        parsed = parse_inline(
+            text, deps.catalog.find_roles(), deps.catalog.find_teams(), command=command
+        )
         if parsed.errors:
-            return _private(":warning: " + _quoted(parsed.errors) + USAGE), None
+            return _private(
+                ":warning: " + _quoted(parsed.errors) + "\n" + blocks.usage(command)
+            ), None
         origin = body.get("channel_id")
         domain = body.get("team_domain")
         if len(parsed.people) == 1:
@@ -102,7 +126,7 @@ def register(app: App, deps: Deps) -> None:
             }
         )
         if details is None:
-            return _private(":warning: " + _quoted(list(errors.values()), " ")), None
+            return _private(":warning: " + _quoted(errors_in_words(errors), " ")), None
         duplicate = service.duplicate_of(details)
         if duplicate is not None:
             kind, existing = duplicate
@@ -123,35 +147,74 @@ def register(app: App, deps: Deps) -> None:
         if deps.settings.invite_self_approve and service.is_approver(user):
             run_batch_approval(deps, batch_id, user, origin, own_allowed=True)
 
-    def pending(user: str, args: list[str]) -> dict:
+    def pending(user: str, args: list[str], command: str) -> dict:
         if not service.is_approver(user):
             return {"text": blocks.NOT_APPROVER}
         waiting = _oldest_first(service.waiting_for(user) + deps.batches.waiting_for(user))
-        return _reply(blocks.pending_list(waiting, _page_number(args)))
+        return _reply(blocks.pending_list(waiting, _page_number(args), command))
 
-    def mine(user: str, args: list[str]) -> dict:
+    def mine(user: str, args: list[str], command: str) -> dict:
         own = _newest_first(service.requests_of(user) + deps.batches.batches_of(user))
-        return _reply(blocks.my_list(own, _page_number(args)))
+        return _reply(blocks.my_list(own, _page_number(args), command))
 
-    def status(user: str, args: list[str]) -> dict:
-        if args and args[0].startswith("bat-"):
+    def status(user: str, args: list[str], command: str) -> dict:
+        if not args:
+            return _private(
+                f"Usage: `{command} status <request id>`. The id (`inv-…`, or `bat-…` for "
+                f"several people) is on the request's messages and in `{command} mine`."
+            )
+        if args[0].startswith("bat-"):
             batch = deps.batches.visible(args[0], user)
             if batch is not None:
                 summary = deps.batches.summary(batch) if batch.run else None
                 return _reply(bulk_blocks.batch_status_card(batch, summary))
-        request = service.visible_request(args[0], user) if args else None
+        request = service.visible_request(args[0], user)
         if request is None:
-            return {"text": blocks.NOT_FOUND_TEXT + " Usage: `/invite status <request id>`."}
+            return {"text": blocks.NOT_FOUND_TEXT + f" Usage: `{command} status <request id>`."}
         return _reply(blocks.status_card(request))
 
-    def help_(user: str, args: list[str]) -> dict:
-        return {"text": blocks.help_text()}
+    def help_(user: str, args: list[str], command: str) -> dict:
+        return {"text": blocks.help_text(command)}
 
     lists = {"pending": pending, "mine": mine, "status": status, "help": help_}
     app.command(COMMAND)(invite_command)
 
 
-USAGE = '\nUsage: `/invite a@x.com b@y.com role:"Project Manager" team:Design --no-email` (`/invite help` for more).'
+def command_name(body: dict) -> str:
+    """The command as installed, from the payload (`/invite` or `/awork-invite`)."""
+    name = str(body.get("command") or "")
+    return name if COMMAND.match(name) else blocks.DEFAULT_COMMAND
+
+
+def subcommand(word: str) -> str:
+    """The list or form a first word asks for; `--help`, `-h` and `?` ask for help."""
+    lowered = word.lower()
+    if lowered == "?" or (lowered[:1] in DASHES and lowered.lstrip(DASHES) in ("help", "h")):
+        return "help"
+    return lowered
+
+
+def did_you_mean(words: list[str], text: str, command: str) -> str | None:
+    """For a first word that is neither a command nor an address (nor a `role:`/`team:` or
+    `--no-email` option): which command it resembles. A word with `@` is an address, and
+    text with an address in it is a request."""
+    first = words[0].lower() if words else ""
+    if not first or first in SUBCOMMANDS or "@" in first or ":" in first or first in NO_EMAIL:
+        return None
+    typed = first.lstrip(DASHES)
+    close = difflib.get_close_matches(typed, SUBCOMMANDS, n=1, cutoff=0.6)
+    shown = blocks.escape(clean_text(words[0])[:40])
+    if close:
+        return (
+            f":grey_question: “{shown}” is not a command I know. Did you mean "
+            f"`{command} {close[0]}`? (`{command} help` lists them all.)"
+        )
+    if "@" in text:
+        return None  # people after all: the inline request says what is wrong with it
+    return (
+        f":grey_question: “{shown}” is not an email address, nor a command I know "
+        f"({', '.join(SUBCOMMANDS)}).\n" + blocks.usage(command)
+    )
 
 
 def _left_out(prepared: Prepared) -> str:

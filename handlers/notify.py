@@ -36,6 +36,7 @@ from bot.models import (
 from bot.service import InviteService
 from bot.store import Record
 from bot.store.base import FAR_FUTURE
+from handlers.home import installed_command
 from handlers.notify_batches import BatchDelivery
 from handlers.notify_links import LinkDelivery
 from handlers.slack_errors import ADMIN_CHANNEL_HINTS, SEND_ERRORS, slack_error
@@ -146,6 +147,7 @@ class Courier(BatchDelivery, LinkDelivery):
             sorted(waiting, key=lambda item: item.created_at),
             sorted(mine, key=lambda item: item.created_at, reverse=True),
             approver=self.service.is_approver(user_id),
+            command=installed_command(self.store),
         )
         try:
             self.client.views_publish(user_id=user_id, view=view)
@@ -296,10 +298,14 @@ class Courier(BatchDelivery, LinkDelivery):
             if where:
                 request = self._posted(request, "waiting_notice", where, waiting_told=True)
         elif self._outcome_due(request):
-            offer = blocks.invite_again_offer(request) if request.status is Status.LAPSED else None
-            where = self.tell(
-                request.requester_id, request.origin_channel, blocks.outcome_notice(request), offer
+            command = installed_command(self.store)
+            offer = (
+                blocks.invite_again_offer(request, command)
+                if request.status is Status.LAPSED
+                else None
             )
+            notice = blocks.outcome_notice(request, command)
+            where = self.tell(request.requester_id, request.origin_channel, notice, offer)
             if where:
                 request = self._posted(request, "outcome_notice", where, outcome_told=True)
         return request

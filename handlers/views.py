@@ -10,7 +10,7 @@ from slack_bolt import Ack, App
 from bot import blocks, bulk_blocks
 from bot.bulk import parse_people
 from bot.deps import Deps
-from bot.models import BATCH_LIMIT, parse_details
+from bot.models import BATCH_LIMIT, field_label, parse_details
 from bot.text import clean_text
 from handlers import files
 from handlers.actions import is_batch, run_approval, run_batch_approval
@@ -154,11 +154,15 @@ def _download(file: dict, deps: Deps) -> tuple[str, str | None]:
 
 
 def _on_blocks(errors: dict[str, str], view: dict) -> dict[str, str]:
-    """Field errors keyed by block ids that exist in the view (Slack rejects others)."""
+    """Field errors keyed by block ids that exist in the view (Slack rejects others). One
+    whose field is not in the view is shown under the email, naming its field as the form
+    labels it ("Plan: …"), never by awork's name."""
     present = {block.get("block_id") for block in view.get("blocks", [])}
     shown: dict[str, str] = {}
     for field, message in errors.items():
         key = field if field in present else "email"
+        if key != field:
+            message = f"{field_label(field)}: {message}"
         shown[key] = shown[key] + " " + message if key in shown else message
     return shown
 

@@ -25,9 +25,9 @@ def test_text_limits_are_field_errors():
         }
     )
     assert errors == {
-        "firstName": "Too long: at most 100 characters.",
-        "position": "Too long: at most 200 characters.",
-        "note": "Too long: at most 1000 characters.",
+        "firstName": "Too long (at most 100 characters).",
+        "position": "Too long (at most 200 characters).",
+        "note": "Too long (at most 1000 characters).",
     }
 
 

@@ -87,7 +87,7 @@ approve 4
         tmp_path,
         "shell",
     )
-    assert "✗ field 1 (email): That doesn't look like an email address." in output
+    assert "✗ field 1 (Email): That doesn't look like an email address." in output
     assert "Denied by @sam*: Use the agency account" in output
     assert "@sam denied your request to invite kim@example.com: Use the agency account" in output
     assert "[Approve all 2: approve 4]" in output
