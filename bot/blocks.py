@@ -56,8 +56,11 @@ def plain(text: str, limit: int = 150) -> dict[str, Any]:
     return {"type": "plain_text", "text": text[:limit], "emoji": True}
 
 
+TEXT_MAX = 3000  # Slack's limit on a section's (and a context element's) text
+
+
 def mrkdwn(text: str) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": text[:3000]}
+    return {"type": "mrkdwn", "text": text[:TEXT_MAX]}
 
 
 def section(text: str) -> dict[str, Any]:
@@ -68,8 +71,83 @@ def context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [mrkdwn(text)]}
 
 
+def sections(lines: list[str], kind: Callable[[str], dict[str, Any]] = section) -> list[dict]:
+    """Lines as few sections (or `kind` blocks) as Slack's 3,000 characters each allow: long
+    text is split over blocks, never cut - the last lines are the ones approvers decide on."""
+    result: list[dict[str, Any]] = []
+    current = ""
+    for line in lines:
+        for piece in pieces(line):
+            if current and len(current) + 1 + len(piece) > TEXT_MAX:
+                result.append(kind(current))
+                current = piece
+            else:
+                current = f"{current}\n{piece}" if current else piece
+    if current:
+        result.append(kind(current))
+    return result
+
+
+def pieces(line: str, limit: int = TEXT_MAX) -> list[str]:
+    """A line longer than `limit` broken into parts that fit, at a space where there is one,
+    never inside an entity (`&amp;`) or a `<…>` mention or link."""
+    result = []
+    while len(line) > limit:
+        cut = line.rfind(" ", limit // 2, limit) + 1 or limit
+        amp, lt = line.rfind("&", 0, cut), line.rfind("<", 0, cut)
+        if amp > 0 and ";" not in line[amp:cut]:
+            cut = amp
+        if lt > 0 and ">" not in line[lt:cut]:
+            cut = min(cut, lt)
+        result.append(line[:cut].rstrip())
+        line = line[cut:]
+    return [*result, line]
+
+
+def counted(count: int, singular: str, plural: str | None = None) -> str:
+    """A count with its noun in agreement: "1 person", "3 people"."""
+    return f"{count} {singular if count == 1 else plural or singular + 's'}"
+
+
+def people(count: int) -> str:
+    return counted(count, "person", "people")
+
+
+def shortened(names: list[str], shown: int) -> str:
+    """Escaped names, the first `shown` of them and "and N more"."""
+    listed = ", ".join(escape(name) for name in names[:shown])
+    return listed + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def fitted(name: str, marker: str, limit: int) -> str:
+    """`name` + `marker` within `limit` characters: the name is cut, never the marker."""
+    if len(name) + len(marker) <= limit:
+        return name + marker
+    return name[: max(0, limit - len(marker) - 1)] + "…" + marker
+
+
+def asked_in(channel: str | None) -> str:
+    """For news that reaches a requester by DM: a line naming the channel where they asked
+    (nothing when unknown, or when that was a direct message)."""
+    if not channel or channel.startswith("D"):
+        return ""
+    return f"\nYou asked in <#{channel}>."
+
+
+def approved_by(record: Any, nobody: str = "an approver") -> str:
+    """Who approved a request or a batch: both approvers of an admin role's two approvals,
+    else the one who decided."""
+    given = list(dict.fromkeys(record.approvals))
+    if len(given) >= 2:
+        return " and ".join(f"<@{user}>" for user in given)
+    return f"<@{record.decided_by}>" if record.decided_by else nobody
+
+
+OPTION_MAX = 75  # Slack's limit on an option's text
+
+
 def option(value: str, text: str) -> dict[str, Any]:
-    return {"text": plain(text, 75), "value": value[:150]}
+    return {"text": plain(text, OPTION_MAX), "value": value[:150]}
 
 
 def slack_date(when: datetime) -> str:
@@ -282,8 +360,10 @@ def _option_value(selected: Any) -> Any:
 
 
 def role_options(roles: list[Role]) -> list[dict[str, Any]]:
+    """The role picker's options: an admin role keeps its "(admin)" however long its name."""
     return [
-        option(role.id, role.name + (" (admin)" if role.is_admin_role else "")) for role in roles
+        option(role.id, fitted(role.name, " (admin)" if role.is_admin_role else "", OPTION_MAX))
+        for role in roles
     ]
 
 
@@ -297,7 +377,7 @@ def team_options(teams: list[Team]) -> list[dict[str, Any]]:
 def _subject(request: Any) -> str:
     """Who a request (or a batch: `entries`) is about."""
     entries = getattr(request, "entries", None)
-    return f"{len(entries)} people" if entries else escape(request.details.email)
+    return people(len(entries)) if entries else escape(request.details.email)
 
 
 def deny_reason_modal(request: Any) -> dict[str, Any]:
@@ -321,6 +401,10 @@ def deny_reason_modal(request: Any) -> dict[str, Any]:
     }
 
 
+TEAMS_SHOWN = 20  # team names listed on a message; the rest are counted
+DEFAULT_ROLE = "awork's default role"  # no role chosen: awork gives its default
+
+
 def _summary(request: InviteRequest) -> list[str]:
     d = request.details
     lines = [f"*Who:* {escape(d.full_name) + ' · ' if d.full_name else ''}{escape(d.email)}"]
@@ -329,18 +413,18 @@ def _summary(request: InviteRequest) -> list[str]:
         lines.append(f"*Details:* {extra}")
     lines.append(f"*Role:* {escape(request.role_name) if request.role_name else 'awork default'}")
     if request.team_names:
-        lines.append("*Teams:* " + ", ".join(escape(name) for name in request.team_names))
+        lines.append("*Teams:* " + shortened(request.team_names, TEAMS_SHOWN))
     if d.skip_sending_email:
         lines.append("*Welcome email:* not sent")
     if d.new_workspace:
         parts = [f"flow “{flow_words(d.flow)}”", f"plan {plan_words(d.plan_id)}"]
         if d.booked_seats:
-            parts.append(f"{d.booked_seats} seats")
+            parts.append(counted(d.booked_seats, "seat"))
         if d.connect_invite_code:
             parts.append("with a connect invite code")
         lines.append("*New workspace:* " + ", ".join(parts))
     elif d.booked_seats or d.connect_invite_code:
-        parts = [f"{d.booked_seats} booked seats"] if d.booked_seats else []
+        parts = [counted(d.booked_seats, "booked seat")] if d.booked_seats else []
         if d.connect_invite_code:
             parts.append("with a connect invite code")
         lines.append("*Options:* " + ", ".join(parts))
@@ -353,10 +437,15 @@ def approval_message(request: InviteRequest) -> tuple[str, list[dict[str, Any]]]
     text = f"Invitation request for {escape(d.email)} from <@{request.requester_id}>"
     blocks = [
         section(f"*<@{request.requester_id}> asks to invite {escape(d.email)} to awork*"),
-        section("\n".join(_summary(request))),
+        *sections(_summary(request)),  # split, never cut: its last lines are decided on
     ]
     if d.note:
-        blocks.append(section("> " + escape(d.note).replace("\n", "\n> ")))
+        quoted = [
+            "> " + piece
+            for line in d.note.split("\n")
+            for piece in pieces(escape(line), TEXT_MAX - 2)
+        ]
+        blocks += sections(quoted)
     blocks.append(context(f"Request `{request.id}` · asked {slack_date(request.created_at)}"))
     outcome = _outcome_blocks(request)
     note = approval_rule_note(request)
@@ -400,7 +489,7 @@ def approval_rule_note(record: Any) -> str | None:
 
 
 def _outcome_blocks(request: InviteRequest) -> list[dict[str, Any]]:
-    who = f"<@{request.decided_by}>" if request.decided_by else "an approver"
+    who = approved_by(request)
     if request.status is Status.PENDING:
         buttons = _buttons(request, (APPROVE, "Approve", "primary"), (DENY, "Deny", "danger"))
         note = approval_rule_note(request)
@@ -431,7 +520,8 @@ def _outcome_blocks(request: InviteRequest) -> list[dict[str, Any]]:
             )
         return result
     if request.status is Status.DENIED:
-        return [section(f":no_entry: *Denied by {who}*: {escape(request.deny_reason or '')}")]
+        denier = f"<@{request.decided_by}>" if request.decided_by else "an approver"
+        return [section(f":no_entry: *Denied by {denier}*: {escape(request.deny_reason or '')}")]
     if request.status is Status.EXPIRED:
         return [
             section(":hourglass: *Expired*: nobody decided in time. The requester can ask again.")
@@ -447,10 +537,15 @@ def _outcome_blocks(request: InviteRequest) -> list[dict[str, Any]]:
     return blocks
 
 
-def link_whereabouts(request: InviteRequest) -> str:
-    """Where the way to accept went - said without the link itself."""
+def link_whereabouts(request: InviteRequest, reader: str | None = None) -> str:
+    """Where the way to accept went - said without the link itself; to `reader` (who reads
+    it, when that is one person) as "you" where it went to them."""
     if request.link_sent_to and request.link_sent_to == request.invitee_slack_id:
+        if request.link_sent_to == reader:
+            return "You were asked by DM to accept it."
         return f"<@{request.link_sent_to}> was asked by DM to accept it."
+    if request.link_sent_to == reader and reader:
+        return "I sent you its acceptance link by DM, to pass on privately."
     if request.link_sent_to:
         return f"The acceptance link went by DM to <@{request.link_sent_to}>."
     email = (
@@ -519,6 +614,7 @@ def _buttons(request: Any, *buttons: tuple[str, str, str]) -> dict[str, Any]:
 # --- lists and App Home ------------------------------------------------------------------------
 
 PAGE_SIZE = 20  # two blocks a request, plus header and footer: within Block Kit's 50 per message
+HOME_SHOWN = PAGE_SIZE * 2  # own requests on the App Home: the first page of `/invite mine`
 
 
 STATUS_WORDS = {
@@ -562,7 +658,8 @@ BATCH_WORDS = {
 def batch_line(batch: Any) -> str:
     """A batch (many people in one request) in a list."""
     return (
-        f"*{len(batch.entries)} people* ({escape(batch.entries[0].email)}, …) — "
+        f"*{people(len(batch.entries))}* ({escape(batch.entries[0].email)}"
+        f"{', …' if len(batch.entries) > 1 else ''}) — "
         f"{BATCH_WORDS[str(batch.status)]} · `{batch.id}` · asked {slack_date(batch.created_at)}"
     )
 
@@ -580,7 +677,8 @@ def pending_list(
     for request in shown:
         result.append(section(item_line(request)))
         if _is_batch(request):
-            approve = f"Approve all {len(request.entries)}"
+            count = len(request.entries)
+            approve = f"Approve all {count}" if count > 1 else "Approve"
             result.append(
                 _buttons(request, (APPROVE, approve, "primary"), (DENY, "Deny", "danger"))
             )
@@ -627,8 +725,24 @@ def home_view(
     if approver:
         result += pending_list(waiting, command=command)[:60]
         result.append({"type": "divider"})
-    result += my_list(mine, command=command)[:38]
+    result += home_mine(mine, command)
     return {"type": "home", "blocks": result[:100]}
+
+
+def home_mine(mine: list[Any], command: str = DEFAULT_COMMAND) -> list[dict[str, Any]]:
+    """'Your requests' on the App Home: the newest page of them, and when there are more, how
+    many and the command that lists the rest (within the 100 blocks of a Home tab)."""
+    shown = my_list(mine[:HOME_SHOWN], command=command)
+    if len(mine) <= HOME_SHOWN:
+        return shown
+    shown[0] = section(f"*Your invitation requests: {len(mine)}*")
+    return [
+        *shown,
+        context(
+            f"Showing the newest {HOME_SHOWN} of {len(mine)}. `{command} mine` lists them all, "
+            f"a page at a time: `{command} mine 2` shows the next."
+        ),
+    ]
 
 
 def help_text(command: str = DEFAULT_COMMAND) -> str:
@@ -664,26 +778,45 @@ def reminder(request: InviteRequest) -> str:
 
 
 def waiting_notice(request: InviteRequest) -> str:
+    """The answer right after asking (ephemeral, where they asked); the decision comes by DM."""
     if request.approval_message is None:
         return (
             f":inbox_tray: I saved your request to invite {escape(request.details.email)} to awork "
             f"(request `{request.id}`), but could not reach the approvers' channel yet. I'll keep "
-            "trying, and tell you here when it is decided."
+            "trying, and tell you by DM when it is decided."
         )
     return (
         f":inbox_tray: Your request to invite {escape(request.details.email)} to awork is waiting "
-        f"for an approver (request `{request.id}`). I'll tell you here when it is decided."
+        f"for an approver (request `{request.id}`). I'll tell you by DM when it is decided."
+    )
+
+
+def requester_reminder(request: Any, expires: datetime | None) -> str:
+    """By DM to the requester when the approvers were reminded of a request (or a batch)."""
+    entries = getattr(request, "entries", None)
+    whom = people(len(entries)) if entries else escape(request.details.email)
+    until = f" It expires {slack_date(expires)} if nobody decides." if expires else ""
+    return (
+        f":bell: Your request to invite {whom} to awork (request `{request.id}`) is still "
+        f"waiting for a decision; I reminded the approvers.{until}"
+        + asked_in(request.origin_channel)
     )
 
 
 def outcome_notice(request: InviteRequest, command: str = DEFAULT_COMMAND) -> str:
-    """For the requester, in the channel where they asked. Holds no link or code."""
+    """For the requester, by DM (later news), naming the channel where they asked. Holds no
+    link or code."""
+    return _outcome_words(request, command) + asked_in(request.origin_channel)
+
+
+def _outcome_words(request: InviteRequest, command: str) -> str:
     email = escape(request.details.email)
     who = f"<@{request.decided_by}>" if request.decided_by else "An approver"
     if request.status in (Status.INVITED, Status.JOINING):
-        where = link_whereabouts(request)
+        where = link_whereabouts(request, reader=request.requester_id)
         return (
-            f":white_check_mark: {who} approved your request: {email} is invited to awork. {where}"
+            f":white_check_mark: {approved_by(request, 'An approver')} approved your request: "
+            f"{email} is invited to awork. {where}"
         )
     if request.status is Status.EXPIRED:
         return f":hourglass: Your request to invite {email} expired without a decision. You can ask again with `{command}`."
@@ -713,10 +846,9 @@ def invitee_dm(request: InviteRequest) -> tuple[str, list[dict[str, Any]]]:
     d = request.details
     expires = slack_date(request.result.expires_at) if request.result else "in 24 hours"
     lines = [f":wave: <@{request.requester_id}> invited you to *{_workspace(request)}* on awork."]
-    if request.role_name:
-        lines.append(f"*Role:* {escape(request.role_name)}")
+    lines.append(f"*Role:* {escape(request.role_name) if request.role_name else DEFAULT_ROLE}")
     if request.team_names:
-        lines.append("*Teams:* " + ", ".join(escape(name) for name in request.team_names))
+        lines.append("*Teams:* " + shortened(request.team_names, TEAMS_SHOWN))
     lines.append(f"The invitation is open until {expires}.")
     text = f"{escape(d.email)}: you are invited to {_workspace(request)} on awork"
     return text, [
@@ -754,7 +886,7 @@ def link_message(request: InviteRequest, link: str) -> str:
     return (
         f":key: {escape(request.details.email)} is invited to {_workspace(request)}, but isn't in this Slack, "
         f"so here is their acceptance link to pass on privately: <{link}|accept the invitation> "
-        f"(works until {expires})."
+        f"(works until {expires})." + asked_in(request.origin_channel)
     )
 
 
@@ -795,11 +927,12 @@ NOT_APPROVER = ":lock: Only approvers can decide on invitation requests."
 
 
 def already_decided(request: InviteRequest) -> str:
-    who = f"<@{request.decided_by}>" if request.decided_by else "someone else"
+    who = approved_by(request, "someone else")
+    denier = f"<@{request.decided_by}>" if request.decided_by else "someone else"
     words = {
         Status.INVITING: f"was already approved by {who} and is being sent",
         Status.INVITED: f"was already approved by {who}",
-        Status.DENIED: f"was already denied by {who}",
+        Status.DENIED: f"was already denied by {denier}",
         Status.FAILED: f"was already approved by {who}, and awork refused it",
         Status.PENDING: "is still waiting",
         Status.JOINING: f"was already approved by {who}",

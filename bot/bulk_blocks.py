@@ -9,15 +9,22 @@ from typing import Any
 from bot.blocks import (
     APPROVE,
     DENY,
+    TEAMS_SHOWN,
     _input,
     approval_rule_note,
+    approved_by,
+    asked_in,
     batch_line,
     context,
+    counted,
     escape,
     option,
+    people,
     plain,
     refusal,
     section,
+    sections,
+    shortened,
     slack_date,
     undelivered_link,
 )
@@ -117,20 +124,20 @@ def batch_approval_message(
     """The admin-channel message for a batch: `summary` (members' states) once it is done,
     `done` (how many are settled) while it runs."""
     count = len(batch.entries)
-    text = f"Request to invite {count} people from <@{batch.requester_id}>"
+    text = f"Request to invite {people(count)} from <@{batch.requester_id}>"
     lines = [f"*People:* {_people(batch)}"]
     lines.append(f"*Role:* {escape(batch.role_name) if batch.role_name else 'awork default'}")
     if batch.team_names:
-        lines.append("*Teams:* " + ", ".join(escape(name) for name in batch.team_names))
+        lines.append("*Teams:* " + shortened(batch.team_names, TEAMS_SHOWN))
     if batch.details.skip_sending_email:
         lines.append("*Welcome email:* not sent")
     result = [
-        section(f"*<@{batch.requester_id}> asks to invite {count} people to awork*"),
-        section("\n".join(lines)),
+        section(f"*<@{batch.requester_id}> asks to invite {people(count)} to awork*"),
+        *sections(lines),  # split, never cut: the last lines are decided on too
     ]
     left_out = _skipped(batch.skipped)
     if left_out:
-        result.append(context(left_out))
+        result += sections([left_out], kind=context)
     result.append(context(f"Request `{batch.id}` · asked {slack_date(batch.created_at)}"))
     outcome = _batch_outcome(batch, summary, done)
     note = approval_rule_note(batch)
@@ -162,9 +169,8 @@ def _batch_outcome(
     who = f"<@{batch.decided_by}>" if batch.decided_by else "an approver"
     count = len(batch.entries)
     if batch.status is BatchStatus.PENDING:
-        buttons = _decide_buttons(
-            batch, (APPROVE, f"Approve all {count}", "primary"), (DENY, "Deny", "danger")
-        )
+        approve = f"Approve all {count}" if count > 1 else "Approve"
+        buttons = _decide_buttons(batch, (APPROVE, approve, "primary"), (DENY, "Deny", "danger"))
         note = approval_rule_note(batch)
         return [context(note), buttons] if note else [buttons]
     if batch.status is BatchStatus.RUNNING:
@@ -188,7 +194,7 @@ def retrying(batch: InviteBatch) -> bool:
 def progress_line(batch: InviteBatch, done: int) -> str:
     """How far a run is: "3 of 120 done", or for a "Retry failed" run "3 of 5 retried" -
     counting only the people it retries."""
-    who = f"<@{batch.decided_by}>" if batch.decided_by else "an approver"
+    who = approved_by(batch)
     if retrying(batch):
         return (
             f":hourglass_flowing_sand: Approved by {who}, inviting in awork again "
@@ -229,7 +235,7 @@ def retry_target(value: str) -> tuple[str, int | None]:
 def summary_line(summary: Summary) -> str:
     parts = [f"*{len(summary.invited)} invited*"]
     if summary.already:
-        parts.append(f"{len(summary.already)} already members")
+        parts.append(counted(len(summary.already), "already a member", "already members"))
     if summary.failed:
         parts.append(f"*{len(summary.failed)} failed*")
     if summary.waiting:
@@ -238,7 +244,7 @@ def summary_line(summary: Summary) -> str:
 
 
 def summary_blocks(batch: InviteBatch, summary: Summary) -> list[dict[str, Any]]:
-    who = f"<@{batch.decided_by}>" if batch.decided_by else "an approver"
+    who = approved_by(batch)
     icon = ":warning:" if summary.failed else ":white_check_mark:"
     blocks = [section(f"{icon} Approved by {who}. {summary_line(summary)}.")]
     if summary.already:
@@ -257,7 +263,10 @@ def summary_blocks(batch: InviteBatch, summary: Summary) -> list[dict[str, Any]]
                 f" and {more} more" if more > 0 else ""
             )
             lines.append(f"• {names}: {escape(reason)}")
-        blocks.append(section("*Failed:*\n" + "\n".join(lines)))
+        more = len(by_reason) - SHOWN
+        if more > 0:
+            lines.append(f"• …and {counted(more, 'more reason')}")
+        blocks += sections(["*Failed:*", *lines])
         blocks.append(retry_button(batch, len(summary.failed)))
     if summary.invited:
         overdue = [
@@ -265,16 +274,7 @@ def summary_blocks(batch: InviteBatch, summary: Summary) -> list[dict[str, Any]]
             for m in summary.invited
             if m.status is Status.INVITED and m.link_overdue_at and not m.link_attempted
         ]
-        in_slack = sum(1 for m in summary.invited if m.invitee_slack_id)
-        rest = len(summary.invited) - in_slack
-        where = []
-        if in_slack:
-            where.append(f"{in_slack} in Slack were asked by DM to accept")
-        if rest:
-            where.append(
-                f"the acceptance links of the other {rest} went to <@{batch.requester_id}> by DM"
-            )
-        blocks.append(context("; ".join(where).capitalize() + "."))
+        blocks.append(context(_links_whereabouts(batch, summary)))
         if overdue:
             more = len(overdue) - SHOWN
             names = ", ".join(f"<@{m.invitee_slack_id}>" for m in overdue[:SHOWN])
@@ -285,6 +285,26 @@ def summary_blocks(batch: InviteBatch, summary: Summary) -> list[dict[str, Any]]
     return blocks
 
 
+def _links_whereabouts(batch: InviteBatch, summary: Summary) -> str:
+    """Where the invited people's ways to accept went. Written as it is said: no case change,
+    which would break the mentions in it."""
+    in_slack = sum(1 for m in summary.invited if m.invitee_slack_id)
+    rest = len(summary.invited) - in_slack
+    requester = f"<@{batch.requester_id}>"
+    asked = f"{in_slack} in Slack {'was' if in_slack == 1 else 'were'} asked by DM to accept"
+    if not rest:
+        return asked + "."
+    if not in_slack:
+        links = "The acceptance link" if rest == 1 else f"The acceptance links of all {rest}"
+        return f"{links} went to {requester} by DM."
+    links = (
+        "the acceptance link of the other one"
+        if rest == 1
+        else f"the acceptance links of the other {rest}"
+    )
+    return f"{asked}; {links} went to {requester} by DM."
+
+
 # --- telling the requester --------------------------------------------------------------------
 
 
@@ -292,18 +312,24 @@ def batch_waiting_notice(batch: InviteBatch) -> str:
     left_out = _skipped(batch.skipped)
     note = f" {left_out}." if left_out else ""
     return (
-        f":inbox_tray: Your request to invite {len(batch.entries)} people to awork is waiting for "
-        f"an approver (request `{batch.id}`). I'll tell you here when it is decided.{note}"
+        f":inbox_tray: Your request to invite {people(len(batch.entries))} to awork is waiting "
+        f"for an approver (request `{batch.id}`). I'll tell you by DM when it is decided.{note}"
     )
 
 
 def batch_outcome_notice(batch: InviteBatch, summary: Summary) -> str:
+    """For the requester, by DM (later news), naming the channel where they asked."""
+    return _batch_outcome_words(batch, summary) + asked_in(batch.origin_channel)
+
+
+def _batch_outcome_words(batch: InviteBatch, summary: Summary) -> str:
     who = f"<@{batch.decided_by}>" if batch.decided_by else "An approver"
-    count = len(batch.entries)
+    count = people(len(batch.entries))
     if batch.status is BatchStatus.DENIED:
-        return f":no_entry: {who} denied your request to invite {count} people: {escape(batch.deny_reason or '')}"
+        return f":no_entry: {who} denied your request to invite {count}: {escape(batch.deny_reason or '')}"
     if batch.status is BatchStatus.EXPIRED:
-        return f":hourglass: Your request to invite {count} people expired without a decision."
+        return f":hourglass: Your request to invite {count} expired without a decision."
+    who = approved_by(batch, "An approver")
     failed = "".join(
         f"\n• {escape(m.details.email)}: {escape(m.failure.message if m.failure else '')}"
         for m in summary.failed[:SHOWN]
@@ -316,9 +342,10 @@ def batch_outcome_notice(batch: InviteBatch, summary: Summary) -> str:
 def batch_links(batch: InviteBatch, links: list[tuple[str, str]], part: int, parts: int) -> str:
     """The requester's DM with acceptance links for invitees who aren't in Slack. Credentials:
     a DM only."""
+    these = "This person isn't" if len(links) == 1 else "These people aren't"
     head = (
-        f":key: Acceptance links for request `{batch.id}` ({part} of {parts}). These people "
-        "aren't in this Slack; pass each link privately to its person (each works for 24 hours):"
+        f":key: Acceptance links for request `{batch.id}` ({part} of {parts}). {these} in this "
+        "Slack; pass each link privately to its person (each works for 24 hours):"
     )
     return head + "".join(
         f"\n• {escape(email)}: <{link}|accept the invitation>" for email, link in links
@@ -328,7 +355,7 @@ def batch_links(batch: InviteBatch, links: list[tuple[str, str]], part: int, par
 def batch_reminder(batch: InviteBatch) -> str:
     return (
         f":bell: Still waiting for a decision: <@{batch.requester_id}> asked to invite "
-        f"{len(batch.entries)} people {slack_date(batch.created_at)}."
+        f"{people(len(batch.entries))} {slack_date(batch.created_at)}."
     )
 
 
@@ -352,12 +379,13 @@ def batch_refusal(batch: InviteBatch | None, reason: str | None) -> str:
 
 
 def batch_already_decided(batch: InviteBatch) -> str:
-    who = f"<@{batch.decided_by}>" if batch.decided_by else "someone else"
+    who = approved_by(batch, "someone else")
+    denier = f"<@{batch.decided_by}>" if batch.decided_by else "someone else"
     words = {
         BatchStatus.PENDING: "is still waiting",
         BatchStatus.RUNNING: f"was approved by {who} and is being invited",
         BatchStatus.DONE: f"was approved by {who} and is done",
-        BatchStatus.DENIED: f"was already denied by {who}",
+        BatchStatus.DENIED: f"was already denied by {denier}",
         BatchStatus.EXPIRED: "expired without a decision",
     }[batch.status]
-    return f"Nothing changed: the request `{batch.id}` for {len(batch.entries)} people {words}."
+    return f"Nothing changed: the request `{batch.id}` for {people(len(batch.entries))} {words}."

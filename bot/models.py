@@ -466,9 +466,11 @@ class InviteRequest(BaseModel):
     reinvited_as: str | None = None
     reinvite_of: str | None = None
     messages: list[PostedMessage] = []
-    # When a reminder was decided on (once), and whether it reached the approval thread.
+    # When a reminder was decided on (once), whether it reached the approval thread, and
+    # whether the requester was told (by DM) that the approvers were reminded.
     reminded_at: datetime | None = None
     reminder_posted: bool = False
+    reminder_told: bool = False
     delivery_failures: int = 0
     next_delivery_at: datetime | None = None
     lease_owner: str | None = None
@@ -491,8 +493,10 @@ class InviteRequest(BaseModel):
         if self.approval_message is None or self.shown_status is not self.status:
             return True
         if self.status is Status.PENDING:
-            return not self.waiting_told or (
-                self.reminded_at is not None and not self.reminder_posted
+            return (
+                not self.waiting_told
+                or (self.reminded_at is not None and not self.reminder_posted)
+                or (self.reminder_posted and not self.reminder_told)
             )
         if self.status is Status.INVITED and not self.link_attempted:
             return True
@@ -629,6 +633,7 @@ class InviteBatch(BaseModel):
     shown_link_news: int = 0
     reminded_at: datetime | None = None
     reminder_posted: bool = False
+    reminder_told: bool = False
     messages: list[PostedMessage] = []
     delivery_failures: int = 0
     next_delivery_at: datetime | None = None
@@ -671,8 +676,10 @@ class InviteBatch(BaseModel):
         if self.approval_message is None or self.shown_status is not self.status:
             return True
         if self.status is BatchStatus.PENDING:
-            return not self.waiting_told or (
-                self.reminded_at is not None and not self.reminder_posted
+            return (
+                not self.waiting_told
+                or (self.reminded_at is not None and not self.reminder_posted)
+                or (self.reminder_posted and not self.reminder_told)
             )
         if self.status is BatchStatus.DONE:
             return (

@@ -282,6 +282,7 @@ class Shell(FormFilling):
     def _plain(self, text: str) -> str:
         """mrkdwn made readable: mentions by name, links as `text (url)`, entities back."""
         text = re.sub(r"<@(U[A-Z0-9]+)>", lambda m: self._name(m[1]), text)
+        text = re.sub(r"<#(\w+)(?:\|[^>]*)?>", lambda m: CHANNEL_NAMES.get(m[1], "#" + m[1]), text)
         text = re.sub(r"<!date\^[^|>]*\|([^>]*)>", r"\1", text)
         text = re.sub(r"<(https?://[^|>]+)\|([^>]+)>", r"\2 (\1)", text)
         text = re.sub(r"<(https?://[^>]+)>", r"\1", text)

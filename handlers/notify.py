@@ -7,6 +7,10 @@ request: `Courier.sync` does whatever is still missing, once, under a short leas
 and a failed post (Slack down, rate limits past slack_sdk's own retries) is simply done by the
 next `sweep` - at start-up and every half minute. Nothing a user did is lost to a Slack outage.
 
+The requester's news that comes later - a decision, the invitation's result, the reminder, a
+join, a lapse, the expiry - goes by DM (`news`), naming the channel where they asked; only the
+answer to their own action ("waiting for an approver") is ephemeral where they acted (`tell`).
+
 A sweep reads only what is due (the store's due-time index), claimed so that with several
 replicas each due record is swept by one of them; the work itself is then taken by leases and
 compare-and-set as everywhere else.
@@ -82,18 +86,37 @@ class Courier(BatchDelivery, LinkDelivery):
     def tell(
         self, user_id: str, channel: str | None, text: str, blocks: list | None = None
     ) -> tuple[str, str] | None:
-        """A private note: ephemeral in `channel` when the bot can post there, else a DM."""
+        """The immediate answer to what someone just did (a refusal, "nothing changed", "your
+        request waits"): ephemeral in `channel` when the bot can post there, else a DM."""
         if channel:
-            try:
-                posted = self.client.chat_postEphemeral(
-                    channel=channel, user=user_id, text=text, blocks=blocks
-                )
-                return channel, str(posted.get("message_ts") or "")
-            except SEND_ERRORS as exc:
-                log.info(
-                    "ephemeral to %s in %s failed (%s); DMing", user_id, channel, slack_error(exc)
-                )
+            where = self._ephemeral(user_id, channel, text, blocks)
+            if where is not None:
+                return where
         return self.dm(user_id, text, blocks)
+
+    def news(
+        self, user_id: str, channel: str | None, text: str, blocks: list | None = None
+    ) -> tuple[str, str] | None:
+        """Later news for a requester - a decision, an invitation's result, a reminder, a
+        lapse, an expiry: a DM, which stays and notifies (an ephemeral shows only while they
+        are in that channel, and is gone on reload). The text names the channel where they
+        asked. Only if Slack refuses the DM, the ephemeral there; failing both, a sweep retries."""
+        where = self.dm(user_id, text, blocks)
+        if where is None and channel:
+            where = self._ephemeral(user_id, channel, text, blocks)
+        return where
+
+    def _ephemeral(
+        self, user_id: str, channel: str, text: str, blocks: list | None
+    ) -> tuple[str, str] | None:
+        try:
+            posted = self.client.chat_postEphemeral(
+                channel=channel, user=user_id, text=text, blocks=blocks
+            )
+            return channel, str(posted.get("message_ts") or "")
+        except SEND_ERRORS as exc:
+            log.info("ephemeral to %s in %s failed: %s", user_id, channel, slack_error(exc))
+            return None
 
     def replace(self, channel: str, ts: str, text: str, blocks: list | None = None) -> bool:
         """Rewrite a message the bot posted (a DM whose button has done its work)."""
@@ -292,11 +315,21 @@ class Courier(BatchDelivery, LinkDelivery):
         if request.status is Status.PENDING and request.reminded_at and not request.reminder_posted:
             request = self._post_reminder(request)
         if request.status is Status.PENDING and not request.waiting_told:
-            where = self.tell(
+            # The answer to their asking, where they asked - or, for "Invite again" clicked in
+            # the DM that brought the lapse, in that DM.
+            say = self.news if request.reinvite_of else self.tell
+            where = say(
                 request.requester_id, request.origin_channel, blocks.waiting_notice(request)
             )
             if where:
                 request = self._posted(request, "waiting_notice", where, waiting_told=True)
+        elif request.status is Status.PENDING and request.reminder_posted:
+            if not request.reminder_told:
+                expires = request.created_at + self.expire_after
+                text = blocks.requester_reminder(request, expires)
+                where = self.news(request.requester_id, request.origin_channel, text)
+                if where:
+                    request = self._posted(request, "reminder_notice", where, reminder_told=True)
         elif self._outcome_due(request):
             command = installed_command(self.store)
             offer = (
@@ -305,7 +338,7 @@ class Courier(BatchDelivery, LinkDelivery):
                 else None
             )
             notice = blocks.outcome_notice(request, command)
-            where = self.tell(request.requester_id, request.origin_channel, notice, offer)
+            where = self.news(request.requester_id, request.origin_channel, notice, offer)
             if where:
                 request = self._posted(request, "outcome_notice", where, outcome_told=True)
         return request

@@ -2,7 +2,8 @@
 message, the summary, the requester's list of links, and its notices.
 
 A mixin of `handlers.notify.Courier`, which holds the Slack client, the store and the request
-deliveries these use (`tell`, `dm`, `_sync`, `_posted`, `refresh_homes`).
+deliveries these use (`tell`, `news`, `dm`, `_sync`, `_posted`, `refresh_homes`): the
+requester's "waiting" answer is ephemeral where they asked; later news goes by DM.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import contextlib
 import logging
 import threading
 import time
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot import bulk_blocks
+from bot import blocks, bulk_blocks
 from bot.bulk import Summary
 from bot.models import BatchStatus, InviteBatch, MessageRef, Status
 from bot.store import StoreClosed
@@ -35,6 +37,7 @@ class BatchDelivery:
     batches: BatchService
     store: Store
     admin_channel: str
+    expire_after: timedelta
     progress_every: float
     _progress_at: dict[str, float | None]
     _progress_lock: threading.Lock
@@ -44,6 +47,9 @@ class BatchDelivery:
         def sync(self, request_id: str, wait: float = 10.0) -> Any: ...
         def _sync(self, record_id: str, wait: float, deliver: Any, seconds: float = 60) -> Any: ...
         def tell(
+            self, user_id: str, channel: str | None, text: str, blocks: list | None = None
+        ) -> Any: ...
+        def news(
             self, user_id: str, channel: str | None, text: str, blocks: list | None = None
         ) -> Any: ...
         def dm(self, user_id: str, text: str, blocks: list | None = None) -> Any: ...
@@ -191,12 +197,18 @@ class BatchDelivery:
                 )
                 if where:
                     batch = self._posted(batch, "waiting_notice", where, waiting_told=True)
+            if batch.waiting_told and batch.reminder_posted and not batch.reminder_told:
+                expires = batch.created_at + self.expire_after
+                text = blocks.requester_reminder(batch, expires)
+                where = self.news(batch.requester_id, batch.origin_channel, text)
+                if where:
+                    batch = self._posted(batch, "reminder_notice", where, reminder_told=True)
             return batch
         if batch.status is BatchStatus.DONE and not batch.links_listed:
             batch = self._list_links(batch, summary or self.batches.summary(batch))
         if batch.status is not BatchStatus.RUNNING and not batch.outcome_told:
             notice = bulk_blocks.batch_outcome_notice(batch, summary or self.batches.summary(batch))
-            where = self.tell(batch.requester_id, batch.origin_channel, notice)
+            where = self.news(batch.requester_id, batch.origin_channel, notice)
             if where:
                 batch = self._posted(batch, "outcome_notice", where, outcome_told=True)
         return batch

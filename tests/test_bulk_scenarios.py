@@ -247,7 +247,10 @@ def test_deny_a_batch_with_a_reason(driver, slack, bot, awork):
     wait_batch(bot, batch_id, BatchStatus.DENIED)
     assert awork.calls("POST", "/invitations") == []
     slack.wait_for(
-        "chat.postEphemeral", where=lambda c: "denied your request" in c.args.get("text", "")
+        "chat.postMessage",
+        where=lambda c: (
+            c.args["channel"] == "DUREQ" and "denied your request" in c.args.get("text", "")
+        ),
     )
     driver.click("approve_invite", batch_id, APPROVERS[1])
     slack.wait_for(

@@ -65,10 +65,10 @@ def test_invitee_accepts_and_everyone_is_told(driver, slack, bot, awork, setting
         for c in slack.of("chat.update")
     )
     told = slack.wait_for(
-        "chat.postEphemeral",
-        where=lambda c: "joined" in c.args["text"] and c.args["user"] == "UREQ",
+        "chat.postMessage",
+        where=lambda c: "joined" in c.args["text"] and c.args["channel"] == "DUREQ",
     )[0]
-    assert told.args["channel"] == GENERAL and request.joined_at is not None
+    assert f"<#{GENERAL}>" in told.args["text"] and request.joined_at is not None
     assert awork.users[-1]["status"]["invitationAccepted"] is True
 
 
@@ -133,15 +133,15 @@ def test_lapsed_code_is_explained_and_invite_again_goes_through_approval(driver,
         ),
     )
     offer = slack.wait_for(
-        "chat.postEphemeral",
-        where=lambda c: c.args["user"] == "UREQ" and "no longer be accepted" in c.args["text"],
+        "chat.postMessage",
+        where=lambda c: c.args["channel"] == "DUREQ" and "no longer be accepted" in c.args["text"],
     )[0]
     button = next(b for b in offer.args["blocks"] if b["type"] == "actions")["elements"][0]
     assert (button["action_id"], button["value"]) == ("invite_again", request_id)
     admin_posts = len(
         [c for c in slack.of("chat.postMessage") if c.args["channel"] == ADMIN_CHANNEL]
     )
-    driver.click("invite_again", request_id, "UREQ", channel=GENERAL)
+    driver.click("invite_again", request_id, "UREQ", channel="DUREQ")  # in the DM it came by
     slack.wait_for(
         "chat.postMessage", admin_posts + 1, where=lambda c: c.args["channel"] == ADMIN_CHANNEL
     )
@@ -152,7 +152,7 @@ def test_lapsed_code_is_explained_and_invite_again_goes_through_approval(driver,
         and fresh.reinvite_of == request_id
         and fresh.details == request.details
     )
-    driver.click("invite_again", request_id, "UREQ", channel=GENERAL)  # a second click: nothing new
+    driver.click("invite_again", request_id, "UREQ", channel="DUREQ")  # a second: nothing new
     slack.wait_for("chat.postEphemeral", where=lambda c: "Nothing changed" in c.args["text"])
     assert len([r for r in bot.store.requests() if r.reinvite_of == request_id]) == 1
 

@@ -124,9 +124,10 @@ def test_a_refused_invitee_dm_is_retried_and_never_goes_to_the_requester(
     assert "accept_invite" in json.dumps(dm.args["blocks"])
     assert updates_of(slack, "<@UADA> was asked by DM to accept it")
     told = slack.wait_for(
-        "chat.postEphemeral", where=lambda c: "approved your request" in c.args["text"]
+        "chat.postMessage", where=lambda c: "approved your request" in c.args["text"]
     )[0]
-    assert told.args["channel"] == GENERAL and "<@UADA>" in told.args["text"]
+    assert told.args["channel"] == "DUREQ" and "<@UADA>" in told.args["text"]
+    assert f"<#{GENERAL}>" in told.args["text"]
     assert_never_sent(slack, code)
 
 
@@ -157,9 +158,9 @@ def test_an_undelivered_link_is_told_to_the_approvers_after_remind_after(tmp_pat
         assert update.args["channel"] == ADMIN_CHANNEL and "<@UADA>" in words
         assert "open a direct message with the bot" in words and "keeps trying" in words
         told = slack.wait_for(
-            "chat.postEphemeral", where=lambda c: "approved your request" in c.args["text"]
+            "chat.postMessage", where=lambda c: "approved your request" in c.args["text"]
         )[0]
-        assert OVERDUE in told.args["text"] and told.args["channel"] == GENERAL
+        assert OVERDUE in told.args["text"] and told.args["channel"] == "DUREQ"
         bot.deps.courier.sweep(force=True)
         events = [e.event for e in bot.store.audit() if e.request_id == request_id]
         assert events.count("link_undelivered") == 1 and len(updates_of(slack, OVERDUE)) == 1

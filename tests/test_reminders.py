@@ -73,8 +73,12 @@ def test_expired_request_loses_its_buttons_and_the_requester_is_told(driver, sla
         b["type"] for b in update["blocks"]
     ]
     slack.wait_for(
-        "chat.postEphemeral",
-        where=lambda c: c.args["channel"] == GENERAL and "expired" in c.args["text"],
+        "chat.postMessage",
+        where=lambda c: (
+            c.args["channel"] == "DUREQ"
+            and "expired" in c.args["text"]
+            and f"<#{GENERAL}>" in c.args["text"]
+        ),
     )
     driver.click("approve_invite", request_id, APPROVERS[0])
     slack.wait_for(
@@ -123,8 +127,8 @@ def test_invitee_who_joined_through_awork_email_is_marked_joined(driver, slack, 
     assert request.status is Status.JOINED
     assert ":tada:" in json.dumps(slack.of("chat.update")[-1].args["blocks"])
     slack.wait_for(
-        "chat.postEphemeral",
-        where=lambda c: "joined" in c.args["text"] and c.args["user"] == "UREQ",
+        "chat.postMessage",
+        where=lambda c: "joined" in c.args["text"] and c.args["channel"] == "DUREQ",
     )
 
 
@@ -143,6 +147,6 @@ def test_code_that_ran_out_unaccepted_offers_invite_again(driver, slack, bot):
     lapsed = settle(bot, request_id)
     assert lapsed.status is Status.LAPSED and "ran out" in lapsed.lapse_reason
     offer = slack.wait_for(
-        "chat.postEphemeral", where=lambda c: "invite_again" in json.dumps(c.args.get("blocks"))
+        "chat.postMessage", where=lambda c: "invite_again" in json.dumps(c.args.get("blocks"))
     )[0]
-    assert offer.args["user"] == "UREQ"
+    assert offer.args["channel"] == "DUREQ"

@@ -63,9 +63,10 @@ def test_orphan_whose_invitation_reached_awork_is_marked_invited_without_resendi
     assert len(awork.calls("POST", "/invitations")) == posts_before and len(awork.invitations) == 1
     assert approval_updates(slack, "invitation sent")
     told = slack.wait_for(
-        "chat.postEphemeral", where=lambda c: "approved your request" in c.args["text"]
+        "chat.postMessage", where=lambda c: "approved your request" in c.args["text"]
     )[0]
     assert "awork's own email carries the acceptance link" in told.args["text"]
+    assert told.args["channel"] == "DUREQ"
     assert [e.event for e in bot.store.audit() if e.request_id == request_id][-3:][:2] == [
         "recovering",
         "invited",
@@ -270,7 +271,7 @@ def test_every_posted_message_is_kept_with_the_request(driver, slack, bot):
         ("approval", ADMIN_CHANNEL),
         ("waiting_notice", GENERAL),
         ("invitee_dm", "DUADA"),
-        ("outcome_notice", GENERAL),
+        ("outcome_notice", "DUREQ"),
     ]
     assert all(m.ts for m in request.messages)
     logged = [

@@ -34,6 +34,14 @@ def block_ids(view: dict) -> set[str]:
 
 def submit(driver, slack, fields=ADA, user="UREQ") -> str:
     """Submit the form and return the new request's id, from its own approval message."""
+    request_id = submit_unacknowledged(driver, slack, fields, user)
+    # As a person would: act once the requester has been told it waits.
+    slack.wait_for("chat.postEphemeral", where=lambda c: request_id in c.args.get("text", ""))
+    return request_id
+
+
+def submit_unacknowledged(driver, slack, fields=ADA, user="UREQ") -> str:
+    """Submit the form; the new request's id, from its own approval message."""
     seen = len(
         [
             c
@@ -43,10 +51,7 @@ def submit(driver, slack, fields=ADA, user="UREQ") -> str:
     )
     response = driver.submit_form(fields, user=user)
     assert response.status == 200 and response.body == ""
-    request_id = approval_request_id(slack, seen)
-    # As a person would: act once the requester has been told it waits.
-    slack.wait_for("chat.postEphemeral", where=lambda c: request_id in c.args.get("text", ""))
-    return request_id
+    return approval_request_id(slack, seen)
 
 
 def wait_status(bot, request_id: str, status: Status, timeout: float = 5.0):
@@ -266,12 +271,10 @@ def test_approve_sends_one_invitation_and_reports_it(driver, slack, bot, awork):
         assert needle in text
     button = next(b for b in dm.args["blocks"] if b["type"] == "actions")["elements"][0]
     assert (button["action_id"], button["value"]) == ("accept_invite", request_id)
-    outcome = slack.wait_for("chat.postEphemeral", 2)[-1].args
-    assert (
-        outcome["channel"] == GENERAL
-        and "approved" in outcome["text"]
-        and "<@UADA>" in outcome["text"]
-    )
+    # Later news: by DM to the requester, naming the channel where they asked.
+    outcome = slack.wait_for("chat.postMessage", where=lambda c: c.args["channel"] == "DUREQ")
+    text = outcome[0].args["text"]
+    assert "approved" in text and "<@UADA>" in text and f"<#{GENERAL}>" in text
     code, reset = awork.invitations[0]["invitationCode"], awork.invitations[0]["passwordResetCode"]
     assert code.rstrip("=") not in slack.texts() and reset.rstrip("=") not in slack.texts()
     assert request.result is not None and bot.store.get(request_id).link_sent_to == "UADA"
@@ -310,15 +313,14 @@ def test_link_goes_to_requester_when_invitee_is_not_in_slack(driver, slack, bot)
 
 
 def test_requester_gets_a_dm_when_the_bot_cannot_post_in_their_channel(driver, slack, bot):
-    """Ephemeral refused in the origin channel: the outcome arrives by DM instead."""
+    """Ephemeral refused in the origin channel: the "waiting" answer arrives by DM instead."""
     slack.ephemeral_blocked.add(GENERAL)
-    request_id = submit(driver, slack)
-    driver.click("approve_invite", request_id, APPROVER)
-    wait_status(bot, request_id, Status.INVITED)
+    request_id = submit_unacknowledged(driver, slack)
     slack.wait_for(
         "chat.postMessage",
-        where=lambda c: c.args["channel"] == "DUREQ" and "approved your request" in c.args["text"],
+        where=lambda c: c.args["channel"] == "DUREQ" and "is waiting" in c.args["text"],
     )
+    assert bot.store.get(request_id).status is Status.PENDING
 
 
 def test_ten_concurrent_approvals_make_one_invitation(driver, slack, bot, awork):
@@ -387,8 +389,8 @@ def test_deny_asks_for_a_reason_and_tells_the_requester(driver, slack, bot, awor
     assert response.status == 200 and response.body == ""
     wait_settled(slack, request_id, "Denied by")
     assert bot.store.get(request_id).status is Status.DENIED
-    told = slack.wait_for("chat.postEphemeral", where=lambda c: "denied" in c.args["text"])[0].args
-    assert "No budget &lt;!here&gt;" in told["text"] and told["user"] == "UREQ"
+    told = slack.wait_for("chat.postMessage", where=lambda c: "denied" in c.args["text"])[0].args
+    assert "No budget &lt;!here&gt;" in told["text"] and told["channel"] == "DUREQ"
     driver.click("approve_invite", request_id, APPROVERS[1])
     slack.wait_for("chat.postEphemeral", where=lambda c: "already denied" in c.args["text"])
     assert awork.calls("POST", "/invitations") == []
@@ -411,9 +413,10 @@ def _approve_and_get_failure(driver, slack, bot, fields=ADA):
     driver.click("approve_invite", request_id, APPROVER)
     request = wait_status(bot, request_id, Status.FAILED)
     update = wait_settled(slack, request_id, "awork refused")[-1]
-    told = slack.wait_for("chat.postEphemeral", where=lambda c: "awork refused" in c.args["text"])[
-        0
-    ]
+    told = slack.wait_for(
+        "chat.postMessage",
+        where=lambda c: c.args["channel"] == "DUREQ" and "awork refused" in c.args["text"],
+    )[0]
     return request, json.dumps(update.args["blocks"]), told.args["text"]
 
 

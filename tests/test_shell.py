@@ -90,6 +90,7 @@ approve 4
     assert "✗ field 1 (Email): That doesn't look like an email address." in output
     assert "Denied by @sam*: Use the agency account" in output
     assert "@sam denied your request to invite kim@example.com: Use the agency account" in output
+    assert "You asked in #general." in output  # later news by DM names the channel, readably
     assert "[Approve all 2: approve 4]" in output
     assert "2 invited" in output
     assert "Acceptance links for request" in output and "── message" in output

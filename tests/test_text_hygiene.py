@@ -182,7 +182,7 @@ def test_deny_reason_with_rlo_nul_esc_reaches_nobody(driver, slack, bot):
     response = driver.submit_deny(request_id, reason, APPROVER)
     assert response.status == 200 and response.body == ""
     wait_settled(slack, request_id, "Denied by")
-    told = slack.wait_for("chat.postEphemeral", where=lambda c: "denied" in c.args["text"])[0]
+    told = slack.wait_for("chat.postMessage", where=lambda c: "denied" in c.args["text"])[0]
     clean = "No budget this quarter[2J]0;pwned"
     assert clean in told.args["text"]
     assert clean in json.dumps(slack.of("chat.update")[-1].args["blocks"])
@@ -201,7 +201,7 @@ def test_batch_deny_reason_is_cleaned_too(driver, slack, bot):
     assert response.body == ""
     wait_batch(bot, batch_id, BatchStatus.DENIED)
     told = slack.wait_for(
-        "chat.postEphemeral", where=lambda c: "denied your request" in c.args["text"]
+        "chat.postMessage", where=lambda c: "denied your request" in c.args["text"]
     )[0]
     assert "Use the agency[31m" in told.args["text"]
     sent = slack_text(slack)
