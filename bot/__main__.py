@@ -305,7 +305,9 @@ def run_doctor(settings: Settings) -> int:
     from bot import doctor
 
     logging.disable(logging.CRITICAL)  # what goes wrong is said in its check's line
-    lines, code = doctor.report(doctor.run(settings), settings)
+    from handlers.doctor import slack_checks
+
+    lines, code = doctor.report(doctor.run(settings, lambda: slack_checks(settings)), settings)
     for line in lines:
         print(line, flush=True)
     return code

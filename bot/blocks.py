@@ -347,6 +347,10 @@ def form_fields(state_values: Any) -> dict[str, Any]:
         fields[block_id] = value
     if "workspaceId" in fields:
         fields["newWorkspace"] = fields.pop("workspaceId") == "new"
+        if not fields["newWorkspace"]:
+            # A select cannot be cleared in Slack: a plan picked before switching back to this
+            # workspace is set aside, not refused (the form could not be sent otherwise).
+            fields.pop("planId", None)
     return fields
 
 

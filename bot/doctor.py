@@ -5,8 +5,9 @@ body (which it refuses), the store gets a key written and deleted, Slack is only
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
@@ -16,7 +17,7 @@ import httpx
 from bot.config import Settings
 from bot.text import clean_text
 
-PROBE_KEY = "doctor_probe"
+PROBE_KEY = "doctor_probe"  # + a random suffix: replicas starting together never share one
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,7 @@ def _link(name: str, variable: str, template: str) -> Check:
         )
     except KeyError as exc:
         return Check.fail(name, f"{variable} has an unknown placeholder {{{exc.args[0]}}}", fix)
-    except (IndexError, ValueError) as exc:
+    except (IndexError, ValueError, AttributeError) as exc:
         return Check.fail(name, f"{variable} does not render ({exc or 'an empty {}'})", fix)
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.netloc:
@@ -256,13 +257,14 @@ def store_problem(settings: Settings, exc: Exception, secrets: Iterable[str] = (
 
 def probe_store(store) -> None:
     """Write a key into the store, read it back and delete it: raises when it is not writable."""
+    key = f"{PROBE_KEY}:{secrets.token_hex(8)}"
     stamp = datetime.now(UTC).isoformat()
-    store.set_meta(PROBE_KEY, stamp)
+    store.set_meta(key, stamp)
     try:
-        if store.get_meta(PROBE_KEY) != stamp:
+        if store.get_meta(key) != stamp:
             raise OSError(0, "a value written could not be read back")
     finally:
-        store.delete_meta(PROBE_KEY)
+        store.delete_meta(key)
 
 
 def store_check(settings: Settings) -> Check:
@@ -298,17 +300,31 @@ def _store_failed(settings: Settings, exc: Exception) -> Check:
 # --- all of them -------------------------------------------------------------------------------
 
 
+def guarded(name: str, checks: Callable[[], list[Check]], fix: str) -> list[Check]:
+    """`checks`, or - when a service answered something no check expects (a wrong shape, a
+    field missing) - one failed line saying so, instead of a traceback."""
+    try:
+        return checks()
+    except Exception as exc:
+        detail = f"answered something unexpected ({type(exc).__name__}: {clean(exc)})"
+        return [Check.fail(name, detail[:300], fix)]
+
+
 def run(
     settings: Settings,
+    slack_checks: Callable[[], list[Check]],
     awork_transport: httpx.BaseTransport | None = None,
-    slack=None,  # a WebClient (tests); the default tries each Slack call once
 ) -> list[Check]:
-    from handlers.doctor import slack_checks
-
+    """Every check: Slack's (handed in by the command line, from handlers/doctor.py), awork's,
+    the link templates' and the store's."""
     return [
-        *slack_checks(settings, slack),
-        *awork_checks(settings, awork_transport),
-        *link_checks(settings),
+        *guarded("Slack", slack_checks, "check SLACK_API_URL, if set, and Slack's status"),
+        *guarded(
+            "awork",
+            lambda: awork_checks(settings, awork_transport),
+            "check AWORK_API_URL (awork's is https://api.awork.com/api/v1)",
+        ),
+        *guarded("Link templates", lambda: link_checks(settings), "check INVITE_ACCEPT_URL"),
         store_check(settings),
     ]
 

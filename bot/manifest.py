@@ -55,7 +55,13 @@ class ManifestError(ValueError):
 
 def events_url(url: str) -> str:
     """`https://bot.example.com` (or with /slack/events already) -> .../slack/events."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ManifestError(
+            f"--url must be the bot's public https:// address, not {url!r}"
+        ) from None
     if parts.scheme != "https" or not parts.netloc or re.search(r"\s", url.strip()):
         raise ManifestError(f"--url must be the bot's public https:// address, not {url!r}")
     if parts.query or parts.fragment:

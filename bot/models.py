@@ -21,6 +21,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_serializer,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -471,6 +472,16 @@ class InviteRequest(BaseModel):
     reminded_at: datetime | None = None
     reminder_posted: bool = False
     reminder_told: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _told_of_reminders_before(cls, data: Any) -> Any:
+        """Stored before the requester heard of reminders: one posted then counts as told, so
+        an upgrade does not send days-old "I reminded the approvers" DMs."""
+        if isinstance(data, dict) and "reminder_told" not in data:
+            data = {**data, "reminder_told": bool(data.get("reminder_posted"))}
+        return data
+
     delivery_failures: int = 0
     next_delivery_at: datetime | None = None
     lease_owner: str | None = None
@@ -634,6 +645,16 @@ class InviteBatch(BaseModel):
     reminded_at: datetime | None = None
     reminder_posted: bool = False
     reminder_told: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _told_of_reminders_before(cls, data: Any) -> Any:
+        """Stored before the requester heard of reminders: one posted then counts as told, so
+        an upgrade does not send days-old "I reminded the approvers" DMs."""
+        if isinstance(data, dict) and "reminder_told" not in data:
+            data = {**data, "reminder_told": bool(data.get("reminder_posted"))}
+        return data
+
     messages: list[PostedMessage] = []
     delivery_failures: int = 0
     next_delivery_at: datetime | None = None

@@ -163,8 +163,10 @@ def test_manifest_for_socket_mode_has_no_request_urls():
         (["--url", "bot.example.com"], "--url must be the bot's public https:// address"),
         (["--url", "https://bot.example.com", "--command", "/hire"], "--command must be one of"),
         ([], "give --url"),
+        (["--url", "https://[bad"], "--url must be the bot's public https:// address"),
+        (["--url", "https://bot.example.com:port"], "--url must be the bot's public https://"),
     ],
-    ids=["http", "no-scheme", "unknown-command", "neither"],
+    ids=["http", "no-scheme", "unknown-command", "neither", "malformed", "bad-port"],
 )
 def test_manifest_refuses_what_slack_or_the_bot_would_not_take(args, words):
     """A non-https URL, a command the bot does not answer to, or no URL without --socket: one

@@ -12,6 +12,7 @@ import pytest
 
 from bot import doctor
 from bot.models import Status
+from handlers.doctor import slack_checks
 from tests.conftest import APPROVERS, make_settings
 from tests.fakes.awork import WORKSPACE_ID, Fault
 from tests.slack_requests import ADMIN_CHANNEL
@@ -35,7 +36,11 @@ NAMES = [
 def run_doctor(tmp_path, slack, awork, **overrides) -> tuple[dict[str, str], int]:
     """The doctor's lines by check name, and its exit code."""
     settings = make_settings(tmp_path, slack.url, **overrides)
-    checks = doctor.run(settings, awork_transport=httpx.MockTransport(awork.handler))
+    checks = doctor.run(
+        settings,
+        lambda: slack_checks(settings),
+        awork_transport=httpx.MockTransport(awork.handler),
+    )
     lines, code = doctor.report(checks, settings)
     assert [check.name for check in checks] == NAMES
     return {check.name: line for check, line in zip(checks, lines, strict=True)}, code
@@ -382,3 +387,69 @@ def test_a_workspace_awork_cannot_find_is_still_said_so(slack, bot, awork, drive
     wait_status(bot, request_id, Status.FAILED)
     message = json.dumps(wait_settled(slack, request_id, "awork refused")[-1].args["blocks"])
     assert "could not find the workspace" in message and "no longer offers" not in message
+
+
+def test_malformed_answers_are_one_failed_line_not_a_traceback(tmp_path, slack, awork):
+    """awork or Slack answering something no check expects (a wrong shape, a field missing)
+    fails that check in words; the doctor goes on and exits 1."""
+    from slack_sdk import WebClient
+    from slack_sdk.web import SlackResponse
+
+    def odd_awork(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/roles"):
+            return httpx.Response(200, json={"items": []})  # not awork's list of roles
+        return awork.handler(request)
+
+    class OddSlack(WebClient):
+        def api_call(self, api_method, **kwargs):
+            if api_method == "conversations.info":  # "ok" without the channel
+                return SlackResponse(
+                    client=self,
+                    http_verb="POST",
+                    api_url=api_method,
+                    req_args={},
+                    data={"ok": True},
+                    headers={},
+                    status_code=200,
+                )
+            return super().api_call(api_method, **kwargs)
+
+    settings = make_settings(tmp_path, slack.url)
+    web = OddSlack(token="xoxb-test-bot-token-123456", base_url=slack.url)
+    checks = doctor.run(
+        settings,
+        lambda: slack_checks(settings, web),
+        awork_transport=httpx.MockTransport(odd_awork),
+    )
+    lines, code = doctor.report(checks, settings)
+    assert code == 1
+    text = "\n".join(lines)
+    assert "answered something unexpected" in text and "Traceback" not in text
+    assert any(line.startswith("ok  Store") for line in lines)  # later checks still ran
+
+
+def test_probes_of_two_processes_never_collide(tmp_path):
+    """Two stores probing at once (replicas starting together) each read back their own key."""
+    import threading
+
+    from bot.store import SqliteStore
+
+    path = str(tmp_path / "shared.sqlite")
+    stores = [SqliteStore(path), SqliteStore(path)]
+    errors: list[Exception] = []
+
+    def probe(store) -> None:
+        for _ in range(50):
+            try:
+                doctor.probe_store(store)
+            except Exception as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=probe, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for store in stores:
+        store.close()
+    assert errors == []

@@ -396,3 +396,21 @@ def test_the_admin_channel_message_stays_in_the_channel(driver, slack, bot):
     """The approval message itself is unchanged by part 1: posted to the approvers' channel."""
     request_id = submit(driver, slack)
     assert bot.store.get(request_id).approval_message.channel == ADMIN_CHANNEL
+
+
+def test_a_reminder_posted_before_the_upgrade_is_not_told_again():
+    """A stored request from before requesters heard of reminders (no reminder_told) whose
+    reminder was posted counts as told: no late DM after the upgrade; new ones still are."""
+    from bot.models import InviteBatch, InviteDetails, InviteRequest
+
+    stored = InviteRequest(
+        id="inv-old", requester_id="U1", details=InviteDetails(email="old@example.com")
+    ).model_dump(mode="json")
+    stored.pop("reminder_told")
+    assert InviteRequest.model_validate({**stored, "reminder_posted": True}).reminder_told
+    assert not InviteRequest.model_validate({**stored, "reminder_posted": False}).reminder_told
+    old_batch = InviteBatch(
+        requester_id="U1", entries=[InviteDetails(email="b@example.com")]
+    ).model_dump(mode="json")
+    old_batch.pop("reminder_told")
+    assert InviteBatch.model_validate({**old_batch, "reminder_posted": True}).reminder_told

@@ -503,20 +503,17 @@ def test_approver_can_create_a_new_workspace(driver, slack, bot, awork):
     assert body["bookedSeats"] == 5 and body["connectInviteCode"] == "CONNECT1"
 
 
-def test_plan_with_this_workspace_is_a_field_error(driver, bot):
-    """planId while inviting into this workspace is refused on the planId field."""
-    body = json.loads(
-        driver.submit_form(
-            {"email": "p@example.com", "workspaceId": "current", "planId": "business"},
-            user=APPROVER,
-            advanced=True,
-        ).body
+def test_a_plan_left_selected_for_this_workspace_is_set_aside(driver, bot, awork):
+    """A plan picked and then this workspace chosen (Slack cannot clear a select): the form
+    is accepted and the invitation goes into this workspace without a plan."""
+    answer = driver.submit_form(
+        {"email": "p@example.com", "workspaceId": "current", "planId": "business"},
+        user=APPROVER,
+        advanced=True,
     )
-    assert body == {
-        "response_action": "errors",
-        "errors": {"planId": "A plan can only be chosen when creating a new workspace."},
-    }
-    assert list(bot.store.requests()) == []
+    assert not answer.body or "errors" not in json.loads(answer.body)
+    (request,) = bot.store.requests()
+    assert request.details.plan_id is None and request.details.new_workspace is False
 
 
 def test_non_approver_cannot_use_advanced_fields(driver, bot):

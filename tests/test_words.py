@@ -292,3 +292,11 @@ def test_retry_failed_end_to_end_runs_once_and_offers_the_rest(driver, slack, bo
     assert len(posted_emails(awork)) == posts + 1
     shown = slack.of("chat.update")[-1].args["blocks"]
     assert retry_buttons(shown) == [] and "4 invited" in json.dumps(shown)
+
+
+def test_the_form_offers_exactly_the_plans_the_sandbox_takes():
+    """The plan select and the awork sandbox agree on awork's plans (kept apart on purpose:
+    the sandbox stands in for awork, not for the bot)."""
+    from bot import models, sandbox
+
+    assert set(models.PLANS) == set(sandbox.PLANS)
