@@ -24,7 +24,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 import handlers
-from bot import blocks, logs, metrics
+from bot import logs, metrics, mrkdwn
 from bot.awork import AworkClient, AworkError, RateLimiter
 from bot.bulk import BatchService
 from bot.catalog import Catalog
@@ -186,9 +186,9 @@ LABELLED_VIEWS = {"views.open", "views.update", "views.push", "views.publish"}
 def label_call(api_method: str, json: dict | None) -> dict | None:
     """A Web API call's JSON with the sandbox label on its message or view."""
     if json is not None and api_method in LABELLED:
-        return blocks.label_sandbox(json)
+        return mrkdwn.label_sandbox(json)
     if json is not None and api_method in LABELLED_VIEWS and isinstance(json.get("view"), dict):
-        view = blocks.label_sandbox(json["view"], block_limit=100)
+        view = mrkdwn.label_sandbox(json["view"], block_limit=100)
         view.pop("text", None)
         return {**json, "view": view}
     return json

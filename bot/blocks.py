@@ -1,412 +1,48 @@
-"""Block Kit builders: pure functions from domain models to Slack dicts, and back for form state.
+"""Block Kit for one request: its approval message, the notices and DMs that tell people about
+it, and the answers to clicks. Pure functions from domain models to Slack dicts.
 
-Every piece of user text goes through `escape` before it is put into mrkdwn.
+Every piece of user text goes through `escape` (bot/mrkdwn.py) before it is put into mrkdwn.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from bot.models import (
-    FIELD_LABELS,
-    FLOW_LABELS,
-    PLANS,
-    ApprovalRule,
-    InviteRequest,
-    MessageRef,
-    Role,
-    Status,
-    Team,
+from bot.forms import flow_words, plan_words
+from bot.models import ApprovalRule, InviteRequest, Status
+from bot.mrkdwn import (
+    TEXT_MAX,
+    approved_by,
+    asked_in,
+    context,
+    counted,
+    escape,
+    people,
+    pieces,
+    plain,
+    section,
+    sections,
+    shortened,
+    slack_date,
 )
 
 NOT_FOUND_TEXT = "I can't find that invitation request any more."
 # The slash command's documented name; the texts name the one actually installed
 # (`/awork-invite` where Slack keeps `/invite`), passed in as `command`.
 DEFAULT_COMMAND = "/invite"
-INVITE_FORM = "invite_form"
-DENY_REASON = "deny_reason"
 APPROVE = "approve_invite"
 DENY = "deny_invite"
 RETRY = "retry_invite"
 ACCEPT = "accept_invite"
 INVITE_AGAIN = "invite_again"
 
-TEXT_FIELDS = {  # block id -> (label, max length, placeholder)
-    "email": (FIELD_LABELS["email"], 254, "name@company.com"),
-    "firstName": (FIELD_LABELS["firstName"], 100, None),
-    "lastName": (FIELD_LABELS["lastName"], 100, None),
-    "title": (FIELD_LABELS["title"], 100, "e.g. Dr."),
-    "position": (FIELD_LABELS["position"], 200, "e.g. Creative Director"),
-}
-GENDERS = (("male", "Male"), ("female", "Female"), ("other", "Other"))
-FLOWS = tuple(FLOW_LABELS.items())  # (awork's value, the words people choose)
-NOTE_MAX = 1000
-REASON_MAX = 500
-
-
-def escape(text: object) -> str:
-    """Make user text inert in mrkdwn: `<!channel>`, `<@U1>` and links become plain text."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def plain(text: str, limit: int = 150) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text[:limit], "emoji": True}
-
-
-TEXT_MAX = 3000  # Slack's limit on a section's (and a context element's) text
-
-
-def mrkdwn(text: str) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": text[:TEXT_MAX]}
-
-
-def section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": mrkdwn(text)}
-
-
-def context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [mrkdwn(text)]}
-
-
-def sections(lines: list[str], kind: Callable[[str], dict[str, Any]] = section) -> list[dict]:
-    """Lines as few sections (or `kind` blocks) as Slack's 3,000 characters each allow: long
-    text is split over blocks, never cut - the last lines are the ones approvers decide on."""
-    result: list[dict[str, Any]] = []
-    current = ""
-    for line in lines:
-        for piece in pieces(line):
-            if current and len(current) + 1 + len(piece) > TEXT_MAX:
-                result.append(kind(current))
-                current = piece
-            else:
-                current = f"{current}\n{piece}" if current else piece
-    if current:
-        result.append(kind(current))
-    return result
-
-
-def pieces(line: str, limit: int = TEXT_MAX) -> list[str]:
-    """A line longer than `limit` broken into parts that fit, at a space where there is one,
-    never inside an entity (`&amp;`) or a `<…>` mention or link."""
-    result = []
-    while len(line) > limit:
-        cut = line.rfind(" ", limit // 2, limit) + 1 or limit
-        amp, lt = line.rfind("&", 0, cut), line.rfind("<", 0, cut)
-        if amp > 0 and ";" not in line[amp:cut]:
-            cut = amp
-        if lt > 0 and ">" not in line[lt:cut]:
-            cut = min(cut, lt)
-        result.append(line[:cut].rstrip())
-        line = line[cut:]
-    return [*result, line]
-
-
-def counted(count: int, singular: str, plural: str | None = None) -> str:
-    """A count with its noun in agreement: "1 person", "3 people"."""
-    return f"{count} {singular if count == 1 else plural or singular + 's'}"
-
-
-def people(count: int) -> str:
-    return counted(count, "person", "people")
-
-
-def shortened(names: list[str], shown: int) -> str:
-    """Escaped names, the first `shown` of them and "and N more"."""
-    listed = ", ".join(escape(name) for name in names[:shown])
-    return listed + (f" and {len(names) - shown} more" if len(names) > shown else "")
-
-
-def fitted(name: str, marker: str, limit: int) -> str:
-    """`name` + `marker` within `limit` characters: the name is cut, never the marker."""
-    if len(name) + len(marker) <= limit:
-        return name + marker
-    return name[: max(0, limit - len(marker) - 1)] + "…" + marker
-
-
-def asked_in(channel: str | None) -> str:
-    """For news that reaches a requester by DM: a line naming the channel where they asked
-    (nothing when unknown, or when that was a direct message)."""
-    if not channel or channel.startswith("D"):
-        return ""
-    return f"\nYou asked in <#{channel}>."
-
-
-def approved_by(record: Any, nobody: str = "an approver") -> str:
-    """Who approved a request or a batch: both approvers of an admin role's two approvals,
-    else the one who decided."""
-    given = list(dict.fromkeys(record.approvals))
-    if len(given) >= 2:
-        return " and ".join(f"<@{user}>" for user in given)
-    return f"<@{record.decided_by}>" if record.decided_by else nobody
-
-
-OPTION_MAX = 75  # Slack's limit on an option's text
-
-
-def option(value: str, text: str) -> dict[str, Any]:
-    return {"text": plain(text, OPTION_MAX), "value": value[:150]}
-
-
-def slack_date(when: datetime) -> str:
-    """A date Slack shows in each reader's own time zone."""
-    stamp = int(when.timestamp())
-    fallback = when.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{stamp}^{{date_short_pretty}} at {{time}}|{fallback}>"
-
-
-# --- the invite form -----------------------------------------------------------------------
-
-
-def _input(
-    block_id: str,
-    label: str,
-    element: dict[str, Any],
-    optional: bool = True,
-    hint: str | None = None,
-) -> dict[str, Any]:
-    element = {**element, "action_id": block_id}
-    block: dict[str, Any] = {
-        "type": "input",
-        "block_id": block_id,
-        "label": plain(label),
-        "optional": optional,
-        "element": element,
-    }
-    if hint:
-        block["hint"] = plain(hint, 2000)
-    return block
-
-
-def _text_input(
-    block_id: str,
-    label: str,
-    max_length: int,
-    placeholder: str | None = None,
-    initial: str | None = None,
-    optional: bool = True,
-    multiline: bool = False,
-    hint: str | None = None,
-) -> dict[str, Any]:
-    element: dict[str, Any] = {"type": "plain_text_input", "max_length": max_length}
-    if multiline:
-        element["multiline"] = True
-    if placeholder:
-        element["placeholder"] = plain(placeholder)
-    if initial:
-        element["initial_value"] = initial
-    return _input(block_id, label, element, optional=optional, hint=hint)
-
-
-def invite_form(
-    origin_channel: str | None, advanced: bool, email: str | None = None
-) -> dict[str, Any]:
-    """The `/invite` modal. Approvers also get the advanced (new workspace) part."""
-    blocks: list[dict[str, Any]] = []
-    for block_id, (label, max_length, placeholder) in TEXT_FIELDS.items():
-        blocks.append(
-            _text_input(
-                block_id,
-                label,
-                max_length,
-                placeholder,
-                initial=email if block_id == "email" else None,
-                optional=block_id != "email",
-            )
-        )
-    blocks += [
-        _input(
-            "gender",
-            FIELD_LABELS["gender"],
-            {"type": "static_select", "options": [option(v, t) for v, t in GENDERS]},
-        ),
-        _input(
-            "roleId",
-            FIELD_LABELS["roleId"],
-            {
-                "type": "external_select",
-                "min_query_length": 0,
-                "placeholder": plain("Type to search awork roles"),
-            },
-        ),
-        _input(
-            "teamIds",
-            FIELD_LABELS["teamIds"],
-            {
-                "type": "multi_external_select",
-                "min_query_length": 0,
-                "placeholder": plain("Type to search awork teams"),
-            },
-        ),
-        _input(
-            "skipSendingEmail",
-            FIELD_LABELS["skipSendingEmail"],
-            {"type": "checkboxes", "options": [option("true", "Don't send awork's welcome email")]},
-        ),
-        _text_input(
-            "note",
-            FIELD_LABELS["note"],
-            NOTE_MAX,
-            "Why this person needs access",
-            multiline=True,
-        ),
-    ]
-    if advanced:
-        blocks += [
-            {"type": "divider"},
-            {"type": "header", "text": plain("Advanced (approvers only)")},
-            _input(
-                "workspaceId",
-                FIELD_LABELS["workspaceId"],
-                {
-                    "type": "radio_buttons",
-                    "options": [
-                        option("current", "Invite into this workspace"),
-                        option("new", "Create a new workspace for them"),
-                    ],
-                    "initial_option": option("current", "Invite into this workspace"),
-                },
-            ),
-            _input(
-                "planId",
-                FIELD_LABELS["planId"],
-                {
-                    "type": "static_select",
-                    "placeholder": plain("Free"),
-                    "options": [option(v, t) for v, t in PLANS.items()],
-                },
-                hint="Only with a new workspace. Empty means the free plan.",
-            ),
-            _input(
-                "invitationFlow",
-                FIELD_LABELS["invitationFlow"],
-                {"type": "static_select", "options": [option(v, t) for v, t in FLOWS]},
-                hint=(
-                    f"Empty: “{FLOW_LABELS['invite']}” here, "
-                    f"“{FLOW_LABELS['new_user_new_workspace']}” with a new workspace."
-                ),
-            ),
-            _input(
-                "bookedSeats",
-                FIELD_LABELS["bookedSeats"],
-                {
-                    "type": "number_input",
-                    "is_decimal_allowed": False,
-                    "min_value": "1",
-                    "max_value": "100000",
-                },
-            ),
-            _text_input("connectInviteCode", FIELD_LABELS["connectInviteCode"], 200),
-        ]
-    return {
-        "type": "modal",
-        "callback_id": INVITE_FORM,
-        "title": plain("Invite to awork", 24),
-        "submit": plain("Ask for approval", 24),
-        "close": plain("Cancel", 24),
-        "private_metadata": json.dumps({"channel": origin_channel}),
-        "blocks": blocks,
-    }
-
-
-def flow_words(flow: str) -> str:
-    """An invitation flow as the form names it (awork's value only when it has no words)."""
-    return FLOW_LABELS.get(flow) or escape(flow)
-
-
-def plan_words(plan_id: str | None) -> str:
-    """A plan as the form names it; none is awork's free plan."""
-    return PLANS.get(plan_id or "free") or escape(plan_id)
-
-
-def form_fields(state_values: Any) -> dict[str, Any]:
-    """The submitted form as awork field names (camelCase) -> plain Python values.
-
-    Tolerates any shape: what is not an element Slack would send is left out, so validation
-    answers for it ("Please fill this in") instead of the listener failing."""
-    fields: dict[str, Any] = {}
-    if not isinstance(state_values, dict):
-        return fields
-    for block_id, actions in state_values.items():
-        element = actions.get(block_id) if isinstance(actions, dict) else None
-        if not isinstance(element, dict):
-            continue
-        kind = element.get("type")
-        if kind in ("plain_text_input", "number_input"):
-            value: Any = element.get("value")
-        elif kind in ("static_select", "external_select", "radio_buttons"):
-            value = _option_value(element.get("selected_option"))
-        elif kind in ("multi_external_select", "multi_static_select"):
-            value = [v for v in map(_option_value, _options(element)) if v is not None]
-        elif kind == "checkboxes":
-            value = bool(_options(element))
-        else:
-            continue
-        fields[block_id] = value
-    if "workspaceId" in fields:
-        fields["newWorkspace"] = fields.pop("workspaceId") == "new"
-        if not fields["newWorkspace"]:
-            # A select cannot be cleared in Slack: a plan picked before switching back to this
-            # workspace is set aside, not refused (the form could not be sent otherwise).
-            fields.pop("planId", None)
-    return fields
-
-
-def _options(element: dict[str, Any]) -> list[Any]:
-    selected = element.get("selected_options")
-    return selected if isinstance(selected, list) else []
-
-
-def _option_value(selected: Any) -> Any:
-    return selected.get("value") if isinstance(selected, dict) else None
-
-
-def role_options(roles: list[Role]) -> list[dict[str, Any]]:
-    """The role picker's options: an admin role keeps its "(admin)" however long its name."""
-    return [
-        option(role.id, fitted(role.name, " (admin)" if role.is_admin_role else "", OPTION_MAX))
-        for role in roles
-    ]
-
-
-def team_options(teams: list[Team]) -> list[dict[str, Any]]:
-    return [option(team.id, team.name) for team in teams]
-
-
-# --- deciding ------------------------------------------------------------------------------
-
-
-def _subject(request: Any) -> str:
-    """Who a request (or a batch: `entries`) is about."""
-    entries = getattr(request, "entries", None)
-    return people(len(entries)) if entries else escape(request.details.email)
-
-
-def deny_reason_modal(request: Any) -> dict[str, Any]:
-    return {
-        "type": "modal",
-        "callback_id": DENY_REASON,
-        "title": plain("Deny request", 24),
-        "submit": plain("Deny", 24),
-        "close": plain("Cancel", 24),
-        "private_metadata": request.id,
-        "blocks": [
-            section(f"Deny the invitation of *{_subject(request)}*?"),
-            _text_input(
-                "reason",
-                "Reason (the requester sees it)",
-                REASON_MAX,
-                multiline=True,
-                optional=False,
-            ),
-        ],
-    }
-
-
 TEAMS_SHOWN = 20  # team names listed on a message; the rest are counted
 DEFAULT_ROLE = "awork's default role"  # no role chosen: awork gives its default
+
+
+# --- the approval message ------------------------------------------------------------------
 
 
 def _summary(request: InviteRequest) -> list[str]:
@@ -495,7 +131,7 @@ def approval_rule_note(record: Any) -> str | None:
 def _outcome_blocks(request: InviteRequest) -> list[dict[str, Any]]:
     who = approved_by(request)
     if request.status is Status.PENDING:
-        buttons = _buttons(request, (APPROVE, "Approve", "primary"), (DENY, "Deny", "danger"))
+        buttons = action_buttons(request, (APPROVE, "Approve", "primary"), (DENY, "Deny", "danger"))
         note = approval_rule_note(request)
         return [context(note), buttons] if note else [buttons]
     if request.status is Status.INVITING:
@@ -537,7 +173,7 @@ def _outcome_blocks(request: InviteRequest) -> list[dict[str, Any]]:
         )
     ]
     if failure and failure.retryable:
-        blocks.append(_buttons(request, (RETRY, "Try again", "primary")))
+        blocks.append(action_buttons(request, (RETRY, "Try again", "primary")))
     return blocks
 
 
@@ -595,7 +231,8 @@ def _workspace(request: InviteRequest) -> str:
     return escape(name) if name else "awork"
 
 
-def _buttons(request: Any, *buttons: tuple[str, str, str]) -> dict[str, Any]:
+def action_buttons(request: Any, *buttons: tuple[str, str, str]) -> dict[str, Any]:
+    """A row of buttons (action id, label, style), each carrying the request's (or batch's) id."""
     return {
         "type": "actions",
         "block_id": f"decide-{request.id}",
@@ -613,140 +250,6 @@ def _buttons(request: Any, *buttons: tuple[str, str, str]) -> dict[str, Any]:
 
 
 # --- telling people ------------------------------------------------------------------------
-
-
-# --- lists and App Home ------------------------------------------------------------------------
-
-PAGE_SIZE = 20  # two blocks a request, plus header and footer: within Block Kit's 50 per message
-HOME_SHOWN = PAGE_SIZE * 2  # own requests on the App Home: the first page of `/invite mine`
-
-
-STATUS_WORDS = {
-    Status.PENDING: ":inbox_tray: waiting for approval",
-    Status.INVITING: ":hourglass_flowing_sand: being invited",
-    Status.INVITED: ":envelope: invited",
-    Status.FAILED: ":warning: awork refused",
-    Status.DENIED: ":no_entry: denied",
-    Status.JOINING: ":hourglass_flowing_sand: joining",
-    Status.JOINED: ":tada: joined",
-    Status.LAPSED: ":hourglass: lapsed",
-    Status.EXPIRED: ":hourglass: expired",
-}
-
-
-def request_line(request: InviteRequest) -> str:
-    d = request.details
-    who = f"{escape(d.full_name)} · " if d.full_name else ""
-    return f"*{who}{escape(d.email)}* — {STATUS_WORDS[request.status]} · `{request.id}` · asked {slack_date(request.created_at)}"
-
-
-def _page(items: list[Any], page: int, size: int) -> tuple[list[Any], int, int]:
-    pages = max(1, -(-len(items) // size))
-    page = min(max(page, 1), pages)
-    return items[(page - 1) * size : page * size], page, pages
-
-
-def _is_batch(item: Any) -> bool:
-    return hasattr(item, "entries")
-
-
-BATCH_WORDS = {
-    "pending": ":inbox_tray: waiting for approval",
-    "running": ":hourglass_flowing_sand: being invited",
-    "done": ":envelope: done",
-    "denied": ":no_entry: denied",
-    "expired": ":hourglass: expired",
-}
-
-
-def batch_line(batch: Any) -> str:
-    """A batch (many people in one request) in a list."""
-    return (
-        f"*{people(len(batch.entries))}* ({escape(batch.entries[0].email)}"
-        f"{', …' if len(batch.entries) > 1 else ''}) — "
-        f"{BATCH_WORDS[str(batch.status)]} · `{batch.id}` · asked {slack_date(batch.created_at)}"
-    )
-
-
-def item_line(item: Any) -> str:
-    return batch_line(item) if _is_batch(item) else request_line(item)
-
-
-def pending_list(
-    requests: list[Any], page: int = 1, command: str = DEFAULT_COMMAND
-) -> list[dict[str, Any]]:
-    """`/invite pending`: open requests (and batches) with their buttons, a page at a time."""
-    shown, page, pages = _page(requests, page, PAGE_SIZE)
-    result = [section(f"*Waiting for a decision: {len(requests)}*")]
-    for request in shown:
-        result.append(section(item_line(request)))
-        if _is_batch(request):
-            count = len(request.entries)
-            approve = f"Approve all {count}" if count > 1 else "Approve"
-            result.append(
-                _buttons(request, (APPROVE, approve, "primary"), (DENY, "Deny", "danger"))
-            )
-        elif request.status is Status.PENDING:
-            result.append(
-                _buttons(request, (APPROVE, "Approve", "primary"), (DENY, "Deny", "danger"))
-            )
-        else:
-            result.append(_buttons(request, (RETRY, "Try again", "primary")))
-    if pages > 1:
-        result.append(
-            context(f"Page {page} of {pages}. More: `{command} pending {page % pages + 1}`")
-        )
-    return result
-
-
-def my_list(
-    requests: list[Any], page: int = 1, command: str = DEFAULT_COMMAND
-) -> list[dict[str, Any]]:
-    """`/invite mine`: a requester's own requests (and batches) with their status."""
-    shown, page, pages = _page(requests, page, PAGE_SIZE * 2)
-    result = [section(f"*Your invitation requests: {len(requests)}*")]
-    result += [section(item_line(request)) for request in shown]
-    if pages > 1:
-        result.append(context(f"Page {page} of {pages}. More: `{command} mine {page % pages + 1}`"))
-    if not requests:
-        result.append(context(f"None yet. `{command}` asks for one."))
-    return result
-
-
-def status_card(request: InviteRequest) -> list[dict[str, Any]]:
-    """`/invite status <id>`: one request, as its approval message shows it."""
-    _, message = approval_message(request)
-    actions_free = [block for block in message if block.get("type") != "actions"]
-    return [section(request_line(request)), *actions_free]
-
-
-def home_view(
-    waiting: list[Any], mine: list[Any], approver: bool, command: str = DEFAULT_COMMAND
-) -> dict[str, Any]:
-    """The App Home tab: 'Waiting for you' for approvers, 'Your requests' for everyone.
-    `command`: the slash command as installed (last seen in a command)."""
-    result: list[dict[str, Any]] = []
-    if approver:
-        result += pending_list(waiting, command=command)[:60]
-        result.append({"type": "divider"})
-    result += home_mine(mine, command)
-    return {"type": "home", "blocks": result[:100]}
-
-
-def home_mine(mine: list[Any], command: str = DEFAULT_COMMAND) -> list[dict[str, Any]]:
-    """'Your requests' on the App Home: the newest page of them, and when there are more, how
-    many and the command that lists the rest (within the 100 blocks of a Home tab)."""
-    shown = my_list(mine[:HOME_SHOWN], command=command)
-    if len(mine) <= HOME_SHOWN:
-        return shown
-    shown[0] = section(f"*Your invitation requests: {len(mine)}*")
-    return [
-        *shown,
-        context(
-            f"Showing the newest {HOME_SHOWN} of {len(mine)}. `{command} mine` lists them all, "
-            f"a page at a time: `{command} mine 2` shows the next."
-        ),
-    ]
 
 
 def help_text(command: str = DEFAULT_COMMAND) -> str:
@@ -841,7 +344,7 @@ def invite_again_offer(
     """The requester's note about a lapsed invitation, with a button for a fresh one."""
     return [
         section(outcome_notice(request, command)),
-        _buttons(request, (INVITE_AGAIN, "Invite again", "primary")),
+        action_buttons(request, (INVITE_AGAIN, "Invite again", "primary")),
     ]
 
 
@@ -857,7 +360,7 @@ def invitee_dm(request: InviteRequest) -> tuple[str, list[dict[str, Any]]]:
     text = f"{escape(d.email)}: you are invited to {_workspace(request)} on awork"
     return text, [
         section("\n".join(lines)),
-        _buttons(request, (ACCEPT, "Accept invitation", "primary")),
+        action_buttons(request, (ACCEPT, "Accept invitation", "primary")),
     ]
 
 
@@ -892,13 +395,6 @@ def link_message(request: InviteRequest, link: str) -> str:
         f"so here is their acceptance link to pass on privately: <{link}|accept the invitation> "
         f"(works until {expires})." + asked_in(request.origin_channel)
     )
-
-
-def permalink(team_domain: str | None, ref: MessageRef | None) -> str | None:
-    """A link to a message, built the way Slack's own permalinks look (no API call)."""
-    if not team_domain or ref is None:
-        return None
-    return f"https://{team_domain}.slack.com/archives/{ref.channel}/p{ref.ts.replace('.', '')}"
 
 
 def duplicate_error(kind: str, request: InviteRequest | None, link: str | None) -> str:
@@ -945,19 +441,3 @@ def already_decided(request: InviteRequest) -> str:
         Status.EXPIRED: "expired without a decision",
     }[request.status]
     return f"Nothing changed: the request for {escape(request.details.email)} {words}."
-
-
-# --- sandbox mode ----------------------------------------------------------------------------
-
-SANDBOX_NOTE = ":test_tube: *sandbox — no real invitation*"
-
-
-def label_sandbox(payload: dict[str, Any], block_limit: int = 50) -> dict[str, Any]:
-    """A message (or a modal, with `block_limit` 100) marked as coming from the awork sandbox."""
-    labelled = dict(payload)
-    if "text" in labelled or "blocks" not in labelled:
-        text = labelled.get("text") or ""
-        labelled["text"] = f"{text} (sandbox — no real invitation)".strip()
-    if labelled.get("blocks") is not None:
-        labelled["blocks"] = [context(SANDBOX_NOTE), *labelled["blocks"]][:block_limit]
-    return labelled

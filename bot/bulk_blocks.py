@@ -10,26 +10,28 @@ from bot.blocks import (
     APPROVE,
     DENY,
     TEAMS_SHOWN,
-    _input,
     approval_rule_note,
+    refusal,
+    undelivered_link,
+)
+from bot.bulk import Summary
+from bot.forms import input_block
+from bot.lists import batch_line
+from bot.models import BATCH_LIMIT, BatchStatus, InviteBatch, Skipped, Status
+from bot.mrkdwn import (
     approved_by,
     asked_in,
-    batch_line,
     context,
     counted,
     escape,
     option,
     people,
     plain,
-    refusal,
     section,
     sections,
     shortened,
     slack_date,
-    undelivered_link,
 )
-from bot.bulk import Summary
-from bot.models import BATCH_LIMIT, BatchStatus, InviteBatch, Skipped, Status
 
 BULK_FORM = "bulk_invite_form"
 RETRY_FAILED = "retry_failed"
@@ -50,7 +52,7 @@ def bulk_form(origin_channel: str | None) -> dict[str, Any]:
         "close": plain("Cancel", 24),
         "private_metadata": json.dumps({"channel": origin_channel}),
         "blocks": [
-            _input(
+            input_block(
                 PEOPLE,
                 "People, one per line",
                 {
@@ -61,12 +63,12 @@ def bulk_form(origin_channel: str | None) -> dict[str, Any]:
                 },
                 hint="email[, first name, last name] - or attach a CSV file below.",
             ),
-            _input(
+            input_block(
                 PEOPLE_FILE,
                 f"…or a CSV file (up to {BATCH_LIMIT} lines)",
                 {"type": "file_input", "filetypes": ["csv", "txt"], "max_files": 1},
             ),
-            _input(
+            input_block(
                 "roleId",
                 "Role for everyone",
                 {
@@ -75,7 +77,7 @@ def bulk_form(origin_channel: str | None) -> dict[str, Any]:
                     "placeholder": plain("Type to search awork roles"),
                 },
             ),
-            _input(
+            input_block(
                 "teamIds",
                 "Teams for everyone",
                 {
@@ -84,7 +86,7 @@ def bulk_form(origin_channel: str | None) -> dict[str, Any]:
                     "placeholder": plain("Type to search awork teams"),
                 },
             ),
-            _input(
+            input_block(
                 "skipSendingEmail",
                 "Welcome email",
                 {

@@ -45,7 +45,7 @@ PLANS: dict[str, str] = {
     "business": "Business",
     "enterprise": "Enterprise",
 }
-# Each field as the invite form labels it (bot/blocks.py builds the form with these), so an
+# Each field as the invite form labels it (bot/forms.py builds the form with these), so an
 # error names the field as people see it, never as awork spells it.
 FIELD_LABELS: dict[str, str] = {
     "email": "Email",

@@ -7,7 +7,7 @@ import logging
 from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, bulk_blocks
+from bot import blocks, bulk_blocks, forms, mrkdwn
 from bot.deps import Deps
 from bot.models import BatchStatus, Status
 from bot.service import AcceptOutcome
@@ -50,7 +50,7 @@ def register(app: App, deps: Deps) -> None:
             # The app's own client (Bolt's per-request one is a plain WebClient, without the
             # sandbox label and not the shell's terminal Slack).
             deps.modal_client.views_open(
-                trigger_id=body["trigger_id"], view=blocks.deny_reason_modal(decision.request)
+                trigger_id=body["trigger_id"], view=forms.deny_reason_modal(decision.request)
             )
         except SlackApiError as exc:
             log.warning("could not open the deny modal: %s", exc.response.get("error"))
@@ -72,7 +72,7 @@ def register(app: App, deps: Deps) -> None:
             return
         answer = blocks.ACCEPT_ANSWERS[outcome.value]
         if outcome in (AcceptOutcome.LAPSED, AcceptOutcome.REFUSED) and channel and message_ts:
-            courier.replace(channel, message_ts, answer, [blocks.section(answer)])
+            courier.replace(channel, message_ts, answer, [mrkdwn.section(answer)])
         else:
             courier.tell(user, channel, answer)
         if request is not None and outcome in (AcceptOutcome.LAPSED, AcceptOutcome.REFUSED):

@@ -10,7 +10,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, bulk_blocks
+from bot import blocks, bulk_blocks, forms, lists, mrkdwn
 from bot.bulk import Prepared
 from bot.deps import Deps
 from bot.inline import NO_EMAIL, InlineInvite, parse_inline
@@ -41,9 +41,9 @@ def register(app: App, deps: Deps) -> None:
         keyword = subcommand(words[0]) if words else ""
         if remembered[-1:] != [command]:
             deps.later(remember, command)  # for the App Home, which no command carries
-        if keyword in lists:
+        if keyword in listings:
             # Answered in the ack itself: a store read, well inside Slack's 3 seconds.
-            ack(**answer(lists[keyword](user, words[1:], command)))
+            ack(**answer(listings[keyword](user, words[1:], command)))
             return
         guess = did_you_mean(words, text, command)
         if guess is not None:
@@ -66,7 +66,7 @@ def register(app: App, deps: Deps) -> None:
         view = (
             bulk_blocks.bulk_form(origin)
             if keyword == "bulk"
-            else blocks.invite_form(origin_channel=origin, advanced=service.is_approver(user))
+            else forms.invite_form(origin_channel=origin, advanced=service.is_approver(user))
         )
         try:
             # The app's own client (Bolt's per-request one is a plain WebClient, without the
@@ -76,7 +76,7 @@ def register(app: App, deps: Deps) -> None:
             log.warning("could not open the form: %s", exc.response.get("error"))
 
     def answer(reply: dict[str, Any]) -> dict[str, Any]:
-        return blocks.label_sandbox(reply) if deps.settings.sandbox else reply
+        return mrkdwn.label_sandbox(reply) if deps.settings.sandbox else reply
 
     def remember(command: str) -> None:
         """Keep the command's name for texts no command carries (the App Home)."""
@@ -130,7 +130,7 @@ def register(app: App, deps: Deps) -> None:
         duplicate = service.duplicate_of(details)
         if duplicate is not None:
             kind, existing = duplicate
-            link = blocks.permalink(domain, existing and existing.approval_message)
+            link = mrkdwn.permalink(domain, existing and existing.approval_message)
             text = ":information_source: " + blocks.duplicate_error(kind, existing, link)
             return _private(text), None
         request = service.submit(details, user, origin)  # stored before anything else
@@ -151,11 +151,11 @@ def register(app: App, deps: Deps) -> None:
         if not service.is_approver(user):
             return {"text": blocks.NOT_APPROVER}
         waiting = _oldest_first(service.waiting_for(user) + deps.batches.waiting_for(user))
-        return _reply(blocks.pending_list(waiting, _page_number(args), command))
+        return _reply(lists.pending_list(waiting, _page_number(args), command))
 
     def mine(user: str, args: list[str], command: str) -> dict:
         own = _newest_first(service.requests_of(user) + deps.batches.batches_of(user))
-        return _reply(blocks.my_list(own, _page_number(args), command))
+        return _reply(lists.my_list(own, _page_number(args), command))
 
     def status(user: str, args: list[str], command: str) -> dict:
         if not args:
@@ -171,12 +171,12 @@ def register(app: App, deps: Deps) -> None:
         request = service.visible_request(args[0], user)
         if request is None:
             return {"text": blocks.NOT_FOUND_TEXT + f" Usage: `{command} status <request id>`."}
-        return _reply(blocks.status_card(request))
+        return _reply(lists.status_card(request))
 
     def help_(user: str, args: list[str], command: str) -> dict:
         return {"text": blocks.help_text(command)}
 
-    lists = {"pending": pending, "mine": mine, "status": status, "help": help_}
+    listings = {"pending": pending, "mine": mine, "status": status, "help": help_}
     app.command(COMMAND)(invite_command)
 
 
@@ -203,7 +203,7 @@ def did_you_mean(words: list[str], text: str, command: str) -> str | None:
         return None
     typed = first.lstrip(DASHES)
     close = difflib.get_close_matches(typed, SUBCOMMANDS, n=1, cutoff=0.6)
-    shown = blocks.escape(clean_text(words[0])[:40])
+    shown = mrkdwn.escape(clean_text(words[0])[:40])
     if close:
         return (
             f":grey_question: “{shown}” is not a command I know. Did you mean "
@@ -219,13 +219,13 @@ def did_you_mean(words: list[str], text: str, command: str) -> str | None:
 
 def _left_out(prepared: Prepared) -> str:
     why = {"member": "already in awork", "open": "already requested", "repeated": "listed twice"}
-    return "; ".join(f"{blocks.escape(s.email)} ({why[s.reason]})" for s in prepared.skipped[:20])
+    return "; ".join(f"{mrkdwn.escape(s.email)} ({why[s.reason]})" for s in prepared.skipped[:20])
 
 
 def _quoted(errors: list[str], joiner: str = "\n") -> str:
     """Errors that quote what was typed (and awork's role and team names), made inert in
     mrkdwn like every other user text: `<!channel>` stays words."""
-    return joiner.join(blocks.escape(error) for error in errors)
+    return joiner.join(mrkdwn.escape(error) for error in errors)
 
 
 def _private(text: str) -> dict[str, Any]:

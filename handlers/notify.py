@@ -26,7 +26,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot import blocks
+from bot import blocks, lists
 from bot.bulk import BatchService
 from bot.models import (
     BatchStatus,
@@ -166,7 +166,7 @@ class Courier(BatchDelivery, LinkDelivery):
             user_id, [r for r in own if isinstance(r, InviteRequest)]
         )
         mine += self.batches.batches_of(user_id, [b for b in own if isinstance(b, InviteBatch)])
-        view = blocks.home_view(
+        view = lists.home_view(
             sorted(waiting, key=lambda item: item.created_at),
             sorted(mine, key=lambda item: item.created_at, reverse=True),
             approver=self.service.is_approver(user_id),

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from slack_bolt import Ack, App
 
-from bot import blocks
+from bot import forms
 from bot.deps import Deps
 
 
 def register(app: App, deps: Deps) -> None:
     def role_options(ack: Ack, body: dict) -> None:
-        ack(options=blocks.role_options(deps.catalog.find_roles(body.get("value") or "")))
+        ack(options=forms.role_options(deps.catalog.find_roles(body.get("value") or "")))
 
     def team_options(ack: Ack, body: dict) -> None:
-        ack(options=blocks.team_options(deps.catalog.find_teams(body.get("value") or "")))
+        ack(options=forms.team_options(deps.catalog.find_teams(body.get("value") or "")))
 
     app.options("roleId")(role_options)
     app.options("teamIds")(team_options)

@@ -7,7 +7,7 @@ import logging
 
 from slack_bolt import Ack, App
 
-from bot import blocks, bulk_blocks
+from bot import blocks, bulk_blocks, forms, mrkdwn
 from bot.bulk import parse_people
 from bot.deps import Deps
 from bot.models import BATCH_LIMIT, field_label, parse_details
@@ -23,14 +23,14 @@ def register(app: App, deps: Deps) -> None:
 
     def submit_invite(ack: Ack, body: dict, view: dict) -> None:
         requester = body["user"]["id"]
-        details, errors = parse_details(blocks.form_fields(view.get("state", {}).get("values", {})))
+        details, errors = parse_details(forms.form_fields(view.get("state", {}).get("values", {})))
         if details is not None and details.uses_advanced() and not service.is_approver(requester):
             errors = {"email": "Only approvers may use the advanced options."}
         if not errors:
             duplicate = service.duplicate_of(details)
             if duplicate is not None:
                 kind, existing = duplicate
-                link = blocks.permalink(
+                link = mrkdwn.permalink(
                     (body.get("team") or {}).get("domain"), existing and existing.approval_message
                 )
                 errors = {"email": blocks.duplicate_error(kind, existing, link)}
@@ -52,17 +52,17 @@ def register(app: App, deps: Deps) -> None:
 
     def submit_deny_reason(ack: Ack, body: dict, view: dict) -> None:
         request_id = view.get("private_metadata", "")
-        values = blocks.form_fields(view.get("state", {}).get("values", {}))
+        values = forms.form_fields(view.get("state", {}).get("values", {}))
         # Cleaned here too (the stored reason is cleaned by the model), so that a reason of
         # only invisible characters is asked for again and the audit log holds the clean one.
         reason = clean_text(str(values.get("reason") or ""), multiline=True).strip()
         if not reason:
             ack(response_action="errors", errors={"reason": "Please give a reason."})
             return
-        if len(reason) > blocks.REASON_MAX:
+        if len(reason) > forms.REASON_MAX:
             ack(
                 response_action="errors",
-                errors={"reason": f"At most {blocks.REASON_MAX} characters."},
+                errors={"reason": f"At most {forms.REASON_MAX} characters."},
             )
             return
         if is_batch(request_id):
@@ -85,7 +85,7 @@ def register(app: App, deps: Deps) -> None:
     def submit_bulk(ack: Ack, body: dict, view: dict) -> None:
         requester = body["user"]["id"]
         values = view.get("state", {}).get("values", {})
-        fields = blocks.form_fields(values)
+        fields = forms.form_fields(values)
         typed, errors = parse_people(str(fields.get(bulk_blocks.PEOPLE) or ""))
         shown: dict[str, str] = {}
         if errors:
@@ -132,8 +132,8 @@ def register(app: App, deps: Deps) -> None:
         if deps.settings.invite_self_approve and service.is_approver(requester):
             run_batch_approval(deps, batch_id, requester, origin, own_allowed=True)
 
-    app.view(blocks.INVITE_FORM)(submit_invite)
-    app.view(blocks.DENY_REASON)(submit_deny_reason)
+    app.view(forms.INVITE_FORM)(submit_invite)
+    app.view(forms.DENY_REASON)(submit_deny_reason)
     app.view(bulk_blocks.BULK_FORM)(submit_bulk)
 
 

@@ -135,10 +135,10 @@ def interactive(payload: dict) -> str:
 
 def form_submission(email: str, user: str = "UREQ", channel: str = "CGENERAL") -> str:
     """A view_submission of the invite form, shaped like the captured payload."""
-    from bot import blocks
+    from bot import forms
     from tests.slack_requests import fixture, state_for
 
-    view = blocks.invite_form(channel, advanced=False)
+    view = forms.invite_form(channel, advanced=False)
     payload = fixture("view_submission_real_capture_slack_machine.json")["payload"]
     payload["user"]["id"] = user
     payload["view"] = {

@@ -17,7 +17,7 @@ from slack_bolt import App, BoltResponse
 from slack_bolt.request import BoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from bot import blocks
+from bot import forms, mrkdwn
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slack"
 ADMIN_CHANNEL = "CADMIN"
@@ -39,14 +39,14 @@ def state_for(view: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
         elif kind in ("static_select", "external_select", "radio_buttons"):
             state = {
                 "type": kind,
-                "selected_option": {"text": blocks.plain(str(value)), "value": value}
+                "selected_option": {"text": mrkdwn.plain(str(value)), "value": value}
                 if value
                 else None,
             }
         elif kind in ("multi_external_select", "multi_static_select"):
             state = {
                 "type": kind,
-                "selected_options": [{"text": blocks.plain(v), "value": v} for v in value],
+                "selected_options": [{"text": mrkdwn.plain(v), "value": v} for v in value],
             }
         elif kind == "checkboxes":
             opts = elements[block_id]["options"]
@@ -120,7 +120,7 @@ class SlackDriver:
         channel: str = GENERAL,
         advanced: bool = False,
     ) -> BoltResponse:
-        return self.view_submission(blocks.invite_form(channel, advanced=advanced), fields, user)
+        return self.view_submission(forms.invite_form(channel, advanced=advanced), fields, user)
 
     def click(
         self,
@@ -144,7 +144,7 @@ class SlackDriver:
                 "block_id": f"decide-{request_id}",
                 "type": "button",
                 "value": request_id,
-                "text": blocks.plain(action_id),
+                "text": mrkdwn.plain(action_id),
                 "action_ts": str(time.time()),
             }
         ]
@@ -159,13 +159,13 @@ class SlackDriver:
         payload = copy.deepcopy(fixture(name)["payload"])
         payload["user"]["id"] = user
         payload.update(action_id=action_id, block_id=action_id, value=value)
-        payload["view"]["callback_id"] = blocks.INVITE_FORM
+        payload["view"]["callback_id"] = forms.INVITE_FORM
         return self.interactive(payload)
 
     def submit_deny(self, request_id: str, reason: str, user: str) -> BoltResponse:
         from bot.models import InviteDetails, InviteRequest
 
-        view = blocks.deny_reason_modal(
+        view = forms.deny_reason_modal(
             InviteRequest(
                 id=request_id, requester_id="x", details=InviteDetails(email="x@example.com")
             )

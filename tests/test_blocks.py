@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bot import blocks
+from bot import blocks, forms, mrkdwn
 from bot.models import Failure, InvitationResult, InviteDetails, InviteRequest, Role, Status, Team
 
 
@@ -19,8 +19,8 @@ def request(**changes) -> InviteRequest:
 
 def test_escape_neutralises_mrkdwn_controls():
     """&, < and > are escaped, in that order, so entities are not double-broken."""
-    assert blocks.escape("<!channel> & <@U1|x>") == "&lt;!channel&gt; &amp; &lt;@U1|x&gt;"
-    assert blocks.escape("Zoë Ünal") == "Zoë Ünal"
+    assert mrkdwn.escape("<!channel> & <@U1|x>") == "&lt;!channel&gt; &amp; &lt;@U1|x&gt;"
+    assert mrkdwn.escape("Zoë Ünal") == "Zoë Ünal"
 
 
 def test_form_fields_reads_every_element_kind():
@@ -44,7 +44,7 @@ def test_form_fields_reads_every_element_kind():
         "bookedSeats": {"bookedSeats": {"type": "number_input", "value": "4"}},
         "odd": {"other_action": {"type": "plain_text_input", "value": "ignored"}},
     }
-    assert blocks.form_fields(values) == {
+    assert forms.form_fields(values) == {
         "email": "a@example.com",
         "gender": "female",
         "roleId": None,
@@ -97,13 +97,13 @@ def test_retryable_failure_offers_try_again_only_then():
 def test_options_are_labelled_and_bounded():
     """Role options mark the admin role; labels are cut to Slack's 75 characters."""
     roles = [Role(id="r1", name="Admin", is_admin_role=True), Role(id="r2", name="x" * 200)]
-    options = blocks.role_options(roles)
+    options = forms.role_options(roles)
     assert options[0] == {
         "text": {"type": "plain_text", "text": "Admin (admin)", "emoji": True},
         "value": "r1",
     }
     assert len(options[1]["text"]["text"]) == 75
-    assert blocks.team_options([Team(id="t", name="Design")])[0]["value"] == "t"
+    assert forms.team_options([Team(id="t", name="Design")])[0]["value"] == "t"
 
 
 def test_outcome_notice_never_holds_the_link():

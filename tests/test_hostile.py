@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import blocks
+from bot import forms, mrkdwn
 from bot.inline import parse_inline
 from bot.models import Role, Team, parse_details
 from bot.web import wsgi_app
@@ -154,7 +154,7 @@ def test_deny_reason_is_bounded(driver, slack, bot):
 
 def test_unknown_callback_and_action_are_not_errors(driver):
     """Views and actions the bot does not know get Slack's 404, not a 500."""
-    view = {**blocks.invite_form("C1", advanced=False), "callback_id": "someone_else"}
+    view = {**forms.invite_form("C1", advanced=False), "callback_id": "someone_else"}
     assert driver.view_submission(view, {"email": "a@example.com"}, "U1").status == 404
     assert driver.click("launch_missiles", "inv-x", "U1").status == 404
 
@@ -171,7 +171,7 @@ def test_missing_request_id_is_answered_privately(driver, slack):
 @given(st.text())
 def test_escape_leaves_no_mrkdwn_controls(text):
     """Whatever the text, escaped output has no < or >, and unescaping gives the text back."""
-    escaped = blocks.escape(text)
+    escaped = mrkdwn.escape(text)
     assert "<" not in escaped and ">" not in escaped
     assert escaped.replace("&gt;", ">").replace("&lt;", "<").replace("&amp;", "&") == text
 
@@ -198,7 +198,7 @@ json_values = st.recursive(
 )
 block_ids = st.sampled_from(
     [
-        *blocks.TEXT_FIELDS,
+        *forms.TEXT_FIELDS,
         "gender",
         "roleId",
         "teamIds",
@@ -246,7 +246,7 @@ def form_states(draw):
 def test_form_state_parser_never_fails(state):
     """Any view state, however odd, becomes field values and then details or field errors."""
     try:
-        fields = blocks.form_fields(state)
+        fields = forms.form_fields(state)
     except (AttributeError, TypeError):
         pytest.fail("form_fields raised on odd input")
     details, errors = parse_details(fields)

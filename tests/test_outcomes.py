@@ -8,7 +8,7 @@ import re
 import time
 from datetime import timedelta
 
-from bot import blocks, bulk_blocks
+from bot import blocks, bulk_blocks, forms, lists, mrkdwn
 from bot.bulk import Summary
 from bot.models import (
     ApprovalRule,
@@ -235,7 +235,7 @@ def test_counts_agree_with_their_nouns():
     assert "1 person" in text and "1 people" not in texts(message)
     assert "Approve all 1" not in texts(message)
     assert "1 person" in bulk_blocks.batch_waiting_notice(one)
-    assert "*1 person*" in blocks.batch_line(one)
+    assert "*1 person*" in lists.batch_line(one)
     seats = request(details=InviteDetails(email="a@x.com", new_workspace=True, booked_seats=1))
     assert "1 seat" in texts(blocks.approval_message(seats)[1])
     assert "1 seats" not in texts(blocks.approval_message(seats)[1])
@@ -330,7 +330,7 @@ def test_a_long_note_is_split_not_cut():
     quoted = [t for t in quoted if t.startswith("> ")]
     assert len(quoted) >= 2 and quoted[-1].endswith("Z")
     joined = "".join(t.removeprefix("> ").replace("\n> ", "") for t in quoted)
-    assert joined == blocks.escape(long_request().details.note)
+    assert joined == mrkdwn.escape(long_request().details.note)
 
 
 def test_a_long_batch_message_keeps_its_last_lines():
@@ -357,16 +357,16 @@ def test_a_long_batch_message_keeps_its_last_lines():
 def test_pieces_never_split_an_entity_or_a_mention():
     """A line broken to fit breaks before `&amp;` and `<@…>`, not inside."""
     line = "x" * 2997 + "&amp; <@U0123> tail"
-    first, second = blocks.pieces(line)
+    first, second = mrkdwn.pieces(line)
     assert first == "x" * 2997 and second.startswith("&amp;")
     mention = "y" * 2990 + "<@U0123456789> tail"
-    first, second = blocks.pieces(mention)
+    first, second = mrkdwn.pieces(mention)
     assert first == "y" * 2990 and second.startswith("<@U0123456789>")
 
 
 def test_an_admin_role_option_keeps_its_marker_however_long_the_name():
     """A 100-character admin role: the name is cut, "(admin)" stays, within 75 characters."""
-    [option] = blocks.role_options([Role(id="r1", name="N" * 100, isAdminRole=True)])
+    [option] = forms.role_options([Role(id="r1", name="N" * 100, isAdminRole=True)])
     text = option["text"]["text"]
     assert text.endswith("… (admin)") and len(text) == 75
 
@@ -374,13 +374,13 @@ def test_an_admin_role_option_keeps_its_marker_however_long_the_name():
 def test_app_home_says_when_it_shows_fewer_requests_than_there_are():
     """More own requests than the App Home lists: it says how many and names `/invite mine`."""
     mine = [request(id=f"inv-{i}") for i in range(55)]
-    view = blocks.home_view([], mine, approver=True)
+    view = lists.home_view([], mine, approver=True)
     text = all_text(view["blocks"])
     assert "*Your invitation requests: 55*" in text
-    assert f"Showing the newest {blocks.HOME_SHOWN} of 55" in text
+    assert f"Showing the newest {lists.HOME_SHOWN} of 55" in text
     assert "`/invite mine`" in text and "`/invite mine 2`" in text
     assert len(view["blocks"]) <= 100
-    few = all_text(blocks.home_view([], mine[:3], approver=False)["blocks"])
+    few = all_text(lists.home_view([], mine[:3], approver=False)["blocks"])
     assert "Showing" not in few
 
 

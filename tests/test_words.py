@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-from bot import blocks, bulk_blocks
+from bot import blocks, bulk_blocks, forms
 from bot.awork import AworkError
 from bot.bulk import Person
 from bot.inline import parse_inline
@@ -127,7 +127,7 @@ def test_addresses_still_make_requests(driver, slack, bot):
 
 def test_the_plan_is_a_select_of_awork_plans_and_flows_are_words():
     """planId is a static_select of free/basic/business/enterprise; flows show words."""
-    form = blocks.invite_form(None, advanced=True)
+    form = forms.invite_form(None, advanced=True)
     by_id = {b.get("block_id"): b for b in form["blocks"]}
     plan = by_id["planId"]["element"]
     assert plan["type"] == "static_select" and plan["action_id"] == "planId"
@@ -140,7 +140,7 @@ def test_the_plan_is_a_select_of_awork_plans_and_flows_are_words():
 
 def test_every_input_is_labelled_as_errors_name_it():
     """An error names a field by the label the form shows for it."""
-    form = blocks.invite_form(None, advanced=True)
+    form = forms.invite_form(None, advanced=True)
     for block in form["blocks"]:
         if block["type"] == "input":
             assert field_label(block["block_id"]) == block["label"]["text"]
@@ -167,7 +167,7 @@ def test_field_errors_never_show_internal_names(driver, slack, bot):
     assert "Last name: Too long" in said and "lastName" not in said
     prepared = bot.deps.batches.prepare([Person("ada@example.com", "Ada", long, line=2)])
     assert prepared.errors == ["Line 2: Last name: Too long (at most 100 characters)."]
-    plain_form = blocks.invite_form(None, advanced=False)
+    plain_form = forms.invite_form(None, advanced=False)
     assert _on_blocks({"planId": "Not here."}, plain_form) == {"email": "Plan: Not here."}
     _, errors = parse_details({"email": "a@x.com", "invitationFlow": "existing_user_new_workspace"})
     assert "_" not in errors["invitationFlow"] and "Existing awork user" in errors["invitationFlow"]
