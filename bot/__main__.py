@@ -122,13 +122,12 @@ def open_configured_store(settings: Settings):  # -> (Store | None, str | None)
     """Open the store, or say in one line why not ("cannot write the store at PATH: ..."),
     with the database password masked."""
     from bot.doctor import store_problem
-    from bot.logs import secret_values
     from bot.store import open_store
 
     try:
         return open_store(settings), None
     except Exception as exc:
-        return None, store_problem(settings, exc, secret_values(settings))
+        return None, store_problem(settings, exc)
 
 
 def print_audit(settings: Settings, since: datetime | None, as_json: bool) -> int:
@@ -234,19 +233,9 @@ def slack_preflight(settings: Settings) -> str | None:
 def store_preflight(settings: Settings) -> str | None:
     """Open the store once (creating or migrating its schema) and write to it before serving,
     so an unreachable database or an unwritable file is one clear line."""
-    from bot.doctor import probe_store, store_problem
-    from bot.logs import secret_values
+    from bot.doctor import store_writable
 
-    store, problem = open_configured_store(settings)
-    if store is None:
-        return problem
-    try:
-        probe_store(store)
-    except Exception as exc:
-        return store_problem(settings, exc, secret_values(settings))
-    finally:
-        store.close()
-    return None
+    return store_writable(settings)
 
 
 def run_socket_mode(settings: Settings) -> None:

@@ -236,26 +236,25 @@ RETRIES = (
 )
 
 
-def slack_client(settings: Settings, timeout: float = 10, retries: int = 2) -> WebClient:
+def slack_client(
+    settings: Settings,
+    timeout: float = 10,
+    retries: int = 2,
+    retry_on: tuple[type[RetryHandler], ...] = RETRIES,
+) -> WebClient:
     kind = SandboxLabelledClient if settings.sandbox else CountingWebClient
     return kind(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
         timeout=timeout,
-        retry_handlers=[handler(max_retry_count=retries) for handler in RETRIES],
+        retry_handlers=[handler(max_retry_count=retries) for handler in retry_on],
     )
 
 
 def modal_client(settings: Settings) -> WebClient:
     """For views.open: a trigger_id is dead 3 s after the click, so a slow or refused call is
     not waited for or retried (only a connection that failed before sending is, once)."""
-    kind = SandboxLabelledClient if settings.sandbox else CountingWebClient
-    return kind(
-        token=settings.slack_bot_token.get_secret_value(),
-        base_url=settings.slack_api_url,
-        timeout=2.5,
-        retry_handlers=[RETRIES[0](max_retry_count=1)],
-    )
+    return slack_client(settings, timeout=2.5, retries=1, retry_on=RETRIES[:1])
 
 
 def build(

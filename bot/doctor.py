@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
@@ -231,10 +231,10 @@ def store_place(settings: Settings) -> str:
         return "the PostgreSQL database of INVITE_DATABASE_URL"
 
 
-def store_problem(settings: Settings, exc: Exception, secrets: Iterable[str] = ()) -> str:
+def store_problem(settings: Settings, exc: Exception) -> str:
     """One line for a store that cannot be opened or written: `cannot write the store at PATH:
     why` for a file, `cannot open the store: ...` for a database; secrets masked."""
-    from bot.logs import MASK
+    from bot.logs import masked, secret_values
 
     if isinstance(exc, OSError) and exc.strerror:
         why = exc.strerror
@@ -249,10 +249,7 @@ def store_problem(settings: Settings, exc: Exception, secrets: Iterable[str] = (
         text = f"cannot open the store: {why}"
     else:
         text = f"cannot write the store at {settings.invite_db_path}: {why}"
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
-    return text
+    return masked(text, secret_values(settings))
 
 
 def probe_store(store) -> None:
@@ -267,34 +264,41 @@ def probe_store(store) -> None:
         store.delete_meta(key)
 
 
-def store_check(settings: Settings) -> Check:
-    """The store opens (its schema created or upgraded, as at the bot's start) and takes a write."""
+def store_writable(settings: Settings) -> str | None:
+    """None when the store opens (its schema created or upgraded, as at the bot's start) and
+    takes a write; else one line saying why (`serve` checks this before it starts too)."""
     from bot.store import open_store
 
-    place = store_place(settings)
     try:
         store = open_store(settings)
     except Exception as exc:
-        return _store_failed(settings, exc)
+        return store_problem(settings, exc)
     try:
         probe_store(store)
     except Exception as exc:
-        return _store_failed(settings, exc)
+        return store_problem(settings, exc)
     finally:
         store.close()
+    return None
+
+
+def store_check(settings: Settings) -> Check:
+    """The store opens and takes a write (`store_writable`)."""
+    problem = store_writable(settings)
+    if problem:
+        return _store_failed(settings, problem)
+    place = store_place(settings)
     kind = "PostgreSQL" if settings.invite_database_url else "sqlitedict file"
     where = place if settings.invite_database_url else f"{kind} {place}"
     return Check.passed("Store", f"writable ({where})")
 
 
-def _store_failed(settings: Settings, exc: Exception) -> Check:
-    from bot.logs import secret_values
-
+def _store_failed(settings: Settings, problem: str) -> Check:
     if settings.invite_database_url:
         fix = "check INVITE_DATABASE_URL and that this user may create tables and write in that database"
     else:
         fix = "point INVITE_DB_PATH at a file in a writable directory on a persistent volume (in Docker leave it unset: the image keeps the store in /data)"
-    return Check.fail("Store", store_problem(settings, exc, secret_values(settings)), fix)
+    return Check.fail("Store", problem, fix)
 
 
 # --- all of them -------------------------------------------------------------------------------
@@ -331,13 +335,8 @@ def run(
 
 def report(checks: list[Check], settings: Settings) -> tuple[list[str], int]:
     """The lines to print (secrets masked) and the exit code: 0 only if every check passed."""
-    from bot.logs import MASK, secret_values
+    from bot.logs import masked, secret_values
 
-    lines = []
-    for check in checks:
-        line = check.line()
-        for secret in secret_values(settings):
-            if secret:
-                line = line.replace(secret, MASK)
-        lines.append(line)
+    secrets = secret_values(settings)
+    lines = [masked(check.line(), secrets) for check in checks]
     return lines, 0 if all(check.ok for check in checks) else 1

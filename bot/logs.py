@@ -67,6 +67,14 @@ class JsonLines(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+def masked(text: str, secrets: Iterable[str]) -> str:
+    """`text` with each of `secrets` (the empty ones aside) replaced by the mask."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
+
+
 class RedactSecrets(logging.Filter):
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
@@ -74,11 +82,9 @@ class RedactSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        masked = message
-        for secret in self.secrets:
-            masked = masked.replace(secret, MASK)
-        if masked != message:
-            record.msg, record.args = masked, None
+        safe = masked(message, self.secrets)
+        if safe != message:
+            record.msg, record.args = safe, None
         return True
 
 

@@ -366,6 +366,14 @@ class ApprovalRule(StrEnum):
 LINK_NOTICE_LATEST = INVITATION_VALIDITY / 2
 
 
+def told_of_reminders_before(data: Any) -> Any:
+    """A request or batch stored before requesters heard of reminders: a reminder posted then
+    counts as told, so an upgrade does not send days-old "I reminded the approvers" DMs."""
+    if isinstance(data, dict) and "reminder_told" not in data:
+        data = {**data, "reminder_told": bool(data.get("reminder_posted"))}
+    return data
+
+
 OPEN_STATUSES = frozenset({Status.PENDING, Status.INVITING, Status.JOINING})
 SETTLED_STATUSES = frozenset(
     {Status.INVITED, Status.FAILED, Status.DENIED, Status.JOINED, Status.LAPSED, Status.EXPIRED}
@@ -476,11 +484,7 @@ class InviteRequest(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _told_of_reminders_before(cls, data: Any) -> Any:
-        """Stored before the requester heard of reminders: one posted then counts as told, so
-        an upgrade does not send days-old "I reminded the approvers" DMs."""
-        if isinstance(data, dict) and "reminder_told" not in data:
-            data = {**data, "reminder_told": bool(data.get("reminder_posted"))}
-        return data
+        return told_of_reminders_before(data)
 
     delivery_failures: int = 0
     next_delivery_at: datetime | None = None
@@ -649,11 +653,7 @@ class InviteBatch(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _told_of_reminders_before(cls, data: Any) -> Any:
-        """Stored before the requester heard of reminders: one posted then counts as told, so
-        an upgrade does not send days-old "I reminded the approvers" DMs."""
-        if isinstance(data, dict) and "reminder_told" not in data:
-            data = {**data, "reminder_told": bool(data.get("reminder_posted"))}
-        return data
+        return told_of_reminders_before(data)
 
     messages: list[PostedMessage] = []
     delivery_failures: int = 0

@@ -88,7 +88,7 @@ def wsgi_app(bot: Bot) -> Wsgi:
         started = time.perf_counter()
         request_id = new_request_id()
         token = REQUEST_ID.set(request_id)
-        environ["HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")] = request_id  # for Bolt
+        environ[REQUEST_ID_ENVIRON] = request_id  # for Bolt's middleware (logs.tag_request)
         status: list[str] = []
 
         def recording_start(code: str, headers: list, *exc_info: Any) -> Any:
@@ -112,6 +112,7 @@ def wsgi_app(bot: Bot) -> Wsgi:
 
 
 KNOWN_PATHS = {EVENTS_PATH, HEALTH_PATH, READY_PATH, METRICS_PATH}
+REQUEST_ID_ENVIRON = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
 
 
 def _plain(
