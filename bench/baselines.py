@@ -1,4 +1,4 @@
-"""Baselines for bench/ack_latency.py, served exactly as the bot is (bot.web's waitress server,
+"""Baselines for bench/ack_latency.py, served exactly as the bot is (bot.runtime.web's waitress server,
 Bolt's WSGI adapter, the same threads and request deadline):
 
 Same waitress settings and the same process tuning (heap frozen, 1 ms switch interval).
@@ -25,7 +25,7 @@ from slack_sdk import WebClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.web import create_server
+from bot.runtime.web import create_server
 
 ONE_FIELD = {
     "type": "modal",

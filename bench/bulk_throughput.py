@@ -27,7 +27,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot import bulk_blocks
+from bot.ui import bulk_blocks
 from tests import serving
 from tests.fakes.awork import FakeAwork
 from tests.fakes.slack import FakeSlack

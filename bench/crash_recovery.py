@@ -29,7 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.models import Status
+from bot.domain.records import Status
 from bot.store import SqliteStore as Store
 from tests import serving
 from tests.fakes.awork import FakeAwork

@@ -32,7 +32,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.ack_latency import percentile, timed_post
-from bot.models import InviteDetails, InviteRequest, MessageRef, Status, utcnow
+from bot.domain.clock import utcnow
+from bot.domain.details import InviteDetails
+from bot.domain.records import InviteRequest, MessageRef, Status
 from bot.store import SqliteStore, Store
 from tests import serving
 from tests.fakes.awork import FakeAwork

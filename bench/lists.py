@@ -21,7 +21,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.models import InviteDetails, InviteRequest
+from bot.domain.details import InviteDetails
+from bot.domain.records import InviteRequest
 from bot.store import SqliteStore as Store
 from tests import serving
 from tests.fakes.awork import FakeAwork

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.deps import Deps
+from bot.runtime.deps import Deps
 from handlers import actions, commands, errors, home, options, views
 
 

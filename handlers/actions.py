@@ -7,10 +7,11 @@ import logging
 from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, bulk_blocks, forms, mrkdwn
-from bot.deps import Deps
-from bot.models import BatchStatus, Status
-from bot.service import AcceptOutcome
+from bot.domain.batches import BatchStatus
+from bot.domain.records import Status
+from bot.runtime.deps import Deps
+from bot.services.invites import AcceptOutcome
+from bot.ui import blocks, bulk_blocks, forms, mrkdwn
 
 log = logging.getLogger(__name__)
 

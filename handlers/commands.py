@@ -10,12 +10,12 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, bulk_blocks, forms, lists, mrkdwn
-from bot.bulk import Prepared
-from bot.deps import Deps
-from bot.inline import NO_EMAIL, InlineInvite, parse_inline
-from bot.models import errors_in_words, parse_details
-from bot.text import clean_text
+from bot.domain.batches import Prepared
+from bot.domain.details import errors_in_words, parse_details
+from bot.domain.inline import NO_EMAIL, InlineInvite, parse_inline
+from bot.domain.text import clean_text
+from bot.runtime.deps import Deps
+from bot.ui import blocks, bulk_blocks, forms, lists, mrkdwn
 from handlers.actions import run_approval, run_batch_approval
 from handlers.home import COMMAND_META, installed_command
 

@@ -6,7 +6,7 @@ import logging
 
 from slack_bolt import App, BoltResponse
 
-from bot.deps import Deps
+from bot.runtime.deps import Deps
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from slack_bolt import App
 
-from bot import blocks
-from bot.deps import Deps
+from bot.runtime.deps import Deps
+from bot.ui import blocks
 
 COMMAND_META = "command_name"
 

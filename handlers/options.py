@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from slack_bolt import Ack, App
 
-from bot import forms
-from bot.deps import Deps
+from bot.runtime.deps import Deps
+from bot.ui import forms
 
 
 def register(app: App, deps: Deps) -> None:

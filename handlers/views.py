@@ -7,11 +7,12 @@ import logging
 
 from slack_bolt import Ack, App
 
-from bot import blocks, bulk_blocks, forms, mrkdwn
-from bot.bulk import parse_people
-from bot.deps import Deps
-from bot.models import BATCH_LIMIT, field_label, parse_details
-from bot.text import clean_text
+from bot.domain.batches import BATCH_LIMIT
+from bot.domain.details import field_label, parse_details
+from bot.domain.people import parse_people
+from bot.domain.text import clean_text
+from bot.runtime.deps import Deps
+from bot.ui import blocks, bulk_blocks, forms, mrkdwn
 from handlers import files
 from handlers.actions import is_batch, run_approval, run_batch_approval
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 import handlers.files
-from bot.app import Bot, build
-from bot.config import Settings
+from bot.runtime.app import Bot, build
+from bot.runtime.config import Settings
 from tests.fakes.awork import API_KEY, FakeAwork
 from tests.fakes.files import FakeFiles
 from tests.fakes.slack import FakeSlack

@@ -135,7 +135,7 @@ def interactive(payload: dict) -> str:
 
 def form_submission(email: str, user: str = "UREQ", channel: str = "CGENERAL") -> str:
     """A view_submission of the invite form, shaped like the captured payload."""
-    from bot import forms
+    from bot.ui import forms
     from tests.slack_requests import fixture, state_for
 
     view = forms.invite_form(channel, advanced=False)

@@ -17,7 +17,7 @@ from slack_bolt import App, BoltResponse
 from slack_bolt.request import BoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from bot import forms, mrkdwn
+from bot.ui import forms, mrkdwn
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slack"
 ADMIN_CHANNEL = "CADMIN"
@@ -163,7 +163,8 @@ class SlackDriver:
         return self.interactive(payload)
 
     def submit_deny(self, request_id: str, reason: str, user: str) -> BoltResponse:
-        from bot.models import InviteDetails, InviteRequest
+        from bot.domain.details import InviteDetails
+        from bot.domain.records import InviteRequest
 
         view = forms.deny_reason_modal(
             InviteRequest(

@@ -9,12 +9,15 @@ import json
 import httpx
 import pytest
 
-from bot import approval, blocks, bulk_blocks
-from bot.awork import AworkClient
-from bot.catalog import Catalog
-from bot.models import ApprovalRule, BatchStatus, InviteDetails, InviteRequest, Status
-from bot.service import InviteService, Refusal
+from bot.awork.client import AworkClient
+from bot.domain import approval
+from bot.domain.batches import BatchStatus
+from bot.domain.details import InviteDetails
+from bot.domain.records import ApprovalRule, InviteRequest, Status
+from bot.services.catalog import Catalog
+from bot.services.invites import InviteService, Refusal
 from bot.store import SqliteStore
+from bot.ui import blocks, bulk_blocks
 from tests.conftest import APPROVERS
 from tests.fakes.awork import API_KEY, ROLE_ADMIN, FakeAwork
 from tests.test_bulk_scenarios import ask_inline, posted_emails, wait_batch

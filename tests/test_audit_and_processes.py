@@ -9,8 +9,9 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
-from bot import logs
-from bot.models import InviteDetails, InviteRequest, Status
+from bot.domain.details import InviteDetails
+from bot.domain.records import InviteRequest, Status
+from bot.runtime import logs
 from bot.store import SqliteStore as Store
 from tests.conftest import APPROVERS, BOT_TOKEN, SIGNING_SECRET
 from tests.fakes.awork import API_KEY

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
-from bot import blocks, forms, mrkdwn
-from bot.models import Failure, InvitationResult, InviteDetails, InviteRequest, Role, Status, Team
+from bot.domain.awork_models import InvitationResult, Role, Team
+from bot.domain.details import InviteDetails
+from bot.domain.records import Failure, InviteRequest, Status
+from bot.ui import blocks, forms, mrkdwn
 
 
 def request(**changes) -> InviteRequest:

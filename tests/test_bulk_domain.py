@@ -10,20 +10,16 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from bot.awork import AworkClient, RateLimiter
-from bot.bulk import BatchService, Person, parse_people
-from bot.catalog import Catalog
-from bot.inline import parse_inline, resolve
-from bot.models import (
-    BATCH_LIMIT,
-    BatchStatus,
-    InviteDetails,
-    InviteRequest,
-    Role,
-    Status,
-    Team,
-)
-from bot.service import InviteService, Refusal
+from bot.awork.client import AworkClient, RateLimiter
+from bot.domain.awork_models import Role, Team
+from bot.domain.batches import BATCH_LIMIT, BatchStatus
+from bot.domain.details import InviteDetails
+from bot.domain.inline import parse_inline, resolve
+from bot.domain.people import Person, parse_people
+from bot.domain.records import InviteRequest, Status
+from bot.services.batches import BatchService
+from bot.services.catalog import Catalog
+from bot.services.invites import InviteService, Refusal
 from bot.store import SqliteStore as Store
 from tests.fakes.awork import API_KEY, ROLE_PM, TEAM_DESIGN, TEAM_ENGINEERING, FakeAwork, Fault
 

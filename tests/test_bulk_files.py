@@ -10,8 +10,8 @@ import time
 import httpx
 import pytest
 
-from bot import bulk_blocks
-from bot.bulk import parse_people
+from bot.domain.people import parse_people
+from bot.ui import bulk_blocks
 from handlers import files as downloads
 from tests.conftest import approval_request_id
 from tests.slack_requests import GENERAL

@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from bot import bulk_blocks
-from bot.models import BatchStatus, Status
+from bot.domain.batches import BatchStatus
+from bot.domain.records import Status
+from bot.ui import bulk_blocks
 from tests.conftest import APPROVERS, approval_request_id, build_bot
 from tests.fakes.awork import ROLE_ADMIN, ROLE_PM, TEAM_DESIGN, TEAM_ENGINEERING, Fault
 from tests.slack_requests import ADMIN_CHANNEL, GENERAL

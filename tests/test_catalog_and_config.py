@@ -6,8 +6,8 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from bot.awork import AworkClient
-from bot.catalog import Catalog
+from bot.awork.client import AworkClient
+from bot.services.catalog import Catalog
 from bot.store import SqliteStore as Store
 from tests.conftest import IsolatedSettings, make_settings
 from tests.fakes.awork import API_KEY, FakeAwork
@@ -113,7 +113,7 @@ def test_env_example_names_only_real_settings():
     """Every variable in .env.example is one the Settings class reads."""
     from pathlib import Path
 
-    from bot.config import Settings
+    from bot.runtime.config import Settings
 
     known = {field.alias for field in Settings.model_fields.values()}
     text = (Path(__file__).parents[1] / ".env.example").read_text()

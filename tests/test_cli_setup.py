@@ -4,6 +4,7 @@ store, one-line start-up errors, `audit | head`, and how the sandbox is guarded.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ import jsonschema
 import pytest
 import yaml
 
-from bot import manifest
+from bot.cli import manifest
 from bot.store import SqliteStore
 from tests.serving import SCRIPT, free_port
 from tests.test_sandbox import SCHEMAS
@@ -57,14 +58,14 @@ def request_urls(parsed: dict) -> list[str | None]:
 
 
 def test_shipped_manifest_is_the_repositorys():
-    """bot/manifest.yml (package data, in the Docker image) is byte for byte manifest.yml."""
-    assert manifest.MANIFEST_FILE == ROOT / "bot" / "manifest.yml"
+    """bot/cli/manifest.yml (package data, in the Docker image) is byte for byte manifest.yml."""
+    assert manifest.MANIFEST_FILE == ROOT / "bot" / "cli" / "manifest.yml"
     assert manifest.shipped() == (ROOT / "manifest.yml").read_text(encoding="utf-8")
 
 
 def test_the_dockerfiles_files_install_every_package_and_the_manifest(tmp_path):
     """What the Dockerfile copies, built as `pip install .` builds it, holds bot.store and
-    bot/manifest.yml (bot.store was left out of the install before)."""
+    bot/cli/manifest.yml (bot.store was left out of the install before)."""
     source = tmp_path / "src"
     source.mkdir()
     dockerfile = (ROOT / "Dockerfile").read_text()
@@ -82,29 +83,30 @@ def test_the_dockerfiles_files_install_every_package_and_the_manifest(tmp_path):
          "--build-lib", str(built)],
         cwd=source, check=True, capture_output=True,
     )  # fmt: skip
-    assert (built / "bot" / "manifest.yml").read_text() == (ROOT / "manifest.yml").read_text()
-    for package in ("bot", "bot/store", "handlers"):
-        expected = {p.name for p in (ROOT / package).glob("*.py")}
-        assert expected <= {p.name for p in (built / package).glob("*.py")}, package
+    shipped = built / "bot" / "cli" / "manifest.yml"
+    assert shipped.read_text() == (ROOT / "manifest.yml").read_text()
+    for top in ("bot", "handlers"):
+        expected = {p.relative_to(ROOT) for p in (ROOT / top).rglob("*.py")}
+        assert expected <= {p.relative_to(built) for p in (built / top).rglob("*.py")}, top
 
 
-def test_every_package_directory_is_listed_for_installation():
-    """Each directory of Python files under bot/ and handlers/ is in pyproject's packages."""
-    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+def test_every_package_directory_is_found_for_installation():
+    """Each directory of Python files under bot/ and handlers/ is a package that pyproject's
+    package search includes (a directory without __init__.py would be left out)."""
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
         "packages"
-    ]
-    found = {
-        ".".join(path.parent.relative_to(ROOT).parts)
-        for top in ("bot", "handlers")
-        for path in (ROOT / top).rglob("*.py")
-    }
-    assert found == set(packages)
+    ]["find"]["include"]
+    for top in ("bot", "handlers"):
+        for path in (ROOT / top).rglob("*.py"):
+            package = ".".join(path.parent.relative_to(ROOT).parts)
+            assert (path.parent / "__init__.py").exists(), package
+            assert any(fnmatch.fnmatch(package, pattern) for pattern in include), package
 
 
 def test_manifest_constants_follow_the_code():
     """The manifest's path and command names are the ones the bot serves and answers to; the
     scope list read without YAML is YAML's."""
-    from bot.web import EVENTS_PATH
+    from bot.runtime.web import EVENTS_PATH
     from handlers.commands import COMMAND
 
     assert manifest.EVENTS_PATH == EVENTS_PATH
@@ -337,7 +339,7 @@ def test_readme_says_how_the_sandbox_is_guarded():
 
 def test_readme_names_every_command():
     """Every `invite-bot` subcommand, doctor and manifest too, is in the README."""
-    from bot.__main__ import build_parser
+    from bot.cli.main import build_parser
 
     [commands] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
     assert {"doctor", "manifest"} <= set(commands.choices)

@@ -13,18 +13,18 @@ DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
 def test_every_package_is_copied_and_installed():
     """The packages pyproject.toml installs are all copied into the image before `pip install .`."""
-    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
         "packages"
-    ]
-    for package in {name.split(".")[0] for name in packages}:  # bot.store comes with bot
+    ]["find"]["include"]
+    for package in {name.split(".")[0] for name in include}:  # subpackages come with their top
         assert re.search(rf"^COPY {package} \./{package}$", DOCKERFILE, re.M), package
     assert "RUN pip install ." in DOCKERFILE
 
 
 def test_serves_http_on_the_default_port_with_a_health_check():
     """CMD is `invite-bot serve --http`; EXPOSE and PORT agree; the health check asks /healthz."""
-    from bot.config import Settings
-    from bot.web import HEALTH_PATH
+    from bot.runtime.config import Settings
+    from bot.runtime.web import HEALTH_PATH
 
     assert 'CMD ["invite-bot", "serve", "--http"]' in DOCKERFILE
     port = Settings.model_fields["port"].default

@@ -10,9 +10,9 @@ import sys
 import httpx
 import pytest
 
-from bot import doctor
-from bot.models import Status
-from handlers.doctor import slack_checks
+from bot.cli.doctor import checks as doctor
+from bot.cli.doctor.slack import slack_checks
+from bot.domain.records import Status
 from tests.conftest import APPROVERS, make_settings
 from tests.fakes.awork import WORKSPACE_ID, Fault
 from tests.slack_requests import ADMIN_CHANNEL

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from bot.sandbox import Sandbox
+from bot.awork.sandbox import Sandbox
 from bot.store import SqliteStore
 from tests import serving
 from tests.conftest import SIGNING_SECRET
@@ -186,7 +186,7 @@ def test_metrics_readyz_and_json_logs(tmp_path, env, slack):
 
 def test_readyz_says_what_is_missing(bot, slack):
     """/readyz is 503 naming the reason while Slack refuses the token or the store is closed."""
-    from bot.web import wsgi_app
+    from bot.runtime.web import wsgi_app
 
     app = wsgi_app(bot)
 
@@ -217,7 +217,7 @@ def test_request_id_follows_the_request_into_follow_up_work(bot, driver, slack, 
     """The work after the ack logs under the same request id as the listener that acked."""
     import logging
 
-    from bot.logs import REQUEST_ID
+    from bot.runtime.logs import REQUEST_ID
 
     seen: list[tuple[str, str | None]] = []
 
@@ -280,7 +280,7 @@ def test_metrics_count_outcomes_awork_calls_and_429s(bot):
     counted by endpoint and status, 429s on their own."""
     import httpx as _httpx
 
-    from bot.awork import RateLimiter, RateLimitTransport
+    from bot.awork.client import RateLimiter, RateLimitTransport
 
     before = sample("invitebot_invitations_total", result="failed", code="insufficient-seats")
     bot.store.record("invite_failed", "inv-x", code="insufficient-seats", retryable=False)
@@ -309,7 +309,7 @@ def test_follow_up_work_waits_for_acks_but_not_long():
     """Work after the ack waits while requests are being answered, and at most `patience`."""
     import threading
 
-    from bot.deps import AckGate
+    from bot.runtime.deps import AckGate
 
     gate = AckGate(patience=0.5)
     ran = threading.Event()
@@ -389,7 +389,7 @@ def test_a_modal_is_not_opened_once_its_trigger_has_died():
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from bot import deps
+    from bot.runtime import deps
 
     pool = ThreadPoolExecutor(max_workers=1)
     busy, opened = threading.Event(), []

@@ -12,10 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import forms, mrkdwn
-from bot.inline import parse_inline
-from bot.models import Role, Team, parse_details
-from bot.web import wsgi_app
+from bot.domain.awork_models import Role, Team
+from bot.domain.details import parse_details
+from bot.domain.inline import parse_inline
+from bot.runtime.web import wsgi_app
+from bot.ui import forms, mrkdwn
 from tests.conftest import SIGNING_SECRET, approval_request_id
 from tests.fakes.awork import FakeAwork
 from tests.slack_requests import SlackDriver, fixture

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import httpx
 
-from bot.models import Status
+from bot.domain.records import Status
 from tests.conftest import APPROVERS
 from tests.fakes.awork import Fault
 from tests.slack_requests import ADMIN_CHANNEL, GENERAL

@@ -10,11 +10,13 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from bot.awork import AworkClient, AworkUnavailable
-from bot.bulk import BatchService, Person
-from bot.catalog import Catalog
-from bot.models import InviteDetails, Status
-from bot.service import InviteService
+from bot.awork.client import AworkClient, AworkUnavailable
+from bot.domain.details import InviteDetails
+from bot.domain.people import Person
+from bot.domain.records import Status
+from bot.services.batches import BatchService
+from bot.services.catalog import Catalog
+from bot.services.invites import InviteService
 from bot.store import SqliteStore
 from tests.fakes.awork import API_KEY, FakeAwork
 

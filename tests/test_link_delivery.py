@@ -11,15 +11,11 @@ from datetime import timedelta
 
 import pytest
 
-from bot.models import (
-    INVITATION_VALIDITY,
-    BatchStatus,
-    InvitationResult,
-    InviteDetails,
-    InviteRequest,
-    Status,
-    utcnow,
-)
+from bot.domain.awork_models import INVITATION_VALIDITY, InvitationResult
+from bot.domain.batches import BatchStatus
+from bot.domain.clock import utcnow
+from bot.domain.details import InviteDetails
+from bot.domain.records import InviteRequest, Status
 from tests.conftest import APPROVERS, SIGNING_SECRET, build_bot, make_settings
 from tests.slack_requests import ADMIN_CHANNEL, GENERAL, SlackDriver
 from tests.test_bulk_scenarios import ask_inline, wait_batch

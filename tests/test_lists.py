@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import time
 
-from bot.models import InviteDetails, Status
+from bot.domain.details import InviteDetails
+from bot.domain.records import Status
 from tests.conftest import APPROVERS
 from tests.slack_requests import GENERAL
 from tests.test_scenarios import settle, submit, wait_status

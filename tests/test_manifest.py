@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.web import EVENTS_PATH
+from bot.runtime.web import EVENTS_PATH
 
 MANIFEST = yaml.safe_load((Path(__file__).parents[1] / "manifest.yml").read_text())
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.models import InviteDetails, parse_details
+from bot.domain.details import InviteDetails, parse_details
 
 
 def test_email_is_required_and_checked():

@@ -8,7 +8,8 @@ import os
 import subprocess
 from datetime import timedelta
 
-from bot.models import InviteDetails, InviteRequest, Status
+from bot.domain.details import InviteDetails
+from bot.domain.records import InviteRequest, Status
 from bot.store import SqliteStore
 from tests.serving import SCRIPT
 
@@ -113,7 +114,7 @@ def test_the_database_password_never_reaches_the_terminal_or_the_log():
     """The URL and its password (as written and decoded) are masked like every secret."""
     import logging
 
-    from bot.logs import MASK, RedactSecrets, secret_values
+    from bot.runtime.logs import MASK, RedactSecrets, secret_values
     from tests.conftest import IsolatedSettings
 
     settings = IsolatedSettings(INVITE_DATABASE_URL="postgresql://bot:p%40ss-word-9@db:5432/x")

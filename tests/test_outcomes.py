@@ -8,19 +8,12 @@ import re
 import time
 from datetime import timedelta
 
-from bot import blocks, bulk_blocks, forms, lists, mrkdwn
-from bot.bulk import Summary
-from bot.models import (
-    ApprovalRule,
-    BatchStatus,
-    InvitationResult,
-    InviteBatch,
-    InviteDetails,
-    InviteRequest,
-    Role,
-    Status,
-    utcnow,
-)
+from bot.domain.awork_models import InvitationResult, Role
+from bot.domain.batches import BatchStatus, InviteBatch, Summary
+from bot.domain.clock import utcnow
+from bot.domain.details import InviteDetails
+from bot.domain.records import ApprovalRule, InviteRequest, Status
+from bot.ui import blocks, bulk_blocks, forms, lists, mrkdwn
 from tests.conftest import APPROVERS
 from tests.slack_requests import ADMIN_CHANNEL, GENERAL
 from tests.test_bulk_scenarios import ask_inline, wait_batch
@@ -401,7 +394,9 @@ def test_the_admin_channel_message_stays_in_the_channel(driver, slack, bot):
 def test_a_reminder_posted_before_the_upgrade_is_not_told_again():
     """A stored request from before requesters heard of reminders (no reminder_told) whose
     reminder was posted counts as told: no late DM after the upgrade; new ones still are."""
-    from bot.models import InviteBatch, InviteDetails, InviteRequest
+    from bot.domain.batches import InviteBatch
+    from bot.domain.details import InviteDetails
+    from bot.domain.records import InviteRequest
 
     stored = InviteRequest(
         id="inv-old", requester_id="U1", details=InviteDetails(email="old@example.com")

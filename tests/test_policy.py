@@ -6,7 +6,7 @@ import json
 import threading
 import time
 
-from bot.models import Status
+from bot.domain.records import Status
 from tests.conftest import APPROVERS, SIGNING_SECRET, build_bot, make_settings
 from tests.fakes.awork import ROLE_ADMIN
 from tests.slack_requests import SlackDriver

@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from bot.models import Status, utcnow
+from bot.domain.clock import utcnow
+from bot.domain.records import Status
 from tests.conftest import APPROVERS, build_bot, make_settings
 from tests.slack_requests import ADMIN_CHANNEL, GENERAL
 from tests.test_scenarios import settle, submit, wait_status

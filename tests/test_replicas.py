@@ -13,7 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bot.models import BatchStatus, Status
+from bot.domain.batches import BatchStatus
+from bot.domain.records import Status
 from tests import serving
 from tests.conftest import APPROVERS, SIGNING_SECRET
 from tests.serving import free_port, kill_server, start_server, stop_server

@@ -11,7 +11,8 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from bot.models import Status, utcnow
+from bot.domain.clock import utcnow
+from bot.domain.records import Status
 from tests.conftest import APPROVERS, SIGNING_SECRET, build_bot
 from tests.fakes.awork import FakeAwork
 from tests.slack_requests import ADMIN_CHANNEL, GENERAL, SlackDriver

@@ -14,7 +14,7 @@ import httpx
 import jsonschema
 import pytest
 
-from bot.sandbox import Sandbox
+from bot.awork.sandbox import Sandbox
 from tests.conftest import APPROVERS, SIGNING_SECRET, approval_request_id, make_settings
 from tests.serving import free_port
 from tests.slack_requests import SlackDriver
@@ -261,7 +261,7 @@ def test_invite_bot_sandbox_serves_awork_over_http(tmp_path):
 
 def test_the_bot_uses_the_sandbox_without_an_api_key_and_says_so(tmp_path, slack):
     """No AWORK_API_KEY: the invitation lands in the sandbox, every message is labelled."""
-    from bot.app import build
+    from bot.runtime.app import build
 
     settings = make_settings(tmp_path, slack.url, AWORK_API_KEY="")
     bot = build(settings)

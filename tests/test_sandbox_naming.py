@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import logging
 
-from bot.app import build
-from bot.sandbox import API_URL
+from bot.awork.sandbox import API_URL
+from bot.runtime.app import build
 from tests.conftest import APPROVERS, SIGNING_SECRET, approval_request_id, make_settings
 from tests.slack_requests import SlackDriver
 

@@ -6,7 +6,7 @@ import json
 import threading
 import time
 
-from bot.models import Status
+from bot.domain.records import Status
 from tests.conftest import APPROVERS, SIGNING_SECRET, approval_request_id, build_bot
 from tests.fakes.awork import (
     ROLE_PM,

@@ -10,17 +10,11 @@ from datetime import timedelta
 
 import pytest
 
-from bot.models import (
-    BatchStatus,
-    Failure,
-    InvitationResult,
-    InviteBatch,
-    InviteDetails,
-    InviteRequest,
-    MessageRef,
-    Status,
-    utcnow,
-)
+from bot.domain.awork_models import InvitationResult
+from bot.domain.batches import BatchStatus, InviteBatch
+from bot.domain.clock import utcnow
+from bot.domain.details import InviteDetails
+from bot.domain.records import Failure, InviteRequest, MessageRef, Status
 from bot.store import SqliteStore, Store
 from bot.store.sqlite import json_table
 

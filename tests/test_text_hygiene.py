@@ -10,20 +10,14 @@ import unicodedata
 
 import pytest
 
-from bot.inline import parse_inline
-from bot.models import (
-    BatchStatus,
-    InviteBatch,
-    InviteDetails,
-    InviteRequest,
-    Role,
-    Status,
-    Team,
-    parse_details,
-    utcnow,
-)
+from bot.domain.awork_models import Role, Team
+from bot.domain.batches import BatchStatus, InviteBatch
+from bot.domain.clock import utcnow
+from bot.domain.details import InviteDetails, parse_details
+from bot.domain.inline import parse_inline
+from bot.domain.records import InviteRequest, Status
+from bot.domain.text import clean_text, log_value
 from bot.store.base import changed
-from bot.text import clean_text, log_value
 from tests.conftest import APPROVERS
 from tests.fakes.awork import ROLE_PM, TEAM_DESIGN
 from tests.test_bulk_scenarios import ask_inline, wait_batch
@@ -344,7 +338,7 @@ def test_audit_command_prints_a_forged_reason_as_one_inert_field(bot, settings):
 
 def test_service_deny_audits_the_reason_clean(bot):
     """A deny reason given to the service directly (shell, any caller) is audited clean too."""
-    from bot.models import parse_details
+    from bot.domain.details import parse_details
 
     details, _ = parse_details({"email": "audit@example.com"})
     request = bot.deps.service.submit(details, "UREQ", None)

@@ -6,19 +6,14 @@ from __future__ import annotations
 import json
 import time
 
-from bot import blocks, bulk_blocks, forms
-from bot.awork import AworkError
-from bot.bulk import Person
-from bot.inline import parse_inline
-from bot.models import (
-    BatchStatus,
-    InviteDetails,
-    InviteRequest,
-    Status,
-    field_label,
-    parse_details,
-)
-from bot.service import Refusal, describe_failure
+from bot.awork.client import AworkError
+from bot.domain.batches import BatchStatus
+from bot.domain.details import InviteDetails, field_label, parse_details
+from bot.domain.inline import parse_inline
+from bot.domain.people import Person
+from bot.domain.records import InviteRequest, Status
+from bot.services.invites import Refusal, describe_failure
+from bot.ui import blocks, bulk_blocks, forms
 from handlers.views import _on_blocks
 from tests.conftest import APPROVERS, approval_request_id
 from tests.slack_requests import GENERAL
@@ -297,6 +292,7 @@ def test_retry_failed_end_to_end_runs_once_and_offers_the_rest(driver, slack, bo
 def test_the_form_offers_exactly_the_plans_the_sandbox_takes():
     """The plan select and the awork sandbox agree on awork's plans (kept apart on purpose:
     the sandbox stands in for awork, not for the bot)."""
-    from bot import models, sandbox
+    from bot.awork import sandbox
+    from bot.domain import details as models
 
     assert set(models.PLANS) == set(sandbox.PLANS)

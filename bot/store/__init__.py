@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from bot.models import Schedule
+from bot.domain.records import Schedule
 from bot.store.base import Record, Store, StoreClosed
 from bot.store.sqlite import SqliteStore, json_table
 
 if TYPE_CHECKING:
-    from bot.config import Settings
+    from bot.runtime.config import Settings
 
 
 def open_store(settings: Settings) -> Store:

@@ -23,15 +23,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot import metrics
-from bot.models import (
-    AuditEvent,
-    InviteBatch,
-    InviteRequest,
-    Schedule,
-    Status,
-    utcnow,
-)
+from bot.domain.batches import InviteBatch
+from bot.domain.clock import utcnow
+from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
+from bot.runtime import metrics
 
 Record = InviteRequest | InviteBatch
 Change = Callable[[Record | None, datetime], Record | None]

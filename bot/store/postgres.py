@@ -26,8 +26,9 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolClosed
 
-from bot.awork import RateLimiter
-from bot.models import AuditEvent, InviteBatch, InviteRequest, Schedule, Status
+from bot.awork.client import RateLimiter
+from bot.domain.batches import InviteBatch
+from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
 from bot.store.base import Change, Facets, Record, Store, StoreClosed, decode, facets
 
 log = logging.getLogger(__name__)

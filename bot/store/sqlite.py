@@ -33,7 +33,9 @@ from typing import Any
 
 from sqlitedict import SqliteDict
 
-from bot.models import AuditEvent, InviteBatch, InviteRequest, Schedule, Status, utcnow
+from bot.domain.batches import InviteBatch
+from bot.domain.clock import utcnow
+from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
 from bot.store.base import (
     FAR_FUTURE,
     WORKING,

@@ -20,8 +20,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
-from bot.manifest import bot_scopes
-from bot.sandbox import Backlogged
+from bot.awork.sandbox import Backlogged
+from bot.cli.manifest import bot_scopes
 
 
 @dataclass

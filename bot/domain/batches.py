@@ -1,0 +1,185 @@
+"""A batch: many people in one request, one approval."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    Field,
+    model_validator,
+)
+
+from bot.domain.clock import utcnow
+from bot.domain.details import InviteDetails, Reason
+from bot.domain.records import (
+    ApprovalRule,
+    InviteRequest,
+    MessageRef,
+    PostedMessage,
+    Schedule,
+    told_of_reminders_before,
+)
+
+BATCH_LIMIT = 500
+
+
+class BatchStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"  # approved; invitations are being sent (again, after "Retry failed")
+    DONE = "done"  # every member settled; the summary is shown
+    DENIED = "denied"
+    EXPIRED = "expired"
+
+
+class Skipped(BaseModel):
+    """A person left out of a batch at submission, and why ("member" or "open")."""
+
+    email: str
+    reason: Literal["member", "open", "repeated"]
+    request_id: str | None = None
+
+
+def new_batch_id() -> str:
+    return "bat-" + secrets.token_hex(6)
+
+
+class InviteBatch(BaseModel):
+    """Up to 500 people asked for at once: one approval, then one invitation per person.
+
+    Members are ordinary requests (`InviteRequest.batch_id`), created when the batch runs with
+    ids derived from the batch's (`member_id`), so a resumed or repeated run finds them instead
+    of inviting anyone twice."""
+
+    id: str = Field(default_factory=new_batch_id)
+    status: BatchStatus = BatchStatus.PENDING
+    version: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    requester_id: str
+    origin_channel: str | None = None
+    entries: Annotated[list[InviteDetails], Field(min_length=1, max_length=BATCH_LIMIT)]
+    skipped: list[Skipped] = []
+    role_name: str | None = None
+    role_is_admin: bool = False
+    team_names: list[str] = []
+    approvals: list[str] = []
+    approvals_needed: int = 1
+    approval_rule: ApprovalRule | None = None
+    approval_message: MessageRef | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    deny_reason: Reason | None = None
+    # The current run: 1 after approval, +1 for each "Retry failed"; who runs it, on a lease
+    # (store clock) that the runner renews while it works.
+    run: int = 0
+    retrying: int = 0  # how many people a "Retry failed" run retries (its progress counts them)
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
+    claim_until: datetime | None = None
+    claim_id: str | None = None
+    finished_at: datetime | None = None
+    # Slack deliveries (as for a request): what the approval message shows, notices, links.
+    shown_status: BatchStatus | None = None
+    shown_run: int = 0
+    waiting_told: bool = False
+    outcome_told: bool = False
+    links_listed: bool = False
+    # Bumped (by compare-and-set) when a member's DM to its invitee is overdue or delivered
+    # after all, so the summary on the message is shown again; `shown_link_news` is the count
+    # the message shows.
+    link_news: int = 0
+    shown_link_news: int = 0
+    reminded_at: datetime | None = None
+    reminder_posted: bool = False
+    reminder_told: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _told_of_reminders_before(cls, data: Any) -> Any:
+        return told_of_reminders_before(data)
+
+    messages: list[PostedMessage] = []
+    delivery_failures: int = 0
+    next_delivery_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+    @property
+    def details(self) -> InviteDetails:
+        """The shared part (role, teams, email setting) as carried by the first entry."""
+        return self.entries[0]
+
+    def member_id(self, index: int) -> str:
+        return f"inv-{self.id.removeprefix('bat-')}-{index:03d}"
+
+    def due_at(self, schedule: Schedule) -> datetime | None:
+        """When a sweep next has something to do for this batch (None: nothing, ever)."""
+        if self.status is BatchStatus.RUNNING:
+            return self.claim_until or self.updated_at  # taken over once the lease expired
+        times = []
+        if self.needs_delivery():
+            times.append(self.next_delivery_at or self.updated_at)
+        if self.status is BatchStatus.PENDING:
+            times.append(schedule.pending_due(self.created_at, self.reminded_at))
+        return min(times) if times else None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (BatchStatus.PENDING, BatchStatus.RUNNING)
+
+    @property
+    def approvable(self) -> bool:
+        return self.status is BatchStatus.PENDING
+
+    @property
+    def settled(self) -> bool:
+        done = (BatchStatus.DONE, BatchStatus.DENIED, BatchStatus.EXPIRED)
+        return self.status in done and not self.needs_delivery()
+
+    def needs_delivery(self) -> bool:
+        if self.approval_message is None or self.shown_status is not self.status:
+            return True
+        if self.status is BatchStatus.PENDING:
+            return (
+                not self.waiting_told
+                or (self.reminded_at is not None and not self.reminder_posted)
+                or (self.reminder_posted and not self.reminder_told)
+            )
+        if self.status is BatchStatus.DONE:
+            return (
+                self.shown_run != self.run
+                or self.shown_link_news != self.link_news
+                or not self.outcome_told
+                or not self.links_listed
+            )
+        return self.status is not BatchStatus.RUNNING and not self.outcome_told
+
+
+@dataclass
+@dataclass
+class Prepared:
+    """A list checked and ready to store: what will be asked for, and who was left out."""
+
+    entries: list[InviteDetails] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Summary:
+    """Where a batch stands: who was invited, who is a member already, what failed and why."""
+
+    invited: list[InviteRequest] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    failed: list[InviteRequest] = field(default_factory=list)
+    waiting: int = 0  # not yet (or still being) invited
+    retried: int = 0  # settled by the current "Retry failed" run (run 2 on)
+
+    @property
+    def done(self) -> int:
+        return len(self.invited) + len(self.already) + len(self.failed)

@@ -1,0 +1,368 @@
+"""Wiring: settings -> store, awork client, catalog, service -> a Bolt app with its listeners."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry import RetryHandler
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+import handlers
+from bot.awork.client import AworkClient, AworkError, RateLimiter
+from bot.awork.sandbox import API_URL as SANDBOX_API_URL
+from bot.awork.sandbox import Sandbox
+from bot.runtime import logs, metrics
+from bot.runtime.config import Settings
+from bot.runtime.deps import Deps
+from bot.services.batches import BatchService
+from bot.services.catalog import Catalog
+from bot.services.invites import InviteService, new_instance_id
+from bot.store import Store, StoreClosed, open_store
+from bot.ui import mrkdwn
+from handlers.delivery.approvers import ApproverDirectory
+from handlers.delivery.courier import Courier
+
+log = logging.getLogger(__name__)
+
+
+class _QuietTokenNotice(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself and then warns that it is
+    unused because we hand it a configured client holding that same token. Not news."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+logging.getLogger("slack_bolt.App").addFilter(_QuietTokenNotice())
+
+
+@dataclass
+class Bot:
+    app: App
+    deps: Deps
+    store: Store
+    awork: AworkClient
+    executor: ThreadPoolExecutor
+    modals: ThreadPoolExecutor
+    directory: ApproverDirectory
+    sweep_seconds: float = 30.0
+    sandbox: Sandbox | None = None
+
+    def __post_init__(self) -> None:
+        self._stopping = threading.Event()
+        self._sweeper: threading.Thread | None = None
+        self._slack_auth: str | None = "Slack auth not checked yet"
+        self._slack_checked = 0.0
+
+    def not_ready(self) -> str | None:
+        """Why this instance should not get traffic (GET /readyz), or None: the store must
+        answer and Slack must have accepted the token."""
+        try:
+            self.store.get_meta("ready")
+        except Exception as exc:
+            return f"store unreachable ({type(exc).__name__})"
+        return self._slack_auth
+
+    def check_slack_auth(self) -> None:
+        """auth.test: at the first sweep, then every sweep until it passes, then every 5 min."""
+        if self._slack_auth is None and time.monotonic() - self._slack_checked < 300:
+            return
+        self._slack_checked = time.monotonic()
+        try:
+            self.app.client.auth_test()
+            self._slack_auth = None
+        except SlackApiError as exc:
+            self._slack_auth = f"Slack refused the token ({exc.response.get('error')})"
+        except Exception as exc:
+            self._slack_auth = f"Slack unreachable ({type(exc).__name__})"
+
+    def warm_up(self) -> None:
+        """Start the follow-up pools' threads now rather than one by one in the first burst."""
+        for pool in {id(self.executor): self.executor, id(self.modals): self.modals}.values():
+            workers = getattr(pool, "_max_workers", 0)
+            gate = threading.Barrier(workers + 1)
+            for _ in range(workers):
+                pool.submit(gate.wait, 5)
+            with contextlib.suppress(threading.BrokenBarrierError):
+                gate.wait(5)
+
+    def start_background(self) -> None:
+        """Start the picker cache and the sweeper (call in the serving process, after forking).
+
+        The sweeper settles invitations a crash interrupted and redoes Slack posts that failed:
+        at once, then every `sweep_seconds`."""
+        self.deps.catalog.start()
+        if self._sweeper is None:
+            self._sweeper = threading.Thread(target=self._sweep_loop, name="sweeper", daemon=True)
+            self._sweeper.start()
+
+    def _sweep_loop(self) -> None:
+        first = True
+        while not self._stopping.is_set():
+            try:
+                self.check_slack_auth()  # first: readiness does not wait for awork
+                if first:  # the workspace, once, before any click needs it
+                    self._workspace_known()
+                self.directory.refresh(force=first)
+                self.deps.courier.sweep(force=first)
+                metrics.OUTBOX_DEPTH.set(self.store.count_due())
+                first = False
+                # Once an hour across all replicas: decided requests past retention to the archive.
+                if self.store.claim_period("archive", 3600, self.deps.service.instance_id):
+                    moved = self.store.archive_settled()
+                    if moved:
+                        log.info("archived %d settled requests", moved)
+            except StoreClosed:
+                return
+            except Exception as exc:  # keep sweeping; the next round may succeed
+                log.error("sweep failed: %s", type(exc).__name__, exc_info=exc)
+            self._stopping.wait(self.sweep_seconds)
+
+    def _workspace_known(self) -> None:
+        """Ask awork for the workspace id at start (when not configured), so the first
+        invitation - or a bulk run's first rate-limit window - does not spend a call on it."""
+        try:
+            self.deps.service.workspace_id()
+        except AworkError as exc:
+            log.warning("workspace id not known yet (%s); asked again when needed", exc.code)
+
+    def shutdown(self, timeout: float = 25.0) -> bool:
+        """Graceful stop: let in-flight invitations and their Slack posts finish (bounded),
+        then close the store. Whatever is cut off is recovered at the next start."""
+        deadline = time.monotonic() + timeout
+        self._stopping.set()
+        self.deps.catalog.stop()
+        self.deps.batches.stop()  # no further member starts; the run is resumed at the next start
+        finished = self.deps.service.wait_idle(timeout)
+        if self.modals is not self.executor:  # the shell hands in one executor for both
+            self.modals.shutdown(wait=False, cancel_futures=True)  # a modal now is too late
+
+        drain = threading.Thread(target=self.executor.shutdown, kwargs={"wait": True}, daemon=True)
+        drain.start()
+        drain.join(max(0.0, deadline - time.monotonic()))
+        finished = finished and not drain.is_alive()
+        if self._sweeper is not None:
+            self._sweeper.join(max(0.0, deadline - time.monotonic()))
+        self.close()
+        log.info(
+            "stopped %s",
+            "cleanly" if finished else "with work still running; it is recovered at the next start",
+        )
+        return finished
+
+    def close(self) -> None:
+        self._stopping.set()
+        self.deps.catalog.stop()
+        self.awork.close()
+        self.store.close()
+        if self.sandbox is not None:
+            self.sandbox.close()
+
+
+# Opening a modal is one quick Slack call that must happen within its trigger_id's 3 seconds:
+# a small pool of its own, never queued behind awork calls, and few threads to share the
+# interpreter lock with the acks of a burst.
+MODAL_THREADS = 8
+
+LABELLED = {"chat.postMessage", "chat.postEphemeral", "chat.update"}
+LABELLED_VIEWS = {"views.open", "views.update", "views.push", "views.publish"}
+
+
+def label_call(api_method: str, json: dict | None) -> dict | None:
+    """A Web API call's JSON with the sandbox label on its message or view."""
+    if json is not None and api_method in LABELLED:
+        return mrkdwn.label_sandbox(json)
+    if json is not None and api_method in LABELLED_VIEWS and isinstance(json.get("view"), dict):
+        view = mrkdwn.label_sandbox(json["view"], block_limit=100)
+        view.pop("text", None)
+        return {**json, "view": view}
+    return json
+
+
+class CountingWebClient(WebClient):
+    """Counts every Web API call by method and outcome (GET /metrics)."""
+
+    def api_call(self, api_method: str, **kwargs: Any) -> Any:  # type: ignore[override]
+        try:
+            response = super().api_call(api_method, **kwargs)
+        except SlackApiError as exc:
+            metrics.SLACK_CALLS.labels(api_method, str(exc.response.get("error"))).inc()
+            raise
+        except Exception as exc:
+            metrics.SLACK_CALLS.labels(api_method, type(exc).__name__).inc()
+            raise
+        metrics.SLACK_CALLS.labels(api_method, "ok").inc()
+        return response
+
+
+def counted_retries(kind: type[RetryHandler], reason: str) -> type[RetryHandler]:
+    """One of slack_sdk's retry handlers, counting its retries (GET /metrics)."""
+
+    class Counted(kind):  # type: ignore[valid-type, misc]
+        def prepare_for_next_attempt(self, **kwargs: Any) -> None:
+            metrics.SLACK_RETRIES.labels(reason).inc()
+            super().prepare_for_next_attempt(**kwargs)
+
+    return Counted
+
+
+class SandboxLabelledClient(CountingWebClient):
+    """In sandbox mode every message and view the bot sends says "sandbox — no real
+    invitation", whichever part of the bot sends it."""
+
+    def api_call(self, api_method: str, *, json: dict | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        return super().api_call(api_method, json=label_call(api_method, json), **kwargs)
+
+
+RETRIES = (
+    counted_retries(ConnectionErrorRetryHandler, "connection"),
+    counted_retries(RateLimitErrorRetryHandler, "rate_limited"),
+    counted_retries(ServerErrorRetryHandler, "server_error"),
+)
+
+
+def slack_client(
+    settings: Settings,
+    timeout: float = 10,
+    retries: int = 2,
+    retry_on: tuple[type[RetryHandler], ...] = RETRIES,
+) -> WebClient:
+    kind = SandboxLabelledClient if settings.sandbox else CountingWebClient
+    return kind(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=timeout,
+        retry_handlers=[handler(max_retry_count=retries) for handler in retry_on],
+    )
+
+
+def modal_client(settings: Settings) -> WebClient:
+    """For views.open: a trigger_id is dead 3 s after the click, so a slow or refused call is
+    not waited for or retried (only a connection that failed before sending is, once)."""
+    return slack_client(settings, timeout=2.5, retries=1, retry_on=RETRIES[:1])
+
+
+def build(
+    settings: Settings,
+    awork_transport: httpx.BaseTransport | None = None,
+    retry_sleep: Callable[[float], None] | None = None,
+    token_verification: bool = True,
+    slack: WebClient | None = None,
+    executor: ThreadPoolExecutor | None = None,
+) -> Bot:
+    """Build the whole bot. Tests pass a fake awork transport, the shell its terminal Slack
+    (`slack`) and an executor it can watch; nothing starts running here."""
+    store = open_store(settings)
+    client = slack or slack_client(settings)
+    # Approver ids and user groups (whose members the sweep reads from Slack).
+    directory = ApproverDirectory(client, settings.invite_approvers)
+    awork_options = {"retry_sleep": retry_sleep} if retry_sleep else {}
+    sandbox = None
+    if settings.sandbox and awork_transport is None:
+        log.warning(
+            "AWORK_API_KEY is not set: the awork sandbox answers; no real invitation is sent"
+        )
+        sandbox = Sandbox(sandbox_path(settings.invite_db_path))
+        awork_transport = httpx.MockTransport(sandbox.handle)
+    # With several replicas on PostgreSQL, awork's per-workspace limit is counted there.
+    limits = (settings.awork_rate_per_second, settings.awork_rate_per_minute)
+    limiter = store.rate_limiter(*limits) or RateLimiter(*limits)
+    awork = AworkClient(
+        SANDBOX_API_URL if sandbox else settings.awork_api_url,  # logs name the sandbox
+        settings.awork_api_key.get_secret_value() or "sandbox",
+        transport=awork_transport,
+        limiter=limiter,
+        timeout=httpx.Timeout(settings.awork_timeout, connect=min(5.0, settings.awork_timeout)),
+        **awork_options,
+    )
+    instance_id = new_instance_id()  # this process, as lease holder and periodic-job owner
+    catalog = Catalog(
+        awork, store, refresh_seconds=settings.catalog_refresh_seconds, owner=instance_id
+    )
+    service = InviteService(
+        store,
+        awork,
+        catalog,
+        approvers=directory.current,
+        accept_url_template=settings.invite_accept_url,
+        workspace_id=settings.awork_workspace_id,
+        password_url_template=settings.invite_password_url,
+        skip_email_for_slack_members=settings.invite_skip_email_for_slack_members,
+        lease_margin=settings.invite_lease_margin,
+        instance_id=instance_id,
+        **({"sleep": retry_sleep} if retry_sleep else {}),
+    )
+
+    if not settings.invite_approvers:
+        log.warning("INVITE_APPROVERS is empty: nobody can approve requests")
+    # Work after the ack; a shell's own executor (which it watches) takes the modals too.
+    modals = executor or ThreadPoolExecutor(max_workers=MODAL_THREADS, thread_name_prefix="modal")
+    executor = executor or ThreadPoolExecutor(
+        max_workers=settings.threads, thread_name_prefix="listener"
+    )
+    app = App(
+        # Named, or Bolt inspects the whole call stack to name itself (0.1 s at start).
+        name="invite-bot",
+        client=client,
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        # Listeners ack inline, in the thread that serves the request, and return at once:
+        # Slack has its answer without Bolt's ack polling (a 10 ms sleep per request). What
+        # is slow runs after the ack in `executor` (Deps.later), modals in `modals`.
+        process_before_response=True,
+        listener_executor=executor,
+        token_verification_enabled=token_verification,
+    )
+    batches = BatchService(service, concurrency=settings.bulk_concurrency)
+    courier = Courier(
+        app.client,
+        service,
+        settings.invite_admin_channel,
+        remind_after=settings.invite_remind_after,
+        expire_after=settings.invite_expire_after,
+        batches=batches,
+    )
+    deps = Deps(
+        settings=settings,
+        service=service,
+        catalog=catalog,
+        courier=courier,
+        batches=batches,
+        followups=executor,
+        modals=modals,
+        modal_client=slack or modal_client(settings),
+    )
+    app.use(logs.tag_request)  # Socket Mode requests get a request id too
+    handlers.register(app, deps)
+    return Bot(
+        app=app,
+        deps=deps,
+        store=store,
+        awork=awork,
+        executor=executor,
+        modals=modals,
+        directory=directory,
+        sweep_seconds=settings.sweep_seconds,
+        sandbox=sandbox,
+    )
+
+
+def sandbox_path(db_path: str) -> str:
+    """The sandbox's own file next to the store: invite-bot.sqlite -> invite-bot.sandbox.sqlite."""
+    path = Path(db_path)
+    return str(path.with_name(f"{path.stem}.sandbox{path.suffix or '.sqlite'}"))

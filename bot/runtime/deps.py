@@ -1,0 +1,115 @@
+"""What the Slack listeners need, handed to each `register(app, deps)`."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bot.runtime.config import Settings
+from bot.services.batches import BatchService
+from bot.services.catalog import Catalog
+from bot.services.invites import InviteService
+
+if TYPE_CHECKING:
+    from handlers.delivery.courier import Courier
+
+log = logging.getLogger(__name__)
+
+
+class AckGate:
+    """Acks first: follow-up work waits while Slack requests are being answered and until
+    `settle` seconds have passed without one - at most `patience` seconds, well inside a
+    trigger_id's 3 s - so that in a burst the interpreter lock goes to the acks rather than to
+    the modals and posts of those already acked."""
+
+    def __init__(self, patience: float = 0.25, settle: float = 0.02) -> None:
+        self.patience = patience
+        self.settle = settle
+        self._answering = 0
+        self._last = 0.0  # when the last answer was done (monotonic)
+        self._quiet = threading.Condition()
+
+    @contextlib.contextmanager
+    def answering(self) -> Iterator[None]:
+        with self._quiet:
+            self._answering += 1
+        try:
+            yield
+        finally:
+            with self._quiet:
+                self._answering -= 1
+                self._last = time.monotonic()
+                if not self._answering:
+                    self._quiet.notify_all()
+
+    def wait_quiet(self) -> None:
+        deadline = time.monotonic() + self.patience
+        while True:
+            now = time.monotonic()
+            calm = self._last + self.settle  # read without the lock: a stale value costs a wait
+            if now >= deadline or (not self._answering and now >= calm):
+                return
+            if self._answering:
+                with self._quiet:
+                    self._quiet.wait_for(lambda: not self._answering, timeout=deadline - now)
+            else:
+                time.sleep(min(calm, deadline) - now)
+
+
+ACKS = AckGate()  # the HTTP server says when it is answering
+MODAL_DEADLINE = 2.5  # seconds a modal may wait to be opened: a trigger_id lives 3
+
+
+@dataclass(frozen=True)
+class Deps:
+    settings: Settings
+    service: InviteService
+    catalog: Catalog
+    courier: Courier
+    batches: BatchService
+    followups: Executor
+    modals: Executor
+    modal_client: Any  # a slack_sdk WebClient with a short timeout, for views.open
+
+    def open_modal(self, work: Callable[..., Any], *args: Any) -> None:
+        """Like `later`, for opening a modal: its own small pool, so that a trigger_id (3 s)
+        never waits behind slow awork calls; a modal still queued when the trigger has died
+        is not opened at all."""
+        self._submit(self.modals, work, args, expires=MODAL_DEADLINE)
+
+    def later(self, work: Callable[..., Any], *args: Any) -> None:
+        """Run `work` after the ack, in the follow-up pool.
+
+        Listeners ack inline (Bolt's `process_before_response`), so Slack has its answer as
+        soon as the listener returns; whatever is slow - opening a modal, posting, calling
+        awork - goes here. The context (the request id in the log) goes along."""
+        self._submit(self.followups, work, args)
+
+    @staticmethod
+    def _submit(
+        pool: Executor, work: Callable[..., Any], args: tuple, expires: float | None = None
+    ) -> None:
+        context = contextvars.copy_context()
+        queued = time.monotonic()
+
+        def run() -> None:
+            ACKS.wait_quiet()
+            if expires is not None and time.monotonic() - queued > expires:
+                log.warning("a modal waited too long to open (trigger expired); skipped")
+                return
+            try:
+                context.run(work, *args)
+            except Exception as exc:  # logged for the operator; Slack already has its ack
+                log.error("follow-up work failed: %s", type(exc).__name__, exc_info=exc)
+
+        try:
+            pool.submit(run)
+        except RuntimeError:  # shutting down: the Slack side is redone by the next start's sweep
+            log.warning("shutting down: follow-up work after an ack is left to the next start")

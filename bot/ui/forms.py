@@ -1,0 +1,275 @@
+"""The invite form and the deny-reason modal, and reading a submitted form back: pure
+functions from domain models to Slack views, and from view state to awork's field names."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.domain.awork_models import Role, Team
+from bot.domain.details import FIELD_LABELS, FLOW_LABELS, PLANS
+from bot.ui.mrkdwn import OPTION_MAX, escape, fitted, option, people, plain, section
+
+INVITE_FORM = "invite_form"
+DENY_REASON = "deny_reason"
+
+TEXT_FIELDS = {  # block id -> (label, max length, placeholder)
+    "email": (FIELD_LABELS["email"], 254, "name@company.com"),
+    "firstName": (FIELD_LABELS["firstName"], 100, None),
+    "lastName": (FIELD_LABELS["lastName"], 100, None),
+    "title": (FIELD_LABELS["title"], 100, "e.g. Dr."),
+    "position": (FIELD_LABELS["position"], 200, "e.g. Creative Director"),
+}
+GENDERS = (("male", "Male"), ("female", "Female"), ("other", "Other"))
+FLOWS = tuple(FLOW_LABELS.items())  # (awork's value, the words people choose)
+NOTE_MAX = 1000
+REASON_MAX = 500
+
+
+# --- the invite form -----------------------------------------------------------------------
+
+
+def input_block(
+    block_id: str,
+    label: str,
+    element: dict[str, Any],
+    optional: bool = True,
+    hint: str | None = None,
+) -> dict[str, Any]:
+    """An input block whose element answers to the block's id (how `form_fields` reads it)."""
+    element = {**element, "action_id": block_id}
+    block: dict[str, Any] = {
+        "type": "input",
+        "block_id": block_id,
+        "label": plain(label),
+        "optional": optional,
+        "element": element,
+    }
+    if hint:
+        block["hint"] = plain(hint, 2000)
+    return block
+
+
+def _text_input(
+    block_id: str,
+    label: str,
+    max_length: int,
+    placeholder: str | None = None,
+    initial: str | None = None,
+    optional: bool = True,
+    multiline: bool = False,
+    hint: str | None = None,
+) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "plain_text_input", "max_length": max_length}
+    if multiline:
+        element["multiline"] = True
+    if placeholder:
+        element["placeholder"] = plain(placeholder)
+    if initial:
+        element["initial_value"] = initial
+    return input_block(block_id, label, element, optional=optional, hint=hint)
+
+
+def invite_form(
+    origin_channel: str | None, advanced: bool, email: str | None = None
+) -> dict[str, Any]:
+    """The `/invite` modal. Approvers also get the advanced (new workspace) part."""
+    blocks: list[dict[str, Any]] = []
+    for block_id, (label, max_length, placeholder) in TEXT_FIELDS.items():
+        blocks.append(
+            _text_input(
+                block_id,
+                label,
+                max_length,
+                placeholder,
+                initial=email if block_id == "email" else None,
+                optional=block_id != "email",
+            )
+        )
+    blocks += [
+        input_block(
+            "gender",
+            FIELD_LABELS["gender"],
+            {"type": "static_select", "options": [option(v, t) for v, t in GENDERS]},
+        ),
+        input_block(
+            "roleId",
+            FIELD_LABELS["roleId"],
+            {
+                "type": "external_select",
+                "min_query_length": 0,
+                "placeholder": plain("Type to search awork roles"),
+            },
+        ),
+        input_block(
+            "teamIds",
+            FIELD_LABELS["teamIds"],
+            {
+                "type": "multi_external_select",
+                "min_query_length": 0,
+                "placeholder": plain("Type to search awork teams"),
+            },
+        ),
+        input_block(
+            "skipSendingEmail",
+            FIELD_LABELS["skipSendingEmail"],
+            {"type": "checkboxes", "options": [option("true", "Don't send awork's welcome email")]},
+        ),
+        _text_input(
+            "note",
+            FIELD_LABELS["note"],
+            NOTE_MAX,
+            "Why this person needs access",
+            multiline=True,
+        ),
+    ]
+    if advanced:
+        blocks += [
+            {"type": "divider"},
+            {"type": "header", "text": plain("Advanced (approvers only)")},
+            input_block(
+                "workspaceId",
+                FIELD_LABELS["workspaceId"],
+                {
+                    "type": "radio_buttons",
+                    "options": [
+                        option("current", "Invite into this workspace"),
+                        option("new", "Create a new workspace for them"),
+                    ],
+                    "initial_option": option("current", "Invite into this workspace"),
+                },
+            ),
+            input_block(
+                "planId",
+                FIELD_LABELS["planId"],
+                {
+                    "type": "static_select",
+                    "placeholder": plain("Free"),
+                    "options": [option(v, t) for v, t in PLANS.items()],
+                },
+                hint="Only with a new workspace. Empty means the free plan.",
+            ),
+            input_block(
+                "invitationFlow",
+                FIELD_LABELS["invitationFlow"],
+                {"type": "static_select", "options": [option(v, t) for v, t in FLOWS]},
+                hint=(
+                    f"Empty: “{FLOW_LABELS['invite']}” here, "
+                    f"“{FLOW_LABELS['new_user_new_workspace']}” with a new workspace."
+                ),
+            ),
+            input_block(
+                "bookedSeats",
+                FIELD_LABELS["bookedSeats"],
+                {
+                    "type": "number_input",
+                    "is_decimal_allowed": False,
+                    "min_value": "1",
+                    "max_value": "100000",
+                },
+            ),
+            _text_input("connectInviteCode", FIELD_LABELS["connectInviteCode"], 200),
+        ]
+    return {
+        "type": "modal",
+        "callback_id": INVITE_FORM,
+        "title": plain("Invite to awork", 24),
+        "submit": plain("Ask for approval", 24),
+        "close": plain("Cancel", 24),
+        "private_metadata": json.dumps({"channel": origin_channel}),
+        "blocks": blocks,
+    }
+
+
+def flow_words(flow: str) -> str:
+    """An invitation flow as the form names it (awork's value only when it has no words)."""
+    return FLOW_LABELS.get(flow) or escape(flow)
+
+
+def plan_words(plan_id: str | None) -> str:
+    """A plan as the form names it; none is awork's free plan."""
+    return PLANS.get(plan_id or "free") or escape(plan_id)
+
+
+def form_fields(state_values: Any) -> dict[str, Any]:
+    """The submitted form as awork field names (camelCase) -> plain Python values.
+
+    Tolerates any shape: what is not an element Slack would send is left out, so validation
+    answers for it ("Please fill this in") instead of the listener failing."""
+    fields: dict[str, Any] = {}
+    if not isinstance(state_values, dict):
+        return fields
+    for block_id, actions in state_values.items():
+        element = actions.get(block_id) if isinstance(actions, dict) else None
+        if not isinstance(element, dict):
+            continue
+        kind = element.get("type")
+        if kind in ("plain_text_input", "number_input"):
+            value: Any = element.get("value")
+        elif kind in ("static_select", "external_select", "radio_buttons"):
+            value = _option_value(element.get("selected_option"))
+        elif kind in ("multi_external_select", "multi_static_select"):
+            value = [v for v in map(_option_value, _options(element)) if v is not None]
+        elif kind == "checkboxes":
+            value = bool(_options(element))
+        else:
+            continue
+        fields[block_id] = value
+    if "workspaceId" in fields:
+        fields["newWorkspace"] = fields.pop("workspaceId") == "new"
+        if not fields["newWorkspace"]:
+            # A select cannot be cleared in Slack: a plan picked before switching back to this
+            # workspace is set aside, not refused (the form could not be sent otherwise).
+            fields.pop("planId", None)
+    return fields
+
+
+def _options(element: dict[str, Any]) -> list[Any]:
+    selected = element.get("selected_options")
+    return selected if isinstance(selected, list) else []
+
+
+def _option_value(selected: Any) -> Any:
+    return selected.get("value") if isinstance(selected, dict) else None
+
+
+def role_options(roles: list[Role]) -> list[dict[str, Any]]:
+    """The role picker's options: an admin role keeps its "(admin)" however long its name."""
+    return [
+        option(role.id, fitted(role.name, " (admin)" if role.is_admin_role else "", OPTION_MAX))
+        for role in roles
+    ]
+
+
+def team_options(teams: list[Team]) -> list[dict[str, Any]]:
+    return [option(team.id, team.name) for team in teams]
+
+
+# --- the deny-reason modal -----------------------------------------------------------------
+
+
+def _subject(request: Any) -> str:
+    """Who a request (or a batch: `entries`) is about."""
+    entries = getattr(request, "entries", None)
+    return people(len(entries)) if entries else escape(request.details.email)
+
+
+def deny_reason_modal(request: Any) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": DENY_REASON,
+        "title": plain("Deny request", 24),
+        "submit": plain("Deny", 24),
+        "close": plain("Cancel", 24),
+        "private_metadata": request.id,
+        "blocks": [
+            section(f"Deny the invitation of *{_subject(request)}*?"),
+            _text_input(
+                "reason",
+                "Reason (the requester sees it)",
+                REASON_MAX,
+                multiline=True,
+                optional=False,
+            ),
+        ],
+    }

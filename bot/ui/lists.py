@@ -1,0 +1,141 @@
+"""Lists of requests and batches: `/invite pending`, `/invite mine`, `/invite status` and the
+App Home tab. Pure functions from domain models to Slack blocks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.domain.records import InviteRequest, Status
+from bot.ui.blocks import APPROVE, DEFAULT_COMMAND, DENY, RETRY, action_buttons, approval_message
+from bot.ui.mrkdwn import context, escape, people, section, slack_date
+
+PAGE_SIZE = 20  # two blocks a request, plus header and footer: within Block Kit's 50 per message
+HOME_SHOWN = PAGE_SIZE * 2  # own requests on the App Home: the first page of `/invite mine`
+
+
+STATUS_WORDS = {
+    Status.PENDING: ":inbox_tray: waiting for approval",
+    Status.INVITING: ":hourglass_flowing_sand: being invited",
+    Status.INVITED: ":envelope: invited",
+    Status.FAILED: ":warning: awork refused",
+    Status.DENIED: ":no_entry: denied",
+    Status.JOINING: ":hourglass_flowing_sand: joining",
+    Status.JOINED: ":tada: joined",
+    Status.LAPSED: ":hourglass: lapsed",
+    Status.EXPIRED: ":hourglass: expired",
+}
+
+
+def request_line(request: InviteRequest) -> str:
+    d = request.details
+    who = f"{escape(d.full_name)} · " if d.full_name else ""
+    return f"*{who}{escape(d.email)}* — {STATUS_WORDS[request.status]} · `{request.id}` · asked {slack_date(request.created_at)}"
+
+
+def _page(items: list[Any], page: int, size: int) -> tuple[list[Any], int, int]:
+    pages = max(1, -(-len(items) // size))
+    page = min(max(page, 1), pages)
+    return items[(page - 1) * size : page * size], page, pages
+
+
+def _is_batch(item: Any) -> bool:
+    return hasattr(item, "entries")
+
+
+BATCH_WORDS = {
+    "pending": ":inbox_tray: waiting for approval",
+    "running": ":hourglass_flowing_sand: being invited",
+    "done": ":envelope: done",
+    "denied": ":no_entry: denied",
+    "expired": ":hourglass: expired",
+}
+
+
+def batch_line(batch: Any) -> str:
+    """A batch (many people in one request) in a list."""
+    return (
+        f"*{people(len(batch.entries))}* ({escape(batch.entries[0].email)}"
+        f"{', …' if len(batch.entries) > 1 else ''}) — "
+        f"{BATCH_WORDS[str(batch.status)]} · `{batch.id}` · asked {slack_date(batch.created_at)}"
+    )
+
+
+def item_line(item: Any) -> str:
+    return batch_line(item) if _is_batch(item) else request_line(item)
+
+
+def pending_list(
+    requests: list[Any], page: int = 1, command: str = DEFAULT_COMMAND
+) -> list[dict[str, Any]]:
+    """`/invite pending`: open requests (and batches) with their buttons, a page at a time."""
+    shown, page, pages = _page(requests, page, PAGE_SIZE)
+    result = [section(f"*Waiting for a decision: {len(requests)}*")]
+    for request in shown:
+        result.append(section(item_line(request)))
+        if _is_batch(request):
+            count = len(request.entries)
+            approve = f"Approve all {count}" if count > 1 else "Approve"
+            result.append(
+                action_buttons(request, (APPROVE, approve, "primary"), (DENY, "Deny", "danger"))
+            )
+        elif request.status is Status.PENDING:
+            result.append(
+                action_buttons(request, (APPROVE, "Approve", "primary"), (DENY, "Deny", "danger"))
+            )
+        else:
+            result.append(action_buttons(request, (RETRY, "Try again", "primary")))
+    if pages > 1:
+        result.append(
+            context(f"Page {page} of {pages}. More: `{command} pending {page % pages + 1}`")
+        )
+    return result
+
+
+def my_list(
+    requests: list[Any], page: int = 1, command: str = DEFAULT_COMMAND
+) -> list[dict[str, Any]]:
+    """`/invite mine`: a requester's own requests (and batches) with their status."""
+    shown, page, pages = _page(requests, page, PAGE_SIZE * 2)
+    result = [section(f"*Your invitation requests: {len(requests)}*")]
+    result += [section(item_line(request)) for request in shown]
+    if pages > 1:
+        result.append(context(f"Page {page} of {pages}. More: `{command} mine {page % pages + 1}`"))
+    if not requests:
+        result.append(context(f"None yet. `{command}` asks for one."))
+    return result
+
+
+def status_card(request: InviteRequest) -> list[dict[str, Any]]:
+    """`/invite status <id>`: one request, as its approval message shows it."""
+    _, message = approval_message(request)
+    actions_free = [block for block in message if block.get("type") != "actions"]
+    return [section(request_line(request)), *actions_free]
+
+
+def home_view(
+    waiting: list[Any], mine: list[Any], approver: bool, command: str = DEFAULT_COMMAND
+) -> dict[str, Any]:
+    """The App Home tab: 'Waiting for you' for approvers, 'Your requests' for everyone.
+    `command`: the slash command as installed (last seen in a command)."""
+    result: list[dict[str, Any]] = []
+    if approver:
+        result += pending_list(waiting, command=command)[:60]
+        result.append({"type": "divider"})
+    result += home_mine(mine, command)
+    return {"type": "home", "blocks": result[:100]}
+
+
+def home_mine(mine: list[Any], command: str = DEFAULT_COMMAND) -> list[dict[str, Any]]:
+    """'Your requests' on the App Home: the newest page of them, and when there are more, how
+    many and the command that lists the rest (within the 100 blocks of a Home tab)."""
+    shown = my_list(mine[:HOME_SHOWN], command=command)
+    if len(mine) <= HOME_SHOWN:
+        return shown
+    shown[0] = section(f"*Your invitation requests: {len(mine)}*")
+    return [
+        *shown,
+        context(
+            f"Showing the newest {HOME_SHOWN} of {len(mine)}. `{command} mine` lists them all, "
+            f"a page at a time: `{command} mine 2` shows the next."
+        ),
+    ]

@@ -1,0 +1,245 @@
+"""A batch's part of bringing Slack up to date: its run with progress on the approval
+message, the summary, the requester's list of links, and its notices.
+
+A mixin of `handlers.delivery.courier.Courier`, which holds the Slack client, the store and the request
+deliveries these use (`tell`, `news`, `dm`, `_sync`, `_posted`, `refresh_homes`): the
+requester's "waiting" answer is ephemeral where they asked; later news goes by DM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from bot.domain.batches import BatchStatus, InviteBatch, Summary
+from bot.domain.records import MessageRef, Status
+from bot.store import StoreClosed
+from bot.ui import blocks, bulk_blocks
+from handlers.delivery.slack_errors import ADMIN_CHANNEL_HINTS, SEND_ERRORS, slack_error
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+
+    from bot.services.batches import BatchService
+    from bot.services.invites import InviteService
+    from bot.store import Store
+
+log = logging.getLogger("handlers.delivery.courier")
+
+
+class BatchDelivery:
+    client: WebClient
+    service: InviteService
+    batches: BatchService
+    store: Store
+    admin_channel: str
+    expire_after: timedelta
+    progress_every: float
+    _progress_at: dict[str, float | None]
+    _progress_lock: threading.Lock
+
+    if TYPE_CHECKING:  # provided by Courier
+
+        def sync(self, request_id: str, wait: float = 10.0) -> Any: ...
+        def _sync(self, record_id: str, wait: float, deliver: Any, seconds: float = 60) -> Any: ...
+        def tell(
+            self, user_id: str, channel: str | None, text: str, blocks: list | None = None
+        ) -> Any: ...
+        def news(
+            self, user_id: str, channel: str | None, text: str, blocks: list | None = None
+        ) -> Any: ...
+        def dm(self, user_id: str, text: str, blocks: list | None = None) -> Any: ...
+        def refresh_homes(self, request: Any) -> None: ...
+        def _posted(
+            self, request: Any, kind: str, where: tuple[str, str], **changes: object
+        ) -> Any: ...
+
+    # -- batches ------------------------------------------------------------------------------
+
+    def run_batch(self, batch_id: str, claim_id: str | None) -> InviteBatch | None:
+        """Run a batch under the claim `claim_id` this process took, showing progress, then
+        the summary and links."""
+
+        def started() -> None:
+            self.sync_batch(batch_id)  # "Approved by @x, inviting: 0 of N"
+            with self._progress_lock:  # an update too: the next comes 2 s later at the soonest
+                self._progress_at[batch_id] = time.monotonic()
+
+        # Slack's part runs under the run's renewed lease: users.list may take long.
+        batch = self.batches.run(
+            batch_id,
+            claim_id,
+            self.slack_directory,
+            on_progress=lambda done: self.batch_progress(batch_id, done),
+            on_start=started,
+        )
+        self.sync_batch(batch_id)
+        if batch is not None and batch.status is BatchStatus.DONE:
+            for member in self.batches.members(batch):
+                if member is not None and member.needs_delivery():
+                    self.sync(member.id, wait=0)  # the invitee's DM with its Accept button
+        return self.store.get_batch(batch_id)
+
+    def _resume(self, batch_id: str, claim_id: str | None) -> None:
+        with contextlib.suppress(StoreClosed):  # stopping: the next start resumes it again
+            self.run_batch(batch_id, claim_id)
+
+    def slack_directory(self) -> dict[str, str]:
+        """Every active member's email -> Slack id, read once per batch with users.list
+        (one paged call instead of a lookupByEmail per person, which Slack rate-limits)."""
+        found: dict[str, str] = {}
+        try:
+            for page in self.client.users_list(limit=200):
+                for user in page.get("members") or []:
+                    email = (user.get("profile") or {}).get("email")
+                    if email and not user.get("deleted") and not user.get("is_bot"):
+                        found[str(email).lower()] = user["id"]
+        except SEND_ERRORS as exc:
+            log.warning("users.list failed (%s): links go to the requester", slack_error(exc))
+        return found
+
+    def batch_progress(self, batch_id: str, done: int) -> None:
+        """Show a running batch's progress on its message, at most every `progress_every` s."""
+        with self._progress_lock:
+            last = self._progress_at.get(batch_id, 0.0)
+            if last is None or time.monotonic() - last < self.progress_every:
+                return  # one is being sent, or one went out less than 2 s ago
+            self._progress_at[batch_id] = None
+        try:
+            batch = self.store.get_batch(batch_id)
+            if batch is None or batch.approval_message is None:
+                return
+            # The count from the run itself: no reading of every member while awork is called.
+            text, message_blocks = bulk_blocks.batch_approval_message(batch, done=done)
+            ref = batch.approval_message
+            try:
+                self.client.chat_update(
+                    channel=ref.channel, ts=ref.ts, text=text, blocks=message_blocks
+                )
+            except SEND_ERRORS as exc:
+                log.info("batch %s: progress not shown (%s)", batch_id, slack_error(exc))
+        finally:
+            with self._progress_lock:  # counted from when Slack has it: arrivals 2 s apart
+                self._progress_at[batch_id] = time.monotonic()
+
+    def sync_batch(self, batch_id: str, wait: float = 10.0) -> InviteBatch | None:
+        """Deliver everything Slack has not yet been told about a batch (as `sync`)."""
+        return self._sync(batch_id, wait, self._deliver_batch, seconds=120)
+
+    def _deliver_batch(self, batch: InviteBatch) -> InviteBatch:
+        summary = self.batches.summary(batch) if batch.status is BatchStatus.DONE else None
+        text, message_blocks = bulk_blocks.batch_approval_message(batch, summary)
+        # What the message shows; `link_news` as read before the summary, so a member's news
+        # that comes later is shown by another round.
+        shown = {
+            "shown_status": batch.status,
+            "shown_run": batch.run,
+            "shown_link_news": batch.link_news,
+        }
+        if batch.approval_message is None:
+            try:
+                posted = self.client.chat_postMessage(
+                    channel=self.admin_channel, text=text, blocks=message_blocks
+                )
+            except SEND_ERRORS as exc:
+                error = slack_error(exc)
+                log.error(
+                    "batch %s: could not post the approval message (%s): %s",
+                    batch.id,
+                    error,
+                    ADMIN_CHANNEL_HINTS.get(error, "it is retried"),
+                )
+                return batch
+            ref = MessageRef(channel=posted["channel"], ts=posted["ts"])
+            batch = self._posted(
+                batch, "approval", (ref.channel, ref.ts), approval_message=ref, **shown
+            )
+            self.refresh_homes(batch)
+        elif (
+            batch.shown_status is not batch.status
+            or batch.shown_run != batch.run
+            or batch.shown_link_news != batch.link_news
+        ):
+            ref = batch.approval_message
+            try:
+                self.client.chat_update(
+                    channel=ref.channel, ts=ref.ts, text=text, blocks=message_blocks
+                )
+            except SEND_ERRORS as exc:
+                log.warning(
+                    "batch %s: could not update its message: %s", batch.id, slack_error(exc)
+                )
+                return batch
+            batch = self.store.update(batch.id, **shown) or batch
+            self.refresh_homes(batch)
+        if batch.status is BatchStatus.PENDING:
+            if batch.reminded_at and not batch.reminder_posted and batch.approval_message:
+                try:
+                    posted = self.client.chat_postMessage(
+                        channel=batch.approval_message.channel,
+                        thread_ts=batch.approval_message.ts,
+                        text=bulk_blocks.batch_reminder(batch),
+                    )
+                    batch = self._posted(
+                        batch, "reminder", (posted["channel"], posted["ts"]), reminder_posted=True
+                    )
+                except SEND_ERRORS as exc:
+                    log.warning("batch %s: reminder not posted: %s", batch.id, slack_error(exc))
+            if not batch.waiting_told:
+                where = self.tell(
+                    batch.requester_id,
+                    batch.origin_channel,
+                    bulk_blocks.batch_waiting_notice(batch),
+                )
+                if where:
+                    batch = self._posted(batch, "waiting_notice", where, waiting_told=True)
+            if batch.waiting_told and batch.reminder_posted and not batch.reminder_told:
+                expires = batch.created_at + self.expire_after
+                text = blocks.requester_reminder(batch, expires)
+                where = self.news(batch.requester_id, batch.origin_channel, text)
+                if where:
+                    batch = self._posted(batch, "reminder_notice", where, reminder_told=True)
+            return batch
+        if batch.status is BatchStatus.DONE and not batch.links_listed:
+            batch = self._list_links(batch, summary or self.batches.summary(batch))
+        if batch.status is not BatchStatus.RUNNING and not batch.outcome_told:
+            notice = bulk_blocks.batch_outcome_notice(batch, summary or self.batches.summary(batch))
+            where = self.news(batch.requester_id, batch.origin_channel, notice)
+            if where:
+                batch = self._posted(batch, "outcome_notice", where, outcome_told=True)
+        return batch
+
+    def _list_links(self, batch: InviteBatch, summary: Summary) -> InviteBatch:
+        """The links of invitees who are not in Slack, to the requester by DM, 50 a message
+        (an invitee in Slack gets their own DM, retried, never the requester's list);
+        each member is marked once its message is out, so a retry sends only the rest.
+        `summary`: the members as just read for the message (not read again)."""
+        due = [
+            member
+            for member in summary.invited
+            if member.status is Status.INVITED
+            and not member.link_attempted
+            and member.invitee_slack_id is None
+        ]
+        with_links = [(m, self.service.accept_link(m)) for m in due]
+        for member, link in with_links:
+            if link is None:  # found in awork after a crash: awork's own email has the link
+                self.store.update(member.id, link_attempted=True)
+        pairs = [(m, link) for m, link in with_links if link is not None]
+        size = bulk_blocks.LINKS_PER_MESSAGE
+        chunks = [pairs[i : i + size] for i in range(0, len(pairs), size)]
+        for number, chunk in enumerate(chunks, start=1):
+            text = bulk_blocks.batch_links(
+                batch, [(m.details.email, link) for m, link in chunk], number, len(chunks)
+            )
+            where = self.dm(batch.requester_id, text)
+            if where is None:
+                return batch  # the rest go at the next sweep
+            for member, _ in chunk:
+                self.store.update(member.id, link_attempted=True, link_sent_to=batch.requester_id)
+            batch = self._posted(batch, "link_list", where)
+        return self.store.update(batch.id, links_listed=True) or batch

@@ -1,0 +1,138 @@
+"""The acceptance link's part of bringing Slack up to date: who gets it, and what happens
+when Slack will not carry it.
+
+An invitee who is in Slack gets a DM with an Accept button (the code stays in the store), and
+only they do: a failed `conversations.open` or post leaves the request undelivered, so the
+outbox (the Courier's sweep, backing off 30 s to 1 h) tries again until the code's 24 hours
+are over. The link is never rerouted to the requester. When the DM has still not arrived
+INVITE_REMIND_AFTER after the invitation (at the latest halfway through its 24 hours, see
+`InviteRequest.link_notice_at`), that is decided once, by compare-and-set, and the approval
+message - the batch's, for a batch member - tells the approvers, without the link.
+
+An invitee who is not in Slack has the link DM'd to the requester, to pass on privately.
+
+A mixin of `handlers.delivery.courier.Courier`, which holds the Slack client, the store and the
+deliveries these use (`dm`, `_posted`, `sync_batch`).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from bot.domain.clock import utcnow
+from bot.domain.records import InviteRequest, Status
+from bot.ui import blocks
+
+if TYPE_CHECKING:
+    from bot.services.invites import InviteService
+    from bot.store import Store
+
+log = logging.getLogger("handlers.delivery.courier")
+
+
+class LinkDelivery:
+    service: InviteService
+    store: Store
+    remind_after: timedelta
+
+    if TYPE_CHECKING:  # provided by Courier
+
+        def dm(self, user_id: str, text: str, blocks: list | None = None) -> Any: ...
+        def sync_batch(self, batch_id: str, wait: float = 10.0) -> Any: ...
+        def _posted(
+            self, request: Any, kind: str, where: tuple[str, str], **changes: object
+        ) -> Any: ...
+
+    def _deliver_member(self, member: InviteRequest) -> InviteRequest:
+        """A batch member: the batch's message speaks for it, so only its invitee's DM (an
+        invitee in Slack; the others' links go to the requester as the batch's list)."""
+        if (
+            member.status is Status.INVITED
+            and not member.link_attempted
+            and member.invitee_slack_id is not None
+        ):
+            return self._send_link(member)
+        return member
+
+    def _send_link(self, request: InviteRequest) -> InviteRequest:
+        """DM the acceptance link: to the invitee if they are in Slack (only to them, retried
+        until it is delivered), else to the requester."""
+        link = self.service.accept_link(request)
+        if link is None:  # found in awork after a crash: awork's own email carries the link
+            return self.store.update(request.id, link_attempted=True) or request
+        invitee = request.invitee_slack_id
+        if invitee:  # in Slack: a DM with an Accept button; the code stays in the store
+            if request.accept_link_expired:
+                return request  # too late: following the invitation lapses it ("Invite again")
+            text, dm_blocks = blocks.invitee_dm(request)
+            where = self.dm(invitee, text, dm_blocks)
+            if where is None:  # the sweep tries again; never anyone else
+                return self._note_overdue(request)
+            changes = {"link_attempted": True, "link_sent_to": invitee, "shown_status": None}
+            delivered = self._posted(request, "invitee_dm", where, **changes)
+            if request.link_overdue_at is not None:
+                self.store.record("link_delivered_late", request.id, invitee=invitee)
+                if request.batch_id is not None:
+                    self._link_news(request.batch_id)  # the batch's summary drops the warning
+            return delivered
+        where = self.dm(request.requester_id, blocks.link_message(request, link))
+        if where:
+            # shown_status=None: the approval message then says where the link went.
+            changes = {
+                "link_attempted": True,
+                "link_sent_to": request.requester_id,
+                "shown_status": None,
+            }
+            return self._posted(request, "link_dm", where, **changes)
+        return request
+
+    def _note_overdue(self, request: InviteRequest) -> InviteRequest:
+        """Once the invitee's DM is overdue, decide (once, by compare-and-set) that the
+        approvers are told: the request's approval message shows it, or its batch's."""
+        due = request.link_notice_at(self.remind_after)
+        now = utcnow()
+        if due is None or now < due:
+            return request
+        changes: dict[str, Any] = {"link_overdue_at": now}
+        if request.batch_id is None:
+            # The approval message says so, and the requester hears the outcome with it.
+            changes["shown_status"] = None
+        ok, noted = self.store.transition(
+            request.id,
+            {Status.INVITED},
+            Status.INVITED,
+            require={"link_attempted": False, "link_overdue_at": None},
+            **changes,
+        )
+        if not ok:
+            return noted or request
+        self.store.record("link_undelivered", request.id, invitee=request.invitee_slack_id)
+        log.warning(
+            "request %s: the DM to invitee %s is still undelivered; the approvers are told",
+            request.id,
+            request.invitee_slack_id,
+        )
+        if request.batch_id is not None:
+            self._link_news(request.batch_id)
+        return noted or request
+
+    def _link_news(self, batch_id: str) -> None:
+        """A member's link delivery changed what its batch's summary says: count it on the
+        batch (compare-and-set), so its message is shown again, now or by a sweep."""
+        for _ in range(10):
+            batch = self.store.get_batch(batch_id)
+            if batch is None:
+                return
+            ok, _ = self.store.transition(
+                batch_id,
+                {batch.status},
+                batch.status,
+                require={"link_news": batch.link_news},
+                link_news=batch.link_news + 1,
+            )
+            if ok:
+                self.sync_batch(batch_id, wait=0)
+                return
+        log.warning("batch %s: could not note a member's link delivery", batch_id)
