@@ -36,7 +36,8 @@ def test_a_lone_approver_may_approve_their_own(tmp_path, slack, awork):
         driver = SlackDriver(lone.app, SIGNING_SECRET)
         request_id = submit(driver, slack, {"email": "solo@example.com"}, user=A)
         driver.click("approve_invite", request_id, A)
-        wait_status(lone, request_id, Status.INVITED)
+        assert wait_status(lone, request_id, Status.INVITED).decided_by == A
+        assert [i["body"]["email"] for i in awork.invitations] == ["solo@example.com"]
     finally:
         lone.shutdown(timeout=5)
 
@@ -122,11 +123,11 @@ def test_approvers_may_be_a_slack_user_group(tmp_path, slack, awork):
             where=lambda c: c.args["user"] == "UOUTSIDER" and "Only approvers" in c.args["text"],
         )
         driver.click("approve_invite", first, "UGROUPIE")
-        wait_status(bot, first, Status.INVITED)
+        assert wait_status(bot, first, Status.INVITED).decided_by == "UGROUPIE"
         slack.groups["S0APPROVERS"] = ["UOUTSIDER"]
         bot.directory.refresh(force=True)
         second = submit(driver, slack, {"email": "g2@example.com"})
         driver.click("approve_invite", second, "UOUTSIDER")
-        wait_status(bot, second, Status.INVITED)
+        assert wait_status(bot, second, Status.INVITED).decided_by == "UOUTSIDER"
     finally:
         bot.shutdown(timeout=5)
