@@ -10,8 +10,10 @@ import sys
 import httpx
 import pytest
 
-from bot.cli.doctor import checks as doctor
+from bot.cli import doctor
+from bot.cli.doctor.awork import AWORK_NAMES
 from bot.cli.doctor.slack import slack_checks
+from bot.cli.doctor.store import PROBE_KEY, probe_store
 from bot.domain.records import Status
 from tests.conftest import APPROVERS, make_settings
 from tests.fakes.awork import WORKSPACE_ID, Fault
@@ -218,7 +220,7 @@ def test_refused_awork_key(tmp_path, slack, awork):
     lines, code = run_doctor(tmp_path, slack, awork)
     assert code == 1
     assert "awork refused AWORK_API_KEY (GET /users/me: unauthorized) — fix: " in lines["awork key"]
-    assert failing(lines) == ["awork key", *doctor.AWORK_NAMES]
+    assert failing(lines) == ["awork key", *AWORK_NAMES]
     assert not awork.calls("POST", "/invitations")
 
 
@@ -323,7 +325,7 @@ def test_store_check_leaves_nothing_behind(tmp_path, slack, awork):
 
     store = SqliteStore(str(tmp_path / "invite-bot.sqlite"))
     try:
-        assert store.get_meta(doctor.PROBE_KEY) is None
+        assert store.get_meta(PROBE_KEY) is None
     finally:
         store.close()
 
@@ -441,7 +443,7 @@ def test_probes_of_two_processes_never_collide(tmp_path):
     def probe(store) -> None:
         for _ in range(50):
             try:
-                doctor.probe_store(store)
+                probe_store(store)
             except Exception as exc:
                 errors.append(exc)
 

@@ -121,7 +121,7 @@ def existing_store(settings: Settings, must_exist: bool = True):  # -> Store | N
 def open_configured_store(settings: Settings):  # -> (Store | None, str | None)
     """Open the store, or say in one line why not ("cannot write the store at PATH: ..."),
     with the database password masked."""
-    from bot.cli.doctor.checks import store_problem
+    from bot.cli.doctor.store import store_problem
     from bot.store import open_store
 
     try:
@@ -233,7 +233,7 @@ def slack_preflight(settings: Settings) -> str | None:
 def store_preflight(settings: Settings) -> str | None:
     """Open the store once (creating or migrating its schema) and write to it before serving,
     so an unreachable database or an unwritable file is one clear line."""
-    from bot.cli.doctor.checks import store_writable
+    from bot.cli.doctor.store import store_writable
 
     return store_writable(settings)
 
@@ -291,10 +291,10 @@ def run_sandbox(args: argparse.Namespace) -> int:
 
 
 def run_doctor(settings: Settings) -> int:
-    from bot.cli.doctor import checks as doctor
+    from bot.cli import doctor
+    from bot.cli.doctor.slack import slack_checks
 
     logging.disable(logging.CRITICAL)  # what goes wrong is said in its check's line
-    from bot.cli.doctor.slack import slack_checks
 
     lines, code = doctor.report(doctor.run(settings, lambda: slack_checks(settings)), settings)
     for line in lines:

@@ -12,8 +12,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.cli import manifest
-from bot.cli.doctor.checks import Check, clean
+from bot.cli.doctor.check import Check, clean
 from bot.runtime.config import Settings
+from bot.ui.mrkdwn import counted
 
 REINSTALL = "paste the manifest again (`invite-bot manifest`), reinstall the app and copy the new xoxb- token into SLACK_BOT_TOKEN"
 
@@ -171,7 +172,7 @@ def _approvers(settings: Settings, web: WebClient) -> Check:
             elif entry[:1] == "S":
                 members = web.usergroups_users_list(usergroup=entry)["users"]
                 if members:
-                    found.append(f"group {shown} ({len(members)} members)")
+                    found.append(f"group {shown} ({counted(len(members), 'member')})")
                 else:
                     problems.append(f"user group {shown} has no members")
             else:
