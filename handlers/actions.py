@@ -11,7 +11,7 @@ from bot.domain.batches import BatchStatus
 from bot.domain.records import Status
 from bot.runtime.deps import Deps
 from bot.services.invites import AcceptOutcome
-from bot.ui import blocks, bulk_blocks, forms, mrkdwn
+from bot.ui import answers, approval, bulk_blocks, forms, mrkdwn, notices
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def register(app: App, deps: Deps) -> None:
             answer = bulk_blocks.batch_refusal
         else:
             decision = service.can_deny(target, user)
-            answer = blocks.refusal
+            answer = answers.refusal
         if not decision.ok:
             courier.tell(user, _channel(body), answer(decision.request, decision.refusal))
             return
@@ -66,12 +66,12 @@ def register(app: App, deps: Deps) -> None:
         channel = _channel(body)
         message_ts = (body.get("container") or {}).get("message_ts")
         if outcome == AcceptOutcome.JOINED and request is not None:
-            text, joined = blocks.joined_dm(request, service.password_link(request))
+            text, joined = notices.joined_dm(request, service.password_link(request))
             if channel and message_ts:
                 courier.replace(channel, message_ts, text, joined)
             courier.sync(request.id)
             return
-        answer = blocks.ACCEPT_ANSWERS[outcome.value]
+        answer = answers.ACCEPT_ANSWERS[outcome.value]
         if outcome in (AcceptOutcome.LAPSED, AcceptOutcome.REFUSED) and channel and message_ts:
             courier.replace(channel, message_ts, answer, [mrkdwn.section(answer)])
         else:
@@ -87,18 +87,18 @@ def register(app: App, deps: Deps) -> None:
         user = body["user"]["id"]
         decision = service.invite_again(_request_id(body), user)
         if not decision.ok:
-            text = blocks.ACCEPT_ANSWERS.get(str(decision.refusal)) or blocks.refusal(
+            text = answers.ACCEPT_ANSWERS.get(str(decision.refusal)) or answers.refusal(
                 decision.request, decision.refusal
             )
             courier.tell(user, _channel(body), text)
             return
         courier.sync(decision.request.id)  # a new approval message and "waiting" notice
 
-    app.action(blocks.APPROVE)(approve)
-    app.action(blocks.ACCEPT)(accept)
-    app.action(blocks.INVITE_AGAIN)(invite_again)
-    app.action(blocks.RETRY)(approve)
-    app.action(blocks.DENY)(deny)
+    app.action(approval.APPROVE)(approve)
+    app.action(notices.ACCEPT)(accept)
+    app.action(notices.INVITE_AGAIN)(invite_again)
+    app.action(approval.RETRY)(approve)
+    app.action(approval.DENY)(deny)
 
     def retry_failed(ack: Ack, body: dict) -> None:
         ack()
@@ -133,7 +133,7 @@ def run_batch_approval(
         return
     if decision.request.status is BatchStatus.PENDING:  # the first of two approvals
         deps.courier.sync_batch(batch_id)
-        deps.courier.tell(user, channel, blocks.FIRST_APPROVAL)
+        deps.courier.tell(user, channel, answers.FIRST_APPROVAL)
         return
     deps.courier.run_batch(batch_id, decision.request.claim_id)
 
@@ -146,12 +146,12 @@ def run_approval(
     service, courier = deps.service, deps.courier
     decision = service.approve(request_id, user, own_allowed=own_allowed)
     if not decision.ok:
-        courier.tell(user, channel, blocks.refusal(decision.request, decision.refusal))
+        courier.tell(user, channel, answers.refusal(decision.request, decision.refusal))
         return
     request = decision.request
     if request.status is Status.PENDING:  # the first of two approvals
         courier.sync(request.id)
-        courier.tell(user, channel, blocks.FIRST_APPROVAL)
+        courier.tell(user, channel, answers.FIRST_APPROVAL)
         return
     if request.invitee_slack_id is None:
         service.set_invitee(request.id, courier.slack_user(request.details.email))

@@ -14,10 +14,10 @@ from bot.domain.batches import Prepared
 from bot.domain.details import errors_in_words, parse_details
 from bot.domain.inline import NO_EMAIL, InlineInvite, parse_inline
 from bot.domain.text import clean_text
+from bot.runtime.command import keep_command
 from bot.runtime.deps import Deps
-from bot.ui import blocks, bulk_blocks, forms, lists, mrkdwn
+from bot.ui import answers, bulk_blocks, forms, lists, mrkdwn
 from handlers.actions import run_approval, run_batch_approval
-from handlers.home import COMMAND_META, installed_command
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,7 @@ def register(app: App, deps: Deps) -> None:
 
     def remember(command: str) -> None:
         """Keep the command's name for texts no command carries (the App Home)."""
-        if installed_command(service.store) != command:
-            service.store.set_meta(COMMAND_META, command)
+        keep_command(service.store, command)
         remembered[:] = [command]
 
     def inline(body: dict, user: str, text: str, command: str) -> tuple[dict[str, Any], Any]:
@@ -91,7 +90,7 @@ def register(app: App, deps: Deps) -> None:
         )
         if parsed.errors:
             return _private(
-                ":warning: " + _quoted(parsed.errors) + "\n" + blocks.usage(command)
+                ":warning: " + _quoted(parsed.errors) + "\n" + answers.usage(command)
             ), None
         origin = body.get("channel_id")
         domain = body.get("team_domain")
@@ -131,7 +130,7 @@ def register(app: App, deps: Deps) -> None:
         if duplicate is not None:
             kind, existing = duplicate
             link = mrkdwn.permalink(domain, existing and existing.approval_message)
-            text = ":information_source: " + blocks.duplicate_error(kind, existing, link)
+            text = ":information_source: " + answers.duplicate_error(kind, existing, link)
             return _private(text), None
         request = service.submit(details, user, origin)  # stored before anything else
         return {}, lambda: after_submit(request.id, user, origin)
@@ -149,7 +148,7 @@ def register(app: App, deps: Deps) -> None:
 
     def pending(user: str, args: list[str], command: str) -> dict:
         if not service.is_approver(user):
-            return {"text": blocks.NOT_APPROVER}
+            return {"text": answers.NOT_APPROVER}
         waiting = _oldest_first(service.waiting_for(user) + deps.batches.waiting_for(user))
         return _reply(lists.pending_list(waiting, _page_number(args), command))
 
@@ -170,11 +169,11 @@ def register(app: App, deps: Deps) -> None:
                 return _reply(bulk_blocks.batch_status_card(batch, summary))
         request = service.visible_request(args[0], user)
         if request is None:
-            return {"text": blocks.NOT_FOUND_TEXT + f" Usage: `{command} status <request id>`."}
+            return {"text": answers.NOT_FOUND_TEXT + f" Usage: `{command} status <request id>`."}
         return _reply(lists.status_card(request))
 
     def help_(user: str, args: list[str], command: str) -> dict:
-        return {"text": blocks.help_text(command)}
+        return {"text": answers.help_text(command)}
 
     listings = {"pending": pending, "mine": mine, "status": status, "help": help_}
     app.command(COMMAND)(invite_command)
@@ -183,7 +182,7 @@ def register(app: App, deps: Deps) -> None:
 def command_name(body: dict) -> str:
     """The command as installed, from the payload (`/invite` or `/awork-invite`)."""
     name = str(body.get("command") or "")
-    return name if COMMAND.match(name) else blocks.DEFAULT_COMMAND
+    return name if COMMAND.match(name) else answers.DEFAULT_COMMAND
 
 
 def subcommand(word: str) -> str:
@@ -213,7 +212,7 @@ def did_you_mean(words: list[str], text: str, command: str) -> str | None:
         return None  # people after all: the inline request says what is wrong with it
     return (
         f":grey_question: “{shown}” is not an email address, nor a command I know "
-        f"({', '.join(SUBCOMMANDS)}).\n" + blocks.usage(command)
+        f"({', '.join(SUBCOMMANDS)}).\n" + answers.usage(command)
     )
 
 

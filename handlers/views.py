@@ -12,7 +12,7 @@ from bot.domain.details import field_label, parse_details
 from bot.domain.people import parse_people
 from bot.domain.text import clean_text
 from bot.runtime.deps import Deps
-from bot.ui import blocks, bulk_blocks, forms, mrkdwn
+from bot.ui import answers, bulk_blocks, forms, mrkdwn
 from handlers import files
 from handlers.actions import is_batch, run_approval, run_batch_approval
 
@@ -34,7 +34,7 @@ def register(app: App, deps: Deps) -> None:
                 link = mrkdwn.permalink(
                     (body.get("team") or {}).get("domain"), existing and existing.approval_message
                 )
-                errors = {"email": blocks.duplicate_error(kind, existing, link)}
+                errors = {"email": answers.duplicate_error(kind, existing, link)}
         if errors:
             ack(response_action="errors", errors=_on_blocks(errors, view))
             return
@@ -71,7 +71,7 @@ def register(app: App, deps: Deps) -> None:
             answer = bulk_blocks.batch_refusal
         else:
             decision = service.deny(request_id, body["user"]["id"], reason)
-            answer = blocks.refusal
+            answer = answers.refusal
         if not decision.ok:
             ack(
                 response_action="errors",

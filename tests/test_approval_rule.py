@@ -17,7 +17,8 @@ from bot.domain.records import ApprovalRule, InviteRequest, Status
 from bot.services.catalog import Catalog
 from bot.services.invites import InviteService, Refusal
 from bot.store import SqliteStore
-from bot.ui import blocks, bulk_blocks
+from bot.ui import bulk_blocks
+from bot.ui.approval import approval_message
 from tests.conftest import APPROVERS
 from tests.fakes.awork import API_KEY, ROLE_ADMIN, FakeAwork
 from tests.test_bulk_scenarios import ask_inline, posted_emails, wait_batch
@@ -113,7 +114,7 @@ def test_an_ordinary_role_is_decided_by_one_approval():
 def test_the_approval_message_says_which_rule_applied():
     """Waiting for a second approval, two given, or one alone and why; nothing for a denial."""
     waiting = admin_request("UREQ", (A,)).model_copy(update={"approval_rule": ApprovalRule.TWO})
-    text = shown(blocks.approval_message(waiting)[1])
+    text = shown(approval_message(waiting)[1])
     assert (
         f"Admin role: a second approval is needed (1 of 2 approvals) — <@{A}> approved, "
         "waiting for one more approver"
@@ -121,9 +122,7 @@ def test_the_approval_message_says_which_rule_applied():
     both = waiting.model_copy(
         update={"status": Status.INVITING, "approvals": [A, B], "decided_by": B}
     )
-    assert f"approved by <@{A}> and <@{B}> (two approvals)" in shown(
-        blocks.approval_message(both)[1]
-    )
+    assert f"approved by <@{A}> and <@{B}> (two approvals)" in shown(approval_message(both)[1])
     alone = admin_request(A, (B,)).model_copy(
         update={
             "status": Status.INVITING,
@@ -131,11 +130,11 @@ def test_the_approval_message_says_which_rule_applied():
             "approval_rule": ApprovalRule.ALONE_REQUESTER,
         }
     )
-    assert ALONE_WORDS in shown(blocks.approval_message(alone)[1])
+    assert ALONE_WORDS in shown(approval_message(alone)[1])
     only = alone.model_copy(update={"approval_rule": ApprovalRule.ALONE_NO_OTHER})
-    assert "alone, because there is no other approver" in shown(blocks.approval_message(only)[1])
+    assert "alone, because there is no other approver" in shown(approval_message(only)[1])
     denied = waiting.model_copy(update={"status": Status.DENIED, "decided_by": B})
-    assert "Admin role" not in shown(blocks.approval_message(denied)[1])
+    assert "Admin role" not in shown(approval_message(denied)[1])
 
 
 # --- in the service, with the store ------------------------------------------------------------

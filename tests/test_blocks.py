@@ -7,7 +7,7 @@ import json
 from bot.domain.awork_models import InvitationResult, Role, Team
 from bot.domain.details import InviteDetails
 from bot.domain.records import Failure, InviteRequest, Status
-from bot.ui import blocks, forms, mrkdwn
+from bot.ui import approval, forms, mrkdwn, notices
 
 
 def request(**changes) -> InviteRequest:
@@ -59,7 +59,7 @@ def test_form_fields_reads_every_element_kind():
 
 def test_pending_message_has_the_two_buttons():
     """A pending request shows Approve and Deny carrying its id."""
-    _, message = blocks.approval_message(request())
+    _, message = approval.approval_message(request())
     actions = [b for b in message if b["type"] == "actions"]
     assert [(e["action_id"], e["value"], e["style"]) for e in actions[0]["elements"]] == [
         ("approve_invite", "inv-1", "primary"),
@@ -77,11 +77,11 @@ def test_decided_messages_have_no_buttons_and_name_the_decider():
     )
     denied = request(status=Status.DENIED, decided_by="UAPP", deny_reason="<no>")
     for req in (invited, denied):
-        _, message = blocks.approval_message(req)
+        _, message = approval.approval_message(req)
         assert "actions" not in {b["type"] for b in message}
         assert "<@UAPP>" in json.dumps(message)
-    assert "SECRET" not in json.dumps(blocks.approval_message(invited))
-    assert "&lt;no&gt;" in json.dumps(blocks.approval_message(denied))
+    assert "SECRET" not in json.dumps(approval.approval_message(invited))
+    assert "&lt;no&gt;" in json.dumps(approval.approval_message(denied))
 
 
 def test_retryable_failure_offers_try_again_only_then():
@@ -92,8 +92,8 @@ def test_retryable_failure_offers_try_again_only_then():
     final = request(
         status=Status.FAILED, failure=Failure(code="already-exist-error", message="member")
     )
-    assert "retry_invite" in json.dumps(blocks.approval_message(retryable))
-    assert "retry_invite" not in json.dumps(blocks.approval_message(final))
+    assert "retry_invite" in json.dumps(approval.approval_message(retryable))
+    assert "retry_invite" not in json.dumps(approval.approval_message(final))
 
 
 def test_options_are_labelled_and_bounded():
@@ -116,7 +116,7 @@ def test_outcome_notice_never_holds_the_link():
         link_sent_to="UADA",
         result=InvitationResult.model_validate({"invitationCode": "SECRET"}),
     )
-    text = blocks.outcome_notice(invited)
+    text = notices.outcome_notice(invited)
     assert "SECRET" not in text and "<@UADA>" in text
 
 
@@ -125,7 +125,7 @@ def test_link_message_says_when_it_expires():
     invited = request(
         status=Status.INVITED, result=InvitationResult.model_validate({"invitationCode": "C"})
     )
-    text = blocks.link_message(invited, "https://x/accept?c=C")
+    text = notices.link_message(invited, "https://x/accept?c=C")
     assert "<!date^" in text and "https://x/accept?c=C" in text
     expires = int(invited.result.expires_at.timestamp())
     assert expires - int(invited.result.issued_at.timestamp()) == 24 * 3600 and str(expires) in text
@@ -139,7 +139,7 @@ def test_invitee_dm_has_accept_and_no_code():
         team_names=["Design"],
         result=InvitationResult.model_validate({"invitationCode": "SECRETCODE"}),
     )
-    text, dm = blocks.invitee_dm(invited)
+    text, dm = notices.invitee_dm(invited)
     assert "SECRETCODE" not in json.dumps(dm) + text
     button = dm[-1]["elements"][0]
     assert (button["action_id"], button["value"]) == ("accept_invite", "inv-1")
@@ -153,13 +153,13 @@ def test_undelivered_link_is_said_plainly():
         decided_by="UAPP",
         result=InvitationResult.model_validate({"invitationCode": "C"}),
     )
-    assert "acceptance link could not be sent by DM" in blocks.outcome_notice(invited)
-    assert "could not be sent by DM" in json.dumps(blocks.approval_message(invited))
+    assert "acceptance link could not be sent by DM" in notices.outcome_notice(invited)
+    assert "could not be sent by DM" in json.dumps(approval.approval_message(invited))
 
 
 def test_recovered_invitation_says_how_the_invitee_gets_in():
     """No code (found in awork after a crash): awork's email, or a resend if it was skipped."""
     recovered = request(status=Status.INVITED, decided_by="UAPP", result=InvitationResult())
-    assert "awork's own email carries the acceptance link" in blocks.outcome_notice(recovered)
+    assert "awork's own email carries the acceptance link" in notices.outcome_notice(recovered)
     skipped = recovered.model_copy(update={"awork_email_skipped": True})
-    assert "resend the invitation from awork" in json.dumps(blocks.approval_message(skipped))
+    assert "resend the invitation from awork" in json.dumps(approval.approval_message(skipped))

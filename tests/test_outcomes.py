@@ -13,7 +13,7 @@ from bot.domain.batches import BatchStatus, InviteBatch, Summary
 from bot.domain.clock import utcnow
 from bot.domain.details import InviteDetails
 from bot.domain.records import ApprovalRule, InviteRequest, Status
-from bot.ui import blocks, bulk_blocks, forms, lists, mrkdwn
+from bot.ui import answers, approval, bulk_blocks, forms, lists, mrkdwn, notices
 from tests.conftest import APPROVERS
 from tests.slack_requests import ADMIN_CHANNEL, GENERAL
 from tests.test_bulk_scenarios import ask_inline, wait_batch
@@ -156,9 +156,9 @@ def test_invite_again_is_answered_in_the_dm_it_was_clicked_in(driver, slack, bot
 def test_news_names_the_channel_only_when_it_is_one():
     """The channel line is left out for an unknown origin and for a direct message."""
     denied = request(status=Status.DENIED, decided_by=A, deny_reason="no")
-    assert blocks.outcome_notice(denied).endswith(f"You asked in <#{GENERAL}>.")
+    assert notices.outcome_notice(denied).endswith(f"You asked in <#{GENERAL}>.")
     for origin in (None, "D0123ABC"):
-        assert "You asked" not in blocks.outcome_notice(
+        assert "You asked" not in notices.outcome_notice(
             denied.model_copy(update={"origin_channel": origin})
         )
 
@@ -230,8 +230,8 @@ def test_counts_agree_with_their_nouns():
     assert "1 person" in bulk_blocks.batch_waiting_notice(one)
     assert "*1 person*" in lists.batch_line(one)
     seats = request(details=InviteDetails(email="a@x.com", new_workspace=True, booked_seats=1))
-    assert "1 seat" in texts(blocks.approval_message(seats)[1])
-    assert "1 seats" not in texts(blocks.approval_message(seats)[1])
+    assert "1 seat" in texts(approval.approval_message(seats)[1])
+    assert "1 seats" not in texts(approval.approval_message(seats)[1])
 
 
 def test_the_link_whereabouts_say_you_to_the_one_who_got_it():
@@ -239,10 +239,10 @@ def test_the_link_whereabouts_say_you_to_the_one_who_got_it():
     invitee reading about their own DM likewise."""
     result = InvitationResult.model_validate({"invitationCode": "SECRET"})
     to_requester = request(status=Status.INVITED, decided_by=A, link_sent_to="U0REQ", result=result)
-    notice = blocks.outcome_notice(to_requester)
+    notice = notices.outcome_notice(to_requester)
     assert "<@U0REQ>" not in notice and "I sent you its acceptance link by DM" in notice
     # The approvers still read who got it.
-    assert "went by DM to <@U0REQ>" in texts(blocks.approval_message(to_requester)[1])
+    assert "went by DM to <@U0REQ>" in texts(approval.approval_message(to_requester)[1])
     own = request(
         status=Status.INVITED,
         decided_by=A,
@@ -250,7 +250,7 @@ def test_the_link_whereabouts_say_you_to_the_one_who_got_it():
         invitee_slack_id="U0REQ",
         result=result,
     )
-    assert "You were asked by DM to accept it." in blocks.outcome_notice(own)
+    assert "You were asked by DM to accept it." in notices.outcome_notice(own)
 
 
 def test_an_admin_role_approval_names_both_approvers():
@@ -264,11 +264,11 @@ def test_an_admin_role_approval_names_both_approvers():
         link_sent_to="U0REQ",
         result=InvitationResult.model_validate({"invitationCode": "SECRET"}),
     )
-    headline = blocks.approval_message(two)[1]
+    headline = approval.approval_message(two)[1]
     approved = next(b for b in headline if "invitation sent" in texts([b]))
     assert f"Approved by <@{A}> and <@{B}>" in texts([approved])
-    assert f"<@{A}> and <@{B}> approved your request" in blocks.outcome_notice(two)
-    assert f"approved by <@{A}> and <@{B}>" in blocks.already_decided(two)
+    assert f"<@{A}> and <@{B}> approved your request" in notices.outcome_notice(two)
+    assert f"approved by <@{A}> and <@{B}>" in answers.already_decided(two)
     done = batch(2, decided_by=B, approvals=[A, B], approval_rule=ApprovalRule.TWO)
     summary = Summary(invited=[member("a@x.com", "U0ADA"), member("b@x.com", "U0BOB")])
     assert f"Approved by <@{A}> and <@{B}>" in all_text(bulk_blocks.summary_blocks(done, summary))
@@ -277,7 +277,7 @@ def test_an_admin_role_approval_names_both_approvers():
 
 def test_no_message_text_is_case_changed():
     """Guard: no .capitalize(), .title() or .upper()/.lower() on the text of a message builder."""
-    for module in (blocks, bulk_blocks):
+    for module in (approval, notices, answers, bulk_blocks, lists):
         with open(module.__file__, encoding="utf-8") as file:
             source = file.read()
         assert not re.search(r"\.(capitalize|title|swapcase|upper|lower)\(\)", source), module
@@ -305,7 +305,7 @@ def long_request(**changes) -> InviteRequest:
 def test_a_long_approval_summary_keeps_its_last_lines():
     """Many long team names: the message still shows "Welcome email: not sent" and the new
     workspace's plan and seats; the team list ends "and N more"; no block over 3,000."""
-    _, message = blocks.approval_message(long_request())
+    _, message = approval.approval_message(long_request())
     text = all_text(message)
     assert "*Welcome email:* not sent" in text
     assert "*New workspace:*" in text and "12 seats" in text
@@ -318,7 +318,7 @@ def test_a_long_approval_summary_keeps_its_last_lines():
 def test_a_long_note_is_split_not_cut():
     """A note that escapes to 5,000 characters is spread over sections, entities whole, its end
     kept."""
-    _, message = blocks.approval_message(long_request())
+    _, message = approval.approval_message(long_request())
     quoted = [b["text"]["text"] for b in message if b["type"] == "section"]
     quoted = [t for t in quoted if t.startswith("> ")]
     assert len(quoted) >= 2 and quoted[-1].endswith("Z")
@@ -379,9 +379,9 @@ def test_app_home_says_when_it_shows_fewer_requests_than_there_are():
 
 def test_the_invitee_dm_shows_the_role_even_when_awork_chooses_it():
     """The invitee's DM always has a *Role:* line: the chosen role, or awork's default."""
-    _, chosen = blocks.invitee_dm(request(role_name="Project Manager"))
+    _, chosen = notices.invitee_dm(request(role_name="Project Manager"))
     assert "*Role:* Project Manager" in texts(chosen)
-    _, default = blocks.invitee_dm(request())
+    _, default = notices.invitee_dm(request())
     assert "*Role:* awork's default role" in texts(default)
 
 

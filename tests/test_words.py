@@ -13,7 +13,7 @@ from bot.domain.inline import parse_inline
 from bot.domain.people import Person
 from bot.domain.records import InviteRequest, Status
 from bot.services.invites import Refusal, describe_failure
-from bot.ui import blocks, bulk_blocks, forms
+from bot.ui import bulk_blocks, forms, notices
 from handlers.views import _on_blocks
 from tests.conftest import APPROVERS, approval_request_id
 from tests.slack_requests import GENERAL
@@ -79,7 +79,7 @@ def test_texts_sent_later_and_name_errors_follow_the_command():
     expired = InviteRequest(
         requester_id="UREQ", details=InviteDetails(email="a@x.com"), status=Status.EXPIRED
     )
-    notice = blocks.outcome_notice(expired, FALLBACK)
+    notice = notices.outcome_notice(expired, FALLBACK)
     assert f"`{FALLBACK}`" in notice and "/invite" not in notice
     parsed = parse_inline("a@x.com role:pm", [], [], command=FALLBACK)
     assert parsed.errors == [f"awork has no roles I know of yet; use the form (`{FALLBACK}`)."]

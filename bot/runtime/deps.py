@@ -10,15 +10,12 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from bot.runtime.config import Settings
 from bot.services.batches import BatchService
 from bot.services.catalog import Catalog
 from bot.services.invites import InviteService
-
-if TYPE_CHECKING:
-    from handlers.delivery.courier import Courier
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +64,28 @@ ACKS = AckGate()  # the HTTP server says when it is answering
 MODAL_DEADLINE = 2.5  # seconds a modal may wait to be opened: a trigger_id lives 3
 
 
+class Deliveries(Protocol):
+    """What the listeners and the sweeper ask of the Courier (handlers/delivery/courier.py),
+    which brings Slack up to date with requests and batches and says things to one person."""
+
+    def sync(self, request_id: str, wait: float = 10.0) -> Any: ...
+    def sync_batch(self, batch_id: str, wait: float = 10.0) -> Any: ...
+    def run_batch(self, batch_id: str, claim_id: str | None) -> Any: ...
+    def sweep(self, force: bool = False) -> int: ...
+    def publish_home(self, user_id: str, remember: bool = False) -> None: ...
+    def slack_user(self, address: str) -> str | None: ...
+    def tell(
+        self, user_id: str, channel: str | None, text: str, blocks: list | None = None
+    ) -> Any: ...
+    def replace(self, channel: str, ts: str, text: str, blocks: list | None = None) -> bool: ...
+
+
 @dataclass(frozen=True)
 class Deps:
     settings: Settings
     service: InviteService
     catalog: Catalog
-    courier: Courier
+    courier: Deliveries
     batches: BatchService
     followups: Executor
     modals: Executor

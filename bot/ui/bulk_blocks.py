@@ -8,7 +8,15 @@ from typing import Any
 
 from bot.domain.batches import BATCH_LIMIT, BatchStatus, InviteBatch, Skipped, Summary
 from bot.domain.records import Status
-from bot.ui.blocks import APPROVE, DENY, TEAMS_SHOWN, approval_rule_note, refusal, undelivered_link
+from bot.ui.answers import refusal
+from bot.ui.approval import (
+    APPROVE,
+    DENY,
+    TEAMS_SHOWN,
+    action_buttons,
+    approval_rule_note,
+    undelivered_link,
+)
 from bot.ui.forms import input_block
 from bot.ui.lists import batch_line
 from bot.ui.mrkdwn import (
@@ -141,23 +149,6 @@ def batch_approval_message(
     return text, result + outcome
 
 
-def _decide_buttons(batch: InviteBatch, *buttons: tuple[str, str, str]) -> dict[str, Any]:
-    return {
-        "type": "actions",
-        "block_id": f"decide-{batch.id}",
-        "elements": [
-            {
-                "type": "button",
-                "action_id": action_id,
-                "text": plain(label),
-                "style": style,
-                "value": batch.id,
-            }
-            for action_id, label, style in buttons
-        ],
-    }
-
-
 def _batch_outcome(
     batch: InviteBatch, summary: Summary | None, done: int | None = None
 ) -> list[dict[str, Any]]:
@@ -165,7 +156,7 @@ def _batch_outcome(
     count = len(batch.entries)
     if batch.status is BatchStatus.PENDING:
         approve = f"Approve all {count}" if count > 1 else "Approve"
-        buttons = _decide_buttons(batch, (APPROVE, approve, "primary"), (DENY, "Deny", "danger"))
+        buttons = action_buttons(batch, (APPROVE, approve, "primary"), (DENY, "Deny", "danger"))
         note = approval_rule_note(batch)
         return [context(note), buttons] if note else [buttons]
     if batch.status is BatchStatus.RUNNING:

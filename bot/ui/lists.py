@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from bot.domain.records import InviteRequest, Status
-from bot.ui.blocks import APPROVE, DEFAULT_COMMAND, DENY, RETRY, action_buttons, approval_message
+from bot.ui.answers import DEFAULT_COMMAND
+from bot.ui.approval import APPROVE, DENY, RETRY, action_buttons, approval_message
 from bot.ui.mrkdwn import context, escape, people, section, slack_date
 
 PAGE_SIZE = 20  # two blocks a request, plus header and footer: within Block Kit's 50 per message

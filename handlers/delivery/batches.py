@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from bot.domain.batches import BatchStatus, InviteBatch, Summary
 from bot.domain.records import MessageRef, Status
 from bot.store import StoreClosed
-from bot.ui import blocks, bulk_blocks
+from bot.ui import bulk_blocks, notices
 from handlers.delivery.slack_errors import ADMIN_CHANNEL_HINTS, SEND_ERRORS, slack_error
 
 if TYPE_CHECKING:
@@ -199,7 +199,7 @@ class BatchDelivery:
                     batch = self._posted(batch, "waiting_notice", where, waiting_told=True)
             if batch.waiting_told and batch.reminder_posted and not batch.reminder_told:
                 expires = batch.created_at + self.expire_after
-                text = blocks.requester_reminder(batch, expires)
+                text = notices.requester_reminder(batch, expires)
                 where = self.news(batch.requester_id, batch.origin_channel, text)
                 if where:
                     batch = self._posted(batch, "reminder_notice", where, reminder_told=True)

@@ -29,15 +29,15 @@ from slack_sdk import WebClient
 from bot.domain.batches import BatchStatus, InviteBatch
 from bot.domain.clock import utcnow
 from bot.domain.records import InviteRequest, MessageRef, PostedMessage, Status
+from bot.runtime.command import installed_command
 from bot.services.batches import BatchService
 from bot.services.invites import InviteService
 from bot.store import Record
 from bot.store.base import FAR_FUTURE
-from bot.ui import blocks, lists
+from bot.ui import approval, lists, notices
 from handlers.delivery.batches import BatchDelivery
 from handlers.delivery.links import LinkDelivery
 from handlers.delivery.slack_errors import ADMIN_CHANNEL_HINTS, SEND_ERRORS, slack_error
-from handlers.home import installed_command
 
 log = logging.getLogger(__name__)
 
@@ -313,25 +313,25 @@ class Courier(BatchDelivery, LinkDelivery):
             # the DM that brought the lapse, in that DM.
             say = self.news if request.reinvite_of else self.tell
             where = say(
-                request.requester_id, request.origin_channel, blocks.waiting_notice(request)
+                request.requester_id, request.origin_channel, notices.waiting_notice(request)
             )
             if where:
                 request = self._posted(request, "waiting_notice", where, waiting_told=True)
         elif request.status is Status.PENDING and request.reminder_posted:
             if not request.reminder_told:
                 expires = request.created_at + self.expire_after
-                text = blocks.requester_reminder(request, expires)
+                text = notices.requester_reminder(request, expires)
                 where = self.news(request.requester_id, request.origin_channel, text)
                 if where:
                     request = self._posted(request, "reminder_notice", where, reminder_told=True)
         elif self._outcome_due(request):
             command = installed_command(self.store)
             offer = (
-                blocks.invite_again_offer(request, command)
+                notices.invite_again_offer(request, command)
                 if request.status is Status.LAPSED
                 else None
             )
-            notice = blocks.outcome_notice(request, command)
+            notice = notices.outcome_notice(request, command)
             where = self.news(request.requester_id, request.origin_channel, notice, offer)
             if where:
                 request = self._posted(request, "outcome_notice", where, outcome_told=True)
@@ -353,7 +353,7 @@ class Courier(BatchDelivery, LinkDelivery):
         )
 
     def _post_approval(self, request: InviteRequest) -> InviteRequest:
-        text, message_blocks = blocks.approval_message(request)
+        text, message_blocks = approval.approval_message(request)
         try:
             posted = self.client.chat_postMessage(
                 channel=self.admin_channel, text=text, blocks=message_blocks
@@ -381,7 +381,7 @@ class Courier(BatchDelivery, LinkDelivery):
             return request
         try:
             posted = self.client.chat_postMessage(
-                channel=ref.channel, thread_ts=ref.ts, text=blocks.reminder(request)
+                channel=ref.channel, thread_ts=ref.ts, text=notices.reminder(request)
             )
         except SEND_ERRORS as exc:
             log.warning("request %s: could not post the reminder: %s", request.id, slack_error(exc))
@@ -391,7 +391,7 @@ class Courier(BatchDelivery, LinkDelivery):
         )
 
     def _update_approval(self, request: InviteRequest) -> InviteRequest:
-        text, message_blocks = blocks.approval_message(request)
+        text, message_blocks = approval.approval_message(request)
         ref = request.approval_message
         try:
             self.client.chat_update(

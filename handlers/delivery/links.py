@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.domain.clock import utcnow
 from bot.domain.records import InviteRequest, Status
-from bot.ui import blocks
+from bot.ui import notices
 
 if TYPE_CHECKING:
     from bot.services.invites import InviteService
@@ -66,7 +66,7 @@ class LinkDelivery:
         if invitee:  # in Slack: a DM with an Accept button; the code stays in the store
             if request.accept_link_expired:
                 return request  # too late: following the invitation lapses it ("Invite again")
-            text, dm_blocks = blocks.invitee_dm(request)
+            text, dm_blocks = notices.invitee_dm(request)
             where = self.dm(invitee, text, dm_blocks)
             if where is None:  # the sweep tries again; never anyone else
                 return self._note_overdue(request)
@@ -77,7 +77,7 @@ class LinkDelivery:
                 if request.batch_id is not None:
                     self._link_news(request.batch_id)  # the batch's summary drops the warning
             return delivered
-        where = self.dm(request.requester_id, blocks.link_message(request, link))
+        where = self.dm(request.requester_id, notices.link_message(request, link))
         if where:
             # shown_status=None: the approval message then says where the link went.
             changes = {

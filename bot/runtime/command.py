@@ -1,0 +1,24 @@
+"""The slash command's name as installed: `/invite`, or `/awork-invite` where Slack keeps
+`/invite` for itself. A command carries its own name; texts that no command carries (the App
+Home, later news) name the last one a command came in with, kept in the store's small state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.ui.answers import DEFAULT_COMMAND
+
+COMMAND_META = "command_name"
+
+
+def installed_command(store: Any) -> str:
+    """The slash command's name as last seen in a command; `/invite` until one came."""
+    name = store.get_meta(COMMAND_META, None)
+    return name if isinstance(name, str) and name.startswith("/") else DEFAULT_COMMAND
+
+
+def keep_command(store: Any, name: str) -> None:
+    """Keep the name a command came in with, when it is not the one kept already."""
+    if installed_command(store) != name:
+        store.set_meta(COMMAND_META, name)
