@@ -10,7 +10,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from bot.awork.client import AworkClient, AworkError, AworkUnavailable, announced_wait
+from bot.awork.client import AworkClient
+from bot.awork.errors import AworkError, AworkUnavailable, announced_wait
 from bot.domain.awork_models import Invitation
 from tests.fakes.awork import API_KEY, ROLE_PM, TEAM_DESIGN, WORKSPACE_ID, FakeAwork, Fault
 

@@ -10,7 +10,8 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from bot.awork.client import AworkClient, RateLimiter
+from bot.awork.client import AworkClient
+from bot.awork.ratelimit import RateLimiter
 from bot.domain.awork_models import Role, Team
 from bot.domain.batches import BATCH_LIMIT, BatchStatus
 from bot.domain.details import InviteDetails

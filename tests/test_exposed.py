@@ -280,7 +280,7 @@ def test_metrics_count_outcomes_awork_calls_and_429s(bot):
     counted by endpoint and status, 429s on their own."""
     import httpx as _httpx
 
-    from bot.awork.client import RateLimiter, RateLimitTransport
+    from bot.awork.ratelimit import RateLimiter, RateLimitTransport
 
     before = sample("invitebot_invitations_total", result="failed", code="insufficient-seats")
     bot.store.record("invite_failed", "inv-x", code="insufficient-seats", retryable=False)

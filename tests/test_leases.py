@@ -10,7 +10,8 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from bot.awork.client import AworkClient, AworkUnavailable
+from bot.awork.client import AworkClient
+from bot.awork.errors import AworkUnavailable
 from bot.domain.details import InviteDetails
 from bot.domain.people import Person
 from bot.domain.records import Status

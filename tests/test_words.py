@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-from bot.awork.client import AworkError
+from bot.awork.errors import AworkError
 from bot.domain.batches import BatchStatus
 from bot.domain.details import InviteDetails, field_label, parse_details
 from bot.domain.inline import parse_inline

@@ -24,7 +24,9 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 import handlers
-from bot.awork.client import AworkClient, AworkError, RateLimiter
+from bot.awork.client import AworkClient
+from bot.awork.errors import AworkError
+from bot.awork.ratelimit import RateLimiter
 from bot.awork.sandbox import API_URL as SANDBOX_API_URL
 from bot.awork.sandbox import Sandbox
 from bot.runtime import logs, metrics

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from bot.awork.client import AworkError
+from bot.awork.errors import AworkError
 from bot.domain import approval
 from bot.domain.batches import BatchStatus, InviteBatch, Prepared, Skipped, Summary
 from bot.domain.clock import utcnow

@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
-from bot.awork.client import AworkClient, AworkError
+from bot.awork.client import AworkClient
+from bot.awork.errors import AworkError
 from bot.domain.awork_models import Role, Team
 from bot.domain.clock import utcnow
 from bot.store import Store, StoreClosed

@@ -30,7 +30,8 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
-from bot.awork.client import AworkClient, AworkError, AworkUnavailable
+from bot.awork.client import AworkClient
+from bot.awork.errors import AworkError, AworkUnavailable
 from bot.domain import approval
 from bot.domain.awork_models import AworkUser, InvitationResult
 from bot.domain.clock import utcnow

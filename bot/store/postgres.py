@@ -26,7 +26,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolClosed
 
-from bot.awork.client import RateLimiter
+from bot.awork.ratelimit import RateLimiter
 from bot.domain.batches import InviteBatch
 from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
 from bot.store.base import Change, Facets, Record, Store, StoreClosed, decode, facets
