@@ -12,18 +12,23 @@ from pydantic import SecretStr
 
 from bot.awork.client import AworkClient
 from bot.awork.errors import AworkError, AworkUnavailable, announced_wait
+from bot.awork.ratelimit import RateLimiter
 from bot.domain.awork_models import Invitation
 from tests.fakes.awork import API_KEY, ROLE_PM, TEAM_DESIGN, WORKSPACE_ID, FakeAwork, Fault
+from tests.fakes.clock import FakeClock
 
 BASE = "https://api.awork.com/api/v1"
 
 
-def client_for(handler, sleeps=None, **kwargs) -> AworkClient:
+def client_for(handler, clock: FakeClock | None = None, **kwargs) -> AworkClient:
+    """A client whose retries and rate limiter wait on `clock`, which records the waits."""
+    clock = clock or FakeClock()
     return AworkClient(
         BASE,
         API_KEY,
         transport=httpx.MockTransport(handler),
-        retry_sleep=(sleeps.append if sleeps is not None else lambda _: None),
+        retry_sleep=clock.sleep,
+        limiter=RateLimiter(clock=clock, sleep=clock.sleep),
         **kwargs,
     )
 
@@ -169,34 +174,34 @@ def test_429_waits_for_ratelimit_reset_then_succeeds(fake):
             {"ratelimit-reset": "7", "x-ratelimit-remaining": "0"},
         )
     )
-    sleeps: list[float] = []
-    assert len(client_for(fake.handler, sleeps).roles()) == 3
-    assert sleeps == [7.0]
+    clock = FakeClock()
+    assert len(client_for(fake.handler, clock).roles()) == 3
+    assert clock.waits == [7.0]
 
 
 def test_retry_after_http_date_is_honoured(fake):
     """Retry-After given as an HTTP date is turned into seconds."""
     when = datetime.now(UTC) + timedelta(seconds=20)
     fake.fail_next.append(Fault(503, None, {"Retry-After": format_datetime(when, usegmt=True)}))
-    sleeps: list[float] = []
-    client_for(fake.handler, sleeps).roles()
-    assert 15 <= sleeps[0] <= 20
+    clock = FakeClock()
+    client_for(fake.handler, clock).roles()
+    assert 15 <= clock.waits[0] <= 20
 
 
 def test_5xx_is_retried_a_bounded_number_of_times():
     """Persistent 5xx on a GET: 4 attempts with growing waits, then AworkUnavailable."""
     calls = []
-    sleeps: list[float] = []
+    clock = FakeClock()
 
     def handler(request):
         calls.append(request)
         return httpx.Response(502)
 
     with pytest.raises(AworkUnavailable) as caught:
-        client_for(handler, sleeps).roles()
-    assert len(calls) == 4 and len(sleeps) == 3
+        client_for(handler, clock).roles()
+    assert len(calls) == 4 and len(clock.waits) == 3
     assert caught.value.retryable and caught.value.status == 502
-    assert sleeps[0] < sleeps[2]
+    assert clock.waits[0] < clock.waits[2]
 
 
 def test_5xx_on_post_is_handed_back_as_ambiguous():
@@ -220,21 +225,21 @@ def test_429_on_post_is_retried():
             httpx.Response(200, json={"invitationCode": "c"}),
         ]
     )
-    sleeps: list[float] = []
-    result = client_for(lambda r: next(responses), sleeps).create_invitation(
+    clock = FakeClock()
+    result = client_for(lambda r: next(responses), clock).create_invitation(
         Invitation(email="a@example.com")
     )
-    assert result.invitation_code.get_secret_value() == "c" and sleeps == [1.0]
+    assert result.invitation_code.get_secret_value() == "c" and clock.waits == [1.0]
 
 
 def test_waits_are_capped():
-    """An absurd ratelimit-reset does not park a thread for an hour."""
-    sleeps: list[float] = []
+    """An absurd ratelimit-reset parks neither the retry nor the rate limiter for an hour."""
+    clock = FakeClock()
     responses = iter(
         [httpx.Response(429, headers={"ratelimit-reset": "3600"}), httpx.Response(200, json=[])]
     )
-    client_for(lambda r: next(responses), sleeps).roles()
-    assert sleeps == [30.0]
+    client_for(lambda r: next(responses), clock).roles()
+    assert clock.waits == [30.0]
 
 
 def test_connection_errors_are_retried_then_unavailable():
