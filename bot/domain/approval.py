@@ -15,20 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
-from bot.domain.records import ApprovalRule
+from bot.domain.records import ApprovalRule, Decidable
 
 OWN_REQUEST = "own_request"  # another approver exists to decide it
 ALREADY_APPROVED = "already_approved"  # this approver's approval is in; another is needed
-
-
-class Approvable(Protocol):
-    """A request or a batch, as far as the rule looks at it."""
-
-    requester_id: str
-    approvals: list[str]
-    approvals_needed: int
 
 
 @dataclass(frozen=True)
@@ -42,13 +33,13 @@ class Verdict:
     rule: ApprovalRule | None = None
 
 
-def eligible(record: Approvable, approvers: Iterable[str], given: Sequence[str]) -> set[str]:
+def eligible(record: Decidable, approvers: Iterable[str], given: Sequence[str]) -> set[str]:
     """Approvers who could still give an approval: not the requester, not one already given."""
     return set(approvers) - {record.requester_id} - set(given)
 
 
 def decide(
-    record: Approvable, approver: str, approvers: Iterable[str], own_allowed: bool = False
+    record: Decidable, approver: str, approvers: Iterable[str], own_allowed: bool = False
 ) -> Verdict:
     """Apply the rule to `approver` approving `record` (pending) now. `own_allowed`: the
     requester's own approval counts (INVITE_SELF_APPROVE) even when others could decide.
@@ -75,7 +66,7 @@ def decide(
     return Verdict(approvals=approvals, complete=True, rule=_alone(record, approvers, approvals))
 
 
-def _alone(record: Approvable, approvers: frozenset[str], given: Sequence[str]) -> ApprovalRule:
+def _alone(record: Decidable, approvers: frozenset[str], given: Sequence[str]) -> ApprovalRule:
     """Why one approval decides: the requester is the only other approver, or there is none."""
     if record.requester_id in approvers and record.requester_id not in given:
         return ApprovalRule.ALONE_REQUESTER

@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import (
-    BaseModel,
-    Field,
-    model_validator,
-)
+from pydantic import BaseModel, Field
 
-from bot.domain.clock import utcnow
-from bot.domain.details import InviteDetails, Reason
-from bot.domain.records import (
-    ApprovalRule,
-    InviteRequest,
-    MessageRef,
-    PostedMessage,
-    Schedule,
-    told_of_reminders_before,
-)
+from bot.domain.details import InviteDetails
+from bot.domain.records import Decidable, InviteRequest, Schedule, Status
 
 BATCH_LIMIT = 500
+ALREADY_MEMBER = "already-exist-error"  # awork's code for someone in the workspace already
 
 
 class BatchStatus(StrEnum):
@@ -48,7 +38,7 @@ def new_batch_id() -> str:
     return "bat-" + secrets.token_hex(6)
 
 
-class InviteBatch(BaseModel):
+class InviteBatch(Decidable[BatchStatus]):
     """Up to 500 people asked for at once: one approval, then one invitation per person.
 
     Members are ordinary requests (`InviteRequest.batch_id`), created when the batch runs with
@@ -57,57 +47,21 @@ class InviteBatch(BaseModel):
 
     id: str = Field(default_factory=new_batch_id)
     status: BatchStatus = BatchStatus.PENDING
-    version: int = 0
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
-    requester_id: str
-    origin_channel: str | None = None
     entries: Annotated[list[InviteDetails], Field(min_length=1, max_length=BATCH_LIMIT)]
-    skipped: list[Skipped] = []
-    role_name: str | None = None
-    role_is_admin: bool = False
-    team_names: list[str] = []
-    approvals: list[str] = []
-    approvals_needed: int = 1
-    approval_rule: ApprovalRule | None = None
-    approval_message: MessageRef | None = None
-    decided_by: str | None = None
-    decided_at: datetime | None = None
-    deny_reason: Reason | None = None
-    # The current run: 1 after approval, +1 for each "Retry failed"; who runs it, on a lease
-    # (store clock) that the runner renews while it works.
+    skipped: list[Skipped] = Field(default_factory=list)
+    # The current run: 1 after approval, +1 for each "Retry failed"; who runs it is the claim
+    # (its lease renewed while it runs).
     run: int = 0
     retrying: int = 0  # how many people a "Retry failed" run retries (its progress counts them)
-    claimed_by: str | None = None
-    claimed_at: datetime | None = None
-    claim_until: datetime | None = None
-    claim_id: str | None = None
     finished_at: datetime | None = None
-    # Slack deliveries (as for a request): what the approval message shows, notices, links.
-    shown_status: BatchStatus | None = None
+    # Slack deliveries besides the shared ones: the run the message shows, the links' list.
     shown_run: int = 0
-    waiting_told: bool = False
-    outcome_told: bool = False
     links_listed: bool = False
     # Bumped (by compare-and-set) when a member's DM to its invitee is overdue or delivered
     # after all, so the summary on the message is shown again; `shown_link_news` is the count
     # the message shows.
     link_news: int = 0
     shown_link_news: int = 0
-    reminded_at: datetime | None = None
-    reminder_posted: bool = False
-    reminder_told: bool = False
-
-    @model_validator(mode="before")
-    @classmethod
-    def _told_of_reminders_before(cls, data: Any) -> Any:
-        return told_of_reminders_before(data)
-
-    messages: list[PostedMessage] = []
-    delivery_failures: int = 0
-    next_delivery_at: datetime | None = None
-    lease_owner: str | None = None
-    lease_until: datetime | None = None
 
     @property
     def details(self) -> InviteDetails:
@@ -145,11 +99,7 @@ class InviteBatch(BaseModel):
         if self.approval_message is None or self.shown_status is not self.status:
             return True
         if self.status is BatchStatus.PENDING:
-            return (
-                not self.waiting_told
-                or (self.reminded_at is not None and not self.reminder_posted)
-                or (self.reminder_posted and not self.reminder_told)
-            )
+            return self.pending_news()
         if self.status is BatchStatus.DONE:
             return (
                 self.shown_run != self.run
@@ -160,7 +110,6 @@ class InviteBatch(BaseModel):
         return self.status is not BatchStatus.RUNNING and not self.outcome_told
 
 
-@dataclass
 @dataclass
 class Prepared:
     """A list checked and ready to store: what will be asked for, and who was left out."""
@@ -180,6 +129,30 @@ class Summary:
     waiting: int = 0  # not yet (or still being) invited
     retried: int = 0  # settled by the current "Retry failed" run (run 2 on)
 
+    @classmethod
+    def of(cls, batch: InviteBatch, members: Iterable[InviteRequest | None]) -> Summary:
+        """The summary of `batch` whose members (by index; None: not created yet) are these."""
+        summary = cls(already=[s.email for s in batch.skipped if s.reason == "member"])
+        for member in members:
+            if member is None or member.status in (Status.PENDING, Status.INVITING):
+                summary.waiting += 1
+                continue
+            if batch.run > 1 and member.batch_run == batch.run:
+                summary.retried += 1
+            if member.status is Status.FAILED:
+                if is_member_already(member):
+                    summary.already.append(member.details.email)
+                else:
+                    summary.failed.append(member)
+            else:
+                summary.invited.append(member)
+        return summary
+
     @property
     def done(self) -> int:
         return len(self.invited) + len(self.already) + len(self.failed)
+
+
+def is_member_already(member: InviteRequest) -> bool:
+    """A member whose invitation awork refused because the person is in the workspace."""
+    return member.failure is not None and member.failure.code == ALREADY_MEMBER

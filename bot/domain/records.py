@@ -1,4 +1,5 @@
-"""The stored request: its states, approval rule, schedule and Slack bookkeeping."""
+"""The stored request: its states, approval rule, schedule and Slack bookkeeping; and the base
+it shares with a batch."""
 
 from __future__ import annotations
 
@@ -6,13 +7,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from pydantic import (
-    BaseModel,
-    Field,
-    model_validator,
-)
+from pydantic import BaseModel, Field, model_validator
 
 from bot.domain.awork_models import INVITATION_VALIDITY, InvitationResult
 from bot.domain.clock import utcnow
@@ -45,14 +42,6 @@ class ApprovalRule(StrEnum):
 # The approvers hear that an invitee's DM could not be delivered after INVITE_REMIND_AFTER,
 # but at the latest this long after the invitation, while its 24 hours still leave time.
 LINK_NOTICE_LATEST = INVITATION_VALIDITY / 2
-
-
-def told_of_reminders_before(data: Any) -> Any:
-    """A request or batch stored before requesters heard of reminders: a reminder posted then
-    counts as told, so an upgrade does not send days-old "I reminded the approvers" DMs."""
-    if isinstance(data, dict) and "reminder_told" not in data:
-        data = {**data, "reminder_told": bool(data.get("reminder_posted"))}
-    return data
 
 
 OPEN_STATUSES = frozenset({Status.PENDING, Status.INVITING, Status.JOINING})
@@ -104,44 +93,86 @@ def new_request_id() -> str:
     return "inv-" + secrets.token_hex(6)
 
 
-class InviteRequest(BaseModel):
-    """One person's request to invite one person; the unit of approval and of state."""
+StatusT = TypeVar("StatusT", bound=StrEnum)
 
-    id: str = Field(default_factory=new_request_id)
-    status: Status = Status.PENDING
+
+class Decidable(BaseModel, Generic[StatusT]):
+    """What a single request and a batch share: who asked, where, for which role and teams;
+    the approvals and the decision; the work lease; and what Slack has been told. The
+    services decide both the same way (bot/services/decisions.py)."""
+
+    id: str
+    status: StatusT
     version: int = 0
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     requester_id: str
     origin_channel: str | None = None
-    details: InviteDetails
     role_name: str | None = None
     role_is_admin: bool = False
     team_names: list[str] = []
     approvals: list[str] = []  # approvers so far (an admin role needs two distinct ones)
     approvals_needed: int = 1  # 2: awork's admin role (one when no other approver can decide)
-    approval_rule: ApprovalRule | None = None  # decided at approval (bot.approval)
+    approval_rule: ApprovalRule | None = None  # decided at approval (bot.domain.approval)
     approval_message: MessageRef | None = None
     decided_by: str | None = None
     decided_at: datetime | None = None
     deny_reason: Reason | None = None
-    attempts: int = 0
-    # Who is working on it (inviting or joining) and until when: a lease on the store's clock,
-    # renewed before every awork call; another instance takes over only after it expired.
+    # Who is working on it (inviting, joining, running a batch) and until when: a lease on the
+    # store's clock, renewed while the work goes on; another instance takes over only after
+    # it expired.
     claimed_by: str | None = None
     claimed_at: datetime | None = None
     claim_until: datetime | None = None
     claim_id: str | None = None  # new with every claim: a stale holder's renewal is refused
+    # Slack deliveries, so that a failed or interrupted post is redone, and done once.
+    shown_status: StatusT | None = None
+    waiting_told: bool = False
+    outcome_told: bool = False
+    # When a reminder was decided on (once), whether it reached the approval thread, and
+    # whether the requester was told (by DM) that the approvers were reminded.
+    reminded_at: datetime | None = None
+    reminder_posted: bool = False
+    reminder_told: bool = False
+    messages: list[PostedMessage] = []
+    delivery_failures: int = 0
+    next_delivery_at: datetime | None = None
+    # The short lease of whoever brings Slack up to date (handlers/delivery/courier.py).
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _told_of_reminders_before(cls, data: Any) -> Any:
+        """Stored before requesters heard of reminders: a reminder posted then counts as told,
+        so an upgrade does not send days-old "I reminded the approvers" DMs."""
+        if isinstance(data, dict) and "reminder_told" not in data:
+            data = {**data, "reminder_told": bool(data.get("reminder_posted"))}
+        return data
+
+    def pending_news(self) -> bool:
+        """While pending: the "waiting" notice, a reminder or its DM to the requester is
+        still to be delivered."""
+        return (
+            not self.waiting_told
+            or (self.reminded_at is not None and not self.reminder_posted)
+            or (self.reminder_posted and not self.reminder_told)
+        )
+
+
+class InviteRequest(Decidable[Status]):
+    """One person's request to invite one person; the unit of approval and of state."""
+
+    id: str = Field(default_factory=new_request_id)
+    status: Status = Status.PENDING
+    details: InviteDetails
+    attempts: int = 0
     # When the invitation was first sent to awork, and whether an attempt may have reached
     # awork without us knowing (then the next attempt looks before it sends).
     invite_started_at: datetime | None = None
     uncertain: bool = False
     result: InvitationResult | None = None
     failure: Failure | None = None
-    # Slack deliveries, so that a failed or interrupted post is redone, and done once.
-    shown_status: Status | None = None
-    waiting_told: bool = False
-    outcome_told: bool = False
     link_attempted: bool = False
     link_sent_to: str | None = None
     # An invitee in Slack whose DM could not be delivered: retried, never sent to anyone else;
@@ -155,22 +186,6 @@ class InviteRequest(BaseModel):
     lapse_reason: str | None = None
     reinvited_as: str | None = None
     reinvite_of: str | None = None
-    messages: list[PostedMessage] = []
-    # When a reminder was decided on (once), whether it reached the approval thread, and
-    # whether the requester was told (by DM) that the approvers were reminded.
-    reminded_at: datetime | None = None
-    reminder_posted: bool = False
-    reminder_told: bool = False
-
-    @model_validator(mode="before")
-    @classmethod
-    def _told_of_reminders_before(cls, data: Any) -> Any:
-        return told_of_reminders_before(data)
-
-    delivery_failures: int = 0
-    next_delivery_at: datetime | None = None
-    lease_owner: str | None = None
-    lease_until: datetime | None = None
     # A member of a batch: approved with the batch, shown on the batch's message; the run of
     # the batch ("Retry failed" starts another) that last claimed it.
     batch_id: str | None = None
@@ -189,11 +204,7 @@ class InviteRequest(BaseModel):
         if self.approval_message is None or self.shown_status is not self.status:
             return True
         if self.status is Status.PENDING:
-            return (
-                not self.waiting_told
-                or (self.reminded_at is not None and not self.reminder_posted)
-                or (self.reminder_posted and not self.reminder_told)
-            )
+            return self.pending_news()
         if self.status is Status.INVITED and not self.link_attempted:
             return True
         return self.status not in (Status.INVITING, Status.JOINING) and not self.outcome_told
