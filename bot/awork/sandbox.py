@@ -2,10 +2,11 @@
 against it) without an awork account. Nothing leaves the machine; no real invitation is sent.
 
 It answers `httpx.Request`s (so the bot uses it in-process as an `httpx.MockTransport` when
-`AWORK_API_KEY` is unset) and is served over HTTP by `invite-bot sandbox --port P`, with the
-spec's paths, its `ErrorResponse` errors and its rate limit (429 with `ratelimit-reset` and
-`x-ratelimit-*` headers). State lives in a sqlitedict file as JSON: seeded roles, teams, a first
-user (the workspace owner) and a number of booked seats.
+`AWORK_API_KEY` is unset) and is served over HTTP by `invite-bot sandbox --port P`
+(`bot.awork.sandbox_http`), with the spec's paths, its `ErrorResponse` errors and its rate limit
+(429 with `ratelimit-reset` and `x-ratelimit-*` headers). State lives in a sqlitedict file as
+JSON (the records of `bot.awork.sandbox_records`): seeded roles, teams, a first user (the
+workspace owner) and a number of booked seats.
 
 `POST /invitations` keeps awork's rules (DESIGN.md): no `workspaceId` creates a new workspace;
 `planId` only then (free plan by default); `invitationFlow`, `roleId`, `teamIds`, `bookedSeats`,
@@ -16,23 +17,20 @@ Invitation codes are valid 24 hours and accepted once with `POST /invitations/ac
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import re
 import secrets
 import threading
 import time
-import uuid
 from collections import deque
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
 import httpx
 
+from bot.awork import sandbox_records as records
 from bot.store import json_table
 
 SANDBOX_LABEL = "sandbox — no real invitation"
@@ -47,18 +45,9 @@ INVITATION_FIELDS = {
 STRING_FIELDS = INVITATION_FIELDS - {"skipSendingEmail", "teamIds", "bookedSeats"}
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 CODE_VALIDITY = timedelta(hours=24)
-DOCS = "https://developers.awork.com"
 # The in-process sandbox's base URL: a host that cannot resolve (RFC 2606 `.invalid`), so
 # every logged request (httpx's "HTTP Request: GET …") names the sandbox, not api.awork.com.
 API_URL = "http://awork-sandbox.invalid/api/v1"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _id() -> str:
-    return str(uuid.uuid4())
 
 
 class Sandbox:
@@ -90,76 +79,23 @@ class Sandbox:
     # -- seeding -------------------------------------------------------------------------------
 
     def _seed(self, seats: int) -> None:
-        workspace_id = _id()
-        self._workspaces[workspace_id] = self._workspace(workspace_id, "Sandbox Agency", seats)
+        workspace_id = records.new_id()
+        self._workspaces[workspace_id] = records.workspace(workspace_id, "Sandbox Agency", seats)
         self._meta["roles"] = [
-            self._role("Admin", admin=True),
-            self._role("Member"),
-            self._role("Project Manager"),
-            self._role("Guest", guest=True),
+            records.role("Admin", admin=True),
+            records.role("Member"),
+            records.role("Project Manager"),
+            records.role("Guest", guest=True),
         ]
         self._meta["teams"] = [
-            self._team("Design", "brush", "purple"),
-            self._team("Engineering", "computer", "blue"),
-            self._team("Marketing", "megaphone", "orange"),
+            records.team("Design", "brush", "purple"),
+            records.team("Engineering", "computer", "blue"),
+            records.team("Marketing", "megaphone", "orange"),
         ]
-        owner = self._user("owner@sandbox.example", "Olga", "Owner", workspace_id, accepted=True)
+        owner = records.user("owner@sandbox.example", "Olga", "Owner", workspace_id, accepted=True)
         self._users[owner["id"]] = owner
         self._meta["owner_id"] = owner["id"]
         self._meta["workspace_id"] = workspace_id
-
-    @staticmethod
-    def _workspace(workspace_id: str, name: str, seats: int, plan: str = "business") -> dict:
-        return {
-            "id": workspace_id,
-            "name": name,
-            "allowSocialLogin": True,
-            "allowCredentialsLogin": True,
-            "requireMfa": False,
-            "createdOn": _now(),
-            "_seats": seats,
-            "_plan": plan,
-        }
-
-    @staticmethod
-    def _role(name: str, admin: bool = False, guest: bool = False) -> dict:
-        return {
-            "id": _id(),
-            "name": name,
-            "isAdminRole": admin,
-            "isGuestRole": guest,
-            "isArchived": False,
-            "createdOn": _now(),
-        }
-
-    @staticmethod
-    def _team(name: str, icon: str, color: str) -> dict:
-        return {"id": _id(), "name": name, "icon": icon, "color": color, "createdOn": _now()}
-
-    @staticmethod
-    def _user(
-        email: str, first: str | None, last: str | None, workspace_id: str, accepted: bool
-    ) -> dict:
-        user_id = _id()
-        return {
-            "id": user_id,
-            "firstName": first,
-            "lastName": last,
-            "createdOn": _now(),
-            "isArchived": False,
-            "isDeactivated": False,
-            "status": {"invitationAccepted": accepted, "isDeactivated": False},
-            "userContactInfos": [
-                {
-                    "id": _id(),
-                    "type": "email",
-                    "subType": "work",
-                    "value": email,
-                    "isAddress": False,
-                }
-            ],
-            "_workspace": workspace_id,
-        }
 
     # -- the API ---------------------------------------------------------------------------
 
@@ -173,12 +109,12 @@ class Sandbox:
         if limited is not None:
             return limited
         if self.api_key and request.headers.get("authorization") != f"Bearer {self.api_key}":
-            return self._error(401, "unauthorized", "The access token is missing or invalid.")
+            return records.error(401, "unauthorized", "The access token is missing or invalid.")
         path = "/" + request.url.path.split("/api/v1/", 1)[-1].strip("/")
         try:
             response = self._route(request, path)
         except (ValueError, TypeError):
-            response = self._error(400, "invalid-model", "The request body is not valid JSON.")
+            response = records.error(400, "invalid-model", "The request body is not valid JSON.")
         return response
 
     def _route(self, request: httpx.Request, path: str) -> httpx.Response:
@@ -188,9 +124,9 @@ class Sandbox:
         if method == "GET" and path == "/teams":
             return self._paged(request, self._meta["teams"])
         if method == "GET" and path == "/users":
-            return self._paged(request, [self._public(u) for u in self._members()])
+            return self._paged(request, [records.public(u) for u in self._members()])
         if method == "GET" and path == "/users/me":
-            me = self._public(self._users[self._meta["owner_id"]])
+            me = records.public(self._users[self._meta["owner_id"]])
             workspace = self._workspaces[self.workspace_id]
             me["workspace"] = {"id": workspace["id"], "name": workspace["name"], "url": None}
             return httpx.Response(200, json=me)
@@ -199,34 +135,30 @@ class Sandbox:
         if method == "GET" and path.startswith("/users/"):
             user = self._users.get(path.removeprefix("/users/"))
             if user is None:
-                return self._error(404, "not-found", "No user with this id exists.")
-            return httpx.Response(200, json=self._public(user))
+                return records.error(404, "not-found", "No user with this id exists.")
+            return httpx.Response(200, json=records.public(user))
         if method == "GET" and path.startswith("/workspaces/"):
             workspace = self._workspaces.get(path.removeprefix("/workspaces/"))
             if workspace is None:
-                return self._error(404, "not-found", "No workspace with this id exists.")
-            return httpx.Response(200, json=self._public(workspace))
+                return records.error(404, "not-found", "No workspace with this id exists.")
+            return httpx.Response(200, json=records.public(workspace))
         if method == "POST" and path == "/invitations":
             return self._invite(json.loads(request.content or b"{}"))
         if method == "POST" and path == "/invitations/accept":
             return self._accept(json.loads(request.content or b"{}"))
-        return self._error(404, "not-found", "There is no matching path for this URL.")
+        return records.error(404, "not-found", "There is no matching path for this URL.")
 
     def _members(self, workspace_id: str | None = None) -> list[dict]:
         wanted = workspace_id or self.workspace_id
         users = [u for u in self._users.values() if u["_workspace"] == wanted]
         return sorted(users, key=lambda u: u["createdOn"])
 
-    @staticmethod
-    def _public(record: dict) -> dict:
-        return {k: v for k, v in record.items() if not k.startswith("_")}
-
     def _paged(self, request: httpx.Request, items: list[dict]) -> httpx.Response:
         try:
             page = max(1, int(request.url.params.get("page", 1)))
             size = min(max(1, int(request.url.params.get("pageSize", 50))), 1000)
         except ValueError:
-            return self._error(400, "validation-failed", "page and pageSize must be numbers.")
+            return records.error(400, "validation-failed", "page and pageSize must be numbers.")
         chunk = items[(page - 1) * size : page * size]
         return httpx.Response(200, json=chunk, headers={"aw-totalitems": str(len(items))})
 
@@ -296,13 +228,13 @@ class Sandbox:
 
     def _invite(self, body: Any) -> httpx.Response:
         if not isinstance(body, dict):
-            return self._error(400, "invalid-model", "The body must be an Invitation object.")
+            return records.error(400, "invalid-model", "The body must be an Invitation object.")
         unknown = set(body) - INVITATION_FIELDS
         if unknown:
-            return self._error(400, "invalid-model", f"Unknown properties: {sorted(unknown)}")
+            return records.error(400, "invalid-model", f"Unknown properties: {sorted(unknown)}")
         problems = self._problems(body)
         if problems:
-            return self._error(
+            return records.error(
                 400,
                 "validation-failed",
                 "The model is not valid.",
@@ -313,26 +245,29 @@ class Sandbox:
             if body.get("workspaceId"):
                 workspace = self._workspaces.get(body["workspaceId"])
                 if workspace is None:
-                    return self._error(404, "not-found", "No workspace with this id exists.")
+                    return records.error(404, "not-found", "No workspace with this id exists.")
                 members = self._index()[workspace["id"]]
                 if email in members:
-                    return self._error(
+                    return records.error(
                         400, "already-exist-error", "The identity is already part of the workspace."
                     )
                 if body.get("bookedSeats"):
                     workspace["_seats"] = max(workspace["_seats"], body["bookedSeats"])
                     self._workspaces[workspace["id"]] = workspace
                 if len(members) >= workspace["_seats"]:
-                    return self._error(
+                    return records.error(
                         400, "insufficient-seats", "There are no free seats left in this workspace."
                     )
             else:  # a new workspace for them, on the chosen plan (free by default)
                 name = f"{body.get('firstName') or email.split('@')[0]}'s workspace"
-                workspace = self._workspace(
-                    _id(), name, body.get("bookedSeats") or 5, plan=body.get("planId") or "free"
+                workspace = records.workspace(
+                    records.new_id(),
+                    name,
+                    body.get("bookedSeats") or 5,
+                    plan=body.get("planId") or "free",
                 )
                 self._workspaces[workspace["id"]] = workspace
-            user = self._user(
+            user = records.user(
                 email, body.get("firstName"), body.get("lastName"), workspace["id"], accepted=False
             )
             for field in ("title", "position", "gender"):
@@ -351,7 +286,7 @@ class Sandbox:
                 "flow": body.get("invitationFlow")
                 or ("invite" if body.get("workspaceId") else "new_user_new_workspace"),
                 "emailSent": not body.get("skipSendingEmail", False),
-                "issuedAt": _now(),
+                "issuedAt": records.now(),
                 "accepted": False,
                 "passwordResetCode": secrets.token_urlsafe(12),
             }
@@ -362,7 +297,7 @@ class Sandbox:
                 "invitationCode": code,
                 "passwordResetCode": invitation["passwordResetCode"],
                 "userId": user["id"],
-                "workspace": self._public(workspace),
+                "workspace": records.public(workspace),
             },
         )
 
@@ -371,28 +306,24 @@ class Sandbox:
         if self._by_workspace is None:
             self._by_workspace = {}
             for user in self._users.values():
-                self._by_workspace.setdefault(user["_workspace"], set()).update(self._emails(user))
+                self._by_workspace.setdefault(user["_workspace"], set()).update(
+                    records.emails(user)
+                )
         return self._by_workspace
-
-    @staticmethod
-    def _emails(user: dict) -> list[str]:
-        return [
-            str(c.get("value", "")).lower()
-            for c in user.get("userContactInfos") or []
-            if c.get("type") == "email"
-        ]
 
     def _accept(self, body: Any) -> httpx.Response:
         code = body.get("invitationCode") if isinstance(body, dict) else None
         with self._lock:
             invitation = self._invitations.get(code) if isinstance(code, str) else None
             if invitation is None:
-                return self._error(400, "invalid-operation", "The invitation code is not valid.")
+                return records.error(400, "invalid-operation", "The invitation code is not valid.")
             if invitation["accepted"]:
-                return self._error(400, "invalid-operation", "The invitation was accepted already.")
+                return records.error(
+                    400, "invalid-operation", "The invitation was accepted already."
+                )
             issued = datetime.fromisoformat(invitation["issuedAt"].replace("Z", "+00:00"))
             if datetime.now(UTC) - issued > CODE_VALIDITY:
-                return self._error(400, "invalid-operation", "The invitation code has expired.")
+                return records.error(400, "invalid-operation", "The invitation code has expired.")
             invitation["accepted"] = True
             self._invitations[code] = invitation
             user = self._users[invitation["userId"]]
@@ -417,7 +348,7 @@ class Sandbox:
             oldest = last_second[0] if over_second else self._arrivals[0]
             reset = max(1, math.ceil(oldest + (1.0 if over_second else 60.0) - now))
         # As DESIGN.md describes awork's: `ratelimit-reset` in seconds and `x-ratelimit-*`.
-        response = self._error(429, "rate-limited", "Too many requests; slow down.")
+        response = records.error(429, "rate-limited", "Too many requests; slow down.")
         limit = self.per_second if over_second else self.per_minute
         response.headers.update(
             {
@@ -429,73 +360,7 @@ class Sandbox:
         )
         return response
 
-    @staticmethod
-    def _error(status: int, code: str, description: str, **extra: Any) -> httpx.Response:
-        body = {
-            "code": code,
-            "description": description,
-            "link": DOCS,
-            "traceId": secrets.token_hex(8),
-            **extra,
-        }
-        return httpx.Response(status, json=body)
-
     # -- inspection (tests, the shell) ---------------------------------------------------------
 
     def invitations(self) -> list[dict]:
         return list(self._invitations.values())
-
-
-class Backlogged(ThreadingHTTPServer):
-    """A listen backlog of 128, not socketserver's 5: under a burst from several bot
-    processes, connections wait to be accepted instead of being reset, as a real API's would."""
-
-    request_queue_size = 128
-
-
-def http_server(
-    handle: Callable[[httpx.Request], httpx.Response], host: str, port: int
-) -> ThreadingHTTPServer:
-    """An awork stand-in's `handle` (the sandbox's, or a test fake's) over HTTP at `/api/v1/...`,
-    keep-alive, one thread per connection. A `handle` that raises `httpx.ConnectError` drops
-    the connection. Call `serve_forever()`; `server_address` has the port (0: a free one)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as awork's gateway: no connect per call
-        server_version = "awork-sandbox"
-
-        def _any(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            request = httpx.Request(
-                self.command,
-                f"http://{host}{self.path}",
-                headers=dict(self.headers.items()),
-                content=self.rfile.read(length) if length else b"",
-            )
-            if not self.path.startswith("/api/v1/"):
-                response = Sandbox._error(404, "not-found", "awork's API lives under /api/v1/.")
-            else:
-                try:
-                    response = handle(request)
-                except httpx.ConnectError:
-                    self.close_connection = True
-                    return
-            body = response.content
-            self.send_response(response.status_code)
-            for name, value in response.headers.items():
-                if name.lower() not in ("content-length", "transfer-encoding"):
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            # The caller may have gone (killed mid-call); the work is done all the same.
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                self.wfile.write(body)
-
-        do_GET = do_POST = do_PUT = do_DELETE = _any
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = Backlogged((host, port), Handler)
-    server.daemon_threads = True
-    return server

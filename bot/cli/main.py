@@ -258,7 +258,8 @@ def run_socket_mode(settings: Settings) -> None:
 
 
 def run_sandbox(args: argparse.Namespace) -> int:
-    from bot.awork.sandbox import Sandbox, http_server
+    from bot.awork.sandbox import Sandbox
+    from bot.awork.sandbox_http import http_server
 
     sandbox = Sandbox(
         args.db,

@@ -20,7 +20,7 @@ from urllib.parse import unquote
 
 import httpx
 
-from bot.awork.sandbox import http_server
+from bot.awork.sandbox_http import http_server
 
 INVITATION_FIELDS = {
     "workspaceId", "invitationFlow", "roleId", "connectInviteCode", "passcode", "email",

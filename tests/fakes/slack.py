@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
-from bot.awork.sandbox import Backlogged
+from bot.awork.sandbox_http import Backlogged
 from bot.cli.manifest import bot_scopes
 
 
