@@ -10,7 +10,7 @@ from slack_sdk.errors import SlackApiError
 from bot.domain.batches import BatchStatus
 from bot.domain.records import Status
 from bot.runtime.deps import Deps
-from bot.services.invites import AcceptOutcome
+from bot.services.joining import AcceptOutcome
 from bot.ui import answers, approval, bulk_blocks, forms, mrkdwn, notices
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ from bot.domain.batches import BatchStatus
 from bot.domain.details import InviteDetails
 from bot.domain.records import ApprovalRule, InviteRequest, Status
 from bot.services.catalog import Catalog
-from bot.services.invites import InviteService, Refusal
+from bot.services.decisions import Refusal
+from bot.services.invites import InviteService
 from bot.store import SqliteStore
 from bot.ui import bulk_blocks
 from bot.ui.approval import approval_message

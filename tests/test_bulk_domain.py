@@ -20,7 +20,8 @@ from bot.domain.people import Person, parse_people
 from bot.domain.records import InviteRequest, Status
 from bot.services.batches import BatchService
 from bot.services.catalog import Catalog
-from bot.services.invites import InviteService, Refusal
+from bot.services.decisions import Refusal
+from bot.services.invites import InviteService
 from bot.store import SqliteStore as Store
 from tests.fakes.awork import API_KEY, ROLE_PM, TEAM_DESIGN, TEAM_ENGINEERING, FakeAwork, Fault
 

@@ -113,7 +113,7 @@ def test_a_lost_lease_stops_the_post_before_it_is_sent(world):
         request_id, {Status.INVITING}, Status.INVITING, claim=("other", 60), claim_expired=True
     )
     assert ok
-    result = service._settle(mine, look_first=False)
+    result = service.inviting.settle(mine, look_first=False)
     assert fake.calls("POST", "/invitations") == []
     assert result.status is Status.INVITING and result.claim_id == theirs.claim_id
 
@@ -125,7 +125,7 @@ def test_a_stale_claim_of_the_same_process_cannot_finish_the_request(world):
     request_id = approved(service)
     old = store.get(request_id)
     store.transition(request_id, {Status.INVITING}, Status.INVITING, claim=("me", 60))
-    failed = service._fail(old, AworkUnavailable("timeout", "late"))
+    failed = service.inviting._fail(old, AworkUnavailable("timeout", "late"))
     assert failed.status is Status.INVITING and failed.failure is None
 
 
@@ -268,7 +268,7 @@ def test_a_claim_taken_over_by_this_processs_own_sweep_is_not_invited_twice(worl
     assert ok and sweeps.claimed_by == "me" and sweeps.claim_id != approvals_claim
     assert service.invite(request_id, approvals_claim).status is Status.INVITING
     assert fake.calls("POST", "/invitations") == []
-    assert service._settle(sweeps, look_first=True).status is Status.INVITED
+    assert service.inviting.settle(sweeps, look_first=True).status is Status.INVITED
     assert len(fake.calls("POST", "/invitations")) == 1
 
 

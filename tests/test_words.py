@@ -12,7 +12,8 @@ from bot.domain.details import InviteDetails, field_label, parse_details
 from bot.domain.inline import parse_inline
 from bot.domain.people import Person
 from bot.domain.records import InviteRequest, Status
-from bot.services.invites import Refusal, describe_failure
+from bot.services.decisions import Refusal
+from bot.services.failures import describe_failure
 from bot.ui import bulk_blocks, forms, notices
 from handlers.views import _on_blocks
 from tests.conftest import APPROVERS, approval_request_id

@@ -34,7 +34,8 @@ from bot.runtime.config import Settings
 from bot.runtime.deps import Deps
 from bot.services.batches import BatchService
 from bot.services.catalog import Catalog
-from bot.services.invites import InviteService, new_instance_id
+from bot.services.invites import InviteService
+from bot.services.leases import new_instance_id
 from bot.store import Store, StoreClosed, open_store
 from bot.ui import mrkdwn
 from handlers.delivery.approvers import ApproverDirectory

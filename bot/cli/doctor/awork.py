@@ -113,7 +113,7 @@ def _catalog(client, settings: Settings) -> Check:
 def _invitations(client, settings: Settings) -> Check:
     """An empty `POST /invitations` must be refused with 400 validation-failed (nothing is
     created); 404 or 405 means this awork no longer offers the endpoint."""
-    from bot.services.invites import invitations_gone_reason
+    from bot.services.failures import invitations_gone_reason
 
     name = "awork invitations"
     exc = client.try_empty_invitation()

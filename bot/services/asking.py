@@ -1,0 +1,170 @@
+"""Asking for one person: a new request is stored before anything else happens; a duplicate
+is caught first; names awork suggests are filled in before the approvers see it; a lapsed
+invitation is asked for again. And the lists people see: what waits for an approver, what a
+requester asked for."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from bot.awork.client import AworkClient
+from bot.awork.errors import AworkError
+from bot.domain.details import InviteDetails
+from bot.domain.records import InviteRequest, Status
+from bot.services.catalog import Catalog
+from bot.services.decisions import Approvers, Decision, Refusal
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Asking:
+    def __init__(
+        self, store: Store, awork: AworkClient, catalog: Catalog, approvers: Approvers
+    ) -> None:
+        self.store = store
+        self.awork = awork
+        self.catalog = catalog
+        self.approvers = approvers
+
+    def duplicate_of(self, details: InviteDetails) -> tuple[str, Any] | None:
+        """Why asking the admins would be pointless: ("member", None) when awork has the address
+        already, ("open", request or batch) when one for it is still open. None otherwise."""
+        if self.catalog.is_member(details.email):
+            return "member", None
+        open_id = self.store.open_addresses([details.email]).get(details.email.lower())
+        existing = self.store.read(open_id) if open_id else None
+        return ("open", existing) if existing is not None else None
+
+    def submit(
+        self, details: InviteDetails, requester_id: str, origin_channel: str | None
+    ) -> InviteRequest:
+        """Store a new pending request. Nothing else happens before it is stored."""
+        if details.uses_advanced() and requester_id not in self.approvers:
+            raise PermissionError("only approvers may use the advanced fields")
+        role = self.catalog.role(details.role_id)
+        request = InviteRequest(
+            requester_id=requester_id,
+            origin_channel=origin_channel,
+            details=details,
+            role_name=role.name if role else None,
+            role_is_admin=bool(role and role.is_admin_role),
+            # Two for an admin role; whether one decides alone is settled at approval time.
+            approvals_needed=2 if role and role.is_admin_role else 1,
+            team_names=self.catalog.team_names(details.team_ids),
+        )
+        self.store.add(request)
+        self.store.record(
+            "submitted", request.id, requester_id, email=details.email, role=request.role_name
+        )
+        log.info("request %s stored (requester %s)", request.id, requester_id)
+        return request
+
+    def autofill(self, request_id: str) -> InviteRequest | None:
+        """Fill in a pending request's missing first and last name (and gender) from awork's
+        guess for its address, before the approvers see it. Anything typed stays as it was;
+        no answer from awork leaves the request as it is."""
+        request = self.store.get(request_id)
+        details = request.details if request else None
+        if details is None or (details.first_name and details.last_name):
+            return request
+        try:
+            guess = self.awork.autofill(details.email)
+        except AworkError as exc:
+            log.info("request %s: no name suggestion from awork (%s)", request_id, exc.code)
+            return request
+        if not guess:
+            return request
+        changes = {
+            name: value.strip()
+            for name, value in (
+                ("first_name", guess.get("firstName")),
+                ("last_name", guess.get("lastName")),
+                ("gender", guess.get("gender")),
+            )
+            if isinstance(value, str) and value.strip() and getattr(details, name) is None
+        }
+        if changes.get("gender") not in (None, "male", "female", "other"):
+            changes.pop("gender")
+        try:
+            filled = details.model_copy(update=changes)
+            filled = InviteDetails.model_validate(filled.model_dump(by_alias=True))
+        except ValueError:
+            return request  # e.g. a name longer than the form allows: keep the request as asked
+        ok, updated = self.store.transition(
+            request_id,
+            {Status.PENDING},
+            Status.PENDING,
+            require={"approval_message": None, "details": details},
+            details=filled,
+        )
+        if ok:
+            self.store.record("autofilled", request_id, fields=sorted(changes))
+        return updated
+
+    def invite_again(self, request_id: str, user_id: str) -> Decision[InviteRequest]:
+        """After a lapse: a fresh request with the same details, through the usual approval;
+        once."""
+        current = self.store.get(request_id)
+        if current is None:
+            return Decision(None, Refusal.NOT_FOUND)
+        if user_id != current.requester_id and user_id not in self.approvers:
+            return Decision(current, Refusal.NOT_REQUESTER)
+        if current.status is not Status.LAPSED or current.reinvited_as:
+            return Decision(current, Refusal.ALREADY_DECIDED)
+        fresh = InviteRequest(
+            requester_id=current.requester_id,
+            origin_channel=current.origin_channel,
+            details=current.details,
+            role_name=current.role_name,
+            role_is_admin=current.role_is_admin,
+            approvals_needed=current.approvals_needed,
+            team_names=current.team_names,
+            reinvite_of=current.id,
+        )
+        ok, _ = self.store.transition(
+            request_id,
+            {Status.LAPSED},
+            Status.LAPSED,
+            require={"reinvited_as": None},
+            reinvited_as=fresh.id,
+        )
+        if not ok:
+            return Decision(self.store.get(request_id), Refusal.ALREADY_DECIDED)
+        self.store.add(fresh)
+        self.store.record(
+            "submitted", fresh.id, user_id, email=current.details.email, again_for=current.id
+        )
+        return Decision(fresh)
+
+    # -- lists -------------------------------------------------------------------------------
+
+    def waiting_for(
+        self, approver_id: str, requests: Iterable[InviteRequest] | None = None
+    ) -> list[InviteRequest]:
+        """Requests an approver can act on, oldest first (empty for anyone else): waiting for
+        a decision, or a failure they may retry; a batch's members are decided with the batch."""
+        if approver_id not in self.approvers:
+            return []
+        if requests is None:
+            requests = [r for r in self.store.approvable() if isinstance(r, InviteRequest)]
+        return sorted((r for r in requests if r.approvable), key=lambda r: r.created_at)
+
+    def requests_of(
+        self, requester_id: str, requests: Iterable[InviteRequest] | None = None
+    ) -> list[InviteRequest]:
+        """A requester's own requests, newest first."""
+        if requests is None:
+            requests = [r for r in self.store.listed(requester_id) if isinstance(r, InviteRequest)]
+        mine = [r for r in requests if r.requester_id == requester_id and r.batch_id is None]
+        return sorted(mine, key=lambda r: r.created_at, reverse=True)
+
+    def visible_request(self, request_id: str, user_id: str) -> InviteRequest | None:
+        """A request, if this user may see it: its requester, invitee or an approver."""
+        request = self.store.get(request_id)
+        if request is None:
+            return None
+        allowed = {request.requester_id, request.invitee_slack_id} | set(self.approvers.now())
+        return request if user_id in allowed else None

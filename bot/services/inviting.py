@@ -1,0 +1,246 @@
+"""Inviting exactly once: one `POST /invitations` per request, however many clicks,
+retries or instances.
+
+- An approval moves a request `pending -> inviting` by compare-and-set and takes a work lease
+  on it (bot/services/decisions.py); only that caller calls awork (`invite`), under the claim
+  it took, and it renews the lease right before every request leaves for awork, to outlive
+  that request (the client's timeouts plus a margin). A lost lease stops the call before it
+  is sent.
+- A POST that timed out or got a 5xx may have been carried out: before sending it again, awork
+  is asked whether the invitee is there now. A connection that failed sent nothing: it is
+  simply tried again after a backoff.
+- After a crash, the sweep takes over `inviting` requests whose lease has expired (`recover`)
+  - no process id is ever consulted - and settles them the same way: found in awork ->
+  invited; not there -> invited now. An `already-exist-error` answering an invitation that
+  may have been sent before is settled by looking the person up, never reported as "already
+  a member".
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from urllib.parse import quote
+
+from bot.awork.client import AworkClient
+from bot.awork.errors import AworkError, AworkUnavailable
+from bot.domain.awork_models import AworkUser, InvitationResult
+from bot.domain.records import InviteRequest, Status
+from bot.services.failures import describe_failure
+from bot.services.leases import LeaseLost, Work
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+# An awork user created this long before our claim is someone who was there already.
+CLOCK_SKEW = timedelta(minutes=10)
+
+
+class Inviting:
+    def __init__(
+        self,
+        store: Store,
+        awork: AworkClient,
+        work: Work,
+        accept_url_template: str,
+        workspace_id: str | None = None,
+        password_url_template: str | None = None,
+        skip_email_for_slack_members: bool = True,
+        invite_attempts: int = 3,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.store = store
+        self.awork = awork
+        self.work = work
+        self.accept_url_template = accept_url_template
+        self.password_url_template = password_url_template
+        self.skip_email_for_slack_members = skip_email_for_slack_members
+        self.invite_attempts = invite_attempts
+        self._sleep = sleep
+        self._workspace_id = workspace_id
+        self._workspace_lock = threading.Lock()
+
+    def invite(self, request_id: str, claim_id: str | None) -> InviteRequest | None:
+        """Call awork for a request under the claim `claim_id` that this caller took (status
+        INVITING), exactly once. If that claim is not the request's any more - its lease ran
+        out before we got here (Slack was slow) and it was taken over, by another instance or
+        by this one's sweep - it is left to the new claim, untouched."""
+        request = self.store.get(request_id)
+        if request is None or request.status is not Status.INVITING or claim_id is None:
+            return request
+        if request.claim_id != claim_id:
+            log.info("request %s: taken over meanwhile, left to %s", request_id, request.claimed_by)
+            return request
+        # An earlier attempt may have reached awork: look before sending again.
+        return self.settle(request, look_first=request.uncertain)
+
+    def recover(self, request: InviteRequest) -> InviteRequest | None:
+        """Settle an invitation whose holder's lease expired (it crashed, or lost the store):
+        take it over by compare-and-set on the store's clock, then finish it, checking awork
+        first so it is never sent twice. None while the lease runs or if another took it."""
+        ok, claimed = self.store.transition(
+            request.id,
+            {Status.INVITING},
+            Status.INVITING,
+            require={"claim_id": request.claim_id},
+            claim=self.work.claim,
+            claim_expired=True,
+            uncertain=True,
+        )
+        if not ok or claimed is None:
+            return None
+        self.store.record("recovering", request.id, previous_owner=request.claimed_by)
+        log.info("request %s: taking over an invitation whose lease expired", request.id)
+        return self.settle(claimed, look_first=True)
+
+    def settle(self, request: InviteRequest, look_first: bool) -> InviteRequest:
+        """Invite a request this instance holds, under its renewed lease."""
+        with self.work.tracked(request.id), self.work.holding(request.id, request.claim_id):
+            try:
+                found = self._invited_in_awork(request) if look_first else None
+                result = found if found is not None else self._create(request)
+            except LeaseLost:
+                log.warning("request %s: lease lost, left to its new holder", request.id)
+                return self.store.get(request.id) or request
+            except AworkError as exc:
+                return self._fail(request, exc)
+            return self._succeed(request, result)
+
+    def set_invitee(self, request_id: str, slack_user_id: str | None) -> None:
+        """Remember the invitee's Slack account (found by email), before awork is called."""
+        self.store.update(request_id, invitee_slack_id=slack_user_id)
+
+    def workspace_id(self) -> str:
+        """The configured workspace, else the API key's own, asked of awork once and kept."""
+        with self._workspace_lock:
+            if not self._workspace_id:
+                self._workspace_id = self.store.get_meta("workspace_id")
+            if not self._workspace_id:
+                self._workspace_id = self.awork.workspace_id()
+                self.store.set_meta("workspace_id", self._workspace_id)
+            return self._workspace_id
+
+    # -- the links a DM carries ----------------------------------------------------------------
+
+    def accept_link(self, request: InviteRequest) -> str | None:
+        """The acceptance link; a credential, for DMs only. None without a code."""
+        if request.result is None or request.result.invitation_code is None:
+            return None
+        return self.accept_url_template.format(
+            code=quote(request.result.invitation_code.get_secret_value(), safe=""),
+            email=quote(request.details.email, safe=""),
+        )
+
+    def password_link(self, request: InviteRequest) -> str | None:
+        """Where the invitee sets a password; built from awork's password-reset code (DM only)."""
+        code = request.result.password_reset_code if request.result else None
+        if code is None or self.password_url_template is None:
+            return None
+        return self.password_url_template.format(
+            code=quote(code.get_secret_value(), safe=""),
+            email=quote(request.details.email, safe=""),
+        )
+
+    # -- one invitation ----------------------------------------------------------------------
+
+    def _bot_delivers(self, request: InviteRequest) -> bool:
+        """The invitee is a Slack member and gets the invitation from the bot, not awork's email."""
+        return self.skip_email_for_slack_members and request.invitee_slack_id is not None
+
+    def _create(self, request: InviteRequest) -> InvitationResult:
+        invitation = request.details.to_invitation(
+            self.workspace_id(), skip_email=self._bot_delivers(request)
+        )
+        maybe_sent = request.uncertain  # an earlier attempt may have reached awork
+        for attempt in range(1, self.invite_attempts + 1):
+            try:
+                return self.awork.create_invitation(invitation)
+            except AworkUnavailable as exc:
+                if exc.ambiguous:
+                    maybe_sent = True
+                    log.warning(
+                        "request %s: awork answer unclear (%s), checking", request.id, exc.code
+                    )
+                    found = self._invited_in_awork(request)
+                    if found is not None:
+                        return found
+                elif exc.code != "connection-failed":
+                    raise
+                if attempt == self.invite_attempts:
+                    raise
+                self._sleep(min(30.0, max(exc.retry_after or 0.0, 0.5 * 2**attempt)))
+            except AworkError as exc:
+                if exc.code != "already-exist-error" or not maybe_sent:
+                    raise
+                # Our own earlier attempt may be what awork found: look the person up.
+                found = self._invited_in_awork(request)
+                if found is None:
+                    raise
+                return found
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _invited_in_awork(self, request: InviteRequest) -> InvitationResult | None:
+        """If awork holds a user with this email created since our claim, our invitation
+        went through: return a result without a code. A user from before is a member, which
+        is awork's already-exist-error."""
+        user = self.awork.find_user_by_email(request.details.email)
+        if user is None:
+            return None
+        if not _created_by_us(user, request.invite_started_at):
+            raise AworkError(
+                "already-exist-error", "The identity is already part of the workspace."
+            )
+        log.info("request %s: the invitation is in awork already", request.id)
+        return InvitationResult(user_id=user.id)
+
+    def _succeed(self, request: InviteRequest, result: InvitationResult) -> InviteRequest:
+        ok, stored = self.store.transition(
+            request.id,
+            {Status.INVITING},
+            Status.INVITED,
+            require={"claim_id": request.claim_id},  # only while the claim is still ours
+            result=result,
+            outcome_told=False,
+            uncertain=False,
+            awork_email_skipped=request.details.skip_sending_email or self._bot_delivers(request),
+        )
+        if not ok:  # taken over meanwhile: its new holder finds the invitation in awork
+            log.warning("request %s: invited, but the lease had passed on", request.id)
+            return stored or request
+        self.store.record(
+            "invited",
+            request.id,
+            awork_user=result.user_id,
+            code_received=result.invitation_code is not None,
+        )
+        log.info("request %s: invitation created", request.id)
+        return stored or request
+
+    def _fail(self, request: InviteRequest, exc: AworkError) -> InviteRequest:
+        failure = describe_failure(exc, request.details.email)
+        log.warning("request %s: awork refused (%s)", request.id, exc.code)
+        # If the call may have reached awork, the next attempt looks before it sends.
+        uncertain = request.uncertain or (isinstance(exc, AworkUnavailable) and exc.ambiguous)
+        ok, stored = self.store.transition(
+            request.id,
+            {Status.INVITING},
+            Status.FAILED,
+            require={"claim_id": request.claim_id},  # only while the claim is still ours
+            failure=failure,
+            outcome_told=False,
+            uncertain=uncertain,
+        )
+        if ok:
+            self.store.record(
+                "invite_failed", request.id, code=exc.code, retryable=failure.retryable
+            )
+        return stored or request
+
+
+def _created_by_us(user: AworkUser, started_at: datetime | None) -> bool:
+    if user.created_on is None or started_at is None:
+        return not (user.status and user.status.invitation_accepted)
+    return user.created_on >= started_at - CLOCK_SKEW

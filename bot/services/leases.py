@@ -1,0 +1,94 @@
+"""This process as a holder of work leases.
+
+Work in progress on a record (inviting, joining, running a batch) is held by a lease in the
+store, on the store's clock, never judged by a process id: `claim` is what a compare-and-set
+takes it with, `holding` renews it right before each awork request leaves, and another
+instance takes over only after it expired. `tracked` counts what this process is working on
+right now, for a graceful stop and for the sweep, which takes over this process's own expired
+leases only when nobody works on them here any more (a thread that died).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from bot.awork.client import AworkClient
+from bot.store import Store
+
+
+def new_instance_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class LeaseLost(RuntimeError):
+    """This instance's work lease on a record ran out or was taken over: stop, send nothing."""
+
+
+class Work:
+    def __init__(
+        self,
+        store: Store,
+        awork: AworkClient,
+        instance_id: str | None = None,
+        lease_margin: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.awork = awork
+        self.instance_id = instance_id or new_instance_id()
+        # A work lease outlives the longest one awork request can take after it is sent.
+        self.lease = awork.longest_attempt() + lease_margin
+        self._in_flight = 0
+        self._active: set[str] = set()
+        self._idle = threading.Condition()
+
+    @property
+    def claim(self) -> tuple[str, float]:
+        """The lease a compare-and-set takes for this process (`Store.transition(claim=...)`)."""
+        return self.instance_id, self.lease
+
+    @contextmanager
+    def holding(self, record_id: str, claim_id: str | None) -> Iterator[None]:
+        """Renew the lease of the claim `claim_id` on `record_id` right before each awork
+        request leaves; a lease that cannot be renewed (expired and taken over, a later claim,
+        or the store unreachable) stops the request from being sent."""
+
+        def renew() -> None:
+            try:
+                held = self.store.renew(record_id, claim_id, self.lease)
+            except Exception as exc:
+                raise LeaseLost(f"{record_id}: could not renew the lease") from exc
+            if not held:
+                raise LeaseLost(f"{record_id}: the lease is held by another instance")
+
+        with self.awork.before_each_send(renew):
+            yield
+
+    @contextmanager
+    def tracked(self, record_id: str) -> Iterator[None]:
+        """Work on `record_id` in this process: counted for a graceful stop, and known to the
+        sweep (`is_active`)."""
+        with self._idle:
+            self._in_flight += 1
+            self._active.add(record_id)
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._active.discard(record_id)
+                self._idle.notify_all()
+
+    def is_active(self, record_id: str) -> bool:
+        """Whether this process is working on `record_id` right now."""
+        with self._idle:
+            return record_id in self._active
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait (bounded) for in-flight work to finish; True if none is left."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout)
