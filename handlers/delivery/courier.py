@@ -1,11 +1,15 @@
-"""Bringing Slack up to date with a request: the approval message, notices and the link DM
-(whose rules are in handlers/delivery/links.py).
+"""The outbox: bringing Slack up to date with requests and batches, now or by a later sweep.
 
 What Slack has been told is kept on the request itself (`approval_message`, `shown_status`,
 `waiting_told`, `link_attempted`, `outcome_told`), so delivery is a function of the stored
-request: `Courier.sync` does whatever is still missing, once, under a short lease in the store,
+record: `Courier.sync` does whatever is still missing, once, under a short lease in the store,
 and a failed post (Slack down, rate limits past slack_sdk's own retries) is simply done by the
-next `sweep` - at start-up and every half minute. Nothing a user did is lost to a Slack outage.
+next `sweep` - at start-up and every half minute - backing off for a record Slack keeps refusing.
+Nothing a user did is lost to a Slack outage.
+
+What is delivered lives beside this module, each part a mixin of the Courier: one request's
+messages (requests.py), a batch's run, message and links (batches.py), the acceptance link
+(links.py), the App Home (homes.py), and what is said to one person (notes.py).
 
 The requester's news that comes later - a decision, the invitation's result, the reminder, a
 join, a lapse, the expiry - goes by DM (`news`), naming the channel where they asked; only the
@@ -28,21 +32,20 @@ from slack_sdk import WebClient
 
 from bot.domain.batches import BatchStatus, InviteBatch
 from bot.domain.clock import utcnow
-from bot.domain.records import InviteRequest, MessageRef, PostedMessage, Status
-from bot.runtime.command import installed_command
+from bot.domain.records import InviteRequest, PostedMessage, Status
 from bot.services.batches import BatchService
 from bot.services.invites import InviteService
-from bot.store import Record
 from bot.store.base import FAR_FUTURE
-from bot.ui import approval, lists, notices
 from handlers.delivery.batches import BatchDelivery
+from handlers.delivery.homes import HomeTabs
 from handlers.delivery.links import LinkDelivery
-from handlers.delivery.slack_errors import ADMIN_CHANNEL_HINTS, SEND_ERRORS, slack_error
+from handlers.delivery.notes import PrivateNotes
+from handlers.delivery.requests import RequestDelivery
 
 log = logging.getLogger(__name__)
 
 
-class Courier(BatchDelivery, LinkDelivery):
+class Courier(RequestDelivery, BatchDelivery, LinkDelivery, HomeTabs, PrivateNotes):
     def __init__(
         self,
         client: WebClient,
@@ -63,130 +66,7 @@ class Courier(BatchDelivery, LinkDelivery):
         self.remind_after = remind_after
         self.expire_after = expire_after
 
-    # -- one-off private notes ----------------------------------------------------------------
-
-    def dm(self, user_id: str, text: str, blocks: list | None = None) -> tuple[str, str] | None:
-        """A direct message from the bot; returns (channel, ts) or None if it failed."""
-        try:
-            channel = self.client.conversations_open(users=user_id)["channel"]["id"]
-            posted = self.client.chat_postMessage(
-                channel=channel, text=text, blocks=blocks, unfurl_links=False
-            )
-            return posted["channel"], posted["ts"]
-        except SEND_ERRORS as exc:
-            log.warning("could not DM %s: %s", user_id, slack_error(exc))
-            return None
-
-    def tell(
-        self, user_id: str, channel: str | None, text: str, blocks: list | None = None
-    ) -> tuple[str, str] | None:
-        """The immediate answer to what someone just did (a refusal, "nothing changed", "your
-        request waits"): ephemeral in `channel` when the bot can post there, else a DM."""
-        if channel:
-            where = self._ephemeral(user_id, channel, text, blocks)
-            if where is not None:
-                return where
-        return self.dm(user_id, text, blocks)
-
-    def news(
-        self, user_id: str, channel: str | None, text: str, blocks: list | None = None
-    ) -> tuple[str, str] | None:
-        """Later news for a requester - a decision, an invitation's result, a reminder, a
-        lapse, an expiry: a DM, which stays and notifies (an ephemeral shows only while they
-        are in that channel, and is gone on reload). The text names the channel where they
-        asked. Only if Slack refuses the DM, the ephemeral there; failing both, a sweep retries."""
-        where = self.dm(user_id, text, blocks)
-        if where is None and channel:
-            where = self._ephemeral(user_id, channel, text, blocks)
-        return where
-
-    def _ephemeral(
-        self, user_id: str, channel: str, text: str, blocks: list | None
-    ) -> tuple[str, str] | None:
-        try:
-            posted = self.client.chat_postEphemeral(
-                channel=channel, user=user_id, text=text, blocks=blocks
-            )
-            return channel, str(posted.get("message_ts") or "")
-        except SEND_ERRORS as exc:
-            log.info("ephemeral to %s in %s failed: %s", user_id, channel, slack_error(exc))
-            return None
-
-    def replace(self, channel: str, ts: str, text: str, blocks: list | None = None) -> bool:
-        """Rewrite a message the bot posted (a DM whose button has done its work)."""
-        try:
-            self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks or [])
-            return True
-        except SEND_ERRORS as exc:
-            log.warning("could not update message %s in %s: %s", ts, channel, slack_error(exc))
-            return False
-
-    def slack_user(self, address: str) -> str | None:
-        """The Slack member with this email, if there is one (needs users:read.email)."""
-        try:
-            user = self.client.users_lookupByEmail(email=address)["user"]
-        except SEND_ERRORS as exc:
-            if slack_error(exc) != "users_not_found":
-                log.warning("users.lookupByEmail failed: %s", slack_error(exc))
-            return None
-        if user.get("deleted") or user.get("is_bot"):
-            return None
-        return user.get("id")
-
-    # -- App Home ---------------------------------------------------------------------------------
-
-    def publish_home(
-        self,
-        user_id: str,
-        remember: bool = False,
-        approvable: list[Record] | None = None,
-    ) -> None:
-        """Publish a user's App Home; `remember` marks them as someone who looks at it.
-        `approvable`: the approvers' list when the caller has looked it up already."""
-        if not user_id:
-            return
-        if remember and user_id not in self.store.get_meta("home_users", []):
-            self.store.add_to_meta_set("home_users", user_id)
-        waiting: list[Any] = []
-        if self.service.is_approver(user_id):
-            listed = self.store.approvable() if approvable is None else approvable
-            requests = [r for r in listed if isinstance(r, InviteRequest)]
-            waiting = self.service.waiting_for(user_id, requests)
-            waiting += self.batches.waiting_for(
-                user_id, [b for b in listed if isinstance(b, InviteBatch)]
-            )
-        own = self.store.listed(user_id)
-        mine: list[Any] = self.service.requests_of(
-            user_id, [r for r in own if isinstance(r, InviteRequest)]
-        )
-        mine += self.batches.batches_of(user_id, [b for b in own if isinstance(b, InviteBatch)])
-        view = lists.home_view(
-            sorted(waiting, key=lambda item: item.created_at),
-            sorted(mine, key=lambda item: item.created_at, reverse=True),
-            approver=self.service.is_approver(user_id),
-            command=installed_command(self.store),
-        )
-        try:
-            self.client.views_publish(user_id=user_id, view=view)
-        except SEND_ERRORS as exc:
-            log.warning("could not publish the App Home of %s: %s", user_id, slack_error(exc))
-
-    def refresh_homes(self, request: InviteRequest | InviteBatch) -> None:
-        """After a request's state shows anew: the homes of its requester and the approvers,
-        for those who have opened the App Home at least once."""
-        watchers = set(self.store.get_meta("home_users", []))
-        viewers = sorted(({request.requester_id} | set(self.service.approvers)) & watchers)
-        if not viewers:
-            return
-        approvable = self.store.approvable()  # one lookup for all of them
-        for user_id in viewers:
-            self.publish_home(user_id, approvable=approvable)
-
-    # -- keeping Slack in step with a request -------------------------------------------------
-
-    def sync(self, request_id: str, wait: float = 10.0) -> InviteRequest | None:
-        """Deliver everything Slack has not yet been told about the request."""
-        return self._sync(request_id, wait, self._deliver)
+    # -- keeping Slack in step with a record, under a lease ----------------------------------
 
     def _sync(self, record_id: str, wait: float, deliver: Any, seconds: float = 60) -> Any:
         """Under a short lease on the record (a request or a batch), `deliver` until Slack has
@@ -296,116 +176,6 @@ class Courier(BatchDelivery, LinkDelivery):
             running = batch.status is BatchStatus.RUNNING
             if ready and not running and batch.needs_delivery() and batch.id not in changed:
                 self.sync_batch(batch.id, wait=0)
-
-    def _deliver(self, request: InviteRequest) -> InviteRequest:
-        if request.batch_id is not None:
-            return self._deliver_member(request)
-        if request.approval_message is None:
-            request = self._post_approval(request)
-        if request.status is Status.INVITED and not request.link_attempted:
-            request = self._send_link(request)
-        if request.approval_message is not None and request.shown_status is not request.status:
-            request = self._update_approval(request)
-        if request.status is Status.PENDING and request.reminded_at and not request.reminder_posted:
-            request = self._post_reminder(request)
-        if request.status is Status.PENDING and not request.waiting_told:
-            # The answer to their asking, where they asked - or, for "Invite again" clicked in
-            # the DM that brought the lapse, in that DM.
-            say = self.news if request.reinvite_of else self.tell
-            where = say(
-                request.requester_id, request.origin_channel, notices.waiting_notice(request)
-            )
-            if where:
-                request = self._posted(request, "waiting_notice", where, waiting_told=True)
-        elif request.status is Status.PENDING and request.reminder_posted:
-            if not request.reminder_told:
-                expires = request.created_at + self.expire_after
-                text = notices.requester_reminder(request, expires)
-                where = self.news(request.requester_id, request.origin_channel, text)
-                if where:
-                    request = self._posted(request, "reminder_notice", where, reminder_told=True)
-        elif self._outcome_due(request):
-            command = installed_command(self.store)
-            offer = (
-                notices.invite_again_offer(request, command)
-                if request.status is Status.LAPSED
-                else None
-            )
-            notice = notices.outcome_notice(request, command)
-            where = self.news(request.requester_id, request.origin_channel, notice, offer)
-            if where:
-                request = self._posted(request, "outcome_notice", where, outcome_told=True)
-        return request
-
-    @staticmethod
-    def _outcome_due(request: InviteRequest) -> bool:
-        if (
-            request.status in (Status.PENDING, Status.INVITING, Status.JOINING)
-            or request.outcome_told
-        ):
-            return False
-        # The requester hears where the link went, so the link goes first - or, for an invitee
-        # whose DM Slack keeps refusing, that it has not arrived, when the approvers hear it.
-        return (
-            request.status is not Status.INVITED
-            or request.link_attempted
-            or request.link_overdue_at is not None
-        )
-
-    def _post_approval(self, request: InviteRequest) -> InviteRequest:
-        text, message_blocks = approval.approval_message(request)
-        try:
-            posted = self.client.chat_postMessage(
-                channel=self.admin_channel, text=text, blocks=message_blocks
-            )
-        except SEND_ERRORS as exc:
-            error = slack_error(exc)
-            hint = ADMIN_CHANNEL_HINTS.get(error, "it is retried")
-            log.error(
-                "request %s: could not post the approval message (%s): %s", request.id, error, hint
-            )
-            return request
-        self.refresh_homes(request)
-        ref = MessageRef(channel=posted["channel"], ts=posted["ts"])
-        return self._posted(
-            request,
-            "approval",
-            (ref.channel, ref.ts),
-            approval_message=ref,
-            shown_status=request.status,
-        )
-
-    def _post_reminder(self, request: InviteRequest) -> InviteRequest:
-        ref = request.approval_message
-        if ref is None:
-            return request
-        try:
-            posted = self.client.chat_postMessage(
-                channel=ref.channel, thread_ts=ref.ts, text=notices.reminder(request)
-            )
-        except SEND_ERRORS as exc:
-            log.warning("request %s: could not post the reminder: %s", request.id, slack_error(exc))
-            return request
-        return self._posted(
-            request, "reminder", (posted["channel"], posted["ts"]), reminder_posted=True
-        )
-
-    def _update_approval(self, request: InviteRequest) -> InviteRequest:
-        text, message_blocks = approval.approval_message(request)
-        ref = request.approval_message
-        try:
-            self.client.chat_update(
-                channel=ref.channel, ts=ref.ts, text=text, blocks=message_blocks
-            )
-        except SEND_ERRORS as exc:
-            log.warning(
-                "request %s: could not update the approval message: %s",
-                request.id,
-                slack_error(exc),
-            )
-            return request
-        self.refresh_homes(request)
-        return self.store.update(request.id, shown_status=request.status) or request
 
     def _posted(self, request: Any, kind: str, where: tuple[str, str], **changes: object) -> Any:
         """Keep the posted message's place with the request, in the audit log too."""

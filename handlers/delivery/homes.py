@@ -1,0 +1,80 @@
+"""Publishing the App Home tab: 'Waiting for you' for approvers, 'Your requests' for everyone,
+naming the slash command as installed (bot/runtime/command.py).
+
+A mixin of `handlers.delivery.courier.Courier`, which holds the Slack client, the services and
+the store. Only those who opened the App Home once are kept up to date (`home_users`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from bot.domain.batches import InviteBatch
+from bot.domain.records import InviteRequest
+from bot.runtime.command import installed_command
+from bot.ui import lists
+from handlers.delivery.slack_errors import SEND_ERRORS, slack_error
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+
+    from bot.services.batches import BatchService
+    from bot.services.invites import InviteService
+    from bot.store import Record, Store
+
+log = logging.getLogger("handlers.delivery.courier")
+
+
+class HomeTabs:
+    client: WebClient
+    service: InviteService
+    batches: BatchService
+    store: Store
+
+    def publish_home(
+        self,
+        user_id: str,
+        remember: bool = False,
+        approvable: list[Record] | None = None,
+    ) -> None:
+        """Publish a user's App Home; `remember` marks them as someone who looks at it.
+        `approvable`: the approvers' list when the caller has looked it up already."""
+        if not user_id:
+            return
+        if remember and user_id not in self.store.get_meta("home_users", []):
+            self.store.add_to_meta_set("home_users", user_id)
+        waiting: list[Any] = []
+        if self.service.is_approver(user_id):
+            listed = self.store.approvable() if approvable is None else approvable
+            requests = [r for r in listed if isinstance(r, InviteRequest)]
+            waiting = self.service.waiting_for(user_id, requests)
+            waiting += self.batches.waiting_for(
+                user_id, [b for b in listed if isinstance(b, InviteBatch)]
+            )
+        own = self.store.listed(user_id)
+        mine: list[Any] = self.service.requests_of(
+            user_id, [r for r in own if isinstance(r, InviteRequest)]
+        )
+        mine += self.batches.batches_of(user_id, [b for b in own if isinstance(b, InviteBatch)])
+        view = lists.home_view(
+            sorted(waiting, key=lambda item: item.created_at),
+            sorted(mine, key=lambda item: item.created_at, reverse=True),
+            approver=self.service.is_approver(user_id),
+            command=installed_command(self.store),
+        )
+        try:
+            self.client.views_publish(user_id=user_id, view=view)
+        except SEND_ERRORS as exc:
+            log.warning("could not publish the App Home of %s: %s", user_id, slack_error(exc))
+
+    def refresh_homes(self, request: InviteRequest | InviteBatch) -> None:
+        """After a request's state shows anew: the homes of its requester and the approvers,
+        for those who have opened the App Home at least once."""
+        watchers = set(self.store.get_meta("home_users", []))
+        viewers = sorted(({request.requester_id} | set(self.service.approvers)) & watchers)
+        if not viewers:
+            return
+        approvable = self.store.approvable()  # one lookup for all of them
+        for user_id in viewers:
+            self.publish_home(user_id, approvable=approvable)

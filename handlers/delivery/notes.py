@@ -1,0 +1,90 @@
+"""Saying something to one person: a DM, the ephemeral answer where they acted, later news,
+rewriting a message the bot posted, and finding a member by email.
+
+A mixin of `handlers.delivery.courier.Courier`, which holds the Slack client. A failed post is
+logged and returns None; the caller keeps what is still owed on the record, for a sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from handlers.delivery.slack_errors import SEND_ERRORS, slack_error
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+
+log = logging.getLogger("handlers.delivery.courier")
+
+
+class PrivateNotes:
+    client: WebClient
+
+    def dm(self, user_id: str, text: str, blocks: list | None = None) -> tuple[str, str] | None:
+        """A direct message from the bot; returns (channel, ts) or None if it failed."""
+        try:
+            channel = self.client.conversations_open(users=user_id)["channel"]["id"]
+            posted = self.client.chat_postMessage(
+                channel=channel, text=text, blocks=blocks, unfurl_links=False
+            )
+            return posted["channel"], posted["ts"]
+        except SEND_ERRORS as exc:
+            log.warning("could not DM %s: %s", user_id, slack_error(exc))
+            return None
+
+    def tell(
+        self, user_id: str, channel: str | None, text: str, blocks: list | None = None
+    ) -> tuple[str, str] | None:
+        """The immediate answer to what someone just did (a refusal, "nothing changed", "your
+        request waits"): ephemeral in `channel` when the bot can post there, else a DM."""
+        if channel:
+            where = self._ephemeral(user_id, channel, text, blocks)
+            if where is not None:
+                return where
+        return self.dm(user_id, text, blocks)
+
+    def news(
+        self, user_id: str, channel: str | None, text: str, blocks: list | None = None
+    ) -> tuple[str, str] | None:
+        """Later news for a requester - a decision, an invitation's result, a reminder, a
+        lapse, an expiry: a DM, which stays and notifies (an ephemeral shows only while they
+        are in that channel, and is gone on reload). The text names the channel where they
+        asked. Only if Slack refuses the DM, the ephemeral there; failing both, a sweep retries."""
+        where = self.dm(user_id, text, blocks)
+        if where is None and channel:
+            where = self._ephemeral(user_id, channel, text, blocks)
+        return where
+
+    def _ephemeral(
+        self, user_id: str, channel: str, text: str, blocks: list | None
+    ) -> tuple[str, str] | None:
+        try:
+            posted = self.client.chat_postEphemeral(
+                channel=channel, user=user_id, text=text, blocks=blocks
+            )
+            return channel, str(posted.get("message_ts") or "")
+        except SEND_ERRORS as exc:
+            log.info("ephemeral to %s in %s failed: %s", user_id, channel, slack_error(exc))
+            return None
+
+    def replace(self, channel: str, ts: str, text: str, blocks: list | None = None) -> bool:
+        """Rewrite a message the bot posted (a DM whose button has done its work)."""
+        try:
+            self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks or [])
+            return True
+        except SEND_ERRORS as exc:
+            log.warning("could not update message %s in %s: %s", ts, channel, slack_error(exc))
+            return False
+
+    def slack_user(self, address: str) -> str | None:
+        """The Slack member with this email, if there is one (needs users:read.email)."""
+        try:
+            user = self.client.users_lookupByEmail(email=address)["user"]
+        except SEND_ERRORS as exc:
+            if slack_error(exc) != "users_not_found":
+                log.warning("users.lookupByEmail failed: %s", slack_error(exc))
+            return None
+        if user.get("deleted") or user.get("is_bot"):
+            return None
+        return user.get("id")

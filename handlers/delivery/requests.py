@@ -1,0 +1,163 @@
+"""One request's part of bringing Slack up to date: its approval message (posted, then kept
+in step with its status), the reminder in that message's thread, and the requester's notices -
+"waiting" where they asked, later news by DM.
+
+A mixin of `handlers.delivery.courier.Courier`, which holds the Slack client, the store, the
+lease loop (`_sync`) and the other deliveries these use (`tell`, `news`, `_posted`,
+`refresh_homes`, and the link's `_send_link` and `_deliver_member`).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from bot.domain.records import InviteRequest, MessageRef, Status
+from bot.runtime.command import installed_command
+from bot.ui import approval, notices
+from handlers.delivery.slack_errors import ADMIN_CHANNEL_HINTS, SEND_ERRORS, slack_error
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+
+    from bot.store import Store
+
+log = logging.getLogger("handlers.delivery.courier")
+
+
+class RequestDelivery:
+    client: WebClient
+    store: Store
+    admin_channel: str
+    expire_after: timedelta
+
+    if TYPE_CHECKING:  # provided by Courier
+
+        def _sync(self, record_id: str, wait: float, deliver: Any, seconds: float = 60) -> Any: ...
+        def tell(
+            self, user_id: str, channel: str | None, text: str, blocks: list | None = None
+        ) -> Any: ...
+        def news(
+            self, user_id: str, channel: str | None, text: str, blocks: list | None = None
+        ) -> Any: ...
+        def refresh_homes(self, request: Any) -> None: ...
+        def _send_link(self, request: InviteRequest) -> InviteRequest: ...
+        def _deliver_member(self, member: InviteRequest) -> InviteRequest: ...
+        def _posted(
+            self, request: Any, kind: str, where: tuple[str, str], **changes: object
+        ) -> Any: ...
+
+    def sync(self, request_id: str, wait: float = 10.0) -> InviteRequest | None:
+        """Deliver everything Slack has not yet been told about the request."""
+        return self._sync(request_id, wait, self._deliver)
+
+    def _deliver(self, request: InviteRequest) -> InviteRequest:
+        if request.batch_id is not None:
+            return self._deliver_member(request)
+        if request.approval_message is None:
+            request = self._post_approval(request)
+        if request.status is Status.INVITED and not request.link_attempted:
+            request = self._send_link(request)
+        if request.approval_message is not None and request.shown_status is not request.status:
+            request = self._update_approval(request)
+        if request.status is Status.PENDING and request.reminded_at and not request.reminder_posted:
+            request = self._post_reminder(request)
+        if request.status is Status.PENDING and not request.waiting_told:
+            # The answer to their asking, where they asked - or, for "Invite again" clicked in
+            # the DM that brought the lapse, in that DM.
+            say = self.news if request.reinvite_of else self.tell
+            where = say(
+                request.requester_id, request.origin_channel, notices.waiting_notice(request)
+            )
+            if where:
+                request = self._posted(request, "waiting_notice", where, waiting_told=True)
+        elif request.status is Status.PENDING and request.reminder_posted:
+            if not request.reminder_told:
+                expires = request.created_at + self.expire_after
+                text = notices.requester_reminder(request, expires)
+                where = self.news(request.requester_id, request.origin_channel, text)
+                if where:
+                    request = self._posted(request, "reminder_notice", where, reminder_told=True)
+        elif self._outcome_due(request):
+            command = installed_command(self.store)
+            offer = (
+                notices.invite_again_offer(request, command)
+                if request.status is Status.LAPSED
+                else None
+            )
+            notice = notices.outcome_notice(request, command)
+            where = self.news(request.requester_id, request.origin_channel, notice, offer)
+            if where:
+                request = self._posted(request, "outcome_notice", where, outcome_told=True)
+        return request
+
+    @staticmethod
+    def _outcome_due(request: InviteRequest) -> bool:
+        if (
+            request.status in (Status.PENDING, Status.INVITING, Status.JOINING)
+            or request.outcome_told
+        ):
+            return False
+        # The requester hears where the link went, so the link goes first - or, for an invitee
+        # whose DM Slack keeps refusing, that it has not arrived, when the approvers hear it.
+        return (
+            request.status is not Status.INVITED
+            or request.link_attempted
+            or request.link_overdue_at is not None
+        )
+
+    def _post_approval(self, request: InviteRequest) -> InviteRequest:
+        text, message_blocks = approval.approval_message(request)
+        try:
+            posted = self.client.chat_postMessage(
+                channel=self.admin_channel, text=text, blocks=message_blocks
+            )
+        except SEND_ERRORS as exc:
+            error = slack_error(exc)
+            hint = ADMIN_CHANNEL_HINTS.get(error, "it is retried")
+            log.error(
+                "request %s: could not post the approval message (%s): %s", request.id, error, hint
+            )
+            return request
+        self.refresh_homes(request)
+        ref = MessageRef(channel=posted["channel"], ts=posted["ts"])
+        return self._posted(
+            request,
+            "approval",
+            (ref.channel, ref.ts),
+            approval_message=ref,
+            shown_status=request.status,
+        )
+
+    def _post_reminder(self, request: InviteRequest) -> InviteRequest:
+        ref = request.approval_message
+        if ref is None:
+            return request
+        try:
+            posted = self.client.chat_postMessage(
+                channel=ref.channel, thread_ts=ref.ts, text=notices.reminder(request)
+            )
+        except SEND_ERRORS as exc:
+            log.warning("request %s: could not post the reminder: %s", request.id, slack_error(exc))
+            return request
+        return self._posted(
+            request, "reminder", (posted["channel"], posted["ts"]), reminder_posted=True
+        )
+
+    def _update_approval(self, request: InviteRequest) -> InviteRequest:
+        text, message_blocks = approval.approval_message(request)
+        ref = request.approval_message
+        try:
+            self.client.chat_update(
+                channel=ref.channel, ts=ref.ts, text=text, blocks=message_blocks
+            )
+        except SEND_ERRORS as exc:
+            log.warning(
+                "request %s: could not update the approval message: %s",
+                request.id,
+                slack_error(exc),
+            )
+            return request
+        self.refresh_homes(request)
+        return self.store.update(request.id, shown_status=request.status) or request
