@@ -21,6 +21,7 @@ from bot.store.base import changed
 from tests.conftest import APPROVERS
 from tests.fakes.awork import ROLE_PM, TEAM_DESIGN
 from tests.test_bulk_scenarios import ask_inline, wait_batch
+from tests.test_lists import app_home_opened
 from tests.test_scenarios import settle, submit, wait_settled, wait_status
 
 APPROVER = APPROVERS[0]
@@ -285,6 +286,39 @@ def test_awork_names_are_escaped_on_a_batch(driver, slack, bot, awork):
     assert_names_escaped(json.dumps(message.args["blocks"]))
     card = json.loads(driver.command(f"status {batch_id}").body)
     assert_names_escaped(json.dumps(card["blocks"]))
+
+
+def test_a_batch_deny_reason_is_escaped_in_the_requesters_dm(driver, slack, bot):
+    """A batch denied with `<!channel> & <@U123>` as the reason: the requester's DM shows it inert."""
+    batch_id = ask_inline(driver, slack, "a@x.com b@x.com")
+    driver.click("deny_invite", batch_id, APPROVER)
+    view = slack.wait_for("views.open")[0].args["view"]
+    assert driver.view_submission(view, {"reason": "<!channel> & <@U123>"}, APPROVER).body == ""
+    wait_batch(bot, batch_id, BatchStatus.DENIED)
+    [dm] = slack.wait_for(
+        "chat.postMessage",
+        where=lambda c: c.args["channel"] == "DUREQ" and "denied" in c.args.get("text", ""),
+    )
+    assert "&lt;!channel&gt; &amp; &lt;@U123&gt;" in dm.args["text"]
+    assert "<!channel>" not in dm.args["text"] and "<@U123>" not in dm.args["text"]
+
+
+@pytest.mark.parametrize("where", ["mine", "pending", "status", "home"])
+def test_a_full_name_is_escaped_in_the_lists_and_the_app_home(driver, slack, bot, where):
+    """A name of `<!here>` and `& <@U1>` is inert in `/invite mine`, `pending`, `status` and
+    the App Home."""
+    fields = {"email": "eve@example.com", "firstName": "<!here>", "lastName": "& <@U1>"}
+    request_id = submit(driver, slack, fields)
+    if where == "home":
+        assert app_home_opened(driver, "UREQ").status == 200
+        [home] = slack.wait_for("views.publish", where=lambda c: c.args["user_id"] == "UREQ")
+        text = json.dumps(home.args["view"])
+    else:
+        words = f"status {request_id}" if where == "status" else where
+        user = APPROVER if where == "pending" else "UREQ"
+        text = json.dumps(json.loads(driver.command(words, user=user).body)["blocks"])
+    assert "&lt;!here&gt; &amp; &lt;@U1&gt;" in text
+    assert "<!here>" not in text and "<@U1>" not in text
 
 
 # --- the audit log --------------------------------------------------------------------------
