@@ -16,7 +16,7 @@ from bot.domain.clock import utcnow
 from bot.domain.details import InviteDetails
 from bot.domain.records import Failure, InviteRequest, MessageRef, Status
 from bot.store import SqliteStore, Store
-from bot.store.sqlite import json_table
+from bot.store.files import json_table
 
 ENGINES = ["sqlite", "postgresql"]
 
@@ -480,7 +480,8 @@ def test_postgres_replicas_starting_at_once_migrate_once(pg_url):
     """Five instances opening an empty database at once: one schema, version recorded once."""
     import psycopg
 
-    from bot.store.postgres import SCHEMA_VERSION, PostgresStore
+    from bot.store.postgres import PostgresStore
+    from bot.store.postgres_schema import SCHEMA_VERSION
 
     stores, errors = [], []
 

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from bot.domain.records import Schedule
 from bot.store.base import Record, Store, StoreClosed
-from bot.store.sqlite import SqliteStore, json_table
+from bot.store.files import json_table
+from bot.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
     from bot.runtime.config import Settings

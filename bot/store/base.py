@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.domain.batches import InviteBatch
-from bot.domain.clock import utcnow
 from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
 from bot.runtime import metrics
 
@@ -392,5 +391,4 @@ __all__ = [
     "facets",
     "model_for",
     "utc_key",
-    "utcnow",
 ]

@@ -1,107 +1,31 @@
 """The PostgreSQL engine: any number of replicas, on any hosts, share one database.
 
-- A record is a row: its JSON document (`doc`, the same JSON the sqlitedict engine keeps) and
-  its index facets as columns, with partial indexes - open addresses (a side table), a
-  requester's list, the approvers' list, due work by time, settled by time.
+- A record is a row (its JSON document and its index facets as columns; see
+  `postgres_schema`), so every lookup on a request's path is an indexed read.
 - Compare-and-set is a row lock (`SELECT ... FOR UPDATE`) for one record's read-check-write;
   leases are judged on the database's clock (`clock_timestamp()`), one clock for all replicas.
 - Due work is claimed with `FOR UPDATE SKIP LOCKED`: each due record goes to one sweeper.
 - Periodic jobs are claimed by an atomic upsert on their next run time, and awork's rate
-  limit is counted in a table under an advisory lock, so it holds for all replicas together.
-- The schema is created and migrated by the bot (`invite_schema` holds the version) under an
-  advisory lock, so replicas starting at once migrate once.
+  limit is counted in a table (`postgres_ratelimit`), so it holds for all replicas together.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
-import time
-from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool, PoolClosed
+from psycopg_pool import PoolClosed
 
-from bot.awork.ratelimit import RateLimiter
 from bot.domain.batches import InviteBatch
 from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
+from bot.store import postgres_schema as schema
 from bot.store.base import Change, Facets, Record, Store, StoreClosed, decode, facets
-
-log = logging.getLogger(__name__)
-
-MIGRATION_LOCK = 0x696E_7669_7465_0001  # pg_advisory_xact_lock keys, fixed for this app
-RATE_LOCK = 0x696E_7669_7465_0002
-
-MIGRATIONS: dict[int, list[str]] = {
-    1: [
-        """CREATE TABLE records (
-            id text PRIMARY KEY,
-            kind text NOT NULL,
-            status text NOT NULL,
-            doc jsonb NOT NULL,
-            requester text,
-            created_at timestamptz NOT NULL,
-            updated_at timestamptz NOT NULL,
-            approvable boolean NOT NULL DEFAULT false,
-            due_at timestamptz,
-            settled_at timestamptz,
-            sweep_owner text,
-            sweep_until timestamptz)""",
-        "CREATE INDEX records_requester ON records (requester, created_at DESC)"
-        " WHERE requester IS NOT NULL",
-        "CREATE INDEX records_approvable ON records (created_at) WHERE approvable",
-        "CREATE INDEX records_due ON records (due_at) WHERE due_at IS NOT NULL",
-        "CREATE INDEX records_settled ON records (settled_at) WHERE settled_at IS NOT NULL",
-        """CREATE TABLE open_emails (
-            email text NOT NULL,
-            record_id text NOT NULL REFERENCES records (id) ON DELETE CASCADE,
-            target text NOT NULL,
-            created_at timestamptz NOT NULL,
-            PRIMARY KEY (email, record_id))""",
-        "CREATE INDEX open_emails_record ON open_emails (record_id)",
-        """CREATE TABLE archive (
-            id text PRIMARY KEY,
-            kind text NOT NULL,
-            doc jsonb NOT NULL,
-            requester text,
-            created_at timestamptz NOT NULL,
-            archived_at timestamptz NOT NULL DEFAULT clock_timestamp())""",
-        """CREATE TABLE audit (
-            id bigserial PRIMARY KEY,
-            at timestamptz NOT NULL,
-            request_id text,
-            doc jsonb NOT NULL)""",
-        "CREATE INDEX audit_at ON audit (at)",
-        "CREATE INDEX audit_request ON audit (request_id)",
-        "CREATE TABLE meta (key text PRIMARY KEY, value jsonb NOT NULL)",
-        "CREATE TABLE periodic (name text PRIMARY KEY, next_at timestamptz NOT NULL, owner text)",
-        "CREATE TABLE awork_calls (id bigserial PRIMARY KEY, counted_at timestamptz NOT NULL)",
-        "CREATE INDEX awork_calls_counted ON awork_calls (counted_at)",
-        "CREATE TABLE awork_pause (id int PRIMARY KEY, until timestamptz NOT NULL)",
-    ],
-}
-SCHEMA_VERSION = max(MIGRATIONS)
-
-COLUMNS = "kind, status, doc, requester, created_at, updated_at, approvable, due_at, settled_at"
-
-
-def _row(record: Record, f: Facets) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "kind": f.kind,
-        "status": f.status,
-        "doc": Jsonb(record.model_dump(mode="json")),
-        "requester": f.requester,
-        "created_at": f.created_at,
-        "updated_at": record.updated_at,
-        "approvable": f.approvable,
-        "due_at": f.due_at,
-        "settled_at": f.settled_at,
-    }
+from bot.store.postgres_pool import open_pool
+from bot.store.postgres_ratelimit import SharedRateLimiter
 
 
 class PostgresStore(Store):
@@ -112,22 +36,12 @@ class PostgresStore(Store):
     ) -> None:
         super().__init__(schedule)
         self.closed = False
-        self._pool = ConnectionPool(
-            url,
-            min_size=1,
-            max_size=max_connections,
-            kwargs={"autocommit": True},
-            timeout=10.0,
-            open=False,
-            name="invite-bot",
-        )
+        self._pool = open_pool(url, max_connections)
         try:
-            self._pool.open(wait=True, timeout=10.0)
+            self.migrate()
         except Exception:
-            self._pool.close()
+            self.close()
             raise
-        self._rate_calls = 0
-        self.migrate()
 
     @contextlib.contextmanager
     def _conn(self) -> Iterator[psycopg.Connection]:
@@ -157,20 +71,9 @@ class PostgresStore(Store):
 
     # -- records -----------------------------------------------------------------------------
 
-    @staticmethod
-    def _set_emails(conn: psycopg.Connection, record: Record, f: Facets) -> None:
-        conn.execute("DELETE FROM open_emails WHERE record_id = %s", (record.id,))
-        if f.open_emails:
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO open_emails (email, record_id, target, created_at)"
-                    " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                    [(email, record.id, f.open_target, f.created_at) for email in f.open_emails],
-                )
-
     def _insert(self, record: Record, f: Facets) -> bool:
         with self._tx() as conn:
-            return self._insert_in(conn, record, f)
+            return schema.insert_record(conn, record, f)
 
     def _mutate(self, record_id: str, change: Change) -> tuple[bool, Record | None]:
         with self._tx() as conn:
@@ -192,14 +95,14 @@ class PostgresStore(Store):
                 " requester = %(requester)s, created_at = %(created_at)s,"
                 " updated_at = %(updated_at)s, approvable = %(approvable)s,"
                 " due_at = %(due_at)s, settled_at = %(settled_at)s WHERE id = %(id)s",
-                _row(updated, f),
+                schema.row(updated, f),
             )
             before = facets(current, self.schedule) if current is not None else None
             if before is None or (before.open_emails, before.open_target) != (
                 f.open_emails,
                 f.open_target,
             ):
-                self._set_emails(conn, updated, f)
+                schema.set_emails(conn, updated, f)
             return True, updated
 
     def _load(self, record_id: str) -> dict[str, Any] | None:
@@ -389,174 +292,23 @@ class PostgresStore(Store):
 
     # -- awork's rate limit, shared ------------------------------------------------------------
 
-    def rate_limiter(self, per_second: int, per_minute: int) -> RateLimiter:
-        return SharedRateLimiter(self, per_second, per_minute)
-
-    def rate_acquire(self, limits: list[tuple[int, float]], cap: float) -> tuple[int | None, float]:
-        """Take a slot if every window has room: (slot id, 0); else (None, seconds to wait)."""
-        with self._tx() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (RATE_LOCK,))
-            now, paused = conn.execute(
-                "SELECT clock_timestamp(), (SELECT until FROM awork_pause WHERE id = 1)"
-            ).fetchone()
-            wait = (paused - now).total_seconds() if paused is not None else 0.0
-            for count, window in limits:
-                row = conn.execute(
-                    "SELECT counted_at FROM awork_calls WHERE counted_at > %s"
-                    " ORDER BY counted_at DESC OFFSET %s LIMIT 1",
-                    (now - timedelta(seconds=window), count - 1),
-                ).fetchone()
-                if row is not None:
-                    wait = max(wait, (row[0] + timedelta(seconds=window) - now).total_seconds())
-            if wait > 0:
-                return None, wait
-            (slot,) = conn.execute(
-                "INSERT INTO awork_calls (counted_at) VALUES (%s) RETURNING id",
-                (now + timedelta(seconds=cap),),
-            ).fetchone()
-            self._rate_calls += 1
-            if self._rate_calls % 200 == 0:  # forget calls older than the longest window
-                longest = max((window for _, window in limits), default=60.0)
-                conn.execute(
-                    "DELETE FROM awork_calls WHERE counted_at < %s",
-                    (now - timedelta(seconds=longest + 5),),
-                )
-            return slot, 0.0
-
-    def rate_done(self, slot: int) -> None:
-        with self._conn() as conn:
-            conn.execute(
-                "UPDATE awork_calls SET counted_at = least(counted_at, clock_timestamp())"
-                " WHERE id = %s",
-                (slot,),
-            )
-
-    def rate_pause(self, seconds: float) -> None:
-        with self._conn() as conn:
-            conn.execute(
-                "INSERT INTO awork_pause (id, until)"
-                " VALUES (1, clock_timestamp() + make_interval(secs => %(s)s))"
-                " ON CONFLICT (id) DO UPDATE SET until = greatest(awork_pause.until,"
-                " EXCLUDED.until)",
-                {"s": seconds},
-            )
+    def rate_limiter(self, per_second: int, per_minute: int) -> SharedRateLimiter:
+        return SharedRateLimiter(self._tx, self._conn, per_second, per_minute)
 
     # -- schema and moving ---------------------------------------------------------------------
 
     def migrate(self) -> int:
         with self._tx() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS invite_schema (version int PRIMARY KEY,"
-                " applied_at timestamptz NOT NULL DEFAULT clock_timestamp())"
-            )
-            (current,) = conn.execute(
-                "SELECT coalesce(max(version), 0) FROM invite_schema"
-            ).fetchone()
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[version]:
-                    conn.execute(statement)
-                conn.execute("INSERT INTO invite_schema (version) VALUES (%s)", (version,))
-                log.info("store schema migrated to version %d", version)
-            return max(current, SCHEMA_VERSION)
+            return schema.migrate(conn)
 
     def export(self) -> Iterator[dict[str, Any]]:
         with self._conn() as conn:
-            records = conn.execute("SELECT doc FROM records ORDER BY created_at").fetchall()
-            archived = conn.execute("SELECT doc FROM archive ORDER BY created_at").fetchall()
-            meta = conn.execute("SELECT key, value FROM meta ORDER BY key").fetchall()
-            audit = conn.execute("SELECT doc FROM audit ORDER BY at, id").fetchall()
-        for (doc,) in records:
-            yield {"type": "record", "doc": doc}
-        for (doc,) in archived:
-            yield {"type": "archived", "doc": doc}
-        for key, value in meta:
-            yield {"type": "meta", "key": key, "value": value}
-        for (doc,) in audit:
-            yield {"type": "audit", "doc": doc}
+            items = schema.export_items(conn)
+        yield from items
 
     def import_items(self, items: Iterable[dict[str, Any]]) -> dict[str, int]:
-        counts = {"record": 0, "archived": 0, "meta": 0, "audit": 0, "kept": 0}
         with self._tx() as conn:
-            existing = {
-                json.dumps(doc, sort_keys=True)
-                for (doc,) in conn.execute("SELECT doc FROM audit").fetchall()
-            }
-            for item in items:
-                kind = item["type"]
-                if kind in ("record", "archived"):
-                    record = decode(item["doc"]["id"], item["doc"])
-                    f = facets(record, self.schedule)
-                    if kind == "record":
-                        taken = self._insert_in(conn, record, f)
-                    else:
-                        taken = conn.execute(
-                            "INSERT INTO archive (id, kind, doc, requester, created_at)"
-                            " SELECT %(id)s, %(kind)s, %(doc)s, %(requester)s, %(created_at)s"
-                            " WHERE NOT EXISTS (SELECT 1 FROM records WHERE id = %(id)s)"
-                            " ON CONFLICT (id) DO NOTHING",
-                            _row(record, f),
-                        ).rowcount
-                elif kind == "meta":
-                    taken = conn.execute(
-                        "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                        (item["key"], Jsonb(item["value"])),
-                    ).rowcount
-                elif kind == "audit":
-                    taken = json.dumps(item["doc"], sort_keys=True) not in existing
-                    if taken:
-                        entry = AuditEvent.model_validate(item["doc"])
-                        conn.execute(
-                            "INSERT INTO audit (at, request_id, doc) VALUES (%s, %s, %s)",
-                            (entry.at, entry.request_id, Jsonb(item["doc"])),
-                        )
-                else:
-                    raise ValueError(f"unknown export item {kind!r}")
-                counts[kind if taken else "kept"] += 1
-        with self._conn() as conn:  # fresh statistics, so the planner uses the indexes at once
-            for table in ("records", "open_emails", "archive", "audit"):
-                conn.execute(f"ANALYZE {table}")
+            counts = schema.import_items(conn, items, self.schedule)
+        with self._conn() as conn:
+            schema.analyze(conn)
         return counts
-
-    def _insert_in(self, conn: psycopg.Connection, record: Record, f: Facets) -> bool:
-        inserted = conn.execute(
-            f"INSERT INTO records (id, {COLUMNS})"  # noqa: S608 - constant column list
-            " SELECT %(id)s, %(kind)s, %(status)s, %(doc)s, %(requester)s, %(created_at)s,"
-            " %(updated_at)s, %(approvable)s, %(due_at)s, %(settled_at)s"
-            " WHERE NOT EXISTS (SELECT 1 FROM archive WHERE id = %(id)s)"
-            " ON CONFLICT (id) DO NOTHING",
-            _row(record, f),
-        ).rowcount
-        if inserted:
-            self._set_emails(conn, record, f)
-        return bool(inserted)
-
-
-class SharedRateLimiter(RateLimiter):
-    """awork's per-workspace limit for every replica together: the calls are counted in the
-    database, on its clock (see `RateLimiter` for how a call is counted)."""
-
-    def __init__(
-        self,
-        store: PostgresStore,
-        per_second: int = 50,
-        per_minute: int = 1000,
-        cap: float = 0.25,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        super().__init__(per_second, per_minute, cap=cap, sleep=sleep)
-        self._store = store
-
-    def acquire(self) -> Any:
-        while True:
-            slot, wait = self._store.rate_acquire(self.limits, self.cap)
-            if slot is not None:
-                return slot
-            self.waited += wait
-            self._sleep(min(wait, 1.0))
-
-    def done(self, cell: Any) -> None:
-        self._store.rate_done(cell)
-
-    def pause(self, seconds: float) -> None:
-        self._store.rate_pause(seconds)

@@ -37,7 +37,6 @@ from bot.domain.batches import InviteBatch
 from bot.domain.clock import utcnow
 from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
 from bot.store.base import (
-    FAR_FUTURE,
     WORKING,
     Change,
     Facets,
@@ -48,46 +47,11 @@ from bot.store.base import (
     facets,
     utc_key,
 )
+from bot.store.files import json_table, private_file
 
 SCHEMA_VERSION = 2
 TABLE = "store"
 TOP = "\uffff"  # sorts after every character a key holds
-
-
-PRIVATE = 0o600  # the store holds invitation and password-reset codes: its owner's eyes only
-JOURNALS = ("-wal", "-shm", "-journal")
-
-
-def private_file(path: str) -> None:
-    """Create `path` readable and writable by its owner only, whatever the umask; a file that
-    exists already is tightened to that."""
-    fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, PRIVATE)
-    try:
-        if os.fstat(fd).st_mode & 0o777 != PRIVATE:
-            os.fchmod(fd, PRIVATE)
-    finally:
-        os.close(fd)
-
-
-def json_table(
-    path: str, name: str, autocommit: bool = True, journal_mode: str = "DELETE"
-) -> SqliteDict:
-    """A sqlitedict table that stores JSON, never pickle: a store file must not be able to run
-    code when it is read. The file is private (0600); SQLite gives its journal files the
-    database file's mode, and journals left by an older version are tightened here."""
-    private_file(path)
-    for suffix in JOURNALS:
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(path + suffix, PRIVATE)
-    return SqliteDict(
-        path,
-        tablename=name,
-        autocommit=autocommit,
-        encode=json.dumps,
-        decode=json.loads,
-        outer_stack=False,
-        journal_mode=journal_mode,
-    )
 
 
 def index_keys(record_id: str, f: Facets) -> dict[str, str]:
@@ -427,4 +391,4 @@ class SqliteStore(Store):
         return counts
 
 
-__all__ = ["FAR_FUTURE", "SqliteStore", "json_table"]
+__all__ = ["SqliteStore"]

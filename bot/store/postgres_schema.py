@@ -1,0 +1,207 @@
+"""PostgreSQL's tables: the migrations that create them, how a record is written into them,
+and a whole store moved in and out of them (`invite-bot export` / `import`).
+
+A record is a row: its JSON document (`doc`, the same JSON the sqlitedict engine keeps) and its
+index facets as columns, with partial indexes - open addresses (a side table), a requester's
+list, the approvers' list, due work by time, settled by time. The schema is created and
+migrated by the bot (`invite_schema` holds the version) under an advisory lock, so replicas
+starting at once migrate once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from bot.domain.records import AuditEvent, Schedule
+from bot.store.base import Facets, Record, decode, facets
+
+log = logging.getLogger(__name__)
+
+MIGRATION_LOCK = 0x696E_7669_7465_0001  # pg_advisory_xact_lock keys, fixed for this app
+RATE_LOCK = 0x696E_7669_7465_0002
+
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        """CREATE TABLE records (
+            id text PRIMARY KEY,
+            kind text NOT NULL,
+            status text NOT NULL,
+            doc jsonb NOT NULL,
+            requester text,
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            approvable boolean NOT NULL DEFAULT false,
+            due_at timestamptz,
+            settled_at timestamptz,
+            sweep_owner text,
+            sweep_until timestamptz)""",
+        "CREATE INDEX records_requester ON records (requester, created_at DESC)"
+        " WHERE requester IS NOT NULL",
+        "CREATE INDEX records_approvable ON records (created_at) WHERE approvable",
+        "CREATE INDEX records_due ON records (due_at) WHERE due_at IS NOT NULL",
+        "CREATE INDEX records_settled ON records (settled_at) WHERE settled_at IS NOT NULL",
+        """CREATE TABLE open_emails (
+            email text NOT NULL,
+            record_id text NOT NULL REFERENCES records (id) ON DELETE CASCADE,
+            target text NOT NULL,
+            created_at timestamptz NOT NULL,
+            PRIMARY KEY (email, record_id))""",
+        "CREATE INDEX open_emails_record ON open_emails (record_id)",
+        """CREATE TABLE archive (
+            id text PRIMARY KEY,
+            kind text NOT NULL,
+            doc jsonb NOT NULL,
+            requester text,
+            created_at timestamptz NOT NULL,
+            archived_at timestamptz NOT NULL DEFAULT clock_timestamp())""",
+        """CREATE TABLE audit (
+            id bigserial PRIMARY KEY,
+            at timestamptz NOT NULL,
+            request_id text,
+            doc jsonb NOT NULL)""",
+        "CREATE INDEX audit_at ON audit (at)",
+        "CREATE INDEX audit_request ON audit (request_id)",
+        "CREATE TABLE meta (key text PRIMARY KEY, value jsonb NOT NULL)",
+        "CREATE TABLE periodic (name text PRIMARY KEY, next_at timestamptz NOT NULL, owner text)",
+        "CREATE TABLE awork_calls (id bigserial PRIMARY KEY, counted_at timestamptz NOT NULL)",
+        "CREATE INDEX awork_calls_counted ON awork_calls (counted_at)",
+        "CREATE TABLE awork_pause (id int PRIMARY KEY, until timestamptz NOT NULL)",
+    ],
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+COLUMNS = "kind, status, doc, requester, created_at, updated_at, approvable, due_at, settled_at"
+
+
+def migrate(conn: psycopg.Connection) -> int:
+    """Create or upgrade the schema in the transaction `conn` is in; the version."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS invite_schema (version int PRIMARY KEY,"
+        " applied_at timestamptz NOT NULL DEFAULT clock_timestamp())"
+    )
+    (current,) = conn.execute("SELECT coalesce(max(version), 0) FROM invite_schema").fetchone()
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        for statement in MIGRATIONS[version]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO invite_schema (version) VALUES (%s)", (version,))
+        log.info("store schema migrated to version %d", version)
+    return max(current, SCHEMA_VERSION)
+
+
+# -- a record as rows ----------------------------------------------------------------------------
+
+
+def row(record: Record, f: Facets) -> dict[str, Any]:
+    """The `records` row of `record`: its document and its facets."""
+    return {
+        "id": record.id,
+        "kind": f.kind,
+        "status": f.status,
+        "doc": Jsonb(record.model_dump(mode="json")),
+        "requester": f.requester,
+        "created_at": f.created_at,
+        "updated_at": record.updated_at,
+        "approvable": f.approvable,
+        "due_at": f.due_at,
+        "settled_at": f.settled_at,
+    }
+
+
+def set_emails(conn: psycopg.Connection, record: Record, f: Facets) -> None:
+    """The addresses `record` holds open, in the side table (none once it is settled)."""
+    conn.execute("DELETE FROM open_emails WHERE record_id = %s", (record.id,))
+    if f.open_emails:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO open_emails (email, record_id, target, created_at)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [(email, record.id, f.open_target, f.created_at) for email in f.open_emails],
+            )
+
+
+def insert_record(conn: psycopg.Connection, record: Record, f: Facets) -> bool:
+    """Insert a new record; False when one with its id exists (live or archived)."""
+    inserted = conn.execute(
+        f"INSERT INTO records (id, {COLUMNS})"  # noqa: S608 - constant column list
+        " SELECT %(id)s, %(kind)s, %(status)s, %(doc)s, %(requester)s, %(created_at)s,"
+        " %(updated_at)s, %(approvable)s, %(due_at)s, %(settled_at)s"
+        " WHERE NOT EXISTS (SELECT 1 FROM archive WHERE id = %(id)s)"
+        " ON CONFLICT (id) DO NOTHING",
+        row(record, f),
+    ).rowcount
+    if inserted:
+        set_emails(conn, record, f)
+    return bool(inserted)
+
+
+# -- moving a whole store ------------------------------------------------------------------------
+
+
+def export_items(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    """Everything, as JSON-able items: records (live and archived), meta, audit."""
+    records = conn.execute("SELECT doc FROM records ORDER BY created_at").fetchall()
+    archived = conn.execute("SELECT doc FROM archive ORDER BY created_at").fetchall()
+    meta = conn.execute("SELECT key, value FROM meta ORDER BY key").fetchall()
+    audit = conn.execute("SELECT doc FROM audit ORDER BY at, id").fetchall()
+    return [
+        *({"type": "record", "doc": doc} for (doc,) in records),
+        *({"type": "archived", "doc": doc} for (doc,) in archived),
+        *({"type": "meta", "key": key, "value": value} for key, value in meta),
+        *({"type": "audit", "doc": doc} for (doc,) in audit),
+    ]
+
+
+def import_items(
+    conn: psycopg.Connection, items: Iterable[dict[str, Any]], schedule: Schedule
+) -> dict[str, int]:
+    """Take in export items in the transaction `conn` is in; what exists already is kept."""
+    counts = {"record": 0, "archived": 0, "meta": 0, "audit": 0, "kept": 0}
+    existing = {
+        json.dumps(doc, sort_keys=True)
+        for (doc,) in conn.execute("SELECT doc FROM audit").fetchall()
+    }
+    for item in items:
+        kind = item["type"]
+        if kind in ("record", "archived"):
+            record = decode(item["doc"]["id"], item["doc"])
+            f = facets(record, schedule)
+            if kind == "record":
+                taken = insert_record(conn, record, f)
+            else:
+                taken = conn.execute(
+                    "INSERT INTO archive (id, kind, doc, requester, created_at)"
+                    " SELECT %(id)s, %(kind)s, %(doc)s, %(requester)s, %(created_at)s"
+                    " WHERE NOT EXISTS (SELECT 1 FROM records WHERE id = %(id)s)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    row(record, f),
+                ).rowcount
+        elif kind == "meta":
+            taken = conn.execute(
+                "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (item["key"], Jsonb(item["value"])),
+            ).rowcount
+        elif kind == "audit":
+            taken = json.dumps(item["doc"], sort_keys=True) not in existing
+            if taken:
+                entry = AuditEvent.model_validate(item["doc"])
+                conn.execute(
+                    "INSERT INTO audit (at, request_id, doc) VALUES (%s, %s, %s)",
+                    (entry.at, entry.request_id, Jsonb(item["doc"])),
+                )
+        else:
+            raise ValueError(f"unknown export item {kind!r}")
+        counts[kind if taken else "kept"] += 1
+    return counts
+
+
+def analyze(conn: psycopg.Connection) -> None:
+    """Fresh statistics after an import, so the planner uses the indexes at once."""
+    for table in ("records", "open_emails", "archive", "audit"):
+        conn.execute(f"ANALYZE {table}")
