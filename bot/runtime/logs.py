@@ -68,10 +68,11 @@ class JsonLines(logging.Formatter):
 
 
 def masked(text: str, secrets: Iterable[str]) -> str:
-    """`text` with each of `secrets` (the empty ones aside) replaced by the mask."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
+    """`text` with each of `secrets` replaced by the mask, the longest first. A value shorter
+    than 8 characters is no credential worth the name and would mask ordinary words (a
+    signing secret `s` would turn "workspace" into "work[redacted]pace"), so it is left."""
+    for secret in sorted({s for s in secrets if len(s) >= 8}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
     return text
 
 
