@@ -79,6 +79,10 @@ def render(url: str | None, command: str = "/invite", socket: bool = False) -> s
         )
     if not socket and not url:
         raise ManifestError("give --url (the bot's public https:// address) or --socket")
+    if socket and url:
+        raise ManifestError(
+            "give --url or --socket, not both: in Socket Mode Slack sends everything over the socket, to no URL"
+        )
     target = json.dumps(events_url(url)) if url and not socket else None
     lines = shipped().splitlines()
     while lines and (lines[0].startswith("#") or not lines[0].strip()):
