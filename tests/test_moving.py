@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import socket
 import subprocess
+import time
 from datetime import timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
 
 from bot.domain.details import InviteDetails
 from bot.domain.records import InviteRequest, Status
 from bot.store import SqliteStore
-from tests.serving import SCRIPT
+from tests.serving import SCRIPT, free_port
+
+QUICKLY = 3.0  # seconds from start to exit for a store that cannot be opened (the pool took 10)
 
 
 def cli(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -81,6 +89,55 @@ def test_a_database_that_does_not_answer_is_one_clear_line(tmp_path):
     )
     assert out.returncode == 2 and "cannot open the store" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_database_that_does_not_exist_is_one_line_within_seconds(env, pg_base_url):
+    """`serve` and `migrate` naming a database that is not there: exit 2 within seconds, with
+    one line that says so, instead of the pool's warnings and a timeout."""
+    name = f"missing_{secrets.token_hex(4)}"
+    url = urlunsplit(urlsplit(pg_base_url)._replace(path=f"/{name}"))
+    commands = [["serve", "--http", "--port", str(free_port())], ["migrate"]]
+    started = time.monotonic()
+    runs = [
+        subprocess.Popen(
+            [str(SCRIPT), *command],
+            env={**env, "INVITE_DATABASE_URL": url},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for command in commands
+    ]
+    outputs = [run.communicate(timeout=60) for run in runs]
+    assert time.monotonic() - started <= QUICKLY
+    for run, (stdout, stderr) in zip(runs, outputs, strict=True):
+        assert run.returncode == 2 and stdout == ""
+        assert stderr.splitlines() == [
+            f'invite-bot: cannot open the store: connection to server at "{urlsplit(url).hostname}",'
+            f' port {urlsplit(url).port or 5432} failed: database "{name}" does not exist'
+        ]
+
+
+def test_a_database_that_does_not_answer_is_given_up_on_after_the_connect_timeout():
+    """A server that takes the connection and never answers, INVITE_DATABASE_CONNECT_TIMEOUT=1:
+    the store gives up after libpq's shortest wait (2 s), not the default 10 s, in one line."""
+    from bot.store import open_store
+    from bot.store.postgres_pool import DatabaseUnavailable
+    from tests.conftest import IsolatedSettings
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        settings = IsolatedSettings(
+            INVITE_DATABASE_URL=f"postgresql://bot@127.0.0.1:{port}/x",
+            INVITE_DATABASE_CONNECT_TIMEOUT="1",
+        )
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable) as caught:
+            open_store(settings)
+        assert time.monotonic() - started <= QUICKLY
+    assert str(caught.value) == f"PostgreSQL at 127.0.0.1:{port} did not answer within 2 s"
 
 
 def test_store_settings_are_checked(tmp_path):

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     invite_db_path: str = Field("./invite-bot.sqlite", alias="INVITE_DB_PATH")
     # postgresql://...: the store is PostgreSQL, shared by any number of replicas.
     invite_database_url: SecretStr | None = Field(None, alias="INVITE_DATABASE_URL")
+    # Seconds PostgreSQL has to answer when the store opens (libpq waits at least 2).
+    invite_database_connect_timeout: float = Field(
+        10.0, alias="INVITE_DATABASE_CONNECT_TIMEOUT", gt=0, le=300
+    )
     # Decided requests older than this many days move to the archive (still readable).
     invite_retention_days: int = Field(90, alias="INVITE_RETENTION_DAYS", ge=1)
     invite_accept_url: str = Field(DEFAULT_ACCEPT_URL, alias="INVITE_ACCEPT_URL")

@@ -28,7 +28,11 @@ def open_store(settings: Settings) -> Store:
     if settings.invite_database_url:
         from bot.store.postgres import PostgresStore
 
-        store = PostgresStore(settings.invite_database_url.get_secret_value(), schedule)
+        store = PostgresStore(
+            settings.invite_database_url.get_secret_value(),
+            schedule,
+            connect_timeout=settings.invite_database_connect_timeout,
+        )
     else:
         store = SqliteStore(settings.invite_db_path, schedule)
     store.retention = timedelta(days=settings.invite_retention_days)

@@ -7,6 +7,8 @@
 - Due work is claimed with `FOR UPDATE SKIP LOCKED`: each due record goes to one sweeper.
 - Periodic jobs are claimed by an atomic upsert on their next run time, and awork's rate
   limit is counted in a table (`postgres_ratelimit`), so it holds for all replicas together.
+- Opening probes the database first (`postgres_pool`): a database that is not there is one
+  line within seconds.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from bot.domain.batches import InviteBatch
 from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
 from bot.store import postgres_schema as schema
 from bot.store.base import Change, Facets, Record, Store, StoreClosed, decode, facets
-from bot.store.postgres_pool import open_pool
+from bot.store.postgres_pool import CONNECT_TIMEOUT, open_pool
 from bot.store.postgres_ratelimit import SharedRateLimiter
 
 
@@ -32,11 +34,15 @@ class PostgresStore(Store):
     engine = "postgresql"
 
     def __init__(
-        self, url: str, schedule: Schedule | None = None, max_connections: int = 20
+        self,
+        url: str,
+        schedule: Schedule | None = None,
+        max_connections: int = 20,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         super().__init__(schedule)
         self.closed = False
-        self._pool = open_pool(url, max_connections)
+        self._pool = open_pool(url, max_connections, connect_timeout)
         try:
             self.migrate()
         except Exception:

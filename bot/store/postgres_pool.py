@@ -1,24 +1,82 @@
-"""Opening PostgreSQL: the pool that every query of the store borrows a connection from."""
+"""Opening PostgreSQL: one direct connection first, so that a database that does not exist, a
+refused connection or a wrong password is one line within seconds (not a pool retrying until
+its timeout runs out), then the pool that every query of the store borrows a connection from.
+"""
 
 from __future__ import annotations
 
+import math
+import re
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
+CONNECT_TIMEOUT = 10.0  # seconds PostgreSQL has to answer when the store opens
+WAIT_TIMEOUT = 10.0  # seconds a query waits for a free connection of the pool
 
-def open_pool(url: str, max_connections: int) -> ConnectionPool:
-    """The pool, open with one connection."""
+
+class DatabaseUnavailable(ConnectionError):
+    """PostgreSQL cannot be reached or refuses the bot; the message says why in one line, and
+    never holds the password."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(0, why)
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def open_pool(
+    url: str, max_connections: int, connect_timeout: float = CONNECT_TIMEOUT
+) -> ConnectionPool:
+    """The pool, open with one connection; DatabaseUnavailable when PostgreSQL cannot be had."""
+    probe(url, connect_timeout)
     pool = ConnectionPool(
         url,
         min_size=1,
         max_size=max_connections,
         kwargs={"autocommit": True},
-        timeout=10.0,
+        timeout=WAIT_TIMEOUT,
         open=False,
         name="invite-bot",
     )
     try:
-        pool.open(wait=True, timeout=10.0)
+        pool.open(wait=True, timeout=connect_timeout)
     except Exception:
         pool.close()
         raise
     return pool
+
+
+def probe(url: str, timeout: float) -> None:
+    """Connect once, directly, and disconnect; DatabaseUnavailable saying why when that fails."""
+    seconds = max(2, math.ceil(timeout))  # libpq waits whole seconds, at least 2
+    try:
+        psycopg.connect(url, connect_timeout=seconds).close()
+    except psycopg.errors.ConnectionTimeout as exc:
+        raise DatabaseUnavailable(f"{place(url)} did not answer within {seconds} s") from exc
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(one_line(str(exc))) from exc
+    except psycopg.ProgrammingError:
+        # libpq quotes the part of the URL it could not read, which may be the password.
+        raise DatabaseUnavailable("the database URL is not valid") from None
+
+
+def place(url: str) -> str:
+    """ "PostgreSQL at host:port", as far as the URL says."""
+    params = conninfo_to_dict(url)
+    return f"PostgreSQL at {params.get('host') or 'localhost'}:{params.get('port') or 5432}"
+
+
+def one_line(message: str) -> str:
+    """psycopg's reason for a failed connection in one line: the last attempt's, without
+    libpq's "connection failed:" and "FATAL:" prefixes and hints."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    failed = [line for line in lines if "failed:" in line] or lines or ["no reason given"]
+    line = failed[-1]
+    start = line.find("connection to server")
+    if start >= 0:
+        line = line[start:]
+    line = re.sub(r"\b(?:FATAL|ERROR):\s*", "", line)
+    return " ".join(line.split())
