@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         "shell", help="try the bot in this terminal (the awork sandbox unless AWORK_API_KEY)"
     )
     shell.add_argument("--db", help="keep the shell's store in this file (default: a temp dir)")
+    shell.add_argument(
+        "--seats", type=int, default=25, help="booked seats of its new sandbox (default 25)"
+    )
     sandbox = commands.add_parser(
         "sandbox", help="serve the awork sandbox over HTTP (awork's paths, errors, rate limit)"
     )
@@ -350,7 +353,7 @@ def run(argv: list[str] | None = None) -> int:
         from bot.cli.shell.session import run_shell
 
         logging.basicConfig(level=logging.ERROR)  # the terminal is the shell's; warnings stay out
-        return run_shell(db_path=args.db)
+        return run_shell(args.seats, db_path=args.db)
     logs.configure(settings)
     socket_mode = args.socket or (not args.http and settings.slack_app_token is not None)
     missing = settings.missing_for_serving(socket_mode)

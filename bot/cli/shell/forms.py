@@ -14,10 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.cli.shell.screen import Screen, text_of
+from bot.cli.shell.signed import Sender
+from bot.cli.shell.world import TEAM_ID
+
 TEXT_KINDS = ("plain_text_input", "number_input", "email_text_input", "url_text_input")
 SELECT_KINDS = ("static_select", "radio_buttons")
 EXTERNAL_KINDS = ("external_select", "multi_external_select")
-TEAM_ID = "TSHELL"
 YES = ("yes", "y", "true", "1", "x", "on")
 FORM_HINT = (
     "Fill in with `N value` (`N` alone: a multi-line answer, ended by an empty line; or a "
@@ -100,18 +103,17 @@ def initial_state(block: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-class FormFilling:
-    """Mixed into the Shell: opening, filling, showing and sending forms."""
+class Forms:
+    """The forms open in the shell, one per user: opening (the bot's `views.open`), filling,
+    showing and sending them."""
 
-    forms: dict[str, Form]
-    _print: Callable[[str], None]
-    _interactive: Callable[[dict[str, Any]], Any]
-    _trigger: Callable[[], str]
-    _name: Callable[[str], str]
-    _text_of: Callable[[dict[str, Any]], str]
-    _read_block: Callable[[], str]
+    def __init__(self, screen: Screen, sender: Sender, read_block: Callable[[], str]) -> None:
+        self.screen = screen
+        self.sender = sender
+        self.read_block = read_block  # a multi-line answer from the shell's input
+        self.by_user: dict[str, Form] = {}
 
-    def _open_view(self, args: dict[str, Any], user: str) -> dict[str, Any]:
+    def open_view(self, args: dict[str, Any], user: str) -> dict[str, Any]:
         view = dict(args.get("view") or {})
         view_id = "V" + secrets.token_hex(4)
         form = Form(user=user, view=view, view_id=view_id)
@@ -119,23 +121,25 @@ class FormFilling:
             state = initial_state(block)
             if state is not None:
                 form.values[block["block_id"]] = state
-        self.forms[user] = form
-        self._print(f"── form for {self._name(user)}: {view.get('title', {}).get('text', '')} ──")
+        self.by_user[user] = form
+        self.screen.print(
+            f"── form for {self.screen.people.name(user)}: {view.get('title', {}).get('text', '')} ──"
+        )
         for number, block in enumerate(inputs(view), start=1):
             line = field_line(number, block)
             if block["block_id"] in form.values:
                 line += f" (now: {shown(form.values[block['block_id']])})"
-            self._print("  " + line)
+            self.screen.print("  " + line)
         for block in view.get("blocks") or []:
             if block.get("type") in ("section", "context"):
-                self._print("  " + self._text_of(block))
-        self._print("  " + FORM_HINT)
+                self.screen.print("  " + text_of(block))
+        self.screen.print("  " + FORM_HINT)
         return {"ok": True, "view": {"id": view_id, **view}}
 
-    def _fill(self, form: Form, words: list[str]) -> None:
+    def fill(self, form: Form, words: list[str]) -> None:
         if words[0] == "cancel":
-            del self.forms[form.user]
-            self._print("  form closed")
+            del self.by_user[form.user]
+            self.screen.print("  form closed")
             return
         if words[0] == "submit":
             self._submit(form)
@@ -150,13 +154,13 @@ class FormFilling:
         block = fields[number - 1]
         if len(words) == 1 and multiline(block):
             try:
-                text = self._read_block()
+                text = self.read_block()
             except Cancelled:
-                self._print(f"  (cancelled; {label(block)} is unchanged)")
+                self.screen.print(f"  (cancelled; {label(block)} is unchanged)")
                 return
         elif len(words) == 1 and block["element"]["type"] in SELECT_KINDS + EXTERNAL_KINDS:
             names = ", ".join(o["text"]["text"] for o in self._options(form, block, ""))
-            self._print(f"  {label(block)}: one of {names or '(none)'}")
+            self.screen.print(f"  {label(block)}: one of {names or '(none)'}")
             return
         else:
             text = " ".join(words[1:])
@@ -168,20 +172,22 @@ class FormFilling:
     def _echo(self, block: dict[str, Any], state: dict[str, Any]) -> None:
         value = shown(state)
         if "\n" in value:
-            self._print(f"  {label(block)}:\n    " + value.replace("\n", "\n    "))
+            self.screen.print(f"  {label(block)}:\n    " + value.replace("\n", "\n    "))
         else:
-            self._print(f"  {label(block)}: {value}")
+            self.screen.print(f"  {label(block)}: {value}")
 
     def _show(self, form: Form) -> None:
         """The form as filled so far."""
-        self._print(f"  {form.view.get('title', {}).get('text', 'Form')}, so far:")
+        self.screen.print(f"  {form.view.get('title', {}).get('text', 'Form')}, so far:")
         for number, block in enumerate(inputs(form.view), start=1):
             name = label(block) + ("" if block.get("optional") else " *")
             value = shown(form.values.get(block["block_id"]))
             if "\n" in value:
-                self._print(f"  {number}. {name}:\n       " + value.replace("\n", "\n       "))
+                self.screen.print(
+                    f"  {number}. {name}:\n       " + value.replace("\n", "\n       ")
+                )
             else:
-                self._print(f"  {number}. {name}: {value}")
+                self.screen.print(f"  {number}. {name}: {value}")
 
     def _state(self, form: Form, block: dict[str, Any], text: str) -> dict[str, Any] | None:
         element = block["element"]
@@ -216,7 +222,7 @@ class FormFilling:
             if many:
                 return {"type": kind, "selected_options": picked}
             return {"type": kind, "selected_option": picked[0] if picked else None}
-        self._print("  (this field can only be filled in Slack)")
+        self.screen.print("  (this field can only be filled in Slack)")
         return None
 
     def _choose(
@@ -237,12 +243,12 @@ class FormFilling:
             return {"text": matches[0]["text"], "value": matches[0]["value"]}
         if matches:
             names = ", ".join(o["text"]["text"] for o in matches)
-            self._print(f"  ?? “{text}” could be more than one {what}: {names}")
+            self.screen.print(f"  ?? “{text}” could be more than one {what}: {names}")
             return None
         if everything is not None:
             options = everything()
         names = ", ".join(o["text"]["text"] for o in options) or "(none)"
-        self._print(f"  ?? “{text}” is not a choice for {what}; choose one of {names}")
+        self.screen.print(f"  ?? “{text}” is not a choice for {what}; choose one of {names}")
         return None
 
     def _options(self, form: Form, block: dict[str, Any], query: str) -> list[dict[str, Any]]:
@@ -251,7 +257,7 @@ class FormFilling:
         element = block["element"]
         if element["type"] not in EXTERNAL_KINDS:
             return list(element.get("options") or [])
-        response = self._interactive(
+        response = self.sender.interactive(
             {
                 "type": "block_suggestion",
                 "action_id": element.get("action_id", block["block_id"]),
@@ -271,10 +277,10 @@ class FormFilling:
             block_id: {actions.get(block_id, block_id): state}
             for block_id, state in form.values.items()
         }
-        response = self._interactive(
+        response = self.sender.interactive(
             {
                 "type": "view_submission",
-                "trigger_id": self._trigger(),
+                "trigger_id": self.sender.trigger(),
                 "view": {
                     **form.view,
                     "id": form.view_id,
@@ -297,8 +303,10 @@ class FormFilling:
                     ),
                     ("?", block_id),
                 )
-                self._print(f"  ✗ field {number} ({label}): {error}")  # as the form labels it
+                self.screen.print(f"  ✗ field {number} ({label}): {error}")  # as the form labels it
             return
-        if self.forms.get(form.user) is form:
-            del self.forms[form.user]
-        self._print("  form sent" if response.status == 200 else f"  (HTTP {response.status})")
+        if self.by_user.get(form.user) is form:
+            del self.by_user[form.user]
+        self.screen.print(
+            "  form sent" if response.status == 200 else f"  (HTTP {response.status})"
+        )
