@@ -339,7 +339,7 @@ def test_readme_says_how_the_sandbox_is_guarded():
 
 def test_readme_names_every_command():
     """Every `invite-bot` subcommand, doctor and manifest too, is in the README."""
-    from bot.cli.main import build_parser
+    from bot.cli.parser import build_parser
 
     [commands] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
     assert {"doctor", "manifest"} <= set(commands.choices)

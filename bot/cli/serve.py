@@ -1,0 +1,148 @@
+"""`invite-bot serve` and `invite-bot sandbox`: what serves. Before the bot serves, what would
+stop it - the port, the Slack token, the store - is checked once and said in one line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+import sqlite3
+import sys
+import threading
+
+from bot.runtime.config import Settings
+
+
+def cannot_listen(host: str, port: int, exc: Exception) -> str:
+    """'cannot listen on HOST:PORT: why; …' for a port in use, out of range or a host that is
+    not this machine's."""
+    why = getattr(exc, "strerror", None) or str(exc).rstrip(".")
+    return f"cannot listen on {host}:{port}: {why}; choose another --port (or --host)"
+
+
+def listen_problem(host: str, port: int) -> str | None:
+    """None when a server can listen on host:port (tried with a socket bound and closed,
+    address reuse on, as the servers do); else why not."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except (OSError, OverflowError) as exc:
+        return cannot_listen(host, port, exc)
+    return None
+
+
+def slack_preflight(settings: Settings) -> str | None:
+    """Check the bot token once before serving, so a bad one is a clear line, not a traceback."""
+    from slack_sdk.errors import SlackApiError
+
+    from bot.cli.doctor.slack import quiet_slack_sdk, unreachable
+    from bot.runtime.app import slack_client
+
+    try:
+        with quiet_slack_sdk():  # its retries would each log three lines
+            slack_client(settings).auth_test()
+    except SlackApiError as exc:
+        return f"Slack refused SLACK_BOT_TOKEN ({exc.response.get('error')}); check the token"
+    except OSError as exc:
+        return unreachable(settings, exc)
+    return None
+
+
+def serve(settings: Settings, args: argparse.Namespace) -> int:
+    """Socket Mode (`--socket`, or SLACK_APP_TOKEN set without `--http`) or HTTP."""
+    from bot.cli.doctor.store import store_writable
+
+    socket_mode = args.socket or (not args.http and settings.slack_app_token is not None)
+    missing = settings.missing_for_serving(socket_mode)
+    if missing:
+        print(f"invite-bot: set {', '.join(missing)} (see README.md)", file=sys.stderr)
+        return 2
+    host, port = args.host or settings.host, args.port or settings.port
+    problem = (
+        (None if socket_mode else listen_problem(host, port))
+        or slack_preflight(settings)
+        # The store opens (its schema created or migrated) and takes a write.
+        or store_writable(settings)
+    )
+    if problem:
+        print(f"invite-bot: {problem}", file=sys.stderr)
+        return 2
+    if socket_mode:
+        run_socket_mode(settings)
+        return 0
+    from bot.runtime.web import Server
+
+    Server(settings, host, port).run()
+    return 0
+
+
+def run_socket_mode(settings: Settings) -> None:
+    """Socket Mode through Bolt's SocketModeHandler; SIGTERM/SIGINT stop it gracefully."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.runtime.app import build
+
+    bot = build(settings)
+    bot.start_background()
+    handler = SocketModeHandler(bot.app, settings.slack_app_token.get_secret_value())
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    handler.connect()
+    logging.getLogger(__name__).info("connected in Socket Mode")
+    stop.wait()
+    handler.close()
+    bot.shutdown()
+
+
+def run_sandbox(args: argparse.Namespace) -> int:
+    from bot.awork.sandbox import Sandbox
+    from bot.awork.sandbox_http import http_server
+
+    sandbox: Sandbox | None = None
+    try:  # the port first: one in use leaves no sandbox file behind
+        server = http_server(lambda request: sandbox.handle(request), args.host, args.port)
+    except (OSError, OverflowError) as exc:
+        print(f"invite-bot: {cannot_listen(args.host, args.port, exc)}", file=sys.stderr)
+        return 2
+    try:
+        sandbox = Sandbox(
+            args.db,
+            per_second=args.per_second,
+            per_minute=args.per_minute,
+            seats=args.seats,
+            api_key=args.api_key,
+        )
+    except (OSError, sqlite3.Error) as exc:
+        server.server_close()
+        why = getattr(exc, "strerror", None) or str(exc)
+        print(
+            f"invite-bot: cannot keep the sandbox in {args.db}: {why}; give --db a file in a folder you may write to",
+            file=sys.stderr,
+        )
+        return 2
+    host, port = server.server_address[:2]
+    guard = (
+        "only requests with 'Authorization: Bearer <--api-key>' are answered"
+        if args.api_key
+        else f"no --api-key, so it answers anyone who can reach {host}:{port}"
+    )
+    print(
+        f"awork sandbox at http://{host}:{port}/api/v1 (workspace {sandbox.workspace_id}); "
+        f"{guard}; no real invitation is sent. Ctrl-C stops it.",
+        flush=True,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        sandbox.close()
+    return 0
