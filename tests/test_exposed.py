@@ -232,8 +232,7 @@ def test_request_id_follows_the_request_into_follow_up_work(bot, driver, slack, 
     try:
         driver.command(text="ada@example.com")
         slack.wait_for("chat.postMessage")
-        bot.executor.submit(lambda: None).result(timeout=5)
-        time.sleep(0.2)
+        assert bot.deps.wait_idle()  # the follow-up work, and its log lines, are done
     finally:
         logging.getLogger().removeHandler(handler)
         logging.getLogger().setLevel(old_level)
@@ -400,6 +399,22 @@ def test_a_modal_is_not_opened_once_its_trigger_has_died():
     busy.set()
     pool.shutdown(wait=True)
     assert opened == ["in time"]
+
+
+def test_wait_idle_waits_for_what_follow_up_work_hands_on(bot):
+    """`Deps.wait_idle` returns once the follow-up work, and the work it handed on, has run."""
+    import threading
+
+    release, done = threading.Event(), []
+
+    def first() -> None:
+        release.wait(5)
+        bot.deps.later(done.append, "second")
+
+    bot.deps.later(first)
+    assert not bot.deps.wait_idle(timeout=0.05)  # `first` is still waiting
+    release.set()
+    assert bot.deps.wait_idle() and done == ["second"]
 
 
 def test_readiness_does_not_wait_for_awork(tmp_path, slack, awork):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from datetime import timedelta
 
 import httpx
@@ -202,7 +201,7 @@ def test_failed_approval_post_is_redone_by_the_sweep(driver, slack, bot):
     slack.errors["conversations.open"] = "internal_error"
     response = driver.submit_form({"email": "late@example.com"})
     assert response.status == 200 and response.body == ""
-    time.sleep(0.3)
+    assert bot.deps.wait_idle()  # the delivery after the ack has been tried
     [request] = list(bot.store.requests())
     assert (
         request.status is Status.PENDING
@@ -238,7 +237,7 @@ def test_outbox_survives_a_restart(settings, awork, slack, bot, driver):
     """Slack down at submit, process restarted: the new process posts the approval message."""
     slack.errors["chat.postMessage"] = "service_unavailable"
     driver.submit_form({"email": "later@example.com"})
-    time.sleep(0.3)
+    assert bot.deps.wait_idle()  # the delivery after the ack has been tried
     [request] = list(bot.store.requests())
     bot.shutdown(timeout=5)
     slack.errors.clear()

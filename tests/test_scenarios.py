@@ -176,7 +176,7 @@ def test_invalid_email_is_a_field_error_and_nothing_is_stored(driver, slack, bot
     body = json.loads(response.body)
     assert body["response_action"] == "errors"
     assert set(body["errors"]) == {"email", "firstName"}
-    time.sleep(0.1)
+    assert bot.deps.wait_idle()  # nothing was handed on after the ack, or it has run
     assert list(bot.store.requests()) == []
     assert slack.of("chat.postMessage") == []
     assert awork.calls("POST", "/invitations") == []
@@ -346,7 +346,7 @@ def test_ten_concurrent_approvals_make_one_invitation(driver, slack, bot, awork)
         "chat.postEphemeral", 9, where=lambda c: "Nothing changed" in c.args["text"]
     )
     assert len(refusals) == 9
-    time.sleep(0.2)
+    assert bot.deps.wait_idle()  # every click's follow-up has run
     assert len(awork.calls("POST", "/invitations")) == 1
 
 
@@ -370,7 +370,7 @@ def test_non_approver_is_refused_privately(driver, slack, bot, awork):
     assert all(
         "Only approvers" in n.args["text"] and n.args["channel"] == ADMIN_CHANNEL for n in notices
     )
-    time.sleep(0.1)
+    assert bot.deps.wait_idle()  # both clicks' follow-ups have run
     assert bot.store.get(request_id).status is Status.PENDING
     assert awork.calls("POST", "/invitations") == [] and slack.of("views.open") == []
 
@@ -547,12 +547,12 @@ def test_pending_request_survives_a_restart(settings, awork, slack, bot, driver)
         again.close()
 
 
-def test_unsigned_and_stale_requests_are_refused(driver, slack):
+def test_unsigned_and_stale_requests_are_refused(driver, slack, bot):
     """A bad signature or a timestamp older than 5 minutes gets 401 and opens nothing."""
     body = driver.command_body()
     assert driver.send(body, signature="v0=" + "0" * 64).status == 401
     assert driver.send(body, timestamp=int(time.time()) - 600).status == 401
-    time.sleep(0.1)
+    assert bot.deps.wait_idle()  # no modal is queued or opening
     assert slack.of("views.open") == []
 
 
@@ -573,7 +573,7 @@ def test_configured_workspace_id_is_used_without_asking_awork(tmp_path, slack, a
         )
         assert awork.calls("GET", "/users/me") == []
     finally:
-        configured.close()
+        configured.shutdown(timeout=5)
 
 
 def test_workspace_id_is_asked_once_and_kept(driver, slack, bot, awork):

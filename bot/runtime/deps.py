@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.runtime.config import Settings
@@ -80,6 +80,30 @@ class Deliveries(Protocol):
     def replace(self, channel: str, ts: str, text: str, blocks: list | None = None) -> bool: ...
 
 
+class Pending:
+    """Counts the follow-up work handed to the pools and not yet done, so that one can wait
+    until all of it - and whatever it handed on in turn - has run."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = threading.Condition()
+
+    def add(self) -> None:
+        with self._idle:
+            self._count += 1
+
+    def done(self) -> None:
+        with self._idle:
+            self._count -= 1
+            if not self._count:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once nothing is queued or running; False if `timeout` seconds passed first."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._count, timeout)
+
+
 @dataclass(frozen=True)
 class Deps:
     settings: Settings
@@ -90,12 +114,13 @@ class Deps:
     followups: Executor
     modals: Executor
     modal_client: Any  # a slack_sdk WebClient with a short timeout, for views.open
+    pending: Pending = field(default_factory=Pending)
 
     def open_modal(self, work: Callable[..., Any], *args: Any) -> None:
         """Like `later`, for opening a modal: its own small pool, so that a trigger_id (3 s)
         never waits behind slow awork calls; a modal still queued when the trigger has died
         is not opened at all."""
-        self._submit(self.modals, work, args, expires=MODAL_DEADLINE)
+        self._submit(self.modals, work, args, expires=MODAL_DEADLINE, pending=self.pending)
 
     def later(self, work: Callable[..., Any], *args: Any) -> None:
         """Run `work` after the ack, in the follow-up pool.
@@ -103,26 +128,40 @@ class Deps:
         Listeners ack inline (Bolt's `process_before_response`), so Slack has its answer as
         soon as the listener returns; whatever is slow - opening a modal, posting, calling
         awork - goes here. The context (the request id in the log) goes along."""
-        self._submit(self.followups, work, args)
+        self._submit(self.followups, work, args, pending=self.pending)
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """True once no follow-up work or modal is queued or running (what a listener handed
+        on has been done); False if `timeout` seconds passed first."""
+        return self.pending.wait_idle(timeout)
 
     @staticmethod
     def _submit(
-        pool: Executor, work: Callable[..., Any], args: tuple, expires: float | None = None
+        pool: Executor,
+        work: Callable[..., Any],
+        args: tuple,
+        expires: float | None = None,
+        pending: Pending | None = None,
     ) -> None:
         context = contextvars.copy_context()
         queued = time.monotonic()
+        pending = pending or Pending()
 
         def run() -> None:
-            ACKS.wait_quiet()
-            if expires is not None and time.monotonic() - queued > expires:
-                log.warning("a modal waited too long to open (trigger expired); skipped")
-                return
             try:
+                ACKS.wait_quiet()
+                if expires is not None and time.monotonic() - queued > expires:
+                    log.warning("a modal waited too long to open (trigger expired); skipped")
+                    return
                 context.run(work, *args)
             except Exception as exc:  # logged for the operator; Slack already has its ack
                 log.error("follow-up work failed: %s", type(exc).__name__, exc_info=exc)
+            finally:
+                pending.done()
 
+        pending.add()
         try:
             pool.submit(run)
         except RuntimeError:  # shutting down: the Slack side is redone by the next start's sweep
+            pending.done()
             log.warning("shutting down: follow-up work after an ack is left to the next start")
