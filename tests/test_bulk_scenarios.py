@@ -14,6 +14,7 @@ from bot.domain.records import Status
 from bot.ui import bulk_blocks
 from tests.conftest import APPROVERS, approval_request_id, build_bot
 from tests.fakes.awork import ROLE_ADMIN, ROLE_PM, TEAM_DESIGN, TEAM_ENGINEERING, Fault
+from tests.fakes.clock import FakeClock
 from tests.slack_requests import ADMIN_CHANNEL, GENERAL
 
 APPROVER = APPROVERS[0]
@@ -306,13 +307,31 @@ def test_admin_role_batch_needs_two_approvers(driver, slack, bot, awork):
     assert posted_emails(awork) == ["a@x.com", "b@x.com"]
 
 
-def test_progress_is_shown_at_most_every_two_seconds(driver, slack, bot, awork):
-    """A run of about 4.5 s updates its message with "n of N done", never twice within 2 s."""
+def test_progress_is_shown_at_most_every_two_seconds(slack, tmp_path, awork):
+    """A run of 4.5 s (on a fake clock: each invitation takes 0.1 s) updates its message with
+    "n of N done", never twice within 2 s."""
+    from tests.conftest import SIGNING_SECRET, make_settings
+    from tests.slack_requests import SlackDriver
+
+    clock = FakeClock()
+
+    def slow_awork(request):
+        if request.method == "POST" and request.url.path.endswith("/invitations"):
+            clock.sleep(0.1)
+        return awork.handler(request)
+
+    bot = build_bot(make_settings(tmp_path, slack.url), slow_awork)
+    bot.deps.catalog.refresh()
     bot.deps.batches.concurrency = 1
-    awork.delay = 0.1
-    batch_id = ask_inline(driver, slack, " ".join(f"p{i}@x.com" for i in range(45)))
-    driver.click("approve_invite", batch_id, APPROVER)
-    wait_batch(bot, batch_id, BatchStatus.DONE, timeout=30)
+    bot.deps.courier.progress_clock = slack.clock = clock
+    try:
+        driver = SlackDriver(bot.app, SIGNING_SECRET)
+        batch_id = ask_inline(driver, slack, " ".join(f"p{i}@x.com" for i in range(45)))
+        driver.click("approve_invite", batch_id, APPROVER)
+        wait_batch(bot, batch_id, BatchStatus.DONE, timeout=30)
+        assert clock.elapsed == pytest.approx(4.5)
+    finally:
+        bot.shutdown(timeout=5)
     progress = [
         c
         for c in slack.of("chat.update")

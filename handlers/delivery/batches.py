@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,7 @@ class BatchDelivery:
     admin_channel: str
     expire_after: timedelta
     progress_every: float
+    progress_clock: Callable[[], float]
     _progress_at: dict[str, float | None]
     _progress_lock: threading.Lock
 
@@ -67,7 +68,7 @@ class BatchDelivery:
         def started() -> None:
             self.sync_batch(batch_id)  # "Approved by @x, inviting: 0 of N"
             with self._progress_lock:  # an update too: the next comes 2 s later at the soonest
-                self._progress_at[batch_id] = time.monotonic()
+                self._progress_at[batch_id] = self.progress_clock()
 
         # Slack's part runs under the run's renewed lease: users.list may take long.
         batch = self.batches.run(
@@ -106,7 +107,7 @@ class BatchDelivery:
         """Show a running batch's progress on its message, at most every `progress_every` s."""
         with self._progress_lock:
             last = self._progress_at.get(batch_id, 0.0)
-            if last is None or time.monotonic() - last < self.progress_every:
+            if last is None or self.progress_clock() - last < self.progress_every:
                 return  # one is being sent, or one went out less than 2 s ago
             self._progress_at[batch_id] = None
         try:
@@ -124,7 +125,7 @@ class BatchDelivery:
                 log.info("batch %s: progress not shown (%s)", batch_id, slack_error(exc))
         finally:
             with self._progress_lock:  # counted from when Slack has it: arrivals 2 s apart
-                self._progress_at[batch_id] = time.monotonic()
+                self._progress_at[batch_id] = self.progress_clock()
 
     def sync_batch(self, batch_id: str, wait: float = 10.0) -> InviteBatch | None:
         """Deliver everything Slack has not yet been told about a batch (as `sync`)."""

@@ -59,6 +59,7 @@ class Courier(RequestDelivery, BatchDelivery, LinkDelivery, HomeTabs, PrivateNot
         self.service = service
         self.batches = batches or BatchService(service)
         self.progress_every = 2.0  # seconds between progress updates of a batch's message
+        self.progress_clock = time.monotonic  # what those seconds are counted on
         self._progress_at: dict[str, float | None] = {}  # None: an update is being sent
         self._progress_lock = threading.Lock()
         self.store = service.store

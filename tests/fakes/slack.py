@@ -28,7 +28,7 @@ from bot.cli.manifest import bot_scopes
 class Call:
     method: str
     args: dict[str, Any]
-    at: float = 0.0  # time.monotonic() when it arrived
+    at: float = 0.0  # when it arrived, on the fake's `clock`
 
 
 class FakeSlack:
@@ -42,6 +42,7 @@ class FakeSlack:
         self.throttled = 0
         self.groups: dict[str, list[str]] = {}  # user group id -> member ids
         self.delay = 0.0  # seconds every Web API answer takes
+        self.clock = time.monotonic  # what each call's `at` is read from
         self.socket_url: str | None = None  # apps.connections.open answer (Socket Mode)
         self.scopes: list[str] | None = bot_scopes()  # granted, as Slack says in x-oauth-scopes
         self.channels: dict[str, dict[str, Any]] = {}  # conversations.info fields by channel id
@@ -101,7 +102,7 @@ class FakeSlack:
 
     def answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            self.calls.append(Call(method, args, time.monotonic()))
+            self.calls.append(Call(method, args, self.clock()))
         if self.delay:
             time.sleep(self.delay)
         if method in self.errors:
