@@ -13,8 +13,8 @@ from bot.domain.people import parse_people
 from bot.domain.text import clean_text
 from bot.runtime.deps import Deps
 from bot.ui import answers, bulk_blocks, forms, mrkdwn
-from handlers import files
 from handlers.actions import is_batch, run_approval, run_batch_approval
+from handlers.files import download
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def _files(values: dict) -> list[dict]:
 
 def _download(file: dict, deps: Deps) -> tuple[str, str | None]:
     """The uploaded list's text, or why not: see handlers/files.py."""
-    return files.download(file, deps.settings.slack_bot_token.get_secret_value())
+    return download(file, deps.settings.slack_bot_token.get_secret_value())
 
 
 def _on_blocks(errors: dict[str, str], view: dict) -> dict[str, str]:
