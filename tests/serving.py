@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,16 @@ import httpx
 from tests.fakes.awork import API_KEY
 
 SCRIPT = Path(sys.executable).parent / "invite-bot"
+
+# A work lease of 1 + 1 + 1 s (awork's connect, write and read timeouts) + 1 s of margin: a
+# server started after a kill takes the dead one's work over within seconds. A slow awork
+# answers in SLOW seconds, within AWORK_TIMEOUT. A POST the test kills the bot during takes
+# IN_FLIGHT seconds: it ends before the lease does, and after a restarted server could first
+# act - one that took over before the lease ran out would send a second invitation.
+SHORT_LEASE = {"AWORK_TIMEOUT": "1", "INVITE_LEASE_MARGIN": "1"}
+LEASE = 4.0
+SLOW = 0.5
+IN_FLIGHT = 3.0
 
 
 def busiest_second(arrivals: list[float]) -> int:
@@ -57,6 +68,28 @@ def start_server(
     env: dict[str, str], port: int, log_path: Path, command: list[str] | None = None
 ) -> subprocess.Popen:
     """Start `invite-bot serve --http` and wait until /healthz answers."""
+    process = launch(env, port, log_path, command)
+    wait_healthy(process, port, log_path)
+    return process
+
+
+def start_servers(
+    env: dict[str, str], ports: list[int], log_dir: Path, name: str = "serve"
+) -> list[subprocess.Popen]:
+    """Start one server per port at once, each logging to `<log_dir>/<name>-<port>.log`, and
+    wait until all of them answer."""
+    logs = [log_dir / f"{name}-{port}.log" for port in ports]
+    processes = [launch(env, port, log) for port, log in zip(ports, logs, strict=True)]
+    for process, port, log in zip(processes, ports, logs, strict=True):
+        wait_healthy(process, port, log)
+    return processes
+
+
+def launch(
+    env: dict[str, str], port: int, log_path: Path, command: list[str] | None = None
+) -> subprocess.Popen:
+    """Start `invite-bot serve --http` (or `command`) in its own process group, logging to
+    `log_path`, without waiting for it."""
     command = command or [
         str(SCRIPT),
         "serve",
@@ -68,7 +101,7 @@ def start_server(
     ]
     log = log_path.open("ab")
     # Own process group, so a kill reaches the server and anything it started.
-    process = subprocess.Popen(
+    return subprocess.Popen(
         command,
         env=env,
         stdout=log,
@@ -76,17 +109,41 @@ def start_server(
         cwd=log_path.parent,
         start_new_session=True,
     )
+
+
+def wait_healthy(process: subprocess.Popen, port: int, log_path: Path) -> None:
+    """Wait until the server's /healthz answers; raise with its log if it exits or never does."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}: {log_path.read_text()}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
+                return
         except httpx.TransportError:
             time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"server did not start: {log_path.read_text()}")
+
+
+def wait_for(check: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll `check` until it is true; fail saying `what` was waited for after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def wait_for_approval_message(store, record_id: str, timeout: float = 10) -> None:
+    """Wait until the server has stored where it posted `record_id`'s approval message (which a
+    click then updates)."""
+    wait_for(
+        lambda: getattr(store.read(record_id), "approval_message", None) is not None,
+        timeout,
+        f"{record_id}'s approval message to be stored",
+    )
 
 
 def kill_server(process: subprocess.Popen) -> None:

@@ -11,16 +11,22 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from bot.store import SqliteStore
 from tests import serving
 from tests.conftest import APPROVERS, BOT_TOKEN, SIGNING_SECRET
 from tests.serving import (
+    IN_FLIGHT,
     SCRIPT,
+    SHORT_LEASE,
+    SLOW,
     free_port,
     interactive,
     kill_server,
     serve_env,
     start_server,
     stop_server,
+    wait_for,
+    wait_for_approval_message,
 )
 from tests.slack_requests import SlackDriver, fixture
 
@@ -29,6 +35,15 @@ pytestmark = pytest.mark.timeout(90)
 
 def post_signed(port: int, body: str, signed: bool = True) -> httpx.Response:
     return serving.post_signed(port, body, SIGNING_SECRET, signed=signed)
+
+
+def message_stored(env: dict[str, str], record_id: str) -> None:
+    """Wait until the server has stored where its approval message for `record_id` is."""
+    store = SqliteStore(env["INVITE_DB_PATH"])
+    try:
+        wait_for_approval_message(store, record_id)
+    finally:
+        store.close()
 
 
 def test_http_mode_serves_slack_requests(tmp_path, env, slack):
@@ -75,7 +90,7 @@ def test_pending_request_survives_kill_9(tmp_path, env, slack, awork_server):
     try:
         assert post_signed(port, serving.form_submission("kim@example.com")).status_code == 200
         request_id = serving.approval_id_for(slack, "kim@example.com")
-        time.sleep(0.3)  # let the message reference be stored
+        message_stored(env, request_id)
     finally:
         kill_server(process)
     process = start_server(env, port, tmp_path / "serve.log")
@@ -133,11 +148,9 @@ def test_sigterm_lets_the_running_invitation_finish(tmp_path, env, slack, awork_
     fake, _ = awork_server
     port = free_port()
     process = start_server(env, port, tmp_path / "serve.log")
-    fake.delay = 2.0
+    fake.delay = SLOW
     _submit_and_approve(port, slack, "slow@example.com")
-    deadline = time.monotonic() + 10
-    while not fake.calls("POST", "/invitations") and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: fake.calls("POST", "/invitations"), 10, "the POST")
     process.terminate()  # SIGTERM while the POST is in flight
     assert process.wait(timeout=40) == 0
     assert len(fake.invitations) == 1
@@ -151,20 +164,19 @@ def test_sigterm_lets_the_running_invitation_finish(tmp_path, env, slack, awork_
 def test_crash_during_the_invite_call_is_settled_at_the_next_start(
     tmp_path, env, slack, awork_server
 ):
-    """kill -9 while awork is answering: the next start takes over once the lease expired,
-    finds the invitation, sends no second."""
+    """kill -9 while awork is answering, started again at once: the next start takes over
+    once the lease expired (awork has finished by then), finds the invitation, sends no
+    second."""
     fake, _ = awork_server
+    env.update(SHORT_LEASE)
     port = free_port()
     process = start_server(env, port, tmp_path / "serve.log")
-    fake.delay = 1.5
+    fake.post_delay = IN_FLIGHT
     request_id = _submit_and_approve(port, slack, "crash@example.com")
-    deadline = time.monotonic() + 10
-    while not fake.calls("POST", "/invitations") and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: fake.calls("POST", "/invitations"), 10, "the POST")
     kill_server(process)
-    time.sleep(2)  # awork finishes the POST the dead process sent
-    fake.delay = 0
-    process = start_server(env, port, tmp_path / "serve.log")
+    fake.post_delay = 0  # the dead process's POST still takes its time
+    process = start_server(env, port, tmp_path / "serve.log")  # at once, as systemd would
     try:
         slack.wait_for(
             "chat.update",
@@ -232,6 +244,7 @@ def test_bad_bot_token_is_one_clear_line(tmp_path, env, slack):
 def test_bulk_run_killed_midway_is_finished_by_the_next_start(tmp_path, env, slack, awork_server):
     """kill -9 during a 40-person run: the restarted server finishes it, one invitation each."""
     fake, _ = awork_server
+    env.update(SHORT_LEASE)
     port = free_port()
     process = start_server(env, port, tmp_path / "serve.log")
     people = [f"bulk{i}@example.com" for i in range(40)]
@@ -239,16 +252,18 @@ def test_bulk_run_killed_midway_is_finished_by_the_next_start(tmp_path, env, sla
         command = serving.command_submission(" ".join(people))
         assert post_signed(port, command).status_code == 200
         batch_id = serving.approval_id_for(slack, "40 people")
-        time.sleep(0.3)  # the message reference is stored
-        fake.delay = 0.5
+        message_stored(env, batch_id)
+        fake.delay = SLOW
         click = serving.button_click("approve_invite", batch_id, APPROVERS[0])
         assert post_signed(port, click).status_code == 200
-        deadline = time.monotonic() + 10
-        while len(fake.calls("POST", "/invitations")) < 5 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for(lambda: len(fake.calls("POST", "/invitations")) >= 5, 10, "five POSTs")
     finally:
         kill_server(process)
-    time.sleep(1)  # awork finishes what the dead process sent
+    wait_for(
+        lambda: len(fake.invitations) == len(fake.calls("POST", "/invitations")),
+        10,
+        "awork to finish what the dead process sent",
+    )
     sent_before_restart = len(fake.invitations)
     fake.delay = 0
     process = start_server(env, port, tmp_path / "serve.log")
