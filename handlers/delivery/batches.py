@@ -10,55 +10,22 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
-from collections.abc import Callable
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.domain.batches import BatchStatus, InviteBatch, Summary
 from bot.domain.records import MessageRef, Status
 from bot.store import StoreClosed
 from bot.ui import bulk_blocks, notices
+from handlers.delivery.parts import CourierParts
 from handlers.delivery.slack_errors import ADMIN_CHANNEL_HINTS, SEND_ERRORS, slack_error
 
 if TYPE_CHECKING:
-    from slack_sdk import WebClient
-
-    from bot.services.batches import BatchService
-    from bot.services.invites import InviteService
-    from bot.store import Store
+    pass
 
 log = logging.getLogger("handlers.delivery.courier")
 
 
-class BatchDelivery:
-    client: WebClient
-    service: InviteService
-    batches: BatchService
-    store: Store
-    admin_channel: str
-    expire_after: timedelta
-    progress_every: float
-    progress_clock: Callable[[], float]
-    _progress_at: dict[str, float | None]
-    _progress_lock: threading.Lock
-
-    if TYPE_CHECKING:  # provided by Courier
-
-        def sync(self, request_id: str, wait: float = 10.0) -> Any: ...
-        def _sync(self, record_id: str, wait: float, deliver: Any, seconds: float = 60) -> Any: ...
-        def tell(
-            self, user_id: str, channel: str | None, text: str, blocks: list | None = None
-        ) -> Any: ...
-        def news(
-            self, user_id: str, channel: str | None, text: str, blocks: list | None = None
-        ) -> Any: ...
-        def dm(self, user_id: str, text: str, blocks: list | None = None) -> Any: ...
-        def refresh_homes(self, request: Any) -> None: ...
-        def _posted(
-            self, request: Any, kind: str, where: tuple[str, str], **changes: object
-        ) -> Any: ...
-
+class BatchDelivery(CourierParts):
     # -- batches ------------------------------------------------------------------------------
 
     def run_batch(self, batch_id: str, claim_id: str | None) -> InviteBatch | None:

@@ -14,24 +14,16 @@ from bot.domain.batches import InviteBatch
 from bot.domain.records import InviteRequest
 from bot.runtime.command import installed_command
 from bot.ui import lists
+from handlers.delivery.parts import CourierParts
 from handlers.delivery.slack_errors import SEND_ERRORS, slack_error
 
 if TYPE_CHECKING:
-    from slack_sdk import WebClient
-
-    from bot.services.batches import BatchService
-    from bot.services.invites import InviteService
-    from bot.store import Record, Store
+    from bot.store import Record
 
 log = logging.getLogger("handlers.delivery.courier")
 
 
-class HomeTabs:
-    client: WebClient
-    service: InviteService
-    batches: BatchService
-    store: Store
-
+class HomeTabs(CourierParts):
     def publish_home(
         self,
         user_id: str,

@@ -18,33 +18,20 @@ deliveries these use (`dm`, `_posted`, `sync_batch`).
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.domain.clock import utcnow
 from bot.domain.records import InviteRequest, Status
 from bot.ui import notices
+from handlers.delivery.parts import CourierParts
 
 if TYPE_CHECKING:
-    from bot.services.invites import InviteService
-    from bot.store import Store
+    pass
 
 log = logging.getLogger("handlers.delivery.courier")
 
 
-class LinkDelivery:
-    service: InviteService
-    store: Store
-    remind_after: timedelta
-
-    if TYPE_CHECKING:  # provided by Courier
-
-        def dm(self, user_id: str, text: str, blocks: list | None = None) -> Any: ...
-        def sync_batch(self, batch_id: str, wait: float = 10.0) -> Any: ...
-        def _posted(
-            self, request: Any, kind: str, where: tuple[str, str], **changes: object
-        ) -> Any: ...
-
+class LinkDelivery(CourierParts):
     def _deliver_member(self, member: InviteRequest) -> InviteRequest:
         """A batch member: the batch's message speaks for it, so only its invitee's DM (an
         invitee in Slack; the others' links go to the requester as the batch's list)."""

@@ -8,19 +8,14 @@ logged and returns None; the caller keeps what is still owed on the record, for 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
+from handlers.delivery.parts import CourierParts
 from handlers.delivery.slack_errors import SEND_ERRORS, slack_error
-
-if TYPE_CHECKING:
-    from slack_sdk import WebClient
 
 log = logging.getLogger("handlers.delivery.courier")
 
 
-class PrivateNotes:
-    client: WebClient
-
+class PrivateNotes(CourierParts):
     def dm(self, user_id: str, text: str, blocks: list | None = None) -> tuple[str, str] | None:
         """A direct message from the bot; returns (channel, ts) or None if it failed."""
         try:

@@ -10,44 +10,21 @@ lease loop (`_sync`) and the other deliveries these use (`tell`, `news`, `_poste
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.domain.records import InviteRequest, MessageRef, Status
 from bot.runtime.command import installed_command
 from bot.ui import approval, notices
+from handlers.delivery.parts import CourierParts
 from handlers.delivery.slack_errors import ADMIN_CHANNEL_HINTS, SEND_ERRORS, slack_error
 
 if TYPE_CHECKING:
-    from slack_sdk import WebClient
-
-    from bot.store import Store
+    pass
 
 log = logging.getLogger("handlers.delivery.courier")
 
 
-class RequestDelivery:
-    client: WebClient
-    store: Store
-    admin_channel: str
-    expire_after: timedelta
-
-    if TYPE_CHECKING:  # provided by Courier
-
-        def _sync(self, record_id: str, wait: float, deliver: Any, seconds: float = 60) -> Any: ...
-        def tell(
-            self, user_id: str, channel: str | None, text: str, blocks: list | None = None
-        ) -> Any: ...
-        def news(
-            self, user_id: str, channel: str | None, text: str, blocks: list | None = None
-        ) -> Any: ...
-        def refresh_homes(self, request: Any) -> None: ...
-        def _send_link(self, request: InviteRequest) -> InviteRequest: ...
-        def _deliver_member(self, member: InviteRequest) -> InviteRequest: ...
-        def _posted(
-            self, request: Any, kind: str, where: tuple[str, str], **changes: object
-        ) -> Any: ...
-
+class RequestDelivery(CourierParts):
     def sync(self, request_id: str, wait: float = 10.0) -> InviteRequest | None:
         """Deliver everything Slack has not yet been told about the request."""
         return self._sync(request_id, wait, self._deliver)
