@@ -66,7 +66,11 @@ def _outcome_words(request: InviteRequest, command: str) -> str:
     email = escape(request.details.email)
     who = f"<@{request.decided_by}>" if request.decided_by else "An approver"
     if request.status in (Status.INVITED, Status.JOINING):
-        where = link_whereabouts(request, reader=request.requester_id)
+        where = (
+            withheld_links(request.awork_email_skipped)
+            if link_withheld(request)
+            else link_whereabouts(request, reader=request.requester_id)
+        )
         return (
             f":white_check_mark: {approved_by(request, 'An approver')} approved your request: "
             f"{email} is invited to awork. {where}"
@@ -82,6 +86,37 @@ def _outcome_words(request: InviteRequest, command: str) -> str:
     if request.status is Status.FAILED and request.failure:
         return f":warning: Your request to invite {email} was approved, but awork refused: {escape(request.failure.message)}"
     return f"Your request to invite {email} is {request.status.value}."
+
+
+def link_withheld(request: InviteRequest) -> bool:
+    """Whether the acceptance link of an invitee who is not in Slack went nowhere: Slack refused
+    the requester the DM that was to carry it (handlers/delivery/links.py)."""
+    return (
+        request.link_attempted
+        and request.link_sent_to is None
+        and request.invitee_slack_id is None
+        and request.result is not None
+        and request.result.invitation_code is not None
+    )
+
+
+def withheld_links(email_skipped: bool, count: int | None = None) -> str:
+    """For the requester, where they asked, when Slack refused them the DM with acceptance
+    links: a request's (`count` None), or those of a batch's `count` invitees who are not in
+    Slack. No link in it."""
+    if count is None:
+        links, them = "their acceptance link", "it"
+    elif count == 1:
+        links, them = "the acceptance link of 1 person who is not in this Slack", "it"
+    else:
+        links, them = f"the acceptance links of {count} people who are not in this Slack", "them"
+    also = (
+        f"awork's own email was skipped, so nothing carries {them}: resend "
+        f"{'the invitation' if them == 'it' else 'the invitations'} from awork's user list"
+        if email_skipped
+        else f"awork's own email carries {them}"
+    )
+    return f"Slack did not let me DM you, so I could not give you {links} privately; {also}."
 
 
 def invite_again_offer(

@@ -13,11 +13,11 @@ import logging
 from typing import TYPE_CHECKING
 
 from bot.domain.batches import BatchStatus, InviteBatch, Summary
-from bot.domain.records import MessageRef, Status
+from bot.domain.records import InviteRequest, MessageRef, Status
 from bot.store import StoreClosed
 from bot.ui import bulk_blocks, notices
 from handlers.delivery.parts import CourierParts
-from handlers.delivery.slack_errors import ADMIN_CHANNEL_HINTS, SEND_ERRORS, slack_error
+from handlers.delivery.slack_errors import ADMIN_CHANNEL_HINTS, SEND_ERRORS, refused, slack_error
 
 if TYPE_CHECKING:
     pass
@@ -173,19 +173,27 @@ class BatchDelivery(CourierParts):
                     batch = self._posted(batch, "reminder_notice", where, reminder_told=True)
             return batch
         if batch.status is BatchStatus.DONE and not batch.links_listed:
-            batch = self._list_links(batch, summary or self.batches.summary(batch))
+            batch, refused_dm = self._list_links(batch, summary or self.batches.summary(batch))
+            if refused_dm:
+                summary = None  # read again below, for the outcome to count them
         if batch.status is not BatchStatus.RUNNING and not batch.outcome_told:
-            notice = bulk_blocks.batch_outcome_notice(batch, summary or self.batches.summary(batch))
+            summary = summary or self.batches.summary(batch)
+            notice = bulk_blocks.batch_outcome_notice(batch, summary)
+            withheld = [m for m in summary.invited if notices.link_withheld(m)]
+            if withheld:  # Slack refused them the DM with these links
+                skipped = any(m.awork_email_skipped for m in withheld)
+                notice += "\n" + notices.withheld_links(skipped, len(withheld))
             where = self.news(batch.requester_id, batch.origin_channel, notice)
             if where:
                 batch = self._posted(batch, "outcome_notice", where, outcome_told=True)
         return batch
 
-    def _list_links(self, batch: InviteBatch, summary: Summary) -> InviteBatch:
+    def _list_links(self, batch: InviteBatch, summary: Summary) -> tuple[InviteBatch, bool]:
         """The links of invitees who are not in Slack, to the requester by DM, 50 a message
         (an invitee in Slack gets their own DM, retried, never the requester's list);
         each member is marked once its message is out, so a retry sends only the rest.
-        `summary`: the members as just read for the message (not read again)."""
+        `summary`: the members as just read for the message (not read again). Returns the
+        batch and whether Slack refused the requester the DM, so that the links were withheld."""
         due = [
             member
             for member in summary.invited
@@ -204,10 +212,31 @@ class BatchDelivery(CourierParts):
             text = bulk_blocks.batch_links(
                 batch, [(m.details.email, link) for m, link in chunk], number, len(chunks)
             )
-            where = self.dm(batch.requester_id, text)
-            if where is None:
-                return batch  # the rest go at the next sweep
+            try:
+                where = self.direct(batch.requester_id, text)
+            except SEND_ERRORS as exc:
+                if refused(exc):  # never to the channel: withheld, the outcome says so
+                    rest = [m for c in chunks[number - 1 :] for m, _ in c]
+                    return self._withhold_links(batch, rest), True
+                return batch, False  # Slack's passing trouble: the rest go at the next sweep
             for member, _ in chunk:
                 self.store.update(member.id, link_attempted=True, link_sent_to=batch.requester_id)
             batch = self._posted(batch, "link_list", where)
+        return self.store.update(batch.id, links_listed=True) or batch, False
+
+    def _withhold_links(self, batch: InviteBatch, members: list[InviteRequest]) -> InviteBatch:
+        """Slack refused the requester the DM with the links: they go nowhere else. Each
+        member is marked as tried without a recipient, which the batch's outcome - by `news`,
+        so where they asked - counts."""
+        log.warning(
+            "batch %s: Slack refused %s the DM with acceptance links (%d); they are withheld",
+            batch.id,
+            batch.requester_id,
+            len(members),
+        )
+        for member in members:
+            self.store.update(member.id, link_attempted=True)
+        self.store.record(
+            "link_withheld", batch.id, requester=batch.requester_id, links=len(members)
+        )
         return self.store.update(batch.id, links_listed=True) or batch

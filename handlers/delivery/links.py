@@ -9,10 +9,13 @@ INVITE_REMIND_AFTER after the invitation (at the latest halfway through its 24 h
 `InviteRequest.link_notice_at`), that is decided once, by compare-and-set, and the approval
 message - the batch's, for a batch member - tells the approvers, without the link.
 
-An invitee who is not in Slack has the link DM'd to the requester, to pass on privately.
+An invitee who is not in Slack has the link DM'd to the requester, to pass on privately. If
+Slack refuses the requester that DM (deactivated, not taking the bot's messages), the link is
+withheld: never posted where they asked. Their outcome, which goes there instead, and the
+approval message say only that it could not be sent; awork's own email carries it.
 
 A mixin of `handlers.delivery.courier.Courier`, which holds the Slack client, the store and the
-deliveries these use (`dm`, `_posted`, `sync_batch`).
+deliveries these use (`dm`, `direct`, `_posted`, `sync_batch`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from bot.domain.clock import utcnow
 from bot.domain.records import InviteRequest, Status
 from bot.ui import notices
 from handlers.delivery.parts import CourierParts
+from handlers.delivery.slack_errors import SEND_ERRORS, refused
 
 if TYPE_CHECKING:
     pass
@@ -64,16 +68,31 @@ class LinkDelivery(CourierParts):
                 if request.batch_id is not None:
                     self._link_news(request.batch_id)  # the batch's summary drops the warning
             return delivered
-        where = self.dm(request.requester_id, notices.link_message(request, link))
-        if where:
-            # shown_status=None: the approval message then says where the link went.
-            changes = {
-                "link_attempted": True,
-                "link_sent_to": request.requester_id,
-                "shown_status": None,
-            }
-            return self._posted(request, "link_dm", where, **changes)
-        return request
+        try:
+            where = self.direct(request.requester_id, notices.link_message(request, link))
+        except SEND_ERRORS as exc:
+            if refused(exc):  # never to the channel: the link is withheld, the outcome told
+                return self._withhold_link(request)
+            return request  # Slack's passing trouble: the sweep tries again
+        # shown_status=None: the approval message then says where the link went.
+        changes = {
+            "link_attempted": True,
+            "link_sent_to": request.requester_id,
+            "shown_status": None,
+        }
+        return self._posted(request, "link_dm", where, **changes)
+
+    def _withhold_link(self, request: InviteRequest) -> InviteRequest:
+        """Slack refused the requester the DM that was to carry the link of an invitee who is
+        not in Slack: the link goes nowhere else. The approval message says it could not be
+        sent, and the requester's outcome - by `news`, so where they asked - says so too."""
+        log.warning(
+            "request %s: Slack refused %s the DM with the acceptance link; it is withheld",
+            request.id,
+            request.requester_id,
+        )
+        self.store.record("link_withheld", request.id, requester=request.requester_id)
+        return self.store.update(request.id, link_attempted=True, shown_status=None) or request
 
     def _note_overdue(self, request: InviteRequest) -> InviteRequest:
         """Once the invitee's DM is overdue, decide (once, by compare-and-set) that the

@@ -2,7 +2,8 @@
 rewriting a message the bot posted, and finding a member by email.
 
 A mixin of `handlers.delivery.courier.Courier`, which holds the Slack client. A failed post is
-logged and returns None; the caller keeps what is still owed on the record, for a sweep.
+logged and returns None; the caller keeps what is still owed on the record, for a sweep. Later
+news goes where the requester asked only when Slack refuses them the DM (`news`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from handlers.delivery.parts import CourierParts
-from handlers.delivery.slack_errors import SEND_ERRORS, slack_error
+from handlers.delivery.slack_errors import SEND_ERRORS, refused, slack_error
 
 log = logging.getLogger("handlers.delivery.courier")
 
@@ -19,6 +20,14 @@ class PrivateNotes(CourierParts):
     def dm(self, user_id: str, text: str, blocks: list | None = None) -> tuple[str, str] | None:
         """A direct message from the bot; returns (channel, ts) or None if it failed."""
         try:
+            return self.direct(user_id, text, blocks)
+        except SEND_ERRORS:
+            return None
+
+    def direct(self, user_id: str, text: str, blocks: list | None = None) -> tuple[str, str]:
+        """A direct message from the bot: (channel, ts), or Slack's error (logged) raised, for
+        a caller that acts on whether Slack refused it (`slack_errors.refused`)."""
+        try:
             channel = self.client.conversations_open(users=user_id)["channel"]["id"]
             posted = self.client.chat_postMessage(
                 channel=channel, text=text, blocks=blocks, unfurl_links=False
@@ -26,7 +35,7 @@ class PrivateNotes(CourierParts):
             return posted["channel"], posted["ts"]
         except SEND_ERRORS as exc:
             log.warning("could not DM %s: %s", user_id, slack_error(exc))
-            return None
+            raise
 
     def tell(
         self, user_id: str, channel: str | None, text: str, blocks: list | None = None
@@ -45,11 +54,15 @@ class PrivateNotes(CourierParts):
         """Later news for a requester - a decision, an invitation's result, a reminder, a
         lapse, an expiry: a DM, which stays and notifies (an ephemeral shows only while they
         are in that channel, and is gone on reload). The text names the channel where they
-        asked. Only if Slack refuses the DM, the ephemeral there; failing both, a sweep retries."""
-        where = self.dm(user_id, text, blocks)
-        if where is None and channel:
-            where = self._ephemeral(user_id, channel, text, blocks)
-        return where
+        asked. Only if Slack refuses them the DM (deactivated, not taking the bot's messages),
+        the ephemeral there; when Slack only fails for now, or refuses both, a sweep retries.
+        Never for a text with an acceptance link or code: those go by DM or nowhere."""
+        try:
+            return self.direct(user_id, text, blocks)
+        except SEND_ERRORS as exc:
+            if channel and refused(exc):
+                return self._ephemeral(user_id, channel, text, blocks)
+            return None
 
     def _ephemeral(
         self, user_id: str, channel: str, text: str, blocks: list | None

@@ -1,5 +1,6 @@
 """What the Slack Web API's failures mean for delivery: which errors a post can end in, their
-name for a log line, and what an admin should do about a misconfigured admin channel."""
+name for a log line, whether Slack refused the post or only failed it for now, and what an
+admin should do about a misconfigured admin channel."""
 
 from __future__ import annotations
 
@@ -15,8 +16,39 @@ ADMIN_CHANNEL_HINTS = {
     "missing_scope": "reinstall the app from manifest.yml so it has every scope",
 }
 
+# Slack's own passing trouble: the same post may go through later, so it is not a refusal.
+PASSING = {
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+    "ratelimited",
+    "unknown",  # an answer without Slack's error name (a proxy's page, say)
+}
+# The app's token or installation, not the person: the post goes through once it is fixed.
+SETUP = {
+    "invalid_auth",
+    "not_authed",
+    "account_inactive",
+    "token_revoked",
+    "token_expired",
+    "missing_scope",
+    "not_allowed_token_type",
+}
+
 
 def slack_error(exc: Exception) -> str:
     if isinstance(exc, SlackApiError):
         return str(exc.response.get("error", "unknown"))
     return type(exc).__name__
+
+
+def refused(exc: Exception) -> bool:
+    """Whether Slack refused the post for what it is (a DM to a deactivated member, to one who
+    does not take the bot's messages, `user_disabled`, `cannot_dm_bot`, `not_in_channel`...),
+    rather than failing it for now (a timeout, a 5xx, a rate limit) or for the app's setup (its
+    token, its scopes), when a retry may work."""
+    if not isinstance(exc, SlackApiError):
+        return False
+    status = getattr(exc.response, "status_code", 200)
+    return status < 500 and status != 429 and slack_error(exc) not in PASSING | SETUP
