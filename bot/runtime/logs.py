@@ -1,8 +1,10 @@
-"""Logging that cannot leak credentials.
+"""Logging that cannot leak credentials or be forged.
 
 slack_sdk (and Bolt) log whole request bodies at DEBUG - a DM's body holds the acceptance link -
-so their loggers never go below INFO, whatever LOG_LEVEL says. Configured secret values are also
-masked in every record, as a second line of defence.
+so their loggers never go below INFO, whatever LOG_LEVEL says. Configured secret values and
+Slack's response URLs are also masked in every record, as a second line of defence. A message
+is one line whatever it quotes: control characters are escaped, so a newline in a request
+cannot start a line of its own.
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import re
 import secrets
+import threading
+import time
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -21,6 +26,10 @@ from bot.runtime.config import Settings
 CHATTY_AT_DEBUG = ("slack_sdk", "slack_bolt", "httpcore", "httpx", "urllib3")
 MASK = "[redacted]"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# A response_url (https://hooks.slack.com/actions/...) lets anyone answer in the conversation it
+# came from for 30 minutes: a credential. Matched by its host, as written, JSON- or URL-encoded.
+RESPONSE_URL = re.compile(r"hooks\.slack\.com(?:/|\\/|%2F)[\w%/\\.-]*", re.IGNORECASE)
+MASKED_RESPONSE_URL = "hooks.slack.com/" + MASK
 # The Slack request (or background job) a log line belongs to; follow-up work carries it along.
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -48,6 +57,40 @@ def tag_request(req: Any, next: Callable[[], Any]) -> Any:
     return next()
 
 
+def _escapes(codes: Iterable[int], style: str) -> dict[int, str]:
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"} if style == "text" else {}
+    return {code: named.get(chr(code), f"\\u{code:04x}") for code in codes}
+
+
+# Python's str.splitlines() breaks at each of these, some viewers at U+2028 and U+2029 too.
+_C0_C1 = [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029]
+ONE_LINE = _escapes(_C0_C1, "text")
+# json.dumps escapes C0 itself; with ensure_ascii=False it leaves DEL, C1 and U+2028/9 as they are.
+JSON_ONE_LINE = _escapes([0x7F, *range(0x80, 0xA0), 0x2028, 0x2029], "json")
+
+
+def one_line(text: str) -> str:
+    """`text` with its control characters escaped (a newline reads as \\n): one line."""
+    return text.translate(ONE_LINE)
+
+
+class OneLineText(logging.Formatter):
+    """LOG_FORMAT=text: `time level logger: message` on one line, its control characters
+    escaped. An exception's traceback follows on lines of its own, each indented, so no line
+    but a record's first starts at the margin."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = one_line(record.message)
+        return super().formatMessage(record)
+
+    def format(self, record: logging.LogRecord) -> str:
+        head, _, rest = super().format(record).partition("\n")
+        if not rest:
+            return head
+        lines = rest.translate({**ONE_LINE, ord("\n"): "\n"}).split("\n")
+        return "\n".join([head, *("    " + line for line in lines)])
+
+
 class JsonLines(logging.Formatter):
     """LOG_FORMAT=json: one JSON object per line (time, level, logger, message, request_id,
     and the exception's traceback as one string)."""
@@ -63,8 +106,8 @@ class JsonLines(logging.Formatter):
         if request_id:
             entry["request_id"] = request_id
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False).translate(JSON_ONE_LINE)
 
 
 def masked(text: str, secrets: Iterable[str]) -> str:
@@ -77,16 +120,53 @@ def masked(text: str, secrets: Iterable[str]) -> str:
 
 
 class RedactSecrets(logging.Filter):
+    """Masks the secrets and response URLs in a record's message and its traceback."""
+
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
         self.secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
 
+    def mask(self, text: str) -> str:
+        return RESPONSE_URL.sub(MASKED_RESPONSE_URL, masked(text, self.secrets))
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        safe = masked(message, self.secrets)
+        safe = self.mask(message)
         if safe != message:
             record.msg, record.args = safe, None
+        if record.exc_info and not record.exc_text:
+            # The formatters take the traceback from here rather than format it again.
+            record.exc_text = self.mask(logging.Formatter().formatException(record.exc_info))
         return True
+
+
+class Throttled:
+    """A warning anyone on the internet can provoke (a refused request): at most one line
+    per `every` seconds; the next one says how many were left out meanwhile."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        every: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
+        self.every = every
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._last: float | None = None
+        self._left_out = 0
+
+    def warning(self, message: str, *args: object) -> None:
+        with self._lock:
+            now = self.clock()
+            if self._last is not None and now - self._last < self.every:
+                self._left_out += 1
+                return
+            left_out, self._left_out, self._last = self._left_out, 0, now
+        if left_out:
+            message += f" ({left_out} more like it not logged)"
+        self.logger.warning(message, *args)
 
 
 def secret_values(settings: Settings) -> list[str]:
@@ -121,14 +201,18 @@ def quiet_libraries(level: int) -> None:
         logging.getLogger(name).setLevel(max(level, logging.INFO))
 
 
+def prepare(handler: logging.Handler, settings: Settings) -> logging.Handler:
+    """`handler` with the secret mask and the format LOG_FORMAT asks for."""
+    handler.addFilter(RedactSecrets(secret_values(settings)))
+    handler.setFormatter(JsonLines() if settings.log_format == "json" else OneLineText(TEXT_FORMAT))
+    return handler
+
+
 def configure(settings: Settings) -> None:
     level = logging.getLevelName(settings.log_level.upper())
     if not isinstance(level, int):
         level = logging.INFO
-    logging.basicConfig(level=level, format=TEXT_FORMAT)
+    logging.basicConfig(level=level)
     quiet_libraries(level)
-    redact = RedactSecrets(secret_values(settings))
     for handler in logging.getLogger().handlers:
-        handler.addFilter(redact)
-        if settings.log_format == "json":
-            handler.setFormatter(JsonLines())
+        prepare(handler, settings)

@@ -20,6 +20,9 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
+from slack_bolt.request import BoltRequest
+from slack_bolt.response import BoltResponse
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.server import MultiSocketServer, TcpWSGIServer
@@ -29,7 +32,8 @@ from bot.runtime import metrics
 from bot.runtime.app import Bot, build
 from bot.runtime.config import Settings
 from bot.runtime.deps import ACKS
-from bot.runtime.logs import REQUEST_ID, REQUEST_ID_HEADER, new_request_id
+from bot.runtime.logs import REQUEST_ID, REQUEST_ID_HEADER, Throttled, new_request_id
+from bot.runtime.signing import HTTP_REQUEST
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
@@ -43,22 +47,45 @@ log = logging.getLogger(__name__)
 Wsgi = Callable[..., Iterable[bytes]]
 
 
+class EventsHandler(SlackRequestHandler):
+    """Bolt's WSGI adapter, which also tells Bolt the request's method and path (the signature
+    check names them when it refuses one)."""
+
+    def dispatch(self, request: WsgiHttpRequest) -> BoltResponse:
+        return self.app.dispatch(
+            BoltRequest(
+                body=request.get_body(),
+                query=request.query_string,
+                headers=request.get_headers(),
+                context={HTTP_REQUEST: f"{request.method} {request.path}"},
+            )
+        )
+
+
 def wsgi_app(bot: Bot) -> Wsgi:
     """Slack's requests at POST /slack/events; /healthz, /readyz and /metrics; else 404."""
-    slack = SlackRequestHandler(bot.app, path=EVENTS_PATH)
+    slack = EventsHandler(bot.app, path=EVENTS_PATH)
+    # Anyone can post a request without a timestamp or with a broken body: one line per 10 s.
+    refused, malformed = Throttled(log), Throttled(log)
 
     def events(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         stamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "")
+        length = environ.get("CONTENT_LENGTH") or 0
         if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
             # Bolt would raise on int() and answer 200 with a stack trace in the log.
-            log.warning("refused a request without a valid Slack timestamp")
+            refused.warning("refused POST %s (%s bytes): no valid timestamp", EVENTS_PATH, length)
             return _plain(start_response, "401 Unauthorized", b"invalid request\n")
         # Bolt parses the body before it checks the signature and raises on malformed JSON or
         # shapes it does not expect: that is a bad request, not a server error.
         try:
             return slack(environ, start_response)
         except Exception as exc:
-            log.warning("refused a malformed request to %s: %s", EVENTS_PATH, type(exc).__name__)
+            malformed.warning(
+                "refused POST %s (%s bytes): malformed (%s)",
+                EVENTS_PATH,
+                length,
+                type(exc).__name__,
+            )
             return _plain(start_response, "400 Bad Request", b"bad request\n")
 
     def route(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
