@@ -6,7 +6,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,11 +200,19 @@ def label_call(api_method: str, json: dict | None) -> dict | None:
 
 
 class CountingWebClient(WebClient):
-    """Counts every Web API call by method and outcome (GET /metrics)."""
+    """Counts every Web API call by method and outcome (GET /metrics), and masks `secrets` in
+    every message and view it sends as the logs mask them: awork's error texts are quoted to
+    people, and one may echo the API key."""
 
-    def api_call(self, api_method: str, **kwargs: Any) -> Any:  # type: ignore[override]
+    def __init__(self, *, secrets: Iterable[str] = (), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.secrets = logs.maskable(secrets)
+
+    def api_call(self, api_method: str, *, json: dict | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        if json is not None:
+            json = logs.masked_payload(json, self.secrets)
         try:
-            response = super().api_call(api_method, **kwargs)
+            response = super().api_call(api_method, json=json, **kwargs)
         except SlackApiError as exc:
             metrics.SLACK_CALLS.labels(api_method, str(exc.response.get("error"))).inc()
             raise
@@ -249,6 +257,7 @@ def slack_client(
 ) -> WebClient:
     kind = SandboxLabelledClient if settings.sandbox else CountingWebClient
     return kind(
+        secrets=logs.secret_values(settings),
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
         timeout=timeout,

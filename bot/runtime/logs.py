@@ -110,13 +110,36 @@ class JsonLines(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False).translate(JSON_ONE_LINE)
 
 
+def maskable(secrets: Iterable[str]) -> list[str]:
+    """The values worth masking, the longest first. A value shorter than 8 characters is no
+    credential worth the name and would mask ordinary words (a signing secret `s` would turn
+    "workspace" into "work[redacted]pace"), so it is left."""
+    return sorted({s for s in secrets if len(s) >= 8}, key=len, reverse=True)
+
+
 def masked(text: str, secrets: Iterable[str]) -> str:
-    """`text` with each of `secrets` replaced by the mask, the longest first. A value shorter
-    than 8 characters is no credential worth the name and would mask ordinary words (a
-    signing secret `s` would turn "workspace" into "work[redacted]pace"), so it is left."""
-    for secret in sorted({s for s in secrets if len(s) >= 8}, key=len, reverse=True):
+    """`text` with each of `secrets` (see `maskable`) replaced by the mask."""
+    for secret in maskable(secrets):
         text = text.replace(secret, MASK)
     return text
+
+
+def masked_payload(value: Any, secrets: Iterable[str]) -> Any:
+    """A copy of a Web API call's JSON with every string in it, however deep, `masked`."""
+    ordered = maskable(secrets)
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            for secret in ordered:
+                item = item.replace(secret, MASK)
+            return item
+        if isinstance(item, dict):
+            return {key: walk(inner) for key, inner in item.items()}
+        if isinstance(item, list | tuple):
+            return [walk(inner) for inner in item]
+        return item
+
+    return walk(value) if ordered else value
 
 
 class RedactSecrets(logging.Filter):
