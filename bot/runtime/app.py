@@ -32,6 +32,7 @@ from bot.awork.sandbox import Sandbox
 from bot.runtime import logs, metrics
 from bot.runtime.config import Settings
 from bot.runtime.deps import Deps
+from bot.runtime.readiness import StoreReadiness
 from bot.runtime.signing import SignedOnly
 from bot.services.batches import BatchService
 from bot.services.catalog import Catalog
@@ -73,15 +74,12 @@ class Bot:
         self._sweeper: threading.Thread | None = None
         self._slack_auth: str | None = "Slack auth not checked yet"
         self._slack_checked = 0.0
+        self._store_ready = StoreReadiness(lambda: self.store.get_meta("ready"))
 
     def not_ready(self) -> str | None:
         """Why this instance should not get traffic (GET /readyz), or None: the store must
-        answer and Slack must have accepted the token."""
-        try:
-            self.store.get_meta("ready")
-        except Exception as exc:
-            return f"store unreachable ({type(exc).__name__})"
-        return self._slack_auth
+        answer (within a second) and Slack must have accepted the token."""
+        return self._store_ready.problem() or self._slack_auth
 
     def check_slack_auth(self) -> None:
         """auth.test: at the first sweep, then every sweep until it passes, then every 5 min."""
