@@ -102,7 +102,8 @@ def test_a_batchs_summary_reaches_a_refused_requester_where_they_asked(
     driver, slack, bot, awork, refusal
 ):
     """A batch: the summary comes where they asked, counting the links Slack would not let the
-    bot DM them; the batch settles instead of retrying them; the invitee in Slack gets theirs."""
+    bot DM them; the approval message says so too; the batch settles instead of retrying them;
+    the invitee in Slack gets theirs."""
     refuse(slack, *refusal)
     slack.members["b@y.com"] = "UBEE"
     batch_id = ask_inline(driver, slack, "a@x.com b@y.com c@x.com owner@ncnstn.com")
@@ -116,6 +117,11 @@ def test_a_batchs_summary_reaches_a_refused_requester_where_they_asked(
     assert "awork's own email carries them" in text
     assert batch.links_listed and not wait_batch(bot, batch_id, BatchStatus.DONE).delivery_failures
     slack.wait_for("chat.postMessage", where=lambda c: c.args["channel"] == "DUBEE")
+    shown = json.dumps(
+        [c for c in slack.of("chat.update") if c.args["channel"] == ADMIN_CHANNEL][-1].args
+    )
+    assert "2 acceptance links could not be sent: Slack refused <@UREQ> the DM" in shown
+    assert "went to <@UREQ> by DM" not in shown
 
 
 @pytest.mark.parametrize("refusal", REFUSALS, ids=[r[2] for r in REFUSALS])

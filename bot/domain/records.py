@@ -265,3 +265,15 @@ class InviteRequest(Decidable[Status]):
     @property
     def accept_link_expired(self) -> bool:
         return self.result is not None and utcnow() >= self.result.expires_at
+
+    @property
+    def link_withheld(self) -> bool:
+        """Whether the acceptance link of an invitee who is not in Slack went nowhere: Slack
+        refused the requester the DM that was to carry it (handlers/delivery/links.py)."""
+        return (
+            self.link_attempted
+            and self.link_sent_to is None
+            and self.invitee_slack_id is None
+            and self.result is not None
+            and self.result.invitation_code is not None
+        )

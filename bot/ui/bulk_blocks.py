@@ -275,20 +275,24 @@ def _links_whereabouts(batch: InviteBatch, summary: Summary) -> str:
     """Where the invited people's ways to accept went. Written as it is said: no case change,
     which would break the mentions in it."""
     in_slack = sum(1 for m in summary.invited if m.invitee_slack_id)
-    rest = len(summary.invited) - in_slack
+    withheld = sum(1 for m in summary.invited if m.link_withheld)
+    rest = len(summary.invited) - in_slack - withheld
     requester = f"<@{batch.requester_id}>"
-    asked = f"{in_slack} in Slack {'was' if in_slack == 1 else 'were'} asked by DM to accept"
-    if not rest:
-        return asked + "."
-    if not in_slack:
+    said = []
+    if in_slack:
+        said.append(
+            f"{in_slack} in Slack {'was' if in_slack == 1 else 'were'} asked by DM to accept"
+        )
+    if rest and said:
+        other = "link of the other one" if rest == 1 else f"links of the other {rest}"
+        said.append(f"the acceptance {other} went to {requester} by DM")
+    elif rest:
         links = "The acceptance link" if rest == 1 else f"The acceptance links of all {rest}"
-        return f"{links} went to {requester} by DM."
-    links = (
-        "the acceptance link of the other one"
-        if rest == 1
-        else f"the acceptance links of the other {rest}"
-    )
-    return f"{asked}; {links} went to {requester} by DM."
+        said.append(f"{links} went to {requester} by DM")
+    if withheld:
+        links = "1 acceptance link" if withheld == 1 else f"{withheld} acceptance links"
+        said.append(f"{links} could not be sent: Slack refused {requester} the DM")
+    return "; ".join(said) + "."
 
 
 # --- telling the requester --------------------------------------------------------------------

@@ -68,7 +68,7 @@ def _outcome_words(request: InviteRequest, command: str) -> str:
     if request.status in (Status.INVITED, Status.JOINING):
         where = (
             withheld_links(request.awork_email_skipped)
-            if link_withheld(request)
+            if request.link_withheld
             else link_whereabouts(request, reader=request.requester_id)
         )
         return (
@@ -86,18 +86,6 @@ def _outcome_words(request: InviteRequest, command: str) -> str:
     if request.status is Status.FAILED and request.failure:
         return f":warning: Your request to invite {email} was approved, but awork refused: {escape(request.failure.message)}"
     return f"Your request to invite {email} is {request.status.value}."
-
-
-def link_withheld(request: InviteRequest) -> bool:
-    """Whether the acceptance link of an invitee who is not in Slack went nowhere: Slack refused
-    the requester the DM that was to carry it (handlers/delivery/links.py)."""
-    return (
-        request.link_attempted
-        and request.link_sent_to is None
-        and request.invitee_slack_id is None
-        and request.result is not None
-        and request.result.invitation_code is not None
-    )
 
 
 def withheld_links(email_skipped: bool, count: int | None = None) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING
 
 from bot.domain.batches import BatchStatus, InviteBatch, Summary
 from bot.domain.records import InviteRequest, MessageRef, Status
@@ -18,9 +17,6 @@ from bot.store import StoreClosed
 from bot.ui import bulk_blocks, notices
 from handlers.delivery.parts import CourierParts
 from handlers.delivery.slack_errors import ADMIN_CHANNEL_HINTS, SEND_ERRORS, refused, slack_error
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger("handlers.delivery.courier")
 
@@ -179,7 +175,7 @@ class BatchDelivery(CourierParts):
         if batch.status is not BatchStatus.RUNNING and not batch.outcome_told:
             summary = summary or self.batches.summary(batch)
             notice = bulk_blocks.batch_outcome_notice(batch, summary)
-            withheld = [m for m in summary.invited if notices.link_withheld(m)]
+            withheld = [m for m in summary.invited if m.link_withheld]
             if withheld:  # Slack refused them the DM with these links
                 skipped = any(m.awork_email_skipped for m in withheld)
                 notice += "\n" + notices.withheld_links(skipped, len(withheld))
@@ -239,4 +235,6 @@ class BatchDelivery(CourierParts):
         self.store.record(
             "link_withheld", batch.id, requester=batch.requester_id, links=len(members)
         )
-        return self.store.update(batch.id, links_listed=True) or batch
+        batch = self.store.update(batch.id, links_listed=True) or batch
+        self._link_news(batch.id)  # the message says where the links went: now nowhere
+        return self.store.get_batch(batch.id) or batch

@@ -21,16 +21,13 @@ deliveries these use (`dm`, `direct`, `_posted`, `sync_batch`).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.domain.clock import utcnow
 from bot.domain.records import InviteRequest, Status
 from bot.ui import notices
 from handlers.delivery.parts import CourierParts
 from handlers.delivery.slack_errors import SEND_ERRORS, refused
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger("handlers.delivery.courier")
 
