@@ -6,22 +6,19 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 
-from bot.awork.client import AworkClient
 from bot.domain import approval
 from bot.domain.batches import BatchStatus
 from bot.domain.details import InviteDetails
 from bot.domain.records import ApprovalRule, InviteRequest, Status
-from bot.services.catalog import Catalog
 from bot.services.decisions import Refusal
-from bot.services.invites import InviteService
 from bot.store import SqliteStore
 from bot.ui import bulk_blocks
 from bot.ui.approval import approval_message
 from tests.conftest import APPROVERS
-from tests.fakes.awork import API_KEY, ROLE_ADMIN, FakeAwork
+from tests.fakes.awork import ROLE_ADMIN
+from tests.fakes.services import in_process_service
 from tests.test_bulk_scenarios import ask_inline, posted_emails, wait_batch
 from tests.test_scenarios import settle, submit, wait_status
 
@@ -144,24 +141,8 @@ def test_the_approval_message_says_which_rule_applied():
 @pytest.fixture
 def service(tmp_path):
     store = SqliteStore(str(tmp_path / "db.sqlite"))
-    client = AworkClient(
-        "https://api.awork.com/api/v1",
-        API_KEY,
-        transport=httpx.MockTransport(FakeAwork().handler),
-        retry_sleep=lambda _: None,
-    )
-    catalog = Catalog(client, store)
-    catalog.refresh()
     current = {"approvers": frozenset({A, B, "C"})}
-    service = InviteService(
-        store,
-        client,
-        catalog,
-        lambda: current["approvers"],
-        "https://x/{code}",
-        sleep=lambda _: None,
-        instance_id="me",
-    )
+    service = in_process_service(store, lambda: current["approvers"], instance_id="me")
     service.current = current  # type: ignore[attr-defined]  # the test changes the approvers
     yield service
     store.close()

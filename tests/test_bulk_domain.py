@@ -10,7 +10,6 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from bot.awork.client import AworkClient
 from bot.awork.ratelimit import RateLimiter
 from bot.domain.awork_models import Role, Team
 from bot.domain.batches import BATCH_LIMIT, BatchStatus
@@ -19,11 +18,10 @@ from bot.domain.inline import parse_inline, resolve
 from bot.domain.people import Person, parse_people
 from bot.domain.records import InviteRequest, Status
 from bot.services.batches import BatchService
-from bot.services.catalog import Catalog
 from bot.services.decisions import Refusal
-from bot.services.invites import InviteService
 from bot.store import SqliteStore as Store
 from tests.fakes.awork import API_KEY, ROLE_PM, TEAM_DESIGN, TEAM_ENGINEERING, FakeAwork, Fault
+from tests.fakes.services import in_process_service
 
 APPROVERS = frozenset({"UAPP1", "UAPP2"})
 ROLES = [Role.model_validate(r) for r in FakeAwork().roles if not r.get("isArchived")] + [
@@ -212,17 +210,7 @@ def test_limiter_follows_awork_headers():
 def world(tmp_path):
     fake = FakeAwork()
     store = Store(str(tmp_path / "db.sqlite"))
-    client = AworkClient(
-        "https://api.awork.com/api/v1",
-        API_KEY,
-        transport=httpx.MockTransport(fake.handler),
-        retry_sleep=lambda _: None,
-    )
-    catalog = Catalog(client, store)
-    catalog.refresh()
-    service = InviteService(
-        store, client, catalog, APPROVERS, "https://x/{code}", sleep=lambda _: None
-    )
+    service = in_process_service(store, APPROVERS, fake.handler)
     yield fake, store, service, BatchService(service, concurrency=8)
     store.close()
 

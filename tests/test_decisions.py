@@ -9,21 +9,18 @@ import json
 import threading
 from datetime import timedelta
 
-import httpx
 import pytest
 
-from bot.awork.client import AworkClient
 from bot.domain.batches import BatchStatus
 from bot.domain.details import InviteDetails
 from bot.domain.people import Person
 from bot.domain.records import Status
 from bot.services.batches import BatchService
-from bot.services.catalog import Catalog
 from bot.services.decisions import Refusal
 from bot.services.invites import InviteService
 from bot.store import SqliteStore
 from tests.conftest import APPROVERS
-from tests.fakes.awork import API_KEY, FakeAwork
+from tests.fakes.services import in_process_service
 from tests.test_bulk_scenarios import ask_inline, wait_batch
 
 A, B = "UAPP1", "UAPP2"
@@ -55,17 +52,7 @@ class Kind:
 @pytest.fixture(params=["request", "batch"])
 def kind(request, tmp_path):
     store = SqliteStore(str(tmp_path / "db.sqlite"))
-    client = AworkClient(
-        "https://api.awork.com/api/v1",
-        API_KEY,
-        transport=httpx.MockTransport(FakeAwork().handler),
-        retry_sleep=lambda _: None,
-    )
-    catalog = Catalog(client, store)
-    catalog.refresh()
-    service = InviteService(
-        store, client, catalog, frozenset({A, B}), "https://x/{code}", sleep=lambda _: None
-    )
+    service = in_process_service(store, {A, B})
     yield Kind(request.param, service, BatchService(service))
     store.close()
 

@@ -10,16 +10,15 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from bot.awork.client import AworkClient
 from bot.awork.errors import AworkUnavailable
 from bot.domain.details import InviteDetails
 from bot.domain.people import Person
 from bot.domain.records import Status
 from bot.services.batches import BatchService
-from bot.services.catalog import Catalog
 from bot.services.invites import InviteService
 from bot.store import SqliteStore
-from tests.fakes.awork import API_KEY, FakeAwork
+from tests.fakes.awork import FakeAwork
+from tests.fakes.services import in_process_service
 
 APPROVERS = frozenset({"UAPP1", "UAPP2"})
 
@@ -44,22 +43,11 @@ def world(tmp_path):
     fake = FakeAwork()
     wrapped = Wrapped(fake)
     store = SqliteStore(str(tmp_path / "db.sqlite"))
-    client = AworkClient(
-        "https://api.awork.com/api/v1",
-        API_KEY,
-        transport=httpx.MockTransport(wrapped),
-        retry_sleep=lambda _: None,
-        timeout=httpx.Timeout(6.0, connect=2.0),
-    )
-    catalog = Catalog(client, store)
-    catalog.refresh()
-    service = InviteService(
+    service = in_process_service(
         store,
-        client,
-        catalog,
         APPROVERS,
-        "https://x/{code}",
-        sleep=lambda _: None,
+        wrapped,
+        timeout=httpx.Timeout(6.0, connect=2.0),
         lease_margin=3.0,
         instance_id="me",
     )
