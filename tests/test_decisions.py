@@ -146,8 +146,10 @@ def test_a_deny_checked_before_an_approval_landed_changes_nothing(kind, monkeypa
         return checked
 
     monkeypatch.setattr(decisions, "can_deny", check_then_approve)
-    assert kind.deciding.deny(record_id, A, "no").refusal is Refusal.ALREADY_DECIDED
+    refused = kind.deciding.deny(record_id, A, "no")
+    assert refused.refusal is Refusal.ALREADY_DECIDED
     stored = kind.read(record_id)
+    assert refused.request == stored  # the record as stored (the approval), for the message
     assert stored.status is kind.claimed and stored.decided_by == B and stored.deny_reason is None
 
 

@@ -98,23 +98,6 @@ def test_a_deny_reason_keeps_its_line_breaks(kind):
     assert event.detail["reason"] == "Not now.\nAsk again in May."
 
 
-def test_a_deny_that_loses_to_an_approval_returns_the_record_as_approved(kind, monkeypatch):
-    """A deny that loses to an approval written first comes back with the approved record."""
-    record_id = kind.ask()
-    decisions = kind.deciding.decisions
-    check = decisions.can_deny
-
-    def check_then_approve(record_id: str, approver_id: str):
-        checked = check(record_id, approver_id)
-        assert kind.deciding.approve(record_id, B).ok
-        return checked
-
-    monkeypatch.setattr(decisions, "can_deny", check_then_approve)
-    decision = kind.deciding.deny(record_id, A, "no")
-    assert decision.refusal is Refusal.ALREADY_DECIDED
-    assert decision.request == kind.read(record_id) and decision.request.status is kind.claimed
-
-
 # --- a request's invitation attempts -------------------------------------------------------------
 
 
