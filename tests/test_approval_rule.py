@@ -99,6 +99,31 @@ def test_a_second_approver_who_left_lets_the_first_decide_alone():
     assert verdict.rule is ApprovalRule.ALONE_REQUESTER
 
 
+def test_a_first_approval_by_an_approver_who_was_removed_does_not_count():
+    """C approved first and was removed from the approvers: B's approval is the first of two."""
+    after_c = admin_request("UREQ", ("C",))
+    verdict = approval.decide(after_c, B, {A, B})
+    assert not verdict.complete and verdict.approvals == (B,)
+    decided = approval.decide(admin_request("UREQ", verdict.approvals), A, {A, B})
+    assert decided.complete and decided.approvals == (B, A)
+    assert decided.rule is ApprovalRule.TWO
+
+
+def test_service_drops_the_removed_approvers_first_approval(service):
+    """Through the service: C's approval stops counting once C leaves; B and A decide it."""
+    request = service.submit(
+        InviteDetails(email="boss@example.com", role_id=ROLE_ADMIN), "U0", None
+    )
+    service.current["approvers"] = frozenset({A, B, "C"})
+    assert service.approve(request.id, "C").request.status is Status.PENDING
+    service.current["approvers"] = frozenset({A, B})
+    first = service.approve(request.id, B)
+    assert first.ok and first.request.status is Status.PENDING
+    assert first.request.approvals == [B]
+    decided = service.approve(request.id, A)
+    assert decided.request.status is Status.INVITING and decided.request.approvals == [B, A]
+
+
 def test_an_ordinary_role_is_decided_by_one_approval():
     """Not an admin role: the first approval decides, under the one-approval rule."""
     request = InviteRequest(requester_id="UREQ", details=InviteDetails(email="x@example.com"))

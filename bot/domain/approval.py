@@ -8,7 +8,9 @@ Otherwise the one approval decides it, and the rule says why (`ApprovalRule.ALON
 request never waits for an approval nobody may give.
 
 The rule is applied when an approval is given, against the approvers of that moment (user
-groups change), and the caller stores its outcome by compare-and-set on `approvals`.
+groups change): an approval given by someone who is no longer an approver does not count
+towards the two, and is dropped when the next one is stored. The caller stores the outcome
+by compare-and-set on `approvals`.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def decide(
     requester's own approval counts (INVITE_SELF_APPROVE) even when others could decide.
     `approver` is known to be an approver."""
     approvers = frozenset(approvers)
-    given = tuple(record.approvals)
+    # Only approvals of current approvers count: one who was removed since gave none.
+    given = tuple(a for a in record.approvals if a in approvers)
     two = record.approvals_needed >= 2
     if approver in given:
         # Asked again: it decides alone now if nobody else is left who could (an approver
