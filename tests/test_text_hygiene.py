@@ -71,6 +71,41 @@ def test_every_control_and_format_character_of_unicode_is_removed():
     assert missed == []
 
 
+EMOJI_SEQUENCES = [
+    "\U0001f469\u200d\U0001f4bb",  # woman technologist
+    "\U0001f3f3\ufe0f\u200d\U0001f308",  # rainbow flag (presentation selector, then ZWJ)
+    "\U0001f468\U0001f3ff\u200d\U0001f9b0",  # man, dark skin tone, red hair
+    "\U0001f3c3\u200d\u2640\ufe0f",  # woman running
+    "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f",  # England
+]
+
+
+@pytest.mark.parametrize("emoji", EMOJI_SEQUENCES, ids=lambda e: f"U+{ord(e[0]):04X}")
+def test_joiners_and_tags_inside_an_emoji_sequence_stay(emoji):
+    """A ZWJ between two emoji, and a subdivision flag's tags, are kept: the emoji stays whole."""
+    assert clean_text(f"Ada {emoji} Lovelace") == f"Ada {emoji} Lovelace"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "A\u200dda",
+        "\u200d\U0001f469",
+        "\U0001f469\u200d",
+        "\U0001f469\u200d\u200d\U0001f4bb",
+        "\U0001f469\u200b\U0001f4bb",
+        "A\U000e0067\U000e007f",
+        "\U0001f3f4\U000e0067",
+    ],
+)
+def test_joiners_and_tags_outside_an_emoji_sequence_go(text):
+    """A ZWJ not between two emoji, a doubled one, or tags not completing a flag are removed."""
+    cleaned = clean_text(text)
+    assert "\u200d\u200d" not in cleaned and "\u200b" not in cleaned
+    assert not any("\U000e0000" <= char <= "\U000e007f" for char in cleaned)
+    assert cleaned.count("\u200d") == 0
+
+
 def test_line_breaks_stay_in_multiline_text_and_become_spaces_in_one_line():
     """A note keeps its lines (CRLF becomes LF) and tabs; a name gets spaces instead."""
     assert clean_text("a\r\nb\rc\td", multiline=True) == "a\nb\nc\td"

@@ -3,7 +3,9 @@
 Removed from every free-text field: C0 and C1 controls (U+0000-001F, U+007F-009F), every
 format character (Unicode category Cf: soft hyphen, zero-width spaces and joiners, word joiner,
 BOM, Arabic letter mark, Mongolian vowel separator, bidirectional embeddings, overrides and
-isolates, tag characters...), line and paragraph separators (U+2028/2029) and lone surrogates.
+isolates, tag characters...), line and paragraph separators (U+2028/2029) and lone surrogates
+- except where they are part of an emoji: a zero-width joiner between two emoji (👩‍💻, 🏳️‍🌈)
+and the tag characters of a subdivision flag (🏴 + tags + cancel tag) stay.
 A multi-line field keeps tabs and line breaks (`\\r\\n` and `\\r` become `\\n`); a single-line
 field gets a space for each (so words stay apart).
 
@@ -30,14 +32,34 @@ INVISIBLE_RANGES = (
     "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"  # ... and tag characters
 )
 INVISIBLE = re.compile(f"[{INVISIBLE_RANGES}]+")
+# What may stand on either side of a zero-width joiner in an emoji ZWJ sequence: pictographs
+# (U+1F000-1FAFF), the symbols and dingbats some sequences use (♀ ♂ ⚕ ✈ ❤ ☠ ...), and,
+# before it, a pictograph's emoji presentation selector or skin tone.
+EMOJI = re.compile("[\u00a9\u00ae\u203c-\u3299\U0001f000-\U0001faff]")
+EMOJI_END = re.compile("[\u00a9\u00ae\u203c-\u3299\U0001f000-\U0001faff\ufe0f]")
+FLAG_TAGS = re.compile("[\U000e0020-\U000e007e]+\U000e007f")
+BLACK_FLAG = "\U0001f3f4"
 BREAKS = re.compile(r"\r\n?")
 SPACES = re.compile(r"[\t\n\r]")
 
 
 def clean_text(text: str, multiline: bool = False) -> str:
     """`text` without invisible and control characters; see the module's docstring."""
-    text = BREAKS.sub("\n", INVISIBLE.sub("", text))
+    text = BREAKS.sub("\n", INVISIBLE.sub(_unless_emoji, text))
     return text if multiline else SPACES.sub(" ", text)
+
+
+def _unless_emoji(match: re.Match[str]) -> str:
+    """A run of invisible characters goes, unless it is a joiner inside an emoji sequence or
+    the tags of a subdivision flag."""
+    run, text, start, end = match.group(), match.string, match.start(), match.end()
+    before = text[start - 1] if start else ""
+    after = text[end] if end < len(text) else ""
+    if run == "\u200d" and EMOJI_END.fullmatch(before) and EMOJI.fullmatch(after):
+        return run
+    if before == BLACK_FLAG and FLAG_TAGS.fullmatch(run):
+        return run
+    return ""
 
 
 def clean_line(value: object) -> object:
