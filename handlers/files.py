@@ -45,9 +45,11 @@ def slack_file_url(raw: str) -> httpx.URL | None:
     return url if ok else None
 
 
-def download(file: dict, token: str, deadline: float = DEADLINE) -> tuple[str, str | None]:
+def download(file: dict, token: str, deadline: float | None = None) -> tuple[str, str | None]:
     """The uploaded list's text, or why not (a sentence for the form). Answers within
-    `deadline` seconds; a download still under way then is abandoned (and stops reading)."""
+    `deadline` seconds (DEADLINE unless given); a download still under way then is abandoned
+    (and stops reading)."""
+    deadline = DEADLINE if deadline is None else deadline
     url = slack_file_url(str(file.get("url_private_download") or file.get("url_private") or ""))
     if url is None:
         return "", NOT_SLACKS

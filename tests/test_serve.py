@@ -15,7 +15,8 @@ from bot.store import SqliteStore
 from tests import serving
 from tests.conftest import APPROVERS, BOT_TOKEN, SIGNING_SECRET
 from tests.serving import (
-    IN_FLIGHT,
+    QUICK_IN_FLIGHT,
+    QUICK_LEASE,
     SCRIPT,
     SHORT_LEASE,
     SLOW,
@@ -168,10 +169,10 @@ def test_crash_during_the_invite_call_is_settled_at_the_next_start(
     once the lease expired (awork has finished by then), finds the invitation, sends no
     second."""
     fake, _ = awork_server
-    env.update(SHORT_LEASE)
+    env.update(QUICK_LEASE)
     port = free_port()
     process = start_server(env, port, tmp_path / "serve.log")
-    fake.post_delay = IN_FLIGHT
+    fake.post_delay = QUICK_IN_FLIGHT
     request_id = _submit_and_approve(port, slack, "crash@example.com")
     wait_for(lambda: fake.calls("POST", "/invitations"), 10, "the POST")
     kill_server(process)
