@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr = Field(SecretStr(""), alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+    # Seconds Slack has to answer one Web API call made after the ack (posts, updates, DMs):
+    # above Slack's own worst case for chat methods, so that a post whose answer did not come
+    # is looked for before it is sent again. Opening a modal keeps its own 2.5 s.
+    slack_timeout: float = Field(30.0, alias="SLACK_TIMEOUT", gt=0, le=300)
 
     awork_api_url: str = Field("https://api.awork.com/api/v1", alias="AWORK_API_URL")
     awork_api_key: SecretStr = Field(SecretStr(""), alias="AWORK_API_KEY")
