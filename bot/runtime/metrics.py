@@ -57,6 +57,21 @@ SLACK_RETRIES = Counter(
     ["reason"],
 )
 
+STORE_RETRIES = Counter(
+    "invitebot_store_retries",
+    "Store operations done again on a fresh connection after their connection failed",
+)
+STORE_BUSY = Counter(
+    "invitebot_store_busy",
+    "Slack requests answered 'the bot is busy' because the store missed the ack's time budget",
+    ["kind"],
+)
+CLICKS_NOT_STORED = Counter(
+    "invitebot_clicks_not_stored",
+    "Clicks whose decision could not be stored; the clicker was asked to click again",
+    ["action"],
+)
+
 INVITATION_EVENTS = {"invited": "created", "invite_failed": "failed"}
 _ID_SEGMENT = re.compile(r"/[0-9a-fA-F-]{16,}(?=/|$)")
 _ADDRESS_SEGMENT = re.compile(r"/[^/]*(@|%40)[^/]*")
