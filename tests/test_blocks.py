@@ -158,8 +158,12 @@ def test_undelivered_link_is_said_plainly():
 
 
 def test_recovered_invitation_says_how_the_invitee_gets_in():
-    """No code (found in awork after a crash): awork's email, or a resend if it was skipped."""
+    """No code (found in awork after its answer was lost): invited, its answer lost - never
+    "a restart" - and awork's email carries the link, or a resend if it was skipped."""
     recovered = request(status=Status.INVITED, decided_by="UAPP", result=InvitationResult())
-    assert "awork's own email carries the acceptance link" in notices.outcome_notice(recovered)
+    told = notices.outcome_notice(recovered)
+    assert "Invited, but awork's answer was lost" in told
+    assert "awork's own email carries it" in told and "restart" not in told
     skipped = recovered.model_copy(update={"awork_email_skipped": True})
-    assert "resend the invitation from awork" in json.dumps(approval.approval_message(skipped))
+    message = json.dumps(approval.approval_message(skipped))
+    assert "resend the invitation from awork" in message and "restart" not in message

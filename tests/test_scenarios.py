@@ -16,6 +16,7 @@ from tests.fakes.awork import (
     Fault,
     awork_user,
 )
+from tests.fakes.clock import StoreClock
 from tests.slack_requests import ADMIN_CHANNEL, GENERAL, SlackDriver
 
 APPROVER = APPROVERS[0]
@@ -469,14 +470,33 @@ def test_rate_limit_is_retried_after_the_ack(driver, slack, bot, awork):
     assert len(awork.calls("POST", "/invitations")) == 2 and len(awork.invitations) == 1
 
 
-def test_awork_down_offers_try_again_which_then_works(driver, slack, bot, awork):
-    """5xx past the retries: message offers 'Try again'; a click then invites once."""
-    awork.fail_next += [Fault(503, path="/invitations") for _ in range(4)]
-    request, message, _ = _approve_and_get_failure(driver, slack, bot)
-    assert request.failure.retryable and "retry_invite" in message
+def test_awork_answering_5xx_is_settled_then_offers_try_again_which_then_works(
+    driver, slack, bot, awork
+):
+    """5xx to the POST (it may have been carried out): no second POST on a guess; absent when
+    its settle window ends, it is sent once more; 5xx again and absent again: the invitation
+    did not go through (never "awork refused"), and "Try again" then invites once."""
+    clock = StoreClock(bot.store)
+    awork.fail_next += [Fault(503, path="/invitations") for _ in range(2)]
+    request_id = submit(driver, slack)
+    driver.click("approve_invite", request_id, APPROVER)
+    request = wait_status(bot, request_id, Status.INVITING)
+    while request.status is Status.INVITING:
+        settle(bot, request_id)
+        request = bot.store.get(request_id)
+        if request.unsure_since is None:
+            continue  # the click's work is still running
+        clock.advance((request.claim_until - bot.store.now()).total_seconds())
+        bot.deps.courier.sweep()
+        request = bot.store.get(request_id)
+    assert request.status is Status.FAILED and request.failure.retryable
+    assert len(awork.calls("POST", "/invitations")) == 2 and awork.invitations == []
+    update = wait_settled(slack, request_id, "did not go through")[-1]
+    assert "retry_invite" in json.dumps(update.args["blocks"])
+    assert "awork refused" not in slack.texts()
     driver.click("retry_invite", request.id, APPROVERS[1])
     wait_status(bot, request.id, Status.INVITED)
-    assert len(awork.invitations) == 1
+    assert len(awork.invitations) == 1 and len(awork.calls("POST", "/invitations")) == 3
 
 
 # --- advanced fields ------------------------------------------------------------------------

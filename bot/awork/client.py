@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from pydantic import ValidationError
 
 from bot.awork.errors import AworkError, AworkUnavailable, error_from_response
 from bot.awork.ratelimit import RateLimiter, RateLimitTransport, before_send
@@ -72,8 +73,23 @@ class AworkClient:
     # -- calls ------------------------------------------------------------------------------
 
     def create_invitation(self, invitation: Invitation) -> InvitationResult:
-        data = self._call("POST", "invitations", json=invitation.to_body())
-        return InvitationResult.model_validate(data)
+        """`POST /invitations`. A success whose body is not an invitation (not JSON, or
+        neither a code nor a user in it) came after awork may have created it: that answer
+        is lost, like a timed-out one (`AworkUnavailable.ambiguous`), never a refusal."""
+        response = self._send("POST", "invitations", json=invitation.to_body())
+        try:
+            result = InvitationResult.model_validate(_json(response))
+        except (AworkError, ValidationError):
+            result = None
+        if result is None or (result.invitation_code is None and result.user_id is None):
+            raise AworkUnavailable(
+                "unreadable-answer",
+                f"awork answered POST /invitations with {response.status_code} "
+                "and a body that is no invitation",
+                status=response.status_code,
+                endpoint="POST /invitations",
+            )
+        return result
 
     def accept_invitation(self, invitation_code: str) -> dict[str, Any]:
         return self._call("POST", "invitations/accept", json={"invitationCode": invitation_code})

@@ -49,13 +49,13 @@ class AworkUnavailable(AworkError):
     """awork could not be reached or kept answering 429/5xx; try again later.
 
     `ambiguous` is true when the request may have been carried out all the same (a timed-out
-    or 5xx-answered POST)."""
+    or 5xx-answered POST, or a success the bot could not read)."""
 
     retryable = True
 
     @property
     def ambiguous(self) -> bool:
-        if self.code in ("timeout", "connection-lost"):
+        if self.code in ("timeout", "connection-lost", "unreadable-answer"):
             return True
         return self.status is not None and self.status >= 500
 

@@ -53,6 +53,9 @@ class InviteBatch(Decidable[BatchStatus]):
     # (its lease renewed while it runs).
     run: int = 0
     retrying: int = 0  # how many people a "Retry failed" run retries (its progress counts them)
+    # Members whose awork answer was lost, still being settled when the run last paused; its
+    # lease then runs to the first one's next look (bot/services/batch_run.py).
+    unsure: int = 0
     finished_at: datetime | None = None
     # Slack deliveries besides the shared ones: the run the message shows, the links' list.
     shown_run: int = 0

@@ -171,6 +171,14 @@ class InviteRequest(Decidable[Status]):
     # awork without us knowing (then the next attempt looks before it sends).
     invite_started_at: datetime | None = None
     uncertain: bool = False
+    # An attempt whose answer was lost is *unsure* (bot/domain/settling.py): since when, how
+    # often awork was asked since, and whether the one further POST that a confirmed absence
+    # allows went out. While unsure the lease (`claim_until`) runs to the next look, which any
+    # instance's sweep then makes, found by the due index.
+    unsure_since: datetime | None = None
+    unsure_checks: int = 0
+    resent: bool = False
+    unsure_told: bool = False  # the requester heard that awork is slow to answer
     result: InvitationResult | None = None
     failure: Failure | None = None
     link_attempted: bool = False
@@ -205,6 +213,8 @@ class InviteRequest(Decidable[Status]):
             return True
         if self.status is Status.PENDING:
             return self.pending_news()
+        if self.status is Status.INVITING and self.unsure_since is not None:
+            return not self.unsure_told
         if self.status is Status.INVITED and not self.link_attempted:
             return True
         return self.status not in (Status.INVITING, Status.JOINING) and not self.outcome_told

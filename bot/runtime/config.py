@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     awork_timeout: float = Field(15.0, alias="AWORK_TIMEOUT", gt=0, le=300)
     # A work lease outlives the longest awork request by this much (seconds).
     invite_lease_margin: float = Field(30.0, alias="INVITE_LEASE_MARGIN", gt=0, le=3600)
+    # An invitation whose answer was lost is looked for in awork this long (seconds) before
+    # a confirmed absence lets it be sent again.
+    invite_settle_seconds: float = Field(120.0, alias="INVITE_SETTLE_SECONDS", gt=0, le=86400)
 
     invite_admin_channel: str = Field("", alias="INVITE_ADMIN_CHANNEL")
     invite_approvers: Annotated[frozenset[str], NoDecode] = Field(

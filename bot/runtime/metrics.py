@@ -29,7 +29,8 @@ REQUEST_EVENTS = Counter(
 )
 INVITATIONS = Counter(
     "invitebot_invitations",
-    "Invitations awork was asked for, by result (created, or failed with awork's error code)",
+    "Invitations awork was asked for, by result (created; unsure: its answer was lost, with "
+    "why; or failed with awork's error code)",
     ["result", "code"],
 )
 AWORK_CALLS = Counter(
@@ -72,7 +73,7 @@ CLICKS_NOT_STORED = Counter(
     ["action"],
 )
 
-INVITATION_EVENTS = {"invited": "created", "invite_failed": "failed"}
+INVITATION_EVENTS = {"invited": "created", "invite_unsure": "unsure", "invite_failed": "failed"}
 _ID_SEGMENT = re.compile(r"/[0-9a-fA-F-]{16,}(?=/|$)")
 _ADDRESS_SEGMENT = re.compile(r"/[^/]*(@|%40)[^/]*")
 

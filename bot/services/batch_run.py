@@ -1,8 +1,15 @@
 """A batch's run: each entry becomes an ordinary member request, created once under an id
 derived from the batch's, and is invited through `Inviting.invite` - so every member keeps the
-single flow's guarantees (one POST, look-before-resend, crash recovery) - concurrently within
-the awork client's rate limit, under the run's lease, renewed while it runs. A run cut off by a
-crash is taken over (`take_over`) by the next process's sweep; "Retry failed" is a further run.
+single flow's guarantees (one POST, look-before-resend, an unsure answer settled before anything
+is sent again, crash recovery) - concurrently within the awork client's rate limit, under the
+run's lease, renewed while it runs. A run cut off by a crash is taken over (`take_over`) by the
+next process's sweep; "Retry failed" is a further run.
+
+Members still being invited when the others are done - unsure of awork's answer, or held by
+another holder's lease - do not keep a thread waiting: the run's lease is set to run out when
+the first of them is next due, and a sweep (here or on another instance) takes the run up
+again then (`Inviting.recover` for each member that is due), until every member is settled and
+the run is done.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from bot.awork.errors import AworkError
 from bot.domain.batches import BatchStatus, InviteBatch, Summary, is_member_already
@@ -21,6 +29,10 @@ from bot.services.leases import Work
 from bot.store import Store
 
 log = logging.getLogger(__name__)
+
+# A run that pauses for members still being invited is taken up again this long later at the
+# soonest, however soon their leases run out.
+PAUSE = timedelta(seconds=1)
 
 
 def members(store: Store, batch: InviteBatch) -> list[InviteRequest | None]:
@@ -48,8 +60,8 @@ class BatchRunner:
         """Invite every entry of a batch this process claimed (RUNNING), `concurrency` at a
         time within the awork client's rate limit; then mark it DONE. `invitees` maps
         lower-case emails to Slack user ids (they get the invitation by DM), or is called for
-        that map once the run's lease is being renewed, like `on_start` (slow Slack work
-        before the first member); `on_progress` hears how many entries are settled so far.
+        that map once the run's lease is being renewed, like `on_start` (slow Slack work),
+        when the first member is created; `on_progress` hears how many entries are settled so far.
         `claim_id` is the claim the caller took (approval, Retry failed, takeover): when it is
         not the batch's any more, the run is someone else's and nothing is done. Returns the
         batch as stored."""
@@ -60,6 +72,7 @@ class BatchRunner:
             return batch  # taken over meanwhile (by another instance, or this one's sweep)
         settled = [0]
         counting = threading.Lock()
+        waiting: list[InviteRequest] = []  # members not settled in this pass
         lost = threading.Event()
         keeper = threading.Thread(
             target=self._keep_lease,
@@ -72,7 +85,7 @@ class BatchRunner:
             try:
                 if on_start is not None:
                     on_start()
-                people = invitees() if callable(invitees) else (invitees or {})
+                people = _Invitees(invitees)
                 try:
                     self.inviting.workspace_id()  # once, before the workers all want it
                 except AworkError as exc:
@@ -81,8 +94,9 @@ class BatchRunner:
                 def one(index: int) -> None:
                     if self._stopping.is_set() or lost.is_set():
                         return
+                    member = None
                     try:
-                        self._run_member(batch, index, people)
+                        member = self._run_member(batch, index, people)
                     except Exception as exc:  # one member's trouble must not stop the others
                         log.error(
                             "batch %s member %d: %s",
@@ -92,6 +106,9 @@ class BatchRunner:
                             exc_info=exc,
                         )
                     with counting:
+                        if member is not None and member.status is Status.INVITING:
+                            waiting.append(member)  # settled later, by a sweep
+                            return
                         settled[0] += 1
                         count = settled[0]
                     if on_progress is not None:
@@ -108,6 +125,8 @@ class BatchRunner:
                 keeper.join()
         if self._stopping.is_set() or finished:
             return self.store.get_batch(batch_id)  # the lease's next holder takes the run over
+        if waiting:
+            return self._park(batch, waiting)
         ok, done = self.store.transition(
             batch_id,
             {BatchStatus.RUNNING},
@@ -116,6 +135,7 @@ class BatchRunner:
             finished_at=utcnow(),
             outcome_told=False,
             links_listed=False,
+            unsure=0,
         )
         if ok:
             summary = Summary.of(done, members(self.store, done))
@@ -140,9 +160,39 @@ class BatchRunner:
             claim=self.work.claim,
             claim_expired=True,
         )
-        if ok:
+        if ok and batch.unsure:
+            log.info("batch %s: looking again for members whose awork answer was lost", batch.id)
+        elif ok:
             self.store.record("batch_recovering", batch.id, previous_owner=batch.claimed_by)
         return claimed if ok else None
+
+    def _park(self, batch: InviteBatch, waiting: list[InviteRequest]) -> InviteBatch | None:
+        """Members are still being invited (unsure of awork's answer, or held by another's
+        lease): let the run's lease run out when the first of them is next due, so that a
+        sweep takes the run up again then. How many are unsure, the message says."""
+        now = self.store.now()
+        soonest = max(now + PAUSE, min(m.claim_until or now for m in waiting))
+        unsure = sum(1 for m in waiting if m.unsure_since is not None)
+        ok, parked = self.store.transition(
+            batch.id,
+            {BatchStatus.RUNNING},
+            BatchStatus.RUNNING,
+            require={"claim_id": batch.claim_id, "run": batch.run},
+            claim_until=soonest,
+            unsure=unsure,
+            shown_status=None if unsure != batch.unsure else batch.shown_status,  # say so
+        )
+        if not ok:
+            return self.store.get_batch(batch.id)
+        self.work.alarm.set((soonest - now).total_seconds() + 0.05)
+        log.info(
+            "batch %s: %d members still being invited (%d unsure of awork's answer); "
+            "taken up again when the first is due",
+            batch.id,
+            len(waiting),
+            unsure,
+        )
+        return parked
 
     def stop(self) -> None:
         """Start no further member (a stopping process); the run is taken over later."""
@@ -180,7 +230,11 @@ class BatchRunner:
                 log.warning("batch %s: lease lost; its new holder runs it", batch_id)
                 lost.set()
 
-    def _run_member(self, batch: InviteBatch, index: int, invitees: Mapping[str, str]) -> None:
+    def _run_member(
+        self, batch: InviteBatch, index: int, invitees: _Invitees
+    ) -> InviteRequest | None:
+        """Invite one entry, or settle its member when it is due; the member as it stands
+        after (None: another run of this batch created it meanwhile)."""
         member_id = batch.member_id(index)
         existing = self.store.get(member_id)
         now = utcnow()
@@ -208,12 +262,11 @@ class BatchRunner:
             try:
                 added = self.store.add(member, claim=self.work.claim)
             except KeyError:  # created meanwhile by another run of this batch
-                return
-            self.inviting.invite(member_id, added.claim_id)
-            return
+                return None
+            return self.inviting.invite(member_id, added.claim_id)
         if existing.status is Status.FAILED and existing.batch_run < batch.run:
             if is_member_already(existing):
-                return
+                return existing
             ok, claimed = self.store.transition(
                 member_id,
                 {Status.FAILED},
@@ -226,24 +279,27 @@ class BatchRunner:
                 batch_run=batch.run,
             )
             if ok:
-                self.inviting.invite(member_id, claimed.claim_id)
-        elif existing.status is Status.INVITING:
-            self._take_over_member(existing)
+                return self.inviting.invite(member_id, claimed.claim_id)
+            return claimed
+        if existing.status is Status.INVITING and not self.work.is_active(member_id):
+            # Unsure, or left by a run that changed hands: settled once its lease runs out.
+            return self.inviting.recover(existing) or self.store.get(member_id)
+        return existing
 
-    def _take_over_member(self, member: InviteRequest) -> None:
-        """A member another instance was inviting when the run changed hands: wait for its
-        lease to run out (or for it to settle), then look in awork and finish it."""
-        while not self._stopping.is_set():
-            if self.work.is_active(member.id):
-                return  # being settled in this process already
-            recovered = self.inviting.recover(member)
-            if recovered is not None:
-                return
-            current = self.store.get(member.id)
-            if current is None or current.status is not Status.INVITING:
-                return
-            member = current
-            wait = 1.0
-            if current.claim_until is not None:
-                wait = (current.claim_until - self.store.now()).total_seconds()
-            self._stopping.wait(min(5.0, max(0.2, wait)))
+
+class _Invitees:
+    """Invitees' Slack ids by lower-case address, asked for (`source`: a map, or a call that
+    makes one, e.g. Slack's users.list) only once a member is first created: a run taken up
+    again to settle members created before needs none."""
+
+    def __init__(self, source: Mapping[str, str] | Callable[[], Mapping[str, str]] | None) -> None:
+        self._source = source
+        self._found: Mapping[str, str] | None = None
+        self._lock = threading.Lock()
+
+    def get(self, address: str) -> str | None:
+        with self._lock:
+            if self._found is None:
+                source = self._source
+                self._found = source() if callable(source) else (source or {})
+        return self._found.get(address)

@@ -29,6 +29,12 @@ def describe_failure(exc: AworkError, email: str) -> Failure:
     """awork's error in words an admin acts on. Never includes a key or a code."""
     props = " ".join(item["property"].lower() for item in exc.validation_errors)
     text = f"{exc.description} {' '.join(exc.details)}".lower()
+    if exc.code == "answer-lost":
+        message = (
+            "awork's answers to the invitation were lost twice, and awork does not have the "
+            "person: nobody was invited. Try again."
+        )
+        return Failure(code=exc.code, message=message, retryable=True)
     if exc.retryable:
         message = "awork is not answering right now, so nobody was invited. Try again shortly."
         return Failure(code=exc.code, message=message, retryable=True)

@@ -5,8 +5,8 @@ single request's concerns, apart from Slack:
   after a lapse, and the lists;
 - deciding (bot/services/decisions.py): approve, deny, retry a failure, remind and expire -
   the decision path batches share;
-- inviting exactly once (bot/services/inviting.py): the claim's lease, look-before-resend,
-  taking over after a crash;
+- inviting exactly once (bot/services/inviting.py): the claim's lease, settling an
+  invitation whose answer was lost before anything is sent again, taking over after a crash;
 - joining (bot/services/joining.py): accepting from Slack, following an invitation to joined
   or lapsed;
 - this process's work leases (bot/services/leases.py).
@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from bot.awork.client import AworkClient
+from bot.domain.settling import Settling
 from bot.services.asking import Asking
 from bot.services.catalog import Catalog
 from bot.services.decisions import Approvers, RequestDecisions
@@ -62,6 +64,7 @@ class InviteService:
         lease_margin: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
         instance_id: str | None = None,
+        settle_seconds: float = 120.0,
     ) -> None:
         self.store = store
         self.awork = awork
@@ -80,6 +83,7 @@ class InviteService:
             skip_email_for_slack_members=skip_email_for_slack_members,
             invite_attempts=invite_attempts,
             sleep=sleep,
+            settling=Settling(window=timedelta(seconds=settle_seconds)),
         )
         self.joining = Joining(store, awork, catalog, self.work)
 

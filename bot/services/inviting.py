@@ -6,14 +6,19 @@ retries or instances.
   it took, and it renews the lease right before every request leaves for awork, to outlive
   that request (the client's timeouts plus a margin). A lost lease stops the call before it
   is sent.
-- A POST that timed out or got a 5xx may have been carried out: before sending it again, awork
-  is asked whether the invitee is there now. A connection that failed sent nothing: it is
-  simply tried again after a backoff.
+- A POST whose answer was lost - a read timeout, a connection lost mid-request, a 5xx, a
+  success the bot cannot read - may have been carried out, or awork may still be carrying it
+  out: the request is *unsure* (bot/domain/settling.py). Its lease is set to run out at the
+  next look, and whoever's sweep comes then (`recover`) asks awork whether the person now
+  exists, created since our first attempt: found -> invited, without a code; not yet -> look
+  again later, at growing intervals; absent once INVITE_SETTLE_SECONDS have passed -> the POST
+  is sent once more; absent after that one's window too -> failed, for an approver to try
+  again. A connection that failed sent nothing: it is simply tried again after a backoff.
 - After a crash, the sweep takes over `inviting` requests whose lease has expired (`recover`)
-  - no process id is ever consulted - and settles them the same way: found in awork ->
-  invited; not there -> invited now. An `already-exist-error` answering an invitation that
-  may have been sent before is settled by looking the person up, never reported as "already
-  a member".
+  - no process id is ever consulted - and settles them by looking first: found in awork ->
+  invited; not there -> invited now (the lease outlived the dead holder's call). An
+  `already-exist-error` answering an invitation that may have been sent before is settled by
+  looking the person up, never reported as "already a member".
 """
 
 from __future__ import annotations
@@ -29,14 +34,18 @@ from bot.awork.client import AworkClient
 from bot.awork.errors import AworkError, AworkUnavailable
 from bot.domain.awork_models import AworkUser, InvitationResult
 from bot.domain.records import InviteRequest, Status
+from bot.domain.settling import Settling
 from bot.services.failures import describe_failure
 from bot.services.leases import LeaseLost, Work
+from bot.services.settling import AnswerLost, UserListing
 from bot.store import Store
 
 log = logging.getLogger(__name__)
 
 # An awork user created this long before our claim is someone who was there already.
 CLOCK_SKEW = timedelta(minutes=10)
+# What an unsure request carries, cleared once it is settled (a retry starts afresh).
+SETTLED = {"unsure_since": None, "unsure_checks": 0, "resent": False}
 
 
 class Inviting:
@@ -51,8 +60,11 @@ class Inviting:
         skip_email_for_slack_members: bool = True,
         invite_attempts: int = 3,
         sleep: Callable[[float], None] = time.sleep,
+        settling: Settling | None = None,
     ) -> None:
         self.store = store
+        self.settling = settling or Settling()
+        self.listing = UserListing(awork, lambda: self.store.now())  # the store's clock
         self.awork = awork
         self.work = work
         self.accept_url_template = accept_url_template
@@ -78,9 +90,10 @@ class Inviting:
         return self.settle(request, look_first=request.uncertain)
 
     def recover(self, request: InviteRequest) -> InviteRequest | None:
-        """Settle an invitation whose holder's lease expired (it crashed, or lost the store):
-        take it over by compare-and-set on the store's clock, then finish it, checking awork
-        first so it is never sent twice. None while the lease runs or if another took it."""
+        """Take over an invitation whose lease ran out - its holder crashed or lost the store,
+        or it is unsure and its next look is due - by compare-and-set on the store's clock,
+        then settle it, looking in awork first so it is never sent twice. None while the lease
+        runs or if another took it."""
         ok, claimed = self.store.transition(
             request.id,
             {Status.INVITING},
@@ -92,19 +105,31 @@ class Inviting:
         )
         if not ok or claimed is None:
             return None
-        self.store.record("recovering", request.id, previous_owner=request.claimed_by)
-        log.info("request %s: taking over an invitation whose lease expired", request.id)
-        return self.settle(claimed, look_first=True)
+        if claimed.unsure_since is None:
+            self.store.record("recovering", request.id, previous_owner=request.claimed_by)
+            log.info("request %s: taking over an invitation whose lease expired", request.id)
+        return self.settle(claimed, look_first=True, due=request.claim_until)
 
-    def settle(self, request: InviteRequest, look_first: bool) -> InviteRequest:
-        """Invite a request this instance holds, under its renewed lease."""
+    def settle(
+        self, request: InviteRequest, look_first: bool, due: datetime | None = None
+    ) -> InviteRequest:
+        """Invite a request this instance holds, under its renewed lease; an unsure one is
+        looked for in awork (its look was due at `due`) before anything is sent again."""
         with self.work.tracked(request.id), self.work.holding(request.id, request.claim_id):
             try:
-                found = self._invited_in_awork(request) if look_first else None
-                result = found if found is not None else self._create(request)
+                if request.unsure_since is not None:
+                    outcome = self._look_again(request, due)
+                    if isinstance(outcome, InviteRequest):
+                        return outcome  # not settled yet: looked for again later
+                    result = outcome
+                else:
+                    found = self._invited_in_awork(request) if look_first else None
+                    result = found if found is not None else self._create(request)
             except LeaseLost:
                 log.warning("request %s: lease lost, left to its new holder", request.id)
                 return self.store.get(request.id) or request
+            except AnswerLost as lost:
+                return self._unsure(request, lost.error)
             except AworkError as exc:
                 return self._fail(request, exc)
             return self._succeed(request, result)
@@ -151,29 +176,22 @@ class Inviting:
         return self.skip_email_for_slack_members and request.invitee_slack_id is not None
 
     def _create(self, request: InviteRequest) -> InvitationResult:
+        """One POST (again only after a refused connection, which sent nothing). A lost answer
+        raises `AnswerLost`: the caller makes the request unsure, and sends nothing more now."""
         invitation = request.details.to_invitation(
             self.workspace_id(), skip_email=self._bot_delivers(request)
         )
-        maybe_sent = request.uncertain  # an earlier attempt may have reached awork
         for attempt in range(1, self.invite_attempts + 1):
             try:
                 return self.awork.create_invitation(invitation)
             except AworkUnavailable as exc:
                 if exc.ambiguous:
-                    maybe_sent = True
-                    log.warning(
-                        "request %s: awork answer unclear (%s), checking", request.id, exc.code
-                    )
-                    found = self._invited_in_awork(request)
-                    if found is not None:
-                        return found
-                elif exc.code != "connection-failed":
-                    raise
-                if attempt == self.invite_attempts:
+                    raise AnswerLost(exc) from exc
+                if exc.code != "connection-failed" or attempt == self.invite_attempts:
                     raise
                 self._sleep(min(30.0, max(exc.retry_after or 0.0, 0.5 * 2**attempt)))
             except AworkError as exc:
-                if exc.code != "already-exist-error" or not maybe_sent:
+                if exc.code != "already-exist-error" or not request.uncertain:
                     raise
                 # Our own earlier attempt may be what awork found: look the person up.
                 found = self._invited_in_awork(request)
@@ -182,19 +200,124 @@ class Inviting:
                 return found
         raise AssertionError("unreachable")  # pragma: no cover
 
+    # -- an unsure invitation ------------------------------------------------------------------
+
+    def _unsure(self, request: InviteRequest, exc: AworkUnavailable) -> InviteRequest:
+        """The POST's answer was lost: hold the request, unsure, with its lease running to
+        the first look (any instance's sweep makes it), and send nothing more for now."""
+        now = self.store.now()
+        first = self.settling.next_check(now, 0, now)
+        ok, stored = self.store.transition(
+            request.id,
+            {Status.INVITING},
+            Status.INVITING,
+            require={"claim_id": request.claim_id},
+            unsure_since=now,
+            unsure_checks=0,
+            uncertain=True,
+            claim_until=first,
+            shown_status=None,  # the approval message says awork is slow to answer
+        )
+        if ok and stored is not None:
+            self.store.record("invite_unsure", request.id, code=exc.code, resent=stored.resent)
+            log.warning(
+                "request %s: awork's answer was lost (%s); asking awork whether it went "
+                "through, for %ds, before anything is sent again",
+                request.id,
+                exc.code,
+                self.settling.window.total_seconds(),
+            )
+            self._wake(first, now)
+        return stored or request
+
+    def _look_again(
+        self, request: InviteRequest, due: datetime | None
+    ) -> InviteRequest | InvitationResult:
+        """An unsure request's look in awork: the invitation found (a result without a
+        code), the request held for a later look, or - absent once the window has passed -
+        the result of the one POST that is then sent again."""
+        since = request.unsure_since
+        assert since is not None
+        now = self.store.now()
+        # A listing of awork's users begun after the look was due answers it; one that is
+        # to confirm an absence must have begun after the window.
+        over = self.settling.over(since, now)
+        seen_after = since + self.settling.window if over else min(due or now, now)
+        try:
+            found, seen_at = self._look(request, seen_after)
+        except AworkUnavailable as exc:
+            log.warning(
+                "request %s: awork could not be asked (%s); asking later", request.id, exc.code
+            )
+            return self._look_later(request, now)
+        if found is not None:
+            return found
+        if not self.settling.over(since, seen_at):
+            return self._look_later(request, now)
+        if request.resent:  # absent after the window twice: nobody was invited
+            raise AworkUnavailable("answer-lost", "awork did not create the invitation")
+        ok, resending = self.store.transition(
+            request.id,
+            {Status.INVITING},
+            Status.INVITING,
+            require={"claim_id": request.claim_id},
+            resent=True,
+            unsure_since=now,  # if this answer is lost too (or we crash), settled from here
+            unsure_checks=0,
+        )
+        if not ok or resending is None:
+            raise LeaseLost(f"{request.id}: the lease passed on before sending again")
+        self.store.record("invite_resent", request.id)
+        log.info(
+            "request %s: awork has no such person after %ds; sending it once more",
+            request.id,
+            self.settling.window.total_seconds(),
+        )
+        return self._create(resending)
+
+    def _look_later(self, request: InviteRequest, now: datetime) -> InviteRequest:
+        """Still unsure: the lease runs to the next look, a longer while away."""
+        since = request.unsure_since or now
+        checks = request.unsure_checks + 1
+        at = self.settling.next_check(since, checks, now)
+        ok, stored = self.store.transition(
+            request.id,
+            {Status.INVITING},
+            Status.INVITING,
+            require={"claim_id": request.claim_id},
+            unsure_checks=checks,
+            claim_until=at,
+        )
+        if ok:
+            self._wake(at, now)
+        return stored or request
+
+    def _wake(self, at: datetime, now: datetime) -> None:
+        """Bring this process's sweep back when the next look is due."""
+        self.work.alarm.set((at - now).total_seconds() + 0.05)
+
+    # -- looking in awork -------------------------------------------------------------------
+
     def _invited_in_awork(self, request: InviteRequest) -> InvitationResult | None:
         """If awork holds a user with this email created since our claim, our invitation
         went through: return a result without a code. A user from before is a member, which
         is awork's already-exist-error."""
-        user = self.awork.find_user_by_email(request.details.email)
+        return self._look(request, None)[0]
+
+    def _look(
+        self, request: InviteRequest, seen_after: datetime | None
+    ) -> tuple[InvitationResult | None, datetime]:
+        """`_invited_in_awork` on a listing of awork's users begun at or after `seen_after`
+        (None: read now), and when that listing began."""
+        user, seen_at = self.listing.find(request.details.email, seen_after)
         if user is None:
-            return None
+            return None, seen_at
         if not _created_by_us(user, request.invite_started_at):
             raise AworkError(
                 "already-exist-error", "The identity is already part of the workspace."
             )
         log.info("request %s: the invitation is in awork already", request.id)
-        return InvitationResult(user_id=user.id)
+        return InvitationResult(user_id=user.id), seen_at
 
     def _succeed(self, request: InviteRequest, result: InvitationResult) -> InviteRequest:
         ok, stored = self.store.transition(
@@ -205,6 +328,7 @@ class Inviting:
             result=result,
             outcome_told=False,
             uncertain=False,
+            **SETTLED,
             awork_email_skipped=request.details.skip_sending_email or self._bot_delivers(request),
         )
         if not ok:  # taken over meanwhile: its new holder finds the invitation in awork
@@ -232,6 +356,7 @@ class Inviting:
             failure=failure,
             outcome_told=False,
             uncertain=uncertain,
+            **SETTLED,
         )
         if ok:
             self.store.record(

@@ -5,16 +5,20 @@ store, on the store's clock, never judged by a process id: `claim` is what a com
 takes it with, `holding` renews it right before each awork request leaves, and another
 instance takes over only after it expired. `tracked` counts what this process is working on
 right now, for a graceful stop and for the sweep, which takes over this process's own expired
-leases only when nobody works on them here any more (a thread that died).
+leases only when nobody works on them here any more (a thread that died). `alarm` brings the
+sweep back early when work set a lease to run out soon on purpose (an unsure invitation's next
+look): the sweep finds it by the due index then, here or on any other instance.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 import secrets
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from bot.awork.client import AworkClient
@@ -27,6 +31,41 @@ def new_instance_id() -> str:
 
 class LeaseLost(RuntimeError):
     """This instance's work lease on a record ran out or was taken over: stop, send nothing."""
+
+
+class Alarm:
+    """When the sweep is next wanted, sooner than its usual round: `set(seconds)` asks for
+    it that much later; `wait(longest)` returns at the earliest time asked for that has not
+    passed yet, after `longest` seconds at most, or when `ring` is called (stopping)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._times: list[float] = []  # a heap
+        self._rung = False
+        self._changed = threading.Condition()
+
+    def set(self, seconds: float) -> None:
+        with self._changed:
+            heapq.heappush(self._times, self._clock() + max(0.0, seconds))
+            self._changed.notify_all()
+
+    def ring(self) -> None:
+        with self._changed:
+            self._rung = True
+            self._changed.notify_all()
+
+    def wait(self, longest: float) -> None:
+        with self._changed:
+            end = self._clock() + longest
+            while not self._rung:
+                due = min(end, self._times[0]) if self._times else end
+                left = due - self._clock()
+                if left <= 0:
+                    break
+                self._changed.wait(left)
+            while self._times and self._times[0] <= self._clock():
+                heapq.heappop(self._times)
+            self._rung = False
 
 
 class Work:
@@ -45,6 +84,7 @@ class Work:
         self._in_flight = 0
         self._active: set[str] = set()
         self._idle = threading.Condition()
+        self.alarm = Alarm()
 
     @property
     def claim(self) -> tuple[str, float]:

@@ -123,6 +123,8 @@ def _outcome_blocks(request: InviteRequest) -> list[dict[str, Any]]:
         note = approval_rule_note(request)
         return [context(note), buttons] if note else [buttons]
     if request.status is Status.INVITING:
+        if request.unsure_since is not None:
+            return [context(f":hourglass_flowing_sand: Approved by {who}. {SLOW_AWORK}")]
         return [context(f":hourglass_flowing_sand: Approved by {who}, inviting in awork…")]
     if request.status in (Status.INVITED, Status.JOINING, Status.JOINED, Status.LAPSED):
         line = f":white_check_mark: *Approved by {who}* — invitation sent to {workspace_name(request)}. "
@@ -155,12 +157,18 @@ def _outcome_blocks(request: InviteRequest) -> list[dict[str, Any]]:
     failure = request.failure
     blocks = [
         section(
-            f":warning: *Approved by {who}, but awork refused*: {escape(failure.message if failure else '')}"
+            f":warning: *Approved by {who}, but {failed_how(failure)}*: {escape(failure.message if failure else '')}"
         )
     ]
     if failure and failure.retryable:
         blocks.append(action_buttons(request, (RETRY, "Try again", "primary")))
     return blocks
+
+
+def failed_how(failure: Any) -> str:
+    """How an approved invitation failed: awork refused it, or - worth a retry: awork did not
+    answer, or its answers were lost and it has nobody - it did not go through."""
+    return "the invitation did not go through" if failure and failure.retryable else "awork refused"
 
 
 def link_whereabouts(request: InviteRequest, reader: str | None = None) -> str:
@@ -180,10 +188,8 @@ def link_whereabouts(request: InviteRequest, reader: str | None = None) -> str:
         else "awork's own email carries the link"
     )
     if request.result is not None and request.result.invitation_code is None:
-        # Found in awork after a crash or an unclear answer: the code never reached the bot.
-        if request.awork_email_skipped:
-            return "Its code was lost in a restart and awork's email was skipped: resend the invitation from awork's user list."
-        return "awork's own email carries the acceptance link."
+        # Found in awork after its answer was lost: the code never reached the bot.
+        return answer_lost(request.awork_email_skipped)
     if request.invitee_slack_id:  # their DM only: retried, never sent to anyone else
         invitee = f"<@{request.invitee_slack_id}>"
         if request.status is not Status.INVITED:
@@ -193,6 +199,31 @@ def link_whereabouts(request: InviteRequest, reader: str | None = None) -> str:
         expires = request.result.expires_at if request.result else None
         return undelivered_link(invitee, expires, request.awork_email_skipped)
     return f"The acceptance link could not be sent by DM; {email}."
+
+
+# While an invitation whose answer was lost is being settled (bot/domain/settling.py).
+SLOW_AWORK = (
+    "awork is slow to answer; checking whether the invitation went through before "
+    "anything is sent again…"
+)
+
+
+def answer_lost(email_skipped: bool, count: int | None = None) -> str:
+    """Invitations found in awork after their answer was lost: invited, but without the
+    code, so without an acceptance link - what to do instead: a request's (`count` None), or
+    `count` of a batch's invitees. No link in it."""
+    if count is None:
+        lost, it = "Invited, but awork's answer was lost, so there is no acceptance link", "it"
+    else:
+        people = "1 person" if count == 1 else f"{count} people"
+        lost = f"awork's answer was lost for {people}, so there is no acceptance link"
+        it = "it" if count == 1 else "them"
+    if email_skipped:
+        return (
+            f"{lost}, and awork's own email was skipped: ask an awork admin to resend "
+            f"{'the invitation' if it == 'it' else 'the invitations'} from awork's user list."
+        )
+    return f"{lost}: awork's own email carries {it}."
 
 
 def undelivered_link(invitees: str, expires: datetime | None, email_skipped: bool) -> str:

@@ -7,13 +7,14 @@ import json
 from typing import Any
 
 from bot.domain.batches import BATCH_LIMIT, BatchStatus, InviteBatch, Skipped, Summary
-from bot.domain.records import Status
+from bot.domain.records import InviteRequest, Status
 from bot.ui.answers import refusal
 from bot.ui.approval import (
     APPROVE,
     DENY,
     TEAMS_SHOWN,
     action_buttons,
+    answer_lost,
     approval_rule_note,
     undelivered_link,
 )
@@ -181,14 +182,21 @@ def progress_line(batch: InviteBatch, done: int) -> str:
     """How far a run is: "3 of 120 done", or for a "Retry failed" run "3 of 5 retried" -
     counting only the people it retries."""
     who = approved_by(batch)
+    unsure = (
+        f". awork is slow to answer for {batch.unsure}: checking whether "
+        f"{'that invitation' if batch.unsure == 1 else 'their invitations'} went through "
+        "before anything is sent again"
+        if batch.unsure
+        else ""
+    )
     if retrying(batch):
         return (
             f":hourglass_flowing_sand: Approved by {who}, inviting in awork again "
-            f"(retry {batch.run - 1}): *{done} of {batch.retrying}* retried"
+            f"(retry {batch.run - 1}): *{done} of {batch.retrying}* retried{unsure}"
         )
     return (
         f":hourglass_flowing_sand: Approved by {who}, inviting in awork: "
-        f"*{done} of {len(batch.entries)}* done"
+        f"*{done} of {len(batch.entries)}* done{unsure}"
     )
 
 
@@ -274,9 +282,10 @@ def summary_blocks(batch: InviteBatch, summary: Summary) -> list[dict[str, Any]]
 def _links_whereabouts(batch: InviteBatch, summary: Summary) -> str:
     """Where the invited people's ways to accept went. Written as it is said: no case change,
     which would break the mentions in it."""
-    in_slack = sum(1 for m in summary.invited if m.invitee_slack_id)
+    lost = [m for m in summary.invited if _answer_lost(m)]
+    in_slack = sum(1 for m in summary.invited if m.invitee_slack_id and not _answer_lost(m))
     withheld = sum(1 for m in summary.invited if m.link_withheld)
-    rest = len(summary.invited) - in_slack - withheld
+    rest = len(summary.invited) - in_slack - withheld - len(lost)
     requester = f"<@{batch.requester_id}>"
     said = []
     if in_slack:
@@ -292,7 +301,14 @@ def _links_whereabouts(batch: InviteBatch, summary: Summary) -> str:
     if withheld:
         links = "1 acceptance link" if withheld == 1 else f"{withheld} acceptance links"
         said.append(f"{links} could not be sent: Slack refused {requester} the DM")
-    return "; ".join(said) + "."
+    if lost:
+        said.append(answer_lost(all(m.awork_email_skipped for m in lost), len(lost)))
+    return "; ".join(part.rstrip(".") for part in said) + "."
+
+
+def _answer_lost(member: InviteRequest) -> bool:
+    """Found in awork after its answer was lost: there is no code, so no acceptance link."""
+    return member.result is not None and member.result.invitation_code is None
 
 
 # --- telling the requester --------------------------------------------------------------------

@@ -13,7 +13,14 @@ from typing import Any
 
 from bot.domain.records import InviteRequest, Status
 from bot.ui.answers import DEFAULT_COMMAND
-from bot.ui.approval import TEAMS_SHOWN, action_buttons, link_whereabouts, workspace_name
+from bot.ui.approval import (
+    TEAMS_SHOWN,
+    action_buttons,
+    answer_lost,
+    failed_how,
+    link_whereabouts,
+    workspace_name,
+)
 from bot.ui.mrkdwn import approved_by, asked_in, escape, people, section, shortened, slack_date
 
 ACCEPT = "accept_invite"
@@ -56,6 +63,16 @@ def requester_reminder(request: Any, expires: datetime | None) -> str:
     )
 
 
+def unsure_notice(request: InviteRequest) -> str:
+    """By DM to the requester while awork's lost answer is being settled: the result follows."""
+    return (
+        f":hourglass_flowing_sand: {approved_by(request, 'An approver')} approved your request "
+        f"to invite {escape(request.details.email)}, but awork is slow to answer. I'm checking "
+        "whether the invitation went through before anything is sent again, and will tell you "
+        "by DM how it ends." + asked_in(request.origin_channel)
+    )
+
+
 def outcome_notice(request: InviteRequest, command: str = DEFAULT_COMMAND) -> str:
     """For the requester, by DM (later news), naming the channel where they asked. Holds no
     link or code."""
@@ -84,7 +101,7 @@ def _outcome_words(request: InviteRequest, command: str) -> str:
     if request.status is Status.DENIED:
         return f":no_entry: {who} denied your request to invite {email}: {escape(request.deny_reason or '')}"
     if request.status is Status.FAILED and request.failure:
-        return f":warning: Your request to invite {email} was approved, but awork refused: {escape(request.failure.message)}"
+        return f":warning: Your request to invite {email} was approved, but {failed_how(request.failure)}: {escape(request.failure.message)}"
     return f"Your request to invite {email} is {request.status.value}."
 
 
@@ -133,6 +150,15 @@ def invitee_dm(request: InviteRequest) -> tuple[str, list[dict[str, Any]]]:
         section("\n".join(lines)),
         action_buttons(request, (ACCEPT, "Accept invitation", "primary")),
     ]
+
+
+def answer_lost_dm(request: InviteRequest) -> str:
+    """The invitee's DM when awork's answer to their invitation was lost: invited, but the
+    bot has no code for an Accept button - what to do instead."""
+    return (
+        f":wave: <@{request.requester_id}> invited you to *{workspace_name(request)}* on awork. "
+        + answer_lost(request.awork_email_skipped)
+    )
 
 
 def joined_dm(

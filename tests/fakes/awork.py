@@ -63,6 +63,12 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     path: str | None = None  # only requests to this path; None = any
     after_processing: bool = False  # do the work, then answer with the fault (a lost answer)
+    raw: bytes | None = None  # answer with this body as it is (not JSON), e.g. a proxy's page
+
+    def answer(self) -> httpx.Response:
+        if self.raw is not None:
+            return httpx.Response(self.status, content=self.raw, headers=self.headers)
+        return httpx.Response(self.status, json=self.body, headers=self.headers)
 
 
 class FakeAwork:
@@ -130,10 +136,10 @@ class FakeAwork:
         path = request.url.path.split("/api/v1", 1)[-1]
         fault = self._take_fault(path)
         if fault is not None and not fault.after_processing:
-            return httpx.Response(fault.status, json=fault.body, headers=fault.headers)
+            return fault.answer()
         response = self._route(request, path)
         if fault is not None:
-            return httpx.Response(fault.status, json=fault.body, headers=fault.headers)
+            return fault.answer()
         return response
 
     def _over_rate_limit(self) -> httpx.Response | None:

@@ -1,6 +1,12 @@
-"""A monotonic clock that moves only when slept on, for code that takes `clock` and `sleep`."""
+"""Clocks that move only when told: a monotonic one, moved by sleeping on it, for code that
+takes `clock` and `sleep`; and a store's clock, moved by hand."""
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.domain.clock import utcnow
 
 
 class FakeClock:
@@ -22,3 +28,19 @@ class FakeClock:
     @property
     def elapsed(self) -> float:
         return self.now - self.start
+
+
+class StoreClock:
+    """Stands in for a store's clock (`Store.now`, which every lease, due time and settle
+    window is judged on) and moves only by `advance`: minutes of leases pass at once."""
+
+    def __init__(self, store: Any, start: datetime | None = None) -> None:
+        self.at = start or utcnow()
+        store.now = self
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def advance(self, seconds: float) -> datetime:
+        self.at += timedelta(seconds=seconds)
+        return self.at
