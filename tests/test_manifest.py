@@ -46,3 +46,10 @@ def test_app_home_and_its_event_are_enabled():
     assert MANIFEST["features"]["app_home"]["home_tab_enabled"] is True
     events = MANIFEST["settings"]["event_subscriptions"]
     assert events["request_url"].endswith(EVENTS_PATH) and "app_home_opened" in events["bot_events"]
+
+
+def test_bot_scopes_let_it_look_for_a_post_whose_answer_was_lost():
+    """conversations.history and .replies need a *:history scope in each kind of conversation
+    the bot posts to: a public or private approvers' channel, and DMs."""
+    scopes = set(MANIFEST["oauth_config"]["scopes"]["bot"])
+    assert {"channels:history", "groups:history", "im:history"} <= scopes

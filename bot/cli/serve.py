@@ -41,7 +41,7 @@ def slack_preflight(settings: Settings) -> str | None:
     from slack_sdk.errors import SlackApiError
 
     from bot.cli.doctor.slack import quiet_slack_sdk, unreachable
-    from bot.runtime.app import slack_client
+    from bot.runtime.slack_clients import slack_client
 
     try:
         with quiet_slack_sdk():  # its retries would each log three lines

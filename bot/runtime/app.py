@@ -6,22 +6,15 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry import RetryHandler
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
 
 import handlers
 from bot.awork.client import AworkClient
@@ -34,12 +27,12 @@ from bot.runtime.config import Settings
 from bot.runtime.deps import Deps
 from bot.runtime.readiness import StoreReadiness
 from bot.runtime.signing import SignedOnly
+from bot.runtime.slack_clients import SLACK_RETRY_COUNT, modal_client, slack_client
 from bot.services.batches import BatchService
 from bot.services.catalog import Catalog
 from bot.services.invites import InviteService
 from bot.services.leases import new_instance_id
 from bot.store import Store, StoreClosed, open_store
-from bot.ui import mrkdwn
 from handlers.delivery.approvers import ApproverDirectory
 from handlers.delivery.courier import Courier
 
@@ -182,92 +175,6 @@ class Bot:
 # interpreter lock with the acks of a burst.
 MODAL_THREADS = 8
 
-LABELLED = {"chat.postMessage", "chat.postEphemeral", "chat.update"}
-LABELLED_VIEWS = {"views.open", "views.update", "views.push", "views.publish"}
-
-
-def label_call(api_method: str, json: dict | None) -> dict | None:
-    """A Web API call's JSON with the sandbox label on its message or view."""
-    if json is not None and api_method in LABELLED:
-        return mrkdwn.label_sandbox(json)
-    if json is not None and api_method in LABELLED_VIEWS and isinstance(json.get("view"), dict):
-        view = mrkdwn.label_sandbox(json["view"], block_limit=100)
-        view.pop("text", None)
-        return {**json, "view": view}
-    return json
-
-
-class CountingWebClient(WebClient):
-    """Counts every Web API call by method and outcome (GET /metrics), and masks `secrets` in
-    every message and view it sends as the logs mask them: awork's error texts are quoted to
-    people, and one may echo the API key."""
-
-    def __init__(self, *, secrets: Iterable[str] = (), **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.secrets = logs.maskable(secrets)
-
-    def api_call(self, api_method: str, *, json: dict | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
-        if json is not None:
-            json = logs.masked_payload(json, self.secrets)
-        try:
-            response = super().api_call(api_method, json=json, **kwargs)
-        except SlackApiError as exc:
-            metrics.SLACK_CALLS.labels(api_method, str(exc.response.get("error"))).inc()
-            raise
-        except Exception as exc:
-            metrics.SLACK_CALLS.labels(api_method, type(exc).__name__).inc()
-            raise
-        metrics.SLACK_CALLS.labels(api_method, "ok").inc()
-        return response
-
-
-def counted_retries(kind: type[RetryHandler], reason: str) -> type[RetryHandler]:
-    """One of slack_sdk's retry handlers, counting its retries (GET /metrics)."""
-
-    class Counted(kind):  # type: ignore[valid-type, misc]
-        def prepare_for_next_attempt(self, **kwargs: Any) -> None:
-            metrics.SLACK_RETRIES.labels(reason).inc()
-            super().prepare_for_next_attempt(**kwargs)
-
-    return Counted
-
-
-class SandboxLabelledClient(CountingWebClient):
-    """In sandbox mode every message and view the bot sends says "sandbox — no real
-    invitation", whichever part of the bot sends it."""
-
-    def api_call(self, api_method: str, *, json: dict | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
-        return super().api_call(api_method, json=label_call(api_method, json), **kwargs)
-
-
-RETRIES = (
-    counted_retries(ConnectionErrorRetryHandler, "connection"),
-    counted_retries(RateLimitErrorRetryHandler, "rate_limited"),
-    counted_retries(ServerErrorRetryHandler, "server_error"),
-)
-
-
-def slack_client(
-    settings: Settings,
-    timeout: float = 10,
-    retries: int = 2,
-    retry_on: tuple[type[RetryHandler], ...] = RETRIES,
-) -> WebClient:
-    kind = SandboxLabelledClient if settings.sandbox else CountingWebClient
-    return kind(
-        secrets=logs.secret_values(settings),
-        token=settings.slack_bot_token.get_secret_value(),
-        base_url=settings.slack_api_url,
-        timeout=timeout,
-        retry_handlers=[handler(max_retry_count=retries) for handler in retry_on],
-    )
-
-
-def modal_client(settings: Settings) -> WebClient:
-    """For views.open: a trigger_id is dead 3 s after the click, so a slow or refused call is
-    not waited for or retried (only a connection that failed before sending is, once)."""
-    return slack_client(settings, timeout=2.5, retries=1, retry_on=RETRIES[:1])
-
 
 def build(
     settings: Settings,
@@ -350,6 +257,8 @@ def build(
         remind_after=settings.invite_remind_after,
         expire_after=settings.invite_expire_after,
         batches=batches,
+        slack_timeout=settings.slack_timeout,
+        slack_retries=SLACK_RETRY_COUNT,
     )
     deps = Deps(
         settings=settings,

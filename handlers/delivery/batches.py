@@ -106,8 +106,8 @@ class BatchDelivery(CourierParts):
         }
         if batch.approval_message is None:
             try:
-                posted = self.client.chat_postMessage(
-                    channel=self.admin_channel, text=text, blocks=message_blocks
+                posted = self.post(
+                    batch, "approval", self.admin_channel, text, message_blocks, announce=True
                 )
             except SEND_ERRORS as exc:
                 error = slack_error(exc)
@@ -118,9 +118,10 @@ class BatchDelivery(CourierParts):
                     ADMIN_CHANNEL_HINTS.get(error, "it is retried"),
                 )
                 return batch
-            ref = MessageRef(channel=posted["channel"], ts=posted["ts"])
+            ref = MessageRef(channel=posted[0], ts=posted[1])
+            # Found in Slack after its answer was lost, it shows what was then: updated next round.
             batch = self._posted(
-                batch, "approval", (ref.channel, ref.ts), approval_message=ref, **shown
+                batch, "approval", posted, approval_message=ref, **({} if posted.adopted else shown)
             )
             self.refresh_homes(batch)
         elif (
@@ -143,14 +144,14 @@ class BatchDelivery(CourierParts):
         if batch.status is BatchStatus.PENDING:
             if batch.reminded_at and not batch.reminder_posted and batch.approval_message:
                 try:
-                    posted = self.client.chat_postMessage(
-                        channel=batch.approval_message.channel,
+                    posted = self.post(
+                        batch,
+                        "reminder",
+                        batch.approval_message.channel,
+                        bulk_blocks.batch_reminder(batch),
                         thread_ts=batch.approval_message.ts,
-                        text=bulk_blocks.batch_reminder(batch),
                     )
-                    batch = self._posted(
-                        batch, "reminder", (posted["channel"], posted["ts"]), reminder_posted=True
-                    )
+                    batch = self._posted(batch, "reminder", posted, reminder_posted=True)
                 except SEND_ERRORS as exc:
                     log.warning("batch %s: reminder not posted: %s", batch.id, slack_error(exc))
             if not batch.waiting_told:
@@ -158,13 +159,19 @@ class BatchDelivery(CourierParts):
                     batch.requester_id,
                     batch.origin_channel,
                     bulk_blocks.batch_waiting_notice(batch),
+                    track=(batch, "waiting_notice"),
                 )
                 if where:
                     batch = self._posted(batch, "waiting_notice", where, waiting_told=True)
             if batch.waiting_told and batch.reminder_posted and not batch.reminder_told:
                 expires = batch.created_at + self.expire_after
                 text = notices.requester_reminder(batch, expires)
-                where = self.news(batch.requester_id, batch.origin_channel, text)
+                where = self.news(
+                    batch.requester_id,
+                    batch.origin_channel,
+                    text,
+                    track=(batch, "reminder_notice"),
+                )
                 if where:
                     batch = self._posted(batch, "reminder_notice", where, reminder_told=True)
             return batch
@@ -179,7 +186,12 @@ class BatchDelivery(CourierParts):
             if withheld:  # Slack refused them the DM with these links
                 skipped = any(m.awork_email_skipped for m in withheld)
                 notice += "\n" + notices.withheld_links(skipped, len(withheld))
-            where = self.news(batch.requester_id, batch.origin_channel, notice)
+            where = self.news(
+                batch.requester_id,
+                batch.origin_channel,
+                notice,
+                track=(batch, "outcome_notice"),
+            )
             if where:
                 batch = self._posted(batch, "outcome_notice", where, outcome_told=True)
         return batch
@@ -208,8 +220,11 @@ class BatchDelivery(CourierParts):
             text = bulk_blocks.batch_links(
                 batch, [(m.details.email, link) for m, link in chunk], number, len(chunks)
             )
+            # One list in parts: each part is known by its first member, so that a part whose
+            # answer was lost is looked for, not sent again (handlers/delivery/posts.py).
+            part = f"link_list:{chunk[0][0].id}"
             try:
-                where = self.direct(batch.requester_id, text)
+                where = self.direct(batch.requester_id, text, track=(batch, part))
             except SEND_ERRORS as exc:
                 if refused(exc):  # never to the channel: withheld, the outcome says so
                     rest = [m for c in chunks[number - 1 :] for m, _ in c]

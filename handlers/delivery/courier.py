@@ -9,7 +9,8 @@ Nothing a user did is lost to a Slack outage.
 
 What is delivered lives beside this module, each part a mixin of the Courier: one request's
 messages (requests.py), a batch's run, message and links (batches.py), the acceptance link
-(links.py), the App Home (homes.py), and what is said to one person (notes.py).
+(links.py), the App Home (homes.py), what is said to one person (notes.py), and posting itself:
+with metadata, and not twice when Slack's answer was lost (posts.py).
 
 The requester's news that comes later - a decision, the invitation's result, the reminder, a
 join, a lapse, the expiry - goes by DM (`news`), naming the channel where they asked; only the
@@ -40,12 +41,13 @@ from handlers.delivery.batches import BatchDelivery
 from handlers.delivery.homes import HomeTabs
 from handlers.delivery.links import LinkDelivery
 from handlers.delivery.notes import PrivateNotes
+from handlers.delivery.posts import CLOCK_SKEW, TrackedPosts
 from handlers.delivery.requests import RequestDelivery
 
 log = logging.getLogger(__name__)
 
 
-class Courier(RequestDelivery, BatchDelivery, LinkDelivery, HomeTabs, PrivateNotes):
+class Courier(RequestDelivery, BatchDelivery, LinkDelivery, HomeTabs, PrivateNotes, TrackedPosts):
     def __init__(
         self,
         client: WebClient,
@@ -54,8 +56,18 @@ class Courier(RequestDelivery, BatchDelivery, LinkDelivery, HomeTabs, PrivateNot
         remind_after: timedelta = timedelta(hours=24),
         expire_after: timedelta = timedelta(days=7),
         batches: BatchService | None = None,
+        slack_timeout: float = 30.0,
+        slack_retries: int = 2,
     ) -> None:
         self.client = client
+        # A post whose answer was lost is looked for in Slack once it can no longer be on its
+        # way (the client's timeout, and a few seconds for Slack's history to show it), over
+        # the minutes around the attempt (the clocks' skew and the client's whole budget).
+        self.wall_clock = utcnow
+        self.look_after = slack_timeout + min(5.0, slack_timeout)
+        self.look_back = CLOCK_SKEW + timedelta(seconds=slack_timeout * (slack_retries + 1))
+        # A delivery's lease outlives a few slow Slack calls in one round.
+        self.delivery_lease = 4 * slack_timeout
         self.service = service
         self.batches = batches or BatchService(service)
         self.progress_every = 2.0  # seconds between progress updates of a batch's message
@@ -73,6 +85,7 @@ class Courier(RequestDelivery, BatchDelivery, LinkDelivery, HomeTabs, PrivateNot
         """Under a short lease on the record (a request or a batch), `deliver` until Slack has
         caught up or nothing more can be delivered now."""
         owner = f"{self.service.instance_id}:{threading.get_ident()}"
+        seconds = max(seconds, self.delivery_lease)
         deadline = time.monotonic() + wait
         while not self.store.lease(record_id, owner, seconds=seconds):
             if time.monotonic() >= deadline:
@@ -179,10 +192,12 @@ class Courier(RequestDelivery, BatchDelivery, LinkDelivery, HomeTabs, PrivateNot
                 self.sync_batch(batch.id, wait=0)
 
     def _posted(self, request: Any, kind: str, where: tuple[str, str], **changes: object) -> Any:
-        """Keep the posted message's place with the request, in the audit log too."""
+        """Keep the posted message's place with the request, in the audit log too; the
+        attempts at it whose answer was lost (handlers/delivery/posts.py) are settled."""
         channel, ts = where
         current = self.store.read(request.id) or request
         message = PostedMessage(kind=kind, channel=channel, ts=ts)
-        updated = self.store.update(request.id, messages=[*current.messages, message], **changes)
+        kept = [m for m in current.messages if m.ts or m.kind.split(":", 1)[0] != kind]
+        updated = self.store.update(request.id, messages=[*kept, message], **changes)
         self.store.record("message_posted", request.id, kind=kind, channel=channel, ts=ts)
         return updated or request

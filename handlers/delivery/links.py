@@ -55,7 +55,7 @@ class LinkDelivery(CourierParts):
             if request.accept_link_expired:
                 return request  # too late: following the invitation lapses it ("Invite again")
             text, dm_blocks = notices.invitee_dm(request)
-            where = self.dm(invitee, text, dm_blocks)
+            where = self.dm(invitee, text, dm_blocks, track=(request, "invitee_dm"))
             if where is None:  # the sweep tries again; never anyone else
                 return self._note_overdue(request)
             changes = {"link_attempted": True, "link_sent_to": invitee, "shown_status": None}
@@ -66,7 +66,11 @@ class LinkDelivery(CourierParts):
                     self._link_news(request.batch_id)  # the batch's summary drops the warning
             return delivered
         try:
-            where = self.direct(request.requester_id, notices.link_message(request, link))
+            where = self.direct(
+                request.requester_id,
+                notices.link_message(request, link),
+                track=(request, "link_dm"),
+            )
         except SEND_ERRORS as exc:
             if refused(exc):  # never to the channel: the link is withheld, the outcome told
                 return self._withhold_link(request)

@@ -9,26 +9,37 @@ news goes where the requester asked only when Slack refuses them the DM (`news`)
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from handlers.delivery.parts import CourierParts
 from handlers.delivery.slack_errors import SEND_ERRORS, refused, slack_error
 
 log = logging.getLogger("handlers.delivery.courier")
 
+Track = tuple[Any, str]  # the request or batch a message is for, and its kind
+
 
 class PrivateNotes(CourierParts):
-    def dm(self, user_id: str, text: str, blocks: list | None = None) -> tuple[str, str] | None:
+    def dm(
+        self, user_id: str, text: str, blocks: list | None = None, track: Track | None = None
+    ) -> tuple[str, str] | None:
         """A direct message from the bot; returns (channel, ts) or None if it failed."""
         try:
-            return self.direct(user_id, text, blocks)
+            return self.direct(user_id, text, blocks, track)
         except SEND_ERRORS:
             return None
 
-    def direct(self, user_id: str, text: str, blocks: list | None = None) -> tuple[str, str]:
+    def direct(
+        self, user_id: str, text: str, blocks: list | None = None, track: Track | None = None
+    ) -> tuple[str, str]:
         """A direct message from the bot: (channel, ts), or Slack's error (logged) raised, for
-        a caller that acts on whether Slack refused it (`slack_errors.refused`)."""
+        a caller that acts on whether Slack refused it (`slack_errors.refused`). `track`: the
+        record and kind it is posted for, with metadata and not twice (`TrackedPosts.post`)."""
         try:
             channel = self.client.conversations_open(users=user_id)["channel"]["id"]
+            if track is not None:
+                record, kind = track
+                return self.post(record, kind, channel, text, blocks, unfurl_links=False)
             posted = self.client.chat_postMessage(
                 channel=channel, text=text, blocks=blocks, unfurl_links=False
             )
@@ -38,7 +49,12 @@ class PrivateNotes(CourierParts):
             raise
 
     def tell(
-        self, user_id: str, channel: str | None, text: str, blocks: list | None = None
+        self,
+        user_id: str,
+        channel: str | None,
+        text: str,
+        blocks: list | None = None,
+        track: Track | None = None,
     ) -> tuple[str, str] | None:
         """The immediate answer to what someone just did (a refusal, "nothing changed", "your
         request waits"): ephemeral in `channel` when the bot can post there, else a DM."""
@@ -46,10 +62,15 @@ class PrivateNotes(CourierParts):
             where = self._ephemeral(user_id, channel, text, blocks)
             if where is not None:
                 return where
-        return self.dm(user_id, text, blocks)
+        return self.dm(user_id, text, blocks, track)
 
     def news(
-        self, user_id: str, channel: str | None, text: str, blocks: list | None = None
+        self,
+        user_id: str,
+        channel: str | None,
+        text: str,
+        blocks: list | None = None,
+        track: Track | None = None,
     ) -> tuple[str, str] | None:
         """Later news for a requester - a decision, an invitation's result, a reminder, a
         lapse, an expiry: a DM, which stays and notifies (an ephemeral shows only while they
@@ -58,7 +79,7 @@ class PrivateNotes(CourierParts):
         the ephemeral there; when Slack only fails for now, or refuses both, a sweep retries.
         Never for a text with an acceptance link or code: those go by DM or nowhere."""
         try:
-            return self.direct(user_id, text, blocks)
+            return self.direct(user_id, text, blocks, track)
         except SEND_ERRORS as exc:
             if channel and refused(exc):
                 return self._ephemeral(user_id, channel, text, blocks)

@@ -45,7 +45,10 @@ class RequestDelivery(CourierParts):
             # the DM that brought the lapse, in that DM.
             say = self.news if request.reinvite_of else self.tell
             where = say(
-                request.requester_id, request.origin_channel, notices.waiting_notice(request)
+                request.requester_id,
+                request.origin_channel,
+                notices.waiting_notice(request),
+                track=(request, "waiting_notice"),
             )
             if where:
                 request = self._posted(request, "waiting_notice", where, waiting_told=True)
@@ -53,7 +56,12 @@ class RequestDelivery(CourierParts):
             if not request.reminder_told:
                 expires = request.created_at + self.expire_after
                 text = notices.requester_reminder(request, expires)
-                where = self.news(request.requester_id, request.origin_channel, text)
+                where = self.news(
+                    request.requester_id,
+                    request.origin_channel,
+                    text,
+                    track=(request, "reminder_notice"),
+                )
                 if where:
                     request = self._posted(request, "reminder_notice", where, reminder_told=True)
         elif self._outcome_due(request):
@@ -64,7 +72,13 @@ class RequestDelivery(CourierParts):
                 else None
             )
             notice = notices.outcome_notice(request, command)
-            where = self.news(request.requester_id, request.origin_channel, notice, offer)
+            where = self.news(
+                request.requester_id,
+                request.origin_channel,
+                notice,
+                offer,
+                track=(request, "outcome_notice"),
+            )
             if where:
                 request = self._posted(request, "outcome_notice", where, outcome_told=True)
         return request
@@ -87,8 +101,8 @@ class RequestDelivery(CourierParts):
     def _post_approval(self, request: InviteRequest) -> InviteRequest:
         text, message_blocks = approval.approval_message(request)
         try:
-            posted = self.client.chat_postMessage(
-                channel=self.admin_channel, text=text, blocks=message_blocks
+            posted = self.post(
+                request, "approval", self.admin_channel, text, message_blocks, announce=True
             )
         except SEND_ERRORS as exc:
             error = slack_error(exc)
@@ -98,29 +112,23 @@ class RequestDelivery(CourierParts):
             )
             return request
         self.refresh_homes(request)
-        ref = MessageRef(channel=posted["channel"], ts=posted["ts"])
-        return self._posted(
-            request,
-            "approval",
-            (ref.channel, ref.ts),
-            approval_message=ref,
-            shown_status=request.status,
-        )
+        ref = MessageRef(channel=posted[0], ts=posted[1])
+        # Found in Slack after its answer was lost, it shows what was then: updated next round.
+        shown = {} if posted.adopted else {"shown_status": request.status}
+        return self._posted(request, "approval", posted, approval_message=ref, **shown)
 
     def _post_reminder(self, request: InviteRequest) -> InviteRequest:
         ref = request.approval_message
         if ref is None:
             return request
         try:
-            posted = self.client.chat_postMessage(
-                channel=ref.channel, thread_ts=ref.ts, text=notices.reminder(request)
+            posted = self.post(
+                request, "reminder", ref.channel, notices.reminder(request), thread_ts=ref.ts
             )
         except SEND_ERRORS as exc:
             log.warning("request %s: could not post the reminder: %s", request.id, slack_error(exc))
             return request
-        return self._posted(
-            request, "reminder", (posted["channel"], posted["ts"]), reminder_posted=True
-        )
+        return self._posted(request, "reminder", posted, reminder_posted=True)
 
     def _update_approval(self, request: InviteRequest) -> InviteRequest:
         text, message_blocks = approval.approval_message(request)

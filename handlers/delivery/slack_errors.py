@@ -1,12 +1,22 @@
 """What the Slack Web API's failures mean for delivery: which errors a post can end in, their
-name for a log line, whether Slack refused the post or only failed it for now, and what an
-admin should do about a misconfigured admin channel."""
+name for a log line, whether Slack refused the post or only failed it for now, whether it may
+have been posted all the same, and what an admin should do about a misconfigured admin
+channel."""
 
 from __future__ import annotations
 
+from http.client import HTTPException
+from urllib.error import URLError
+
 from slack_sdk.errors import SlackApiError
 
-SEND_ERRORS = (SlackApiError, OSError)
+
+class Unsettled(Exception):
+    """Not posted now: an earlier attempt at the same post may have reached Slack, and it is
+    not yet known whether it did (handlers/delivery/posts.py); a later sweep tries again."""
+
+
+SEND_ERRORS = (SlackApiError, OSError, HTTPException, Unsettled)
 # Slack errors that mean the configuration is wrong, with what the admin should do.
 ADMIN_CHANNEL_HINTS = {
     "channel_not_found": "check INVITE_ADMIN_CHANNEL (a channel id like C0123…); for a private channel, add the bot to it",
@@ -52,3 +62,21 @@ def refused(exc: Exception) -> bool:
         return False
     status = getattr(exc.response, "status_code", 200)
     return status < 500 and status != 429 and slack_error(exc) not in PASSING | SETUP
+
+
+# Slack's answers that a call failed midway: "it's possible some aspect of the operation
+# succeeded before the error was raised" (its documentation of these errors).
+MIDWAY = {"internal_error", "fatal_error"}
+
+
+def ambiguous(exc: Exception) -> bool:
+    """Whether a failed post may have been carried out all the same: its answer was lost (a
+    read timeout, a connection dropped after the request went out, a broken answer), or Slack
+    said it failed midway (HTTP 5xx, `internal_error`, `fatal_error`). Not so when the request
+    never left (`URLError`: refused, unresolvable, a connect timeout) or Slack refused it."""
+    if isinstance(exc, SlackApiError):
+        status = getattr(exc.response, "status_code", 200)
+        return status >= 500 or slack_error(exc) in MIDWAY
+    if isinstance(exc, URLError):
+        return False
+    return isinstance(exc, OSError | HTTPException)

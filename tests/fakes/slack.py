@@ -7,10 +7,23 @@ for one user or channel only (conversations.open's `users`, chat.*'s `channel`, 
 `user`), and `ephemeral_blocked` lists channels where the bot cannot post ephemerals. Every
 answer carries the granted `scopes` in `x-oauth-scopes` (manifest.yml's, unless changed);
 conversations.info and users.info answer for any id, with `channels` / `people` overriding fields.
+
+Messages the bot posts are kept per channel (`messages`), with their metadata, as Slack keeps
+them: chat.update changes them (its `metadata` replaces theirs, `{}` removes it, none keeps it),
+chat.delete removes them, and conversations.history / conversations.replies read them back as
+Slack documents - newest first (a thread oldest first), `oldest` and `latest` exclusive unless
+`inclusive`, `limit` 100 by default and at most 999, an opaque `next_cursor` while `has_more`,
+metadata only with `include_all_metadata`, and `missing_scope` unless the token has
+channels:history (groups:history for a private channel, im:history for a DM). `mishap` makes the
+next calls of a method go wrong after Slack carried them out: an answer later than the client
+waits (`late`, seconds), or an HTTP error status (`status`) - Slack did it, the client does not
+know.
 """
 
 from __future__ import annotations
 
+import base64
+import copy
 import itertools
 import json
 import threading
@@ -48,7 +61,11 @@ class FakeSlack:
         self.channels: dict[str, dict[str, Any]] = {}  # conversations.info fields by channel id
         self.people: dict[str, dict[str, Any]] = {}  # users.info fields by user id
         self._ts = itertools.count(1)
+        self._last_ts = 0.0
         self._lock = threading.Lock()
+        # Messages posted, by channel, oldest first (a thread's replies too).
+        self.messages: dict[str, list[dict[str, Any]]] = {}
+        self.mishaps: dict[str, list[tuple[str, float]]] = {}  # method -> what goes wrong next
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -62,7 +79,7 @@ class FakeSlack:
                     args.update(json.loads(raw or "{}"))
                 else:
                     args.update(parse_qsl(raw))
-                for key in ("blocks", "view"):
+                for key in ("blocks", "view", "metadata"):
                     if isinstance(args.get(key), str):
                         args[key] = json.loads(args[key])
                 if fake.throttle.get(method):
@@ -73,14 +90,24 @@ class FakeSlack:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                body = json.dumps(fake.answer(method, args)).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                if fake.scopes is not None:  # None: a token Slack names no scopes for
-                    self.send_header("x-oauth-scopes", ",".join(fake.scopes))
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                answer = fake.answer(method, args)
+                status = 200
+                mishap = fake._next_mishap(method)
+                if mishap is not None and mishap[0] == "late":
+                    time.sleep(mishap[1])  # carried out; the client has given up by now
+                elif mishap is not None:
+                    status, answer = int(mishap[1]), {"ok": False, "error": "internal_error"}
+                body = json.dumps(answer).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    if fake.scopes is not None:  # None: a token Slack names no scopes for
+                        self.send_header("x-oauth-scopes", ",".join(fake.scopes))
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:  # the client stopped waiting for a late answer
+                    pass
 
             do_GET = do_POST = _any
 
@@ -97,6 +124,20 @@ class FakeSlack:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def mishap(
+        self, method: str, *, late: float | None = None, status: int | None = None, times: int = 1
+    ) -> None:
+        """The next `times` calls of `method` are carried out, then answered `late` seconds
+        later (after the client's timeout) or with the HTTP error `status`."""
+        what = ("late", float(late)) if late is not None else ("status", float(status or 500))
+        with self._lock:
+            self.mishaps.setdefault(method, []).extend([what] * times)
+
+    def _next_mishap(self, method: str) -> tuple[str, float] | None:
+        with self._lock:
+            queued = self.mishaps.get(method)
+            return queued.pop(0) if queued else None
 
     # -- answers ---------------------------------------------------------------------------
 
@@ -152,20 +193,33 @@ class FakeSlack:
         if method in ("views.open", "views.update", "views.push", "views.publish"):
             return {"ok": True, "view": {"id": "V" + str(next(self._ts)), **args.get("view", {})}}
         if method == "chat.postMessage":
-            ts = f"{int(time.time())}.{next(self._ts):06d}"
-            return {
-                "ok": True,
-                "channel": args["channel"],
-                "ts": ts,
-                "message": {"text": args.get("text"), "ts": ts},
-            }
+            message = self._keep(args)
+            shown = {k: v for k, v in message.items() if k != "metadata"}
+            return {"ok": True, "channel": args["channel"], "ts": message["ts"], "message": shown}
         if method == "chat.update":
+            # A ts the bot never posted here is answered as before (tests click on messages
+            # they made up); one it posted changes as Slack changes it.
+            with self._lock:
+                for message in self.messages.get(str(args["channel"]), []):
+                    if message["ts"] == args["ts"]:
+                        message.update(text=args.get("text"), blocks=args.get("blocks") or [])
+                        if args.get("metadata") == {}:
+                            message.pop("metadata", None)
+                        elif args.get("metadata"):
+                            message["metadata"] = args["metadata"]
             return {
                 "ok": True,
                 "channel": args["channel"],
                 "ts": args["ts"],
                 "text": args.get("text"),
             }
+        if method == "chat.delete":
+            with self._lock:
+                kept = self.messages.get(str(args["channel"]), [])
+                self.messages[str(args["channel"])] = [m for m in kept if m["ts"] != args["ts"]]
+            return {"ok": True, "channel": args["channel"], "ts": args["ts"]}
+        if method in ("conversations.history", "conversations.replies"):
+            return self._read(method, args)
         if method == "chat.postEphemeral":
             if args.get("channel") in self.ephemeral_blocked:
                 return {"ok": False, "error": "channel_not_found"}
@@ -196,6 +250,103 @@ class FakeSlack:
             }
         return {"ok": False, "error": "unknown_method"}
 
+    # -- the messages Slack keeps ------------------------------------------------------------
+
+    def _new_ts(self) -> str:
+        """A message ts as Slack makes them: the time, unique and rising within the fake."""
+        with self._lock:
+            self._last_ts = max(time.time(), self._last_ts + 0.000001)
+            return f"{self._last_ts:.6f}"
+
+    def _keep(self, args: dict[str, Any]) -> dict[str, Any]:
+        ts = self._new_ts()
+        message: dict[str, Any] = {
+            "type": "message",
+            "user": "UBOT",
+            "bot_id": "BBOT",
+            "app_id": "AINVITEBOT",
+            "text": args.get("text") or "",
+            "blocks": args.get("blocks") or [],
+            "ts": ts,
+        }
+        if args.get("metadata"):
+            message["metadata"] = args["metadata"]
+        thread = args.get("thread_ts")
+        with self._lock:
+            kept = self.messages.setdefault(str(args["channel"]), [])
+            if thread:
+                message["thread_ts"] = thread
+                for parent in kept:
+                    if parent["ts"] == thread:
+                        parent["thread_ts"] = thread
+                        parent["reply_count"] = parent.get("reply_count", 0) + 1
+            kept.append(message)
+        return message
+
+    def _read(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        """conversations.history (newest first, no thread replies) or conversations.replies
+        (the thread's parent and replies, oldest first), as Slack documents them."""
+        channel = str(args.get("channel") or "")
+        private = self.channels.get(channel, {}).get("is_private", channel.startswith("G"))
+        needed = (
+            "im:history"
+            if channel.startswith("D")
+            else "groups:history"
+            if private
+            else "channels:history"
+        )
+        if self.scopes is not None and needed not in self.scopes:
+            return {
+                "ok": False,
+                "error": "missing_scope",
+                "needed": needed,
+                "provided": ",".join(self.scopes),
+            }
+        with self._lock:
+            kept = copy.deepcopy(self.messages.get(channel, []))
+        if method == "conversations.replies":
+            parent = str(args.get("ts") or "")
+            if not any(m["ts"] == parent for m in kept):
+                return {"ok": False, "error": "thread_not_found"}
+            chosen = [m for m in kept if m["ts"] == parent or m.get("thread_ts") == parent]
+        else:
+            chosen = [m for m in kept if m.get("thread_ts", m["ts"]) == m["ts"]][::-1]
+        inclusive = truthy(args.get("inclusive"))
+        oldest = float(args.get("oldest") or 0)
+        latest = float(args.get("latest") or time.time() + 1)
+
+        def within(message: dict[str, Any]) -> bool:
+            ts = float(message["ts"])
+            if inclusive:
+                return oldest <= ts <= latest
+            return oldest < ts < latest
+
+        chosen = [m for m in chosen if within(m)]
+        if not truthy(args.get("include_all_metadata")):
+            for message in chosen:
+                message.pop("metadata", None)
+        start = (
+            int(base64.b64decode(args["cursor"]).decode().split(":", 1)[1])
+            if args.get("cursor")
+            else 0
+        )
+        limit = min(max(int(args.get("limit") or 100), 1), 999)
+        page = chosen[start : start + limit]
+        more = start + limit < len(chosen)
+        after = base64.b64encode(f"next:{start + limit}".encode()).decode() if more else ""
+        return {
+            "ok": True,
+            "messages": page,
+            "has_more": more,
+            "pin_count": 0,
+            "response_metadata": {"next_cursor": after},
+        }
+
+    def in_channel(self, channel: str) -> list[dict[str, Any]]:
+        """The messages Slack shows in `channel` now, oldest first (threads' replies too)."""
+        with self._lock:
+            return copy.deepcopy(self.messages.get(channel, []))
+
     # -- inspection ------------------------------------------------------------------------
 
     def of(self, method: str) -> list[Call]:
@@ -218,3 +369,8 @@ class FakeSlack:
         """Everything the bot sent to Slack, as one string, for leak checks."""
         with self._lock:
             return json.dumps([call.args for call in self.calls])
+
+
+def truthy(value: Any) -> bool:
+    """A Web API boolean as sent: JSON true, or "1"/"true" in a form or query string."""
+    return value is True or str(value).lower() in ("1", "true")

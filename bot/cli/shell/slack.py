@@ -13,7 +13,7 @@ from slack_sdk.web.slack_response import SlackResponse
 
 from bot.cli.shell.screen import Screen
 from bot.cli.shell.world import TEAM, Message, People
-from bot.runtime.app import label_call
+from bot.runtime.slack_clients import label_call
 
 OpenView = Callable[[dict[str, Any], str], dict[str, Any]]  # (views.open's args, user) -> answer
 

@@ -1,0 +1,28 @@
+"""A second copy of a message the bot posted, retired: Slack answered the first post too late,
+so the message went out twice. The older copy keeps what it says but loses its buttons and
+says that the newer copy, below it, is the one kept up to date. Pure functions over the copy's
+own blocks as Slack returns them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.ui.mrkdwn import context
+
+BLOCK_LIMIT = 50  # Slack's limit on a message's blocks
+RETIRED_NOTE = (
+    "_Slack answered slowly and this message was posted twice. This copy is retired; "
+    "the newer one below is kept up to date and has the buttons._"
+)
+
+
+def has_buttons(blocks: list[dict[str, Any]] | None) -> bool:
+    """Whether a message offers buttons (an actions block): a live copy someone might click."""
+    return any(block.get("type") == "actions" for block in blocks or [])
+
+
+def retired(text: str, blocks: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """The copy without its actions blocks, with a closing note pointing to the newer copy."""
+    kept = [block for block in blocks if block.get("type") != "actions"]
+    note = context(RETIRED_NOTE)
+    return text, [*kept[: BLOCK_LIMIT - 1], note]

@@ -1,0 +1,202 @@
+"""Slack slower than the client's timeout, or answering 5xx after it posted: one live approval
+message per request - found by its metadata and adopted instead of posted again - and copies that
+happened anyway lose their buttons. Through the real Bolt app against the fake Slack."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
+
+from bot.domain.clock import utcnow
+from bot.domain.records import Status
+from bot.runtime import slack_clients
+from bot.ui.copies import RETIRED_NOTE, has_buttons
+from tests.conftest import build_bot, make_settings
+from tests.slack_requests import ADMIN_CHANNEL
+from tests.test_scenarios import APPROVER, settle, submit, wait_status
+
+TIMEOUT = 0.3  # SLACK_TIMEOUT here
+LATE = 1.0  # when a slow Slack answers: after the client gave up
+
+
+@pytest.fixture
+def bot(tmp_path, slack, awork, monkeypatch):
+    """The real bot waiting TIMEOUT for Slack, and slack_sdk's retries without its backoff."""
+    monkeypatch.setattr(slack_clients, "RETRY_INTERVALS", FixedValueRetryIntervalCalculator(0.01))
+    built = build_bot(make_settings(tmp_path, slack.url, SLACK_TIMEOUT=str(TIMEOUT)), awork.handler)
+    assert built.deps.catalog.refresh()
+    yield built
+    built.shutdown(timeout=5)
+
+
+def copies_of(slack, request_id: str, channel: str = ADMIN_CHANNEL, kind: str = "approval"):
+    """The messages Slack shows in `channel` for the request's `kind`, oldest first."""
+    return [
+        m
+        for m in slack.in_channel(channel)
+        if (m.get("metadata") or {}).get("event_payload", {}).get("id") == request_id
+        and m["metadata"]["event_payload"]["kind"] == kind
+    ]
+
+
+def posts_to(slack, channel: str) -> int:
+    return len([c for c in slack.of("chat.postMessage") if c.args["channel"] == channel])
+
+
+def later(bot, seconds: float = 2 * TIMEOUT + 1) -> None:
+    """The Courier's wall clock `seconds` on: an attempt's answer can no longer be on its way."""
+    bot.deps.courier.wall_clock = lambda: utcnow() + timedelta(seconds=seconds)
+
+
+def events(bot, request_id: str) -> list[str]:
+    return [e.event for e in bot.store.audit() if e.request_id == request_id]
+
+
+def test_a_slow_post_is_found_and_adopted_and_its_buttons_work(driver, slack, bot):
+    """Slack answers the approval post after the client's timeout: the sweep finds the message
+    by its metadata and adopts it - one post, one live copy, tracked - and its Approve works."""
+    slack.mishap("chat.postMessage", late=LATE)
+    request_id = submit(driver, slack)
+    assert bot.deps.wait_idle()
+    request = bot.store.get(request_id)
+    assert request.approval_message is None
+    assert [(m.kind, m.ts) for m in request.messages if m.kind == "approval"] == [("approval", "")]
+    bot.deps.courier.sweep(force=True)  # too soon: the first post may still be on its way
+    assert not slack.of("conversations.history")
+    later(bot)
+    bot.deps.courier.sweep(force=True)
+    request = settle(bot, request_id)
+    [copy] = copies_of(slack, request_id)
+    assert request.approval_message.ts == copy["ts"] and has_buttons(copy["blocks"])
+    assert posts_to(slack, ADMIN_CHANNEL) == 1
+    assert "message_adopted" in events(bot, request_id)
+    assert all(m.ts for m in request.messages)  # the attempt is settled
+    [look] = slack.of("conversations.history")
+    assert look.args["include_all_metadata"] in ("1", "true", True)
+
+    driver.click("approve_invite", request_id, APPROVER)
+    wait_status(bot, request_id, Status.INVITED)
+    settle(bot, request_id)
+    [copy] = copies_of(slack, request_id)
+    assert not has_buttons(copy["blocks"]) and "Approved by" in json.dumps(copy["blocks"])
+    assert posts_to(slack, ADMIN_CHANNEL) == 1
+
+
+def test_a_copy_slack_posted_before_a_5xx_loses_its_buttons(driver, slack, bot):
+    """Slack posts the message but answers 500, and slack_sdk sends it again: the older copy
+    loses its buttons and points to the newer, which is tracked and whose Approve works."""
+    slack.mishap("chat.postMessage", status=500)
+    request_id = submit(driver, slack)
+    request = settle(bot, request_id)
+    older, newer = copies_of(slack, request_id)
+    assert request.approval_message.ts == newer["ts"]
+    assert has_buttons(newer["blocks"]) and not has_buttons(older["blocks"])
+    assert RETIRED_NOTE in json.dumps(older["blocks"])
+    assert older["metadata"]["event_payload"]["retired"] is True
+    assert "message_retired" in events(bot, request_id)
+
+    driver.click("approve_invite", request_id, APPROVER)
+    wait_status(bot, request_id, Status.INVITED)
+    settle(bot, request_id)
+    assert not [m for m in copies_of(slack, request_id) if has_buttons(m["blocks"])]
+    assert "Approved by" in json.dumps(copies_of(slack, request_id)[-1]["blocks"])
+
+
+def test_copies_found_when_looking_keep_only_the_newest_live(driver, slack, bot):
+    """A 5xx after posting, then an answer too late: the look finds both copies, adopts the
+    newer, retires the older, and posts no third."""
+    slack.mishap("chat.postMessage", status=500)
+    slack.mishap("chat.postMessage", late=LATE)
+    request_id = submit(driver, slack)
+    assert bot.deps.wait_idle()
+    later(bot)
+    bot.deps.courier.sweep(force=True)
+    request = settle(bot, request_id)
+    _older, newer = copies_of(slack, request_id)
+    assert request.approval_message.ts == newer["ts"]
+    assert [m["ts"] for m in copies_of(slack, request_id) if has_buttons(m["blocks"])] == [
+        newer["ts"]
+    ]
+    assert posts_to(slack, ADMIN_CHANNEL) == 2
+
+
+def test_without_the_history_scope_it_is_posted_again_and_said(driver, slack, bot, caplog):
+    """A token without channels:history cannot look: the message is posted again (it may show
+    twice) and the log names the scope to add."""
+    slack.scopes = [s for s in slack.scopes if s != "channels:history"]
+    slack.mishap("chat.postMessage", late=LATE)
+    request_id = submit(driver, slack)
+    assert bot.deps.wait_idle()
+    later(bot)
+    bot.deps.courier.sweep(force=True)
+    request = settle(bot, request_id)
+    _first, second = copies_of(slack, request_id)
+    assert request.approval_message.ts == second["ts"]
+    assert "missing_scope" in caplog.text and "channels:history" in caplog.text
+    [reposted] = [e for e in bot.store.audit() if e.event == "message_reposted"]
+    assert reposted.detail == {"kind": "approval", "looked": False}
+
+
+def test_a_slow_dm_with_a_button_is_adopted_not_sent_twice(driver, slack, bot):
+    """The invitee's Accept DM answered too late: found in the DM by its metadata and adopted;
+    the invitee has one DM, and the request knows where it is."""
+    slack.members["ada@example.com"] = "UADA"
+    request_id = submit(driver, slack)
+    settle(bot, request_id)
+    slack.mishap("chat.postMessage", late=LATE)  # the next post: the invitee's DM
+    driver.click("approve_invite", request_id, APPROVER)
+    wait_status(bot, request_id, Status.INVITED)
+    assert bot.deps.wait_idle()
+    assert not bot.store.get(request_id).link_attempted
+    later(bot)
+    bot.deps.courier.sweep(force=True)
+    request = settle(bot, request_id)
+    [dm] = copies_of(slack, request_id, channel="DUADA", kind="invitee_dm")
+    assert posts_to(slack, "DUADA") == 1 and request.link_sent_to == "UADA"
+    assert next(m.ts for m in request.messages if m.kind == "invitee_dm") == dm["ts"]
+
+
+def test_the_client_waits_slack_timeout_and_modals_keep_theirs(tmp_path):
+    """Posts wait SLACK_TIMEOUT (30 s by default); views.open keeps 2.5 s for its trigger."""
+    settings = make_settings(tmp_path)
+    assert slack_clients.slack_client(settings).timeout == 30
+    assert slack_clients.modal_client(settings).timeout == 2.5
+    longer = make_settings(tmp_path, SLACK_TIMEOUT="45")
+    assert slack_clients.slack_client(longer).timeout == 45
+
+
+def test_the_fake_reads_history_as_slack_documents_it(slack):
+    """conversations.history: newest first, no thread replies, `oldest` exclusive unless
+    `inclusive`, pages by `limit` and cursor, metadata only when asked; replies oldest first;
+    a private channel needs groups:history."""
+    web = WebClient(token="xoxb-test", base_url=slack.url)
+    meta = {"event_type": "awork_invite_request", "event_payload": {"id": "inv-1"}}
+    posted = [
+        web.chat_postMessage(channel="CX", text=f"m{i}", metadata=meta)["ts"] for i in range(3)
+    ]
+    web.chat_postMessage(channel="CX", text="reply", thread_ts=posted[0])
+    page = web.conversations_history(channel="CX", limit=2)
+    assert [m["text"] for m in page["messages"]] == ["m2", "m1"] and page["has_more"]
+    assert "metadata" not in page["messages"][0]
+    rest = web.conversations_history(
+        channel="CX", limit=2, cursor=page["response_metadata"]["next_cursor"]
+    )
+    assert [m["text"] for m in rest["messages"]] == ["m0"] and not rest["has_more"]
+    after = web.conversations_history(channel="CX", oldest=posted[0], include_all_metadata=True)
+    assert [m["text"] for m in after["messages"]] == ["m2", "m1"]
+    assert after["messages"][0]["metadata"] == meta
+    both = web.conversations_history(channel="CX", oldest=posted[0], inclusive=True)
+    assert [m["text"] for m in both["messages"]] == ["m2", "m1", "m0"]
+    thread = web.conversations_replies(channel="CX", ts=posted[0])
+    assert [m["text"] for m in thread["messages"]] == ["m0", "reply"]
+    slack.channels["CPRIVATE"] = {"is_private": True}
+    slack.scopes = [s for s in slack.scopes if s != "groups:history"]
+    with pytest.raises(SlackApiError) as refused:
+        web.conversations_history(channel="CPRIVATE")
+    assert refused.value.response["error"] == "missing_scope"
+    assert refused.value.response["needed"] == "groups:history"
