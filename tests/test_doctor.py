@@ -113,9 +113,19 @@ def test_missing_scopes_are_named_with_how_to_add_them(tmp_path, slack, awork):
     assert "invite-bot manifest" in lines["Slack scopes"]
 
 
+def test_a_missing_history_scope_says_what_it_costs(tmp_path, slack, awork):
+    """Without channels:history a post whose answer was lost cannot be looked for: FAIL says
+    it may then show twice."""
+    slack.scopes = [s for s in slack.scopes if s != "channels:history"]
+    lines, code = run_doctor(tmp_path, slack, awork)
+    assert code == 1 and failing(lines) == ["Slack scopes"]
+    assert "the token lacks channels:history (without the *:history scopes" in lines["Slack scopes"]
+    assert "may show twice" in lines["Slack scopes"]
+
+
 def test_extra_scopes_are_fine_and_no_scope_header_fails(tmp_path, slack, awork):
     """More scopes than needed pass; an answer without x-oauth-scopes fails the scope check."""
-    slack.scopes = [*slack.scopes, "channels:history"]
+    slack.scopes = [*slack.scopes, "channels:manage"]
     lines, _ = run_doctor(tmp_path, slack, awork)
     assert lines["Slack scopes"].startswith("ok  ")
     slack.scopes = None

@@ -15,6 +15,7 @@ from bot.cli import manifest
 from bot.cli.doctor.check import Check, clean
 from bot.runtime.config import Settings
 from bot.ui.mrkdwn import counted
+from handlers.delivery.posts import HISTORY_SCOPES
 
 REINSTALL = "paste the manifest again (`invite-bot manifest`), reinstall the app and copy the new xoxb- token into SLACK_BOT_TOKEN"
 
@@ -105,7 +106,13 @@ def _scopes(headers: dict[str, Any]) -> Check:
     have = {scope.strip() for scope in granted.split(",") if scope.strip()}
     missing = [scope for scope in manifest.bot_scopes() if scope not in have]
     if missing:
-        return Check.fail("Slack scopes", f"the token lacks {', '.join(missing)}", REINSTALL)
+        detail = f"the token lacks {', '.join(missing)}"
+        if any(scope in HISTORY_SCOPES for scope in missing):
+            detail += (
+                " (without the *:history scopes a post whose answer Slack lost cannot be looked"
+                " for: it is posted again and may show twice, buttons and all)"
+            )
+        return Check.fail("Slack scopes", detail, REINSTALL)
     return Check.passed("Slack scopes", f"all {len(manifest.bot_scopes())} of manifest.yml")
 
 
