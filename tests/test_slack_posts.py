@@ -15,7 +15,8 @@ from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryInt
 from bot.domain.clock import utcnow
 from bot.domain.records import Status
 from bot.runtime import slack_clients
-from bot.ui.copies import RETIRED_NOTE, has_buttons
+from bot.ui import mrkdwn
+from bot.ui.copies import RETIRED_NOTE, has_buttons, retired
 from tests.conftest import build_bot, make_settings
 from tests.slack_requests import ADMIN_CHANNEL
 from tests.test_scenarios import APPROVER, settle, submit, wait_status
@@ -200,3 +201,17 @@ def test_the_fake_reads_history_as_slack_documents_it(slack):
         web.conversations_history(channel="CPRIVATE")
     assert refused.value.response["error"] == "missing_scope"
     assert refused.value.response["needed"] == "groups:history"
+
+
+def test_a_retired_copy_keeps_its_words_and_loses_its_buttons():
+    """The older copy: its text and blocks without actions or a sandbox label (the client adds
+    that again), and a closing note that the newer copy is the live one."""
+    message = mrkdwn.label_sandbox(
+        {
+            "text": "Invite ada@example.com?",
+            "blocks": [mrkdwn.section("*Who:* ada"), {"type": "actions", "elements": []}],
+        }
+    )
+    text, blocks = retired(message["text"], message["blocks"])
+    assert text == "Invite ada@example.com?" and not has_buttons(blocks)
+    assert blocks == [mrkdwn.section("*Who:* ada"), mrkdwn.context(RETIRED_NOTE)]

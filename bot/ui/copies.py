@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.ui.mrkdwn import context
+from bot.ui.mrkdwn import SANDBOX_NOTE, SANDBOX_SUFFIX, context
 
 BLOCK_LIMIT = 50  # Slack's limit on a message's blocks
 RETIRED_NOTE = (
@@ -22,7 +22,13 @@ def has_buttons(blocks: list[dict[str, Any]] | None) -> bool:
 
 
 def retired(text: str, blocks: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
-    """The copy without its actions blocks, with a closing note pointing to the newer copy."""
-    kept = [block for block in blocks if block.get("type") != "actions"]
+    """The copy without its actions blocks, with a closing note pointing to the newer copy.
+    A sandbox label it carries goes too: the client labels what it sends again."""
+    kept = [b for b in blocks if b.get("type") != "actions" and not _sandbox_label(b)]
     note = context(RETIRED_NOTE)
-    return text, [*kept[: BLOCK_LIMIT - 1], note]
+    return text.removesuffix(SANDBOX_SUFFIX), [*kept[: BLOCK_LIMIT - 1], note]
+
+
+def _sandbox_label(block: dict[str, Any]) -> bool:
+    elements = block.get("elements") or [{}]
+    return block.get("type") == "context" and elements[0].get("text") == SANDBOX_NOTE

@@ -133,6 +133,7 @@ def permalink(team_domain: str | None, ref: MessageRef | None) -> str | None:
 # --- sandbox mode ----------------------------------------------------------------------------
 
 SANDBOX_NOTE = ":test_tube: *sandbox — no real invitation*"
+SANDBOX_SUFFIX = " (sandbox — no real invitation)"  # after a message's text
 
 
 def label_sandbox(payload: dict[str, Any], block_limit: int = 50) -> dict[str, Any]:
@@ -140,7 +141,7 @@ def label_sandbox(payload: dict[str, Any], block_limit: int = 50) -> dict[str, A
     labelled = dict(payload)
     if "text" in labelled or "blocks" not in labelled:
         text = labelled.get("text") or ""
-        labelled["text"] = f"{text} (sandbox — no real invitation)".strip()
+        labelled["text"] = f"{text}{SANDBOX_SUFFIX}".strip()
     if labelled.get("blocks") is not None:
         labelled["blocks"] = [context(SANDBOX_NOTE), *labelled["blocks"]][:block_limit]
     return labelled
