@@ -12,10 +12,13 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from slack_bolt import App, BoltRequest, BoltResponse
+
 from bot.runtime.config import Settings
 from bot.services.batches import BatchService
 from bot.services.catalog import Catalog
 from bot.services.invites import InviteService
+from bot.store import budget
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,18 @@ class AckGate:
 
 
 ACKS = AckGate()  # the HTTP server says when it is answering
+
+
+class AnsweringApp(App):
+    """Bolt's App, answering every Slack request (HTTP, Socket Mode, the shell) under the ack's
+    time budget for store calls (bot/store/budget.py): whatever the database does, the answer
+    leaves within Slack's 3 s; a store that missed it is answered "busy" (handlers/errors.py)."""
+
+    def dispatch(self, req: BoltRequest) -> BoltResponse:
+        with budget.budget(budget.ACK_SECONDS):
+            return super().dispatch(req)
+
+
 MODAL_DEADLINE = 2.5  # seconds a modal may wait to be opened: a trigger_id lives 3
 
 
@@ -153,7 +168,8 @@ class Deps:
                 if expires is not None and time.monotonic() - queued > expires:
                     log.warning("a modal waited too long to open (trigger expired); skipped")
                     return
-                context.run(work, *args)
+                # Without the ack's time budget, which the copied context carries along.
+                context.run(budget.call_lifted, work, *args)
             except Exception as exc:  # logged for the operator; Slack already has its ack
                 log.error("follow-up work failed: %s", type(exc).__name__, exc_info=exc)
             finally:

@@ -9,6 +9,11 @@
   limit is counted in a table (`postgres_ratelimit`), so it holds for all replicas together.
 - Opening probes the database first (`postgres_pool`): a database that is not there is one
   line within seconds.
+- An operation whose connection fails (a restart, a failover, a cut) is done once more on a
+  fresh one (`postgres_conn`): reads and idempotent writes as they are; a compare-and-set or
+  an insert recognises its own earlier write, in case that was committed before the
+  connection failed; an audit entry is not appended twice. Under a time budget
+  (bot/store/budget.py) a call runs only for the time left, then raises `StoreBusy`.
 """
 
 from __future__ import annotations
@@ -20,12 +25,12 @@ from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
-from psycopg_pool import PoolClosed
 
 from bot.domain.batches import InviteBatch
 from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
 from bot.store import postgres_schema as schema
-from bot.store.base import Change, Facets, Record, Store, StoreClosed, decode, facets
+from bot.store.base import Change, Facets, Record, Store, decode, facets
+from bot.store.postgres_conn import Connections
 from bot.store.postgres_pool import CONNECT_TIMEOUT, open_pool
 from bot.store.postgres_ratelimit import SharedRateLimiter
 
@@ -41,48 +46,60 @@ class PostgresStore(Store):
         connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         super().__init__(schedule)
-        self.closed = False
-        self._pool = open_pool(url, max_connections, connect_timeout)
+        self._db = Connections(open_pool(url, max_connections, connect_timeout))
         try:
             self.migrate()
         except Exception:
             self.close()
             raise
 
-    @contextlib.contextmanager
-    def _conn(self) -> Iterator[psycopg.Connection]:
-        if self.closed:
-            raise StoreClosed("postgresql")
-        try:
-            with self._pool.connection() as conn:
-                yield conn
-        except PoolClosed as exc:
-            raise StoreClosed("postgresql") from exc
+    def _conn(self) -> contextlib.AbstractContextManager[psycopg.Connection]:
+        """A pooled connection, within the time budget if one is set (`postgres_conn`)."""
+        return self._db.borrow()
 
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[psycopg.Connection]:
+    def _tx(self) -> contextlib.AbstractContextManager[psycopg.Connection]:
         """One transaction on a pooled connection."""
-        with self._conn() as conn, conn.transaction():
-            yield conn
+        return self._db.borrow(tx=True)
 
     def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self._pool.close()
+        self._db.close()
+
+    def _rows(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        """A read's rows (retried on a fresh connection)."""
+        return self._db.run(lambda conn: conn.execute(sql, params).fetchall())
+
+    def _first(self, sql: str, params: Any = None) -> tuple[Any, ...] | None:
+        return self._db.run(lambda conn: conn.execute(sql, params).fetchone())
+
+    def _write(self, sql: str, params: Any = None) -> int:
+        """An idempotent write, or one whose repetition is harmless; rows affected."""
+        return self._db.run(lambda conn: conn.execute(sql, params).rowcount)
 
     def now(self) -> datetime:
-        with self._conn() as conn:
-            return conn.execute("SELECT clock_timestamp()").fetchone()[0]
+        return self._first("SELECT clock_timestamp()")[0]
 
     # -- records -----------------------------------------------------------------------------
 
     def _insert(self, record: Record, f: Facets) -> bool:
-        with self._tx() as conn:
-            return schema.insert_record(conn, record, f)
+        tries = 0
+
+        def insert(conn: psycopg.Connection) -> bool:
+            nonlocal tries
+            tries += 1
+            if schema.insert_record(conn, record, f):
+                return True
+            if tries == 1:
+                return False
+            # Again after a lost connection: the record there may be our own first insert.
+            row = conn.execute("SELECT doc FROM records WHERE id = %s", (record.id,)).fetchone()
+            return row is not None and row[0] == record.model_dump(mode="json")
+
+        return self._db.run(insert, tx=True)
 
     def _mutate(self, record_id: str, change: Change) -> tuple[bool, Record | None]:
-        with self._tx() as conn:
+        attempted: list[Record] = []  # what the first attempt wrote, if it got that far
+
+        def mutate(conn: psycopg.Connection) -> tuple[bool, Record | None]:
             row = conn.execute(
                 "SELECT doc, clock_timestamp() FROM records WHERE id = %s FOR UPDATE",
                 (record_id,),
@@ -92,9 +109,12 @@ class PostgresStore(Store):
                 current = None
             else:
                 current, now = decode(record_id, row[0]), row[1]
+            if attempted and current is not None and _same(current, attempted[0]):
+                return True, current  # the first attempt was committed; its answer was lost
             updated = change(current, now)
             if updated is None:
                 return False, current
+            attempted[:] = [updated]
             f = facets(updated, self.schedule)
             conn.execute(
                 "UPDATE records SET status = %(status)s, doc = %(doc)s,"
@@ -111,31 +131,31 @@ class PostgresStore(Store):
                 schema.set_emails(conn, updated, f)
             return True, updated
 
+        return self._db.run(mutate, tx=True)
+
     def _load(self, record_id: str) -> dict[str, Any] | None:
-        with self._conn() as conn:
-            row = conn.execute(
-                "SELECT doc FROM records WHERE id = %s"
-                " UNION ALL SELECT doc FROM archive WHERE id = %s LIMIT 1",
-                (record_id, record_id),
-            ).fetchone()
+        row = self._first(
+            "SELECT doc FROM records WHERE id = %s"
+            " UNION ALL SELECT doc FROM archive WHERE id = %s LIMIT 1",
+            (record_id, record_id),
+        )
         return row[0] if row else None
 
     def read_many(self, record_ids: list[str]) -> list[Record | None]:
         if not record_ids:
             return []
-        with self._conn() as conn:
-            rows = conn.execute(
-                "SELECT id, doc FROM records WHERE id = ANY(%(ids)s)"
-                " UNION ALL SELECT id, doc FROM archive WHERE id = ANY(%(ids)s)",
-                {"ids": list(record_ids)},
-            ).fetchall()
+        rows = self._rows(
+            "SELECT id, doc FROM records WHERE id = ANY(%(ids)s)"
+            " UNION ALL SELECT id, doc FROM archive WHERE id = ANY(%(ids)s)",
+            {"ids": list(record_ids)},
+        )
         found = {record_id: doc for record_id, doc in rows}
         return [
             decode(record_id, found[record_id]) if record_id in found else None
             for record_id in record_ids
         ]
 
-    def _decode_rows(self, rows: Iterable[tuple[str, dict[str, Any]]]) -> list[Record]:
+    def _decode_rows(self, rows: Iterable[tuple[Any, ...]]) -> list[Record]:
         return [decode(record_id, doc) for record_id, doc in rows]
 
     # -- indexed lookups -----------------------------------------------------------------------
@@ -144,132 +164,134 @@ class PostgresStore(Store):
         wanted = sorted({email.lower() for email in emails})
         if not wanted:
             return {}
-        with self._conn() as conn:
-            rows = conn.execute(
-                "SELECT DISTINCT ON (email) email, target FROM open_emails"
-                " WHERE email = ANY(%s) ORDER BY email, created_at",
-                (wanted,),
-            ).fetchall()
+        rows = self._rows(
+            "SELECT DISTINCT ON (email) email, target FROM open_emails"
+            " WHERE email = ANY(%s) ORDER BY email, created_at",
+            (wanted,),
+        )
         return dict(rows)
 
     def listed(self, requester_id: str, limit: int = 100) -> list[Record]:
-        with self._conn() as conn:
-            rows = conn.execute(
+        return self._decode_rows(
+            self._rows(
                 "SELECT id, doc FROM records WHERE requester = %s"
                 " ORDER BY created_at DESC LIMIT %s",
                 (requester_id, limit),
-            ).fetchall()
-        return self._decode_rows(rows)
+            )
+        )
 
     def approvable(self, limit: int = 500) -> list[Record]:
-        with self._conn() as conn:
-            rows = conn.execute(
+        return self._decode_rows(
+            self._rows(
                 "SELECT id, doc FROM records WHERE approvable ORDER BY created_at LIMIT %s",
                 (limit,),
-            ).fetchall()
-        return self._decode_rows(rows)
+            )
+        )
 
     def claim_due(
         self, owner: str, hold: float, limit: int = 200, horizon: datetime | None = None
     ) -> list[Record]:
-        with self._conn() as conn:
-            rows = conn.execute(
-                "WITH due AS (SELECT id FROM records"
-                " WHERE due_at <= coalesce(%(horizon)s::timestamptz, clock_timestamp())"
-                " AND (sweep_until IS NULL OR sweep_until < clock_timestamp())"
-                " ORDER BY due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
-                " UPDATE records r SET sweep_owner = %(owner)s,"
-                " sweep_until = clock_timestamp() + make_interval(secs => %(hold)s)"
-                " FROM due WHERE r.id = due.id RETURNING r.id, r.doc",
-                {"horizon": horizon, "limit": limit, "owner": owner, "hold": hold},
-            ).fetchall()
+        # Done again after a lost answer, the first claim's records stay held until `hold`
+        # runs out, as a sweeper's that stopped would: swept a little later, never twice.
+        rows = self._rows(
+            "WITH due AS (SELECT id FROM records"
+            " WHERE due_at <= coalesce(%(horizon)s::timestamptz, clock_timestamp())"
+            " AND (sweep_until IS NULL OR sweep_until < clock_timestamp())"
+            " ORDER BY due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+            " UPDATE records r SET sweep_owner = %(owner)s,"
+            " sweep_until = clock_timestamp() + make_interval(secs => %(hold)s)"
+            " FROM due WHERE r.id = due.id RETURNING r.id, r.doc",
+            {"horizon": horizon, "limit": limit, "owner": owner, "hold": hold},
+        )
         return self._decode_rows(rows)
 
     def count_due(self, cap: int = 10_000) -> int:
-        with self._conn() as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM (SELECT 1 FROM records"
-                " WHERE due_at <= clock_timestamp() LIMIT %s) due",
-                (cap,),
-            ).fetchone()
+        row = self._first(
+            "SELECT count(*) FROM (SELECT 1 FROM records"
+            " WHERE due_at <= clock_timestamp() LIMIT %s) due",
+            (cap,),
+        )
         return int(row[0])
 
     def release_due(self, owner: str, ids: Iterable[str]) -> None:
         ids = list(ids)
         if not ids:
             return
-        with self._conn() as conn:
-            conn.execute(
-                "UPDATE records SET sweep_owner = NULL, sweep_until = NULL"
-                " WHERE id = ANY(%s) AND sweep_owner = %s",
-                (ids, owner),
-            )
+        self._write(
+            "UPDATE records SET sweep_owner = NULL, sweep_until = NULL"
+            " WHERE id = ANY(%s) AND sweep_owner = %s",
+            (ids, owner),
+        )
 
     def archive(self, before: datetime, limit: int = 500) -> int:
-        with self._tx() as conn:
-            return conn.execute(
-                "WITH moved AS (DELETE FROM records WHERE id IN (SELECT id FROM records"
-                " WHERE settled_at < %s ORDER BY settled_at LIMIT %s FOR UPDATE SKIP LOCKED)"
-                " RETURNING id, kind, doc, requester, created_at)"
-                " INSERT INTO archive (id, kind, doc, requester, created_at)"
-                " SELECT id, kind, doc, requester, created_at FROM moved"
-                " ON CONFLICT (id) DO NOTHING",
-                (before, limit),
-            ).rowcount
+        return self._write(
+            "WITH moved AS (DELETE FROM records WHERE id IN (SELECT id FROM records"
+            " WHERE settled_at < %s ORDER BY settled_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+            " RETURNING id, kind, doc, requester, created_at)"
+            " INSERT INTO archive (id, kind, doc, requester, created_at)"
+            " SELECT id, kind, doc, requester, created_at FROM moved"
+            " ON CONFLICT (id) DO NOTHING",
+            (before, limit),
+        )
 
     def requests(self, *statuses: Status) -> Iterator[InviteRequest]:
-        with self._conn() as conn:
-            rows = conn.execute(
-                "SELECT doc FROM records WHERE kind = 'request' ORDER BY created_at"
-            ).fetchall()
+        rows = self._rows("SELECT doc FROM records WHERE kind = 'request' ORDER BY created_at")
         for (doc,) in rows:
             request = InviteRequest.model_validate(doc)
             if not statuses or request.status in statuses:
                 yield request
 
     def batches(self) -> list[InviteBatch]:
-        with self._conn() as conn:
-            rows = conn.execute(
-                "SELECT doc FROM records WHERE kind = 'batch' ORDER BY created_at"
-            ).fetchall()
+        rows = self._rows("SELECT doc FROM records WHERE kind = 'batch' ORDER BY created_at")
         return [InviteBatch.model_validate(doc) for (doc,) in rows]
 
     # -- audit log, small state, periodic jobs --------------------------------------------------
 
     def _append_audit(self, entry: AuditEvent) -> None:
-        with self._conn() as conn:
+        doc = Jsonb(entry.model_dump(mode="json"))
+        tries = 0
+
+        def append(conn: psycopg.Connection) -> None:
+            nonlocal tries
+            tries += 1
+            if tries == 1:
+                conn.execute(
+                    "INSERT INTO audit (at, request_id, doc) VALUES (%s, %s, %s)",
+                    (entry.at, entry.request_id, doc),
+                )
+                return
+            # Again after a lost connection: not a second time if the first was committed.
             conn.execute(
-                "INSERT INTO audit (at, request_id, doc) VALUES (%s, %s, %s)",
-                (entry.at, entry.request_id, Jsonb(entry.model_dump(mode="json"))),
+                "INSERT INTO audit (at, request_id, doc) SELECT %(at)s, %(id)s, %(doc)s"
+                " WHERE NOT EXISTS (SELECT 1 FROM audit WHERE at = %(at)s AND doc = %(doc)s)",
+                {"at": entry.at, "id": entry.request_id, "doc": doc},
             )
 
+        self._db.run(append)
+
     def audit(self, since: datetime | None = None) -> list[AuditEvent]:
-        with self._conn() as conn:
-            rows = conn.execute(
-                "SELECT doc FROM audit WHERE %s::timestamptz IS NULL OR at >= %s ORDER BY at, id",
-                (since, since),
-            ).fetchall()
+        rows = self._rows(
+            "SELECT doc FROM audit WHERE %s::timestamptz IS NULL OR at >= %s ORDER BY at, id",
+            (since, since),
+        )
         return [AuditEvent.model_validate(doc) for (doc,) in rows]
 
     def get_meta(self, key: str, default: Any = None) -> Any:
-        with self._conn() as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
+        row = self._first("SELECT value FROM meta WHERE key = %s", (key,))
         return row[0] if row else default
 
     def set_meta(self, key: str, value: Any) -> None:
-        with self._conn() as conn:
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES (%s, %s)"
-                " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                (key, Jsonb(value)),
-            )
+        self._write(
+            "INSERT INTO meta (key, value) VALUES (%s, %s)"
+            " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            (key, Jsonb(value)),
+        )
 
     def delete_meta(self, key: str) -> None:
-        with self._conn() as conn:
-            conn.execute("DELETE FROM meta WHERE key = %s", (key,))
+        self._write("DELETE FROM meta WHERE key = %s", (key,))
 
     def add_to_meta_set(self, key: str, value: str) -> bool:
-        with self._tx() as conn:
+        def add(conn: psycopg.Connection) -> bool:
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES (%s, '[]'::jsonb) ON CONFLICT DO NOTHING",
                 (key,),
@@ -284,16 +306,18 @@ class PostgresStore(Store):
             )
             return True
 
+        return self._db.run(add, tx=True)
+
     def claim_period(self, name: str, seconds: float, owner: str) -> bool:
-        with self._conn() as conn:
-            row = conn.execute(
-                "INSERT INTO periodic (name, next_at, owner)"
-                " VALUES (%(name)s, clock_timestamp() + make_interval(secs => %(secs)s), %(owner)s)"
-                " ON CONFLICT (name) DO UPDATE SET next_at = EXCLUDED.next_at,"
-                " owner = EXCLUDED.owner WHERE periodic.next_at <= clock_timestamp()"
-                " RETURNING 1",
-                {"name": name, "secs": seconds, "owner": owner},
-            ).fetchone()
+        # Done again after a lost answer, the period is taken and this caller skips it.
+        row = self._first(
+            "INSERT INTO periodic (name, next_at, owner)"
+            " VALUES (%(name)s, clock_timestamp() + make_interval(secs => %(secs)s), %(owner)s)"
+            " ON CONFLICT (name) DO UPDATE SET next_at = EXCLUDED.next_at,"
+            " owner = EXCLUDED.owner WHERE periodic.next_at <= clock_timestamp()"
+            " RETURNING 1",
+            {"name": name, "secs": seconds, "owner": owner},
+        )
         return row is not None
 
     # -- awork's rate limit, shared ------------------------------------------------------------
@@ -318,3 +342,10 @@ class PostgresStore(Store):
         with self._conn() as conn:
             schema.analyze(conn)
         return counts
+
+
+def _same(stored: Record, written: Record) -> bool:
+    """Whether `stored` is the very version `written` was: a write of ours, not another's."""
+    return stored.version == written.version and stored.model_dump(
+        mode="json"
+    ) == written.model_dump(mode="json")

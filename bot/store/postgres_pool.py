@@ -1,6 +1,7 @@
 """Opening PostgreSQL: one direct connection first, so that a database that does not exist, a
 refused connection or a wrong password is one line within seconds (not a pool retrying until
-its timeout runs out), then the pool that every query of the store borrows a connection from.
+its timeout runs out), then the pool that every query of the store borrows a connection from
+(through `postgres_conn`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from psycopg_pool import ConnectionPool
 
 CONNECT_TIMEOUT = 10.0  # seconds PostgreSQL has to answer when the store opens
 WAIT_TIMEOUT = 10.0  # seconds a query waits for a free connection of the pool
+# A connection whose peer vanished without a word is given up after about 10 s.
+KEEPALIVES = {"keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
 
 
 class DatabaseUnavailable(ConnectionError):
@@ -36,7 +39,17 @@ def open_pool(
         url,
         min_size=1,
         max_size=max_connections,
-        kwargs={"autocommit": True},
+        kwargs={
+            "autocommit": True,
+            # A database that stopped answering is noticed, not waited for forever.
+            "connect_timeout": max(2, math.ceil(connect_timeout)),
+            **KEEPALIVES,
+        },
+        # No `check=ConnectionPool.check_connection`: after a failed check the pool waits
+        # (1 s, then 2 s, ... - its backoff against busy loops) before it lends another, so
+        # after a restart that left N dead connections a query waited N seconds and more.
+        # Instead, work whose connection failed has them all checked at once
+        # (`ConnectionPool.check`) and goes to a fresh one (postgres_conn.Connections.run).
         timeout=WAIT_TIMEOUT,
         open=False,
         name="invite-bot",

@@ -36,6 +36,7 @@ from sqlitedict import SqliteDict
 from bot.domain.batches import InviteBatch
 from bot.domain.clock import utcnow
 from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
+from bot.store import budget
 from bot.store.base import (
     WORKING,
     Change,
@@ -88,19 +89,24 @@ class SqliteStore(Store):
     @contextlib.contextmanager
     def _open(self) -> Iterator[None]:
         """Any operation: refused at once once closed (sqlitedict would wait forever), and
-        `close` waits for operations under way."""
-        with self._thread_lock:
+        `close` waits for operations under way. Under a time budget (bot/store/budget.py) the
+        other threads' operations are waited for only for the time left."""
+        budget.acquire(self._thread_lock)
+        try:
             if self.closed:
                 raise StoreClosed(self.path)
             yield
+        finally:
+            self._thread_lock.release()
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
         """Exclusive across threads and processes, re-entrant in a thread; one transaction,
-        committed when the outermost block ends."""
+        committed when the outermost block ends. Other processes are waited for only for the
+        time left in a budget."""
         with self._open():
             if self._depth == 0:
-                fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX)
+                budget.flock(self._lock_file.fileno())
             self._depth += 1
             try:
                 yield

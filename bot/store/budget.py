@@ -1,0 +1,125 @@
+"""Time budgets for store calls, so that whoever waits for an answer gets one in time, whatever
+the database does; and what a store call that could not be carried out raises.
+
+- Every Slack request is answered under the ack's budget (`budget(ACK_SECONDS)`, opened once
+  around the dispatch of each request, bot/runtime/app.py): a store call made meanwhile waits
+  for a connection or a lock, and runs its statements, only for the time left; once that is
+  spent it raises `StoreBusy` and the person is told the bot is busy - within Slack's 3 s.
+- A click's decision, stored after the ack, has a budget of its own (`DECISION_SECONDS`), so
+  that a clicker whose decision could not be stored hears so within seconds.
+- Work after the ack runs without a budget (`lifted`): it may wait for the database.
+
+A budget is a deadline in a context variable, so it follows the call into any engine without
+being passed along; an enclosing budget's earlier deadline counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+ACK_SECONDS = 1.5  # all store calls made while answering one Slack request
+DECISION_SECONDS = 5.0  # storing a click's decision, after its ack
+SPENT = 0.01  # seconds left below which a store call is not started at all
+POLL = 0.005  # seconds between attempts at a file lock that cannot be waited for
+
+_deadline: ContextVar[float | None] = ContextVar("store_deadline", default=None)
+
+
+class StoreUnavailable(ConnectionError):
+    """The store could not carry out the call: the database did not answer, or its connection
+    failed again on a fresh one. Nothing the caller may count on was stored."""
+
+
+class StoreBusy(StoreUnavailable):
+    """The call's time budget ran out (waiting for a connection, a lock or a statement): it was
+    given up, and what it was to write was not written."""
+
+
+@contextlib.contextmanager
+def budget(seconds: float) -> Iterator[None]:
+    """Store calls in this block finish within `seconds` in all, or raise `StoreBusy`."""
+    end = time.monotonic() + seconds
+    outer = _deadline.get()
+    token = _deadline.set(end if outer is None else min(outer, end))
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+@contextlib.contextmanager
+def lifted() -> Iterator[None]:
+    """No budget in this block (work after the ack, which a copied context would otherwise
+    bring along with the ack's deadline)."""
+    token = _deadline.set(None)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def call_lifted(work: Callable[..., Any], *args: Any) -> Any:
+    """`work(*args)` without a budget (for `Context.run`)."""
+    with lifted():
+        return work(*args)
+
+
+def active() -> bool:
+    """Whether a budget applies here."""
+    return _deadline.get() is not None
+
+
+def left() -> float | None:
+    """Seconds the store call about to start may take; None without a budget. `StoreBusy` when
+    the budget is spent."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return None
+    seconds = deadline - time.monotonic()
+    if seconds < SPENT:
+        raise StoreBusy("the store's time budget is spent")
+    return seconds
+
+
+def acquire(lock: threading.Lock | threading.RLock) -> None:
+    """Take `lock`, waiting at most the time left; `StoreBusy` if it is not had by then."""
+    seconds = left()
+    if not lock.acquire(timeout=-1 if seconds is None else seconds):
+        raise StoreBusy("the store is locked by other work")
+
+
+def flock(fd: int) -> None:
+    """An exclusive `flock` on `fd` (another process's store), waiting at most the time left."""
+    if left() is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if left() is not None:  # raises StoreBusy once spent
+                time.sleep(POLL)
+
+
+def later(write: Callable[[Any], None], item: Any) -> None:
+    """Write `item` after the answer, without the budget: for what records a change that is
+    stored already (its audit entry), so that a spent budget neither loses it nor makes the
+    person hear "not stored" about what was."""
+
+    def run() -> None:
+        try:
+            write(item)
+        except Exception as exc:
+            log.error("a write left until after the answer failed: %s", type(exc).__name__)
+
+    threading.Thread(target=run, name="store-later", daemon=True).start()

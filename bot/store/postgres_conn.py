@@ -1,0 +1,126 @@
+"""The PostgreSQL store's connections: borrowed within the time budget, and a fresh one for
+work whose connection failed.
+
+- `borrow` lends a pooled connection. Under a time budget (bot/store/budget.py) the pool is
+  waited for, and the statements run (in a transaction, `SET LOCAL statement_timeout`), only
+  for the time left; a pool with nothing to lend by then, or a statement cut short, is
+  `StoreBusy`.
+- `run` does a piece of work on a borrowed connection and, when that connection failed (a
+  restart, a failover, pg_terminate_backend, a cut), has the pool's idle connections checked -
+  the others may have died with it - and does the work once more on a connection found alive
+  first. Only a failed connection is retried, never a failed statement. The work must be safe
+  to do again after a commit whose answer was lost: a read, an idempotent write, or one that
+  recognises its own earlier write (the store's compare-and-set and inserts do).
+
+The pool is not given psycopg_pool's `check=ConnectionPool.check_connection`: after a failed
+check the pool waits before lending another (1 s, then 2 s, ... - its backoff against busy
+loops), so after a restart that left N dead connections a query waited N seconds and more, past
+the ack's budget. Checking them all at once on the first failure costs milliseconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+import psycopg
+from psycopg.errors import LockNotAvailable, QueryCanceled
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+
+from bot.runtime import metrics
+from bot.store import budget
+from bot.store.base import StoreClosed
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+FRESH_TRIES = 4  # connections tried for one piece of work: its own, then up to 3 for its retry
+# SQLSTATEs of a connection the server ended: shut down, crashed, restarting, or terminated.
+SERVER_ENDED = frozenset({"57P01", "57P02", "57P03"})
+
+
+class _Stale(Exception):
+    """A connection lent for a retry was found dead before the work started on it."""
+
+
+def connection_lost(exc: psycopg.OperationalError, conn: psycopg.Connection | None) -> bool:
+    """Whether `exc` says the connection failed (so the same work may go to a fresh one), as
+    opposed to the statement: a broken connection, a server that ended it, or a connection
+    error (class 08). Waiting for the pool in vain is not a lost connection."""
+    if isinstance(exc, PoolTimeout):
+        return False
+    if conn is not None and conn.broken:
+        return True
+    state = exc.sqlstate or ""
+    return state in SERVER_ENDED or state.startswith("08")
+
+
+class Connections:
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+        self.closed = False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.pool.close()
+
+    @contextlib.contextmanager
+    def borrow(
+        self, tx: bool = False, fresh: bool = False, lent: list | None = None
+    ) -> Iterator[psycopg.Connection]:
+        """A pooled connection (in a transaction with `tx`; found alive first with `fresh`),
+        also put in `lent` as soon as the pool lends it."""
+        if self.closed:
+            raise StoreClosed("postgresql")
+        seconds = budget.left()
+        try:
+            with self.pool.connection(timeout=seconds) as conn:
+                if lent is not None:
+                    lent.append(conn)
+                if fresh:
+                    try:
+                        ConnectionPool.check_connection(conn)
+                    except psycopg.OperationalError as exc:
+                        raise _Stale from exc  # broken now: the pool drops it
+                if seconds is None and not tx:
+                    yield conn
+                    return
+                with conn.transaction():
+                    if seconds is not None:
+                        milliseconds = max(1, int((budget.left() or 0) * 1000))
+                        conn.execute(
+                            "SELECT set_config('statement_timeout', %s, true)",
+                            (f"{milliseconds}ms",),
+                        )
+                    yield conn
+        except PoolClosed as exc:
+            raise StoreClosed("postgresql") from exc
+        except (PoolTimeout, QueryCanceled, LockNotAvailable) as exc:
+            if seconds is None:
+                raise
+            raise budget.StoreBusy(f"PostgreSQL: {type(exc).__name__}") from exc
+
+    def run(self, work: Callable[[psycopg.Connection], T], tx: bool = False) -> T:
+        """`work` on a borrowed connection; once more on a fresh one when its connection
+        failed. A failure that remains is `StoreUnavailable`."""
+        started = 0  # times `work` was started
+        failed = False
+        for _ in range(FRESH_TRIES):
+            lent: list[psycopg.Connection] = []
+            try:
+                with self.borrow(tx, fresh=failed, lent=lent) as conn:
+                    started += 1
+                    return work(conn)
+            except _Stale:
+                continue  # died with the first, but was busy when the pool was checked
+            except psycopg.OperationalError as exc:
+                if started > 1 or not connection_lost(exc, lent[0] if lent else None):
+                    raise budget.StoreUnavailable(f"PostgreSQL: {type(exc).__name__}") from exc
+                failed = True
+                metrics.STORE_RETRIES.inc()
+                log.warning("store connection failed (%s): once more", type(exc).__name__)
+                self.pool.check()  # the dead among the idle ones are replaced now
+        raise budget.StoreUnavailable("PostgreSQL: no live connection")

@@ -1,0 +1,227 @@
+"""The store's time budgets and its retry on a fresh connection, without a database server:
+budgets run out, follow-up work runs without the ack's, sqlite's lock waits are bounded, a
+failed connection is worth one more try and a failed statement is not."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+from psycopg.errors import AdminShutdown, QueryCanceled
+from psycopg_pool import PoolTimeout
+
+from bot.domain.details import InviteDetails
+from bot.domain.records import InviteRequest
+from bot.runtime import metrics
+from bot.runtime.deps import Deps
+from bot.store import SqliteStore, budget
+from bot.store.budget import StoreBusy, StoreUnavailable
+from bot.store.postgres_conn import Connections, connection_lost
+
+
+def new_request() -> InviteRequest:
+    return InviteRequest(requester_id="UREQ", details=InviteDetails(email="ada@example.com"))
+
+
+# --- budgets ------------------------------------------------------------------------------------
+
+
+def test_a_budget_gives_the_time_left_and_store_busy_once_spent():
+    """Inside a budget a store call may take what is left of it; a spent one raises StoreBusy."""
+    assert budget.left() is None
+    with budget.budget(10):
+        assert 9 < budget.left() <= 10
+        with budget.budget(0.05):  # the earlier end counts
+            assert budget.left() <= 0.05
+        with budget.lifted():
+            assert budget.left() is None and not budget.active()
+    with budget.budget(0), pytest.raises(StoreBusy):
+        budget.left()
+    assert not budget.active()
+
+
+def test_follow_up_work_runs_without_the_acks_budget():
+    """Work handed on after the ack does not inherit the ack's deadline with its context."""
+    seen: list[bool] = []
+    with ThreadPoolExecutor(1) as pool, budget.budget(0.001):
+        Deps._submit(pool, lambda: seen.append(budget.active()), ())
+    assert seen == [False]
+
+
+def test_sqlite_waits_for_other_threads_only_for_the_budget(tmp_path):
+    """A store held by another thread's long operation: a budgeted call gives up in time."""
+    store = SqliteStore(str(tmp_path / "s.sqlite"))
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store._lock():
+            holding.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(5)
+    started = time.monotonic()
+    with budget.budget(0.2), pytest.raises(StoreBusy):
+        store.add(new_request())
+    assert time.monotonic() - started < 1.0
+    release.set()
+    holder.join()
+    assert store.add(new_request())  # without a budget, and the lock free: stored
+    store.close()
+
+
+def test_sqlite_waits_for_another_process_only_for_the_budget(tmp_path):
+    """The file lock another process holds (here a second store on the file) is waited for
+    only as long as the budget allows."""
+    path = str(tmp_path / "s.sqlite")
+    mine, theirs = SqliteStore(path), SqliteStore(path)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with theirs._lock():
+            holding.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(5)
+    with budget.budget(0.2), pytest.raises(StoreBusy):
+        mine.set_meta("k", 1)
+    release.set()
+    holder.join()
+    mine.set_meta("k", 2)
+    assert theirs.get_meta("k") == 2
+    mine.close()
+    theirs.close()
+
+
+# --- a fresh connection for a failed one ---------------------------------------------------------
+
+
+class FakeConnection:
+    autocommit = True
+
+    def __init__(self, broken: bool = False) -> None:
+        self.broken = broken
+
+    @contextlib.contextmanager
+    def transaction(self):
+        yield
+
+    def execute(self, sql: str, params=None) -> None:
+        if self.broken:  # what the pool's check of a dead connection meets
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+
+class FakePool:
+    """Lends a new connection each time; `refuse` makes the wait for one time out."""
+
+    def __init__(self, refuse: bool = False, dead: int = 0) -> None:
+        self.dead = dead  # idle connections that died unnoticed, lent first after a failure
+        self.lent: list[FakeConnection] = []
+        self.timeouts: list[float | None] = []
+        self.refuse = refuse
+        self.checked = 0  # how often its idle connections were checked
+
+    def check(self) -> None:
+        self.checked += 1
+
+    @contextlib.contextmanager
+    def connection(self, timeout: float | None = None):
+        self.timeouts.append(timeout)
+        if self.refuse:
+            raise PoolTimeout("no connection")
+        stale = self.dead > 0 and bool(self.lent)
+        self.dead -= stale
+        conn = FakeConnection(broken=stale)
+        self.lent.append(conn)
+        yield conn
+
+
+def lost(conn: FakeConnection) -> psycopg.OperationalError:
+    conn.broken = True
+    return psycopg.OperationalError("server closed the connection unexpectedly")
+
+
+def test_work_whose_connection_failed_is_done_again_on_a_fresh_one():
+    """A connection cut under an operation: the pool's idle connections are checked (the dead
+    ones replaced) and the same work is done once more, on another connection."""
+    pool, calls = FakePool(), []
+    connections = Connections(pool)
+    retries = metrics.STORE_RETRIES._value.get()
+
+    def work(conn: FakeConnection) -> str:
+        calls.append(conn)
+        if len(calls) == 1:
+            raise lost(conn)
+        return "done"
+
+    assert connections.run(work) == "done"
+    assert calls == pool.lent and len(pool.lent) == 2 and pool.lent[0] is not pool.lent[1]
+    assert pool.checked == 1
+    assert metrics.STORE_RETRIES._value.get() == retries + 1
+
+
+def test_dead_connections_lent_for_the_retry_are_passed_over():
+    """Idle connections that died with the first one are found dead before the retry starts
+    on them: the work is done once more, once, on a live one."""
+    pool, calls = FakePool(dead=2), []
+    connections = Connections(pool)
+
+    def work(conn: FakeConnection) -> str:
+        calls.append(conn)
+        if len(calls) == 1:
+            raise lost(conn)
+        return "done"
+
+    assert connections.run(work) == "done"
+    assert len(calls) == 2 and len(pool.lent) == 4 and calls[1] is pool.lent[3]
+
+
+def test_a_failed_statement_is_not_done_again():
+    """A statement that failed on a sound connection is not retried: StoreUnavailable."""
+    pool = FakePool()
+    connections = Connections(pool)
+
+    def work(conn: FakeConnection) -> None:
+        raise psycopg.errors.DiskFull("no space")
+
+    with pytest.raises(StoreUnavailable):
+        connections.run(work)
+    assert len(pool.lent) == 1
+
+
+def test_a_connection_that_fails_twice_gives_store_unavailable():
+    """Once more, not forever: a second failed connection is the caller's to hear of."""
+    pool = FakePool()
+    connections = Connections(pool)
+    with pytest.raises(StoreUnavailable) as raised:
+        connections.run(lambda conn: (_ for _ in ()).throw(lost(conn)))
+    assert len(pool.lent) == 2 and not isinstance(raised.value, StoreBusy)
+
+
+def test_the_pool_is_waited_for_only_within_the_budget():
+    """Under a budget the pool is asked for a connection with the time left, and a pool that
+    has none by then is StoreBusy (not waited for again); without one, the pool's own wait."""
+    pool = FakePool(refuse=True)
+    connections = Connections(pool)
+    with budget.budget(0.3), pytest.raises(StoreBusy):
+        connections.run(lambda conn: None)
+    assert len(pool.timeouts) == 1 and 0 < pool.timeouts[0] <= 0.3
+    with pytest.raises(StoreUnavailable):
+        connections.run(lambda conn: None)
+    assert pool.timeouts[1] is None
+
+
+def test_which_failures_are_a_lost_connection():
+    """A server that ended the connection or a broken one are; a cancelled statement or a
+    pool that had no connection are not."""
+    assert connection_lost(AdminShutdown("terminating connection"), None)
+    assert connection_lost(psycopg.OperationalError("gone"), FakeConnection(broken=True))
+    assert not connection_lost(QueryCanceled("statement timeout"), FakeConnection())
+    assert not connection_lost(PoolTimeout("no connection"), None)
