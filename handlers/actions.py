@@ -1,4 +1,6 @@
-"""Buttons on the approval message: approve, deny (asks for a reason), try again."""
+"""Buttons on the approval message: approve, deny (asks for a reason), try again; and in DMs:
+accept, invite again, retry failed. Each acks at once; the decision it asks for is stored
+after the ack, or its clicker is told to click again (handlers/clicks.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ from bot.domain.batches import BatchStatus
 from bot.domain.records import Status
 from bot.runtime.deps import Deps
 from bot.services.joining import AcceptOutcome
+from bot.store.budget import ACK_SECONDS
 from bot.ui import answers, approval, bulk_blocks, forms, mrkdwn, notices
+from handlers.clicks import Clicker, decided
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +29,11 @@ def register(app: App, deps: Deps) -> None:
         deps.later(_approve, body)
 
     def _approve(body: dict) -> None:
-        target = _request_id(body)
+        target, clicker = _request_id(body), Clicker.of(body)
         if is_batch(target):  # "Approve all N": the same button, on a batch's message
-            run_batch_approval(deps, target, body["user"]["id"], _channel(body))
+            run_batch_approval(deps, target, clicker.user, clicker.channel, clicker=clicker)
             return
-        run_approval(deps, target, body["user"]["id"], _channel(body))
+        run_approval(deps, target, clicker.user, clicker.channel, clicker=clicker)
 
     def deny(ack: Ack, body: dict) -> None:
         ack()
@@ -39,11 +43,15 @@ def register(app: App, deps: Deps) -> None:
         user = body["user"]["id"]
         target = _request_id(body)
         if is_batch(target):
-            decision = deps.batches.can_deny(target, user)
-            answer = bulk_blocks.batch_refusal
+            can_deny, answer = deps.batches.can_deny, bulk_blocks.batch_refusal
         else:
-            decision = service.can_deny(target, user)
-            answer = answers.refusal
+            can_deny, answer = service.can_deny, answers.refusal
+        # Quick: the modal's trigger_id lives 3 s.
+        decision = decided(
+            deps, Clicker.of(body), "deny", lambda: can_deny(target, user), ACK_SECONDS
+        )
+        if decision is None:
+            return
         if not decision.ok:
             courier.tell(user, _channel(body), answer(decision.request, decision.refusal))
             return
@@ -62,7 +70,13 @@ def register(app: App, deps: Deps) -> None:
 
     def _accept(body: dict) -> None:
         user = body["user"]["id"]
-        outcome, request = service.accept(_request_id(body), user)
+        # No time budget: awork is called between the store's writes.
+        accepted = decided(
+            deps, Clicker.of(body), "accept", lambda: service.accept(_request_id(body), user), 0
+        )
+        if accepted is None:
+            return
+        outcome, request = accepted
         channel = _channel(body)
         message_ts = (body.get("container") or {}).get("message_ts")
         if outcome == AcceptOutcome.JOINED and request is not None:
@@ -85,7 +99,14 @@ def register(app: App, deps: Deps) -> None:
 
     def _invite_again(body: dict) -> None:
         user = body["user"]["id"]
-        decision = service.invite_again(_request_id(body), user)
+        decision = decided(
+            deps,
+            Clicker.of(body),
+            "invite_again",
+            lambda: service.invite_again(_request_id(body), user),
+        )
+        if decision is None:
+            return
         if not decision.ok:
             text = answers.ACCEPT_ANSWERS.get(str(decision.refusal)) or answers.refusal(
                 decision.request, decision.refusal
@@ -107,7 +128,14 @@ def register(app: App, deps: Deps) -> None:
     def _retry_failed(body: dict) -> None:
         user = body["user"]["id"]
         batch_id, after_run = bulk_blocks.retry_target(_request_id(body))
-        decision = deps.batches.retry_failed(batch_id, user, after_run)
+        decision = decided(
+            deps,
+            Clicker.of(body),
+            "retry_failed",
+            lambda: deps.batches.retry_failed(batch_id, user, after_run),
+        )
+        if decision is None:
+            return
         if not decision.ok:
             text = bulk_blocks.batch_refusal(decision.request, decision.refusal)
             courier.tell(user, _channel(body), text)
@@ -122,10 +150,22 @@ def is_batch(target_id: str) -> bool:
 
 
 def run_batch_approval(
-    deps: Deps, batch_id: str, user: str, channel: str | None, own_allowed: bool = False
+    deps: Deps,
+    batch_id: str,
+    user: str,
+    channel: str | None,
+    own_allowed: bool = False,
+    clicker: Clicker | None = None,
 ) -> None:
     """An approval of a whole batch: the one that completes it runs the batch."""
-    decision = deps.batches.approve(batch_id, user, own_allowed=own_allowed)
+    decision = decided(
+        deps,
+        clicker or Clicker(user, channel),
+        "approve",
+        lambda: deps.batches.approve(batch_id, user, own_allowed=own_allowed),
+    )
+    if decision is None:
+        return
     if not decision.ok:
         deps.courier.tell(
             user, channel, bulk_blocks.batch_refusal(decision.request, decision.refusal)
@@ -139,12 +179,26 @@ def run_batch_approval(
 
 
 def run_approval(
-    deps: Deps, request_id: str, user: str, channel: str | None, own_allowed: bool = False
+    deps: Deps,
+    request_id: str,
+    user: str,
+    channel: str | None,
+    own_allowed: bool = False,
+    clicker: Clicker | None = None,
 ) -> None:
     """An approval from a click (or a self-approved submission): record it, and when it is
-    the one that completes the request, invite in awork and bring Slack up to date."""
+    the one that completes the request, invite in awork and bring Slack up to date. Once the
+    approval is stored (`pending -> inviting` under a lease), a failure of what follows is
+    the sweep's to finish: it takes the request over when the lease has expired."""
     service, courier = deps.service, deps.courier
-    decision = service.approve(request_id, user, own_allowed=own_allowed)
+    decision = decided(
+        deps,
+        clicker or Clicker(user, channel),
+        "approve",
+        lambda: service.approve(request_id, user, own_allowed=own_allowed),
+    )
+    if decision is None:
+        return
     if not decision.ok:
         courier.tell(user, channel, answers.refusal(decision.request, decision.refusal))
         return

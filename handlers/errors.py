@@ -1,12 +1,22 @@
-"""Unexpected errors in a listener: logged for the operator, never a stack trace in Slack."""
+"""Unexpected errors in a listener: logged for the operator, never a stack trace in Slack.
+
+A store that missed the ack's time budget (bot/store/budget.py) - or failed - while a request
+was being answered is no bug: the person hears at once that the bot is busy and that nothing
+was stored, in the shape their request takes an answer in (counted in `invitebot_store_busy`).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 
 from slack_bolt import App, BoltResponse
 
+from bot.runtime import metrics
 from bot.runtime.deps import Deps
+from bot.store import StoreClosed
+from bot.store.budget import StoreUnavailable
+from bot.ui import answers
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +28,10 @@ def register(app: App, deps: Deps) -> None:
         error: Exception, body: dict, response: BoltResponse | None
     ) -> BoltResponse | None:
         kind = body.get("type") or ("slash_command" if body.get("command") else "unknown")
+        if isinstance(error, (StoreUnavailable, StoreClosed)):
+            log.warning("store busy on a %s request: %s", kind, type(error).__name__)
+            metrics.STORE_BUSY.labels(kind).inc()
+            return busy(kind, body) if response is not None else None
         log.error("listener failed on a %s request: %s", kind, type(error).__name__, exc_info=error)
         if response is None:
             return None  # no answer to replace (listeners ack inline, so Bolt passes one)
@@ -27,3 +41,24 @@ def register(app: App, deps: Deps) -> None:
         return BoltResponse(status=400, body="")
 
     app.error(on_error)
+
+
+def busy(kind: str, body: dict) -> BoltResponse:
+    """'The bot is busy - not stored' as the ack of a request of this kind: a private answer
+    to a command, an error on a form's first field (the form stays open, filled in), no options
+    for a picker, a plain ack for anything else."""
+    if kind == "slash_command":
+        answer = {"response_type": "ephemeral", "text": answers.BUSY}
+    elif kind == "view_submission":
+        blocks = (body.get("view") or {}).get("blocks") or []
+        inputs = [b["block_id"] for b in blocks if b.get("type") == "input" and b.get("block_id")]
+        if not inputs:
+            return BoltResponse(status=200, body="")
+        answer = {"response_action": "errors", "errors": {inputs[0]: answers.BUSY}}
+    elif kind == "block_suggestion":
+        answer = {"options": []}
+    else:
+        return BoltResponse(status=200, body="")
+    return BoltResponse(
+        status=200, body=json.dumps(answer), headers={"content-type": "application/json"}
+    )

@@ -60,9 +60,10 @@ def state_for(view: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
 
 
 class SlackDriver:
-    def __init__(self, app: App, signing_secret: str) -> None:
+    def __init__(self, app: App, signing_secret: str, response_url: str | None = None) -> None:
         self.app = app
         self.verifier = SignatureVerifier(signing_secret)
+        self.response_url = response_url  # clicks carry it instead of the captured one
 
     def send(
         self,
@@ -138,6 +139,8 @@ class SlackDriver:
         payload["channel"] = {"id": channel, "name": "invite-approvals"}
         payload["trigger_id"] = f"trig.{time.monotonic_ns()}"
         payload["state"] = {"values": {}}
+        if self.response_url:
+            payload["response_url"] = self.response_url
         payload["actions"] = [
             {
                 "action_id": action_id,

@@ -70,6 +70,10 @@ def refusal(request: Any, reason: str | None, decided: Callable[[Any], str] | No
 
 FIRST_APPROVAL = ":white_check_mark: Your approval is in. An admin role needs a second approver, who has been shown it."
 NOT_APPROVER = ":lock: Only approvers can decide on invitation requests."
+# The store missed the ack's time budget: nothing was stored, and the person hears so in time.
+BUSY = ":hourglass: The bot is busy — your request was not stored. Please try again in a minute."
+# A click's decision could not be stored (the store failed, even on a fresh connection).
+CLICK_AGAIN = ":warning: That didn't go through — the bot could not store it. Please click again."
 
 
 def already_decided(request: InviteRequest) -> str:
