@@ -13,7 +13,7 @@ from bot.domain.batches import BatchStatus
 from bot.domain.records import Status
 from bot.runtime.deps import Deps
 from bot.services.joining import AcceptOutcome
-from bot.store.budget import ACK_SECONDS
+from bot.store.budget import CALL_SECONDS
 from bot.ui import answers, approval, bulk_blocks, forms, mrkdwn, notices
 from handlers.clicks import Clicker, decided
 
@@ -48,7 +48,7 @@ def register(app: App, deps: Deps) -> None:
             can_deny, answer = service.can_deny, answers.refusal
         # Quick: the modal's trigger_id lives 3 s.
         decision = decided(
-            deps, Clicker.of(body), "deny", lambda: can_deny(target, user), ACK_SECONDS
+            deps, Clicker.of(body), "deny", lambda: can_deny(target, user), CALL_SECONDS
         )
         if decision is None:
             return

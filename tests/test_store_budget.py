@@ -44,6 +44,18 @@ def test_a_budget_gives_the_time_left_and_store_busy_once_spent():
     assert not budget.active()
 
 
+def test_the_acks_budget_caps_each_call_and_all_of_them():
+    """Answering a Slack request, one store call may take 1.5 s, and all of them end by 2.5 s
+    after the request was taken up, so the answer leaves within Slack's 3 s."""
+    assert (budget.ACK_SECONDS, budget.CALL_SECONDS) == (2.5, 1.5)
+    with budget.ack_budget():
+        assert 1.4 < budget.left() <= 1.5
+        with budget.budget(0.5):  # a shorter budget inside keeps the cap
+            assert budget.left() <= 0.5
+        with budget.budget(10):
+            assert budget.left() <= 1.5
+
+
 def test_follow_up_work_runs_without_the_acks_budget():
     """Work handed on after the ack does not inherit the ack's deadline with its context."""
     seen: list[bool] = []

@@ -72,7 +72,7 @@ class AnsweringApp(App):
     leaves within Slack's 3 s; a store that missed it is answered "busy" (handlers/errors.py)."""
 
     def dispatch(self, req: BoltRequest) -> BoltResponse:
-        with budget.budget(budget.ACK_SECONDS):
+        with budget.ack_budget():
             return super().dispatch(req)
 
 

@@ -1,10 +1,11 @@
 """Time budgets for store calls, so that whoever waits for an answer gets one in time, whatever
 the database does; and what a store call that could not be carried out raises.
 
-- Every Slack request is answered under the ack's budget (`budget(ACK_SECONDS)`, opened once
-  around the dispatch of each request, bot/runtime/app.py): a store call made meanwhile waits
-  for a connection or a lock, and runs its statements, only for the time left; once that is
-  spent it raises `StoreBusy` and the person is told the bot is busy - within Slack's 3 s.
+- Every Slack request is answered under the ack's budget (`ack_budget()`, opened once around
+  the dispatch of each request, bot/runtime/deps.py): a store call made meanwhile waits for a
+  connection or a lock, and runs its statements, for at most `CALL_SECONDS` and never past
+  `ACK_SECONDS` after the request was taken up; then it raises `StoreBusy` and the person is
+  told the bot is busy - within Slack's 3 s, whatever else the answer took.
 - A click's decision, stored after the ack, has a budget of its own (`DECISION_SECONDS`), so
   that a clicker whose decision could not be stored hears so within seconds.
 - Work after the ack runs without a budget (`lifted`): it may wait for the database.
@@ -26,12 +27,14 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-ACK_SECONDS = 1.5  # all store calls made while answering one Slack request
+ACK_SECONDS = 2.5  # from taking up a Slack request, the store calls answering it must end by
+CALL_SECONDS = 1.5  # one store call on the ack path: its wait for the pool, its statements
 DECISION_SECONDS = 5.0  # storing a click's decision, after its ack
 SPENT = 0.01  # seconds left below which a store call is not started at all
 POLL = 0.005  # seconds between attempts at a file lock that cannot be waited for
 
-_deadline: ContextVar[float | None] = ContextVar("store_deadline", default=None)
+# (when the budget ends, on the monotonic clock; the most one call may take, or None)
+_deadline: ContextVar[tuple[float, float | None] | None] = ContextVar("store_budget", default=None)
 
 
 class StoreUnavailable(ConnectionError):
@@ -45,15 +48,24 @@ class StoreBusy(StoreUnavailable):
 
 
 @contextlib.contextmanager
-def budget(seconds: float) -> Iterator[None]:
-    """Store calls in this block finish within `seconds` in all, or raise `StoreBusy`."""
+def budget(seconds: float, per_call: float | None = None) -> Iterator[None]:
+    """Store calls in this block finish within `seconds` in all, each within `per_call`, or
+    raise `StoreBusy`."""
     end = time.monotonic() + seconds
     outer = _deadline.get()
-    token = _deadline.set(end if outer is None else min(outer, end))
+    if outer is not None:
+        end = min(end, outer[0])
+        per_call = outer[1] if per_call is None else min(per_call, outer[1] or per_call)
+    token = _deadline.set((end, per_call))
     try:
         yield
     finally:
         _deadline.reset(token)
+
+
+def ack_budget() -> contextlib.AbstractContextManager[None]:
+    """The budget of the store calls made while one Slack request is answered."""
+    return budget(ACK_SECONDS, per_call=CALL_SECONDS)
 
 
 @contextlib.contextmanager
@@ -81,13 +93,14 @@ def active() -> bool:
 def left() -> float | None:
     """Seconds the store call about to start may take; None without a budget. `StoreBusy` when
     the budget is spent."""
-    deadline = _deadline.get()
-    if deadline is None:
+    current = _deadline.get()
+    if current is None:
         return None
+    deadline, per_call = current
     seconds = deadline - time.monotonic()
     if seconds < SPENT:
         raise StoreBusy("the store's time budget is spent")
-    return seconds
+    return seconds if per_call is None else min(seconds, per_call)
 
 
 def acquire(lock: threading.Lock | threading.RLock) -> None:
