@@ -95,7 +95,9 @@ class BatchDelivery(CourierParts):
         return self._sync(batch_id, wait, self._deliver_batch, seconds=120)
 
     def _deliver_batch(self, batch: InviteBatch) -> InviteBatch:
-        summary = self.batches.summary(batch) if batch.status is BatchStatus.DONE else None
+        # A run paused for members whose answer was lost shows its count from the members.
+        done = batch.status is BatchStatus.DONE or batch.unsure
+        summary = self.batches.summary(batch) if done else None
         text, message_blocks = bulk_blocks.batch_approval_message(batch, summary)
         # What the message shows; `link_news` as read before the summary, so a member's news
         # that comes later is shown by another round.

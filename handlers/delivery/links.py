@@ -48,7 +48,10 @@ class LinkDelivery(CourierParts):
         """DM the acceptance link: to the invitee if they are in Slack (only to them, retried
         until it is delivered), else to the requester."""
         link = self.service.accept_link(request)
-        if link is None:  # found in awork after a crash: awork's own email carries the link
+        if link is None:  # found in awork after its answer was lost: the bot has no code
+            if request.invitee_slack_id:  # told what to do instead, once; no Accept button
+                text, track = notices.answer_lost_dm(request), (request, "answer_lost_dm")
+                self.dm(request.invitee_slack_id, text, track=track)
             return self.store.update(request.id, link_attempted=True) or request
         invitee = request.invitee_slack_id
         if invitee:  # in Slack: a DM with an Accept button; the code stays in the store

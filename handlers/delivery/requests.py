@@ -64,6 +64,12 @@ class RequestDelivery(CourierParts):
                 )
                 if where:
                     request = self._posted(request, "reminder_notice", where, reminder_told=True)
+        elif request.status is Status.INVITING and request.unsure_since and not request.unsure_told:
+            text = notices.unsure_notice(request)  # awork is slow: the result comes later
+            track = (request, "unsure_notice")
+            where = self.news(request.requester_id, request.origin_channel, text, track=track)
+            if where:
+                request = self._posted(request, "unsure_notice", where, unsure_told=True)
         elif self._outcome_due(request):
             command = installed_command(self.store)
             offer = (
