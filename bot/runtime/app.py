@@ -24,7 +24,7 @@ from bot.awork.sandbox import API_URL as SANDBOX_API_URL
 from bot.awork.sandbox import Sandbox
 from bot.runtime import logs, metrics
 from bot.runtime.config import Settings
-from bot.runtime.deps import Deps
+from bot.runtime.deps import AnsweringApp, Deps
 from bot.runtime.readiness import StoreReadiness
 from bot.runtime.signing import SignedOnly
 from bot.runtime.slack_clients import SLACK_RETRY_COUNT, modal_client, slack_client
@@ -234,7 +234,7 @@ def build(
     executor = executor or ThreadPoolExecutor(
         max_workers=settings.threads, thread_name_prefix="listener"
     )
-    app = App(
+    app = AnsweringApp(
         # Named, or Bolt inspects the whole call stack to name itself (0.1 s at start).
         name="invite-bot",
         client=client,
