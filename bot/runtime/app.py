@@ -127,7 +127,8 @@ class Bot:
                 return
             except Exception as exc:  # keep sweeping; the next round may succeed
                 log.error("sweep failed: %s", type(exc).__name__, exc_info=exc)
-            self._stopping.wait(self.sweep_seconds)
+            # Sooner when an unsure invitation's next look is due (Work.alarm).
+            self.deps.service.work.alarm.wait(self.sweep_seconds)
 
     def _workspace_known(self) -> None:
         """Ask awork for the workspace id at start (when not configured), so the first
@@ -142,6 +143,7 @@ class Bot:
         then close the store. Whatever is cut off is recovered at the next start."""
         deadline = time.monotonic() + timeout
         self._stopping.set()
+        self.deps.service.work.alarm.ring()  # the sweeper stops waiting
         self.deps.catalog.stop()
         self.deps.batches.stop()  # no further member starts; the run is resumed at the next start
         finished = self.deps.service.wait_idle(timeout)
@@ -163,6 +165,7 @@ class Bot:
 
     def close(self) -> None:
         self._stopping.set()
+        self.deps.service.work.alarm.ring()
         self.deps.catalog.stop()
         self.awork.close()
         self.store.close()
@@ -224,6 +227,7 @@ def build(
         skip_email_for_slack_members=settings.invite_skip_email_for_slack_members,
         lease_margin=settings.invite_lease_margin,
         instance_id=instance_id,
+        settle_seconds=settings.invite_settle_seconds,
         **({"sleep": retry_sleep} if retry_sleep else {}),
     )
 
