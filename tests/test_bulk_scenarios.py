@@ -190,27 +190,27 @@ def csv_file(files, name: str, content: str, url: str | None = None) -> list[dic
 def test_bulk_csv_file_becomes_one_batch_with_one_approval_message(
     driver, slack, bot, awork, files
 ):
-    """120 people from a CSV: one message ("Approve all 120"), one POST each on approval."""
+    """60 people from a CSV: one message ("Approve all 60"), one POST each on approval."""
     content = "email,first name,last name\n" + "".join(
-        f"p{i}@example.com, P{i}, Test\n" for i in range(120)
+        f"p{i}@example.com, P{i}, Test\n" for i in range(60)
     )
     attached = csv_file(files, "people.csv", content)
     response = submit_bulk(driver, {"people_file": attached, "roleId": ROLE_PM})
     assert response.status == 200 and response.body == ""
     assert files.requests[0].headers["Authorization"].startswith("Bearer xoxb-")
     batch_id = approval_request_id(slack)
-    assert "Approve all 120" in json.dumps(approval_posts(slack)[0].args["blocks"])
+    assert "Approve all 60" in json.dumps(approval_posts(slack)[0].args["blocks"])
     driver.click("approve_invite", batch_id, APPROVER)
     batch = wait_batch(bot, batch_id, BatchStatus.DONE)
-    assert posted_emails(awork) == sorted(f"p{i}@example.com" for i in range(120))
-    assert len(bot.deps.batches.summary(batch).invited) == 120
+    assert posted_emails(awork) == sorted(f"p{i}@example.com" for i in range(60))
+    assert len(bot.deps.batches.summary(batch).invited) == 60
     links = [
         c
         for c in slack.of("chat.postMessage")
         if c.args["channel"] == "DUREQ" and "Acceptance links" in c.args["text"]
     ]
-    assert len(links) == 3  # 50 a message
-    assert sum(c.args["text"].count("accept the invitation") for c in links) == 120
+    assert len(links) == 2  # 50 a message
+    assert sum(c.args["text"].count("accept the invitation") for c in links) == 60
     assert len(approval_posts(slack)) == 1
 
 
