@@ -52,6 +52,9 @@ def env_for(slack: FakeSlack, awork_url: str, db: Path) -> dict[str, str]:
         # within seconds of its restart, not after the production lease of about a minute.
         AWORK_TIMEOUT="3",
         INVITE_LEASE_MARGIN="1",
+        # A settle window within the lease: a request taken over after a kill whose person
+        # awork does not have is sent at once, not after the production window of 2 minutes.
+        INVITE_SETTLE_SECONDS="4",
     )
 
 

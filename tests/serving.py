@@ -22,13 +22,15 @@ SCRIPT = Path(sys.executable).parent / "invite-bot"
 # answers in SLOW seconds, within AWORK_TIMEOUT. A POST the test kills the bot during takes
 # IN_FLIGHT seconds: it ends before the lease does, and after a restarted server could first
 # act - one that took over before the lease ran out would send a second invitation.
-SHORT_LEASE = {"AWORK_TIMEOUT": "1", "INVITE_LEASE_MARGIN": "1"}
+# The settle window is shorter than the lease: a takeover comes after the dead holder's last
+# send by a lease, so finding nobody it sends at once (the lease covered the POST in flight).
+SHORT_LEASE = {"AWORK_TIMEOUT": "1", "INVITE_LEASE_MARGIN": "1", "INVITE_SETTLE_SECONDS": "3"}
 LEASE = 4.0
 SLOW = 0.5
 IN_FLIGHT = 3.0
 # Half that, for crash tests where awork is slow only for the POST the test kills the bot
 # during (after the restart it answers at once): a lease of 2 s, a POST of 1.4 s in flight.
-QUICK_LEASE = {"AWORK_TIMEOUT": "0.5", "INVITE_LEASE_MARGIN": "0.5"}
+QUICK_LEASE = {"AWORK_TIMEOUT": "0.5", "INVITE_LEASE_MARGIN": "0.5", "INVITE_SETTLE_SECONDS": "2"}
 QUICK_IN_FLIGHT = 1.4
 
 

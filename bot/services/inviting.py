@@ -108,7 +108,27 @@ class Inviting:
         if claimed.unsure_since is None:
             self.store.record("recovering", request.id, previous_owner=request.claimed_by)
             log.info("request %s: taking over an invitation whose lease expired", request.id)
+            claimed = self._unsure_since_last_send(claimed, request.claim_until)
         return self.settle(claimed, look_first=True, due=request.claim_until)
+
+    def _unsure_since_last_send(
+        self, request: InviteRequest, lease_ended: datetime | None
+    ) -> InviteRequest:
+        """A holder that died may have had its POST on the way: its answer is lost, so the
+        request is unsure from the last moment a request of its could leave - its lease's last
+        renewal, one lease before the lease ended. Long ago, the window is over and one look
+        decides; just now, it is looked for until the window ends before anything is sent."""
+        if lease_ended is None:
+            return request
+        ok, stored = self.store.transition(
+            request.id,
+            {Status.INVITING},
+            Status.INVITING,
+            require={"claim_id": request.claim_id},
+            unsure_since=lease_ended - timedelta(seconds=self.work.lease),
+            unsure_checks=0,
+        )
+        return stored if ok and stored is not None else request
 
     def settle(
         self, request: InviteRequest, look_first: bool, due: datetime | None = None
