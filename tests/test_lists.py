@@ -132,3 +132,26 @@ def test_nothing_on_a_request_path_reads_the_whole_store(driver, slack, bot, mon
     slack.wait_for("views.publish")
     bot.deps.courier.sweep(force=True)
     assert settle(bot, first).status is Status.INVITED
+
+
+def test_a_failure_awork_did_not_refuse_is_not_called_refused():
+    """A failed request whose answer was lost lists as "did not go through"; a refusal as refused."""
+    from bot.domain.records import Failure, InviteRequest
+    from bot.ui.answers import already_decided
+    from bot.ui.lists import request_line
+
+    def failed(retryable: bool) -> InviteRequest:
+        failure = Failure(code="answer-lost", message="lost", retryable=retryable)
+        return InviteRequest(
+            requester_id="UREQ",
+            details=InviteDetails(email="ada@example.com"),
+            status=Status.FAILED,
+            failure=failure,
+            decided_by="UAPP",
+        )
+
+    lost, refused = failed(retryable=True), failed(retryable=False)
+    assert "did not go through" in request_line(lost) and "refused" not in request_line(lost)
+    assert "awork refused" in request_line(refused)
+    assert "did not go through" in already_decided(lost)
+    assert "awork refused" in already_decided(refused)

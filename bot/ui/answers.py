@@ -83,7 +83,9 @@ def already_decided(request: InviteRequest) -> str:
         Status.INVITING: f"was already approved by {who} and is being sent",
         Status.INVITED: f"was already approved by {who}",
         Status.DENIED: f"was already denied by {denier}",
-        Status.FAILED: f"was already approved by {who}, and awork refused it",
+        Status.FAILED: f"was already approved by {who}, and awork refused it"
+        if not (request.failure and request.failure.retryable)
+        else f"was already approved by {who}, and the invitation did not go through",
         Status.PENDING: "is still waiting",
         Status.JOINING: f"was already approved by {who}",
         Status.JOINED: f"was already approved by {who}, and they joined",

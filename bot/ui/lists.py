@@ -27,10 +27,20 @@ STATUS_WORDS = {
 }
 
 
+# A failure awork did not refuse (its answer lost, or awork unavailable): it may be tried again.
+NOT_THROUGH = ":warning: did not go through"
+
+
+def status_words(request: InviteRequest) -> str:
+    if request.status is Status.FAILED and request.failure and request.failure.retryable:
+        return NOT_THROUGH
+    return STATUS_WORDS[request.status]
+
+
 def request_line(request: InviteRequest) -> str:
     d = request.details
     who = f"{escape(d.full_name)} · " if d.full_name else ""
-    return f"*{who}{escape(d.email)}* — {STATUS_WORDS[request.status]} · `{request.id}` · asked {slack_date(request.created_at)}"
+    return f"*{who}{escape(d.email)}* — {status_words(request)} · `{request.id}` · asked {slack_date(request.created_at)}"
 
 
 def _page(items: list[Any], page: int, size: int) -> tuple[list[Any], int, int]:
