@@ -18,7 +18,7 @@ from bot.domain.details import InviteDetails
 from bot.domain.records import InviteRequest
 from bot.runtime import metrics
 from bot.runtime.deps import Deps
-from bot.store import SqliteStore, budget
+from bot.store import SqliteStore, budget, postgres_conn
 from bot.store.budget import StoreBusy, StoreUnavailable
 from bot.store.postgres_conn import Connections, connection_lost
 
@@ -208,13 +208,34 @@ def test_a_failed_statement_is_not_done_again():
     assert len(pool.lent) == 1
 
 
-def test_a_connection_that_fails_twice_gives_store_unavailable():
-    """Once more, not forever: a second failed connection is the caller's to hear of."""
+def test_under_the_acks_budget_a_connection_that_fails_twice_gives_store_unavailable():
+    """Answering Slack, once more and no more: a second failed connection is the caller's."""
     pool = FakePool()
     connections = Connections(pool)
-    with pytest.raises(StoreUnavailable) as raised:
+    with budget.budget(2.0), pytest.raises(StoreUnavailable) as raised:
         connections.run(lambda conn: (_ for _ in ()).throw(lost(conn)))
     assert len(pool.lent) == 2 and not isinstance(raised.value, StoreBusy)
+
+
+def test_after_the_ack_work_outlives_connections_cut_again_and_again(monkeypatch):
+    """Follow-up work (no budget) whose connections are cut three times in a row - a failover
+    - is done on the fourth, pausing a little longer each time; cut forever, it gives up."""
+    pauses: list[float] = []
+    monkeypatch.setattr(postgres_conn.time, "sleep", pauses.append)
+    pool, calls = FakePool(), []
+    connections = Connections(pool)
+
+    def work(conn: FakeConnection) -> str:
+        calls.append(conn)
+        if len(calls) <= 3:
+            raise lost(conn)
+        return "done"
+
+    assert connections.run(work) == "done"
+    assert len(calls) == 4 and pauses == [0.1, pytest.approx(0.3)]
+    with pytest.raises(StoreUnavailable):
+        connections.run(lambda conn: (_ for _ in ()).throw(lost(conn)))
+    assert len(pool.lent) == 4 + 1 + postgres_conn.RERUNS_WITHOUT_BUDGET
 
 
 def test_the_pool_is_waited_for_only_within_the_budget():

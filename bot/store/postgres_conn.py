@@ -8,7 +8,8 @@ work whose connection failed.
 - `run` does a piece of work on a borrowed connection and, when that connection failed (a
   restart, a failover, pg_terminate_backend, a cut), has the pool's idle connections checked -
   the others may have died with it - and does the work once more on a connection found alive
-  first. Only a failed connection is retried, never a failed statement. The work must be safe
+  first; outside the ack's budget (follow-up work, the sweep) up to RERUNS_WITHOUT_BUDGET
+  times, pausing a little longer each time, as a failover cuts connections more than once. Only a failed connection is retried, never a failed statement. The work must be safe
   to do again after a commit whose answer was lost: a read, an idempotent write, or one that
   recognises its own earlier write (the store's compare-and-set and inserts do).
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -37,6 +39,11 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 FRESH_TRIES = 4  # connections tried for one piece of work: its own, then up to 3 for its retry
+# Work done outside the ack's budget (after the ack, the sweep) is done again after each of up
+# to this many lost connections - a failover cuts them more than once in a few seconds - with a
+# pause growing from PAUSE between them; under a budget, once.
+RERUNS_WITHOUT_BUDGET = 4
+PAUSE = 0.1
 # SQLSTATEs of a connection the server ended: shut down, crashed, restarting, or terminated.
 SERVER_ENDED = frozenset({"57P01", "57P02", "57P03"})
 
@@ -105,10 +112,11 @@ class Connections:
 
     def run(self, work: Callable[[psycopg.Connection], T], tx: bool = False) -> T:
         """`work` on a borrowed connection; once more on a fresh one when its connection
-        failed. A failure that remains is `StoreUnavailable`."""
+        failed (outside a budget, again after each further lost connection, a few times). A failure that remains is `StoreUnavailable`."""
+        reruns = 1 if budget.active() else RERUNS_WITHOUT_BUDGET
         started = 0  # times `work` was started
         failed = False
-        for _ in range(FRESH_TRIES):
+        for _ in range(FRESH_TRIES + reruns):
             lent: list[psycopg.Connection] = []
             try:
                 with self.borrow(tx, fresh=failed, lent=lent) as conn:
@@ -117,8 +125,10 @@ class Connections:
             except _Stale:
                 continue  # died with the first, but was busy when the pool was checked
             except psycopg.OperationalError as exc:
-                if started > 1 or not connection_lost(exc, lent[0] if lent else None):
+                if started > reruns or not connection_lost(exc, lent[0] if lent else None):
                     raise budget.StoreUnavailable(f"PostgreSQL: {type(exc).__name__}") from exc
+                if started > 1:  # cut again: give a failover a moment
+                    time.sleep(PAUSE * 3 ** (started - 2))
                 failed = True
                 metrics.STORE_RETRIES.inc()
                 log.warning("store connection failed (%s): once more", type(exc).__name__)
