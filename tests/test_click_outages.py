@@ -75,10 +75,9 @@ def not_stored() -> float:
 
 def finish_by_sweep(bot) -> None:
     """What the sweep does once the leases have run out: take over every request left
-    inviting (its follow-up failed after the approval was stored) and settle it. The leases
-    ran out over INVITE_SETTLE_SECONDS ago, so a takeover that finds nobody sends at once."""
+    inviting (its follow-up failed after the approval was stored) and settle it."""
     for request in bot.store.requests(Status.INVITING):
-        bot.store.update(request.id, claim_until=bot.store.now() - timedelta(seconds=130))
+        bot.store.update(request.id, claim_until=bot.store.now() - timedelta(seconds=1))
     bot.deps.courier.sweep()
 
 

@@ -20,14 +20,9 @@ APPROVER = APPROVERS[0]
 DEAD = f"{socket.gethostname()}:4194303:dead"  # whose lease has run out
 
 
-# A lease that ran out this long ago: the holder's last send is over INVITE_SETTLE_SECONDS
-# (120 s) back, so a takeover that finds nobody in awork may send at once.
-LONG_AGO = -130.0
-
-
-def crash_mid_invite(bot, request_id: str, owner: str = DEAD, lease_left: float = LONG_AGO):
+def crash_mid_invite(bot, request_id: str, owner: str = DEAD, lease_left: float = -1.0):
     """Leave a request as a process killed during its awork call would: INVITING, held by a
-    lease with `lease_left` seconds to run (run out long ago, by default)."""
+    lease with `lease_left` seconds to run (run out, by default)."""
     started = utcnow()
     ok, request = bot.store.transition(
         request_id, {Status.PENDING}, Status.INVITING, decided_by=APPROVER, decided_at=started,
@@ -100,7 +95,7 @@ def test_live_claim_is_left_alone_until_its_lease_expires(driver, slack, bot, aw
     assert (
         bot.store.get(request_id).claimed_by == DEAD and awork.calls("POST", "/invitations") == []
     )
-    bot.store.update(request_id, claim_until=bot.store.now() + timedelta(seconds=LONG_AGO))
+    bot.store.update(request_id, claim_until=bot.store.now() - timedelta(seconds=1))
     bot.deps.courier.sweep()
     assert settle(bot, request_id).status is Status.INVITED
     assert len(awork.calls("POST", "/invitations")) == 1

@@ -43,6 +43,7 @@ class SlowAwork:
         self.late: list[httpx.Request] = []
         self.lookups = 0
         self.on_lookup = None
+        self.on_post = None  # called as each POST arrives
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.method == "GET" and request.url.path.endswith("/users"):
@@ -51,6 +52,8 @@ class SlowAwork:
                 self.on_lookup()
         if not (request.method == "POST" and request.url.path.endswith("/invitations")):
             return self.fake.handler(request)
+        if self.on_post is not None:
+            self.on_post()
         step = self.plan.pop(0) if self.plan else "ok"
         if step in ("ok", "lost", "reset"):
             answer = self.fake.handler(request)
@@ -277,6 +280,7 @@ def test_a_holder_that_died_just_now_is_settled_not_resent_on_one_look(world):
     then one look more and exactly one POST."""
     fake, slow, store, clock, service = world
     request_id = approved(service)  # ... and the approver's process is gone
+    store.update(request_id, uncertain=True)  # marked right before its POST left
     sent_by_then = store.now()  # its lease was last renewed here, right before a send
     other = in_process_service(store, APPROVERS, slow, instance_id="two")
     slow.lookups = 0
@@ -297,12 +301,35 @@ def test_a_holder_that_died_long_ago_is_invited_after_one_look(world):
     that finds nobody allows the one POST at once."""
     fake, slow, store, clock, service = world
     request_id = approved(service)
+    store.update(request_id, uncertain=True)  # marked right before its POST left
     other = in_process_service(store, APPROVERS, slow, instance_id="two")
     slow.lookups = 0
     clock.advance(other.work.lease + 121)
     request = other.recover(store.get(request_id))
     assert request.status is Status.INVITED and posts(fake) == 1 and slow.lookups == 1
     assert "recovering" in [e.event for e in store.audit() if e.request_id == request_id]
+
+
+def test_a_holder_that_died_before_its_post_is_invited_at_once(world):
+    """The holder died before marking its POST as on its way: nothing can be in awork, so the
+    takeover sends at once, without waiting out the window."""
+    fake, slow, store, clock, service = world
+    request_id = approved(service)
+    assert not store.get(request_id).uncertain
+    other = in_process_service(store, APPROVERS, slow, instance_id="two")
+    clock.advance(other.work.lease + 1)
+    request = other.recover(store.get(request_id))
+    assert request.status is Status.INVITED and posts(fake) == 1
+
+
+def test_the_post_is_marked_as_on_its_way_before_it_leaves(world):
+    """When the POST reaches awork, the stored request already says it may have been sent."""
+    fake, slow, store, _clock, service = world
+    request_id = approved(service)
+    seen = []
+    slow.on_post = lambda: seen.append(store.get(request_id).uncertain)
+    invite(service, request_id)
+    assert seen == [True] and posts(fake) == 1
 
 
 def test_no_look_is_made_while_another_holders_lease_is_live(world):

@@ -37,7 +37,7 @@ from bot.domain.records import InviteRequest, Status
 from bot.domain.settling import Settling
 from bot.services.failures import describe_failure
 from bot.services.leases import LeaseLost, Work
-from bot.services.settling import AnswerLost, UserListing
+from bot.services.settling import AnswerLost, Unsure, UserListing
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ CLOCK_SKEW = timedelta(minutes=10)
 SETTLED = {"unsure_since": None, "unsure_checks": 0, "resent": False}
 
 
-class Inviting:
+class Inviting(Unsure):
     def __init__(
         self,
         store: Store,
@@ -101,34 +101,15 @@ class Inviting:
             require={"claim_id": request.claim_id},
             claim=self.work.claim,
             claim_expired=True,
-            uncertain=True,
         )
         if not ok or claimed is None:
             return None
         if claimed.unsure_since is None:
             self.store.record("recovering", request.id, previous_owner=request.claimed_by)
             log.info("request %s: taking over an invitation whose lease expired", request.id)
-            claimed = self._unsure_since_last_send(claimed, request.claim_until)
+            if claimed.uncertain:  # the holder was about to POST, or had
+                claimed = self._unsure_since_last_send(claimed, request.claim_until)
         return self.settle(claimed, look_first=True, due=request.claim_until)
-
-    def _unsure_since_last_send(
-        self, request: InviteRequest, lease_ended: datetime | None
-    ) -> InviteRequest:
-        """A holder that died may have had its POST on the way: its answer is lost, so the
-        request is unsure from the last moment a request of its could leave - its lease's last
-        renewal, one lease before the lease ended. Long ago, the window is over and one look
-        decides; just now, it is looked for until the window ends before anything is sent."""
-        if lease_ended is None:
-            return request
-        ok, stored = self.store.transition(
-            request.id,
-            {Status.INVITING},
-            Status.INVITING,
-            require={"claim_id": request.claim_id},
-            unsure_since=lease_ended - timedelta(seconds=self.work.lease),
-            unsure_checks=0,
-        )
-        return stored if ok and stored is not None else request
 
     def settle(
         self, request: InviteRequest, look_first: bool, due: datetime | None = None
@@ -201,6 +182,7 @@ class Inviting:
         invitation = request.details.to_invitation(
             self.workspace_id(), skip_email=self._bot_delivers(request)
         )
+        self._about_to_send(request)
         for attempt in range(1, self.invite_attempts + 1):
             try:
                 return self.awork.create_invitation(invitation)
@@ -220,101 +202,21 @@ class Inviting:
                 return found
         raise AssertionError("unreachable")  # pragma: no cover
 
-    # -- an unsure invitation ------------------------------------------------------------------
-
-    def _unsure(self, request: InviteRequest, exc: AworkUnavailable) -> InviteRequest:
-        """The POST's answer was lost: hold the request, unsure, with its lease running to
-        the first look (any instance's sweep makes it), and send nothing more for now."""
-        now = self.store.now()
-        first = self.settling.next_check(now, 0, now)
-        ok, stored = self.store.transition(
+    def _about_to_send(self, request: InviteRequest) -> None:
+        """Mark the request `uncertain` before its first POST leaves: whoever takes it over
+        after a crash then knows the POST may have reached awork. Until then a takeover may
+        send at once - nothing left for awork."""
+        if request.uncertain:
+            return
+        ok, _ = self.store.transition(
             request.id,
             {Status.INVITING},
             Status.INVITING,
             require={"claim_id": request.claim_id},
-            unsure_since=now,
-            unsure_checks=0,
             uncertain=True,
-            claim_until=first,
-            shown_status=None,  # the approval message says awork is slow to answer
         )
-        if ok and stored is not None:
-            self.store.record("invite_unsure", request.id, code=exc.code, resent=stored.resent)
-            log.warning(
-                "request %s: awork's answer was lost (%s); asking awork whether it went "
-                "through, for %ds, before anything is sent again",
-                request.id,
-                exc.code,
-                self.settling.window.total_seconds(),
-            )
-            self._wake(first, now)
-        return stored or request
-
-    def _look_again(
-        self, request: InviteRequest, due: datetime | None
-    ) -> InviteRequest | InvitationResult:
-        """An unsure request's look in awork: the invitation found (a result without a
-        code), the request held for a later look, or - absent once the window has passed -
-        the result of the one POST that is then sent again."""
-        since = request.unsure_since
-        assert since is not None
-        now = self.store.now()
-        # A listing of awork's users begun after the look was due answers it; one that is
-        # to confirm an absence must have begun after the window.
-        over = self.settling.over(since, now)
-        seen_after = since + self.settling.window if over else min(due or now, now)
-        try:
-            found, seen_at = self._look(request, seen_after)
-        except AworkUnavailable as exc:
-            log.warning(
-                "request %s: awork could not be asked (%s); asking later", request.id, exc.code
-            )
-            return self._look_later(request, now)
-        if found is not None:
-            return found
-        if not self.settling.over(since, seen_at):
-            return self._look_later(request, now)
-        if request.resent:  # absent after the window twice: nobody was invited
-            raise AworkUnavailable("answer-lost", "awork did not create the invitation")
-        ok, resending = self.store.transition(
-            request.id,
-            {Status.INVITING},
-            Status.INVITING,
-            require={"claim_id": request.claim_id},
-            resent=True,
-            unsure_since=now,  # if this answer is lost too (or we crash), settled from here
-            unsure_checks=0,
-        )
-        if not ok or resending is None:
-            raise LeaseLost(f"{request.id}: the lease passed on before sending again")
-        self.store.record("invite_resent", request.id)
-        log.info(
-            "request %s: awork has no such person after %ds; sending it once more",
-            request.id,
-            self.settling.window.total_seconds(),
-        )
-        return self._create(resending)
-
-    def _look_later(self, request: InviteRequest, now: datetime) -> InviteRequest:
-        """Still unsure: the lease runs to the next look, a longer while away."""
-        since = request.unsure_since or now
-        checks = request.unsure_checks + 1
-        at = self.settling.next_check(since, checks, now)
-        ok, stored = self.store.transition(
-            request.id,
-            {Status.INVITING},
-            Status.INVITING,
-            require={"claim_id": request.claim_id},
-            unsure_checks=checks,
-            claim_until=at,
-        )
-        if ok:
-            self._wake(at, now)
-        return stored or request
-
-    def _wake(self, at: datetime, now: datetime) -> None:
-        """Bring this process's sweep back when the next look is due."""
-        self.work.alarm.set((at - now).total_seconds() + 0.05)
+        if not ok:
+            raise LeaseLost(f"{request.id}: the lease passed on before the POST")
 
     # -- looking in awork -------------------------------------------------------------------
 
