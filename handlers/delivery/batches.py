@@ -16,7 +16,13 @@ from bot.domain.records import InviteRequest, MessageRef, Status
 from bot.store import StoreClosed
 from bot.ui import bulk_blocks, notices
 from handlers.delivery.parts import CourierParts
-from handlers.delivery.slack_errors import ADMIN_CHANNEL_HINTS, SEND_ERRORS, refused, slack_error
+from handlers.delivery.slack_errors import (
+    ADMIN_CHANNEL_HINTS,
+    SEND_ERRORS,
+    failure_level,
+    refused,
+    slack_error,
+)
 
 log = logging.getLogger("handlers.delivery.courier")
 
@@ -113,7 +119,8 @@ class BatchDelivery(CourierParts):
                 )
             except SEND_ERRORS as exc:
                 error = slack_error(exc)
-                log.error(
+                log.log(
+                    failure_level(exc),
                     "batch %s: could not post the approval message (%s): %s",
                     batch.id,
                     error,

@@ -10,16 +10,17 @@ lease loop (`_sync`) and the other deliveries these use (`tell`, `news`, `_poste
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from bot.domain.records import InviteRequest, MessageRef, Status
 from bot.runtime.command import installed_command
 from bot.ui import approval, notices
 from handlers.delivery.parts import CourierParts
-from handlers.delivery.slack_errors import ADMIN_CHANNEL_HINTS, SEND_ERRORS, slack_error
-
-if TYPE_CHECKING:
-    pass
+from handlers.delivery.slack_errors import (
+    ADMIN_CHANNEL_HINTS,
+    SEND_ERRORS,
+    failure_level,
+    slack_error,
+)
 
 log = logging.getLogger("handlers.delivery.courier")
 
@@ -113,8 +114,12 @@ class RequestDelivery(CourierParts):
         except SEND_ERRORS as exc:
             error = slack_error(exc)
             hint = ADMIN_CHANNEL_HINTS.get(error, "it is retried")
-            log.error(
-                "request %s: could not post the approval message (%s): %s", request.id, error, hint
+            log.log(
+                failure_level(exc),
+                "request %s: could not post the approval message (%s): %s",
+                request.id,
+                error,
+                hint,
             )
             return request
         self.refresh_homes(request)

@@ -5,6 +5,7 @@ channel."""
 
 from __future__ import annotations
 
+import logging
 from http.client import HTTPException
 from urllib.error import URLError
 
@@ -17,6 +18,14 @@ class Unsettled(Exception):
 
 
 SEND_ERRORS = (SlackApiError, OSError, HTTPException, Unsettled)
+
+
+def failure_level(exc: BaseException) -> int:
+    """How loud a failed approval post is: waiting to learn whether an earlier attempt landed
+    is expected (INFO); anything else an admin may have to act on (ERROR)."""
+    return logging.INFO if isinstance(exc, Unsettled) else logging.ERROR
+
+
 # Slack errors that mean the configuration is wrong, with what the admin should do.
 ADMIN_CHANNEL_HINTS = {
     "channel_not_found": "check INVITE_ADMIN_CHANNEL (a channel id like C0123…); for a private channel, add the bot to it",
