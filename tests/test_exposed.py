@@ -52,7 +52,7 @@ def test_stalled_connections_hold_no_worker(tmp_path, env, slack):
     """300 stalled bodies: /healthz and a signed /invite still answer within 1 s; the stalled
     connections are closed after HTTP_BODY_TIMEOUT."""
     port = free_port()
-    process = start_server({**env, "HTTP_BODY_TIMEOUT": "3"}, port, tmp_path / "serve.log")
+    process = start_server({**env, "HTTP_BODY_TIMEOUT": "2"}, port, tmp_path / "serve.log")
     stalled: list[socket.socket] = []
     try:
         opened = time.monotonic()
@@ -69,7 +69,7 @@ def test_stalled_connections_hold_no_worker(tmp_path, env, slack):
         assert health_took < 1 and invite_took < 1, (health_took, invite_took)
         assert slack.wait_for("views.open", timeout=5)
         assert not any(closed_by_server(sock) for sock in stalled[:20])  # still within the deadline
-        deadline = opened + 3 + 5
+        deadline = opened + 2 + 5
         while time.monotonic() < deadline and not all(closed_by_server(s) for s in stalled):
             time.sleep(0.2)
         assert all(closed_by_server(sock) for sock in stalled)

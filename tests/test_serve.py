@@ -18,7 +18,6 @@ from tests.serving import (
     QUICK_IN_FLIGHT,
     QUICK_LEASE,
     SCRIPT,
-    SHORT_LEASE,
     SLOW,
     free_port,
     interactive,
@@ -245,7 +244,7 @@ def test_bad_bot_token_is_one_clear_line(tmp_path, env, slack):
 def test_bulk_run_killed_midway_is_finished_by_the_next_start(tmp_path, env, slack, awork_server):
     """kill -9 during a 40-person run: the restarted server finishes it, one invitation each."""
     fake, _ = awork_server
-    env.update(SHORT_LEASE)
+    env.update(QUICK_LEASE)
     port = free_port()
     process = start_server(env, port, tmp_path / "serve.log")
     people = [f"bulk{i}@example.com" for i in range(40)]
@@ -254,7 +253,7 @@ def test_bulk_run_killed_midway_is_finished_by_the_next_start(tmp_path, env, sla
         assert post_signed(port, command).status_code == 200
         batch_id = serving.approval_id_for(slack, "40 people")
         message_stored(env, batch_id)
-        fake.delay = SLOW
+        fake.delay = SLOW / 2  # within QUICK_LEASE's 0.5 s timeout
         click = serving.button_click("approve_invite", batch_id, APPROVERS[0])
         assert post_signed(port, click).status_code == 200
         wait_for(lambda: len(fake.calls("POST", "/invitations")) >= 5, 10, "five POSTs")
