@@ -1,5 +1,7 @@
 """Slack's response URLs on loopback: what the bot posts to an action's `response_url`
-(`url`, set on the clicks a test sends) is recorded in `answers`, and answered "ok"."""
+(`url`, or any path under it, set on the clicks a test sends) is recorded in `answers`, the
+path it was posted to in `paths` (so a bench can tell whose click was answered), and answered
+"ok"."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 class ResponseUrls:
     def __init__(self) -> None:
         self.answers: list[dict[str, Any]] = []
+        self.paths: list[str] = []  # where each answer was posted, as in `answers`
         self._arrived = threading.Condition()
         fake = self
 
@@ -21,6 +24,7 @@ class ResponseUrls:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with fake._arrived:
                     fake.answers.append(body)
+                    fake.paths.append(self.path)
                     fake._arrived.notify_all()
                 self.send_response(200)
                 self.send_header("Content-Length", "2")
