@@ -94,6 +94,26 @@ def test_a_slow_post_is_found_and_adopted_and_its_buttons_work(driver, slack, bo
     assert posts_to(slack, ADMIN_CHANNEL) == 1
 
 
+def test_a_lost_dm_is_posted_once_though_the_round_changed_the_record(driver, slack, bot):
+    """Every DM answers late: in one delivery round the link DM is adopted (the record moves on)
+    and the outcome DM's answer is lost - the next round sees that attempt and does not post
+    the outcome DM again; the record comes due again as soon as the attempt can be looked for."""
+    request_id = submit(driver, slack)
+    settle(bot, request_id)
+    slack.mishap("chat.postMessage", late=LATE, times=10)
+    driver.click("approve_invite", request_id, APPROVER)
+    wait_status(bot, request_id, Status.INVITED)
+    assert bot.deps.wait_idle()
+    later(bot)
+    bot.deps.courier.sweep(force=True)  # adopts the link DM, posts the outcome DM: lost
+    outcome = copies_of(slack, request_id, channel="DUREQ", kind="outcome_notice")
+    assert len(outcome) == 1
+    request = bot.store.get(request_id)
+    [lost] = [m for m in request.messages if not m.ts]
+    look_after = timedelta(seconds=bot.deps.courier.look_after + 1)
+    assert request.next_delivery_at <= lost.at + look_after
+
+
 def test_a_copy_slack_posted_before_a_5xx_loses_its_buttons(driver, slack, bot):
     """Slack posts the message but answers 500, and slack_sdk sends it again: the older copy
     loses its buttons and points to the newer, which is tracked and whose Approve works."""

@@ -112,13 +112,16 @@ class Courier(RequestDelivery, BatchDelivery, LinkDelivery, HomeTabs, PrivateNot
         so a deactivated requester or a long outage does not mean a post every half minute."""
         if record is None:
             return None
+        record = self.store.read(record.id) or record  # with every attempt noted this round
         busy = record.status in (Status.INVITING, Status.JOINING, BatchStatus.RUNNING)
         if record.needs_delivery() and not busy:
             failures = record.delivery_failures + 1
             wait = timedelta(seconds=min(3600, 30 * 2 ** (failures - 1)))
-            return self.store.update(
-                record.id, delivery_failures=failures, next_delivery_at=utcnow() + wait
-            )
+            at = utcnow() + wait
+            lost = [m.at for m in record.messages if not m.ts]  # posts whose answer was lost
+            if lost:  # look for them as soon as their answer can no longer be on its way
+                at = min(at, max(lost) + timedelta(seconds=self.look_after + 1))
+            return self.store.update(record.id, delivery_failures=failures, next_delivery_at=at)
         if record.delivery_failures:
             return self.store.update(record.id, delivery_failures=0, next_delivery_at=None)
         return record

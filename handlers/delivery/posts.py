@@ -118,7 +118,8 @@ class TrackedPosts(CourierParts):
         found. `announce`: the attempt is noted on the record before it is sent (a message
         with buttons). Raises what the post raised, or `Unsettled` while an earlier attempt
         cannot be settled yet."""
-        earlier = attempts(record, kind)
+        # The attempts as stored: the record in hand may predate one noted earlier this round.
+        earlier = attempts(self.store.read(record.id) or record, kind)
         looked = True
         if earlier:
             if self.wall_clock() < max(a.at for a in earlier) + timedelta(seconds=self.look_after):
