@@ -126,6 +126,30 @@ def settled_at(store, when: datetime, email: str) -> str:
     return request.id
 
 
+def test_an_audit_entry_the_budget_could_not_take_is_written_after_the_answer(store, monkeypatch):
+    """The audit log busy past the ack's budget: the entry is not lost, but written once, whole,
+    by the write left until after the answer."""
+    from bot.store.budget import StoreBusy
+
+    written, real = [], store._append_audit
+
+    def busy_once(entry) -> None:
+        if not written:
+            written.append("busy")
+            raise StoreBusy("audit locked")
+        written.append(entry)
+        real(entry)
+
+    monkeypatch.setattr(store, "_append_audit", busy_once)
+    store.record("approved", "inv-1", actor="U1", note="kept")
+    deadline = time.monotonic() + 5
+    while len(written) < 2:
+        assert time.monotonic() < deadline, "never written"
+        time.sleep(0.01)
+    [entry] = [e for e in store.audit() if e.request_id == "inv-1"]
+    assert (entry.event, entry.actor, entry.detail) == ("approved", "U1", {"note": "kept"})
+
+
 def test_archiving_takes_what_settled_before_the_retention_however_many(store, monkeypatch):
     """archive_settled moves all settled before the retention, batch after batch, and no younger."""
     now = store.now()
