@@ -33,3 +33,7 @@ def test_awork_error_echoing_the_api_key_reaches_slack_masked(driver, slack, bot
     )
     assert f"not allowed for key {MASK}" in json.dumps(told.args)
     assert API_KEY not in slack.texts()
+    for asker in ("UREQ", APPROVER):  # answered in the ack's body, not by a Web API call
+        answer = driver.command(text=f"status {request_id}", user=asker)
+        assert "not allowed for key" in answer.body, asker
+        assert API_KEY not in answer.body and MASK in answer.body, asker

@@ -242,6 +242,7 @@ def build(
         # Named, or Bolt inspects the whole call stack to name itself (0.1 s at start).
         name="invite-bot",
         client=client,
+        secrets=logs.secret_values(settings),
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         # Bolt's own signature check logs a refused request's whole body: ours logs its size.
         request_verification_enabled=False,

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from slack_bolt import App, BoltRequest, BoltResponse
 
+from bot.runtime import logs
 from bot.runtime.config import Settings
 from bot.services.batches import BatchService
 from bot.services.catalog import Catalog
@@ -69,11 +70,20 @@ ACKS = AckGate()  # the HTTP server says when it is answering
 class AnsweringApp(App):
     """Bolt's App, answering every Slack request (HTTP, Socket Mode, the shell) under the ack's
     time budget for store calls (bot/store/budget.py): whatever the database does, the answer
-    leaves within Slack's 3 s; a store that missed it is answered "busy" (handlers/errors.py)."""
+    leaves within Slack's 3 s; a store that missed it is answered "busy" (handlers/errors.py).
+    Every answer is masked as the logs and the Web API calls are (`secrets`): an ack's body -
+    a command's answer, a form's errors - may quote awork's error text, which may echo the key."""
+
+    def __init__(self, *args: Any, secrets: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.secrets = logs.maskable(secrets or ())
 
     def dispatch(self, req: BoltRequest) -> BoltResponse:
         with budget.ack_budget():
-            return super().dispatch(req)
+            response = super().dispatch(req)
+        if self.secrets and isinstance(response.body, str):
+            response.body = logs.masked(response.body, self.secrets)
+        return response
 
 
 MODAL_DEADLINE = 2.5  # seconds a modal may wait to be opened: a trigger_id lives 3
