@@ -126,17 +126,20 @@ def settled_at(store, when: datetime, email: str) -> str:
     return request.id
 
 
-def test_an_audit_entry_the_budget_could_not_take_is_written_after_the_answer(store, monkeypatch):
-    """The audit log busy past the ack's budget: the entry is not lost, but written once, whole,
-    by the write left until after the answer."""
-    from bot.store.budget import StoreBusy
+@pytest.mark.parametrize("failure", ["busy", "connection lost"])
+def test_an_audit_entry_the_store_could_not_take_is_written_after_the_answer(
+    store, monkeypatch, failure
+):
+    """The audit log busy past the ack's budget, or its connection lost: the change it records
+    stands (no error), and the entry is written once, whole, after the answer."""
+    from bot.store.budget import StoreBusy, StoreUnavailable
 
     written, real = [], store._append_audit
 
     def busy_once(entry) -> None:
         if not written:
             written.append("busy")
-            raise StoreBusy("audit locked")
+            raise StoreBusy("audit locked") if failure == "busy" else StoreUnavailable("cut")
         written.append(entry)
         real(entry)
 

@@ -26,7 +26,7 @@ from typing import Any
 from bot.domain.batches import InviteBatch
 from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
 from bot.runtime import metrics
-from bot.store.budget import StoreBusy, later
+from bot.store.budget import StoreUnavailable, later
 
 Record = InviteRequest | InviteBatch
 Change = Callable[[Record | None, datetime], Record | None]
@@ -361,11 +361,12 @@ class Store(abc.ABC):
         self, event: str, request_id: str | None = None, actor: str | None = None, **detail: Any
     ) -> None:
         """Append one event to the audit log. Never holds a code or a secret. An event whose
-        change is stored is never lost to a spent time budget: it is written after the answer."""
+        change is stored is never lost to a spent time budget or a lost connection, nor turns
+        that change into a failure: it is written after the answer."""
         entry = AuditEvent(event=event, request_id=request_id, actor=actor, detail=detail)
         try:
             self._append_audit(entry)
-        except StoreBusy:
+        except StoreUnavailable:  # busy (StoreBusy) or its connection lost
             later(self._append_audit, entry)
         metrics.audit_event(event, detail)
 
