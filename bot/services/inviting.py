@@ -98,7 +98,8 @@ class Inviting(Unsure):
             request.id,
             {Status.INVITING},
             Status.INVITING,
-            require={"claim_id": request.claim_id},
+            # The lease as read: renewed since (a send), it is judged again on a fresh read.
+            require={"claim_id": request.claim_id, "claim_until": request.claim_until},
             claim=self.work.claim,
             claim_expired=True,
         )
