@@ -114,6 +114,27 @@ def test_a_lost_dm_is_posted_once_though_the_round_changed_the_record(driver, sl
     assert request.next_delivery_at <= lost.at + look_after
 
 
+def test_a_post_whose_delivery_lease_passed_on_is_not_sent(driver, slack, bot):
+    """A delivery round outlived its lease (slow Slack calls) and another holder has the record
+    now: the next post of the round is not sent - the holder delivers it."""
+    from handlers.delivery.slack_errors import Unsettled
+
+    request_id = submit(driver, slack)
+    request = settle(bot, request_id)
+    courier, sent = bot.deps.courier, len(slack.of("chat.postMessage"))
+    courier.delivering.lease = (request_id, "me:1", 60.0)  # this thread's round, run out
+    try:
+        assert bot.store.lease(request_id, "elsewhere:1", seconds=60)
+        with pytest.raises(Unsettled):
+            courier.post(request, "reminder", ADMIN_CHANNEL, "still waiting")
+        assert len(slack.of("chat.postMessage")) == sent
+        bot.store.release(request_id, "elsewhere:1")
+        courier.post(request, "reminder", ADMIN_CHANNEL, "still waiting")  # ours again
+        assert len(slack.of("chat.postMessage")) == sent + 1
+    finally:
+        courier.delivering.lease = None
+
+
 def test_a_copy_slack_posted_before_a_5xx_loses_its_buttons(driver, slack, bot):
     """Slack posts the message but answers 500, and slack_sdk sends it again: the older copy
     loses its buttons and points to the newer, which is tracked and whose Approve works."""

@@ -66,8 +66,10 @@ class Courier(RequestDelivery, BatchDelivery, LinkDelivery, HomeTabs, PrivateNot
         self.wall_clock = utcnow
         self.look_after = slack_timeout + min(5.0, slack_timeout)
         self.look_back = CLOCK_SKEW + timedelta(seconds=slack_timeout * (slack_retries + 1))
-        # A delivery's lease outlives a few slow Slack calls in one round.
+        # A delivery's lease outlives a few slow Slack calls in one round, and is renewed
+        # right before each post (`TrackedPosts.post`): one that ran out posts nothing more.
         self.delivery_lease = 4 * slack_timeout
+        self.delivering = threading.local()  # this thread's delivery lease: (id, owner, seconds)
         self.service = service
         self.batches = batches or BatchService(service)
         self.progress_every = 2.0  # seconds between progress updates of a batch's message
@@ -91,6 +93,7 @@ class Courier(RequestDelivery, BatchDelivery, LinkDelivery, HomeTabs, PrivateNot
             if time.monotonic() >= deadline:
                 return None  # another thread or instance is delivering; a sweep catches up
             time.sleep(0.02)
+        self.delivering.lease = (record_id, owner, seconds)
         try:
             record = self.store.read(record_id)
             # The state may move on while we post; go round until Slack has caught up.
@@ -105,6 +108,7 @@ class Courier(RequestDelivery, BatchDelivery, LinkDelivery, HomeTabs, PrivateNot
                     break  # renewed for the next round, or no longer ours
             return self._schedule_retry(record)
         finally:
+            self.delivering.lease = None
             self.store.release(record_id, owner)
 
     def _schedule_retry(self, record: Any) -> Any:

@@ -37,6 +37,7 @@ class CourierParts:
     look_after: float
     look_back: timedelta
     delivery_lease: float
+    delivering: threading.local
 
     if TYPE_CHECKING:  # each provided by the Courier or one of its parts
 

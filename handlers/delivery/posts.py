@@ -130,6 +130,7 @@ class TrackedPosts(CourierParts):
             if found:
                 return self._adopt(record, kind, found)
             looked = found is not None
+        self._hold_delivery(record.id)
         started = self.wall_clock()
         if announce:
             self._note_attempt(record.id, kind, channel, started)
@@ -152,6 +153,16 @@ class TrackedPosts(CourierParts):
         if earlier:
             self.store.record("message_reposted", record.id, kind=kind, looked=looked)
         return where
+
+    def _hold_delivery(self, record_id: str) -> None:
+        """Renew this thread's delivery lease on the record right before a post leaves; one
+        that ran out (a round of slow Slack calls) may be another's now: post nothing more."""
+        held = getattr(self.delivering, "lease", None)
+        if held is None or held[0] != record_id:
+            return
+        _, owner, seconds = held
+        if not self.store.lease(record_id, owner, seconds=seconds):
+            raise Unsettled(f"{record_id}: the delivery lease passed on; left to its holder")
 
     def _failed(
         self,
