@@ -6,7 +6,6 @@ what happened - awork slow, then invited (its answer lost) - never "a restart", 
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import pytest
@@ -16,6 +15,7 @@ from bot.domain.records import Status
 from tests.conftest import APPROVERS, SIGNING_SECRET, build_bot
 from tests.fakes.awork import FakeAwork, Fault, awork_user
 from tests.fakes.clock import StoreClock
+from tests.serving import wait_for
 from tests.slack_requests import ADMIN_CHANNEL, SlackDriver
 from tests.test_bulk_scenarios import ask_inline
 from tests.test_scenarios import submit
@@ -58,16 +58,6 @@ def slow_bot(settings, awork):
     clock = StoreClock(bot.store)
     yield bot, slow, clock
     bot.shutdown(timeout=5)
-
-
-def wait_for(check, what: str, timeout: float = 5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.01)
-    raise AssertionError(f"waited {timeout}s for {what}")
 
 
 def unsure_and_told(bot, request_id: str):
@@ -115,7 +105,7 @@ def test_slow_awork_invites_once_and_says_so_never_a_restart(slow_bot, slack, aw
     request_id = submit(driver, slack, {"email": "ada@example.com"})
     lookups = len(awork.calls("GET", "/users"))
     driver.click("approve_invite", request_id, APPROVER)
-    wait_for(lambda: unsure_and_told(bot, request_id), "the unsure request to be told")
+    wait_for(lambda: unsure_and_told(bot, request_id), 5, "the unsure request to be told")
     assert len(awork.calls("GET", "/users")) == lookups  # a lookup at once proves nothing
     assert any("awork is slow to answer" in text for text in approval_texts(slack))
     assert any("awork is slow to answer" in text for text in dms_to(slack, "DUREQ"))
@@ -126,7 +116,7 @@ def test_slow_awork_invites_once_and_says_so_never_a_restart(slow_bot, slack, aw
     request = sweep_until_settled(bot, clock, request_id)
     assert request.status is Status.INVITED and request.result.invitation_code is None
     assert posts(awork) == 1 and len(awork.invitations) == 1
-    wait_for(lambda: not bot.store.get(request_id).needs_delivery(), "the outcome told")
+    wait_for(lambda: not bot.store.get(request_id).needs_delivery(), 5, "the outcome told")
     final = approval_texts(slack)[-1]
     assert "invitation sent" in final and "awork's answer was lost" in final
     assert "resend the invitation from awork's user list" in final  # awork's email was skipped
@@ -144,7 +134,7 @@ def test_absent_after_the_settle_window_is_sent_once_more(slow_bot, slack, awork
     driver = SlackDriver(bot.app, SIGNING_SECRET)
     request_id = submit(driver, slack, {"email": "grace@example.com"})
     driver.click("approve_invite", request_id, APPROVER)
-    wait_for(lambda: unsure_and_told(bot, request_id), "the unsure request to be told")
+    wait_for(lambda: unsure_and_told(bot, request_id), 5, "the unsure request to be told")
     for _ in range(4):  # the looks at 5, 15, 35 and 75 s
         request = bot.store.get(request_id)
         clock.advance((request.claim_until - bot.store.now()).total_seconds())
@@ -164,7 +154,7 @@ def test_a_member_from_before_found_after_a_timeout_is_already_in(slow_bot, slac
     driver = SlackDriver(bot.app, SIGNING_SECRET)
     request_id = submit(driver, slack, {"email": "old@example.com"})  # the bot did not know
     driver.click("approve_invite", request_id, APPROVER)
-    wait_for(lambda: unsure_and_told(bot, request_id), "the unsure request to be told")
+    wait_for(lambda: unsure_and_told(bot, request_id), 5, "the unsure request to be told")
     request = sweep_until_settled(bot, clock, request_id)
     assert request.status is Status.FAILED and request.failure.code == "already-exist-error"
     assert awork.invitations == [] and posts(awork) == 1
@@ -185,7 +175,7 @@ def test_a_success_that_is_not_json_is_no_refusal_and_keeps_the_address_taken(
         )
         request_id = submit(driver, slack, {"email": "lin@example.com"})
         driver.click("approve_invite", request_id, APPROVER)
-        wait_for(lambda: unsure_and_told(bot, request_id), "the unsure request to be told")
+        wait_for(lambda: unsure_and_told(bot, request_id), 5, "the unsure request to be told")
         again = json.loads(driver.submit_form({"email": "lin@example.com"}, user="UOTHER").body)
         assert request_id in again["errors"]["email"]
         request = sweep_until_settled(bot, clock, request_id)
@@ -205,6 +195,7 @@ def test_a_bulk_run_in_slow_awork_posts_each_person_once(slow_bot, slack, awork)
     driver.click("approve_invite", batch_id, APPROVER)
     wait_for(
         lambda: any("awork is slow to answer for 3" in text for text in approval_texts(slack)),
+        5,
         "the batch's message to say awork is slow",
     )
     batch = bot.store.get_batch(batch_id)
@@ -212,8 +203,10 @@ def test_a_bulk_run_in_slow_awork_posts_each_person_once(slow_bot, slack, awork)
     slow.finish()
     clock.advance((batch.claim_until - bot.store.now()).total_seconds())
     bot.deps.courier.sweep()  # the members' looks, and the run taken up again
-    wait_for(lambda: bot.store.get_batch(batch_id).status is BatchStatus.DONE, "the run to finish")
+    wait_for(
+        lambda: bot.store.get_batch(batch_id).status is BatchStatus.DONE, 5, "the run to finish"
+    )
     summary = bot.deps.batches.summary(bot.store.get_batch(batch_id))
     assert len(summary.invited) == 3 and posts(awork) == 3 and len(awork.invitations) == 3
-    wait_for(lambda: any("3 invited" in text for text in approval_texts(slack)), "the summary")
+    wait_for(lambda: any("3 invited" in text for text in approval_texts(slack)), 5, "the summary")
     assert "restart" not in slack.texts() and "refused" not in slack.texts()

@@ -9,7 +9,8 @@ work whose connection failed.
   restart, a failover, pg_terminate_backend, a cut), has the pool's idle connections checked -
   the others may have died with it - and does the work once more on a connection found alive
   first; outside the ack's budget (follow-up work, the sweep) up to RERUNS_WITHOUT_BUDGET
-  times, pausing a little longer each time, as a failover cuts connections more than once. Only a failed connection is retried, never a failed statement. The work must be safe
+  times, pausing a little longer each time, as a failover cuts connections more than once.
+  Only a failed connection is retried, never a failed statement. The work must be safe
   to do again after a commit whose answer was lost: a read, an idempotent write, or one that
   recognises its own earlier write (the store's compare-and-set and inserts do).
 
@@ -112,7 +113,8 @@ class Connections:
 
     def run(self, work: Callable[[psycopg.Connection], T], tx: bool = False) -> T:
         """`work` on a borrowed connection; once more on a fresh one when its connection
-        failed (outside a budget, again after each further lost connection, a few times). A failure that remains is `StoreUnavailable`."""
+        failed (outside a budget, again after each further lost connection, a few times). A
+        failure that remains is `StoreUnavailable`."""
         reruns = 1 if budget.active() else RERUNS_WITHOUT_BUDGET
         started = 0  # times `work` was started
         failed = False
