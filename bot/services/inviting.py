@@ -209,13 +209,7 @@ class Inviting(Unsure):
         send at once - nothing left for awork."""
         if request.uncertain:
             return
-        ok, _ = self.store.transition(
-            request.id,
-            {Status.INVITING},
-            Status.INVITING,
-            require={"claim_id": request.claim_id},
-            uncertain=True,
-        )
+        ok, _ = self._held(request, uncertain=True)
         if not ok:
             raise LeaseLost(f"{request.id}: the lease passed on before the POST")
 
@@ -243,11 +237,9 @@ class Inviting(Unsure):
         return InvitationResult(user_id=user.id), seen_at
 
     def _succeed(self, request: InviteRequest, result: InvitationResult) -> InviteRequest:
-        ok, stored = self.store.transition(
-            request.id,
-            {Status.INVITING},
-            Status.INVITED,
-            require={"claim_id": request.claim_id},  # only while the claim is still ours
+        ok, stored = self._held(
+            request,
+            to=Status.INVITED,
             result=result,
             outcome_told=False,
             uncertain=False,
@@ -271,11 +263,9 @@ class Inviting(Unsure):
         log.warning("request %s: awork refused (%s)", request.id, exc.code)
         # If the call may have reached awork, the next attempt looks before it sends.
         uncertain = request.uncertain or (isinstance(exc, AworkUnavailable) and exc.ambiguous)
-        ok, stored = self.store.transition(
-            request.id,
-            {Status.INVITING},
-            Status.FAILED,
-            require={"claim_id": request.claim_id},  # only while the claim is still ours
+        ok, stored = self._held(
+            request,
+            to=Status.FAILED,
             failure=failure,
             outcome_told=False,
             uncertain=uncertain,

@@ -74,6 +74,15 @@ class Unsure:
     settling: Settling
     work: Work
 
+    def _held(
+        self, request: InviteRequest, to: Status = Status.INVITING, **changes: object
+    ) -> tuple[bool, InviteRequest | None]:
+        """Change an inviting request - moving it `to`, with `changes` - by compare-and-set,
+        only while the claim this caller holds on it is still the request's."""
+        return self.store.transition(  # type: ignore[return-value]
+            request.id, {Status.INVITING}, to, require={"claim_id": request.claim_id}, **changes
+        )
+
     def _unsure_since_last_send(
         self, request: InviteRequest, lease_ended: datetime | None
     ) -> InviteRequest:
@@ -83,11 +92,8 @@ class Unsure:
         decides; just now, it is looked for until the window ends before anything is sent."""
         if lease_ended is None:
             return request
-        ok, stored = self.store.transition(
-            request.id,
-            {Status.INVITING},
-            Status.INVITING,
-            require={"claim_id": request.claim_id},
+        ok, stored = self._held(
+            request,
             unsure_since=lease_ended - timedelta(seconds=self.work.lease),
             unsure_checks=0,
         )
@@ -98,11 +104,8 @@ class Unsure:
         the first look (any instance's sweep makes it), and send nothing more for now."""
         now = self.store.now()
         first = self.settling.next_check(now, 0, now)
-        ok, stored = self.store.transition(
-            request.id,
-            {Status.INVITING},
-            Status.INVITING,
-            require={"claim_id": request.claim_id},
+        ok, stored = self._held(
+            request,
             unsure_since=now,
             unsure_checks=0,
             uncertain=True,
@@ -147,11 +150,8 @@ class Unsure:
             return self._look_later(request, now)
         if request.resent:  # absent after the window twice: nobody was invited
             raise AworkUnavailable("answer-lost", "awork did not create the invitation")
-        ok, resending = self.store.transition(
-            request.id,
-            {Status.INVITING},
-            Status.INVITING,
-            require={"claim_id": request.claim_id},
+        ok, resending = self._held(
+            request,
             resent=True,
             unsure_since=now,  # if this answer is lost too (or we crash), settled from here
             unsure_checks=0,
@@ -171,11 +171,8 @@ class Unsure:
         since = request.unsure_since or now
         checks = request.unsure_checks + 1
         at = self.settling.next_check(since, checks, now)
-        ok, stored = self.store.transition(
-            request.id,
-            {Status.INVITING},
-            Status.INVITING,
-            require={"claim_id": request.claim_id},
+        ok, stored = self._held(
+            request,
             unsure_checks=checks,
             claim_until=at,
         )
