@@ -31,14 +31,11 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlitedict import SqliteDict
-
 from bot.domain.batches import InviteBatch
 from bot.domain.clock import utcnow
 from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
-from bot.store import budget
+from bot.store import budget, sqlite_schema
 from bot.store.base import (
-    WORKING,
     Change,
     Facets,
     Record,
@@ -50,7 +47,6 @@ from bot.store.base import (
 )
 from bot.store.files import json_table, private_file
 
-SCHEMA_VERSION = 2
 TABLE = "store"
 TOP = "\uffff"  # sorts after every character a key holds
 
@@ -316,85 +312,16 @@ class SqliteStore(Store):
             }
             return True
 
-    # -- schema and moving ---------------------------------------------------------------------
+    # -- schema and moving (bot/store/sqlite_schema.py) -------------------------------------
 
     def migrate(self) -> int:
-        """Version 1 kept requests, batches, meta and audit in four tables without indexes;
-        version 2 is the one table above. Upgrading reads the old tables once."""
-        with self._lock():
-            version = self._db.get("v|schema")
-            if version == SCHEMA_VERSION:
-                return version
-            tables = set(SqliteDict.get_tablenames(self.path))
-            old = {"requests", "batches", "meta", "audit"} & tables
-            for table in sorted(old):
-                rows = list(self._db.conn.select(f'SELECT key, value FROM "{table}"'))  # noqa: S608
-                for key, value in rows:
-                    raw = json.loads(value)
-                    if table in ("requests", "batches"):
-                        record = decode(key, raw)
-                        if str(record.status) in WORKING and record.claim_until is None:
-                            # Version 1 claimed for 10 minutes by process; now a lease.
-                            since = record.claimed_at or record.updated_at
-                            record = record.model_copy(
-                                update={"claim_until": since + timedelta(minutes=10)}
-                            )
-                        self._put(record, facets(record, self.schedule))
-                    elif table == "meta":
-                        self._db[f"m|{key}"] = raw
-                    else:
-                        entry = AuditEvent.model_validate(raw)
-                        self._db[f"l|{utc_key(entry.at)}|{key}"] = raw
-                self._db.conn.execute(f'DROP TABLE "{table}"')
-            self._db["v|schema"] = SCHEMA_VERSION
-            return SCHEMA_VERSION
+        return sqlite_schema.migrate(self)
 
     def export(self) -> Iterator[dict[str, Any]]:
-        with self._open():
-            records = self._range("r|")
-            archived = self._range("a|")
-            meta = self._range("m|")
-            audit = self._range("l|")
-        for _, raw in records:
-            yield {"type": "record", "doc": raw}
-        for _, raw in archived:
-            yield {"type": "archived", "doc": raw}
-        for key, value in meta:
-            yield {"type": "meta", "key": key[2:], "value": value}
-        for _, raw in audit:
-            yield {"type": "audit", "doc": raw}
+        return sqlite_schema.export_items(self)
 
     def import_items(self, items: Iterable[dict[str, Any]]) -> dict[str, int]:
-        counts = {"record": 0, "archived": 0, "meta": 0, "audit": 0, "kept": 0}
-        with self._lock():
-            existing_audit = {json.dumps(raw, sort_keys=True) for _, raw in self._range("l|")}
-            for item in items:
-                kind = item["type"]
-                if kind in ("record", "archived"):
-                    record = decode(item["doc"]["id"], item["doc"])
-                    if f"r|{record.id}" in self._db or f"a|{record.id}" in self._db:
-                        counts["kept"] += 1
-                        continue
-                    if kind == "record":
-                        self._put(record, facets(record, self.schedule))
-                    else:
-                        self._db[f"a|{record.id}"] = record.model_dump(mode="json")
-                elif kind == "meta":
-                    if f"m|{item['key']}" in self._db:
-                        counts["kept"] += 1
-                        continue
-                    self._db[f"m|{item['key']}"] = item["value"]
-                elif kind == "audit":
-                    if json.dumps(item["doc"], sort_keys=True) in existing_audit:
-                        counts["kept"] += 1
-                        continue
-                    entry = AuditEvent.model_validate(item["doc"])
-                    key = f"l|{utc_key(entry.at)}|import-{secrets.token_hex(4)}"
-                    self._db[key] = item["doc"]
-                else:
-                    raise ValueError(f"unknown export item {kind!r}")
-                counts[kind] += 1
-        return counts
+        return sqlite_schema.import_items(self, items)
 
 
 __all__ = ["SqliteStore"]
