@@ -37,6 +37,7 @@ class ApprovalRule(StrEnum):
     # approver is the requester (who cannot approve their own request), or there is none.
     ALONE_REQUESTER = "alone_requester"
     ALONE_NO_OTHER = "alone_no_other"
+    POLICY = "policy"  # an approved domain of INVITE_POLICY: invited without an approver
 
 
 # The approvers hear that an invitee's DM could not be delivered after INVITE_REMIND_AFTER,
@@ -115,6 +116,13 @@ class Decidable(BaseModel, Generic[StatusT]):
     approvals_needed: int = 1  # 2: awork's admin role (one when no other approver can decide)
     approval_rule: ApprovalRule | None = None  # decided at approval (bot.domain.approval)
     approval_message: MessageRef | None = None
+    # The policy (INVITE_POLICY): the rule that said where it goes, or that it needs no
+    # approver; and its route's channel and approvers, kept with it (a change of the policy
+    # applies to new requests). No route: INVITE_ADMIN_CHANNEL and INVITE_APPROVERS.
+    policy_rule: str | None = None
+    route: str | None = None
+    route_channel: str | None = None
+    route_approvers: list[str] = []
     decided_by: str | None = None
     decided_at: datetime | None = None
     deny_reason: Reason | None = None
@@ -258,6 +266,12 @@ class InviteRequest(Decidable[Status]):
     def is_open(self) -> bool:
         """Still asked for: a new request for the same address would be a duplicate."""
         return self.status in OPEN_STATUSES
+
+    @property
+    def holds_address(self) -> bool:
+        """Whether a new request for the same address is pointless: still asked for, or
+        invited or joined (awork has the address; a lapsed invitation lets it go)."""
+        return self.is_open or self.status in (Status.INVITED, Status.JOINED)
 
     @property
     def approvable(self) -> bool:

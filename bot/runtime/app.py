@@ -32,6 +32,7 @@ from bot.services.batches import BatchService
 from bot.services.catalog import Catalog
 from bot.services.invites import InviteService
 from bot.services.leases import new_instance_id
+from bot.services.policy import PolicyFile, PolicyGate
 from bot.store import Store, StoreClosed, open_store
 from handlers.delivery.approvers import ApproverDirectory
 from handlers.delivery.courier import Courier
@@ -114,6 +115,7 @@ class Bot:
                 self.check_slack_auth()  # first: readiness does not wait for awork
                 if first:  # the workspace, once, before any click needs it
                     self._workspace_known()
+                self.deps.service.policy.refresh()  # INVITE_POLICY changed? (last good stays)
                 self.directory.refresh(force=first)
                 self.deps.courier.sweep(force=first)
                 metrics.OUTBOX_DEPTH.set(self.store.count_due())
@@ -191,8 +193,14 @@ def build(
     (`slack`) and an executor it can watch; nothing starts running here."""
     store = open_store(settings)
     client = slack or slack_client(settings)
-    # Approver ids and user groups (whose members the sweep reads from Slack).
-    directory = ApproverDirectory(client, settings.invite_approvers)
+    # INVITE_POLICY: read now (PolicyError when it is not valid), again when it changes.
+    policy = PolicyFile(settings.invite_policy)
+    policy.load()
+    # Approver ids and user groups (whose members the sweep reads from Slack), and the
+    # policy's groups.
+    directory = ApproverDirectory(
+        client, settings.invite_approvers, named_elsewhere=lambda: policy.current.group_ids()
+    )
     awork_options = {"retry_sleep": retry_sleep} if retry_sleep else {}
     sandbox = None
     if settings.sandbox and awork_transport is None:
@@ -216,6 +224,7 @@ def build(
     catalog = Catalog(
         awork, store, refresh_seconds=settings.catalog_refresh_seconds, owner=instance_id
     )
+    policy.names = catalog.names  # once known, a role or team awork lacks is a mistake
     service = InviteService(
         store,
         awork,
@@ -228,6 +237,7 @@ def build(
         lease_margin=settings.invite_lease_margin,
         instance_id=instance_id,
         settle_seconds=settings.invite_settle_seconds,
+        policy=PolicyGate(store, policy, directory.resolve),
         **({"sleep": retry_sleep} if retry_sleep else {}),
     )
 

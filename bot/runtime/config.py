@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     invite_approvers: Annotated[frozenset[str], NoDecode] = Field(
         frozenset(), alias="INVITE_APPROVERS"
     )
+    # A TOML file: who may ask, approved and blocked domains, a daily limit, routes
+    # (bot/domain/policy.py, docs/policy.md). Unset: anyone asks, INVITE_APPROVERS decide.
+    invite_policy: str | None = Field(None, alias="INVITE_POLICY")
     invite_db_path: str = Field("./invite-bot.sqlite", alias="INVITE_DB_PATH")
     # postgresql://...: the store is PostgreSQL, shared by any number of replicas.
     invite_database_url: SecretStr | None = Field(None, alias="INVITE_DATABASE_URL")
@@ -117,7 +120,13 @@ class Settings(BaseSettings):
                 raise ValueError("must start with postgresql://")
         return value
 
-    @field_validator("awork_workspace_id", "slack_app_token", "invite_database_url", mode="before")
+    @field_validator(
+        "awork_workspace_id",
+        "slack_app_token",
+        "invite_database_url",
+        "invite_policy",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

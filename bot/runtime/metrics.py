@@ -98,3 +98,14 @@ OUTBOX_DEPTH = Gauge(
     "invitebot_outbox_depth",
     "Requests with Slack posts or follow-ups due now (counted by each sweep, on the due index)",
 )
+POLICY_DECISIONS = Counter(
+    "invitebot_policy_decisions",
+    "Decisions the invitation policy (INVITE_POLICY) took, by rule and outcome (refused, "
+    "approved without an approver, asked of a route's or the default approvers)",
+    ["rule", "outcome"],
+)
+POLICY_VALID = Gauge(
+    "invitebot_policy_valid",
+    "1 while the policy file in place is the one in force; 0 when a change did not validate "
+    "(the last good policy stays in force)",
+)

@@ -1,47 +1,124 @@
-"""Asking for one person: a new request is stored before anything else happens; a duplicate
-is caught first; names awork suggests are filled in before the approvers see it; a lapsed
-invitation is asked for again. And the lists people see: what waits for an approver, what a
-requester asked for."""
+"""Asking for one person: the policy (INVITE_POLICY) and duplicates are checked first, then a
+new request is stored before anything else happens - pending for its approvers, or, on an
+approved domain, approved by the policy and held for inviting; names awork suggests are filled
+in before the approvers see it; a lapsed invitation is asked for again. And the lists people
+see: what waits for an approver, what a requester asked for."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from bot.awork.client import AworkClient
 from bot.awork.errors import AworkError
+from bot.domain.clock import utcnow
 from bot.domain.details import InviteDetails
-from bot.domain.records import InviteRequest, Status
+from bot.domain.policy import Ruling
+from bot.domain.records import ApprovalRule, InviteRequest, Status
 from bot.services.catalog import Catalog
 from bot.services.decisions import Approvers, Decision, Refusal
+from bot.services.leases import Work
+from bot.services.policy import PolicyGate
 from bot.store import Store
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Turned:
+    """Why nothing was stored for an ask: `why` is one of not_requester, member, open,
+    blocked_domain, role_not_on_route, daily_limit; `field` the form field it concerns."""
+
+    why: str
+    field: str = "email"
+    rule: str | None = None  # the policy's rule, when it was the policy
+    existing: Any = None  # the open request or batch (open), the invited one (member)
+    entry: str | None = None  # the blocked domain, the role not on the route
+    resets_at: datetime | None = None  # daily_limit: when the requester may ask again
+    ask_instead: frozenset[str] = dataclasses.field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What came of an ask: the stored request, or why there is none."""
+
+    request: InviteRequest | None = None
+    turned: Turned | None = None
+
+
 class Asking:
     def __init__(
-        self, store: Store, awork: AworkClient, catalog: Catalog, approvers: Approvers
+        self,
+        store: Store,
+        awork: AworkClient,
+        catalog: Catalog,
+        approvers: Approvers,
+        gate: PolicyGate,
+        work: Work,
     ) -> None:
         self.store = store
         self.awork = awork
         self.catalog = catalog
         self.approvers = approvers
+        self.gate = gate
+        self.work = work
+
+    def ask(self, details: InviteDetails, requester_id: str, origin_channel: str | None) -> Asked:
+        """One person asked for, from any door (the form, `/invite` with an address, a
+        workflow step): who may ask, the policy's domain rules and route, duplicates, the
+        daily limit - then the request is stored, and nothing before that."""
+        if not self.gate.may_ask(requester_id):
+            return Asked(turned=Turned("not_requester", ask_instead=self.approvers.now()))
+        ruling = self.judge(details, origin_channel)
+        if ruling.outcome == "refused":
+            on = "roleId" if ruling.why == "role_not_on_route" else "email"
+            return Asked(turned=Turned(str(ruling.why), on, ruling.rule, entry=ruling.entry))
+        duplicate = self.duplicate_of(details)
+        if duplicate is not None:
+            return Asked(turned=Turned(duplicate[0], existing=duplicate[1]))
+        limited = self.gate.take(requester_id, 1)
+        if not limited.granted:
+            return Asked(
+                turned=Turned("daily_limit", rule="daily_limit", resets_at=limited.resets_at)
+            )
+        return Asked(self.submit(details, requester_id, origin_channel, ruling))
+
+    def judge(self, details: InviteDetails, origin_channel: str | None) -> Ruling:
+        role = self.catalog.role(details.role_id)
+        return self.gate.judge(
+            details.email,
+            role.name if role else None,
+            bool(role and role.is_admin_role),
+            self.catalog.team_names(details.team_ids),
+            origin_channel,
+        )
 
     def duplicate_of(self, details: InviteDetails) -> tuple[str, Any] | None:
         """Why asking the admins would be pointless: ("member", None) when awork has the address
-        already, ("open", request or batch) when one for it is still open. None otherwise."""
+        already, ("member", request) when one of ours invited it (or it joined) and did not
+        lapse, ("open", request or batch) when one for it is still open. None otherwise."""
         if self.catalog.is_member(details.email):
             return "member", None
         open_id = self.store.open_addresses([details.email]).get(details.email.lower())
         existing = self.store.read(open_id) if open_id else None
-        return ("open", existing) if existing is not None else None
+        if existing is None:
+            return None
+        return ("open" if existing.is_open else "member"), existing
 
     def submit(
-        self, details: InviteDetails, requester_id: str, origin_channel: str | None
+        self,
+        details: InviteDetails,
+        requester_id: str,
+        origin_channel: str | None,
+        ruling: Ruling | None = None,
     ) -> InviteRequest:
-        """Store a new pending request. Nothing else happens before it is stored."""
+        """Store a new request: pending for its approvers, or - approved by the policy -
+        already claimed for inviting, under this process's lease (a crash leaves it to the
+        sweep's takeover). Nothing else happens before it is stored."""
         if details.uses_advanced() and requester_id not in self.approvers:
             raise PermissionError("only approvers may use the advanced fields")
         role = self.catalog.role(details.role_id)
@@ -54,11 +131,21 @@ class Asking:
             # Two for an admin role; whether one decides alone is settled at approval time.
             approvals_needed=2 if role and role.is_admin_role else 1,
             team_names=self.catalog.team_names(details.team_ids),
+            **routed(ruling),
         )
-        self.store.add(request)
+        auto = ruling is not None and ruling.outcome == "approved"
+        if auto:
+            now = utcnow()
+            decided = approved_by_policy(now, Status.INVITING, invite_started_at=now, attempts=1)
+            request = request.model_copy(update=decided)
+        request = self.store.add(request, claim=self.work.claim if auto else None)
         self.store.record(
             "submitted", request.id, requester_id, email=details.email, role=request.role_name
         )
+        if auto:
+            self.store.record(
+                "approved", request.id, None, rule="policy", policy=request.policy_rule
+            )
         log.info("request %s stored (requester %s)", request.id, requester_id)
         return request
 
@@ -110,7 +197,7 @@ class Asking:
         current = self.store.get(request_id)
         if current is None:
             return Decision(None, Refusal.NOT_FOUND)
-        if user_id != current.requester_id and user_id not in self.approvers:
+        if user_id != current.requester_id and user_id not in self.approvers.of(current):
             return Decision(current, Refusal.NOT_REQUESTER)
         if current.status is not Status.LAPSED or current.reinvited_as:
             return Decision(current, Refusal.ALREADY_DECIDED)
@@ -123,6 +210,10 @@ class Asking:
             approvals_needed=current.approvals_needed,
             team_names=current.team_names,
             reinvite_of=current.id,
+            policy_rule=current.policy_rule if current.route else None,
+            route=current.route,
+            route_channel=current.route_channel,
+            route_approvers=current.route_approvers,
         )
         ok, _ = self.store.transition(
             request_id,
@@ -150,7 +241,8 @@ class Asking:
             return []
         if requests is None:
             requests = [r for r in self.store.approvable() if isinstance(r, InviteRequest)]
-        return sorted((r for r in requests if r.approvable), key=lambda r: r.created_at)
+        mine = (r for r in requests if r.approvable and approver_id in self.approvers.of(r))
+        return sorted(mine, key=lambda r: r.created_at)
 
     def requests_of(
         self, requester_id: str, requests: Iterable[InviteRequest] | None = None
@@ -166,5 +258,24 @@ class Asking:
         request = self.store.get(request_id)
         if request is None:
             return None
-        allowed = {request.requester_id, request.invitee_slack_id} | set(self.approvers.now())
+        allowed = {request.requester_id, request.invitee_slack_id} | self.approvers.of(request)
         return request if user_id in allowed else None
+
+
+def routed(ruling: Ruling | None) -> dict[str, Any]:
+    """What a request or batch keeps of the policy's ruling: the rule, and its route."""
+    if ruling is None:
+        return {}
+    route = ruling.route
+    return {
+        "policy_rule": ruling.rule,
+        "route": route.name if route else None,
+        "route_channel": route.admin_channel if route else None,
+        "route_approvers": list(route.approvers) if route else [],
+    }
+
+
+def approved_by_policy(now: datetime, status: Any, **started: Any) -> dict[str, Any]:
+    """The decision an approved domain takes for a new request or batch: `status` (inviting,
+    running) and what its work starts with."""
+    return {"status": status, "approval_rule": ApprovalRule.POLICY, "decided_at": now, **started}

@@ -81,6 +81,12 @@ class Catalog:
     def role(self, role_id: str | None) -> Role | None:
         return next((role for role in self.roles if role.id == role_id), None)
 
+    def names(self) -> tuple[list[str], list[str]] | None:
+        """awork's role and team names, once known (None before the first refresh)."""
+        if not self.roles and not self.teams:
+            return None
+        return [role.name for role in self.roles], [team.name for team in self.teams]
+
     def team_names(self, team_ids: Sequence[str]) -> list[str]:
         names = {team.id: team.name for team in self.teams}
         return [names.get(team_id, team_id) for team_id in team_ids]

@@ -58,16 +58,35 @@ class Decision(Generic[R]):
 
 
 class Approvers:
-    """Who may decide: fixed ids, or the current answer of a directory (user groups)."""
+    """Who may decide: fixed ids, or the current answer of a directory (user groups); a
+    request on a route of the policy (INVITE_POLICY) is decided by that route's approvers."""
 
-    def __init__(self, source: frozenset[str] | Callable[[], frozenset[str]]) -> None:
+    def __init__(
+        self,
+        source: frozenset[str] | Callable[[], frozenset[str]],
+        resolve: Callable[[Iterable[str]], frozenset[str]] | None = None,
+        on_routes: Callable[[], frozenset[str]] | None = None,
+    ) -> None:
         self._source = source
+        self._resolve = resolve or (lambda ids: frozenset(ids))
+        self._on_routes = on_routes or frozenset
 
     def now(self) -> frozenset[str]:
+        """The default approvers (INVITE_APPROVERS)."""
         return self._source() if callable(self._source) else self._source
 
+    def of(self, record: Decidable) -> frozenset[str]:
+        """Who decides `record`: its route's approvers, else the default ones."""
+        if record.route_approvers:
+            return self._resolve(record.route_approvers)
+        return self.now()
+
+    def anyone(self) -> frozenset[str]:
+        """Everyone who decides something: the default approvers and every route's."""
+        return self.now() | self._on_routes()
+
     def __contains__(self, user_id: object) -> bool:
-        return user_id in self.now()
+        return user_id in self.anyone()
 
 
 class Decisions(Generic[R]):
@@ -104,7 +123,7 @@ class Decisions(Generic[R]):
         current = self.read(record_id)
         if current is None:
             return Decision(None, Refusal.NOT_FOUND)
-        if user_id not in self.approvers:
+        if user_id not in self.approvers.of(current):
             return Decision(current, Refusal.NOT_APPROVER)
         if not self.on_its_own(current) or current.status is not (status or self.pending):
             return Decision(current, Refusal.ALREADY_DECIDED)
@@ -126,7 +145,7 @@ class Decisions(Generic[R]):
             current = checked.request
             if current is None or not checked.ok:
                 return checked
-            verdict = approval.decide(current, approver_id, self.approvers.now(), own_allowed)
+            verdict = approval.decide(current, approver_id, self.approvers.of(current), own_allowed)
             if verdict.refusal is not None:
                 return Decision(current, Refusal(verdict.refusal))
             changes: dict[str, object] = {

@@ -29,6 +29,7 @@ from bot.services.decisions import Approvers, RequestDecisions
 from bot.services.inviting import Inviting
 from bot.services.joining import Joining
 from bot.services.leases import Work
+from bot.services.policy import PolicyGate
 from bot.store import Store
 
 
@@ -65,13 +66,15 @@ class InviteService:
         sleep: Callable[[float], None] = time.sleep,
         instance_id: str | None = None,
         settle_seconds: float = 120.0,
+        policy: PolicyGate | None = None,
     ) -> None:
         self.store = store
         self.awork = awork
         self.catalog = catalog
-        self._approvers = Approvers(approvers)
+        self.policy = policy or PolicyGate(store)
+        self._approvers = Approvers(approvers, self.policy.resolve, self.policy.route_approvers)
         self.work = Work(store, awork, instance_id, lease_margin)
-        self.asking = Asking(store, awork, catalog, self._approvers)
+        self.asking = Asking(store, awork, catalog, self._approvers, self.policy, self.work)
         self.decisions = RequestDecisions(store, self._approvers, self.work)
         self.inviting = Inviting(
             store,
@@ -93,7 +96,12 @@ class InviteService:
         return self._approvers.now()
 
     def is_approver(self, user_id: str) -> bool:
+        """Whether `user_id` decides anything: a default approver, or one of a route's."""
         return user_id in self._approvers
+
+    def approvers_of(self, record: Any) -> frozenset[str]:
+        """Who decides `record` (a request or a batch): its route's approvers, or the default."""
+        return self._approvers.of(record)
 
     @property
     def instance_id(self) -> str:
@@ -103,6 +111,7 @@ class InviteService:
     def work_lease(self) -> float:
         return self.work.lease
 
+    ask = _Part("asking")
     duplicate_of = _Part("asking")
     submit = _Part("asking")
     autofill = _Part("asking")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import abc
 import secrets
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,8 +26,8 @@ from bot.domain.batches import InviteBatch
 from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
 from bot.runtime import metrics
 from bot.store.budget import StoreUnavailable, later
+from bot.store.facets import Facets, Record, changed, decode, facets, model_for
 
-Record = InviteRequest | InviteBatch
 Change = Callable[[Record | None, datetime], Record | None]
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 WORKING = frozenset({"inviting", "joining", "running"})  # the states a work lease holds
@@ -36,71 +35,6 @@ WORKING = frozenset({"inviting", "joining", "running"})  # the states a work lea
 
 class StoreClosed(RuntimeError):
     """The store was closed (the bot is stopping); the operation was not carried out."""
-
-
-def model_for(record_id: str) -> type[InviteRequest] | type[InviteBatch]:
-    """A batch's id starts with "bat-"; everything else is a request."""
-    return InviteBatch if record_id.startswith("bat-") else InviteRequest
-
-
-def decode(record_id: str, raw: dict[str, Any]) -> Record:
-    return model_for(record_id).model_validate(raw)
-
-
-@dataclass(frozen=True)
-class Facets:
-    """What the indexes know of a record; recomputed and written with every change."""
-
-    kind: str  # "request" or "batch"
-    status: str
-    requester: str | None  # listed under this requester ("/invite mine", App Home)
-    created_at: datetime
-    open_emails: tuple[str, ...]  # addresses it holds open (a duplicate check finds them)
-    open_target: str  # the id a duplicate points to (a batch member's batch)
-    approvable: bool  # on the approvers' list
-    due_at: datetime | None  # when a sweep next has work for it
-    settled_at: datetime | None  # decided and told since then (archived after retention)
-
-
-def facets(record: Record, schedule: Schedule) -> Facets:
-    if isinstance(record, InviteBatch):
-        emails = tuple(sorted({e.email.lower() for e in record.entries})) if record.is_open else ()
-        return Facets(
-            kind="batch",
-            status=str(record.status),
-            requester=record.requester_id,
-            created_at=record.created_at,
-            open_emails=emails,
-            open_target=record.id,
-            approvable=record.approvable,
-            due_at=record.due_at(schedule),
-            settled_at=record.updated_at if record.settled else None,
-        )
-    return Facets(
-        kind="request",
-        status=str(record.status),
-        requester=record.requester_id if record.batch_id is None else None,
-        created_at=record.created_at,
-        open_emails=(record.details.email.lower(),) if record.is_open else (),
-        open_target=record.batch_id or record.id,
-        approvable=record.approvable,
-        due_at=record.due_at(schedule),
-        settled_at=record.updated_at if record.settled else None,
-    )
-
-
-def changed(current: Record, now: datetime, changes: dict[str, Any]) -> Record:
-    """The record with `changes` applied, its version bumped. Only the changed fields are
-    validated (a bad change cannot be stored and break later reads); the rest was validated
-    when it was read, and re-validating a 500-person batch on every write is what made bulk
-    runs slow."""
-    updated = current.model_copy(update={"version": current.version + 1, "updated_at": now})
-    validator = type(current).__pydantic_validator__
-    for name, value in changes.items():
-        if name not in type(current).model_fields:
-            raise ValueError(f"{type(current).__name__} has no field {name!r}")
-        validator.validate_assignment(updated, name, value)
-    return updated
 
 
 class Store(abc.ABC):
@@ -204,6 +138,16 @@ class Store(abc.ABC):
     def claim_period(self, name: str, seconds: float, owner: str) -> bool:
         """True for exactly one caller per `seconds` across every process sharing the store:
         that caller runs the periodic job `name` (catalog refresh, archiving)."""
+
+    @abc.abstractmethod
+    def take_quota(self, key: str, wanted: int, limit: int) -> int:
+        """Count up to `wanted` more on the counter `key` without passing `limit`, atomically
+        across every process sharing the store; how many were counted (0: limit reached).
+        Keys start with a day (`2026-12-04|U123`) so that `forget_quotas` can drop old ones."""
+
+    @abc.abstractmethod
+    def forget_quotas(self, before: str) -> int:
+        """Drop the counters whose key sorts before `before` (a day); how many."""
 
     # -- moving between engines ------------------------------------------------------------------
 
@@ -377,6 +321,8 @@ class Store(abc.ABC):
             count = self.archive(cutoff)
             moved += count
             if count == 0:
+                # Daily counters (INVITE_POLICY's daily_limit) of days long gone.
+                self.forget_quotas((self.now() - timedelta(days=2)).strftime("%Y-%m-%d"))
                 return moved
 
 

@@ -320,6 +320,23 @@ class PostgresStore(Store):
         )
         return row is not None
 
+    def take_quota(self, key: str, wanted: int, limit: int) -> int:
+        # One statement: the row is locked by the upsert, and SET reads its values as they
+        # were, so concurrent asks on every replica count each person once.
+        row = self._first(
+            "INSERT INTO quotas AS q (key, used, granted)"
+            " VALUES (%(key)s, LEAST(%(limit)s, %(wanted)s), LEAST(%(limit)s, %(wanted)s))"
+            " ON CONFLICT (key) DO UPDATE"
+            " SET used = GREATEST(q.used, LEAST(%(limit)s, q.used + %(wanted)s)),"
+            " granted = GREATEST(0, LEAST(%(limit)s, q.used + %(wanted)s) - q.used)"
+            " RETURNING granted",
+            {"key": key, "wanted": max(0, wanted), "limit": limit},
+        )
+        return int(row[0]) if row else 0
+
+    def forget_quotas(self, before: str) -> int:
+        return self._write("DELETE FROM quotas WHERE key < %s", (before,))
+
     # -- awork's rate limit, shared ------------------------------------------------------------
 
     def rate_limiter(self, per_second: int, per_minute: int) -> SharedRateLimiter:

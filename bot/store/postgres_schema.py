@@ -73,6 +73,8 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX awork_calls_counted ON awork_calls (counted_at)",
         "CREATE TABLE awork_pause (id int PRIMARY KEY, until timestamptz NOT NULL)",
     ],
+    # Counters (the policy's daily limit): how many are used, and how many the last call got.
+    2: ["CREATE TABLE quotas (key text PRIMARY KEY, used int NOT NULL, granted int NOT NULL)"],
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

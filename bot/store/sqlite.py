@@ -312,6 +312,21 @@ class SqliteStore(Store):
             }
             return True
 
+    def take_quota(self, key: str, wanted: int, limit: int) -> int:
+        with self._lock():
+            used = int(self._db.get(f"q|{key}", 0))
+            granted = max(0, min(wanted, limit - used))
+            if granted:
+                self._db[f"q|{key}"] = used + granted
+            return granted
+
+    def forget_quotas(self, before: str) -> int:
+        with self._lock():
+            old = [key for key, _ in self._range("q|", "q|" + before)]
+            for key in old:
+                del self._db[key]
+            return len(old)
+
     # -- schema and moving (bot/store/sqlite_schema.py) -------------------------------------
 
     def migrate(self) -> int:

@@ -1,0 +1,302 @@
+"""The invitation policy (INVITE_POLICY): who may ask, which addresses are invited without an
+approver or never, how many people one requester may ask for a day, and which approvers in
+which channel decide which requests. A TOML file, validated here; what it says about one
+request is a `Ruling`, decided here apart from Slack and from the store.
+
+A domain entry matches that domain exactly; `*.example.com` matches its subdomains (not
+example.com itself). Role and team names are awork's, matched case-insensitively. Routes are
+tried in order; the first whose `teams` or `channels` match decides the request.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
+
+DEFAULT_RULE = "default"  # no route matched: INVITE_ADMIN_CHANNEL and INVITE_APPROVERS decide
+
+_HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
+
+
+def _domain(value: str) -> str:
+    entry = value.strip().lower().rstrip(".")
+    host = entry[2:] if entry.startswith("*.") else entry
+    if not _HOST.match(host):
+        raise ValueError(f"{value!r} is not a domain (example.com, or *.example.com)")
+    return entry
+
+
+def _id_of(kinds: str, what: str) -> AfterValidator:
+    pattern = re.compile(rf"^[{kinds}][A-Z0-9]{{2,}}$")
+
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+Domain = Annotated[str, AfterValidator(_domain)]
+UserOrGroup = Annotated[str, _id_of("UWS", "a Slack user id (U…) or user-group id (S…)")]
+ChannelId = Annotated[str, _id_of("CG", "a Slack channel id (C…)")]
+Name = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class Route(BaseModel):
+    """Requests for these teams, or asked in these channels, go to this channel's approvers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Name
+    teams: list[Name] = []
+    channels: list[ChannelId] = []
+    admin_channel: ChannelId | None = None
+    approvers: list[UserOrGroup] = []
+    roles: list[Name] = []
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> Route:
+        if not self.teams and not self.channels:
+            raise ValueError("a route needs `teams` or `channels` to match requests")
+        return self
+
+    def matches(self, team_names: Iterable[str], channel: str | None) -> bool:
+        wanted = {team.casefold() for team in self.teams}
+        return (channel is not None and channel in self.channels) or any(
+            team.casefold() in wanted for team in team_names
+        )
+
+    def allows_role(self, role_name: str | None) -> bool:
+        """No `roles`: any; else one of them. No role asked for is awork's default role."""
+        if not self.roles or role_name is None:
+            return True
+        return role_name.casefold() in {role.casefold() for role in self.roles}
+
+
+class DomainSet:
+    """Domain entries, matched in a few set look-ups however many there are."""
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        self.exact = {e for e in entries if not e.startswith("*.")}
+        self.below = {e[2:] for e in entries if e.startswith("*.")}
+
+    def match(self, address: str) -> str | None:
+        """The entry `address` (an email address or a domain) falls under, or None."""
+        domain = address.rsplit("@", 1)[-1].strip().lower().rstrip(".")
+        if domain in self.exact:
+            return domain
+        labels = domain.split(".")
+        for start in range(1, len(labels) - 1):
+            parent = ".".join(labels[start:])
+            if parent in self.below:
+                return "*." + parent
+        return None
+
+
+Outcome = Literal["refused", "approved", "asked"]
+
+
+@dataclass(frozen=True)
+class Ruling:
+    """What the policy says of one invitation: refused (why), approved without an approver,
+    or asked of the approvers (of `route`, or the default ones); `rule` names the rule."""
+
+    outcome: Outcome
+    rule: str
+    why: str | None = None  # refused: blocked_domain, role_not_on_route
+    route: Route | None = None
+    entry: str | None = None  # the domain entry or role name the rule matched
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requesters: list[UserOrGroup] | None = None
+    approved_domains: list[Domain] = []
+    blocked_domains: list[Domain] = []
+    daily_limit: int | None = Field(None, ge=1, le=100_000)
+    routes: list[Route] = []
+
+    _approved: DomainSet = PrivateAttr()
+    _blocked: DomainSet = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Policy:
+        both = sorted(set(self.approved_domains) & set(self.blocked_domains))
+        if both:
+            raise ValueError(f"approved and blocked at once: {', '.join(both)}")
+        names = [route.name.casefold() for route in self.routes]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"route names must differ: {', '.join(twice)} twice")
+        return self
+
+    def model_post_init(self, context: Any) -> None:
+        self._approved = DomainSet(self.approved_domains)
+        self._blocked = DomainSet(self.blocked_domains)
+
+    @property
+    def empty(self) -> bool:
+        return self == Policy()
+
+    def blocked(self, email: str) -> str | None:
+        return self._blocked.match(email)
+
+    def route_for(self, team_names: Sequence[str], channel: str | None) -> Route | None:
+        return next((r for r in self.routes if r.matches(team_names, channel)), None)
+
+    def judge(
+        self,
+        email: str,
+        role_name: str | None = None,
+        role_is_admin: bool = False,
+        team_names: Sequence[str] = (),
+        channel: str | None = None,
+    ) -> Ruling:
+        """What happens to an invitation of `email` with this role and these teams, asked in
+        `channel` (the requester and the daily limit are the service's to check)."""
+        blocked = self._blocked.match(email)
+        if blocked is not None:
+            return Ruling("refused", f"blocked_domains: {blocked}", "blocked_domain", entry=blocked)
+        route = self.route_for(team_names, channel)
+        if route is not None and not route.allows_role(role_name):
+            return Ruling(
+                "refused", f"routes.{route.name}.roles", "role_not_on_route", route, role_name
+            )
+        approved = self._approved.match(email)
+        if approved is not None and not role_is_admin:
+            return Ruling("approved", f"approved_domains: {approved}", route=route, entry=approved)
+        if route is not None:
+            return Ruling("asked", f"routes.{route.name}", route=route)
+        return Ruling("asked", DEFAULT_RULE)
+
+    def unknown_names(self, roles: Iterable[str], teams: Iterable[str]) -> list[str]:
+        """Mistakes: role and team names that awork (its catalog) does not have."""
+        have_roles = {name.casefold() for name in roles}
+        have_teams = {name.casefold() for name in teams}
+        mistakes = []
+        for index, route in enumerate(self.routes):
+            for key, names, have in (
+                ("roles", route.roles, have_roles),
+                ("teams", route.teams, have_teams),
+            ):
+                missing = [name for name in names if name.casefold() not in have]
+                if missing:
+                    kind = "role" if key == "roles" else "team"
+                    mistakes.append(
+                        f"routes[{index}].{key} ({route.name}): awork has no {kind} "
+                        + ", ".join(repr(name) for name in missing)
+                    )
+        return mistakes
+
+    def group_ids(self) -> frozenset[str]:
+        """The user groups the policy names (their members are read from Slack)."""
+        ids = [*(self.requesters or ()), *(a for r in self.routes for a in r.approvers)]
+        return frozenset(i for i in ids if i.startswith("S"))
+
+
+class PolicyError(ValueError):
+    """A policy file that does not validate: one line per mistake."""
+
+    def __init__(self, mistakes: list[str]) -> None:
+        super().__init__("; ".join(mistakes))
+        self.mistakes = mistakes
+
+
+def parse_policy(text: str) -> Policy:
+    """The policy a TOML text says; PolicyError naming each mistake (its key, and its line
+    where the file shows it) otherwise."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError([f"not TOML: {exc}"]) from None
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError([_mistake(error, text) for error in exc.errors()]) from None
+
+
+def _mistake(error: Any, text: str) -> str:
+    loc = [part for part in error.get("loc", ()) if not str(part).startswith("function-")]
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    if error.get("type") == "extra_forbidden":
+        message = "not a key of the policy file"
+    elif error.get("type") == "missing":
+        message = "missing"
+    line = _line_of(loc, text)
+    where = f"{key or 'the file'}" + (f" (line {line})" if line else "")
+    return f"{where}: {message}"
+
+
+def _line_of(loc: Sequence[Any], text: str) -> int | None:
+    """The line of the key a mistake is about: its name after the `[[routes]]` header it
+    belongs to (the n-th), or at the top level. None when it cannot be told."""
+    names = [part for part in loc if isinstance(part, str)]
+    if not names:
+        return None
+    lines = text.splitlines()
+    start = 0
+    if names[0] == "routes" and len(loc) >= 2 and isinstance(loc[1], int):
+        headers = [n for n, line in enumerate(lines) if line.strip().startswith("[[routes]]")]
+        if loc[1] >= len(headers):
+            return None
+        start = headers[loc[1]]
+        if len(names) == 1:
+            return start + 1
+        names = names[1:]
+    pattern = re.compile(rf"^\s*{re.escape(names[0])}\s*=")
+    for number in range(start, len(lines)):
+        if pattern.match(lines[number]):
+            return number + 1
+        if number > start and start and lines[number].strip().startswith("["):
+            break
+    return None
+
+
+def describe(policy: Policy) -> list[str]:
+    """What the policy means, in plain words, one line each."""
+    if policy.empty:
+        return ["No rules: anyone may ask; INVITE_APPROVERS decide in INVITE_ADMIN_CHANNEL."]
+    said = []
+    if policy.requesters is not None:
+        who = ", ".join(policy.requesters) or "nobody"
+        said.append(f"Who may ask: {who} (anyone else is told whom to ask).")
+    said += [
+        f"{d}: invited without an approver (never an admin role)." for d in policy.approved_domains
+    ]
+    said += [f"{d}: refused, nobody is asked." for d in policy.blocked_domains]
+    if policy.daily_limit is not None:
+        said.append(f"Each requester may ask for {policy.daily_limit} people per UTC day.")
+    for route in policy.routes:
+        match = " or ".join(
+            part
+            for part in (
+                f"teams {', '.join(route.teams)}" if route.teams else "",
+                f"asked in {', '.join(route.channels)}" if route.channels else "",
+            )
+            if part
+        )
+        where = route.admin_channel or "INVITE_ADMIN_CHANNEL"
+        who = ", ".join(route.approvers) or "INVITE_APPROVERS"
+        roles = f"; roles allowed: {', '.join(route.roles)}" if route.roles else ""
+        said.append(f"Route {route.name}: {match} -> decided by {who} in {where}{roles}.")
+    if policy.routes:
+        said.append("Anything else: INVITE_APPROVERS decide in INVITE_ADMIN_CHANNEL.")
+    return said
