@@ -9,8 +9,8 @@ import logging
 from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
 
-from bot.domain.batches import BatchStatus
-from bot.domain.records import Status
+from bot.domain.batches import BatchStatus, InviteBatch
+from bot.domain.records import InviteRequest, Status
 from bot.runtime.deps import Deps
 from bot.services.joining import AcceptOutcome
 from bot.store.budget import CALL_SECONDS
@@ -207,11 +207,48 @@ def run_approval(
         courier.sync(request.id)
         courier.tell(user, channel, answers.FIRST_APPROVAL)
         return
+    invite_approved(deps, request)
+
+
+def invite_approved(deps: Deps, request: InviteRequest) -> None:
+    """A request whose approval (an approver's, or the policy's) claimed it for inviting:
+    invite in awork under that claim and bring Slack up to date before and after."""
+    service, courier = deps.service, deps.courier
     if request.invitee_slack_id is None:
         service.set_invitee(request.id, courier.slack_user(request.details.email))
     courier.sync(request.id)  # "Approved by @x, inviting…"
     service.invite(request.id, request.claim_id)  # under the claim this approval took
     courier.sync(request.id)
+
+
+def after_asked(deps: Deps, request: InviteRequest, requester: str, origin: str | None) -> None:
+    """After the ack of a stored request: approved by the policy, it is invited at once;
+    otherwise names awork suggests are filled in, the approvers are shown it, and an
+    approver's own request is approved by them (INVITE_SELF_APPROVE)."""
+    service = deps.service
+    if request.status is Status.INVITING:  # an approved domain (INVITE_POLICY)
+        invite_approved(deps, request)
+        return
+    service.autofill(request.id)  # names awork suggests for the address
+    deps.courier.sync(request.id)  # the approval message and the "waiting" notice
+    if deps.settings.invite_self_approve and requester in service.approvers_of(request):
+        # An approver's own request needs no one else (but an admin role still needs two).
+        run_approval(deps, request.id, requester, origin, own_allowed=True)
+
+
+def after_batches(
+    deps: Deps, batches: list[InviteBatch], requester: str, origin: str | None
+) -> None:
+    """After the ack of stored batches: one approved by the policy runs at once; the others
+    are shown to their approvers (and approved by an approver who asked, with
+    INVITE_SELF_APPROVE)."""
+    for batch in batches:
+        if batch.status is BatchStatus.RUNNING:  # approved domains (INVITE_POLICY)
+            deps.courier.run_batch(batch.id, batch.claim_id)
+            continue
+        deps.courier.sync_batch(batch.id)
+        if deps.settings.invite_self_approve and requester in deps.service.approvers_of(batch):
+            run_batch_approval(deps, batch.id, requester, origin, own_allowed=True)
 
 
 def _request_id(body: dict) -> str:

@@ -16,8 +16,9 @@ from bot.domain.inline import NO_EMAIL, InlineInvite, parse_inline
 from bot.domain.text import clean_text
 from bot.runtime.command import keep_command
 from bot.runtime.deps import Deps
+from bot.services.asking import Turned
 from bot.ui import answers, bulk_blocks, forms, lists, mrkdwn
-from handlers.actions import run_approval, run_batch_approval
+from handlers.actions import after_asked, after_batches
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,15 @@ def register(app: App, deps: Deps) -> None:
             if then is not None:
                 deps.later(then)
             return
+        if not service.policy.may_ask(user):  # INVITE_POLICY's requesters: no form to fill
+            ack(**answer(_private(":no_entry: " + answers.turned_away(not_requester()))))
+            return
         ack()
         # The trigger_id lives for 3 seconds: the modal opens first thing after the ack.
         deps.open_modal(open_form, body, user, keyword)
+
+    def not_requester() -> Turned:
+        return Turned("not_requester", ask_instead=service.approvers)
 
     def open_form(body: dict, user: str, keyword: str) -> None:
         origin = body.get("channel_id")
@@ -96,19 +103,24 @@ def register(app: App, deps: Deps) -> None:
         domain = body.get("team_domain")
         if len(parsed.people) == 1:
             return submit_one(parsed, user, origin, domain)
-        prepared = deps.batches.prepare(
+        asked = deps.batches.ask(
             parsed.people,
+            user,
+            origin,
             role_id=parsed.role.id if parsed.role else None,
             team_ids=[team.id for team in parsed.teams],
             skip_sending_email=parsed.skip_sending_email,
         )
+        prepared = asked.prepared
         if prepared.errors:
             return _private(":warning: " + _quoted(prepared.errors[:20])), None
-        if not prepared.entries:
+        if asked.turned is not None and not asked.batches:
+            return _private(":no_entry: " + answers.turned_away(asked.turned)), None
+        if not asked.batches:
             text = ":information_source: Nobody left to ask for: " + _left_out(prepared)
             return _private(text), None
-        batch = deps.batches.submit(prepared, user, origin)  # stored before anything else
-        return {}, lambda: after_batch(batch.id, user, origin)
+        # Stored before anything else; Slack hears the rest after the ack.
+        return {}, lambda: after_batches(deps, asked.batches, user, origin)
 
     def submit_one(
         parsed: InlineInvite, user: str, origin: str | None, domain: str | None
@@ -126,25 +138,18 @@ def register(app: App, deps: Deps) -> None:
         )
         if details is None:
             return _private(":warning: " + _quoted(errors_in_words(errors), " ")), None
-        duplicate = service.duplicate_of(details)
-        if duplicate is not None:
-            kind, existing = duplicate
-            link = mrkdwn.permalink(domain, existing and existing.approval_message)
-            text = ":information_source: " + answers.duplicate_error(kind, existing, link)
-            return _private(text), None
-        request = service.submit(details, user, origin)  # stored before anything else
-        return {}, lambda: after_submit(request.id, user, origin)
-
-    def after_submit(request_id: str, user: str, origin: str | None) -> None:
-        service.autofill(request_id)  # names awork suggests for the address
-        deps.courier.sync(request_id)  # the approval message and the "waiting" notice
-        if deps.settings.invite_self_approve and service.is_approver(user):
-            run_approval(deps, request_id, user, origin, own_allowed=True)
-
-    def after_batch(batch_id: str, user: str, origin: str | None) -> None:
-        deps.courier.sync_batch(batch_id)
-        if deps.settings.invite_self_approve and service.is_approver(user):
-            run_batch_approval(deps, batch_id, user, origin, own_allowed=True)
+        asked = service.ask(details, user, origin)  # stored before anything else
+        turned = asked.turned
+        if turned is not None:
+            if turned.why in ("member", "open"):
+                link = mrkdwn.permalink(
+                    domain, turned.existing and turned.existing.approval_message
+                )
+                text = answers.duplicate_error(turned.why, turned.existing, link)
+                return _private(":information_source: " + text), None
+            return _private(":no_entry: " + answers.turned_away(turned)), None
+        request = asked.request
+        return {}, lambda: after_asked(deps, request, user, origin)
 
     def pending(user: str, args: list[str], command: str) -> dict:
         if not service.is_approver(user):
@@ -217,8 +222,8 @@ def did_you_mean(words: list[str], text: str, command: str) -> str | None:
 
 
 def _left_out(prepared: Prepared) -> str:
-    why = {"member": "already in awork", "open": "already requested", "repeated": "listed twice"}
-    return "; ".join(f"{mrkdwn.escape(s.email)} ({why[s.reason]})" for s in prepared.skipped[:20])
+    words = bulk_blocks.LEFT_OUT
+    return "; ".join(f"{mrkdwn.escape(s.email)} ({words[s.reason]})" for s in prepared.skipped[:20])
 
 
 def _quoted(errors: list[str], joiner: str = "\n") -> str:

@@ -12,8 +12,9 @@ from bot.domain.details import field_label, parse_details
 from bot.domain.people import parse_people
 from bot.domain.text import clean_text
 from bot.runtime.deps import Deps
+from bot.services.asking import Turned
 from bot.ui import answers, bulk_blocks, forms, mrkdwn
-from handlers.actions import is_batch, run_approval, run_batch_approval
+from handlers.actions import after_asked, after_batches, is_batch
 from handlers.files import download
 
 log = logging.getLogger(__name__)
@@ -27,29 +28,20 @@ def register(app: App, deps: Deps) -> None:
         details, errors = parse_details(forms.form_fields(view.get("state", {}).get("values", {})))
         if details is not None and details.uses_advanced() and not service.is_approver(requester):
             errors = {"email": "Only approvers may use the advanced options."}
+        request = None
         if not errors:
-            duplicate = service.duplicate_of(details)
-            if duplicate is not None:
-                kind, existing = duplicate
-                link = mrkdwn.permalink(
-                    (body.get("team") or {}).get("domain"), existing and existing.approval_message
-                )
-                errors = {"email": answers.duplicate_error(kind, existing, link)}
-        if errors:
+            origin = _origin_channel(view)
+            # Who may ask, the policy's rules, duplicates, the daily limit; then stored
+            # before anything else: a crash after this line loses nothing.
+            asked = service.ask(details, requester, origin)
+            request, turned = asked.request, asked.turned
+            if turned is not None:
+                errors = {turned.field: field_error(turned, body)}
+        if errors or request is None:
             ack(response_action="errors", errors=_on_blocks(errors, view))
             return
-        origin = _origin_channel(view)
-        # Stored before anything else: a crash after this line loses nothing.
-        request = service.submit(details, requester, origin)
         ack()
-        deps.later(after_submit, request.id, requester, origin)
-
-    def after_submit(request_id: str, requester: str, origin: str | None) -> None:
-        service.autofill(request_id)  # names awork suggests for the address, if none were typed
-        deps.courier.sync(request_id)
-        if deps.settings.invite_self_approve and service.is_approver(requester):
-            # An approver's own request needs no one else (but an admin role still needs two).
-            run_approval(deps, request_id, requester, origin, own_allowed=True)
+        deps.later(after_asked, deps, request, requester, origin)
 
     def submit_deny_reason(ack: Ack, body: dict, view: dict) -> None:
         request_id = view.get("private_metadata", "")
@@ -111,31 +103,44 @@ def register(app: App, deps: Deps) -> None:
         if shown:
             ack(response_action="errors", errors=shown)
             return
-        prepared = deps.batches.prepare(
+        origin = _origin_channel(view)
+        asked = deps.batches.ask(  # stored before anything else
             people,
+            requester,
+            origin,
             role_id=fields.get("roleId"),
             team_ids=fields.get("teamIds") or [],
             skip_sending_email=bool(fields.get("skipSendingEmail")),
         )
-        if prepared.errors or not prepared.entries:
+        prepared = asked.prepared
+        if asked.turned is not None and not asked.batches:
+            where = "roleId" if asked.turned.field == "roleId" else bulk_blocks.PEOPLE
+            ack(response_action="errors", errors={where: field_error(asked.turned, body)})
+            return
+        if prepared.errors or not asked.batches:
             problems = prepared.errors or [
-                "Nobody left to ask for: everyone is already in awork or already requested."
+                "Nobody left to ask for: everyone is already in awork, already requested "
+                "or on a blocked domain."
             ]
             ack(response_action="errors", errors={bulk_blocks.PEOPLE: _clip(problems)})
             return
-        origin = _origin_channel(view)
-        batch = deps.batches.submit(prepared, requester, origin)  # stored before anything else
         ack()
-        deps.later(after_bulk, batch.id, requester, origin)
-
-    def after_bulk(batch_id: str, requester: str, origin: str | None) -> None:
-        deps.courier.sync_batch(batch_id)
-        if deps.settings.invite_self_approve and service.is_approver(requester):
-            run_batch_approval(deps, batch_id, requester, origin, own_allowed=True)
+        deps.later(after_batches, deps, asked.batches, requester, origin)
 
     app.view(forms.INVITE_FORM)(submit_invite)
     app.view(forms.DENY_REASON)(submit_deny_reason)
     app.view(bulk_blocks.BULK_FORM)(submit_bulk)
+
+
+def field_error(turned: Turned, body: dict) -> str:
+    """A refusal of the ask as a field error (plain text): a duplicate links its request."""
+    if turned.why in ("member", "open"):
+        link = mrkdwn.permalink(
+            (body.get("team") or {}).get("domain"),
+            turned.existing and turned.existing.approval_message,
+        )
+        return answers.duplicate_error(turned.why, turned.existing, link)
+    return answers.turned_away(turned, plain=True)
 
 
 def _clip(problems: list[str], shown: int = 5) -> str:

@@ -27,10 +27,11 @@ class BatchStatus(StrEnum):
 
 
 class Skipped(BaseModel):
-    """A person left out of a batch at submission, and why ("member" or "open")."""
+    """A person left out of a batch at submission, and why: already in awork, an open
+    request, listed twice, on a blocked domain or over the requester's daily limit."""
 
     email: str
-    reason: Literal["member", "open", "repeated"]
+    reason: Literal["member", "open", "repeated", "blocked", "daily_limit"]
     request_id: str | None = None
 
 

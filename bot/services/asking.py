@@ -40,6 +40,7 @@ class Turned:
     entry: str | None = None  # the blocked domain, the role not on the route
     resets_at: datetime | None = None  # daily_limit: when the requester may ask again
     ask_instead: frozenset[str] = dataclasses.field(default_factory=frozenset)
+    roles: tuple[str, ...] = ()  # role_not_on_route: the roles its route allows
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,7 @@ class Asking:
             return Asked(turned=Turned("not_requester", ask_instead=self.approvers.now()))
         ruling = self.judge(details, origin_channel)
         if ruling.outcome == "refused":
-            on = "roleId" if ruling.why == "role_not_on_route" else "email"
-            return Asked(turned=Turned(str(ruling.why), on, ruling.rule, entry=ruling.entry))
+            return Asked(turned=refused(ruling))
         duplicate = self.duplicate_of(details)
         if duplicate is not None:
             return Asked(turned=Turned(duplicate[0], existing=duplicate[1]))
@@ -260,6 +260,19 @@ class Asking:
             return None
         allowed = {request.requester_id, request.invitee_slack_id} | self.approvers.of(request)
         return request if user_id in allowed else None
+
+
+def refused(ruling: Ruling) -> Turned:
+    """A refusal of the policy's domain rules or routes, as the asker is told it."""
+    on_role = ruling.why == "role_not_on_route"
+    roles = tuple(ruling.route.roles) if on_role and ruling.route else ()
+    return Turned(
+        str(ruling.why),
+        "roleId" if on_role else "email",
+        ruling.rule,
+        entry=ruling.entry,
+        roles=roles,
+    )
 
 
 def routed(ruling: Ruling | None) -> dict[str, Any]:

@@ -9,17 +9,31 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from bot.domain.batches import BatchStatus, InviteBatch, Prepared, Skipped, Summary
-from bot.domain.details import errors_in_words, parse_details
+from bot.domain.clock import utcnow
+from bot.domain.details import InviteDetails, errors_in_words, parse_details
 from bot.domain.people import Person
+from bot.domain.policy import Ruling
 from bot.domain.records import InviteRequest
+from bot.services.asking import Turned, approved_by_policy, refused, routed
 from bot.services.batch_run import BatchRunner, members
 from bot.services.decisions import BatchDecisions, Decision, Refusal
 from bot.services.invites import InviteService
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class AskedMany:
+    """What came of asking for a list: the batches stored (one per route of the policy, and
+    one for approved domains), what was left out and why, or why nothing was asked at all."""
+
+    prepared: Prepared
+    batches: list[InviteBatch] = field(default_factory=list)
+    turned: Turned | None = None
 
 
 class BatchService:
@@ -77,18 +91,89 @@ class BatchService:
         self, address: str, open_ids: Mapping[str, str] | None = None
     ) -> Skipped | None:
         """Why `address` is left out of a list, if it is. `open_ids`: `Store.open_addresses`,
-        looked up once for a whole list."""
+        looked up once for a whole list; an address one of ours invited (or that joined) is
+        in awork already."""
         if self.catalog.is_member(address):
             return Skipped(email=address, reason="member")
         if open_ids is None:
             open_ids = self.store.open_addresses([address])
         open_id = open_ids.get(address.lower())
-        return Skipped(email=address, reason="open", request_id=open_id) if open_id else None
+        if not open_id:
+            return None
+        held = self.store.read(open_id)
+        if held is not None and not held.is_open:
+            return Skipped(email=address, reason="member", request_id=open_id)
+        return Skipped(email=address, reason="open", request_id=open_id)
+
+    def ask(
+        self,
+        people: Iterable[Person],
+        requester_id: str,
+        origin_channel: str | None,
+        role_id: str | None = None,
+        team_ids: Iterable[str] = (),
+        skip_sending_email: bool = False,
+    ) -> AskedMany:
+        """A list asked for: who may ask, each person checked (`prepare`) and judged by the
+        policy (a blocked domain is left out), the daily limit (the part beyond it is left
+        out), then one batch stored per route - approved domains in one of their own, approved
+        by the policy - before anything else happens."""
+        gate = self.service.policy
+        if not gate.may_ask(requester_id):
+            turned = Turned("not_requester", ask_instead=self.service.approvers)
+            return AskedMany(Prepared(), turned=turned)
+        team_ids = list(team_ids)
+        prepared = self.prepare(people, role_id, team_ids, skip_sending_email)
+        if prepared.errors or not prepared.entries:
+            return AskedMany(prepared)
+        role = self.catalog.role(role_id)
+        team_names = self.catalog.team_names(team_ids)
+        kept: list[tuple[InviteDetails, Ruling]] = []
+        for details in prepared.entries:
+            ruling = gate.judge(
+                details.email,
+                role.name if role else None,
+                bool(role and role.is_admin_role),
+                team_names,
+                origin_channel,
+            )
+            if ruling.why == "role_not_on_route":  # the role is everyone's: nobody is asked
+                return AskedMany(prepared, turned=refused(ruling))
+            if ruling.outcome == "refused":
+                prepared.skipped.append(Skipped(email=details.email, reason="blocked"))
+            else:
+                kept.append((details, ruling))
+        limited = gate.take(requester_id, len(kept))
+        for details, _ in kept[limited.granted :]:
+            prepared.skipped.append(Skipped(email=details.email, reason="daily_limit"))
+        kept = kept[: limited.granted]
+        if not kept:  # all blocked, or over the limit: nothing to store
+            over = any(s.reason == "daily_limit" for s in prepared.skipped)
+            turned = Turned("daily_limit", rule="daily_limit", resets_at=limited.resets_at)
+            return AskedMany(prepared, turned=turned if over else None)
+        groups: dict[tuple[str, str], list[tuple[InviteDetails, Ruling]]] = {}
+        for details, ruling in kept:
+            groups.setdefault((ruling.outcome, ruling.rule), []).append((details, ruling))
+        asked = AskedMany(prepared)
+        # Those the approvers see first: the left-out people are said with them.
+        ordered = sorted(groups.values(), key=lambda group: group[0][1].outcome != "asked")
+        for number, group in enumerate(ordered):
+            part = Prepared(
+                entries=[details for details, _ in group],
+                skipped=prepared.skipped if number == 0 else [],  # said once
+            )
+            asked.batches.append(self.submit(part, requester_id, origin_channel, group[0][1]))
+        return asked
 
     def submit(
-        self, prepared: Prepared, requester_id: str, origin_channel: str | None
+        self,
+        prepared: Prepared,
+        requester_id: str,
+        origin_channel: str | None,
+        ruling: Ruling | None = None,
     ) -> InviteBatch:
-        """Store a new pending batch (before anything else happens)."""
+        """Store a new batch (before anything else happens): pending, or - approved by the
+        policy - with its first run claimed by this process (a crash leaves it to the sweep)."""
         if not prepared.entries:
             raise ValueError("a batch needs at least one person")
         first = prepared.entries[0]
@@ -103,8 +188,14 @@ class BatchService:
             role_is_admin=admin_role,
             team_names=self.catalog.team_names(first.team_ids),
             approvals_needed=2 if admin_role else 1,  # one alone when nobody else can decide
+            **routed(ruling),
         )
-        self.store.add(batch)
+        auto = ruling is not None and ruling.outcome == "approved"
+        if auto:
+            batch = batch.model_copy(
+                update=approved_by_policy(utcnow(), BatchStatus.RUNNING, run=1)
+            )
+        batch = self.store.add(batch, claim=self.service.work.claim if auto else None)
         self.store.record(
             "batch_submitted",
             batch.id,
@@ -112,6 +203,10 @@ class BatchService:
             people=len(batch.entries),
             role=batch.role_name,
         )
+        if auto:
+            self.store.record(
+                "batch_approved", batch.id, None, rule="policy", policy=batch.policy_rule
+            )
         log.info(
             "batch %s stored: %d people (requester %s)", batch.id, len(batch.entries), requester_id
         )
@@ -208,7 +303,7 @@ class BatchService:
         batch = self.store.get_batch(batch_id)
         if batch is None:
             return None
-        allowed = user_id == batch.requester_id or self.service.is_approver(user_id)
+        allowed = user_id == batch.requester_id or user_id in self.service.approvers_of(batch)
         return batch if allowed else None
 
     def waiting_for(
@@ -218,7 +313,8 @@ class BatchService:
             return []
         if batches is None:
             batches = [b for b in self.store.approvable() if isinstance(b, InviteBatch)]
-        return sorted((b for b in batches if b.approvable), key=lambda b: b.created_at)
+        mine = (b for b in batches if b.approvable and approver_id in self.service.approvers_of(b))
+        return sorted(mine, key=lambda b: b.created_at)
 
     def batches_of(
         self, requester_id: str, batches: Iterable[InviteBatch] | None = None

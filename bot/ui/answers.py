@@ -8,8 +8,10 @@ Every piece of user text goes through `escape` (bot/ui/mrkdwn.py) before it is p
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
+from bot.domain.clock import utcnow
 from bot.domain.records import InviteRequest, Status
 from bot.ui.mrkdwn import approved_by, escape
 
@@ -52,6 +54,52 @@ def duplicate_error(kind: str, request: InviteRequest | None, link: str | None) 
         f"There is already an open request for this address (request {request.id}, since {since})."
     )
     return f"{text} {link}" if link else text
+
+
+def turned_away(turned: Any, plain: bool = False, now: datetime | None = None) -> str:
+    """Why nothing was asked for (bot.services.asking.Turned), naming the policy's rule:
+    for a private answer (mrkdwn), or `plain` for a form's field error."""
+    show = (lambda text: str(text)) if plain else escape
+    rule = f" (policy rule: {show(turned.rule)})" if turned.rule else ""
+    if turned.why in ("member", "open"):
+        return duplicate_error(turned.why, turned.existing, None)
+    if turned.why == "not_requester":
+        who = sorted(turned.ask_instead)
+        instead = (
+            "one of the approvers"
+            if plain or not who
+            else ", ".join(f"<@{user}>" for user in who[:10])
+            + (" or another approver" if len(who) > 10 else "")
+        )
+        return (
+            "You can't ask for awork invitations yourself (policy rule: requesters). "
+            f"Please ask {instead} to invite the person."
+        )
+    if turned.why == "blocked_domain":
+        return (
+            f"Addresses at {show(turned.entry)} are not invited to awork{rule}; nobody was asked."
+        )
+    if turned.why == "role_not_on_route":
+        allowed = ", ".join(show(role) for role in turned.roles)
+        return (
+            f"The role “{show(turned.entry)}” can't be asked for here{rule}. "
+            f"Choose one of: {allowed}."
+        )
+    if turned.why == "daily_limit":
+        return (
+            f"You have reached today's limit of invitations{rule}. {resets(turned.resets_at, now)}"
+        )
+    return f"This can't be asked for{rule}."
+
+
+def resets(at: datetime | None, now: datetime | None = None) -> str:
+    """When a daily limit lets the requester ask again (UTC midnight), and in how long."""
+    if at is None:
+        return ""
+    left = max(0, int((at - (now or utcnow())).total_seconds()) // 60)
+    hours, minutes = divmod(left, 60)
+    wait = f"{hours} h {minutes} min" if hours else f"{minutes} min"
+    return f"You can ask again from {at:%H:%M} UTC on {at:%Y-%m-%d} (in {wait})."
 
 
 def refusal(request: Any, reason: str | None, decided: Callable[[Any], str] | None = None) -> str:

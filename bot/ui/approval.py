@@ -20,6 +20,7 @@ from bot.ui.mrkdwn import (
     escape,
     pieces,
     plain,
+    policy_note,
     section,
     sections,
     shortened,
@@ -75,6 +76,9 @@ def approval_message(request: InviteRequest) -> tuple[str, list[dict[str, Any]]]
         ]
         blocks += sections(quoted)
     blocks.append(context(f"Request `{request.id}` · asked {slack_date(request.created_at)}"))
+    policy = policy_note(request)
+    if policy:
+        blocks.append(context(policy))
     outcome = _outcome_blocks(request)
     note = approval_rule_note(request)
     if note and request.status is not Status.PENDING:  # pending: the note is in the outcome

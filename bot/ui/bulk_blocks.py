@@ -1,12 +1,12 @@
-"""Block Kit for batches: the bulk form, the batch's approval message (with progress and its
-summary), the requester's notices and the private list of acceptance links. Pure functions."""
+"""Block Kit for batches: the batch's approval message (with progress and its summary), the
+requester's notices and the private list of acceptance links. Pure functions. The bulk form
+itself is bot/ui/bulk_form.py (its names are re-exported here for the listeners)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from bot.domain.batches import BATCH_LIMIT, BatchStatus, InviteBatch, Skipped, Summary
+from bot.domain.batches import BatchStatus, InviteBatch, Skipped, Summary
 from bot.domain.records import InviteRequest, Status
 from bot.ui.answers import refusal
 from bot.ui.approval import (
@@ -18,7 +18,10 @@ from bot.ui.approval import (
     approval_rule_note,
     undelivered_link,
 )
-from bot.ui.forms import input_block
+from bot.ui.bulk_form import BULK_FORM as BULK_FORM  # re-exported for the listeners
+from bot.ui.bulk_form import PEOPLE as PEOPLE
+from bot.ui.bulk_form import PEOPLE_FILE as PEOPLE_FILE
+from bot.ui.bulk_form import bulk_form as bulk_form
 from bot.ui.lists import batch_line
 from bot.ui.mrkdwn import (
     approved_by,
@@ -26,7 +29,6 @@ from bot.ui.mrkdwn import (
     context,
     counted,
     escape,
-    option,
     people,
     plain,
     section,
@@ -35,69 +37,18 @@ from bot.ui.mrkdwn import (
     slack_date,
 )
 
-BULK_FORM = "bulk_invite_form"
 RETRY_FAILED = "retry_failed"
 RUN_MARK = ":run-"  # in a Retry failed button's value: `bat-…:run-2`
-PEOPLE = "people"
-PEOPLE_FILE = "people_file"
 SHOWN = 10  # people named on a message; the rest are counted
 LINKS_PER_MESSAGE = 50
-
-
-def bulk_form(origin_channel: str | None) -> dict[str, Any]:
-    """`/invite bulk`: a list typed in (up to Slack's 3,000 characters) or a CSV file."""
-    return {
-        "type": "modal",
-        "callback_id": BULK_FORM,
-        "title": plain("Invite many to awork", 24),
-        "submit": plain("Ask for approval", 24),
-        "close": plain("Cancel", 24),
-        "private_metadata": json.dumps({"channel": origin_channel}),
-        "blocks": [
-            input_block(
-                PEOPLE,
-                "People, one per line",
-                {
-                    "type": "plain_text_input",
-                    "multiline": True,
-                    "max_length": 3000,
-                    "placeholder": plain("ada@example.com, Ada, Lovelace"),
-                },
-                hint="email[, first name, last name] - or attach a CSV file below.",
-            ),
-            input_block(
-                PEOPLE_FILE,
-                f"…or a CSV file (up to {BATCH_LIMIT} lines)",
-                {"type": "file_input", "filetypes": ["csv", "txt"], "max_files": 1},
-            ),
-            input_block(
-                "roleId",
-                "Role for everyone",
-                {
-                    "type": "external_select",
-                    "min_query_length": 0,
-                    "placeholder": plain("Type to search awork roles"),
-                },
-            ),
-            input_block(
-                "teamIds",
-                "Teams for everyone",
-                {
-                    "type": "multi_external_select",
-                    "min_query_length": 0,
-                    "placeholder": plain("Type to search awork teams"),
-                },
-            ),
-            input_block(
-                "skipSendingEmail",
-                "Welcome email",
-                {
-                    "type": "checkboxes",
-                    "options": [option("true", "Don't send awork's welcome email")],
-                },
-            ),
-        ],
-    }
+# Why a person was left out of a list, in the words of the list's messages and answers.
+LEFT_OUT = {
+    "member": "already in awork",
+    "open": "already requested",
+    "repeated": "listed twice",
+    "blocked": "blocked domain",
+    "daily_limit": "over today's limit",
+}
 
 
 def _people(batch: InviteBatch) -> str:
@@ -112,14 +63,15 @@ def _people(batch: InviteBatch) -> str:
 def _skipped(skipped: list[Skipped]) -> str | None:
     if not skipped:
         return None
-    why = {"member": "already in awork", "open": "already requested", "repeated": "listed twice"}
     parts = []
-    for reason, words in why.items():
+    for reason, words in LEFT_OUT.items():
         emails = [escape(s.email) for s in skipped if s.reason == reason]
         if emails:
             more = f" and {len(emails) - SHOWN} more" if len(emails) > SHOWN else ""
             parts.append(f"{words}: {', '.join(emails[:SHOWN])}{more}")
-    return "Left out — " + "; ".join(parts)
+    resets = any(s.reason == "daily_limit" for s in skipped)
+    note = " (the daily limit starts again at 00:00 UTC)" if resets else ""
+    return "Left out — " + "; ".join(parts) + note
 
 
 def batch_approval_message(

@@ -102,11 +102,27 @@ def asked_in(channel: str | None) -> str:
 
 def approved_by(record: Any, nobody: str = "an approver") -> str:
     """Who approved a request or a batch: both approvers of an admin role's two approvals,
-    else the one who decided."""
+    else the one who decided - or the policy, naming its rule (capitalised like `nobody`)."""
+    if str(getattr(record, "approval_rule", "")) == "policy":
+        policy = "The policy" if nobody[:1].isupper() else "the policy"
+        return f"{policy} ({escape(record.policy_rule or 'approved_domains')})"
     given = list(dict.fromkeys(record.approvals))
     if len(given) >= 2:
         return " and ".join(f"<@{user}>" for user in given)
     return f"<@{record.decided_by}>" if record.decided_by else nobody
+
+
+def policy_note(record: Any) -> str | None:
+    """The policy's rule behind a request or a batch (INVITE_POLICY), for its messages: an
+    approved domain, or the route whose approvers decide it. None without one."""
+    rule = getattr(record, "policy_rule", None)
+    if not rule or rule == "default":
+        return None
+    if str(getattr(record, "approval_rule", "")) == "policy":
+        return f":scroll: Policy: `{escape(rule)}` — invited without an approver"
+    if getattr(record, "route", None):
+        return f":scroll: Policy: route `{escape(record.route)}` — decided by its approvers"
+    return f":scroll: Policy: `{escape(rule)}`"
 
 
 OPTION_MAX = 75  # Slack's limit on an option's text

@@ -177,5 +177,12 @@ def link_message(request: InviteRequest, link: str) -> str:
     return (
         f":key: {escape(request.details.email)} is invited to {workspace_name(request)}, but isn't in this Slack, "
         f"so here is their acceptance link to pass on privately: <{link}|accept the invitation> "
-        f"(works until {expires})." + asked_in(request.origin_channel)
+        f"(works until {expires})." + by_policy(request) + asked_in(request.origin_channel)
     )
+
+
+def by_policy(record: Any) -> str:
+    """A line for the requester when the policy approved their request (no approver did)."""
+    if str(record.approval_rule) != "policy":
+        return ""
+    return f"\nNo approver was needed: {approved_by(record)} approved it."

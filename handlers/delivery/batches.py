@@ -115,7 +115,12 @@ class BatchDelivery(CourierParts):
         if batch.approval_message is None:
             try:
                 posted = self.post(
-                    batch, "approval", self.admin_channel, text, message_blocks, announce=True
+                    batch,
+                    "approval",
+                    batch.route_channel or self.admin_channel,  # a route of INVITE_POLICY
+                    text,
+                    message_blocks,
+                    announce=True,
                 )
             except SEND_ERRORS as exc:
                 error = slack_error(exc)

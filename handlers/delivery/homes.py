@@ -64,7 +64,7 @@ class HomeTabs(CourierParts):
         """After a request's state shows anew: the homes of its requester and the approvers,
         for those who have opened the App Home at least once."""
         watchers = set(self.store.get_meta("home_users", []))
-        viewers = sorted(({request.requester_id} | set(self.service.approvers)) & watchers)
+        viewers = sorted(({request.requester_id} | self.service.approvers_of(request)) & watchers)
         if not viewers:
             return
         approvable = self.store.approvable()  # one lookup for all of them

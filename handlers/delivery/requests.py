@@ -109,7 +109,12 @@ class RequestDelivery(CourierParts):
         text, message_blocks = approval.approval_message(request)
         try:
             posted = self.post(
-                request, "approval", self.admin_channel, text, message_blocks, announce=True
+                request,
+                "approval",
+                request.route_channel or self.admin_channel,  # a route of INVITE_POLICY
+                text,
+                message_blocks,
+                announce=True,
             )
         except SEND_ERRORS as exc:
             error = slack_error(exc)
