@@ -54,10 +54,11 @@ def signed_post(client: httpx.Client, port: int, body: str) -> tuple[int, float]
     return response.status_code, ms
 
 
-def burst(port: int, count: int) -> tuple[list[int], list[float]]:
+def burst(port: int, count: int, text=lambda i: "") -> tuple[list[int], list[float]]:
     """`count` signed /invite sent at once, each on its own open keep-alive connection, by one
     thread with a selector: the figures are the server's, not a client's thread pool's (40
-    threads of an HTTP client take 50-70 ms to get 40 requests out on two cores)."""
+    threads of an HTTP client take 50-70 ms to get 40 requests out on two cores). `text(i)`:
+    the command's text of the i-th (default: none, the form)."""
     driver = SlackDriver(None, SECRET)
     connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
     try:
@@ -66,7 +67,7 @@ def burst(port: int, count: int) -> tuple[list[int], list[float]]:
             read_response(sock)
         requests = []
         for i in range(count):
-            body = driver.command_body(user=f"U{i:04d}").encode()
+            body = driver.command_body(text(i), user=f"U{i:04d}").encode()
             ts = str(int(time.time()))
             signature = SignatureVerifier(SECRET).generate_signature(
                 timestamp=ts, body=body.decode()

@@ -155,3 +155,45 @@ def test_names_are_checked_once_the_catalog_is_known(tmp_path):
     names[0] = (["Member"], ["Design"])
     assert kept.refresh() is False and "no team 'Desgin'" in kept.problem
     assert kept.current.routes[0].teams == ["Desgin"]  # the last good stays in force
+
+
+def test_a_request_past_the_limit_is_not_stored(opener):  # noqa: F811
+    """`add(counted=...)`: counted in the insert's transaction; at the limit nothing is kept."""
+    from bot.domain.details import InviteDetails
+    from bot.domain.records import InviteRequest
+    from bot.store.base import LimitReached
+
+    store = opener()
+    first = InviteRequest(requester_id="U1", details=InviteDetails(email="a@x.com"))
+    store.add(first, counted=("2026-12-04|U1", 1))
+    second = InviteRequest(requester_id="U1", details=InviteDetails(email="b@x.com"))
+    with pytest.raises(LimitReached):
+        store.add(second, counted=("2026-12-04|U1", 1))
+    assert store.get(second.id) is None and store.open_addresses(["b@x.com"]) == {}
+    assert store.get(first.id) is not None
+    assert store.take_quota("2026-12-04|U1", 1, 2) == 1  # the refused one was not counted
+
+
+def test_the_route_index_finds_what_trying_each_route_in_order_finds():
+    """Routes found by index agree with the first `Route.matches` in order, on random cases."""
+    import random
+
+    from bot.domain.policy import Policy
+
+    rng = random.Random(4)
+    teams, channels = [f"Team{i}" for i in range(12)], [f"C{i:03d}" for i in range(12)]
+    routes = [
+        Route(
+            name=f"r{n}",
+            teams=rng.sample(teams, rng.randint(0, 3)),
+            channels=rng.sample(channels, rng.randint(1, 2)),
+        )
+        for n in range(30)
+    ]
+    policy = Policy(routes=routes)
+    for _ in range(500):
+        asked = [t.upper() for t in rng.sample(teams, rng.randint(0, 3))]
+        channel = rng.choice([*channels, None])
+        folded = {t.casefold() for t in asked}
+        expected = next((r for r in routes if r.matches(folded, channel)), None)
+        assert policy.route_for(asked, channel) == expected

@@ -118,6 +118,10 @@ def test_blocked_domain_is_refused_everywhere_and_nothing_is_stored(pdriver, sla
     text = ephemeral(pdriver.command("y@MAILINATOR.com"))
     assert "mailinator.com" in text and "nobody was asked" in text
     assert stored(policy_bot) == []
+    refusals = [e for e in policy_bot.store.audit() if e.event == "policy_refused"]
+    assert [(e.actor, e.detail["rule"]) for e in refusals] == [
+        ("UREQ", "blocked_domains: mailinator.com")
+    ] * 2
     assert pdriver.command("z@mailinator.com w@elsewhere.com").body == ""
     [batch] = policy_bot.store.batches()
     assert [e.email for e in batch.entries] == ["w@elsewhere.com"]
@@ -134,6 +138,8 @@ def test_someone_not_among_the_requesters_is_told_whom_to_ask(pdriver, slack, po
     errors = field_errors(pdriver.submit_form({"email": "a@x.com"}, user="UOTHER"))
     assert "can't ask" in errors["email"]
     assert slack.of("views.open") == [] and stored(policy_bot) == []
+    rules = {e.detail["rule"] for e in policy_bot.store.audit() if e.event == "policy_refused"}
+    assert rules == {"requesters"} and decisions("requesters", "refused") >= 3
 
 
 def test_a_user_group_among_the_requesters_lets_its_members_ask(pdriver, slack, policy_bot):

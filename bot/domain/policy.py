@@ -74,17 +74,24 @@ class Route(BaseModel):
             raise ValueError("a route needs `teams` or `channels` to match requests")
         return self
 
+    _teams: frozenset[str] = PrivateAttr(frozenset())
+    _channels: frozenset[str] = PrivateAttr(frozenset())
+    _roles: frozenset[str] = PrivateAttr(frozenset())
+
+    def model_post_init(self, context: Any) -> None:
+        self._teams = frozenset(team.casefold() for team in self.teams)
+        self._channels = frozenset(self.channels)
+        self._roles = frozenset(role.casefold() for role in self.roles)
+
     def matches(self, team_names: Iterable[str], channel: str | None) -> bool:
-        wanted = {team.casefold() for team in self.teams}
-        return (channel is not None and channel in self.channels) or any(
-            team.casefold() in wanted for team in team_names
-        )
+        """`team_names` casefolded (as `Policy.route_for` hands them on)."""
+        return channel in self._channels or not self._teams.isdisjoint(team_names)
 
     def allows_role(self, role_name: str | None) -> bool:
         """No `roles`: any; else one of them. No role asked for is awork's default role."""
         if not self.roles or role_name is None:
             return True
-        return role_name.casefold() in {role.casefold() for role in self.roles}
+        return role_name.casefold() in self._roles
 
 
 class DomainSet:
@@ -133,6 +140,12 @@ class Policy(BaseModel):
 
     _approved: DomainSet = PrivateAttr()
     _blocked: DomainSet = PrivateAttr()
+    _requester_users: frozenset[str] = PrivateAttr(frozenset())
+    _requester_groups: frozenset[str] = PrivateAttr(frozenset())
+    # The first route (by its place) for each channel and each team: a route is found in a
+    # few dictionary look-ups however many routes there are.
+    _by_channel: dict[str, int] = PrivateAttr(default_factory=dict)
+    _by_team: dict[str, int] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
@@ -148,6 +161,23 @@ class Policy(BaseModel):
     def model_post_init(self, context: Any) -> None:
         self._approved = DomainSet(self.approved_domains)
         self._blocked = DomainSet(self.blocked_domains)
+        requesters = self.requesters or ()
+        self._requester_users = frozenset(i for i in requesters if not i.startswith("S"))
+        self._requester_groups = frozenset(i for i in requesters if i.startswith("S"))
+        for place, route in reversed(list(enumerate(self.routes))):  # the first one stays
+            self._by_channel.update(dict.fromkeys(route.channels, place))
+            self._by_team.update(dict.fromkeys((t.casefold() for t in route.teams), place))
+
+    def may_ask(self, user_id: str, members_of: Any = None) -> bool:
+        """Whether `user_id` may ask: no `requesters` list, listed, or in a listed user group
+        (`members_of(groups)`: their current members)."""
+        if self.requesters is None or user_id in self._requester_users:
+            return True
+        return (
+            bool(self._requester_groups)
+            and members_of is not None
+            and (user_id in members_of(self._requester_groups))
+        )
 
     @property
     def empty(self) -> bool:
@@ -157,7 +187,12 @@ class Policy(BaseModel):
         return self._blocked.match(email)
 
     def route_for(self, team_names: Sequence[str], channel: str | None) -> Route | None:
-        return next((r for r in self.routes if r.matches(team_names, channel)), None)
+        """The first route whose channels hold `channel` or whose teams hold one of
+        `team_names` (as `Route.matches` says, from the indexes)."""
+        places = [self._by_team.get(team.casefold()) for team in team_names]
+        places.append(self._by_channel.get(channel) if channel else None)
+        found = [place for place in places if place is not None]
+        return self.routes[min(found)] if found else None
 
     def judge(
         self,

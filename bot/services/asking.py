@@ -22,8 +22,9 @@ from bot.domain.records import ApprovalRule, InviteRequest, Status
 from bot.services.catalog import Catalog
 from bot.services.decisions import Approvers, Decision, Refusal
 from bot.services.leases import Work
-from bot.services.policy import PolicyGate
+from bot.services.policy import PolicyGate, count, resets_at
 from bot.store import Store
+from bot.store.base import LimitReached
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +77,18 @@ class Asking:
             return Asked(turned=Turned("not_requester", ask_instead=self.approvers.now()))
         ruling = self.judge(details, origin_channel)
         if ruling.outcome == "refused":
+            self.gate.refused(requester_id, ruling.rule, people=1)
             return Asked(turned=refused(ruling))
         duplicate = self.duplicate_of(details)
         if duplicate is not None:
             return Asked(turned=Turned(duplicate[0], existing=duplicate[1]))
-        limited = self.gate.take(requester_id, 1)
-        if not limited.granted:
-            return Asked(
-                turned=Turned("daily_limit", rule="daily_limit", resets_at=limited.resets_at)
-            )
-        return Asked(self.submit(details, requester_id, origin_channel, ruling))
+        try:  # the daily limit counted in the request's own transaction
+            counted = self.gate.counter(requester_id)
+            return Asked(self.submit(details, requester_id, origin_channel, ruling, counted))
+        except LimitReached:
+            count("daily_limit", "refused")
+            self.gate.refused(requester_id, "daily_limit", people=1)
+            return Asked(turned=Turned("daily_limit", rule="daily_limit", resets_at=resets_at()))
 
     def judge(self, details: InviteDetails, origin_channel: str | None) -> Ruling:
         role = self.catalog.role(details.role_id)
@@ -115,10 +118,12 @@ class Asking:
         requester_id: str,
         origin_channel: str | None,
         ruling: Ruling | None = None,
+        counted: tuple[str, int] | None = None,
     ) -> InviteRequest:
         """Store a new request: pending for its approvers, or - approved by the policy -
         already claimed for inviting, under this process's lease (a crash leaves it to the
-        sweep's takeover). Nothing else happens before it is stored."""
+        sweep's takeover). Nothing else happens before it is stored. `counted`: the daily
+        limit's counter (LimitReached: nothing stored)."""
         if details.uses_advanced() and requester_id not in self.approvers:
             raise PermissionError("only approvers may use the advanced fields")
         role = self.catalog.role(details.role_id)
@@ -138,9 +143,15 @@ class Asking:
             now = utcnow()
             decided = approved_by_policy(now, Status.INVITING, invite_started_at=now, attempts=1)
             request = request.model_copy(update=decided)
-        request = self.store.add(request, claim=self.work.claim if auto else None)
+        request = self.store.add(request, claim=self.work.claim if auto else None, counted=counted)
+        policy = {"policy": request.policy_rule} if request.policy_rule else {}
         self.store.record(
-            "submitted", request.id, requester_id, email=details.email, role=request.role_name
+            "submitted",
+            request.id,
+            requester_id,
+            email=details.email,
+            role=request.role_name,
+            **policy,
         )
         if auto:
             self.store.record(

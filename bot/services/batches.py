@@ -138,12 +138,18 @@ class BatchService:
                 origin_channel,
             )
             if ruling.why == "role_not_on_route":  # the role is everyone's: nobody is asked
+                gate.refused(requester_id, ruling.rule, people=len(prepared.entries))
                 return AskedMany(prepared, turned=refused(ruling))
             if ruling.outcome == "refused":
                 prepared.skipped.append(Skipped(email=details.email, reason="blocked"))
             else:
                 kept.append((details, ruling))
+        blocked = sum(1 for s in prepared.skipped if s.reason == "blocked")
+        if blocked:
+            gate.refused(requester_id, "blocked_domains", people=blocked)
         limited = gate.take(requester_id, len(kept))
+        if limited.granted < len(kept):
+            gate.refused(requester_id, "daily_limit", people=len(kept) - limited.granted)
         for details, _ in kept[limited.granted :]:
             prepared.skipped.append(Skipped(email=details.email, reason="daily_limit"))
         kept = kept[: limited.granted]
@@ -202,6 +208,7 @@ class BatchService:
             requester_id,
             people=len(batch.entries),
             role=batch.role_name,
+            **({"policy": batch.policy_rule} if batch.policy_rule else {}),
         )
         if auto:
             self.store.record(

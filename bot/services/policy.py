@@ -162,12 +162,18 @@ class PolicyGate:
             self.file.refresh()
 
     def may_ask(self, user_id: str) -> bool:
-        """Whether `user_id` may ask at all (`requesters`; absent: everyone)."""
-        requesters = self.policy.requesters
-        allowed = requesters is None or user_id in self.resolve(requesters)
+        """Whether `user_id` may ask at all (`requesters`; absent: everyone). A refusal is
+        counted and written to the audit log."""
+        allowed = self.policy.may_ask(user_id, self.resolve)
         if not allowed:
             count("requesters", "refused")
+            self.refused(user_id, "requesters")
         return allowed
+
+    def refused(self, requester_id: str, rule: str, **detail: object) -> None:
+        """An ask the policy refused, in the audit log (`invite-bot audit`) with its rule;
+        no request is stored for it."""
+        self.store.record("policy_refused", None, requester_id, rule=rule, **detail)
 
     def judge(
         self,
@@ -187,18 +193,28 @@ class PolicyGate:
         ids = [a for route in self.policy.routes for a in route.approvers]
         return self.resolve(ids) if ids else frozenset()
 
-    def take(self, requester_id: str, wanted: int) -> Limited:
-        """Count `wanted` people towards today's limit of `requester_id` (UTC day), as many
-        as fit; without a daily limit, all of them."""
-        now = utcnow()
-        resets_at = datetime(now.year, now.month, now.day, tzinfo=now.tzinfo) + timedelta(days=1)
+    def counter(self, requester_id: str) -> tuple[str, int] | None:
+        """Today's counter of `requester_id` (UTC day) and its limit, for `Store.add` to count
+        one in the same transaction; None without a daily limit."""
         limit = self.policy.daily_limit
-        if limit is None or wanted <= 0:
-            return Limited(wanted, resets_at)
-        granted = self.store.take_quota(f"{now:%Y-%m-%d}|{requester_id}", wanted, limit)
+        return None if limit is None else (f"{utcnow():%Y-%m-%d}|{requester_id}", limit)
+
+    def take(self, requester_id: str, wanted: int) -> Limited:
+        """Count `wanted` people (a list) towards today's limit of `requester_id`, as many
+        as fit; without a daily limit, all of them."""
+        counter = self.counter(requester_id)
+        if counter is None or wanted <= 0:
+            return Limited(wanted, resets_at())
+        granted = self.store.take_quota(counter[0], wanted, counter[1])
         if granted < wanted:
             count("daily_limit", "refused")
-        return Limited(granted, resets_at)
+        return Limited(granted, resets_at())
+
+
+def resets_at() -> datetime:
+    """When today's daily limits start again: the next midnight, UTC."""
+    now = utcnow()
+    return datetime(now.year, now.month, now.day, tzinfo=now.tzinfo) + timedelta(days=1)
 
 
 def count(rule: str, outcome: str) -> None:

@@ -37,6 +37,13 @@ class StoreClosed(RuntimeError):
     """The store was closed (the bot is stopping); the operation was not carried out."""
 
 
+class LimitReached(Exception):
+    """`Store.add(counted=...)`: the counter is at its limit; nothing was stored."""
+
+
+Counted = tuple[str, int]  # a counter's key and its limit (`take_quota`)
+
+
 class Store(abc.ABC):
     """One store interface, two engines (see the module docstring)."""
 
@@ -54,7 +61,7 @@ class Store(abc.ABC):
         """The store's clock: the one every lease is judged on."""
 
     @abc.abstractmethod
-    def _insert(self, record: Record, facets: Facets) -> bool:
+    def _insert(self, record: Record, facets: Facets, counted: Counted | None = None) -> bool:
         """Store a new record; False when one with its id exists (live or archived)."""
 
     @abc.abstractmethod
@@ -172,9 +179,16 @@ class Store(abc.ABC):
 
     # -- records -----------------------------------------------------------------------------
 
-    def add(self, record: Record, claim: tuple[str, float] | None = None) -> Record:
+    def add(
+        self,
+        record: Record,
+        claim: tuple[str, float] | None = None,
+        counted: Counted | None = None,
+    ) -> Record:
         """Store a new request or batch; KeyError if one with its id exists (create-once).
-        `claim`: (owner, seconds) - it is stored already held by that lease."""
+        `claim`: (owner, seconds) - it is stored already held by that lease. `counted`:
+        (key, limit) - one more on that counter in the same transaction, or LimitReached and
+        nothing stored (the policy's daily limit, at no extra round trip)."""
         if claim is not None:
             now = self.now()
             owner, seconds = claim
@@ -186,7 +200,7 @@ class Store(abc.ABC):
                     "claim_id": secrets.token_hex(8),
                 }
             )
-        if not self._insert(record, facets(record, self.schedule)):
+        if not self._insert(record, facets(record, self.schedule), counted):
             raise KeyError(f"{record.id} exists already")
         return record
 

@@ -29,7 +29,7 @@ from psycopg.types.json import Jsonb
 from bot.domain.batches import InviteBatch
 from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
 from bot.store import postgres_schema as schema
-from bot.store.base import Change, Facets, Record, Store, decode, facets
+from bot.store.base import Change, Counted, Facets, LimitReached, Record, Store, decode, facets
 from bot.store.postgres_conn import Connections
 from bot.store.postgres_pool import CONNECT_TIMEOUT, open_pool
 from bot.store.postgres_ratelimit import SharedRateLimiter
@@ -80,13 +80,17 @@ class PostgresStore(Store):
 
     # -- records -----------------------------------------------------------------------------
 
-    def _insert(self, record: Record, f: Facets) -> bool:
+    def _insert(self, record: Record, f: Facets, counted: Counted | None = None) -> bool:
         tries = 0
 
         def insert(conn: psycopg.Connection) -> bool:
             nonlocal tries
             tries += 1
             if schema.insert_record(conn, record, f):
+                # Counted after the insert, in its transaction: a retry that finds its own
+                # first insert committed (below) does not count it twice.
+                if counted is not None and not _take(conn, counted[0], 1, counted[1]):
+                    raise LimitReached(counted[0])  # rolls the insert back
                 return True
             if tries == 1:
                 return False
@@ -321,18 +325,7 @@ class PostgresStore(Store):
         return row is not None
 
     def take_quota(self, key: str, wanted: int, limit: int) -> int:
-        # One statement: the row is locked by the upsert, and SET reads its values as they
-        # were, so concurrent asks on every replica count each person once.
-        row = self._first(
-            "INSERT INTO quotas AS q (key, used, granted)"
-            " VALUES (%(key)s, LEAST(%(limit)s, %(wanted)s), LEAST(%(limit)s, %(wanted)s))"
-            " ON CONFLICT (key) DO UPDATE"
-            " SET used = GREATEST(q.used, LEAST(%(limit)s, q.used + %(wanted)s)),"
-            " granted = GREATEST(0, LEAST(%(limit)s, q.used + %(wanted)s) - q.used)"
-            " RETURNING granted",
-            {"key": key, "wanted": max(0, wanted), "limit": limit},
-        )
-        return int(row[0]) if row else 0
+        return self._db.run(lambda conn: _take(conn, key, wanted, limit))
 
     def forget_quotas(self, before: str) -> int:
         return self._write("DELETE FROM quotas WHERE key < %s", (before,))
@@ -366,3 +359,19 @@ def _same(stored: Record, written: Record) -> bool:
     return stored.version == written.version and stored.model_dump(
         mode="json"
     ) == written.model_dump(mode="json")
+
+
+def _take(conn: psycopg.Connection, key: str, wanted: int, limit: int) -> int:
+    """Count up to `wanted` on `key`, never past `limit`; how many were counted. One
+    statement: the upsert locks the row and SET reads its values as they were, so concurrent
+    asks on every replica count each person once."""
+    row = conn.execute(
+        "INSERT INTO quotas AS q (key, used, granted)"
+        " VALUES (%(key)s, LEAST(%(limit)s, %(wanted)s), LEAST(%(limit)s, %(wanted)s))"
+        " ON CONFLICT (key) DO UPDATE"
+        " SET used = GREATEST(q.used, LEAST(%(limit)s, q.used + %(wanted)s)),"
+        " granted = GREATEST(0, LEAST(%(limit)s, q.used + %(wanted)s) - q.used)"
+        " RETURNING granted",
+        {"key": key, "wanted": max(0, wanted), "limit": limit},
+    ).fetchone()
+    return int(row[0]) if row else 0

@@ -37,7 +37,9 @@ from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
 from bot.store import budget, sqlite_schema
 from bot.store.base import (
     Change,
+    Counted,
     Facets,
+    LimitReached,
     Record,
     Store,
     StoreClosed,
@@ -150,10 +152,12 @@ class SqliteStore(Store):
 
     # -- records -----------------------------------------------------------------------------
 
-    def _insert(self, record: Record, facets_: Facets) -> bool:
+    def _insert(self, record: Record, facets_: Facets, counted: Counted | None = None) -> bool:
         with self._lock():
             if f"r|{record.id}" in self._db or f"a|{record.id}" in self._db:
                 return False
+            if counted is not None and not self.take_quota(counted[0], 1, counted[1]):
+                raise LimitReached(counted[0])
             self._put(record, facets_)
             return True
 
@@ -313,7 +317,7 @@ class SqliteStore(Store):
             return True
 
     def take_quota(self, key: str, wanted: int, limit: int) -> int:
-        with self._lock():
+        with self._lock():  # re-entrant: in `_insert`'s transaction when called from there
             used = int(self._db.get(f"q|{key}", 0))
             granted = max(0, min(wanted, limit - used))
             if granted:
