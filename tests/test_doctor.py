@@ -32,6 +32,7 @@ NAMES = [
     "Acceptance link",
     "Password link",
     "Store",
+    "Policy",
 ]
 
 
@@ -356,7 +357,7 @@ def test_postgres_store_is_checked_without_its_password(tmp_path, slack, awork, 
 def test_doctor_command_prints_one_line_per_check_and_exits_1_on_a_failure(
     tmp_path, env, slack, awork_server
 ):
-    """`invite-bot doctor` as a process: 11 lines on stdout, nothing on stderr, exit code 0 when
+    """`invite-bot doctor` as a process: 12 lines on stdout, nothing on stderr, exit code 0 when
     all pass and 1 when one fails."""
     fake, _ = awork_server
     command = [sys.executable, "-m", "bot", "doctor"]

@@ -1,7 +1,8 @@
 """`invite-bot` / `python -m bot`: the command line. Its grammar is in parser.py; serving the
 bot and the sandbox in serve.py; the store's commands (audit, migrate, export, import) in
-store_commands.py; `doctor`, `manifest` and `shell` in their own places. Every failure is one
-line on stderr, `invite-bot: what is wrong; what to do`, and a non-zero exit."""
+store_commands.py; `policy check` and `policy explain` in policy.py; `doctor`, `manifest` and
+`shell` in their own places. Every failure is one line on stderr, `invite-bot: what is wrong;
+what to do`, and a non-zero exit."""
 
 from __future__ import annotations
 
@@ -75,10 +76,14 @@ def run(argv: list[str] | None = None) -> int:
     if args.command is None:  # plain `invite-bot`: serve when Slack is configured, else the shell
         configured = settings.slack_bot_token.get_secret_value()
         args = parse_args(["serve"] if configured else ["shell"])
-    if args.command in ("audit", "migrate", "export", "import", "doctor"):
+    if args.command in ("audit", "migrate", "export", "import", "doctor", "policy"):
         logs.configure(settings)  # a database driver's errors go through the secret mask too
     if args.command == "doctor":
         return run_doctor(settings)
+    if args.command == "policy":
+        from bot.cli import policy
+
+        return policy.run(settings, args)
     if args.command in ("audit", "migrate", "export", "import"):
         from bot.cli import store_commands as store
 
@@ -93,7 +98,7 @@ def run(argv: list[str] | None = None) -> int:
         from bot.cli.shell.session import run_shell
 
         logging.basicConfig(level=logging.ERROR)  # the terminal is the shell's; warnings stay out
-        return run_shell(args.seats, db_path=args.db)
+        return run_shell(args.seats, db_path=args.db, policy=args.policy)
     from bot.cli import serve
 
     if args.command == "sandbox":

@@ -5,6 +5,7 @@ like every other failure of the command line."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from datetime import UTC, datetime
 from typing import NoReturn
@@ -54,6 +55,64 @@ def parse_since(text: str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
+def slack_id(kinds: str, what: str):  # -> a type for argparse
+    """A Slack id starting with one of `kinds` (U…, C…), upper-case letters and digits."""
+    pattern = re.compile(rf"^[{kinds}][A-Z0-9]{{2,}}$")
+
+    def check(text: str) -> str:
+        if not pattern.match(text):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return text
+
+    return check
+
+
+def email_address(text: str) -> str:
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an email address")
+    return text
+
+
+def add_policy(command) -> None:  # command: the `command` helper of build_parser
+    """`invite-bot policy check [FILE]` and `invite-bot policy explain …`."""
+    policy = command(
+        "policy",
+        "check a policy file (INVITE_POLICY) and explain what it does with one request",
+    )
+    actions = policy.add_subparsers(dest="policy_command", metavar="check | explain")
+    actions.required = True
+    check = actions.add_parser(
+        "check",
+        help="validate a policy file and say what it means",
+        description="Validate a policy file and say what it means, in plain words; exit 0 "
+        "when it is valid, else 1 with one line per mistake.",
+    )
+    check.add_argument("file", nargs="?", help="the policy file (default INVITE_POLICY)")
+    explain = actions.add_parser(
+        "explain",
+        help="say which rule applies to one request and what would happen",
+        description="Say which rule of the policy applies to one request and what would happen.",
+    )
+    user = slack_id("UW", "a Slack user id (U…)")
+    explain.add_argument("--requester", required=True, type=user, metavar="U…", help="who asks")
+    explain.add_argument(
+        "--email", required=True, type=email_address, metavar="ADDRESS", help="who is invited"
+    )
+    explain.add_argument(
+        "--role", metavar="NAME", help="the role asked for, as awork names it (default: none)"
+    )
+    explain.add_argument(
+        "--team",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a team asked for, as awork names it (repeat for several)",
+    )
+    channel = slack_id("CGD", "a Slack channel id (C…)")
+    explain.add_argument("--channel", type=channel, metavar="C…", help="the channel asked in")
+    explain.add_argument("--policy", metavar="FILE", help="the policy file (default INVITE_POLICY)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="invite-bot", description="Slack bot that invites people to awork.")
     commands = parser.add_subparsers(dest="command")
@@ -95,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=SEATS,
         help=f"booked seats of its new sandbox, its owner's included (default {SEATS})",
     )
+    shell.add_argument(
+        "--policy", metavar="FILE", help="try this policy file (instead of INVITE_POLICY)"
+    )
     sandbox = command(
         "sandbox", "serve the awork sandbox over HTTP (awork's paths, errors, rate limit)"
     )
@@ -117,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     command(
         "doctor",
-        "check this installation (Slack token, scopes, channel, approvers, awork, links, store); exit 0 only when all pass",
+        "check this installation (Slack token, scopes, channel, approvers, awork, links, store, policy); exit 0 only when all pass",
     )
     manifest = command("manifest", "print the Slack app manifest with this bot's address filled in")
     manifest.add_argument("--url", help="the bot's public https:// address (HTTP mode)")
@@ -141,4 +203,5 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("file", help="where to write it ('-' for standard output)")
     load = command("import", "read an export into the configured store (what exists is kept)")
     load.add_argument("file", help="an export file ('-' for standard input)")
+    add_policy(command)
     return parser

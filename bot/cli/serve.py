@@ -1,5 +1,6 @@
 """`invite-bot serve` and `invite-bot sandbox`: what serves. Before the bot serves, what would
-stop it - the port, the Slack token, the store - is checked once and said in one line."""
+stop it - the port, the policy file, the Slack token, the store - is checked once and said in
+one line."""
 
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ def slack_preflight(settings: Settings) -> str | None:
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     """Socket Mode (`--socket`, or SLACK_APP_TOKEN set without `--http`) or HTTP."""
+    from bot.cli.doctor.policy import policy_problem
     from bot.cli.doctor.store import store_writable
 
     socket_mode = args.socket or (not args.http and settings.slack_app_token is not None)
@@ -65,9 +67,13 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     host, port = args.host or settings.host, args.port or settings.port
     problem = (
         (None if socket_mode else listen_problem(host, port))
+        # INVITE_POLICY's own mistakes before Slack is asked: nothing outside is needed for them.
+        or policy_problem(settings)
         or slack_preflight(settings)
         # The store opens (its schema created or migrated) and takes a write.
         or store_writable(settings)
+        # Then the policy's role and team names, against awork's as the store holds them.
+        or policy_problem(settings, with_names=True)
     )
     if problem:
         print(f"invite-bot: {problem}", file=sys.stderr)

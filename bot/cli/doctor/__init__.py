@@ -1,8 +1,8 @@
 """`invite-bot doctor`: checks a real installation and says, one line per check, what is wrong
 and how to fix it. The checks are by concern: Slack's (`slack`), awork's (`awork`), the link
-templates' (`links`) and the store's (`store`); each line is a `check.Check`. Nothing is
-created: awork's invitation endpoint is asked with an empty body (which it refuses), the store
-gets a key written and deleted, Slack is only read."""
+templates' (`links`), the store's (`store`) and the policy file's (`policy`); each line is a
+`check.Check`. Nothing is created: awork's invitation endpoint is asked with an empty body
+(which it refuses), the store gets a key written and deleted, Slack is only read."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import httpx
 from bot.cli.doctor.awork import awork_checks
 from bot.cli.doctor.check import Check, clean
 from bot.cli.doctor.links import link_checks
+from bot.cli.doctor.policy import policy_check
 from bot.cli.doctor.store import store_check
 from bot.runtime.config import Settings
 
@@ -33,8 +34,8 @@ def run(
     awork_transport: httpx.BaseTransport | None = None,
 ) -> list[Check]:
     """Every check: Slack's (handed in by the command line, from bot/cli/doctor/slack.py), awork's,
-    the link templates' and the store's."""
-    return [
+    the link templates', the store's and the policy's (its names checked against the store)."""
+    checks = [
         *guarded("Slack", slack_checks, "check SLACK_API_URL, if set, and Slack's status"),
         *guarded(
             "awork",
@@ -42,8 +43,9 @@ def run(
             "check AWORK_API_URL (awork's is https://api.awork.com/api/v1)",
         ),
         *guarded("Link templates", lambda: link_checks(settings), "check INVITE_ACCEPT_URL"),
-        store_check(settings),
     ]
+    store = store_check(settings)
+    return [*checks, store, policy_check(settings, store_ok=bool(store.ok))]
 
 
 def report(checks: list[Check], settings: Settings) -> tuple[list[str], int]:

@@ -8,7 +8,7 @@ messages (`world.py`), Slack's Web API answered in-process (`slack.py`), what is
 (`screen.py`), the signed requests Slack would send (`signed.py`), buttons as commands
 (`buttons.py`), forms (`forms.py`) and where lines come from (`lines.py`). awork is the sandbox
 unless `AWORK_API_KEY` is set. Without `--db` the store lives in a temporary folder, removed
-when the shell ends.
+when the shell ends. `--policy FILE` tries a policy file (INVITE_POLICY) before it is deployed.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from bot.cli.shell.screen import Screen
 from bot.cli.shell.signed import Sender
 from bot.cli.shell.slack import TerminalSlack
 from bot.cli.shell.world import APPROVALS, People
+from bot.domain.policy import PolicyError
 from bot.runtime.app import Bot, build, sandbox_path
 from bot.runtime.config import Settings
 from bot.ui.mrkdwn import counted
@@ -89,7 +90,15 @@ class CountingExecutor(ThreadPoolExecutor):
 
 
 class Shell:
-    def __init__(self, seats: int, out: TextIO = sys.stdout, db_path: str | None = None) -> None:
+    def __init__(
+        self,
+        seats: int,
+        out: TextIO = sys.stdout,
+        db_path: str | None = None,
+        policy: str | None = None,
+    ) -> None:
+        if policy is not None:  # before anything is made: a file that is not valid says why
+            _check_policy(policy)
         if db_path and not Path(db_path).parent.is_dir():
             raise ShellError(
                 f"--db {db_path}: there is no folder {Path(db_path).parent}; create it or give a file in an existing folder"
@@ -100,12 +109,12 @@ class Shell:
         # Without --db, a folder of its own, removed by `close`.
         self.workdir = None if db_path else Path(tempfile.mkdtemp(prefix="invite-shell-"))
         try:
-            self._start(seats, db_path or str(self.workdir / "invite-bot.sqlite"))
+            self._start(seats, db_path or str(self.workdir / "invite-bot.sqlite"), policy)
         except BaseException:
             self._remove_workdir()
             raise
 
-    def _start(self, seats: int, db_path: str) -> None:
+    def _start(self, seats: int, db_path: str, policy: str | None) -> None:
         secret = secrets.token_hex(16)
         users = self.people.users
         self.settings = Settings(
@@ -116,7 +125,9 @@ class Shell:
             INVITE_DB_PATH=db_path,
             # The shell's own people decide, whatever a .env says about the real Slack.
             INVITE_APPROVERS=f"{users['olga'].id},{users['sam'].id}",
+            **({"INVITE_POLICY": policy} if policy is not None else {}),
         )
+        source = "--policy" if policy is not None else "INVITE_POLICY"
         self.executor = CountingExecutor(max_workers=16, thread_name_prefix="listener")
         self.slack = TerminalSlack(self.people, self.screen, sandbox=self.settings.sandbox)
         try:
@@ -125,10 +136,18 @@ class Shell:
         except (OSError, sqlite3.Error) as exc:
             why = getattr(exc, "strerror", None) or str(exc)
             raise ShellError(f"cannot open the shell's store at {db_path}: {why}") from None
+        except PolicyError as exc:  # INVITE_POLICY from the environment or .env
+            raise ShellError(f"{source} {self.settings.invite_policy}: {exc}") from None
         self.sender = Sender(self.bot.app, secret, self.people, self.slack)
         self.forms = Forms(self.screen, self.sender, self._read_block)
         self.slack.open_view = self.forms.open_view
         self.bot.deps.catalog.refresh()
+        if self.settings.invite_policy is not None:  # its names, now that awork's are known
+            try:
+                _check_policy(self.settings.invite_policy, self.bot.deps.catalog.names(), source)
+            except ShellError:
+                self.bot.shutdown(timeout=5)
+                raise
 
     def _sandbox(self, seats: int) -> int | None:
         """A new sandbox, with `seats` booked seats, where the bot will look for it; None when
@@ -255,13 +274,29 @@ class Shell:
                 self.forms.fill(form, ["submit"])
 
 
+def _check_policy(
+    path: str, names: tuple[list[str], list[str]] | None = None, source: str = "--policy"
+) -> None:
+    """ShellError naming the policy file's mistakes (and the names awork lacks, when known)."""
+    from bot.services.policy import read_policy
+
+    try:
+        read_policy(path, names)
+    except PolicyError as exc:
+        raise ShellError(f"{source} {path}: {exc}") from None
+
+
 def run_shell(
-    seats: int, lines: TextIO = sys.stdin, out: TextIO = sys.stdout, db_path: str | None = None
+    seats: int,
+    lines: TextIO = sys.stdin,
+    out: TextIO = sys.stdout,
+    db_path: str | None = None,
+    policy: str | None = None,
 ) -> int:
     """The shell until `quit`, Ctrl-D or the end of input; 2 with a line on stderr when it
     cannot start, 130 when Ctrl-C stops its start."""
     try:
-        shell = Shell(seats, out=out, db_path=db_path)
+        shell = Shell(seats, out=out, db_path=db_path, policy=policy)
     except ShellError as exc:
         print(f"invite-bot: {exc}", file=sys.stderr)
         return 2
