@@ -83,18 +83,18 @@ def with_catalog(tmp_path, roles=("Admin", "Member", "Project Manager"), teams=(
             "approved_domains[0] (line 2): 'not a domain' is not a domain",
         ),
         ('requesters = ["X0ADA"]\n', "requesters[0] (line 1): 'X0ADA' is not a Slack user id"),
-        ("daily_limit = 0\n", "daily_limit (line 1): Input should be greater than or equal to 1"),
+        ("daily_limit = 0\n", "daily_limit (line 1): 0 is not a whole number of at least 1"),
         (
             '[[routes]]\nname = "design"\nadmin_channel = "C0X"\n',
             "routes[0] (line 1): a route needs `teams` or `channels`",
         ),
         (
             '[[routes]]\nname = "a"\nteams = ["X"]\n[[routes]]\nname = "A"\nchannels = ["C0X"]\n',
-            "the file: route names must differ: a twice",
+            "routes: route names must differ: a twice",
         ),
         (
             'approved_domains = ["a.com"]\nblocked_domains = ["A.com"]\n',
-            "the file: approved and blocked at once: a.com",
+            "blocked_domains (line 2): also in approved_domains: a.com",
         ),
         ('blocked_domains = ["a.com"]\ndaily_limit = \n', "not TOML: Invalid value (at line 2"),
     ],
@@ -307,8 +307,8 @@ def test_serve_refuses_an_invalid_policy_in_one_line(cli, tmp_path):
     )
     assert code == 2 and out == []
     assert err == [
-        "invite-bot: INVITE_POLICY p.toml: daily_limit (line 1): Input should be greater than "
-        "or equal to 1; owner (line 2): not a key of the policy file"
+        "invite-bot: INVITE_POLICY p.toml: daily_limit (line 1): 0 is not a whole number of "
+        "at least 1; owner (line 2): not a key of the policy file"
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.toml"]
 
@@ -335,8 +335,7 @@ def test_doctor_has_a_line_for_the_policy(tmp_path):
     (tmp_path / "p.toml").write_text("daily_limit = 0\ncolour = 1\n")
     line = policy_check(settings).line()
     assert (
-        "daily_limit (line 1): Input should be greater than or equal to 1 (and 1 more mistake)"
-        in line
+        "daily_limit (line 1): 0 is not a whole number of at least 1 (and 1 more mistake)" in line
     )
 
 

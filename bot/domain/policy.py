@@ -23,6 +23,8 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -147,16 +149,31 @@ class Policy(BaseModel):
     _by_channel: dict[str, int] = PrivateAttr(default_factory=dict)
     _by_team: dict[str, int] = PrivateAttr(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Policy:
-        both = sorted(set(self.approved_domains) & set(self.blocked_domains))
+    @field_validator("blocked_domains")
+    @classmethod
+    def _not_approved_too(cls, blocked: list[str], info: ValidationInfo) -> list[str]:
+        both = sorted(set(blocked) & set(info.data.get("approved_domains") or ()))
         if both:
-            raise ValueError(f"approved and blocked at once: {', '.join(both)}")
-        names = [route.name.casefold() for route in self.routes]
+            raise ValueError(f"also in approved_domains: {', '.join(both)}")
+        return blocked
+
+    @field_validator("daily_limit", mode="before")
+    @classmethod
+    def _whole_number(cls, value: object) -> object:
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 1
+        ):
+            raise ValueError(f"{value!r} is not a whole number of at least 1")
+        return value
+
+    @field_validator("routes")
+    @classmethod
+    def _names_differ(cls, routes: list[Route]) -> list[Route]:
+        names = [route.name.casefold() for route in routes]
         twice = sorted({name for name in names if names.count(name) > 1})
         if twice:
             raise ValueError(f"route names must differ: {', '.join(twice)} twice")
-        return self
+        return routes
 
     def model_post_init(self, context: Any) -> None:
         self._approved = DomainSet(self.approved_domains)
