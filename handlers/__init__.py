@@ -5,9 +5,9 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.runtime.deps import Deps
-from handlers import actions, commands, errors, home, options, views
+from handlers import actions, commands, errors, functions, home, options, shortcuts, views
 
 
 def register(app: App, deps: Deps) -> None:
-    for kind in (commands, views, actions, options, home, errors):
+    for kind in (commands, shortcuts, functions, views, actions, options, home, errors):
         kind.register(app, deps)

@@ -71,9 +71,12 @@ def _text_input(
 
 
 def invite_form(
-    origin_channel: str | None, advanced: bool, email: str | None = None
+    origin_channel: str | None, advanced: bool, initial: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """The `/invite` modal. Approvers also get the advanced (new workspace) part."""
+    """The `/invite` modal. Approvers also get the advanced (new workspace) part. `initial`
+    fills in text fields by block id (the message shortcut: the author's address and names),
+    each cut to what its field takes, or Slack refuses the whole view."""
+    given = initial or {}
     blocks: list[dict[str, Any]] = []
     for block_id, (label, max_length, placeholder) in TEXT_FIELDS.items():
         blocks.append(
@@ -82,7 +85,7 @@ def invite_form(
                 label,
                 max_length,
                 placeholder,
-                initial=email if block_id == "email" else None,
+                initial=(given.get(block_id) or "")[:max_length] or None,
                 optional=block_id != "email",
             )
         )
