@@ -2,8 +2,9 @@
 
 You type what a Slack user would do, as a user you choose (`as @ada`): `/invite …` is a signed
 slash command, a form opens as numbered fields to fill, buttons on messages are commands
-(`approve 3`, `deny 3 "reason"`, `accept 5`…; `approve 5.2` for a list's second row), and every
-message, update, DM and modal the bot sends is printed. The pieces: the workspace's people and
+(`approve 3`, `deny 3 "reason"`, `accept 5`…; `approve 5.2` for a list's second row), so are
+the shortcuts (`shortcut`, `shortcut on message 4`; `say …` posts a message to use one on),
+and every message, update, DM and modal the bot sends is printed. The pieces: the workspace's people and
 messages (`world.py`), Slack's Web API answered in-process (`slack.py`), what is printed
 (`screen.py`), the signed requests Slack would send (`signed.py`), buttons as commands
 (`buttons.py`), forms (`forms.py`) and where lines come from (`lines.py`). awork is the sandbox
@@ -33,7 +34,7 @@ from bot.cli.shell.lines import Lines
 from bot.cli.shell.screen import Screen
 from bot.cli.shell.signed import Sender
 from bot.cli.shell.slack import TerminalSlack
-from bot.cli.shell.world import APPROVALS, People
+from bot.cli.shell.world import APPROVALS, GENERAL, Message, People
 from bot.domain.policy import PolicyError
 from bot.runtime.app import Bot, build, sandbox_path
 from bot.runtime.config import Settings
@@ -47,6 +48,10 @@ Commands (as the current user):
   approve N | deny N "reason" | accept N | retry N | again N
                          click that button on message N; where a message has several rows
                          of buttons (`/invite pending`), each row is N.1, N.2 …: `approve 5.2`
+  shortcut               the "Invite to awork" shortcut: the invite form
+  shortcut on message N  "Invite the author to awork" on message N: the form filled in
+                         with its author (the bot, for what it posted)
+  say …                  post a message in #general as the current user
   as @name               act as another user (@olga and @sam are approvers; new names are made)
   users                  who is who
   home                   open your App Home tab
@@ -236,6 +241,12 @@ class Shell:
 
     def do(self, line: str) -> None:
         current = self.people.current
+        said = line.split(None, 1)
+        if said[0].lower() == "say":  # the text as typed: quotes and apostrophes are words
+            if len(said) < 2:
+                raise ValueError("say what? e.g. `say Hello, I'm new here`")
+            self.slack.say(current.id, GENERAL, said[1])
+            return
         form = self.forms.by_user.get(current.id)
         words = shlex.split(line, posix=True) if line.count('"') % 2 == 0 else line.split()
         verb = words[0].lower()
@@ -254,6 +265,8 @@ class Shell:
             for user in self.people.users.values():
                 role = "approver" if user.id in approvers else "member"
                 self.screen.print(f"  @{user.name}  {user.id}  {user.email}  {role}")
+        elif verb == "shortcut":
+            self.sender.shortcut(self._shortcut_on(words[1:]))
         elif verb == "home":
             self.sender.event({"type": "app_home_opened", "user": current.id, "tab": "home"})
         elif verb in buttons.VERBS.values() or verb == "click":
@@ -262,6 +275,23 @@ class Shell:
             self.screen.print(HELP)
         else:
             raise ValueError(f"unknown command {verb!r}; type `help`")
+
+    def _shortcut_on(self, args: list[str]) -> Message | None:
+        """The message `shortcut on message N` names (None: the global shortcut)."""
+        if not args:
+            return None
+        if len(args) != 3 or args[:2] != ["on", "message"] or not args[2].isdigit():
+            raise ValueError("`shortcut`, or `shortcut on message N`")
+        number = int(args[2])
+        message = next((m for m in self.slack.messages if m.number == number), None)
+        if message is None:
+            raise ValueError(f"there is no message {number}")
+        if message.to is not None:
+            who = self.people.name(message.to)
+            raise ValueError(
+                f"message {number} is only shown to {who}: Slack has no shortcuts on it"
+            )
+        return message
 
     def _click(self, verb: str, args: list[str]) -> None:
         message, block, element = buttons.find(self.slack.messages, verb, args)

@@ -15,7 +15,8 @@ from slack_bolt.request import BoltRequest
 from slack_sdk.signature import SignatureVerifier
 
 from bot.cli.shell.slack import TerminalSlack
-from bot.cli.shell.world import GENERAL, TEAM, People
+from bot.cli.shell.world import BOT_USER, CHANNEL_NAMES, GENERAL, TEAM, Message, People
+from handlers.shortcuts import GLOBAL_SHORTCUT, MESSAGE_SHORTCUT
 
 
 class Sender:
@@ -45,8 +46,8 @@ class Sender:
         return self.slack.trigger(self.people.current.id)
 
     def interactive(self, payload: dict[str, Any]) -> Any:
-        """An interaction payload (`block_actions`, `block_suggestion`, `view_submission`)
-        from the current user; Bolt's response."""
+        """An interaction payload (`block_actions`, `block_suggestion`, `view_submission`,
+        a shortcut) from the current user; Bolt's response."""
         user = self.people.current
         payload = {
             "token": "shell",
@@ -78,6 +79,31 @@ class Sender:
             }
         )
         self._show_response(response)
+
+    def shortcut(self, message: Message | None = None) -> None:
+        """The global shortcut, or - on `message` - the message shortcut, as Slack sends them."""
+        payload: dict[str, Any] = {
+            "type": "shortcut",
+            "callback_id": GLOBAL_SHORTCUT,
+            "trigger_id": self.trigger(),
+            "action_ts": f"{time.time():.6f}",
+        }
+        if message is not None:
+            posted: dict[str, Any] = {"type": "message", "user": message.author}
+            if message.author == BOT_USER:
+                posted["bot_id"] = "BBOT"
+            payload.update(
+                type="message_action",
+                callback_id=MESSAGE_SHORTCUT,
+                message_ts=message.ts,
+                channel={
+                    "id": message.channel,
+                    "name": CHANNEL_NAMES.get(message.channel, message.channel).lstrip("#"),
+                },
+                message={**posted, "ts": message.ts, "text": message.text},
+                response_url="https://hooks.slack.invalid/actions/shell",
+            )
+        self._show_response(self.interactive(payload))
 
     def _show_response(self, response: Any) -> None:
         screen = self.slack.screen

@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 from slack_sdk.web.slack_response import SlackResponse
 
 from bot.cli.shell.screen import Screen
-from bot.cli.shell.world import TEAM, Message, People
+from bot.cli.shell.world import BOT_USER, TEAM, Message, People
 from bot.runtime.slack_clients import label_call
 
 OpenView = Callable[[dict[str, Any], str], dict[str, Any]]  # (views.open's args, user) -> answer
@@ -73,6 +73,8 @@ class TerminalSlack(WebClient):
             if user is None:
                 return {"ok": False, "error": "users_not_found"}
             return {"ok": True, "user": {"id": user.id, "deleted": False, "is_bot": False}}
+        if method == "users.info":
+            return self._user_info(str(args.get("user", "")))
         if method == "users.list":
             members = [
                 {"id": u.id, "deleted": False, "is_bot": False, "profile": {"email": u.email}}
@@ -113,6 +115,45 @@ class TerminalSlack(WebClient):
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": ts}
         return {"ok": True, "channel": channel, "ts": ts, "message": {"text": message.text}}
+
+    def say(self, user_id: str, channel: str, text: str) -> Message:
+        """A message a person posts (`say`): theirs, so a message shortcut names them."""
+        with self.screen.lock:
+            message = Message(
+                number=len(self.messages) + 1,
+                channel=channel,
+                ts=f"{time.time():.6f}",
+                text=text,
+                blocks=[],
+                author=user_id,
+            )
+            self.messages.append(message)
+            where = self.screen.where(channel, None)
+            self.screen.print(
+                f"── message {message.number} · {where} · from {self.people.name(user_id)} ──"
+            )
+            self.screen.blocks([], message)
+            return message
+
+    def _user_info(self, user_id: str) -> dict[str, Any]:
+        """users.info: the bot is a bot (no address); a person has a profile with their
+        address and names."""
+        if user_id == BOT_USER:
+            profile = {"real_name": "awork invites", "bot_id": "BBOT"}
+            return {"ok": True, "user": {"id": BOT_USER, "is_bot": True, "profile": profile}}
+        user = self.people.by_id(user_id)
+        if user is None:
+            return {"ok": False, "error": "user_not_found"}
+        first, _, last = user.full_name.partition(" ")
+        profile = {
+            "email": user.email,
+            "real_name": user.full_name,
+            "first_name": first,
+            "last_name": last,
+            "display_name": user.name,
+        }
+        person = {"id": user.id, "name": user.name, "deleted": False, "is_bot": False}
+        return {"ok": True, "user": {**person, "profile": profile}}
 
     def _update(self, args: dict[str, Any]) -> dict[str, Any]:
         message = next(

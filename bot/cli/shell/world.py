@@ -8,6 +8,7 @@ from typing import Any
 
 TEAM_ID = "TSHELL"
 TEAM = {"id": TEAM_ID, "domain": "shell"}
+BOT_USER = "UBOT"  # the bot's own member id: the author of what it posts
 APPROVALS = "CAPPROVALS"
 GENERAL = "CGENERAL"
 CHANNEL_NAMES = {APPROVALS: "#approvals", GENERAL: "#general"}
@@ -19,6 +20,11 @@ class User:
     id: str
     email: str
 
+    @property
+    def full_name(self) -> str:
+        """The name a profile shows: `@grace.hopper` is Grace Hopper."""
+        return " ".join(part.capitalize() for part in re.split(r"[._-]+", self.name) if part)
+
 
 @dataclass
 class Message:
@@ -28,6 +34,7 @@ class Message:
     text: str
     blocks: list[dict[str, Any]]
     to: str | None = None  # an ephemeral's only reader
+    author: str = BOT_USER  # who posted it: the bot, or a person who said it (`say`)
 
 
 class People:
@@ -51,6 +58,9 @@ class People:
         """`@ada` for a member the shell knows, else Slack's mention `<@U…>`."""
         found = next((u.name for u in self.users.values() if u.id == user_id), None)
         return f"@{found}" if found else f"<@{user_id}>"
+
+    def by_id(self, user_id: str) -> User | None:
+        return next((u for u in self.users.values() if u.id == user_id), None)
 
     def by_email(self, email: str) -> User | None:
         wanted = email.lower()
