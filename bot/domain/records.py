@@ -84,6 +84,15 @@ class AuditEvent(BaseModel):
     detail: dict[str, Any] = {}
 
 
+class WorkflowStep(BaseModel):
+    """The Workflow Builder step run that asked for a request (bot/domain/steps.py), and
+    whether it has been completed."""
+
+    execution_id: str
+    workflow_execution_id: str | None = None
+    done: bool = False  # functions.completeSuccess / completeError went through
+
+
 class Failure(BaseModel):
     code: str
     message: str
@@ -206,9 +215,26 @@ class InviteRequest(Decidable[Status]):
     # the batch ("Retry failed" starts another) that last claimed it.
     batch_id: str | None = None
     batch_run: int = 0
+    # Asked by a Workflow Builder step run (bot/domain/steps.py), completed with the outcome.
+    step: WorkflowStep | None = None
+
+    def step_outcome(self) -> str | None:
+        """What the step run that asked is to be completed with, once known and not yet done:
+        invited, denied, expired or failed (a failure approvers may retry is not final)."""
+        if self.step is None or self.step.done:
+            return None
+        if self.status in (Status.INVITED, Status.JOINING, Status.JOINED, Status.LAPSED):
+            return "invited"
+        if self.status in (Status.DENIED, Status.EXPIRED):
+            return self.status.value
+        if self.status is Status.FAILED and not (self.failure and self.failure.retryable):
+            return "failed"
+        return None
 
     def needs_delivery(self) -> bool:
         """Whether Slack has not yet been told everything about this request."""
+        if self.step_outcome() is not None:
+            return True
         if self.batch_id is not None:
             # The batch's message and summary speak for its members; only an invitee who is in
             # Slack gets a DM of their own (the others' links go to the requester as a list).

@@ -69,10 +69,17 @@ class Asking:
         self.gate = gate
         self.work = work
 
-    def ask(self, details: InviteDetails, requester_id: str, origin_channel: str | None) -> Asked:
+    def ask(
+        self,
+        details: InviteDetails,
+        requester_id: str,
+        origin_channel: str | None,
+        **fields: Any,
+    ) -> Asked:
         """One person asked for, from any door (the form, `/invite` with an address, a
         workflow step): who may ask, the policy's domain rules and route, duplicates, the
-        daily limit - then the request is stored, and nothing before that."""
+        daily limit - then the request is stored, and nothing before that. `fields`: more of
+        the new request (a workflow step's run and the id derived from it)."""
         if not self.gate.may_ask(requester_id):
             return Asked(turned=Turned("not_requester", ask_instead=self.approvers.now()))
         ruling = self.judge(details, origin_channel)
@@ -84,7 +91,8 @@ class Asking:
             return Asked(turned=Turned(duplicate[0], existing=duplicate[1]))
         try:  # the daily limit counted in the request's own transaction
             counted = self.gate.counter(requester_id)
-            return Asked(self.submit(details, requester_id, origin_channel, ruling, counted))
+            request = self.submit(details, requester_id, origin_channel, ruling, counted, **fields)
+            return Asked(request)
         except LimitReached:
             count("daily_limit", "refused")
             self.gate.refused(requester_id, "daily_limit", people=1)
@@ -119,6 +127,7 @@ class Asking:
         origin_channel: str | None,
         ruling: Ruling | None = None,
         counted: tuple[str, int] | None = None,
+        **fields: Any,
     ) -> InviteRequest:
         """Store a new request: pending for its approvers, or - approved by the policy -
         already claimed for inviting, under this process's lease (a crash leaves it to the
@@ -137,6 +146,7 @@ class Asking:
             approvals_needed=2 if role and role.is_admin_role else 1,
             team_names=self.catalog.team_names(details.team_ids),
             **routed(ruling),
+            **fields,
         )
         auto = ruling is not None and ruling.outcome == "approved"
         if auto:

@@ -27,6 +27,10 @@ from bot.ui.mrkdwn import (
     slack_date,
 )
 
+STEP_NOTE = (
+    ":zap: Asked from a workflow (the Workflow Builder step “Invite to awork”); "
+    "the workflow goes on once this is decided"
+)
 APPROVE = "approve_invite"
 DENY = "deny_invite"
 RETRY = "retry_invite"
@@ -79,6 +83,8 @@ def approval_message(request: InviteRequest) -> tuple[str, list[dict[str, Any]]]
     policy = policy_note(request)
     if policy:
         blocks.append(context(policy))
+    if request.step is not None:
+        blocks.append(context(STEP_NOTE))
     outcome = _outcome_blocks(request)
     note = approval_rule_note(request)
     if note and request.status is not Status.PENDING:  # pending: the note is in the outcome

@@ -9,8 +9,9 @@ Nothing a user did is lost to a Slack outage.
 
 What is delivered lives beside this module, each part a mixin of the Courier: one request's
 messages (requests.py), a batch's run, message and links (batches.py), the acceptance link
-(links.py), the App Home (homes.py), what is said to one person (notes.py), and posting itself:
-with metadata, and not twice when Slack's answer was lost (posts.py).
+(links.py), the App Home (homes.py), what is said to one person (notes.py), completing the
+Workflow Builder step run that asked (steps.py), and posting itself: with metadata, and not
+twice when Slack's answer was lost (posts.py).
 
 The requester's news that comes later - a decision, the invitation's result, the reminder, a
 join, a lapse, the expiry - goes by DM (`news`), naming the channel where they asked; only the
@@ -43,11 +44,20 @@ from handlers.delivery.links import LinkDelivery
 from handlers.delivery.notes import PrivateNotes
 from handlers.delivery.posts import CLOCK_SKEW, TrackedPosts
 from handlers.delivery.requests import RequestDelivery
+from handlers.delivery.steps import StepCompletion
 
 log = logging.getLogger(__name__)
 
 
-class Courier(RequestDelivery, BatchDelivery, LinkDelivery, HomeTabs, PrivateNotes, TrackedPosts):
+class Courier(
+    RequestDelivery,
+    BatchDelivery,
+    LinkDelivery,
+    HomeTabs,
+    PrivateNotes,
+    TrackedPosts,
+    StepCompletion,
+):
     def __init__(
         self,
         client: WebClient,
@@ -77,6 +87,8 @@ class Courier(RequestDelivery, BatchDelivery, LinkDelivery, HomeTabs, PrivateNot
         self._progress_at: dict[str, float | None] = {}  # None: an update is being sent
         self._progress_lock = threading.Lock()
         self.store = service.store
+        self.step_tokens = {}  # a Workflow Builder run's own token, while it runs (steps.py)
+        self.step_tokens_lock = threading.Lock()
         self.admin_channel = admin_channel
         self.remind_after = remind_after
         self.expire_after = expire_after

@@ -31,6 +31,8 @@ class RequestDelivery(CourierParts):
         return self._sync(request_id, wait, self._deliver)
 
     def _deliver(self, request: InviteRequest) -> InviteRequest:
+        if request.step_outcome() is not None:  # a workflow step run waits for it
+            request = self._complete_request_step(request)
         if request.batch_id is not None:
             return self._deliver_member(request)
         if request.approval_message is None:

@@ -42,6 +42,7 @@ class Call:
     method: str
     args: dict[str, Any]
     at: float = 0.0  # when it arrived, on the fake's `clock`
+    token: str = ""  # the bearer token it came with
 
 
 class FakeSlack:
@@ -60,6 +61,7 @@ class FakeSlack:
         self.scopes: list[str] | None = bot_scopes()  # granted, as Slack says in x-oauth-scopes
         self.channels: dict[str, dict[str, Any]] = {}  # conversations.info fields by channel id
         self.people: dict[str, dict[str, Any]] = {}  # users.info fields by user id
+        self.refused_tokens: dict[str, str] = {}  # token -> the error Slack answers it with
         self._ts = itertools.count(1)
         self._last_ts = 0.0
         self._lock = threading.Lock()
@@ -79,7 +81,7 @@ class FakeSlack:
                     args.update(json.loads(raw or "{}"))
                 else:
                     args.update(parse_qsl(raw))
-                for key in ("blocks", "view", "metadata"):
+                for key in ("blocks", "view", "metadata", "outputs"):
                     if isinstance(args.get(key), str):
                         args[key] = json.loads(args[key])
                 if fake.throttle.get(method):
@@ -90,7 +92,8 @@ class FakeSlack:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                answer = fake.answer(method, args)
+                token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+                answer = fake.answer(method, args, token)
                 status = 200
                 mishap = fake._next_mishap(method)
                 if mishap is not None and mishap[0] == "late":
@@ -141,9 +144,11 @@ class FakeSlack:
 
     # -- answers ---------------------------------------------------------------------------
 
-    def answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+    def answer(self, method: str, args: dict[str, Any], token: str = "") -> dict[str, Any]:
         with self._lock:
-            self.calls.append(Call(method, args, self.clock()))
+            self.calls.append(Call(method, args, self.clock(), token))
+        if token in self.refused_tokens:
+            return {"ok": False, "error": self.refused_tokens[token]}
         if self.delay:
             time.sleep(self.delay)
         if method in self.errors:
@@ -248,6 +253,8 @@ class FakeSlack:
                 "ok": True,
                 "user": {"id": user_id, "name": user_id.lower(), "deleted": False, "is_bot": False},
             }
+        if method in ("functions.completeSuccess", "functions.completeError"):
+            return {"ok": True}  # a Workflow Builder step run completed
         return {"ok": False, "error": "unknown_method"}
 
     # -- the messages Slack keeps ------------------------------------------------------------

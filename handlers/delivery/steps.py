@@ -1,0 +1,98 @@
+"""Completing the Workflow Builder step run that asked for a request (bot/domain/steps.py), as
+part of the request's delivery: once its outcome is known, `functions.completeSuccess` with
+the outputs or `functions.completeError` with the reason; then `step.done` is stored.
+
+Slack down or slow delays it (the sweep retries, backing off); Slack's refusal of a completion
+is final (the run is over, or its outputs are wrong) and is logged by its error code. The
+short-lived token Slack sends with the run is used while this process knows it, the bot token
+otherwise (both complete a run); neither is ever logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.domain.records import InviteRequest
+from bot.ui import steps
+from handlers.delivery.slack_errors import PASSING, SEND_ERRORS, SETUP, slack_error
+
+log = logging.getLogger(__name__)
+
+TOKEN_HOURS = 24  # a run's token is forgotten after this long (a run waits for a decision)
+
+
+class StepCompletion:
+    client: WebClient
+    store: Any
+    # Runs' own tokens by execution id, with when they came (set by the Courier).
+    step_tokens: dict[str, tuple[str, float]]
+    step_tokens_lock: threading.Lock
+
+    def remember_step_token(self, execution_id: str, token: str | None) -> None:
+        """Keep a run's own token (in memory only) for completing it."""
+        if not token:
+            return
+        tokens = self.step_tokens
+        with self.step_tokens_lock:
+            now = time.monotonic()
+            for key in [k for k, (_, at) in tokens.items() if now - at > TOKEN_HOURS * 3600]:
+                del tokens[key]
+            tokens[execution_id] = (token, now)
+
+    def complete_step(
+        self, execution_id: str, outputs: dict[str, Any] | None = None, error: str | None = None
+    ) -> bool:
+        """Complete a run: with `outputs`, or failed with `error`. True once it is over (done,
+        or refused by Slack for good); False when it is to be tried again later."""
+        token = self.step_tokens.get(execution_id, (None, 0.0))[0]
+        clients = [self._with_token(token), self.client] if token else [self.client]
+        for client in clients:
+            try:
+                if error is None:
+                    client.functions_completeSuccess(
+                        function_execution_id=execution_id, outputs=outputs or {}
+                    )
+                else:
+                    client.functions_completeError(function_execution_id=execution_id, error=error)
+            except SEND_ERRORS as exc:
+                code = slack_error(exc)
+                if isinstance(exc, SlackApiError) and code in SETUP and client is not self.client:
+                    continue  # the run's own token has run out: the bot token completes it
+                if not isinstance(exc, SlackApiError) or code in PASSING | SETUP:
+                    log.warning("step run %s: not completed yet (%s)", execution_id, code)
+                    return False
+                log.error("step run %s: Slack refused to complete it (%s)", execution_id, code)
+                return True
+            with self.step_tokens_lock:
+                self.step_tokens.pop(execution_id, None)
+            return True
+        return False
+
+    def _complete_request_step(self, request: InviteRequest) -> InviteRequest:
+        """The run that asked for `request`, completed once its outcome is known."""
+        outcome, step = request.step_outcome(), request.step
+        if outcome is None or step is None:
+            return request
+        if outcome == "invited":
+            done = self.complete_step(step.execution_id, steps.invited_outputs(request))
+        else:
+            done = self.complete_step(step.execution_id, error=steps.step_error(request))
+        if not done:
+            return request
+        self.store.record("step_completed", request.id, outcome=outcome)
+        updated = self.store.update(request.id, step=step.model_copy(update={"done": True}))
+        return updated or request
+
+    def _with_token(self, token: str) -> WebClient:
+        return WebClient(
+            token=token,
+            base_url=self.client.base_url,
+            timeout=self.client.timeout,
+            retry_handlers=self.client.retry_handlers,
+        )
