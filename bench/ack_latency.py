@@ -54,11 +54,12 @@ def signed_post(client: httpx.Client, port: int, body: str) -> tuple[int, float]
     return response.status_code, ms
 
 
-def burst(port: int, count: int, text=lambda i: "") -> tuple[list[int], list[float]]:
+def burst(port: int, count: int, text=lambda i: "", body=None) -> tuple[list[int], list[float]]:
     """`count` signed /invite sent at once, each on its own open keep-alive connection, by one
     thread with a selector: the figures are the server's, not a client's thread pool's (40
     threads of an HTTP client take 50-70 ms to get 40 requests out on two cores). `text(i)`:
-    the command's text of the i-th (default: none, the form)."""
+    the command's text of the i-th (default: none, the form); `body(i)`: instead of a
+    command, the i-th request's body and content type."""
     driver = SlackDriver(None, SECRET)
     connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
     try:
@@ -67,17 +68,21 @@ def burst(port: int, count: int, text=lambda i: "") -> tuple[list[int], list[flo
             read_response(sock)
         requests = []
         for i in range(count):
-            body = driver.command_body(text(i), user=f"U{i:04d}").encode()
+            content_type = "application/x-www-form-urlencoded"
+            if body is not None:
+                raw, content_type = body(i)
+            else:
+                raw = driver.command_body(text(i), user=f"U{i:04d}").encode()
             ts = str(int(time.time()))
             signature = SignatureVerifier(SECRET).generate_signature(
-                timestamp=ts, body=body.decode()
+                timestamp=ts, body=raw.decode()
             )
             requests.append(
                 b"POST /slack/events HTTP/1.1\r\nHost: b\r\n"
-                b"Content-Type: application/x-www-form-urlencoded\r\n"
+                + f"Content-Type: {content_type}\r\n".encode()
                 + f"X-Slack-Request-Timestamp: {ts}\r\nX-Slack-Signature: {signature}\r\n".encode()
-                + f"Content-Length: {len(body)}\r\n\r\n".encode()
-                + body
+                + f"Content-Length: {len(raw)}\r\n\r\n".encode()
+                + raw
             )
         selector = selectors.DefaultSelector()
         sent: dict[socket.socket, float] = {}

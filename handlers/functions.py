@@ -35,9 +35,6 @@ def register(app: App, deps: Deps) -> None:
             return
         courier.remember_step_token(execution_id, event.get("bot_access_token"))
         request_id = step_request_id(execution_id)
-        if service.store.get(request_id) is not None:
-            log.info("step run %s: delivered again; request %s has it", execution_id, request_id)
-            return
         inputs = event.get("inputs") if isinstance(event.get("inputs"), dict) else {}
         details, requester, errors = read_inputs(
             inputs, deps.catalog.find_roles(), deps.catalog.find_teams()
@@ -53,7 +50,9 @@ def register(app: App, deps: Deps) -> None:
         except KeyError:
             return
         turned = asked.turned
-        if turned is not None and turned.why == "member":
+        if turned is not None and getattr(turned.existing, "id", None) == request_id:
+            log.info("step run %s: delivered again; request %s has it", execution_id, request_id)
+        elif turned is not None and turned.why == "member":
             deps.later(finish, execution_id, steps.member_outputs(turned.existing), None)
         elif turned is not None:
             deps.later(finish, execution_id, None, steps.refused(turned))
