@@ -49,7 +49,8 @@ class SocketModeServer:
 
 
 def test_socket_mode_acks_and_opens_the_form(tmp_path, slack, env):
-    """A /invite over Socket Mode is acked on the socket and opens the form; SIGTERM stops it."""
+    """A /invite and a workflow step run over Socket Mode are acked on the socket and answered
+    (the form; the run completed); SIGTERM stops it."""
     command = dict(
         fixture("slash_command_bolt_tests.json")["payload"],
         command="/invite",
@@ -62,7 +63,14 @@ def test_socket_mode_acks_and_opens_the_form(tmp_path, slack, env):
         "accepts_response_payload": True,
         "payload": command,
     }
-    socket_server = SocketModeServer([envelope])
+    run = fixture("function_executed_bolt_tests.json")["payload"]
+    run["event"].update(
+        function={**run["event"]["function"], "callback_id": "invite_to_awork"},
+        inputs={"requester": "UREQ"},  # no email: the run fails at once, naming the input
+        function_execution_id="FxSOCKET1",
+    )
+    step = {"envelope_id": "env-2", "type": "events_api", "payload": run}
+    socket_server = SocketModeServer([envelope, step])
     slack.socket_url = f"ws://127.0.0.1:{socket_server.port}/link"
     env["SLACK_APP_TOKEN"] = "xapp-1-test-app-token"
     log = (tmp_path / "socket.log").open("wb")
@@ -74,6 +82,9 @@ def test_socket_mode_acks_and_opens_the_form(tmp_path, slack, env):
         view = slack.wait_for("views.open", timeout=10)[0].args["view"]
         assert view["callback_id"] == "invite_form"
         assert slack.of("apps.connections.open")
+        socket_server.wait_for_ack("env-2")
+        failed = slack.wait_for("functions.completeError", timeout=10)[0].args
+        assert failed["function_execution_id"] == "FxSOCKET1" and "Input email" in failed["error"]
     finally:
         process.terminate()
         code = process.wait(timeout=30)
