@@ -79,23 +79,22 @@ def register(app: App, deps: Deps) -> None:
 
     def author_form(body: dict) -> dict[str, str] | str:
         """What the form is filled in with, or the private answer instead of a form."""
-        command = installed_command(service.store)
         message = body.get("message") or {}
         author = None if message.get("bot_id") else message.get("user")
         if not author or author == SLACKBOT:
-            return not_a_person(command)
+            return not_a_person(command())
         try:
             person = deps.modal_client.users_info(user=author)["user"]
         except SEND_ERRORS as exc:
             log.warning("users.info failed for a message shortcut: %s", slack_error(exc))
-            return slack_failed(slack_error(exc), command)
+            return slack_failed(slack_error(exc), command())
         if person.get("is_bot") or person.get("is_app_user"):
-            return not_a_person(command)
+            return not_a_person(command())
         initial = author_fields(person.get("profile") or {})
         try:
             details = InviteDetails(email=initial.get("email"))
         except ValidationError:  # none, or none awork would take: typed in by hand instead
-            return no_address(author, command)
+            return no_address(author, command())
         duplicate = service.duplicate_of(details)
         if duplicate is None:
             return initial
@@ -105,6 +104,11 @@ def register(app: App, deps: Deps) -> None:
         return f":information_source: <@{mrkdwn.escape(author)}>: " + answers.duplicate_error(
             why, existing, link
         )
+
+    def command() -> str:
+        """The slash command as installed, for an answer that points to it (a store read:
+        only when there is no form to open)."""
+        return installed_command(service.store)
 
     app.shortcut(GLOBAL_SHORTCUT)(invite_shortcut)
     app.shortcut(MESSAGE_SHORTCUT)(invite_author)
