@@ -126,6 +126,12 @@ def test_profile_first_and_last_names_come_before_the_full_name(driver, slack):
     }
 
 
+def test_a_prefilled_value_is_cut_to_what_its_field_takes():
+    """Slack refuses a whole view whose initial_value is longer than the input's max_length."""
+    view = forms.invite_form(None, advanced=False, initial={"firstName": "A" * 300, "title": ""})
+    assert initial_values(view) == {"firstName": "A" * 100}
+
+
 def test_an_author_already_in_awork_is_answered_privately(driver, slack, bot):
     """awork has the address: the form's duplicate words, in an ephemeral where they clicked."""
     slack.people[AUTHOR] = {"profile": {"email": "Owner@ncnstn.com", "real_name": "Olga"}}
