@@ -250,3 +250,18 @@ def _ask_design(pdriver, slack, bot) -> str:
     assert request.id in json.dumps(post[0].args["blocks"])
     assert "route `design`" in json.dumps(post[0].args["blocks"])
     return request.id
+
+
+def test_a_workflow_run_goes_through_the_policy_too(pdriver, slack, policy_bot):
+    """A run on behalf of someone not among the requesters fails naming the rule; a run for an
+    approved domain is invited without an approver and completes the run."""
+    from tests.test_workflow_step import send_run
+
+    refused = send_run(pdriver, {"email": "a@x.com", "requester": "UOTHER"})
+    [failed] = slack.wait_for("functions.completeError")
+    assert failed.args["function_execution_id"] == refused
+    assert "requesters" in failed.args["error"]
+    invited = send_run(pdriver, {"email": "kim@ours.example", "requester": "UREQ"})
+    [done] = slack.wait_for("functions.completeSuccess")
+    assert done.args["function_execution_id"] == invited
+    assert done.args["outputs"]["status"] == "invited"
