@@ -151,14 +151,17 @@ OLD_BATCH = """{"id": "bat-0123456789ab", "status": "done", "version": 3,
 
 
 # Fields added since, each with the value a document stored before them loads with.
+POLICY_ADDED = {"policy_rule": None, "route": None, "route_channel": None, "route_approvers": []}
 ADDED = {
     InviteRequest: {
         "unsure_since": None,
         "unsure_checks": 0,
         "resent": False,
         "unsure_told": False,
+        "step": None,
+        **POLICY_ADDED,
     },
-    InviteBatch: {"unsure": 0},
+    InviteBatch: {"unsure": 0, **POLICY_ADDED},
 }
 
 
