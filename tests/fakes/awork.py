@@ -303,7 +303,7 @@ class FakeAwork:
         (base URL, server) - call server.shutdown()."""
         server = http_server(self.handler, "127.0.0.1", 0)
         threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=server.serve_forever, kwargs={"poll_interval": 0.005}, daemon=True
         ).start()
         return f"http://127.0.0.1:{server.server_address[1]}/api/v1", server
 

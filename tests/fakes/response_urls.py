@@ -38,7 +38,7 @@ class ResponseUrls:
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/actions/T1/1/secret"
         threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.005}, daemon=True
         ).start()
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
