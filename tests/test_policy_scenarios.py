@@ -249,6 +249,8 @@ def _ask_design(pdriver, slack, bot) -> str:
     [request] = list(bot.store.requests())
     assert request.id in json.dumps(post[0].args["blocks"])
     assert "route `design`" in json.dumps(post[0].args["blocks"])
+    told = slack.wait_for("chat.postEphemeral", where=lambda c: request.id in c.args["text"])
+    assert "approvers of `design`" in told[0].args["text"]  # the requester hears the route
     return request.id
 
 

@@ -45,9 +45,14 @@ def waiting_notice(request: InviteRequest) -> str:
             f"(request `{request.id}`), but could not reach the approvers' channel yet. I'll keep "
             "trying, and tell you by DM when it is decided."
         )
+    route = (
+        f" It goes to the approvers of `{escape(request.route)}` (policy rule: routes)."
+        if request.route
+        else ""
+    )
     return (
         f":inbox_tray: Your request to invite {escape(request.details.email)} to awork is waiting "
-        f"for an approver (request `{request.id}`). I'll tell you by DM when it is decided."
+        f"for an approver (request `{request.id}`). I'll tell you by DM when it is decided." + route
     )
 
 
