@@ -154,8 +154,8 @@ def register(app: App, deps: Deps) -> None:
     def pending(user: str, args: list[str], command: str) -> dict:
         if not service.is_approver(user):
             return {"text": answers.NOT_APPROVER}
-        waiting = _oldest_first(service.waiting_for(user) + deps.batches.waiting_for(user))
-        return _reply(lists.pending_list(waiting, _page_number(args), command))
+        # One read of the approvers' list, summaries only; every page reachable.
+        return _reply(lists.pending_list(service.waiting(user), _page_number(args), command))
 
     def mine(user: str, args: list[str], command: str) -> dict:
         own = _newest_first(service.requests_of(user) + deps.batches.batches_of(user))

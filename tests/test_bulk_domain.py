@@ -365,7 +365,7 @@ def test_members_cannot_be_approved_on_their_own(world):
     batches.run(batch.id, batches.store.get_batch(batch.id).claim_id)
     member_id = store.get_batch(batch.id).member_id(0)
     assert service.approve(member_id, "UAPP2").refusal is Refusal.ALREADY_DECIDED
-    assert service.waiting_for("UAPP2") == []
+    assert service.waiting("UAPP2") == []
 
 
 def test_a_batch_nobody_decides_gets_one_reminder_then_expires(world):

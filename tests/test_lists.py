@@ -138,7 +138,7 @@ def test_a_failure_awork_did_not_refuse_is_not_called_refused():
     """A failed request whose answer was lost lists as "did not go through"; a refusal as refused."""
     from bot.domain.records import Failure, InviteRequest
     from bot.ui.answers import already_decided
-    from bot.ui.lists import request_line
+    from bot.ui.lists import item_line as request_line
 
     def failed(retryable: bool) -> InviteRequest:
         failure = Failure(code="answer-lost", message="lost", retryable=retryable)
@@ -155,3 +155,42 @@ def test_a_failure_awork_did_not_refuse_is_not_called_refused():
     assert "awork refused" in request_line(refused)
     assert "did not go through" in already_decided(lost)
     assert "awork refused" in already_decided(refused)
+
+
+def test_every_pending_request_can_be_reached_past_the_old_cap_of_500(driver, slack, bot):
+    """530 pending: the count says 530 and the last page holds the newest; one read of the
+    approvers' list per answer, which decodes no record."""
+    from bot.domain.records import InviteRequest
+
+    for i in range(530):
+        bot.store.add(
+            InviteRequest(requester_id="UREQ", details=InviteDetails(email=f"q{i}@x.com"))
+        )
+    reads = []
+    listing = bot.store.approvable_listing
+    bot.store.approvable_listing = lambda: reads.append(1) or listing()
+    first = reply(driver, "pending", APPROVER)
+    assert "Waiting for a decision: 530" in json.dumps(first["blocks"]) and len(reads) == 1
+    last = json.dumps(reply(driver, "pending 27", APPROVER)["blocks"])
+    assert "q529@x.com" in last and "Page 27 of 27" in last and "q509@x.com" not in last
+    home = app_home_opened(driver, APPROVER) and slack.wait_for("views.publish")[0]
+    assert "Waiting for a decision: 530" in json.dumps(home.args["view"])
+
+
+def test_an_approvers_list_entry_written_before_summaries_still_lists(tmp_path):
+    """A sqlitedict store from before: its index entry holds the id; the record is read."""
+    from bot.domain.records import InviteRequest
+    from bot.store import SqliteStore
+
+    store = SqliteStore(str(tmp_path / "old.sqlite"))
+    try:
+        request = store.add(
+            InviteRequest(requester_id="U1", details=InviteDetails(email="o@x.com"))
+        )
+        with store._lock():
+            [key] = [k for k, _ in store._range("ia|")]
+            store._db[key] = request.id  # as the index was written before
+        [item] = store.approvable_listing()
+        assert (item.id, item.email, item.status) == (request.id, "o@x.com", "pending")
+    finally:
+        store.close()

@@ -228,7 +228,7 @@ def test_counts_agree_with_their_nouns():
     assert "1 person" in text and "1 people" not in texts(message)
     assert "Approve all 1" not in texts(message)
     assert "1 person" in bulk_blocks.batch_waiting_notice(one)
-    assert "*1 person*" in lists.batch_line(one)
+    assert "*1 person*" in lists.item_line(one)
     seats = request(details=InviteDetails(email="a@x.com", new_workspace=True, booked_seats=1))
     assert "1 seat" in texts(approval.approval_message(seats)[1])
     assert "1 seats" not in texts(approval.approval_message(seats)[1])

@@ -246,10 +246,10 @@ def test_open_addresses_by_address_in_any_case(store):
 
 def test_lists_of_a_requester_and_of_the_approvers(store):
     """listed: a requester's requests and batches, newest first, without batch members;
-    approvable: pending ones and retryable failures, oldest first."""
+    approvable_listing: pending ones and retryable failures, oldest first, as summaries."""
     first = store.add(pending("a@example.com", "U1"))
     second = store.add(pending("b@example.com", "U1"))
-    store.add(pending("c@example.com", "U2"))
+    third = store.add(pending("c@example.com", "U2"))
     batch = store.add(batch_of("d@example.com", requester="U1"))
     member = InviteRequest(
         id=batch.member_id(0), batch_id=batch.id, status=Status.INVITING, requester_id="U1",
@@ -262,9 +262,14 @@ def test_lists_of_a_requester_and_of_the_approvers(store):
     failure = Failure(code="timeout", message="later", retryable=True)
     store.transition(second.id, {Status.INVITING}, Status.FAILED, failure=failure)
     store.transition(first.id, {Status.PENDING}, Status.DENIED)
-    assert [r.id for r in store.approvable()][0:1] == [second.id]
-    assert first.id not in {r.id for r in store.approvable()}
-    assert batch.id in {r.id for r in store.approvable()}
+    listing = store.approvable_listing()
+    assert [item.id for item in listing] == [second.id, third.id, batch.id]  # oldest first
+    assert (listing[0].retryable, listing[0].email, listing[0].kind) == (
+        True,
+        "b@example.com",
+        "request",
+    )
+    assert (listing[2].people, listing[2].email, listing[2].kind) == (1, "d@example.com", "batch")
 
 
 def test_due_work_is_claimed_by_one_sweeper_and_released(opener):

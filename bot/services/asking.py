@@ -17,6 +17,7 @@ from bot.awork.client import AworkClient
 from bot.awork.errors import AworkError
 from bot.domain.clock import utcnow
 from bot.domain.details import InviteDetails
+from bot.domain.listing import Listed
 from bot.domain.policy import Ruling
 from bot.domain.records import ApprovalRule, InviteRequest, Status
 from bot.services.catalog import Catalog
@@ -253,17 +254,15 @@ class Asking:
 
     # -- lists -------------------------------------------------------------------------------
 
-    def waiting_for(
-        self, approver_id: str, requests: Iterable[InviteRequest] | None = None
-    ) -> list[InviteRequest]:
-        """Requests an approver can act on, oldest first (empty for anyone else): waiting for
-        a decision, or a failure they may retry; a batch's members are decided with the batch."""
+    def waiting(self, approver_id: str, listing: list[Listed] | None = None) -> list[Listed]:
+        """Everything an approver can act on, oldest first (empty for anyone else): requests
+        and batches waiting for a decision, and failures they may retry - each on its route's
+        approvers' list. `listing`: the store's, when the caller has read it already."""
         if approver_id not in self.approvers:
             return []
-        if requests is None:
-            requests = [r for r in self.store.approvable() if isinstance(r, InviteRequest)]
-        mine = (r for r in requests if r.approvable and approver_id in self.approvers.of(r))
-        return sorted(mine, key=lambda r: r.created_at)
+        if listing is None:
+            listing = self.store.approvable_listing()
+        return [item for item in listing if approver_id in self.approvers.of(item)]
 
     def requests_of(
         self, requester_id: str, requests: Iterable[InviteRequest] | None = None

@@ -313,16 +313,6 @@ class BatchService:
         allowed = user_id == batch.requester_id or user_id in self.service.approvers_of(batch)
         return batch if allowed else None
 
-    def waiting_for(
-        self, approver_id: str, batches: Iterable[InviteBatch] | None = None
-    ) -> list[InviteBatch]:
-        if not self.service.is_approver(approver_id):
-            return []
-        if batches is None:
-            batches = [b for b in self.store.approvable() if isinstance(b, InviteBatch)]
-        mine = (b for b in batches if b.approvable and approver_id in self.service.approvers_of(b))
-        return sorted(mine, key=lambda b: b.created_at)
-
     def batches_of(
         self, requester_id: str, batches: Iterable[InviteBatch] | None = None
     ) -> list[InviteBatch]:

@@ -75,8 +75,9 @@ class Approvers:
         """The default approvers (INVITE_APPROVERS)."""
         return self._source() if callable(self._source) else self._source
 
-    def of(self, record: Decidable) -> frozenset[str]:
-        """Who decides `record`: its route's approvers, else the default ones."""
+    def of(self, record: Any) -> frozenset[str]:
+        """Who decides `record` (a request, a batch, or either as listed): its route's
+        approvers, else the default ones."""
         if record.route_approvers:
             return self._resolve(record.route_approvers)
         return self.now()

@@ -116,7 +116,7 @@ class InviteService:
     submit = _Part("asking")
     autofill = _Part("asking")
     invite_again = _Part("asking")
-    waiting_for = _Part("asking")
+    waiting = _Part("asking")
     requests_of = _Part("asking")
     visible_request = _Part("asking")
 

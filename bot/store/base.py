@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.domain.batches import InviteBatch
+from bot.domain.listing import Listed
 from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
 from bot.runtime import metrics
 from bot.store.budget import StoreUnavailable, later
@@ -86,8 +87,9 @@ class Store(abc.ABC):
         """A requester's own requests and batches (not batch members), newest first."""
 
     @abc.abstractmethod
-    def approvable(self, limit: int = 500) -> list[Record]:
-        """Requests and batches waiting for an approver's decision (or a retry), oldest first."""
+    def approvable_listing(self) -> list[Listed]:
+        """Every record on the approvers' list, oldest first, as the lists show it: a
+        summary of each, never the whole record decoded (one indexed read)."""
 
     @abc.abstractmethod
     def claim_due(

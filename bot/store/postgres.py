@@ -27,6 +27,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from bot.domain.batches import InviteBatch
+from bot.domain.listing import Listed
 from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
 from bot.store import postgres_schema as schema
 from bot.store.base import Change, Counted, Facets, LimitReached, Record, Store, decode, facets
@@ -184,13 +185,19 @@ class PostgresStore(Store):
             )
         )
 
-    def approvable(self, limit: int = 500) -> list[Record]:
-        return self._decode_rows(
-            self._rows(
-                "SELECT id, doc FROM records WHERE approvable ORDER BY created_at LIMIT %s",
-                (limit,),
-            )
+    def approvable_listing(self) -> list[Listed]:
+        # Only the listed fields leave the database (a batch's 500 entries do not).
+        rows = self._rows(
+            "SELECT jsonb_build_object('id', id, 'kind', kind, 'status', status,"
+            " 'created_at', created_at, 'requester_id', doc->'requester_id',"
+            " 'email', COALESCE(doc->'details'->'email', doc->'entries'->0->'email'),"
+            " 'first_name', doc->'details'->'first_name', 'last_name', doc->'details'->'last_name',"
+            " 'people', COALESCE(jsonb_array_length(doc->'entries'), 1),"
+            " 'retryable', COALESCE(doc->'failure'->'retryable', 'false'::jsonb),"
+            " 'route_approvers', COALESCE(doc->'route_approvers', '[]'::jsonb))"
+            " FROM records WHERE approvable ORDER BY created_at, id"
         )
+        return [Listed.of(row) for (row,) in rows]
 
     def claim_due(
         self, owner: str, hold: float, limit: int = 200, horizon: datetime | None = None

@@ -33,6 +33,7 @@ from typing import Any
 
 from bot.domain.batches import InviteBatch
 from bot.domain.clock import utcnow
+from bot.domain.listing import Listed, summary
 from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
 from bot.store import budget, sqlite_schema
 from bot.store.base import (
@@ -53,13 +54,15 @@ TABLE = "store"
 TOP = "\uffff"  # sorts after every character a key holds
 
 
-def index_keys(record_id: str, f: Facets) -> dict[str, str]:
+def index_keys(record_id: str, f: Facets, listing: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The index entries of a record. The approvers' list (`ia|`) holds each record's summary
+    (`listing`, bot/domain/listing.py), so that a list is one range read."""
     created = utc_key(f.created_at)
     keys = {f"io|{email}|{created}|{record_id}": f.open_target for email in f.open_emails}
     if f.requester:
         keys[f"iq|{f.requester}|{created}|{record_id}"] = record_id
     if f.approvable:
-        keys[f"ia|{created}|{record_id}"] = record_id
+        keys[f"ia|{created}|{record_id}"] = listing if listing is not None else record_id
     if f.due_at is not None:
         keys[f"id|{utc_key(f.due_at)}|{record_id}"] = record_id
     if f.settled_at is not None:
@@ -142,7 +145,7 @@ class SqliteStore(Store):
         return [(key, json.loads(value)) for key, value in rows]
 
     def _put(self, record: Record, facets_: Facets, old_keys: Iterable[str] = ()) -> None:
-        keys = index_keys(record.id, facets_)
+        keys = index_keys(record.id, facets_, summary(record) if facets_.approvable else None)
         for key in set(old_keys) - set(keys):
             self._db.pop(key, None)
         for key, value in keys.items():
@@ -201,10 +204,17 @@ class SqliteStore(Store):
             rows = self._range(f"iq|{requester_id}|", limit=limit, reverse=True)
         return self._records(value for _, value in rows)
 
-    def approvable(self, limit: int = 500) -> list[Record]:
+    def approvable_listing(self) -> list[Listed]:
         with self._open():
-            rows = self._range("ia|", limit=limit)
-        return self._records(value for _, value in rows)
+            rows = self._range("ia|")
+            # An entry written before summaries were kept holds only the id: read that record.
+            return [
+                Listed.of(value if isinstance(value, dict) else self._summary_of(value))
+                for _, value in rows
+            ]
+
+    def _summary_of(self, record_id: str) -> dict[str, Any]:
+        return summary(decode(record_id, self._db[f"r|{record_id}"]))
 
     def claim_due(
         self, owner: str, hold: float, limit: int = 200, horizon: datetime | None = None

@@ -22,7 +22,7 @@ from bot.ui.bulk_form import BULK_FORM as BULK_FORM  # re-exported for the liste
 from bot.ui.bulk_form import PEOPLE as PEOPLE
 from bot.ui.bulk_form import PEOPLE_FILE as PEOPLE_FILE
 from bot.ui.bulk_form import bulk_form as bulk_form
-from bot.ui.lists import batch_line
+from bot.ui.lists import item_line
 from bot.ui.mrkdwn import (
     approved_by,
     asked_in,
@@ -320,7 +320,7 @@ def batch_reminder(batch: InviteBatch) -> str:
 def batch_status_card(batch: InviteBatch, summary: Summary | None) -> list[dict[str, Any]]:
     """`/invite status bat-…`: the batch as its approval message shows it, without buttons."""
     _, message = batch_approval_message(batch, summary)
-    return [section(batch_line(batch)), *(b for b in message if b.get("type") != "actions")]
+    return [section(item_line(batch)), *(b for b in message if b.get("type") != "actions")]
 
 
 def batch_refusal(batch: InviteBatch | None, reason: str | None) -> str:

@@ -1,10 +1,13 @@
 """Lists of requests and batches: `/invite pending`, `/invite mine`, `/invite status` and the
-App Home tab. Pure functions from domain models to Slack blocks."""
+App Home tab. Pure functions from domain models to Slack blocks; a line of a list is built
+from a request's or batch's summary (bot/domain/listing.py), which is what the approvers'
+list reads from the store."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from bot.domain.listing import Listed, summary
 from bot.domain.records import InviteRequest, Status
 from bot.ui.answers import DEFAULT_COMMAND
 from bot.ui.approval import APPROVE, DENY, RETRY, action_buttons, approval_message
@@ -31,26 +34,16 @@ STATUS_WORDS = {
 NOT_THROUGH = ":warning: did not go through"
 
 
-def status_words(request: InviteRequest) -> str:
-    if request.status is Status.FAILED and request.failure and request.failure.retryable:
+def status_words(item: Listed) -> str:
+    if item.status == Status.FAILED and item.retryable:
         return NOT_THROUGH
-    return STATUS_WORDS[request.status]
-
-
-def request_line(request: InviteRequest) -> str:
-    d = request.details
-    who = f"{escape(d.full_name)} · " if d.full_name else ""
-    return f"*{who}{escape(d.email)}* — {status_words(request)} · `{request.id}` · asked {slack_date(request.created_at)}"
+    return STATUS_WORDS[Status(item.status)]
 
 
 def _page(items: list[Any], page: int, size: int) -> tuple[list[Any], int, int]:
     pages = max(1, -(-len(items) // size))
     page = min(max(page, 1), pages)
     return items[(page - 1) * size : page * size], page, pages
-
-
-def _is_batch(item: Any) -> bool:
-    return hasattr(item, "entries")
 
 
 BATCH_WORDS = {
@@ -62,34 +55,40 @@ BATCH_WORDS = {
 }
 
 
-def batch_line(batch: Any) -> str:
-    """A batch (many people in one request) in a list."""
-    return (
-        f"*{people(len(batch.entries))}* ({escape(batch.entries[0].email)}"
-        f"{', …' if len(batch.entries) > 1 else ''}) — "
-        f"{BATCH_WORDS[str(batch.status)]} · `{batch.id}` · asked {slack_date(batch.created_at)}"
-    )
+def listed(item: Any) -> Listed:
+    """A request or a batch as a list shows it (a summary is taken as it is)."""
+    return item if isinstance(item, Listed) else Listed.of(summary(item))
 
 
 def item_line(item: Any) -> str:
-    return batch_line(item) if _is_batch(item) else request_line(item)
+    """A request, or a batch (many people in one request), in a list."""
+    shown = listed(item)
+    asked = f"`{shown.id}` · asked {slack_date(shown.created_at)}"
+    if shown.is_batch:
+        more = ", …" if shown.people > 1 else ""
+        return (
+            f"*{people(shown.people)}* ({escape(shown.email)}{more}) — "
+            f"{BATCH_WORDS[shown.status]} · {asked}"
+        )
+    who = f"{escape(shown.full_name)} · " if shown.full_name else ""
+    return f"*{who}{escape(shown.email)}* — {status_words(shown)} · {asked}"
 
 
 def pending_list(
     requests: list[Any], page: int = 1, command: str = DEFAULT_COMMAND
 ) -> list[dict[str, Any]]:
     """`/invite pending`: open requests (and batches) with their buttons, a page at a time."""
-    shown, page, pages = _page(requests, page, PAGE_SIZE)
+    shown, page, pages = _page([listed(item) for item in requests], page, PAGE_SIZE)
     result = [section(f"*Waiting for a decision: {len(requests)}*")]
     for request in shown:
         result.append(section(item_line(request)))
-        if _is_batch(request):
-            count = len(request.entries)
+        if request.is_batch:
+            count = request.people
             approve = f"Approve all {count}" if count > 1 else "Approve"
             result.append(
                 action_buttons(request, (APPROVE, approve, "primary"), (DENY, "Deny", "danger"))
             )
-        elif request.status is Status.PENDING:
+        elif request.status == Status.PENDING:
             result.append(
                 action_buttons(request, (APPROVE, "Approve", "primary"), (DENY, "Deny", "danger"))
             )
@@ -120,7 +119,7 @@ def status_card(request: InviteRequest) -> list[dict[str, Any]]:
     """`/invite status <id>`: one request, as its approval message shows it."""
     _, message = approval_message(request)
     actions_free = [block for block in message if block.get("type") != "actions"]
-    return [section(request_line(request)), *actions_free]
+    return [section(item_line(request)), *actions_free]
 
 
 def home_view(

@@ -18,7 +18,7 @@ from handlers.delivery.parts import CourierParts
 from handlers.delivery.slack_errors import SEND_ERRORS, slack_error
 
 if TYPE_CHECKING:
-    from bot.store import Record
+    from bot.domain.listing import Listed
 
 log = logging.getLogger("handlers.delivery.courier")
 
@@ -28,29 +28,22 @@ class HomeTabs(CourierParts):
         self,
         user_id: str,
         remember: bool = False,
-        approvable: list[Record] | None = None,
+        approvable: list[Listed] | None = None,
     ) -> None:
         """Publish a user's App Home; `remember` marks them as someone who looks at it.
-        `approvable`: the approvers' list when the caller has looked it up already."""
+        `approvable`: the approvers' list when the caller has read it already."""
         if not user_id:
             return
         if remember and user_id not in self.store.get_meta("home_users", []):
             self.store.add_to_meta_set("home_users", user_id)
-        waiting: list[Any] = []
-        if self.service.is_approver(user_id):
-            listed = self.store.approvable() if approvable is None else approvable
-            requests = [r for r in listed if isinstance(r, InviteRequest)]
-            waiting = self.service.waiting_for(user_id, requests)
-            waiting += self.batches.waiting_for(
-                user_id, [b for b in listed if isinstance(b, InviteBatch)]
-            )
+        waiting = self.service.waiting(user_id, approvable)  # [] for anyone but an approver
         own = self.store.listed(user_id)
         mine: list[Any] = self.service.requests_of(
             user_id, [r for r in own if isinstance(r, InviteRequest)]
         )
         mine += self.batches.batches_of(user_id, [b for b in own if isinstance(b, InviteBatch)])
         view = lists.home_view(
-            sorted(waiting, key=lambda item: item.created_at),
+            waiting,
             sorted(mine, key=lambda item: item.created_at, reverse=True),
             approver=self.service.is_approver(user_id),
             command=installed_command(self.store),
@@ -67,6 +60,6 @@ class HomeTabs(CourierParts):
         viewers = sorted(({request.requester_id} | self.service.approvers_of(request)) & watchers)
         if not viewers:
             return
-        approvable = self.store.approvable()  # one lookup for all of them
+        approvable = self.store.approvable_listing()  # one read for all of them
         for user_id in viewers:
             self.publish_home(user_id, approvable=approvable)
