@@ -251,3 +251,20 @@ def test_the_manifest_declares_the_step_with_its_inputs_and_outputs():
     assert set(outputs) == {"request_id", "status", "awork_user_id", "invitee"}
     assert manifest["settings"]["org_deploy_enabled"] is True
     assert "function_executed" in manifest["settings"]["event_subscriptions"]["bot_events"]
+
+
+def test_awork_saying_already_a_member_completes_the_run_as_already_member(
+    driver, slack, bot, awork
+):
+    """Joined awork after the member list was read: awork's already-exist-error completes the
+    run successfully with status already_member, not as a failure."""
+    from tests.fakes.awork import awork_user
+
+    awork.users.append(awork_user("newcomer@example.com", "New", "Comer"))
+    execution_id = send_run(driver, {**ADA, "email": "newcomer@example.com"})
+    request_id = approve(driver, slack, bot, execution_id)
+    wait_status(bot, request_id, Status.FAILED)
+    [done] = slack.wait_for("functions.completeSuccess")
+    assert done.args["function_execution_id"] == execution_id
+    assert done.args["outputs"]["status"] == "already_member"
+    assert slack.of("functions.completeError") == []

@@ -23,13 +23,18 @@ def member_outputs(existing: Any) -> dict[str, Any]:
     """Outputs of a run for an address already in awork (`existing`: our request that
     invited it, if one did)."""
     outputs: dict[str, Any] = {"status": "already_member"}
-    if isinstance(existing, InviteRequest):
+    if isinstance(existing, InviteRequest) and not already_member(existing):
         outputs["request_id"] = existing.id
         if existing.result is not None and existing.result.user_id:
             outputs["awork_user_id"] = existing.result.user_id
         if existing.invitee_slack_id:
             outputs["invitee"] = existing.invitee_slack_id
     return outputs
+
+
+def already_member(request: InviteRequest) -> bool:
+    """awork refused the invitation because the address is in the workspace already."""
+    return request.failure is not None and request.failure.code == "already-exist-error"
 
 
 def step_error(request: InviteRequest) -> str:

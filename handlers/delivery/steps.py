@@ -81,6 +81,8 @@ class StepCompletion:
             return request
         if outcome == "invited":
             done = self.complete_step(step.execution_id, steps.invited_outputs(request))
+        elif steps.already_member(request):  # awork has them: what the workflow wanted
+            done = self.complete_step(step.execution_id, steps.member_outputs(request))
         else:
             done = self.complete_step(step.execution_id, error=steps.step_error(request))
         if not done:
