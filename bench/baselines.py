@@ -1,60 +1,27 @@
-"""Baselines for bench/ack_latency.py, served exactly as the bot is (bot.runtime.web's waitress server,
-Bolt's WSGI adapter, the same threads and request deadline):
+"""The naive baseline for bench/ack_latency.py: a Bolt handler that asks awork *before* acking -
+what not to do - served as the floor is (bench/floor.py: the bot's waitress set-up, copied, and
+Bolt's WSGI adapter). Like the floor it imports nothing of the bot.
 
-Same waitress settings and the same process tuning (heap frozen, 1 ms switch interval).
+The floor the bot is held to is bench/floor.py; this file once held a "bare Bolt" baseline too,
+which ran on Bolt's 10 ms polling runner, opened a one-field modal on 5 threads before later
+acks and imported the whole bot: it flattered the bot and is gone.
 
-- `bare`: a bare Bolt app that only acks `/invite` and opens a one-field modal, written the
-  way Bolt's documentation writes it (`ack()`, then `client.views_open`). The bot's ack must
-  stay within 1.2x of this.
-- `naive`: a Bolt handler that asks awork *before* acking - what not to do.
-
-Run: python bench/baselines.py bare|naive PORT
+Run: python bench/baselines.py naive PORT
 """
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 from pathlib import Path
 
 import httpx
 from slack_bolt import App
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bot.runtime.web import create_server
-
-ONE_FIELD = {
-    "type": "modal",
-    "callback_id": "invite_form",
-    "title": {"type": "plain_text", "text": "Invite to awork"},
-    "submit": {"type": "plain_text", "text": "Send"},
-    "blocks": [
-        {
-            "type": "input",
-            "block_id": "email",
-            "label": {"type": "plain_text", "text": "Email"},
-            "element": {"type": "plain_text_input", "action_id": "email"},
-        }
-    ],
-}
-
-
-def bare_app() -> App:
-    app = App(
-        client=WebClient(token=os.environ["SLACK_BOT_TOKEN"], base_url=os.environ["SLACK_API_URL"]),
-        signing_secret=os.environ["SLACK_SIGNING_SECRET"],
-    )
-
-    @app.command("/invite")
-    def invite(ack, body, client):
-        ack()
-        client.views_open(trigger_id=body["trigger_id"], view=ONE_FIELD)
-
-    return app
+from floor import FORM, serve  # bench/floor.py, by path: nothing of the bot comes along
 
 
 def naive_app() -> App:
@@ -63,6 +30,7 @@ def naive_app() -> App:
         headers={"Authorization": f"Bearer {os.environ['AWORK_API_KEY']}"},
     )
     app = App(
+        name="naive",
         client=WebClient(token=os.environ["SLACK_BOT_TOKEN"], base_url=os.environ["SLACK_API_URL"]),
         signing_secret=os.environ["SLACK_SIGNING_SECRET"],
         process_before_response=True,
@@ -74,29 +42,14 @@ def naive_app() -> App:
         ack()
         client.views_open(
             trigger_id=body["trigger_id"],
-            view={**ONE_FIELD, "title": {"type": "plain_text", "text": f"{len(roles)} roles"}},
+            view={**FORM, "title": {"type": "plain_text", "text": f"{len(roles)} roles"}},
         )
 
     return app
 
 
-def serve(app: App, port: int) -> None:
-    handler = SlackRequestHandler(app)
-
-    def application(environ, start_response):
-        if environ.get("PATH_INFO") == "/healthz":
-            start_response("200 OK", [("Content-Type", "text/plain")])
-            return [b"ok"]
-        return handler(environ, start_response)
-
-    threads = int(os.environ.get("INVITE_THREADS", "64"))
-    server = create_server(application, "127.0.0.1", port, threads=threads, body_timeout=5)
-    # The process tuning bot.web.Server does too, so that only the app code differs.
-    gc.freeze()
-    sys.setswitchinterval(0.001)
-    server.run()
-
-
 if __name__ == "__main__":
     kind, port = sys.argv[1], int(sys.argv[2])
-    serve(bare_app() if kind == "bare" else naive_app(), port)
+    if kind != "naive":
+        sys.exit("the floor is bench/floor.py; this script serves only `naive`")
+    serve(naive_app(), port, int(os.environ.get("INVITE_THREADS", "64")))
