@@ -231,7 +231,9 @@ def after_asked(deps: Deps, request: InviteRequest, requester: str, origin: str 
         return
     service.autofill(request.id)  # names awork suggests for the address
     deps.courier.sync(request.id)  # the approval message and the "waiting" notice
-    if deps.settings.invite_self_approve and requester in service.approvers_of(request):
+    # A workflow run's requester is an input, not a person who just asked: never their approval.
+    own = request.step is None and requester in service.approvers_of(request)
+    if deps.settings.invite_self_approve and own:
         # An approver's own request needs no one else (but an admin role still needs two).
         run_approval(deps, request.id, requester, origin, own_allowed=True)
 

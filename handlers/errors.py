@@ -46,7 +46,7 @@ def register(app: App, deps: Deps) -> None:
 def busy(kind: str, body: dict) -> BoltResponse:
     """'The bot is busy - not stored' as the ack of a request of this kind: a private answer
     to a command, an error on a form's first field (the form stays open, filled in), no options
-    for a picker, a plain ack for anything else."""
+    for a picker, 503 for an event (Slack delivers it again), a plain ack for anything else."""
     if kind == "slash_command":
         answer = {"response_type": "ephemeral", "text": answers.BUSY}
     elif kind == "view_submission":
@@ -57,6 +57,10 @@ def busy(kind: str, body: dict) -> BoltResponse:
         answer = {"response_action": "errors", "errors": {inputs[0]: answers.BUSY}}
     elif kind == "block_suggestion":
         answer = {"options": []}
+    elif kind == "event_callback":
+        # An event (a workflow step's run) is delivered again by Slack after an error status:
+        # answered 503, the run is asked for again rather than left without a request.
+        return BoltResponse(status=503, body="")
     else:
         return BoltResponse(status=200, body="")
     return BoltResponse(

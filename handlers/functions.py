@@ -5,8 +5,11 @@ team names resolved like `/invite`'s, the same policy, duplicates and daily limi
 before the event is acked, with the run kept on it; a retried or repeated delivery of the run
 finds the request it made. The run is completed by the Courier once the outcome is known
 (handlers/delivery/steps.py). Inputs that cannot make a request, and an ask the bot turns
-away, complete the run at once after the ack: failed with one plain sentence, or - already in
-awork - successfully with `status: already_member`.
+away, complete the run at once after the ack - failed with one plain sentence, or, already in
+awork, successfully with `status: already_member` - from the Courier's outbox in the store,
+written before the ack, so neither Slack's trouble nor a restart leaves the run waiting.
+The `requester` input is whose request it is (the policy is theirs), but the run is never
+their approval: a run's request is decided by an approver's click or the policy.
 """
 
 from __future__ import annotations
@@ -35,12 +38,15 @@ def register(app: App, deps: Deps) -> None:
             return
         courier.remember_step_token(execution_id, event.get("bot_access_token"))
         request_id = step_request_id(execution_id)
+        if service.store.get(request_id) is not None:  # Slack's retry, or delivered twice
+            log.info("step run %s: delivered again; request %s has it", execution_id, request_id)
+            return
         inputs = event.get("inputs") if isinstance(event.get("inputs"), dict) else {}
         details, requester, errors = read_inputs(
             inputs, deps.catalog.find_roles(), deps.catalog.find_teams()
         )
         if details is None or requester is None:
-            deps.later(finish, execution_id, None, steps.invalid_inputs(errors))
+            finish(execution_id, None, steps.invalid_inputs(errors))
             return
         run = WorkflowStep(
             execution_id=execution_id, workflow_execution_id=event.get("workflow_execution_id")
@@ -53,14 +59,16 @@ def register(app: App, deps: Deps) -> None:
         if turned is not None and getattr(turned.existing, "id", None) == request_id:
             log.info("step run %s: delivered again; request %s has it", execution_id, request_id)
         elif turned is not None and turned.why == "member":
-            deps.later(finish, execution_id, steps.member_outputs(turned.existing), None)
+            finish(execution_id, steps.member_outputs(turned.existing), None)
         elif turned is not None:
-            deps.later(finish, execution_id, None, steps.refused(turned))
+            finish(execution_id, None, steps.refused(turned))
         else:
             deps.later(after_asked, deps, asked.request, requester, None)
 
     def finish(execution_id: str, outputs: dict[str, Any] | None, error: str | None) -> None:
-        courier.complete_step(execution_id, outputs, error)
+        """Kept in the store before the ack; completed right after it (or by the sweep)."""
+        courier.complete_later(execution_id, outputs, error)
+        deps.later(courier.finish_steps)
 
     # Acked by Bolt (auto_acknowledge) once the listener has returned: process_before_response
     # answers the event after it, so the request is stored when Slack hears 200.

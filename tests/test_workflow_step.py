@@ -268,3 +268,46 @@ def test_awork_saying_already_a_member_completes_the_run_as_already_member(
     assert done.args["function_execution_id"] == execution_id
     assert done.args["outputs"]["status"] == "already_member"
     assert slack.of("functions.completeError") == []
+
+
+def test_a_refused_runs_completion_is_kept_until_slack_takes_it(driver, slack, bot):
+    """Slack failing the completion of a run that made no request: the store's outbox keeps
+    it, and the sweep completes it once Slack answers again."""
+    slack.errors["functions.completeError"] = "internal_error"
+    execution_id = send_run(driver, {"requester": "UREQ"})  # no email: nothing to ask
+    slack.wait_for("functions.completeError")
+    bot.deps.wait_idle()
+    assert bot.store.get_meta("step_completions")  # kept, not dropped
+    del slack.errors["functions.completeError"]
+    bot.deps.courier.sweep()
+    assert completions(slack, execution_id)[-1].method == "functions.completeError"
+    assert bot.store.get_meta("step_completions") == []
+
+
+def test_a_busy_store_asks_slack_to_deliver_the_run_again(driver, bot, monkeypatch):
+    """The store missing the ack's budget: 503, so Slack retries the run (never a lost run)."""
+    from bot.store.budget import StoreBusy
+
+    def busy(*args, **kwargs):
+        raise StoreBusy("budget spent")
+
+    monkeypatch.setattr(bot.store, "get", busy)
+    body, _ = run_event(ADA)
+    assert driver.send(body, content_type="application/json").status == 503
+
+
+def test_a_run_is_never_its_requesters_approval(tmp_path, slack, awork):
+    """INVITE_SELF_APPROVE and an approver as `requester`: the run's request still waits for
+    an approver's click (a workflow's builder cannot approve in someone's name)."""
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, slack.url, INVITE_SELF_APPROVE="true")
+    bot = build_bot(settings, awork.handler)
+    try:
+        assert bot.deps.catalog.refresh()
+        driver = SlackDriver(bot.app, SIGNING_SECRET)
+        execution_id = send_run(driver, {**ADA, "requester": APPROVER})
+        bot.deps.wait_idle()
+        assert bot.store.get(step_request_id(execution_id)).status is Status.PENDING
+    finally:
+        bot.shutdown(timeout=5)

@@ -220,14 +220,15 @@ class InviteRequest(Decidable[Status]):
 
     def step_outcome(self) -> str | None:
         """What the step run that asked is to be completed with, once known and not yet done:
-        invited, denied, expired or failed (a failure approvers may retry is not final)."""
+        invited, denied, expired or failed - a failure approvers may still retry too: the
+        workflow is not kept waiting on a click that may never come."""
         if self.step is None or self.step.done:
             return None
         if self.status in (Status.INVITED, Status.JOINING, Status.JOINED, Status.LAPSED):
             return "invited"
         if self.status in (Status.DENIED, Status.EXPIRED):
             return self.status.value
-        if self.status is Status.FAILED and not (self.failure and self.failure.retryable):
+        if self.status is Status.FAILED:
             return "failed"
         return None
 

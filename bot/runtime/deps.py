@@ -107,6 +107,10 @@ class Deliveries(Protocol):
     def complete_step(
         self, execution_id: str, outputs: dict | None = None, error: str | None = None
     ) -> bool: ...
+    def complete_later(
+        self, execution_id: str, outputs: dict | None, error: str | None
+    ) -> None: ...
+    def finish_steps(self) -> int: ...
 
 
 class Pending:

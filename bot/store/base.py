@@ -144,6 +144,10 @@ class Store(abc.ABC):
         """Add `value` to the list at `key`, atomically; True when it was not there."""
 
     @abc.abstractmethod
+    def remove_from_meta_set(self, key: str, value: str) -> bool:
+        """Take `value` out of the list at `key`, atomically; True when it was there."""
+
+    @abc.abstractmethod
     def claim_period(self, name: str, seconds: float, owner: str) -> bool:
         """True for exactly one caller per `seconds` across every process sharing the store:
         that caller runs the periodic job `name` (catalog refresh, archiving)."""

@@ -319,6 +319,14 @@ class PostgresStore(Store):
 
         return self._db.run(add, tx=True)
 
+    def remove_from_meta_set(self, key: str, value: str) -> bool:
+        # One statement: the row is locked by the update, the list read as it is then.
+        row = self._first(
+            "UPDATE meta SET value = value - %s WHERE key = %s AND value ? %s RETURNING 1",
+            (value, key, value),
+        )
+        return row is not None
+
     def claim_period(self, name: str, seconds: float, owner: str) -> bool:
         # Done again after a lost answer, the period is taken and this caller skips it.
         row = self._first(

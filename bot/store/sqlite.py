@@ -314,6 +314,14 @@ class SqliteStore(Store):
             self._db[f"m|{key}"] = sorted([*members, value])
             return True
 
+    def remove_from_meta_set(self, key: str, value: str) -> bool:
+        with self._lock():
+            members = list(self._db.get(f"m|{key}", []))
+            if value not in members:
+                return False
+            self._db[f"m|{key}"] = [member for member in members if member != value]
+            return True
+
     def claim_period(self, name: str, seconds: float, owner: str) -> bool:
         with self._lock():
             now = self.now()

@@ -46,7 +46,12 @@ def step_error(request: InviteRequest) -> str:
         return f"Nobody decided on the request to invite {email} in time; it expired."
     failure = request.failure
     why = failure.message if failure else "awork did not invite them"
-    return f"awork did not invite {email}: {why}"
+    later = (
+        " (an approver may still try again from the approval message)"
+        if (failure is not None and failure.retryable)
+        else ""
+    )
+    return f"awork did not invite {email}: {why}{later}"
 
 
 def invalid_inputs(errors: list[str]) -> str:
@@ -55,4 +60,4 @@ def invalid_inputs(errors: list[str]) -> str:
 
 def refused(turned: Any) -> str:
     """An ask the bot turned away (the policy, an open request for the address)."""
-    return turned_away(turned, plain=True)
+    return turned_away(turned, plain=True, on_behalf=True)

@@ -151,6 +151,7 @@ class Courier(
         owner = self.service.instance_id
         horizon = FAR_FUTURE if force else None
         swept: list[str] = []
+        self.finish_steps()  # workflow runs that made no request, whose completion is due
         try:
             while True:  # held ones are not claimed again: each due record once per sweep
                 due = self.store.claim_due(owner, hold=60.0, limit=limit, horizon=horizon)

@@ -1,6 +1,9 @@
 """Completing the Workflow Builder step run that asked for a request (bot/domain/steps.py), as
 part of the request's delivery: once its outcome is known, `functions.completeSuccess` with
-the outputs or `functions.completeError` with the reason; then `step.done` is stored.
+the outputs or `functions.completeError` with the reason; then `step.done` is stored. A run
+that made no request (its inputs could not, or the ask was turned away) is completed from a
+small outbox in the store (`STEP_OUTBOX`), written before its event is acked and emptied as
+each completion goes through - by the sweep too, so a restart does not lose it.
 
 Slack down or slow delays it (the sweep retries, backing off); Slack's refusal of a completion
 is final (the run is over, or its outputs are wrong) and is logged by its error code. The
@@ -10,6 +13,7 @@ otherwise (both complete a run); neither is ever logged.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -25,6 +29,7 @@ from handlers.delivery.slack_errors import PASSING, SEND_ERRORS, SETUP, slack_er
 log = logging.getLogger(__name__)
 
 TOKEN_HOURS = 24  # a run's token is forgotten after this long (a run waits for a decision)
+STEP_OUTBOX = "step_completions"  # meta key: runs to complete that made no request
 
 
 class StepCompletion:
@@ -73,6 +78,25 @@ class StepCompletion:
                 self.step_tokens.pop(execution_id, None)
             return True
         return False
+
+    def complete_later(
+        self, execution_id: str, outputs: dict[str, Any] | None, error: str | None
+    ) -> None:
+        """Keep a run's completion in the store's outbox (before its event is acked)."""
+        entry = {"execution_id": execution_id, "outputs": outputs, "error": error}
+        self.store.add_to_meta_set(STEP_OUTBOX, json.dumps(entry, sort_keys=True))
+
+    def finish_steps(self) -> int:
+        """Complete the runs in the outbox; each leaves it once Slack took its completion.
+        Returns how many are left for a later round."""
+        left = 0
+        for item in self.store.get_meta(STEP_OUTBOX, []):
+            entry = json.loads(item)
+            if self.complete_step(entry["execution_id"], entry["outputs"], entry["error"]):
+                self.store.remove_from_meta_set(STEP_OUTBOX, item)
+            else:
+                left += 1
+        return left
 
     def _complete_request_step(self, request: InviteRequest) -> InviteRequest:
         """The run that asked for `request`, completed once its outcome is known."""
