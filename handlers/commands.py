@@ -73,7 +73,9 @@ def register(app: App, deps: Deps) -> None:
         view = (
             bulk_blocks.bulk_form(origin)
             if keyword == "bulk"
-            else forms.invite_form(origin_channel=origin, advanced=service.is_approver(user))
+            else forms.invite_form(
+                origin_channel=origin, advanced=service.is_default_approver(user)
+            )
         )
         try:
             # The app's own client (Bolt's per-request one is a plain WebClient, without the

@@ -61,7 +61,7 @@ def register(app: App, deps: Deps) -> None:
         trigger_id: str, user: str, origin: str | None, initial: dict[str, str] | None
     ) -> None:
         view = forms.invite_form(
-            origin_channel=origin, advanced=service.is_approver(user), initial=initial
+            origin_channel=origin, advanced=service.is_default_approver(user), initial=initial
         )
         try:
             deps.modal_client.views_open(trigger_id=trigger_id, view=view)

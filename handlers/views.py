@@ -26,7 +26,11 @@ def register(app: App, deps: Deps) -> None:
     def submit_invite(ack: Ack, body: dict, view: dict) -> None:
         requester = body["user"]["id"]
         details, errors = parse_details(forms.form_fields(view.get("state", {}).get("values", {})))
-        if details is not None and details.uses_advanced() and not service.is_approver(requester):
+        if (
+            details is not None
+            and details.uses_advanced()
+            and not service.is_default_approver(requester)
+        ):
             errors = {"email": "Only approvers may use the advanced options."}
         request = None
         if not errors:

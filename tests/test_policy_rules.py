@@ -197,3 +197,20 @@ def test_the_route_index_finds_what_trying_each_route_in_order_finds():
         folded = {t.casefold() for t in asked}
         expected = next((r for r in routes if r.matches(folded, channel)), None)
         assert policy.route_for(asked, channel) == expected
+
+
+def test_international_domains_match_in_either_spelling():
+    """bücher.de in the policy or as xn--bcher-kva.de: an address in either form matches."""
+    unicode_entry = parse_policy('blocked_domains = ["bücher.de"]')
+    punycode_entry = parse_policy('blocked_domains = ["*.xn--bcher-kva.de"]')
+    assert unicode_entry.blocked("a@bücher.de") == "xn--bcher-kva.de"
+    assert unicode_entry.blocked("a@xn--bcher-kva.de") == "xn--bcher-kva.de"
+    assert punycode_entry.blocked("a@shop.bücher.de") == "*.xn--bcher-kva.de"
+
+
+def test_an_empty_file_is_a_policy_without_rules():
+    """`policy check` of an empty file says in words that there are no rules."""
+    from bot.domain.policy import describe
+
+    assert parse_policy("").empty and not POLICY.empty
+    assert describe(parse_policy(""))[0].startswith("No rules")

@@ -18,7 +18,7 @@ from tests.test_scenarios import settle, wait_status
 DESIGN_CHANNEL = "CDESIGN01"
 LEAD = "ULEAD0001"
 POLICY = f"""
-requesters = ["UREQ", "UAPPROVER1", "UAPPROVER2", "S0FREELANCE"]
+requesters = ["UREQ", "UAPPROVER1", "UAPPROVER2", "S0FREELANCE", "ULEAD0001"]
 approved_domains = ["ours.example", "*.ours.example"]
 blocked_domains = ["mailinator.com"]
 daily_limit = 3
@@ -267,3 +267,33 @@ def test_a_workflow_run_goes_through_the_policy_too(pdriver, slack, policy_bot):
     [done] = slack.wait_for("functions.completeSuccess")
     assert done.args["function_execution_id"] == invited
     assert done.args["outputs"]["status"] == "invited"
+
+
+def test_a_routes_only_approver_does_not_approve_their_own_request(pdriver, slack, policy_bot):
+    """The lead asks on their own route: their click is refused as their own request, and the
+    default approvers can decide it instead."""
+    fields = {"email": "own@x.com", "roleId": ROLE_MEMBER, "teamIds": [TEAM_DESIGN]}
+    assert pdriver.submit_form(fields, user=LEAD).body == ""
+    [request] = list(policy_bot.store.requests())
+    pdriver.click("approve_invite", request.id, LEAD, channel=DESIGN_CHANNEL)
+    refused = slack.wait_for(
+        "chat.postEphemeral",
+        where=lambda c: c.args["user"] == LEAD and "own request" in c.args["text"],
+    )
+    assert refused
+    assert policy_bot.store.get(request.id).status is Status.PENDING
+    pdriver.click("approve_invite", request.id, APPROVERS[0], channel=DESIGN_CHANNEL)
+    wait_status(policy_bot, request.id, Status.INVITED)
+
+
+def test_only_the_default_approvers_get_the_forms_advanced_part(pdriver, slack, policy_bot):
+    """A route's lead decides its requests but does not get the new-workspace fields."""
+
+    def form_of(user: str) -> set:
+        pdriver.command("", user=user)
+        view = slack.wait_for("views.open", where=lambda c: True)[-1].args["view"]
+        slack.calls.clear()
+        return {block.get("block_id") for block in view["blocks"]}
+
+    assert "planId" not in form_of(LEAD)
+    assert "planId" in form_of(APPROVERS[0])

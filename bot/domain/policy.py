@@ -11,7 +11,6 @@ tried in order; the first whose `teams` or `channels` match decides the request.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -33,9 +32,21 @@ DEFAULT_RULE = "default"  # no route matched: INVITE_ADMIN_CHANNEL and INVITE_AP
 _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
 
 
+def ascii_domain(domain: str) -> str:
+    """A domain as DNS spells it: `bücher.de` -> `xn--bcher-kva.de` (as it is when it cannot
+    be), lower case, without a final dot."""
+    domain = domain.strip().lower().rstrip(".")
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return domain
+
+
 def _domain(value: str) -> str:
     entry = value.strip().lower().rstrip(".")
-    host = entry[2:] if entry.startswith("*.") else entry
+    wild = entry.startswith("*.")
+    entry = ("*." if wild else "") + ascii_domain(entry[2:] if wild else entry)
+    host = entry[2:] if wild else entry
     if not _HOST.match(host):
         raise ValueError(f"{value!r} is not a domain (example.com, or *.example.com)")
     return entry
@@ -104,8 +115,9 @@ class DomainSet:
         self.below = {e[2:] for e in entries if e.startswith("*.")}
 
     def match(self, address: str) -> str | None:
-        """The entry `address` (an email address or a domain) falls under, or None."""
-        domain = address.rsplit("@", 1)[-1].strip().lower().rstrip(".")
+        """The entry `address` (an email address or a domain) falls under, or None; a domain
+        in Unicode matches its ASCII (punycode) entry and the other way round."""
+        domain = ascii_domain(address.rsplit("@", 1)[-1])
         if domain in self.exact:
             return domain
         labels = domain.split(".")
@@ -198,7 +210,8 @@ class Policy(BaseModel):
 
     @property
     def empty(self) -> bool:
-        return self == Policy()
+        """No rule at all (the private indexes do not count)."""
+        return self.model_dump() == Policy().model_dump()
 
     def blocked(self, email: str) -> str | None:
         return self._blocked.match(email)
@@ -220,7 +233,8 @@ class Policy(BaseModel):
         channel: str | None = None,
     ) -> Ruling:
         """What happens to an invitation of `email` with this role and these teams, asked in
-        `channel` (the requester and the daily limit are the service's to check)."""
+        `channel` (the requester and the daily limit are the service's to check).
+        `role_is_admin`: it needs approvers whatever the domain (awork's admin role)."""
         blocked = self._blocked.match(email)
         if blocked is not None:
             return Ruling("refused", f"blocked_domains: {blocked}", "blocked_domain", entry=blocked)
@@ -272,6 +286,8 @@ class PolicyError(ValueError):
 def parse_policy(text: str) -> Policy:
     """The policy a TOML text says; PolicyError naming each mistake (its key, and its line
     where the file shows it) otherwise."""
+    import tomllib  # only with INVITE_POLICY set (or `invite-bot policy`): not at every start
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -100,11 +100,13 @@ class Asking:
             return Asked(turned=Turned("daily_limit", rule="daily_limit", resets_at=resets_at()))
 
     def judge(self, details: InviteDetails, origin_channel: str | None) -> Ruling:
+        """The policy's ruling; an admin role or the advanced fields (a new workspace, seats)
+        always need an approver, whatever the domain."""
         role = self.catalog.role(details.role_id)
         return self.gate.judge(
             details.email,
             role.name if role else None,
-            bool(role and role.is_admin_role),
+            bool(role and role.is_admin_role) or details.uses_advanced(),
             self.catalog.team_names(details.team_ids),
             origin_channel,
         )
@@ -134,7 +136,7 @@ class Asking:
         already claimed for inviting, under this process's lease (a crash leaves it to the
         sweep's takeover). Nothing else happens before it is stored. `counted`: the daily
         limit's counter (LimitReached: nothing stored)."""
-        if details.uses_advanced() and requester_id not in self.approvers:
+        if details.uses_advanced() and requester_id not in self.approvers.now():
             raise PermissionError("only approvers may use the advanced fields")
         role = self.catalog.role(details.role_id)
         request = InviteRequest(

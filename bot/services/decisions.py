@@ -77,10 +77,12 @@ class Approvers:
 
     def of(self, record: Any) -> frozenset[str]:
         """Who decides `record` (a request, a batch, or either as listed): its route's
-        approvers, else the default ones."""
-        if record.route_approvers:
-            return self._resolve(record.route_approvers)
-        return self.now()
+        approvers, else the default ones - and the default ones too when nobody on the route
+        but its requester could decide it (nobody approves their own request alone)."""
+        if not record.route_approvers:
+            return self.now()
+        route = self._resolve(record.route_approvers)
+        return route if route - {record.requester_id} else route | self.now()
 
     def anyone(self) -> frozenset[str]:
         """Everyone who decides something: the default approvers and every route's."""

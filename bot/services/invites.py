@@ -99,6 +99,11 @@ class InviteService:
         """Whether `user_id` decides anything: a default approver, or one of a route's."""
         return user_id in self._approvers
 
+    def is_default_approver(self, user_id: str) -> bool:
+        """An approver of INVITE_APPROVERS: they alone get the form's advanced part (a new
+        workspace, its plan and seats), which a route's approvers do not."""
+        return user_id in self._approvers.now()
+
     def approvers_of(self, record: Any) -> frozenset[str]:
         """Who decides `record` (a request or a batch): its route's approvers, or the default."""
         return self._approvers.of(record)

@@ -56,9 +56,12 @@ def duplicate_error(kind: str, request: InviteRequest | None, link: str | None) 
     return f"{text} {link}" if link else text
 
 
-def turned_away(turned: Any, plain: bool = False, now: datetime | None = None) -> str:
+def turned_away(
+    turned: Any, plain: bool = False, now: datetime | None = None, on_behalf: bool = False
+) -> str:
     """Why nothing was asked for (bot.services.asking.Turned), naming the policy's rule:
-    for a private answer (mrkdwn), or `plain` for a form's field error."""
+    for a private answer (mrkdwn), or `plain` for a form's field error. `on_behalf`: said of
+    the requester to someone else (a workflow), not to them."""
     show = (lambda text: str(text)) if plain else escape
     rule = f" (policy rule: {show(turned.rule)})" if turned.rule else ""
     if turned.why in ("member", "open"):
@@ -71,6 +74,8 @@ def turned_away(turned: Any, plain: bool = False, now: datetime | None = None) -
             else ", ".join(f"<@{user}>" for user in who[:10])
             + (" or another approver" if len(who) > 10 else "")
         )
+        if on_behalf:
+            return "The requester may not ask for awork invitations (policy rule: requesters)."
         return (
             "You can't ask for awork invitations yourself (policy rule: requesters). "
             f"Please ask {instead} to invite the person."
@@ -99,7 +104,7 @@ def resets(at: datetime | None, now: datetime | None = None) -> str:
     left = max(0, int((at - (now or utcnow())).total_seconds()) // 60)
     hours, minutes = divmod(left, 60)
     wait = f"{hours} h {minutes} min" if hours else f"{minutes} min"
-    return f"You can ask again from {at:%H:%M} UTC on {at:%Y-%m-%d} (in {wait})."
+    return f"Asking is possible again from {at:%H:%M} UTC on {at:%Y-%m-%d} (in {wait})."
 
 
 def refusal(request: Any, reason: str | None, decided: Callable[[Any], str] | None = None) -> str:

@@ -31,6 +31,7 @@ from bot.ui.mrkdwn import (
     escape,
     people,
     plain,
+    policy_note,
     section,
     sections,
     shortened,
@@ -95,6 +96,9 @@ def batch_approval_message(
     if left_out:
         result += sections([left_out], kind=context)
     result.append(context(f"Request `{batch.id}` · asked {slack_date(batch.created_at)}"))
+    policy = policy_note(batch)
+    if policy:
+        result.append(context(policy))
     outcome = _batch_outcome(batch, summary, done)
     note = approval_rule_note(batch)
     if note and batch.status is not BatchStatus.PENDING:  # pending: the note is in the outcome
@@ -269,9 +273,15 @@ def _answer_lost(member: InviteRequest) -> bool:
 def batch_waiting_notice(batch: InviteBatch) -> str:
     left_out = _skipped(batch.skipped)
     note = f" {left_out}." if left_out else ""
+    route = (
+        f" It goes to the approvers of `{escape(batch.route)}` (policy rule: routes)."
+        if batch.route
+        else ""
+    )
     return (
         f":inbox_tray: Your request to invite {people(len(batch.entries))} to awork is waiting "
-        f"for an approver (request `{batch.id}`). I'll tell you by DM when it is decided.{note}"
+        f"for an approver (request `{batch.id}`). I'll tell you by DM when it is decided."
+        f"{route}{note}"
     )
 
 
