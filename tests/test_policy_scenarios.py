@@ -226,6 +226,9 @@ def test_a_list_is_split_into_approved_domains_and_the_rest(pdriver, slack, poli
     bodies = [json.loads(c.content) for c in awork.calls("POST", "/invitations")]
     assert sorted(b["email"] for b in bodies) == ["a@ours.example", "c@ours.example"]
     assert all(b["roleId"] == ROLE_MEMBER for b in bodies)
+    member = policy_bot.store.get(running.member_id(0))
+    assert member.approval_rule is ApprovalRule.POLICY  # its notices say the policy approved
+    assert member.policy_rule == "approved_domains: ours.example"
     assert policy_bot.store.get_batch(asked.id).status is BatchStatus.PENDING
 
 

@@ -254,6 +254,11 @@ class BatchRunner:
                 approvals_needed=batch.approvals_needed,
                 decided_by=batch.decided_by,
                 decided_at=batch.decided_at,
+                approval_rule=batch.approval_rule,  # the policy's, for an approved domain
+                policy_rule=batch.policy_rule,
+                route=batch.route,  # its route's approvers see it, as they saw the batch
+                route_channel=batch.route_channel,
+                route_approvers=batch.route_approvers,
                 attempts=1,
                 invite_started_at=now,
                 invitee_slack_id=invitees.get(entry.email.lower()),
