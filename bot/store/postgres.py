@@ -348,7 +348,7 @@ class PostgresStore(Store):
     # -- awork's rate limit, shared ------------------------------------------------------------
 
     def rate_limiter(self, per_second: int, per_minute: int) -> SharedRateLimiter:
-        return SharedRateLimiter(self._tx, self._conn, per_second, per_minute)
+        return SharedRateLimiter(self._conn, per_second, per_minute)
 
     # -- schema and moving ---------------------------------------------------------------------
 

@@ -75,6 +75,44 @@ MIGRATIONS: dict[int, list[str]] = {
     ],
     # Counters (the policy's daily limit): how many are used, and how many the last call got.
     2: ["CREATE TABLE quotas (key text PRIMARY KEY, used int NOT NULL, granted int NOT NULL)"],
+    # awork's shared rate limit, one statement a call (bot/store/postgres_ratelimit.py): a
+    # function, so that what it reads after taking the lock is what the last holder wrote.
+    3: [
+        """CREATE OR REPLACE FUNCTION invite_take_slot(
+            lock_key bigint, counts int[], windows float8[], cap float8, prune float8)
+        RETURNS TABLE (slot bigint, wait float8) LANGUAGE plpgsql VOLATILE AS $$
+        DECLARE
+            now_ts timestamptz;
+            paused timestamptz;
+            waiting float8 := 0;
+            nth timestamptz;
+        BEGIN
+            PERFORM pg_advisory_xact_lock(lock_key);
+            now_ts := clock_timestamp();
+            SELECT until INTO paused FROM awork_pause WHERE id = 1;
+            IF paused IS NOT NULL THEN
+                waiting := extract(epoch FROM paused - now_ts);
+            END IF;
+            FOR i IN 1 .. coalesce(array_length(counts, 1), 0) LOOP
+                SELECT counted_at INTO nth FROM awork_calls
+                 WHERE counted_at > now_ts - make_interval(secs => windows[i])
+                 ORDER BY counted_at DESC OFFSET counts[i] - 1 LIMIT 1;
+                IF FOUND THEN
+                    waiting := greatest(waiting,
+                        extract(epoch FROM nth + make_interval(secs => windows[i]) - now_ts));
+                END IF;
+            END LOOP;
+            IF waiting > 0 THEN
+                RETURN QUERY SELECT NULL::bigint, waiting;
+                RETURN;
+            END IF;
+            IF prune IS NOT NULL THEN
+                DELETE FROM awork_calls WHERE counted_at < now_ts - make_interval(secs => prune);
+            END IF;
+            RETURN QUERY INSERT INTO awork_calls (counted_at)
+                VALUES (now_ts + make_interval(secs => cap)) RETURNING id, 0::float8;
+        END $$"""
+    ],
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
