@@ -41,20 +41,25 @@ def path_rows(hot: dict) -> list[tuple[str, str, str, str]]:
     rows = []
     for path, name in PATH_NAMES.items():
         row = hot["paths"][path]
-        bot, floor, ratio = row["bot"], row["floor"], row["bot_to_floor"]
-        rows.append(
-            (
-                f"ack p50 / p99, {name}, bursts of {hot['burst']}",
-                f"{bot['p50_ms']:.1f} / {bot['p99_ms']:.1f} ms",
-                f"{floor['p50_ms']:.1f} / {floor['p99_ms']:.1f} ms (floor)",
-                f"{ratio['p50']:.2f} / {ratio['p99']:.2f}",
+        bots = [("bot", name)]
+        if path == "inline" and "bot_pg" in row:
+            bots.append(("bot_pg", name.replace("sqlitedict", "PostgreSQL")))
+        for bot, label in bots:
+            ours, floor, ratio = row[bot], row["floor"], row[f"{bot}_to_floor"]
+            rows.append(
+                (
+                    f"ack p50 / p99, {label}, bursts of {hot['burst']}",
+                    f"{ours['p50_ms']:.1f} / {ours['p99_ms']:.1f} ms",
+                    f"{floor['p50_ms']:.1f} / {floor['p99_ms']:.1f} ms (floor)",
+                    f"{ratio['p50']:.2f} / {ratio['p99']:.2f}",
+                )
             )
-        )
     return rows
 
 
 def main() -> None:
-    hot = hot_paths.measure(rounds=3)
+    # On PostgreSQL too when INVITE_BENCH_DATABASE_URL names one.
+    hot = hot_paths.measure(rounds=3, database_url=os.environ.get("INVITE_BENCH_DATABASE_URL"))
     ack = ack_latency.measure()
     pickers = ack_latency.measure_pickers()
     bulk = bulk_throughput.measure(stand_in="sandbox")
