@@ -160,8 +160,8 @@ def register(app: App, deps: Deps) -> None:
         return _reply(lists.pending_list(service.waiting(user), _page_number(args), command))
 
     def mine(user: str, args: list[str], command: str) -> dict:
-        own = _newest_first(service.requests_of(user) + deps.batches.batches_of(user))
-        return _reply(lists.my_list(own, _page_number(args), command))
+        shown, page, total = service.own(user, _page_number(args), lists.MINE_PAGE)
+        return _reply(lists.my_list(shown, page, command, total))
 
     def status(user: str, args: list[str], command: str) -> dict:
         if not args:
@@ -241,14 +241,6 @@ def _private(text: str) -> dict[str, Any]:
 def _reply(reply_blocks: list[dict]) -> dict:
     fallback = reply_blocks[0]["text"]["text"] if reply_blocks else ""
     return {"text": fallback, "blocks": reply_blocks, "response_type": "ephemeral"}
-
-
-def _oldest_first(items: list) -> list:
-    return sorted(items, key=lambda item: item.created_at)
-
-
-def _newest_first(items: list) -> list:
-    return sorted(items, key=lambda item: item.created_at, reverse=True)
 
 
 def _page_number(args: list[str]) -> int:

@@ -355,7 +355,7 @@ def test_every_listener_answers_before_slow_work(bot, driver, slack, awork):
     from tests.test_lists import app_home_opened
 
     driver.submit_form({"email": "first@example.com"})  # one request to click on, made quickly
-    request_id = bot.deps.service.requests_of("UREQ")[0].id
+    request_id = bot.store.listed("UREQ")[0].id
     slack.delay = awork.delay = 1.0
     actions = {
         "/invite (form)": lambda: driver.command(),

@@ -194,3 +194,21 @@ def test_an_approvers_list_entry_written_before_summaries_still_lists(tmp_path):
         assert (item.id, item.email, item.status) == (request.id, "o@x.com", "pending")
     finally:
         store.close()
+
+
+def test_mine_and_the_app_home_count_and_reach_every_own_request(driver, slack, bot):
+    """130 of one's own: the true count on both, and the last page holds the oldest (the
+    store's read of 100 hid 30 before)."""
+    from bot.domain.records import InviteRequest
+
+    for i in range(130):
+        bot.store.add(
+            InviteRequest(requester_id="UREQ", details=InviteDetails(email=f"m{i}@x.com"))
+        )
+    first = json.dumps(reply(driver, "mine", "UREQ")["blocks"])
+    assert "Your invitation requests: 130" in first and "Page 1 of 4" in first
+    last = json.dumps(reply(driver, "mine 4", "UREQ")["blocks"])
+    assert "m0@x.com" in last and "m10@x.com" not in last and "Page 4 of 4" in last
+    app_home_opened(driver, "UREQ")
+    home = json.dumps(slack.wait_for("views.publish")[0].args["view"])
+    assert "Your invitation requests: 130" in home and "newest 40 of 130" in home

@@ -258,6 +258,12 @@ def test_lists_of_a_requester_and_of_the_approvers(store):
     store.add(member)
     assert [r.id for r in store.listed("U1")] == [batch.id, second.id, first.id]
     assert [r.id for r in store.listed("U1", limit=1)] == [batch.id]
+    assert [r.id for r in store.listed("U1", limit=2, offset=1)] == [second.id, first.id]
+    assert (store.count_listed("U1"), store.count_listed("U2"), store.count_listed("U9")) == (
+        3,
+        1,
+        0,
+    )
     store.transition(second.id, {Status.PENDING}, Status.INVITING)
     failure = Failure(code="timeout", message="later", retryable=True)
     store.transition(second.id, {Status.INVITING}, Status.FAILED, failure=failure)

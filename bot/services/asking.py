@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -266,14 +265,13 @@ class Asking:
             listing = self.store.approvable_listing()
         return [item for item in listing if approver_id in self.approvers.of(item)]
 
-    def requests_of(
-        self, requester_id: str, requests: Iterable[InviteRequest] | None = None
-    ) -> list[InviteRequest]:
-        """A requester's own requests, newest first."""
-        if requests is None:
-            requests = [r for r in self.store.listed(requester_id) if isinstance(r, InviteRequest)]
-        mine = [r for r in requests if r.requester_id == requester_id and r.batch_id is None]
-        return sorted(mine, key=lambda r: r.created_at, reverse=True)
+    def own(self, requester_id: str, page: int = 1, size: int = 40) -> tuple[list[Any], int, int]:
+        """A requester's own requests and batches, newest first, a page at a time (pages past
+        the last show the last): (that page, its number, how many there are in all)."""
+        total = self.store.count_listed(requester_id)
+        pages = max(1, -(-total // size))
+        page = min(max(page, 1), pages)
+        return self.store.listed(requester_id, limit=size, offset=(page - 1) * size), page, total
 
     def visible_request(self, request_id: str, user_id: str) -> InviteRequest | None:
         """A request, if this user may see it: its requester, invitee or an approver."""

@@ -312,14 +312,3 @@ class BatchService:
             return None
         allowed = user_id == batch.requester_id or user_id in self.service.approvers_of(batch)
         return batch if allowed else None
-
-    def batches_of(
-        self, requester_id: str, batches: Iterable[InviteBatch] | None = None
-    ) -> list[InviteBatch]:
-        if batches is None:
-            batches = [b for b in self.store.listed(requester_id) if isinstance(b, InviteBatch)]
-        return sorted(
-            (b for b in batches if b.requester_id == requester_id),
-            key=lambda b: b.created_at,
-            reverse=True,
-        )

@@ -122,7 +122,7 @@ class InviteService:
     autofill = _Part("asking")
     invite_again = _Part("asking")
     waiting = _Part("asking")
-    requests_of = _Part("asking")
+    own = _Part("asking")
     visible_request = _Part("asking")
 
     approve = _Part("decisions")

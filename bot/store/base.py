@@ -83,8 +83,13 @@ class Store(abc.ABC):
         for a whole list."""
 
     @abc.abstractmethod
-    def listed(self, requester_id: str, limit: int = 100) -> list[Record]:
-        """A requester's own requests and batches (not batch members), newest first."""
+    def listed(self, requester_id: str, limit: int = 100, offset: int = 0) -> list[Record]:
+        """A requester's own requests and batches (not batch members), newest first: `limit`
+        of them after the newest `offset`."""
+
+    @abc.abstractmethod
+    def count_listed(self, requester_id: str) -> int:
+        """How many requests and batches `listed` has for the requester (on its index)."""
 
     @abc.abstractmethod
     def approvable_listing(self) -> list[Listed]:

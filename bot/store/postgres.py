@@ -176,14 +176,18 @@ class PostgresStore(Store):
         )
         return dict(rows)
 
-    def listed(self, requester_id: str, limit: int = 100) -> list[Record]:
+    def listed(self, requester_id: str, limit: int = 100, offset: int = 0) -> list[Record]:
         return self._decode_rows(
             self._rows(
                 "SELECT id, doc FROM records WHERE requester = %s"
-                " ORDER BY created_at DESC LIMIT %s",
-                (requester_id, limit),
+                " ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s",
+                (requester_id, limit, offset),
             )
         )
+
+    def count_listed(self, requester_id: str) -> int:
+        row = self._first("SELECT count(*) FROM records WHERE requester = %s", (requester_id,))
+        return int(row[0]) if row else 0
 
     def approvable_listing(self) -> list[Listed]:
         # Only the listed fields leave the database (a batch's 500 entries do not).

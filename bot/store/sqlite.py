@@ -133,15 +133,20 @@ class SqliteStore(Store):
     # -- raw access --------------------------------------------------------------------------
 
     def _range(
-        self, prefix: str, upper: str | None = None, limit: int = -1, reverse: bool = False
+        self,
+        prefix: str,
+        upper: str | None = None,
+        limit: int = -1,
+        reverse: bool = False,
+        offset: int = 0,
     ) -> list[tuple[str, Any]]:
         """Keys from `prefix` (to `upper`, default: all that start with `prefix`), in order."""
         order = "DESC" if reverse else "ASC"
         query = (
             f'SELECT key, value FROM "{TABLE}" WHERE key >= ? AND key < ? '  # noqa: S608 - constant
-            f"ORDER BY key {order} LIMIT ?"
+            f"ORDER BY key {order} LIMIT ? OFFSET ?"
         )
-        rows = self._db.conn.select(query, (prefix, upper or prefix + TOP, limit))
+        rows = self._db.conn.select(query, (prefix, upper or prefix + TOP, limit, offset))
         return [(key, json.loads(value)) for key, value in rows]
 
     def _put(self, record: Record, facets_: Facets, old_keys: Iterable[str] = ()) -> None:
@@ -199,10 +204,16 @@ class SqliteStore(Store):
                     found[email] = rows[0][1]
         return found
 
-    def listed(self, requester_id: str, limit: int = 100) -> list[Record]:
+    def listed(self, requester_id: str, limit: int = 100, offset: int = 0) -> list[Record]:
         with self._open():
-            rows = self._range(f"iq|{requester_id}|", limit=limit, reverse=True)
+            rows = self._range(f"iq|{requester_id}|", limit=limit, reverse=True, offset=offset)
         return self._records(value for _, value in rows)
+
+    def count_listed(self, requester_id: str) -> int:
+        prefix = f"iq|{requester_id}|"
+        query = f'SELECT COUNT(*) FROM "{TABLE}" WHERE key >= ? AND key < ?'  # noqa: S608
+        with self._open():
+            return int(self._db.conn.select_one(query, (prefix, prefix + TOP))[0])
 
     def approvable_listing(self) -> list[Listed]:
         with self._open():

@@ -14,7 +14,8 @@ from bot.ui.approval import APPROVE, DENY, RETRY, action_buttons, approval_messa
 from bot.ui.mrkdwn import context, escape, people, section, slack_date
 
 PAGE_SIZE = 20  # two blocks a request, plus header and footer: within Block Kit's 50 per message
-HOME_SHOWN = PAGE_SIZE * 2  # own requests on the App Home: the first page of `/invite mine`
+MINE_PAGE = PAGE_SIZE * 2  # `/invite mine`: one block a request
+HOME_SHOWN = MINE_PAGE  # own requests on the App Home: the first page of `/invite mine`
 
 
 STATUS_WORDS = {
@@ -102,15 +103,17 @@ def pending_list(
 
 
 def my_list(
-    requests: list[Any], page: int = 1, command: str = DEFAULT_COMMAND
+    shown: list[Any], page: int = 1, command: str = DEFAULT_COMMAND, total: int | None = None
 ) -> list[dict[str, Any]]:
-    """`/invite mine`: a requester's own requests (and batches) with their status."""
-    shown, page, pages = _page(requests, page, PAGE_SIZE * 2)
-    result = [section(f"*Your invitation requests: {len(requests)}*")]
+    """`/invite mine`: one page (`shown`, page `page`) of a requester's own requests and
+    batches with their status, of `total` in all."""
+    total = len(shown) if total is None else total
+    pages = max(1, -(-total // MINE_PAGE))
+    result = [section(f"*Your invitation requests: {total}*")]
     result += [section(item_line(request)) for request in shown]
     if pages > 1:
         result.append(context(f"Page {page} of {pages}. More: `{command} mine {page % pages + 1}`"))
-    if not requests:
+    if not total:
         result.append(context(f"None yet. `{command}` asks for one."))
     return result
 
@@ -123,29 +126,37 @@ def status_card(request: InviteRequest) -> list[dict[str, Any]]:
 
 
 def home_view(
-    waiting: list[Any], mine: list[Any], approver: bool, command: str = DEFAULT_COMMAND
+    waiting: list[Any],
+    mine: list[Any],
+    approver: bool,
+    command: str = DEFAULT_COMMAND,
+    mine_total: int | None = None,
 ) -> dict[str, Any]:
-    """The App Home tab: 'Waiting for you' for approvers, 'Your requests' for everyone.
-    `command`: the slash command as installed (last seen in a command)."""
+    """The App Home tab: 'Waiting for you' for approvers, 'Your requests' for everyone (the
+    newest page of them, `mine`, of `mine_total`). `command`: the slash command as installed
+    (last seen in a command)."""
     result: list[dict[str, Any]] = []
     if approver:
         result += pending_list(waiting, command=command)[:60]
         result.append({"type": "divider"})
-    result += home_mine(mine, command)
+    result += home_mine(mine, command, mine_total)
     return {"type": "home", "blocks": result[:100]}
 
 
-def home_mine(mine: list[Any], command: str = DEFAULT_COMMAND) -> list[dict[str, Any]]:
+def home_mine(
+    mine: list[Any], command: str = DEFAULT_COMMAND, total: int | None = None
+) -> list[dict[str, Any]]:
     """'Your requests' on the App Home: the newest page of them, and when there are more, how
     many and the command that lists the rest (within the 100 blocks of a Home tab)."""
-    shown = my_list(mine[:HOME_SHOWN], command=command)
-    if len(mine) <= HOME_SHOWN:
+    total = len(mine) if total is None else total
+    shown = my_list(mine[:HOME_SHOWN], command=command, total=min(total, HOME_SHOWN))
+    if total <= HOME_SHOWN:
         return shown
-    shown[0] = section(f"*Your invitation requests: {len(mine)}*")
+    shown[0] = section(f"*Your invitation requests: {total}*")
     return [
         *shown,
         context(
-            f"Showing the newest {HOME_SHOWN} of {len(mine)}. `{command} mine` lists them all, "
+            f"Showing the newest {HOME_SHOWN} of {total}. `{command} mine` lists them all, "
             f"a page at a time: `{command} mine 2` shows the next."
         ),
     ]

@@ -8,7 +8,7 @@ the store. Only those who opened the App Home once are kept up to date (`home_us
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.domain.batches import InviteBatch
 from bot.domain.records import InviteRequest
@@ -37,16 +37,13 @@ class HomeTabs(CourierParts):
         if remember and user_id not in self.store.get_meta("home_users", []):
             self.store.add_to_meta_set("home_users", user_id)
         waiting = self.service.waiting(user_id, approvable)  # [] for anyone but an approver
-        own = self.store.listed(user_id)
-        mine: list[Any] = self.service.requests_of(
-            user_id, [r for r in own if isinstance(r, InviteRequest)]
-        )
-        mine += self.batches.batches_of(user_id, [b for b in own if isinstance(b, InviteBatch)])
+        mine, _, total = self.service.own(user_id, 1, lists.HOME_SHOWN)
         view = lists.home_view(
             waiting,
-            sorted(mine, key=lambda item: item.created_at, reverse=True),
+            mine,
             approver=self.service.is_approver(user_id),
             command=installed_command(self.store),
+            mine_total=total,
         )
         try:
             self.client.views_publish(user_id=user_id, view=view)
