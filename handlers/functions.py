@@ -38,9 +38,6 @@ def register(app: App, deps: Deps) -> None:
             return
         courier.remember_step_token(execution_id, event.get("bot_access_token"))
         request_id = step_request_id(execution_id)
-        if service.store.get(request_id) is not None:  # Slack's retry, or delivered twice
-            log.info("step run %s: delivered again; request %s has it", execution_id, request_id)
-            return
         inputs = event.get("inputs") if isinstance(event.get("inputs"), dict) else {}
         details, requester, errors = read_inputs(
             inputs, deps.catalog.find_roles(), deps.catalog.find_teams()
@@ -52,6 +49,7 @@ def register(app: App, deps: Deps) -> None:
             execution_id=execution_id, workflow_execution_id=event.get("workflow_execution_id")
         )
         try:  # stored before the ack; the same run delivered twice at once stores one
+            # With the run's own id, the ask looks for its earlier request first (a retry).
             asked = service.ask(details, requester, None, id=request_id, step=run)
         except KeyError:
             return

@@ -300,3 +300,20 @@ def test_only_the_default_approvers_get_the_forms_advanced_part(pdriver, slack, 
 
     assert "planId" not in form_of(LEAD)
     assert "planId" in form_of(APPROVERS[0])
+
+
+def test_a_run_delivered_again_after_a_policy_change_finds_its_request(
+    tmp_path, pdriver, slack, policy_bot
+):
+    """Its requester taken off the list meanwhile: the repeated delivery finds the request
+    the run made and does not fail the run."""
+    from tests.test_workflow_step import run_event, send_run
+
+    execution_id = send_run(pdriver, {"email": "dora@x.com", "requester": "UREQ"})
+    (tmp_path / "policy.toml").write_text(POLICY.replace('"UREQ", ', ""))
+    assert policy_bot.deps.service.policy.file.refresh()
+    body, _ = run_event({"email": "dora@x.com", "requester": "UREQ"}, execution_id)
+    assert pdriver.send(body, content_type="application/json").status == 200
+    policy_bot.deps.wait_idle()
+    assert len(list(policy_bot.store.requests())) == 1
+    assert slack.of("functions.completeError") == []

@@ -291,7 +291,7 @@ def test_a_busy_store_asks_slack_to_deliver_the_run_again(driver, bot, monkeypat
     def busy(*args, **kwargs):
         raise StoreBusy("budget spent")
 
-    monkeypatch.setattr(bot.store, "get", busy)
+    monkeypatch.setattr(bot.store, "open_addresses", busy)
     body, _ = run_event(ADA)
     assert driver.send(body, content_type="application/json").status == 503
 

@@ -79,14 +79,19 @@ class Asking:
         """One person asked for, from any door (the form, `/invite` with an address, a
         workflow step): who may ask, the policy's domain rules and route, duplicates, the
         daily limit - then the request is stored, and nothing before that. `fields`: more of
-        the new request (a workflow step's run and the id derived from it)."""
+        the new request (a workflow step's run and the id derived from it). With an id of its
+        own, duplicates come first: the same run delivered again finds its request whatever
+        the policy says by then."""
+        duplicate = self.duplicate_of(details) if "id" in fields else None
+        if duplicate is not None:
+            return Asked(turned=Turned(duplicate[0], existing=duplicate[1]))
         if not self.gate.may_ask(requester_id):
             return Asked(turned=Turned("not_requester", ask_instead=self.approvers.now()))
         ruling = self.judge(details, origin_channel)
         if ruling.outcome == "refused":
             self.gate.refused(requester_id, ruling.rule, people=1)
             return Asked(turned=refused(ruling))
-        duplicate = self.duplicate_of(details)
+        duplicate = None if "id" in fields else self.duplicate_of(details)
         if duplicate is not None:
             return Asked(turned=Turned(duplicate[0], existing=duplicate[1]))
         try:  # the daily limit counted in the request's own transaction
