@@ -140,8 +140,8 @@ def test_an_audit_entry_the_store_could_not_take_is_written_after_the_answer(
         if not written:
             written.append("busy")
             raise StoreBusy("audit locked") if failure == "busy" else StoreUnavailable("cut")
-        written.append(entry)
         real(entry)
+        written.append(entry)  # once it is written: the test reads it back next
 
     monkeypatch.setattr(store, "_append_audit", busy_once)
     store.record("approved", "inv-1", actor="U1", note="kept")
