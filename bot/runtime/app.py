@@ -10,6 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from slack_bolt import App
@@ -20,8 +21,6 @@ import handlers
 from bot.awork.client import AworkClient
 from bot.awork.errors import AworkError
 from bot.awork.ratelimit import RateLimiter
-from bot.awork.sandbox import API_URL as SANDBOX_API_URL
-from bot.awork.sandbox import Sandbox
 from bot.runtime import logs, metrics
 from bot.runtime.config import Settings
 from bot.runtime.deps import AnsweringApp, Deps
@@ -36,6 +35,9 @@ from bot.services.policy import PolicyFile, PolicyGate
 from bot.store import Store, StoreClosed, open_store
 from handlers.delivery.approvers import ApproverDirectory
 from handlers.delivery.courier import Courier
+
+if TYPE_CHECKING:
+    from bot.awork.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -202,18 +204,22 @@ def build(
         client, settings.invite_approvers, named_elsewhere=lambda: policy.current.group_ids()
     )
     awork_options = {"retry_sleep": retry_sleep} if retry_sleep else {}
-    sandbox = None
+    sandbox, awork_url = None, settings.awork_api_url
     if settings.sandbox and awork_transport is None:
+        # Imported only here: with AWORK_API_KEY set, serving never needs the sandbox.
+        from bot.awork.sandbox import API_URL, Sandbox
+
         log.warning(
             "AWORK_API_KEY is not set: the awork sandbox answers; no real invitation is sent"
         )
         sandbox = Sandbox(sandbox_path(settings.invite_db_path))
         awork_transport = httpx.MockTransport(sandbox.handle)
+        awork_url = API_URL  # the logs name the sandbox
     # With several replicas on PostgreSQL, awork's per-workspace limit is counted there.
     limits = (settings.awork_rate_per_second, settings.awork_rate_per_minute)
     limiter = store.rate_limiter(*limits) or RateLimiter(*limits)
     awork = AworkClient(
-        SANDBOX_API_URL if sandbox else settings.awork_api_url,  # logs name the sandbox
+        awork_url,
         settings.awork_api_key.get_secret_value() or "sandbox",
         transport=awork_transport,
         limiter=limiter,

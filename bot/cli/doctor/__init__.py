@@ -7,15 +7,14 @@ templates' (`links`), the store's (`store`) and the policy file's (`policy`); ea
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import httpx
-
-from bot.cli.doctor.awork import awork_checks
 from bot.cli.doctor.check import Check, clean
-from bot.cli.doctor.links import link_checks
-from bot.cli.doctor.policy import policy_check
-from bot.cli.doctor.store import store_check
-from bot.runtime.config import Settings
+
+if TYPE_CHECKING:
+    import httpx
+
+    from bot.runtime.config import Settings
 
 
 def guarded(name: str, checks: Callable[[], list[Check]], fix: str) -> list[Check]:
@@ -35,6 +34,12 @@ def run(
 ) -> list[Check]:
     """Every check: Slack's (handed in by the command line, from bot/cli/doctor/slack.py), awork's,
     the link templates', the store's and the policy's (its names checked against the store)."""
+    # Here, not at the top: `serve` imports this package for its preflight checks only.
+    from bot.cli.doctor.awork import awork_checks
+    from bot.cli.doctor.links import link_checks
+    from bot.cli.doctor.policy import policy_check
+    from bot.cli.doctor.store import store_check
+
     checks = [
         *guarded("Slack", slack_checks, "check SLACK_API_URL, if set, and Slack's status"),
         *guarded(

@@ -11,7 +11,6 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.cli import manifest
 from bot.cli.doctor.check import Check, clean
 from bot.runtime.config import Settings
 from bot.ui.mrkdwn import counted
@@ -103,6 +102,9 @@ def _scopes(headers: dict[str, Any]) -> Check:
             "Slack did not say which scopes the token has (no x-oauth-scopes header)",
             "use the app's Bot User OAuth Token (xoxb-…) in SLACK_BOT_TOKEN",
         )
+    # Here, not at the top: `serve`'s preflight imports this module but never checks scopes.
+    from bot.cli import manifest
+
     have = {scope.strip() for scope in granted.split(",") if scope.strip()}
     missing = [scope for scope in manifest.bot_scopes() if scope not in have]
     if missing:

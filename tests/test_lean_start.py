@@ -1,0 +1,129 @@
+"""`invite-bot serve` imports what serving needs and nothing more: the shell, the sandbox, the
+doctor's own checks, the manifest, email_validator, httpx's command line (and with it rich) and
+httpx's connection pool come when a path first needs them. And its threads share two malloc
+arenas rather than keeping up to 16 (the memory they gain over 10,000 requests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import httpx
+import pytest
+
+from bot.awork.client import FirstUse
+
+# What `invite-bot serve --http` imports before it answers (bot/cli/main.py, then serve.py's
+# preflight and the server), then what is loaded once an address is checked.
+SERVE_IMPORTS = """
+import json, sys
+import bot.cli.main, bot.cli.serve, bot.runtime.web
+from bot.cli.doctor.policy import policy_problem
+from bot.cli.doctor.slack import quiet_slack_sdk, unreachable
+from bot.cli.doctor.store import store_writable
+serving = sorted(name for name, module in sys.modules.items() if module is not None)
+from bot.domain.details import InviteDetails
+address = InviteDetails(email=" Ada@Example.COM ").email
+print(json.dumps({"serving": serving, "address": address, "later": sorted(sys.modules)}))
+"""
+NOT_FOR_SERVING = (
+    "bot.cli.shell",
+    "bot.awork.sandbox",
+    "bot.cli.doctor.awork",
+    "bot.cli.doctor.links",
+    "bot.cli.manifest",
+    "bot.cli.policy",
+    "bot.cli.store_commands",
+    "email_validator",
+    "httpx._main",
+    "rich",
+    "click",
+    "pygments",
+    "httpcore",
+    "tomllib",
+)
+
+
+def test_serving_imports_neither_the_cli_tools_nor_what_a_request_loads_later():
+    """None of the command line's other tools, nor email_validator or httpx's pool, is imported
+    to serve; email_validator arrives with the first address and normalises it as before."""
+    result = subprocess.run(
+        [sys.executable, "-c", SERVE_IMPORTS], capture_output=True, text=True, check=True
+    )
+    seen = json.loads(result.stdout)
+    loaded = [
+        name
+        for name in seen["serving"]
+        if any(name == lazy or name.startswith(f"{lazy}.") for lazy in NOT_FOR_SERVING)
+    ]
+    assert loaded == []
+    assert "bot.runtime.app" in seen["serving"]  # the check saw the whole serving path
+    assert seen["address"] == "Ada@example.com"
+    assert "email_validator" in seen["later"]
+
+
+def test_the_awork_transport_is_made_once_at_the_first_request_and_closed_with_it():
+    """Nothing is made until a request; concurrent first requests make one transport; close
+    closes it (and closes nothing when no request was made)."""
+    made: list[httpx.MockTransport] = []
+    closed: list[bool] = []
+
+    class Closing(httpx.MockTransport):
+        def close(self) -> None:
+            closed.append(True)
+
+    def make() -> httpx.BaseTransport:
+        transport = Closing(lambda request: httpx.Response(200, json={"path": request.url.path}))
+        made.append(transport)
+        return transport
+
+    unused = FirstUse(make)
+    unused.close()
+    assert made == [] and closed == []
+
+    lazy = FirstUse(make)
+    start = threading.Barrier(8)
+    answers: list[int] = []
+
+    def ask() -> None:
+        start.wait(5)
+        answers.append(lazy.handle_request(httpx.Request("GET", "http://awork/x")).status_code)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert answers == [200] * 8 and len(made) == 1
+    lazy.close()
+    assert closed == [True]
+
+
+ARENAS = """
+import ctypes, threading
+from bot.cli.serve import cap_malloc_arenas
+cap_malloc_arenas()
+go = threading.Barrier(16)
+def work():
+    go.wait(5)
+    kept = [bytearray(2000) for _ in range(200)]
+threads = [threading.Thread(target=work) for _ in range(16)]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+ctypes.CDLL(None).malloc_stats()  # one "Arena N:" paragraph per arena, on stderr
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc arenas")
+def test_serving_threads_share_two_malloc_arenas():
+    """16 threads allocating at once use at most 2 malloc arenas once serving has capped them
+    (glibc would give them up to 8 per core, each keeping what its threads freed)."""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    result = subprocess.run(
+        [sys.executable, "-c", ARENAS], capture_output=True, text=True, check=True, env=env
+    )
+    arenas = [line for line in result.stderr.splitlines() if line.startswith("Arena ")]
+    assert 1 <= len(arenas) <= 2
