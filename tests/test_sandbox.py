@@ -282,3 +282,30 @@ def test_the_bot_uses_the_sandbox_without_an_api_key_and_says_so(tmp_path, slack
         assert "sandbox — no real invitation" in help_answer
     finally:
         bot.shutdown(timeout=5)
+
+
+def test_a_request_cut_off_mid_body_is_never_handled():
+    """A client killed while sending (a replica's kill -9 mid-POST): the server answers
+    nothing and the half body never reaches the handler - awork would create nothing either."""
+    import socket
+    import threading
+
+    from bot.awork.sandbox_http import http_server
+
+    seen: list = []
+    server = http_server(lambda request: seen.append(request), "127.0.0.1", 0)
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.005}, daemon=True
+    ).start()
+    try:
+        with socket.create_connection(server.server_address[:2]) as sock:
+            sock.sendall(
+                b"POST /api/v1/invitations HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+                b'{"email": "a'
+            )
+            sock.shutdown(socket.SHUT_WR)  # the rest never comes
+            assert sock.recv(1024) == b""  # closed without an answer
+        assert seen == []
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -33,11 +33,15 @@ def http_server(
 
         def _any(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
+            content = self.rfile.read(length) if length else b""
+            if len(content) < length:  # the client went away mid-request: nothing to answer
+                self.close_connection = True
+                return
             request = httpx.Request(
                 self.command,
                 f"http://{host}{self.path}",
                 headers=dict(self.headers.items()),
-                content=self.rfile.read(length) if length else b"",
+                content=content,
             )
             if not self.path.startswith("/api/v1/"):
                 response = records.error(404, "not-found", "awork's API lives under /api/v1/.")
