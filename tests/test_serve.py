@@ -91,6 +91,15 @@ def test_pending_request_survives_kill_9(tmp_path, env, slack, awork_server):
         assert post_signed(port, serving.form_submission("kim@example.com")).status_code == 200
         request_id = serving.approval_id_for(slack, "kim@example.com")
         message_stored(env, request_id)
+        # Killed once its delivery round is over: killed inside one, the round's lease (four
+        # Slack timeouts) would hold the next process's posts back until the sweep after it.
+        store = SqliteStore(env["INVITE_DB_PATH"])
+        try:
+            serving.wait_for(
+                lambda: store.get(request_id).lease_owner is None, 10, "the delivery round"
+            )
+        finally:
+            store.close()
     finally:
         kill_server(process)
     process = start_server(env, port, tmp_path / "serve.log")
