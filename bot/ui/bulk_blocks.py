@@ -32,6 +32,7 @@ from bot.ui.mrkdwn import (
     people,
     plain,
     policy_note,
+    route_words,
     section,
     sections,
     shortened,
@@ -273,15 +274,10 @@ def _answer_lost(member: InviteRequest) -> bool:
 def batch_waiting_notice(batch: InviteBatch) -> str:
     left_out = _skipped(batch.skipped)
     note = f" {left_out}." if left_out else ""
-    route = (
-        f" It goes to the approvers of `{escape(batch.route)}` (policy rule: routes)."
-        if batch.route
-        else ""
-    )
     return (
         f":inbox_tray: Your request to invite {people(len(batch.entries))} to awork is waiting "
         f"for an approver (request `{batch.id}`). I'll tell you by DM when it is decided."
-        f"{route}{note}"
+        f"{route_words(batch)}{note}"
     )
 
 

@@ -125,6 +125,14 @@ def policy_note(record: Any) -> str | None:
     return f":scroll: Policy: `{escape(rule)}`"
 
 
+def route_words(record: Any) -> str:
+    """For the requester's "waiting" notice: which route's approvers decide (INVITE_POLICY),
+    or nothing when no route does."""
+    if not getattr(record, "route", None):
+        return ""
+    return f" It goes to the approvers of `{escape(record.route)}` (policy rule: routes)."
+
+
 OPTION_MAX = 75  # Slack's limit on an option's text
 
 

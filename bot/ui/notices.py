@@ -21,7 +21,16 @@ from bot.ui.approval import (
     link_whereabouts,
     workspace_name,
 )
-from bot.ui.mrkdwn import approved_by, asked_in, escape, people, section, shortened, slack_date
+from bot.ui.mrkdwn import (
+    approved_by,
+    asked_in,
+    escape,
+    people,
+    route_words,
+    section,
+    shortened,
+    slack_date,
+)
 
 ACCEPT = "accept_invite"
 INVITE_AGAIN = "invite_again"
@@ -45,14 +54,10 @@ def waiting_notice(request: InviteRequest) -> str:
             f"(request `{request.id}`), but could not reach the approvers' channel yet. I'll keep "
             "trying, and tell you by DM when it is decided."
         )
-    route = (
-        f" It goes to the approvers of `{escape(request.route)}` (policy rule: routes)."
-        if request.route
-        else ""
-    )
     return (
         f":inbox_tray: Your request to invite {escape(request.details.email)} to awork is waiting "
-        f"for an approver (request `{request.id}`). I'll tell you by DM when it is decided." + route
+        f"for an approver (request `{request.id}`). I'll tell you by DM when it is decided."
+        + route_words(request)
     )
 
 
