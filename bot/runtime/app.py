@@ -35,6 +35,7 @@ from bot.services.policy import PolicyFile, PolicyGate
 from bot.store import Store, StoreClosed, open_store
 from handlers.delivery.approvers import ApproverDirectory
 from handlers.delivery.courier import Courier
+from handlers.delivery.languages import Languages
 
 if TYPE_CHECKING:
     from bot.awork.sandbox import Sandbox
@@ -181,6 +182,7 @@ class Bot:
 # a small pool of its own, never queued behind awork calls, and few threads to share the
 # interpreter lock with the acks of a burst.
 MODAL_THREADS = 8
+LOCALE_TIMEOUT = 1.0  # seconds for users.info on a person's first contact (Languages)
 
 
 def build(
@@ -271,6 +273,12 @@ def build(
         token_verification_enabled=token_verification,
     )
     batches = BatchService(service, concurrency=settings.bulk_concurrency)
+    # A person's locale is asked of Slack once a day; the first time may be on an ack's path,
+    # so that call has a second at most and no retry (English if Slack is slower).
+    languages = Languages(
+        slack or slack_client(settings, timeout=LOCALE_TIMEOUT, retries=0, retry_on=()),
+        channel=settings.invite_language,
+    )
     courier = Courier(
         app.client,
         service,
@@ -280,6 +288,7 @@ def build(
         batches=batches,
         slack_timeout=settings.slack_timeout,
         slack_retries=SLACK_RETRY_COUNT,
+        languages=languages,
     )
     deps = Deps(
         settings=settings,
@@ -290,6 +299,7 @@ def build(
         followups=executor,
         modals=modals,
         modal_client=slack or modal_client(settings),
+        languages=languages,
     )
     app.use(logs.tag_request)  # Socket Mode requests get a request id too
     handlers.register(app, deps)

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # A TOML file: who may ask, approved and blocked domains, a daily limit, routes
     # (bot/domain/policy.py, docs/policy.md). Unset: anyone asks, INVITE_APPROVERS decide.
     invite_policy: str | None = Field(None, alias="INVITE_POLICY")
+    # The language of what goes to a channel (the approval message, its updates and thread);
+    # what goes to one person follows their Slack locale (bot/i18n, docs/i18n.md).
+    invite_language: str = Field("en", alias="INVITE_LANGUAGE")
     invite_db_path: str = Field("./invite-bot.sqlite", alias="INVITE_DB_PATH")
     # postgresql://...: the store is PostgreSQL, shared by any number of replicas.
     invite_database_url: SecretStr | None = Field(None, alias="INVITE_DATABASE_URL")
@@ -130,6 +133,19 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("invite_language", mode="before")
+    @classmethod
+    def _language(cls, value: object) -> object:
+        """`de`, `DE` or a locale such as `de-DE`: one of the languages with a catalog."""
+        from bot.i18n import LANGUAGES
+
+        if isinstance(value, str):
+            language = value.strip().replace("_", "-").split("-", 1)[0].lower() or "en"
+            if language not in LANGUAGES:
+                raise ValueError(f"must be one of: {', '.join(LANGUAGES)}")
+            return language
+        return value
 
     @field_validator("invite_accept_url", "invite_password_url")
     @classmethod

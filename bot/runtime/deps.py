@@ -147,6 +147,8 @@ class Deps:
     followups: Executor
     modals: Executor
     modal_client: Any  # a slack_sdk WebClient with a short timeout, for views.open
+    # Each person's language (handlers/delivery/languages.py); `channel` is INVITE_LANGUAGE.
+    languages: Any = None
     pending: Pending = field(default_factory=Pending)
 
     def open_modal(self, work: Callable[..., Any], *args: Any) -> None:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.i18n import N_, _, in_every_language
 from bot.ui.mrkdwn import SANDBOX_NOTE, SANDBOX_SUFFIX, context
 
 BLOCK_LIMIT = 50  # Slack's limit on a message's blocks
-RETIRED_NOTE = (
+RETIRED_NOTE = N_(
     "_Slack answered slowly and this message was posted twice. This copy is retired; "
     "the newer one below is kept up to date and has the buttons._"
 )
@@ -25,10 +26,14 @@ def retired(text: str, blocks: list[dict[str, Any]]) -> tuple[str, list[dict[str
     """The copy without its actions blocks, with a closing note pointing to the newer copy.
     A sandbox label it carries goes too: the client labels what it sends again."""
     kept = [b for b in blocks if b.get("type") != "actions" and not _sandbox_label(b)]
-    note = context(RETIRED_NOTE)
-    return text.removesuffix(SANDBOX_SUFFIX), [*kept[: BLOCK_LIMIT - 1], note]
+    note = context(_(RETIRED_NOTE))
+    for suffix in in_every_language(SANDBOX_SUFFIX):
+        text = text.removesuffix(suffix)
+    return text, [*kept[: BLOCK_LIMIT - 1], note]
 
 
 def _sandbox_label(block: dict[str, Any]) -> bool:
     elements = block.get("elements") or [{}]
-    return block.get("type") == "context" and elements[0].get("text") == SANDBOX_NOTE
+    return block.get("type") == "context" and elements[0].get("text") in in_every_language(
+        SANDBOX_NOTE
+    )

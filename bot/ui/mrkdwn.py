@@ -7,10 +7,13 @@ Every piece of user text goes through `escape` before it is put into mrkdwn.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from bot.domain.records import MessageRef
+from bot.i18n import N_, _, ngettext
+from bot.i18n.dates import slack_date
+
+__all__ = ["slack_date"]  # dates are bot/i18n/dates.py's; builders import them from here
 
 
 def escape(text: object) -> str:
@@ -71,18 +74,23 @@ def pieces(line: str, limit: int = TEXT_MAX) -> list[str]:
 
 
 def counted(count: int, singular: str, plural: str | None = None) -> str:
-    """A count with its noun in agreement: "1 person", "3 people"."""
+    """English count and noun, for the command line's own reports ("3 rules"); what a Slack
+    user reads counts with `ngettext`."""
     return f"{count} {singular if count == 1 else plural or singular + 's'}"
 
 
 def people(count: int) -> str:
-    return counted(count, "person", "people")
+    """ "1 person", "3 people" - in the language being spoken."""
+    return ngettext("{n} person", "{n} people", count)
 
 
 def shortened(names: list[str], shown: int) -> str:
     """Escaped names, the first `shown` of them and "and N more"."""
     listed = ", ".join(escape(name) for name in names[:shown])
-    return listed + (f" and {len(names) - shown} more" if len(names) > shown else "")
+    more = len(names) - shown
+    if more <= 0:
+        return listed
+    return ngettext("{names} and {n} more", "{names} and {n} more", more, names=listed)
 
 
 def fitted(name: str, marker: str, limit: int) -> str:
@@ -97,18 +105,22 @@ def asked_in(channel: str | None) -> str:
     (nothing when unknown, or when that was a direct message)."""
     if not channel or channel.startswith("D"):
         return ""
-    return f"\nYou asked in <#{channel}>."
+    return "\n" + _("You asked in {channel}.", channel=f"<#{channel}>")
 
 
-def approved_by(record: Any, nobody: str = "an approver") -> str:
+def approved_by(record: Any, nobody: str | None = None) -> str:
     """Who approved a request or a batch: both approvers of an admin role's two approvals,
     else the one who decided - or the policy, naming its rule (capitalised like `nobody`)."""
+    nobody = nobody or _("an approver")
     if str(getattr(record, "approval_rule", "")) == "policy":
-        policy = "The policy" if nobody[:1].isupper() else "the policy"
-        return f"{policy} ({escape(record.policy_rule or 'approved_domains')})"
+        rule = escape(record.policy_rule or "approved_domains")
+        if nobody[:1].isupper():
+            return _("The policy ({rule})", rule=rule)
+        return _("the policy ({rule})", rule=rule)
     given = list(dict.fromkeys(record.approvals))
     if len(given) >= 2:
-        return " and ".join(f"<@{user}>" for user in given)
+        first, *others = (f"<@{user}>" for user in given)
+        return _("{first} and {second}", first=first, second=" ".join(others))
     return f"<@{record.decided_by}>" if record.decided_by else nobody
 
 
@@ -119,10 +131,13 @@ def policy_note(record: Any) -> str | None:
     if not rule or rule == "default":
         return None
     if str(getattr(record, "approval_rule", "")) == "policy":
-        return f":scroll: Policy: `{escape(rule)}` — invited without an approver"
+        return _(":scroll: Policy: `{rule}` — invited without an approver", rule=escape(rule))
     if getattr(record, "route", None):
-        return f":scroll: Policy: route `{escape(record.route)}` — decided by its approvers"
-    return f":scroll: Policy: `{escape(rule)}`"
+        return _(
+            ":scroll: Policy: route `{route}` — decided by its approvers",
+            route=escape(record.route),
+        )
+    return _(":scroll: Policy: `{rule}`", rule=escape(rule))
 
 
 def route_words(record: Any) -> str:
@@ -130,7 +145,9 @@ def route_words(record: Any) -> str:
     or nothing when no route does."""
     if not getattr(record, "route", None):
         return ""
-    return f" It goes to the approvers of `{escape(record.route)}` (policy rule: routes)."
+    return " " + _(
+        "It goes to the approvers of `{route}` (policy rule: routes).", route=escape(record.route)
+    )
 
 
 OPTION_MAX = 75  # Slack's limit on an option's text
@@ -138,13 +155,6 @@ OPTION_MAX = 75  # Slack's limit on an option's text
 
 def option(value: str, text: str) -> dict[str, Any]:
     return {"text": plain(text, OPTION_MAX), "value": value[:150]}
-
-
-def slack_date(when: datetime) -> str:
-    """A date Slack shows in each reader's own time zone."""
-    stamp = int(when.timestamp())
-    fallback = when.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{stamp}^{{date_short_pretty}} at {{time}}|{fallback}>"
 
 
 def permalink(team_domain: str | None, ref: MessageRef | None) -> str | None:
@@ -156,8 +166,8 @@ def permalink(team_domain: str | None, ref: MessageRef | None) -> str | None:
 
 # --- sandbox mode ----------------------------------------------------------------------------
 
-SANDBOX_NOTE = ":test_tube: *sandbox — no real invitation*"
-SANDBOX_SUFFIX = " (sandbox — no real invitation)"  # after a message's text
+SANDBOX_NOTE = N_(":test_tube: *sandbox — no real invitation*")
+SANDBOX_SUFFIX = N_(" (sandbox — no real invitation)")  # after a message's text
 
 
 def label_sandbox(payload: dict[str, Any], block_limit: int = 50) -> dict[str, Any]:
@@ -165,7 +175,7 @@ def label_sandbox(payload: dict[str, Any], block_limit: int = 50) -> dict[str, A
     labelled = dict(payload)
     if "text" in labelled or "blocks" not in labelled:
         text = labelled.get("text") or ""
-        labelled["text"] = f"{text}{SANDBOX_SUFFIX}".strip()
+        labelled["text"] = f"{text}{_(SANDBOX_SUFFIX)}".strip()
     if labelled.get("blocks") is not None:
-        labelled["blocks"] = [context(SANDBOX_NOTE), *labelled["blocks"]][:block_limit]
+        labelled["blocks"] = [context(_(SANDBOX_NOTE)), *labelled["blocks"]][:block_limit]
     return labelled

@@ -40,6 +40,7 @@ from bot.services.invites import InviteService
 from bot.store.base import FAR_FUTURE
 from handlers.delivery.batches import BatchDelivery
 from handlers.delivery.homes import HomeTabs
+from handlers.delivery.languages import Languages
 from handlers.delivery.links import LinkDelivery
 from handlers.delivery.notes import PrivateNotes
 from handlers.delivery.posts import CLOCK_SKEW, TrackedPosts
@@ -68,8 +69,12 @@ class Courier(
         batches: BatchService | None = None,
         slack_timeout: float = 30.0,
         slack_retries: int = 2,
+        languages: Languages | None = None,
     ) -> None:
         self.client = client
+        # Whose language each message is in: a person's Slack locale, INVITE_LANGUAGE for a
+        # channel (`speaking(self.languages.of(user))`, `speaking(self.languages.channel)`).
+        self.languages = languages or Languages(client)
         # A post whose answer was lost is looked for in Slack once it can no longer be on its
         # way (the client's timeout, and a few seconds for Slack's history to show it), over
         # the minutes around the attempt (the clocks' skew and the client's whole budget).

@@ -194,6 +194,8 @@ class FakeSlack:
         if method == "users.info":
             user = str(args.get("user"))
             fields = {"id": user, "name": user.lower(), "deleted": False, "is_bot": False}
+            if truthy(args.get("include_locale")):  # Slack gives it only when asked
+                fields["locale"] = "en-US"
             return {"ok": True, "user": {**fields, **self.people.get(user, {})}}
         if method in ("views.open", "views.update", "views.push", "views.publish"):
             return {"ok": True, "view": {"id": "V" + str(next(self._ts)), **args.get("view", {})}}

@@ -1,0 +1,20 @@
+"""Every listener speaks the language of the person who acted: Bolt middleware that looks up
+their Slack locale (remembered for a day, handlers/delivery/languages.py) and sets it for the
+listener and for the work it hands on after the ack (`Deps.later` carries the context)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import App, BoltContext
+
+from bot.i18n import speaking
+from bot.runtime.deps import Deps
+
+
+def register(app: App, deps: Deps) -> None:
+    @app.middleware
+    def speak_their_language(context: BoltContext, next: Callable[[], Any]) -> Any:
+        with speaking(deps.languages.of(context.user_id)):
+            return next()
