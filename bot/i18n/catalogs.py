@@ -61,7 +61,7 @@ def update() -> None:
          *SOURCES])  # fmt: skip
     for language in languages():
         run(["pybabel", "-q", "update", "-D", DOMAIN, "-i", str(TEMPLATE), "-d",
-             str(LOCALE_DIR), "-l", language, "--no-wrap", "--ignore-obsolete"])  # fmt: skip
+             str(LOCALE_DIR), "-l", language, "--no-wrap", "--ignore-obsolete", "--no-fuzzy-matching"])  # fmt: skip
     run(["pybabel", "-q", "compile", "-D", DOMAIN, "-d", str(LOCALE_DIR), "--statistics"])
 
 
