@@ -2,7 +2,8 @@
 naming the slash command as installed (bot/runtime/command.py).
 
 A mixin of `handlers.delivery.courier.Courier`, which holds the Slack client, the services and
-the store. Only those who opened the App Home once are kept up to date (`home_users`).
+the store. Only those who opened the App Home once are kept up to date (`home_users`). Each
+home is in its owner's language (`for_person`), whoever's click or sweep refreshes it.
 """
 
 from __future__ import annotations
@@ -38,15 +39,13 @@ class HomeTabs(CourierParts):
             self.store.add_to_meta_set("home_users", user_id)
         waiting = self.service.waiting(user_id, approvable)  # [] for anyone but an approver
         mine, _, total = self.service.own(user_id, 1, lists.HOME_SHOWN)
-        view = lists.home_view(
-            waiting,
-            mine,
-            approver=self.service.is_approver(user_id),
-            command=installed_command(self.store),
-            mine_total=total,
-        )
+        approver, command = self.service.is_approver(user_id), installed_command(self.store)
         try:
-            self.client.views_publish(user_id=user_id, view=view)
+            with self.for_person(user_id):
+                view = lists.home_view(
+                    waiting, mine, approver=approver, command=command, mine_total=total
+                )
+                self.client.views_publish(user_id=user_id, view=view)
         except SEND_ERRORS as exc:
             log.warning("could not publish the App Home of %s: %s", user_id, slack_error(exc))
 

@@ -16,6 +16,9 @@ approval message say only that it could not be sent; awork's own email carries i
 
 A mixin of `handlers.delivery.courier.Courier`, which holds the Slack client, the store and the
 deliveries these use (`dm`, `direct`, `_posted`, `sync_batch`).
+
+Each DM is in its reader's language (`for_person`): the invitee's Accept DM in the invitee's
+Slack locale, the link passed on to the requester in the requester's.
 """
 
 from __future__ import annotations
@@ -50,15 +53,17 @@ class LinkDelivery(CourierParts):
         link = self.service.accept_link(request)
         if link is None:  # found in awork after its answer was lost: the bot has no code
             if request.invitee_slack_id:  # told what to do instead, once; no Accept button
-                text, track = notices.answer_lost_dm(request), (request, "answer_lost_dm")
-                self.dm(request.invitee_slack_id, text, track=track)
+                track = (request, "answer_lost_dm")
+                with self.for_person(request.invitee_slack_id):
+                    self.dm(request.invitee_slack_id, notices.answer_lost_dm(request), track=track)
             return self.store.update(request.id, link_attempted=True) or request
         invitee = request.invitee_slack_id
         if invitee:  # in Slack: a DM with an Accept button; the code stays in the store
             if request.accept_link_expired:
                 return request  # too late: following the invitation lapses it ("Invite again")
-            text, dm_blocks = notices.invitee_dm(request)
-            where = self.dm(invitee, text, dm_blocks, track=(request, "invitee_dm"))
+            with self.for_person(invitee):
+                text, dm_blocks = notices.invitee_dm(request)
+                where = self.dm(invitee, text, dm_blocks, track=(request, "invitee_dm"))
             if where is None:  # the sweep tries again; never anyone else
                 return self._note_overdue(request)
             changes = {"link_attempted": True, "link_sent_to": invitee, "shown_status": None}
@@ -69,11 +74,12 @@ class LinkDelivery(CourierParts):
                     self._link_news(request.batch_id)  # the batch's summary drops the warning
             return delivered
         try:
-            where = self.direct(
-                request.requester_id,
-                notices.link_message(request, link),
-                track=(request, "link_dm"),
-            )
+            with self.for_person(request.requester_id):
+                where = self.direct(
+                    request.requester_id,
+                    notices.link_message(request, link),
+                    track=(request, "link_dm"),
+                )
         except SEND_ERRORS as exc:
             if refused(exc):  # never to the channel: the link is withheld, the outcome told
                 return self._withhold_link(request)

@@ -4,6 +4,10 @@ rewriting a message the bot posted, and finding a member by email.
 A mixin of `handlers.delivery.courier.Courier`, which holds the Slack client. A failed post is
 logged and returns None; the caller keeps what is still owed on the record, for a sweep. Later
 news goes where the requester asked only when Slack refuses them the DM (`news`).
+
+The caller builds the text in the person's language (`for_person`); these send it in that
+language too (the sandbox label is added as it goes), whatever language the caller's thread
+speaks. `replace` rewrites a DM for the person who clicked in it: the listener speaks theirs.
 """
 
 from __future__ import annotations
@@ -36,13 +40,14 @@ class PrivateNotes(CourierParts):
         a caller that acts on whether Slack refused it (`slack_errors.refused`). `track`: the
         record and kind it is posted for, with metadata and not twice (`TrackedPosts.post`)."""
         try:
-            channel = self.client.conversations_open(users=user_id)["channel"]["id"]
-            if track is not None:
-                record, kind = track
-                return self.post(record, kind, channel, text, blocks, unfurl_links=False)
-            posted = self.client.chat_postMessage(
-                channel=channel, text=text, blocks=blocks, unfurl_links=False
-            )
+            with self.for_person(user_id):
+                channel = self.client.conversations_open(users=user_id)["channel"]["id"]
+                if track is not None:
+                    record, kind = track
+                    return self.post(record, kind, channel, text, blocks, unfurl_links=False)
+                posted = self.client.chat_postMessage(
+                    channel=channel, text=text, blocks=blocks, unfurl_links=False
+                )
             return posted["channel"], posted["ts"]
         except SEND_ERRORS as exc:
             log.warning("could not DM %s: %s", user_id, slack_error(exc))
@@ -89,9 +94,10 @@ class PrivateNotes(CourierParts):
         self, user_id: str, channel: str, text: str, blocks: list | None
     ) -> tuple[str, str] | None:
         try:
-            posted = self.client.chat_postEphemeral(
-                channel=channel, user=user_id, text=text, blocks=blocks
-            )
+            with self.for_person(user_id):
+                posted = self.client.chat_postEphemeral(
+                    channel=channel, user=user_id, text=text, blocks=blocks
+                )
             return channel, str(posted.get("message_ts") or "")
         except SEND_ERRORS as exc:
             log.info("ephemeral to %s in %s failed: %s", user_id, channel, slack_error(exc))

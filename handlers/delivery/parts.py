@@ -3,14 +3,22 @@
 The Courier (courier.py) is made of parts by concern - one request's messages (requests.py),
 batches (batches.py), acceptance links (links.py), the App Home (homes.py), private notes
 (notes.py), posts not doubled by a slow Slack (posts.py) - each a mixin on this base, so that
-each is typed against the whole once."""
+each is typed against the whole once.
+
+Every message is built and sent in its reader's language, never the caller's: what goes to a
+channel (the approvers' or a route's) in INVITE_LANGUAGE (`for_channel`), what goes to one
+person - a DM, an ephemeral, their App Home - in theirs (`for_person`). The sandbox label is
+added as the message is sent (bot/runtime/slack_clients.py), so the send is inside too."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+from bot.i18n import speaking
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
@@ -19,6 +27,7 @@ if TYPE_CHECKING:
     from bot.services.batches import BatchService
     from bot.services.invites import InviteService
     from bot.store import Store
+    from handlers.delivery.languages import Languages
 
 
 class CourierParts:
@@ -38,6 +47,20 @@ class CourierParts:
     look_back: timedelta
     delivery_lease: float
     delivering: threading.local
+    languages: Languages
+
+    @contextmanager
+    def for_channel(self) -> Iterator[str]:
+        """Texts built and sent inside are for a channel: in INVITE_LANGUAGE."""
+        with speaking(self.languages.channel) as language:
+            yield language
+
+    @contextmanager
+    def for_person(self, user_id: str | None) -> Iterator[str]:
+        """Texts built and sent inside are for `user_id` alone: in their language (their Slack
+        locale, looked up once a day; English when it is not one we have)."""
+        with speaking(self.languages.of(user_id)) as language:
+            yield language
 
     if TYPE_CHECKING:  # each provided by the Courier or one of its parts
 

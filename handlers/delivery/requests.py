@@ -5,6 +5,10 @@ in step with its status), the reminder in that message's thread, and the request
 A mixin of `handlers.delivery.courier.Courier`, which holds the Slack client, the store, the
 lease loop (`_sync`) and the other deliveries these use (`tell`, `news`, `_posted`,
 `refresh_homes`, and the link's `_send_link` and `_deliver_member`).
+
+The approval message and its thread are in INVITE_LANGUAGE (`for_channel`), the requester's
+notices in the requester's language (`for_person`), built and sent so: a sweep's thread, or a
+listener acting for someone else, speaks nobody's language in particular.
 """
 
 from __future__ import annotations
@@ -47,47 +51,49 @@ class RequestDelivery(CourierParts):
             # The answer to their asking, where they asked - or, for "Invite again" clicked in
             # the DM that brought the lapse, in that DM.
             say = self.news if request.reinvite_of else self.tell
-            where = say(
-                request.requester_id,
-                request.origin_channel,
-                notices.waiting_notice(request),
-                track=(request, "waiting_notice"),
-            )
+            with self.for_person(request.requester_id):
+                where = say(
+                    request.requester_id,
+                    request.origin_channel,
+                    notices.waiting_notice(request),
+                    track=(request, "waiting_notice"),
+                )
             if where:
                 request = self._posted(request, "waiting_notice", where, waiting_told=True)
         elif request.status is Status.PENDING and request.reminder_posted:
             if not request.reminder_told:
                 expires = request.created_at + self.expire_after
-                text = notices.requester_reminder(request, expires)
-                where = self.news(
-                    request.requester_id,
-                    request.origin_channel,
-                    text,
-                    track=(request, "reminder_notice"),
-                )
+                with self.for_person(request.requester_id):
+                    where = self.news(
+                        request.requester_id,
+                        request.origin_channel,
+                        notices.requester_reminder(request, expires),
+                        track=(request, "reminder_notice"),
+                    )
                 if where:
                     request = self._posted(request, "reminder_notice", where, reminder_told=True)
         elif request.status is Status.INVITING and request.unsure_since and not request.unsure_told:
-            text = notices.unsure_notice(request)  # awork is slow: the result comes later
             track = (request, "unsure_notice")
-            where = self.news(request.requester_id, request.origin_channel, text, track=track)
+            with self.for_person(request.requester_id):
+                text = notices.unsure_notice(request)  # awork is slow: the result comes later
+                where = self.news(request.requester_id, request.origin_channel, text, track=track)
             if where:
                 request = self._posted(request, "unsure_notice", where, unsure_told=True)
         elif self._outcome_due(request):
             command = installed_command(self.store)
-            offer = (
-                notices.invite_again_offer(request, command)
-                if request.status is Status.LAPSED
-                else None
-            )
-            notice = notices.outcome_notice(request, command)
-            where = self.news(
-                request.requester_id,
-                request.origin_channel,
-                notice,
-                offer,
-                track=(request, "outcome_notice"),
-            )
+            with self.for_person(request.requester_id):
+                offer = (
+                    notices.invite_again_offer(request, command)
+                    if request.status is Status.LAPSED
+                    else None
+                )
+                where = self.news(
+                    request.requester_id,
+                    request.origin_channel,
+                    notices.outcome_notice(request, command),
+                    offer,
+                    track=(request, "outcome_notice"),
+                )
             if where:
                 request = self._posted(request, "outcome_notice", where, outcome_told=True)
         return request
@@ -108,16 +114,17 @@ class RequestDelivery(CourierParts):
         )
 
     def _post_approval(self, request: InviteRequest) -> InviteRequest:
-        text, message_blocks = approval.approval_message(request)
         try:
-            posted = self.post(
-                request,
-                "approval",
-                request.route_channel or self.admin_channel,  # a route of INVITE_POLICY
-                text,
-                message_blocks,
-                announce=True,
-            )
+            with self.for_channel():
+                text, message_blocks = approval.approval_message(request)
+                posted = self.post(
+                    request,
+                    "approval",
+                    request.route_channel or self.admin_channel,  # a route of INVITE_POLICY
+                    text,
+                    message_blocks,
+                    announce=True,
+                )
         except SEND_ERRORS as exc:
             error = slack_error(exc)
             hint = ADMIN_CHANNEL_HINTS.get(error, "it is retried")
@@ -140,21 +147,23 @@ class RequestDelivery(CourierParts):
         if ref is None:
             return request
         try:
-            posted = self.post(
-                request, "reminder", ref.channel, notices.reminder(request), thread_ts=ref.ts
-            )
+            with self.for_channel():
+                posted = self.post(
+                    request, "reminder", ref.channel, notices.reminder(request), thread_ts=ref.ts
+                )
         except SEND_ERRORS as exc:
             log.warning("request %s: could not post the reminder: %s", request.id, slack_error(exc))
             return request
         return self._posted(request, "reminder", posted, reminder_posted=True)
 
     def _update_approval(self, request: InviteRequest) -> InviteRequest:
-        text, message_blocks = approval.approval_message(request)
         ref = request.approval_message
         try:
-            self.client.chat_update(
-                channel=ref.channel, ts=ref.ts, text=text, blocks=message_blocks
-            )
+            with self.for_channel():
+                text, message_blocks = approval.approval_message(request)
+                self.client.chat_update(
+                    channel=ref.channel, ts=ref.ts, text=text, blocks=message_blocks
+                )
         except SEND_ERRORS as exc:
             log.warning(
                 "request %s: could not update the approval message: %s",

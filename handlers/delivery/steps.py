@@ -8,7 +8,8 @@ each completion goes through - by the sweep too, so a restart does not lose it.
 Slack down or slow delays it (the sweep retries, backing off); Slack's refusal of a completion
 is final (the run is over, or its outputs are wrong) and is logged by its error code. The
 short-lived token Slack sends with the run is used while this process knows it, the bot token
-otherwise (both complete a run); neither is ever logged.
+otherwise (both complete a run); neither is ever logged. The reason a run failed is in
+INVITE_LANGUAGE: Workflow Builder shows it to whoever looks at the workflow's runs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.domain.records import InviteRequest
+from bot.i18n import speaking
 from bot.ui import steps
 from handlers.delivery.slack_errors import PASSING, SEND_ERRORS, SETUP, slack_error
 
@@ -38,6 +40,7 @@ class StepCompletion:
     # Runs' own tokens by execution id, with when they came (set by the Courier).
     step_tokens: dict[str, tuple[str, float]]
     step_tokens_lock: threading.Lock
+    languages: Any  # handlers/delivery/languages.py: `channel` is INVITE_LANGUAGE
 
     def remember_step_token(self, execution_id: str, token: str | None) -> None:
         """Keep a run's own token (in memory only) for completing it."""
@@ -108,7 +111,9 @@ class StepCompletion:
         elif steps.already_member(request):  # awork has them: what the workflow wanted
             done = self.complete_step(step.execution_id, steps.member_outputs(request))
         else:
-            done = self.complete_step(step.execution_id, error=steps.step_error(request))
+            with speaking(self.languages.channel):
+                error = steps.step_error(request)
+            done = self.complete_step(step.execution_id, error=error)
         if not done:
             return request
         self.store.record("step_completed", request.id, outcome=outcome)
