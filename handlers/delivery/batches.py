@@ -4,6 +4,16 @@ message, the summary, the requester's list of links, and its notices.
 A mixin of `handlers.delivery.courier.Courier`, which holds the Slack client, the store and the request
 deliveries these use (`tell`, `news`, `dm`, `_sync`, `_posted`, `refresh_homes`): the
 requester's "waiting" answer is ephemeral where they asked; later news goes by DM.
+
+The batch's message, its progress and its reminder are in INVITE_LANGUAGE (`for_channel`);
+what the requester reads - notices, the list of links - in theirs (`for_person`).
+
+The list of links goes in parts that each stay under Slack's recommended 4,000 characters
+(`link_parts`): 50 links with awork's acceptance URLs run to some 7,500. Where a part ends is
+worked out from the addresses and links alone - not from the words around them, which differ
+by language, nor from the part's number - so that the parts of what is still to send are the
+same parts after a crash or a lost answer: a part keeps its kind (its first member), is looked
+for and adopted, and its members are marked as the part is out, never a link twice or cut.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from bot.domain.batches import BatchStatus, InviteBatch, Summary
 from bot.domain.records import InviteRequest, MessageRef, Status
 from bot.store import StoreClosed
 from bot.ui import bulk_blocks, notices
+from bot.ui.mrkdwn import escape
 from handlers.delivery.parts import CourierParts
 from handlers.delivery.slack_errors import (
     ADMIN_CHANNEL_HINTS,
@@ -25,6 +36,30 @@ from handlers.delivery.slack_errors import (
 )
 
 log = logging.getLogger("handlers.delivery.courier")
+
+MESSAGE_CHARS = 4000  # Slack's recommended most for a message's text
+# What a part of the list may hold besides its links' lines: its first sentence in any language
+# (the batch's id, "1 of 3") and the sandbox label; and each line besides its address and link:
+# the bullet, the markup and the link's words ("accept the invitation", translated).
+HEAD_CHARS = 600
+LINE_CHARS = 64
+
+
+def link_parts(pairs: list[tuple[InviteRequest, str]]) -> list[list[tuple[InviteRequest, str]]]:
+    """The members and their links in parts of the requester's list: in order, as many to a
+    part as fit in MESSAGE_CHARS (at most LINKS_PER_MESSAGE), each part starting where the one
+    before ended - the same parts for the same members whatever was sent before them."""
+    budget = MESSAGE_CHARS - HEAD_CHARS
+    parts: list[list[tuple[InviteRequest, str]]] = []
+    used = 0
+    for member, link in pairs:
+        size = LINE_CHARS + len(escape(member.details.email)) + len(link)
+        if not parts or used + size > budget or len(parts[-1]) >= bulk_blocks.LINKS_PER_MESSAGE:
+            parts.append([])  # a link longer than a message goes alone, whole
+            used = 0
+        parts[-1].append((member, link))
+        used += size
+    return parts
 
 
 class BatchDelivery(CourierParts):
@@ -83,13 +118,15 @@ class BatchDelivery(CourierParts):
             batch = self.store.get_batch(batch_id)
             if batch is None or batch.approval_message is None:
                 return
-            # The count from the run itself: no reading of every member while awork is called.
-            text, message_blocks = bulk_blocks.batch_approval_message(batch, done=done)
             ref = batch.approval_message
             try:
-                self.client.chat_update(
-                    channel=ref.channel, ts=ref.ts, text=text, blocks=message_blocks
-                )
+                with self.for_channel():
+                    # The count from the run itself: no reading of every member while awork
+                    # is called.
+                    text, message_blocks = bulk_blocks.batch_approval_message(batch, done=done)
+                    self.client.chat_update(
+                        channel=ref.channel, ts=ref.ts, text=text, blocks=message_blocks
+                    )
             except SEND_ERRORS as exc:
                 log.info("batch %s: progress not shown (%s)", batch_id, slack_error(exc))
         finally:
@@ -104,7 +141,8 @@ class BatchDelivery(CourierParts):
         # A run paused for members whose answer was lost shows its count from the members.
         done = batch.status is BatchStatus.DONE or batch.unsure
         summary = self.batches.summary(batch) if done else None
-        text, message_blocks = bulk_blocks.batch_approval_message(batch, summary)
+        with self.for_channel():
+            text, message_blocks = bulk_blocks.batch_approval_message(batch, summary)
         # What the message shows; `link_news` as read before the summary, so a member's news
         # that comes later is shown by another round.
         shown = {
@@ -114,14 +152,15 @@ class BatchDelivery(CourierParts):
         }
         if batch.approval_message is None:
             try:
-                posted = self.post(
-                    batch,
-                    "approval",
-                    batch.route_channel or self.admin_channel,  # a route of INVITE_POLICY
-                    text,
-                    message_blocks,
-                    announce=True,
-                )
+                with self.for_channel():
+                    posted = self.post(
+                        batch,
+                        "approval",
+                        batch.route_channel or self.admin_channel,  # a route of INVITE_POLICY
+                        text,
+                        message_blocks,
+                        announce=True,
+                    )
             except SEND_ERRORS as exc:
                 error = slack_error(exc)
                 log.log(
@@ -145,9 +184,10 @@ class BatchDelivery(CourierParts):
         ):
             ref = batch.approval_message
             try:
-                self.client.chat_update(
-                    channel=ref.channel, ts=ref.ts, text=text, blocks=message_blocks
-                )
+                with self.for_channel():
+                    self.client.chat_update(
+                        channel=ref.channel, ts=ref.ts, text=text, blocks=message_blocks
+                    )
             except SEND_ERRORS as exc:
                 log.warning(
                     "batch %s: could not update its message: %s", batch.id, slack_error(exc)
@@ -158,34 +198,36 @@ class BatchDelivery(CourierParts):
         if batch.status is BatchStatus.PENDING:
             if batch.reminded_at and not batch.reminder_posted and batch.approval_message:
                 try:
-                    posted = self.post(
-                        batch,
-                        "reminder",
-                        batch.approval_message.channel,
-                        bulk_blocks.batch_reminder(batch),
-                        thread_ts=batch.approval_message.ts,
-                    )
+                    with self.for_channel():
+                        posted = self.post(
+                            batch,
+                            "reminder",
+                            batch.approval_message.channel,
+                            bulk_blocks.batch_reminder(batch),
+                            thread_ts=batch.approval_message.ts,
+                        )
                     batch = self._posted(batch, "reminder", posted, reminder_posted=True)
                 except SEND_ERRORS as exc:
                     log.warning("batch %s: reminder not posted: %s", batch.id, slack_error(exc))
             if not batch.waiting_told:
-                where = self.tell(
-                    batch.requester_id,
-                    batch.origin_channel,
-                    bulk_blocks.batch_waiting_notice(batch),
-                    track=(batch, "waiting_notice"),
-                )
+                with self.for_person(batch.requester_id):
+                    where = self.tell(
+                        batch.requester_id,
+                        batch.origin_channel,
+                        bulk_blocks.batch_waiting_notice(batch),
+                        track=(batch, "waiting_notice"),
+                    )
                 if where:
                     batch = self._posted(batch, "waiting_notice", where, waiting_told=True)
             if batch.waiting_told and batch.reminder_posted and not batch.reminder_told:
                 expires = batch.created_at + self.expire_after
-                text = notices.requester_reminder(batch, expires)
-                where = self.news(
-                    batch.requester_id,
-                    batch.origin_channel,
-                    text,
-                    track=(batch, "reminder_notice"),
-                )
+                with self.for_person(batch.requester_id):
+                    where = self.news(
+                        batch.requester_id,
+                        batch.origin_channel,
+                        notices.requester_reminder(batch, expires),
+                        track=(batch, "reminder_notice"),
+                    )
                 if where:
                     batch = self._posted(batch, "reminder_notice", where, reminder_told=True)
             return batch
@@ -195,25 +237,27 @@ class BatchDelivery(CourierParts):
                 summary = None  # read again below, for the outcome to count them
         if batch.status is not BatchStatus.RUNNING and not batch.outcome_told:
             summary = summary or self.batches.summary(batch)
-            notice = bulk_blocks.batch_outcome_notice(batch, summary)
             withheld = [m for m in summary.invited if m.link_withheld]
-            if withheld:  # Slack refused them the DM with these links
-                skipped = any(m.awork_email_skipped for m in withheld)
-                notice += "\n" + notices.withheld_links(skipped, len(withheld))
-            where = self.news(
-                batch.requester_id,
-                batch.origin_channel,
-                notice,
-                track=(batch, "outcome_notice"),
-            )
+            with self.for_person(batch.requester_id):
+                notice = bulk_blocks.batch_outcome_notice(batch, summary)
+                if withheld:  # Slack refused them the DM with these links
+                    skipped = any(m.awork_email_skipped for m in withheld)
+                    notice += "\n" + notices.withheld_links(skipped, len(withheld))
+                where = self.news(
+                    batch.requester_id,
+                    batch.origin_channel,
+                    notice,
+                    track=(batch, "outcome_notice"),
+                )
             if where:
                 batch = self._posted(batch, "outcome_notice", where, outcome_told=True)
         return batch
 
     def _list_links(self, batch: InviteBatch, summary: Summary) -> tuple[InviteBatch, bool]:
-        """The links of invitees who are not in Slack, to the requester by DM, 50 a message
-        (an invitee in Slack gets their own DM, retried, never the requester's list);
-        each member is marked once its message is out, so a retry sends only the rest.
+        """The links of invitees who are not in Slack, to the requester by DM, in parts under
+        4,000 characters (`link_parts`; an invitee in Slack gets their own DM, retried, never
+        the requester's list); each member is marked once its part is out, so a retry sends
+        only the rest, in the same parts.
         `summary`: the members as just read for the message (not read again). Returns the
         batch and whether Slack refused the requester the DM, so that the links were withheld."""
         due = [
@@ -227,18 +271,20 @@ class BatchDelivery(CourierParts):
         for member, link in with_links:
             if link is None:  # found in awork after a crash: awork's own email has the link
                 self.store.update(member.id, link_attempted=True)
-        pairs = [(m, link) for m, link in with_links if link is not None]
-        size = bulk_blocks.LINKS_PER_MESSAGE
-        chunks = [pairs[i : i + size] for i in range(0, len(pairs), size)]
+        chunks = link_parts([(m, link) for m, link in with_links if link is not None])
         for number, chunk in enumerate(chunks, start=1):
-            text = bulk_blocks.batch_links(
-                batch, [(m.details.email, link) for m, link in chunk], number, len(chunks)
-            )
             # One list in parts: each part is known by its first member, so that a part whose
             # answer was lost is looked for, not sent again (handlers/delivery/posts.py).
             part = f"link_list:{chunk[0][0].id}"
             try:
-                where = self.direct(batch.requester_id, text, track=(batch, part))
+                with self.for_person(batch.requester_id):
+                    links = [(m.details.email, link) for m, link in chunk]
+                    text = bulk_blocks.batch_links(batch, links, number, len(chunks))
+                    if len(text) >= MESSAGE_CHARS:  # HEAD_CHARS did not cover a translation
+                        log.warning(
+                            "batch %s: a list of links runs to %d characters", batch.id, len(text)
+                        )
+                    where = self.direct(batch.requester_id, text, track=(batch, part))
             except SEND_ERRORS as exc:
                 if refused(exc):  # never to the channel: withheld, the outcome says so
                     rest = [m for c in chunks[number - 1 :] for m, _ in c]
