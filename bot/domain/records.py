@@ -13,7 +13,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from bot.domain.awork_models import INVITATION_VALIDITY, InvitationResult
 from bot.domain.clock import utcnow
-from bot.domain.details import InviteDetails, Reason
+from bot.domain.details import InviteDetails, Reason, field_label
+from bot.i18n import _
 
 
 class Status(StrEnum):
@@ -93,10 +94,39 @@ class WorkflowStep(BaseModel):
     done: bool = False  # functions.completeSuccess / completeError went through
 
 
+def said(stored: str | None) -> str:
+    """A reason stored on a record (`lapse_reason`, a failure's message) in the language being
+    spoken: ours is stored as its English msgid and translated here; awork's own words pass
+    unchanged, no catalog has them. "" for none (gettext would answer "" with its header)."""
+    return _(stored) if stored else ""
+
+
 class Failure(BaseModel):
+    """Why an approved invitation failed. `message` is the English sentence (as stored before
+    texts were translated, and for logs); `msgid` is our text's English msgid, `values` fill
+    its `{fields}` - the address, awork's own words and codes, never translated - and `fields`
+    are awork's validation errors (property, awork's message), said with the form's labels as
+    `{reasons}`. Shown with `said()`, in the reader's language."""
+
     code: str
     message: str
     retryable: bool = False
+    msgid: str | None = None
+    values: dict[str, str] = {}
+    fields: list[tuple[str, str]] = []
+
+    def said(self) -> str:
+        """The failure in the language being spoken (stored without a msgid: its message,
+        translated when it is one of ours)."""
+        if not self.msgid:
+            return said(self.message)
+        values = dict(self.values)
+        if self.fields:
+            values["reasons"] = "; ".join(
+                f"{said(field_label(name, name))}: {message}".strip(": ")
+                for name, message in self.fields
+            )
+        return _(self.msgid, **values)
 
 
 def new_request_id() -> str:

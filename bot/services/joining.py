@@ -13,12 +13,19 @@ from bot.awork.client import AworkClient
 from bot.awork.errors import AworkError, AworkUnavailable
 from bot.domain.clock import utcnow
 from bot.domain.records import InviteRequest, Status
+from bot.i18n import N_
 from bot.services.catalog import Catalog
 from bot.services.decisions import Refusal
 from bot.services.leases import LeaseLost, Work
 from bot.store import Store
 
 log = logging.getLogger(__name__)
+
+# Why an invitation lapsed, stored as `lapse_reason` (English msgids, said in the reader's
+# language with `records.said`); awork's own refusal is stored as awork worded it.
+HOURS_OVER = N_("The invitation's 24 hours are over.")
+RAN_OUT = N_("The 24-hour invitation ran out before it was accepted.")
+CODE_REFUSED = N_("awork did not accept the invitation code.")
 
 
 class AcceptOutcome(StrEnum):
@@ -59,7 +66,7 @@ class Joining:
         if current.result is None or current.result.invitation_code is None:
             return AcceptOutcome.NO_CODE, current
         if current.accept_link_expired:
-            return self._lapse(current, "The invitation's 24 hours are over.", AcceptOutcome.LAPSED)
+            return self._lapse(current, HOURS_OVER, AcceptOutcome.LAPSED)
         ok, claimed = self.store.transition(
             request_id, {Status.INVITED}, Status.JOINING, claim=self.work.claim
         )
@@ -84,7 +91,7 @@ class Joining:
             return AcceptOutcome.UNAVAILABLE, self.store.get(request_id)
         except AworkError as exc:
             log.warning("request %s: awork refused the acceptance (%s)", request_id, exc.code)
-            reason = exc.description or "awork did not accept the invitation code."
+            reason = exc.description or CODE_REFUSED
             return self._lapse(claimed, reason, AcceptOutcome.REFUSED, expected=Status.JOINING)
         ok, joined = self.store.transition(
             request_id,
@@ -148,11 +155,7 @@ class Joining:
                     self.store.record("joined", request.id, seen_in="awork members")
                     changed.append(request.id)
             elif seen_at >= request.result.expires_at:  # a look at awork after the code ran out
-                _, lapsed = self._lapse(
-                    request,
-                    "The 24-hour invitation ran out before it was accepted.",
-                    AcceptOutcome.LAPSED,
-                )
+                _, lapsed = self._lapse(request, RAN_OUT, AcceptOutcome.LAPSED)
                 if lapsed is not None and lapsed.status is Status.LAPSED:
                     changed.append(request.id)
         return changed
