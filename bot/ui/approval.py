@@ -10,13 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.domain.records import ApprovalRule, InviteRequest, Status
+from bot.domain.records import ApprovalRule, InviteRequest, Status, said
+from bot.i18n import N_, _, ngettext, pgettext
 from bot.ui.forms import flow_words, plan_words
 from bot.ui.mrkdwn import (
     TEXT_MAX,
     approved_by,
     context,
-    counted,
     escape,
     pieces,
     plain,
@@ -27,7 +27,7 @@ from bot.ui.mrkdwn import (
     slack_date,
 )
 
-STEP_NOTE = (
+STEP_NOTE = N_(
     ":zap: Asked from a workflow (the Workflow Builder step “Invite to awork”); "
     "the workflow goes on once this is decided"
 )
@@ -38,38 +38,58 @@ RETRY = "retry_invite"
 TEAMS_SHOWN = 20  # team names listed on a message; the rest are counted
 
 
+def role_line(role_name: str | None) -> str:
+    """The *Role:* line of a request's or a batch's message: awork's name, or its default."""
+    role = escape(role_name) if role_name else _("awork's default role")
+    return _("*Role:* {role}", role=role)
+
+
 def _summary(request: InviteRequest) -> list[str]:
     d = request.details
-    lines = [f"*Who:* {escape(d.full_name) + ' · ' if d.full_name else ''}{escape(d.email)}"]
+    if d.full_name:
+        who = _("*Who:* {name} · {email}", name=escape(d.full_name), email=escape(d.email))
+    else:
+        who = _("*Who:* {email}", email=escape(d.email))
+    lines = [who]
     extra = " · ".join(escape(x) for x in (d.title, d.position, d.gender) if x)
     if extra:
-        lines.append(f"*Details:* {extra}")
-    lines.append(f"*Role:* {escape(request.role_name) if request.role_name else 'awork default'}")
+        lines.append(_("*Details:* {details}", details=extra))
+    lines.append(role_line(request.role_name))
     if request.team_names:
-        lines.append("*Teams:* " + shortened(request.team_names, TEAMS_SHOWN))
+        lines.append(_("*Teams:* {teams}", teams=shortened(request.team_names, TEAMS_SHOWN)))
     if d.skip_sending_email:
-        lines.append("*Welcome email:* not sent")
+        lines.append(_("*Welcome email:* not sent"))
     if d.new_workspace:
-        parts = [f"flow “{flow_words(d.flow)}”", f"plan {plan_words(d.plan_id)}"]
+        parts = [
+            _("flow “{flow}”", flow=flow_words(d.flow)),
+            _("plan {plan}", plan=plan_words(d.plan_id)),
+        ]
         if d.booked_seats:
-            parts.append(counted(d.booked_seats, "seat"))
+            parts.append(ngettext("{n} seat", "{n} seats", d.booked_seats))
         if d.connect_invite_code:
-            parts.append("with a connect invite code")
-        lines.append("*New workspace:* " + ", ".join(parts))
+            parts.append(_("with a connect invite code"))
+        lines.append(_("*New workspace:* {options}", options=", ".join(parts)))
     elif d.booked_seats or d.connect_invite_code:
-        parts = [counted(d.booked_seats, "booked seat")] if d.booked_seats else []
+        parts = (
+            [ngettext("{n} booked seat", "{n} booked seats", d.booked_seats)]
+            if d.booked_seats
+            else []
+        )
         if d.connect_invite_code:
-            parts.append("with a connect invite code")
-        lines.append("*Options:* " + ", ".join(parts))
+            parts.append(_("with a connect invite code"))
+        lines.append(_("*Options:* {options}", options=", ".join(parts)))
     return lines
 
 
 def approval_message(request: InviteRequest) -> tuple[str, list[dict[str, Any]]]:
     """The admin-channel message for a request, in whatever state it is in."""
     d = request.details
-    text = f"Invitation request for {escape(d.email)} from <@{request.requester_id}>"
+    requester, email = f"<@{request.requester_id}>", escape(d.email)
+    text = _("Invitation request for {email} from {requester}", email=email, requester=requester)
     blocks = [
-        section(f"*<@{request.requester_id}> asks to invite {escape(d.email)} to awork*"),
+        section(
+            _("*{requester} asks to invite {email} to awork*", requester=requester, email=email)
+        ),
         *sections(_summary(request)),  # split, never cut: its last lines are decided on
     ]
     if d.note:
@@ -79,17 +99,30 @@ def approval_message(request: InviteRequest) -> tuple[str, list[dict[str, Any]]]
             for piece in pieces(escape(line), TEXT_MAX - 2)
         ]
         blocks += sections(quoted)
-    blocks.append(context(f"Request `{request.id}` · asked {slack_date(request.created_at)}"))
+    blocks.append(context(asked_line(request)))
     policy = policy_note(request)
     if policy:
         blocks.append(context(policy))
     if request.step is not None:
-        blocks.append(context(STEP_NOTE))
+        blocks.append(context(_(STEP_NOTE)))
     outcome = _outcome_blocks(request)
     note = approval_rule_note(request)
     if note and request.status is not Status.PENDING:  # pending: the note is in the outcome
         outcome.insert(1, context(note))
     return text, blocks + outcome
+
+
+def asked_line(record: Any) -> str:
+    """A request's or a batch's id and when it was asked."""
+    return _("Request `{id}` · asked {date}", id=record.id, date=slack_date(record.created_at))
+
+
+def mentions(users: list[str]) -> str:
+    """People as mentions: "<@A>", "<@A> and <@B>", "<@A>, <@B> and <@C>"."""
+    given = [f"<@{user}>" for user in users]
+    if len(given) < 2:
+        return "".join(given)
+    return _("{first} and {second}", first=", ".join(given[:-1]), second=given[-1])
 
 
 def approval_rule_note(record: Any) -> str | None:
@@ -99,86 +132,135 @@ def approval_rule_note(record: Any) -> str | None:
     status = str(record.status)
     if record.approvals_needed < 2 or status in ("denied", "expired"):
         return None
-    given = [f"<@{user}>" for user in record.approvals]
+    given = list(record.approvals)
     if status == "pending":
         if not given:
-            return (
+            return _(
                 ":busts_in_silhouette: Admin role: two approvals are needed (0 of 2), "
                 "or one when no other approver can decide"
             )
-        return (
-            f":busts_in_silhouette: Admin role: a second approval is needed "
-            f"({len(given)} of 2 approvals) — {' and '.join(given)} approved, "
-            "waiting for one more approver"
+        return _(
+            ":busts_in_silhouette: Admin role: a second approval is needed "
+            "({given} of 2 approvals) — {approvers} approved, waiting for one more approver",
+            given=len(given),
+            approvers=mentions(given),
         )
     rule = record.approval_rule
     if rule is ApprovalRule.TWO:
-        return (
-            f":busts_in_silhouette: Admin role: approved by {' and '.join(given)} (two approvals)"
+        return _(
+            ":busts_in_silhouette: Admin role: approved by {approvers} (two approvals)",
+            approvers=mentions(given),
         )
-    why = {
-        ApprovalRule.ALONE_REQUESTER: "no other approver can decide "
-        "(the requester cannot approve their own request)",
-        ApprovalRule.ALONE_NO_OTHER: "there is no other approver",
-    }.get(rule)
-    if why is None or not given:
+    if not given:
         return None
-    return f":busts_in_silhouette: Admin role: approved by {given[0]} alone, because {why}"
+    if rule is ApprovalRule.ALONE_REQUESTER:
+        return _(
+            ":busts_in_silhouette: Admin role: approved by {approver} alone, because no other "
+            "approver can decide (the requester cannot approve their own request)",
+            approver=f"<@{given[0]}>",
+        )
+    if rule is ApprovalRule.ALONE_NO_OTHER:
+        return _(
+            ":busts_in_silhouette: Admin role: approved by {approver} alone, because there is "
+            "no other approver",
+            approver=f"<@{given[0]}>",
+        )
+    return None
+
+
+def denied_line(record: Any) -> str:
+    """A denied request's or batch's outcome on its message: who denied it, and why."""
+    denier = f"<@{record.decided_by}>" if record.decided_by else _("an approver")
+    return _(
+        ":no_entry: *Denied by {denier}*: {reason}",
+        denier=denier,
+        reason=escape(record.deny_reason or ""),
+    )
+
+
+def expired_line() -> str:
+    return _(":hourglass: *Expired*: nobody decided in time. The requester can ask again.")
 
 
 def _outcome_blocks(request: InviteRequest) -> list[dict[str, Any]]:
     who = approved_by(request)
     if request.status is Status.PENDING:
-        buttons = action_buttons(request, (APPROVE, "Approve", "primary"), (DENY, "Deny", "danger"))
+        buttons = action_buttons(
+            request,
+            (APPROVE, pgettext("button", "Approve"), "primary"),
+            (DENY, pgettext("button", "Deny"), "danger"),
+        )
         note = approval_rule_note(request)
         return [context(note), buttons] if note else [buttons]
     if request.status is Status.INVITING:
         if request.unsure_since is not None:
-            return [context(f":hourglass_flowing_sand: Approved by {who}. {SLOW_AWORK}")]
-        return [context(f":hourglass_flowing_sand: Approved by {who}, inviting in awork…")]
+            return [
+                context(
+                    _(
+                        # While an invitation whose answer was lost is being settled
+                        # (bot/domain/settling.py).
+                        ":hourglass_flowing_sand: Approved by {who}. awork is slow to answer; "
+                        "checking whether the invitation went through before anything is "
+                        "sent again…",
+                        who=who,
+                    )
+                )
+            ]
+        return [
+            context(_(":hourglass_flowing_sand: Approved by {who}, inviting in awork…", who=who))
+        ]
     if request.status in (Status.INVITED, Status.JOINING, Status.JOINED, Status.LAPSED):
-        line = f":white_check_mark: *Approved by {who}* — invitation sent to {workspace_name(request)}. "
-        result = [section(line + link_whereabouts(request))]
+        line = _(
+            ":white_check_mark: *Approved by {who}* — invitation sent to {workspace}. {whereabouts}",
+            who=who,
+            workspace=workspace_name(request),
+            whereabouts=link_whereabouts(request),
+        )
+        result = [section(line)]
         if request.status is Status.JOINED:
             invitee = (
                 f"<@{request.invitee_slack_id}>"
                 if request.invitee_slack_id
                 else escape(request.details.email)
             )
+            date = slack_date(request.joined_at or request.updated_at)
             result.append(
-                section(
-                    f":tada: *{invitee} joined* {slack_date(request.joined_at or request.updated_at)}"
-                )
+                section(_(":tada: *{invitee} joined* {date}", invitee=invitee, date=date))
             )
         elif request.status is Status.LAPSED:
+            reason = escape(said(request.lapse_reason))
             result.append(
-                section(
-                    f":hourglass: *The invitation lapsed*: {escape(request.lapse_reason or '')}"
-                )
+                section(_(":hourglass: *The invitation lapsed*: {reason}", reason=reason))
             )
         return result
     if request.status is Status.DENIED:
-        denier = f"<@{request.decided_by}>" if request.decided_by else "an approver"
-        return [section(f":no_entry: *Denied by {denier}*: {escape(request.deny_reason or '')}")]
+        return [section(denied_line(request))]
     if request.status is Status.EXPIRED:
-        return [
-            section(":hourglass: *Expired*: nobody decided in time. The requester can ask again.")
-        ]
+        return [section(expired_line())]
     failure = request.failure
-    blocks = [
-        section(
-            f":warning: *Approved by {who}, but {failed_how(failure)}*: {escape(failure.message if failure else '')}"
-        )
-    ]
+    reason = escape(failure.said() if failure else "")
     if failure and failure.retryable:
-        blocks.append(action_buttons(request, (RETRY, "Try again", "primary")))
+        line = _(
+            ":warning: *Approved by {who}, but the invitation did not go through*: {reason}",
+            who=who,
+            reason=reason,
+        )
+    else:
+        line = _(
+            ":warning: *Approved by {who}, but awork refused*: {reason}", who=who, reason=reason
+        )
+    blocks = [section(line)]
+    if failure and failure.retryable:
+        blocks.append(action_buttons(request, (RETRY, pgettext("button", "Try again"), "primary")))
     return blocks
 
 
 def failed_how(failure: Any) -> str:
     """How an approved invitation failed: awork refused it, or - worth a retry: awork did not
     answer, or its answers were lost and it has nobody - it did not go through."""
-    return "the invitation did not go through" if failure and failure.retryable else "awork refused"
+    if failure and failure.retryable:
+        return _("the invitation did not go through")
+    return _("awork refused")
 
 
 def link_whereabouts(request: InviteRequest, reader: str | None = None) -> str:
@@ -186,36 +268,40 @@ def link_whereabouts(request: InviteRequest, reader: str | None = None) -> str:
     it, when that is one person) as "you" where it went to them."""
     if request.link_sent_to and request.link_sent_to == request.invitee_slack_id:
         if request.link_sent_to == reader:
-            return "You were asked by DM to accept it."
-        return f"<@{request.link_sent_to}> was asked by DM to accept it."
+            return _("You were asked by DM to accept it.")
+        return _("{invitee} was asked by DM to accept it.", invitee=f"<@{request.link_sent_to}>")
     if request.link_sent_to == reader and reader:
-        return "I sent you its acceptance link by DM, to pass on privately."
+        return _("I sent you its acceptance link by DM, to pass on privately.")
     if request.link_sent_to:
-        return f"The acceptance link went by DM to <@{request.link_sent_to}>."
-    email = (
-        "awork's own email was skipped"
-        if request.awork_email_skipped
-        else "awork's own email carries the link"
-    )
+        return _("The acceptance link went by DM to {person}.", person=f"<@{request.link_sent_to}>")
+    skipped = request.awork_email_skipped
     if request.result is not None and request.result.invitation_code is None:
         # Found in awork after its answer was lost: the code never reached the bot.
-        return answer_lost(request.awork_email_skipped)
+        return answer_lost(skipped)
     if request.invitee_slack_id:  # their DM only: retried, never sent to anyone else
         invitee = f"<@{request.invitee_slack_id}>"
         if request.status is not Status.INVITED:
-            return f"The DM asking {invitee} to accept was never delivered; {email}."
+            if skipped:
+                return _(
+                    "The DM asking {invitee} to accept was never delivered; awork's own "
+                    "email was skipped.",
+                    invitee=invitee,
+                )
+            return _(
+                "The DM asking {invitee} to accept was never delivered; awork's own email "
+                "carries the link.",
+                invitee=invitee,
+            )
         if request.link_overdue_at is None:
-            return f"The DM asking {invitee} to accept has not been delivered yet; it is retried."
+            return _(
+                "The DM asking {invitee} to accept has not been delivered yet; it is retried.",
+                invitee=invitee,
+            )
         expires = request.result.expires_at if request.result else None
-        return undelivered_link(invitee, expires, request.awork_email_skipped)
-    return f"The acceptance link could not be sent by DM; {email}."
-
-
-# While an invitation whose answer was lost is being settled (bot/domain/settling.py).
-SLOW_AWORK = (
-    "awork is slow to answer; checking whether the invitation went through before "
-    "anything is sent again…"
-)
+        return undelivered_link(invitee, expires, skipped)
+    if skipped:
+        return _("The acceptance link could not be sent by DM; awork's own email was skipped.")
+    return _("The acceptance link could not be sent by DM; awork's own email carries the link.")
 
 
 def answer_lost(email_skipped: bool, count: int | None = None) -> str:
@@ -223,32 +309,56 @@ def answer_lost(email_skipped: bool, count: int | None = None) -> str:
     code, so without an acceptance link - what to do instead: a request's (`count` None), or
     `count` of a batch's invitees. No link in it."""
     if count is None:
-        lost, it = "Invited, but awork's answer was lost, so there is no acceptance link", "it"
-    else:
-        people = "1 person" if count == 1 else f"{count} people"
-        lost = f"awork's answer was lost for {people}, so there is no acceptance link"
-        it = "it" if count == 1 else "them"
-    if email_skipped:
-        return (
-            f"{lost}, and awork's own email was skipped: ask an awork admin to resend "
-            f"{'the invitation' if it == 'it' else 'the invitations'} from awork's user list."
+        if email_skipped:
+            return _(
+                "Invited, but awork's answer was lost, so there is no acceptance link, and "
+                "awork's own email was skipped: ask an awork admin to resend the invitation "
+                "from awork's user list."
+            )
+        return _(
+            "Invited, but awork's answer was lost, so there is no acceptance link: awork's "
+            "own email carries it."
         )
-    return f"{lost}: awork's own email carries {it}."
+    if email_skipped:
+        return ngettext(
+            "awork's answer was lost for {n} person, so there is no acceptance link, and "
+            "awork's own email was skipped: ask an awork admin to resend the invitation "
+            "from awork's user list.",
+            "awork's answer was lost for {n} people, so there is no acceptance link, and "
+            "awork's own email was skipped: ask an awork admin to resend the invitations "
+            "from awork's user list.",
+            count,
+        )
+    return ngettext(
+        "awork's answer was lost for {n} person, so there is no acceptance link: awork's own "
+        "email carries it.",
+        "awork's answer was lost for {n} people, so there is no acceptance link: awork's own "
+        "email carries them.",
+        count,
+    )
 
 
 def undelivered_link(invitees: str, expires: datetime | None, email_skipped: bool) -> str:
     """For approvers (and the requester): a DM to invitees in Slack is overdue. No link in it."""
     until = f" ({slack_date(expires)})" if expires else ""
-    also = (
-        "Nothing else carries it: awork's own email was skipped."
-        if email_skipped
-        else "awork's own email carries the link as well."
-    )
-    return (
-        f":warning: The acceptance link could not be delivered to {invitees}: Slack did not "
-        f"let the bot DM them. Ask them to open a direct message with the bot (Apps → the "
-        f"bot → Messages) and to allow messages from apps; the bot keeps trying until the "
-        f"invitation ends{until}. {also} If it runs out, the requester can invite them again."
+    if email_skipped:
+        return _(
+            ":warning: The acceptance link could not be delivered to {invitees}: Slack did not "
+            "let the bot DM them. Ask them to open a direct message with the bot (Apps → the "
+            "bot → Messages) and to allow messages from apps; the bot keeps trying until the "
+            "invitation ends{until}. Nothing else carries it: awork's own email was skipped. "
+            "If it runs out, the requester can invite them again.",
+            invitees=invitees,
+            until=until,
+        )
+    return _(
+        ":warning: The acceptance link could not be delivered to {invitees}: Slack did not "
+        "let the bot DM them. Ask them to open a direct message with the bot (Apps → the "
+        "bot → Messages) and to allow messages from apps; the bot keeps trying until the "
+        "invitation ends{until}. awork's own email carries the link as well. If it runs out, "
+        "the requester can invite them again.",
+        invitees=invitees,
+        until=until,
     )
 
 

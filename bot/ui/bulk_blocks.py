@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.domain.batches import BatchStatus, InviteBatch, Skipped, Summary
 from bot.domain.records import InviteRequest, Status
+from bot.i18n import N_, _, ngettext, pgettext
 from bot.ui.answers import refusal
 from bot.ui.approval import (
     APPROVE,
@@ -16,6 +17,10 @@ from bot.ui.approval import (
     action_buttons,
     answer_lost,
     approval_rule_note,
+    asked_line,
+    denied_line,
+    expired_line,
+    role_line,
     undelivered_link,
 )
 from bot.ui.bulk_form import BULK_FORM as BULK_FORM  # re-exported for the listeners
@@ -27,9 +32,7 @@ from bot.ui.mrkdwn import (
     approved_by,
     asked_in,
     context,
-    counted,
     escape,
-    people,
     plain,
     policy_note,
     route_words,
@@ -43,23 +46,30 @@ RETRY_FAILED = "retry_failed"
 RUN_MARK = ":run-"  # in a Retry failed button's value: `bat-…:run-2`
 SHOWN = 10  # people named on a message; the rest are counted
 LINKS_PER_MESSAGE = 50
-# Why a person was left out of a list, in the words of the list's messages and answers.
+# Why a person was left out of a list, in the words of the list's messages and answers
+# (marked for the catalog: `_(LEFT_OUT[reason])` where shown).
 LEFT_OUT = {
-    "member": "already in awork",
-    "open": "already requested",
-    "repeated": "listed twice",
-    "blocked": "blocked domain",
-    "daily_limit": "over today's limit",
+    "member": N_("already in awork"),
+    "open": N_("already requested"),
+    "repeated": N_("listed twice"),
+    "blocked": N_("blocked domain"),
+    "daily_limit": N_("over today's limit"),
 }
 
 
+def _more(listed: str, more: int) -> str:
+    """Names already listed and joined, and "and N more" when there are more."""
+    if more <= 0:
+        return listed
+    return ngettext("{names} and {n} more", "{names} and {n} more", more, names=listed)
+
+
 def _people(batch: InviteBatch) -> str:
-    names = [
+    names = ", ".join(
         escape(f"{e.full_name} · {e.email}" if e.full_name else e.email)
         for e in batch.entries[:SHOWN]
-    ]
-    more = len(batch.entries) - SHOWN
-    return ", ".join(names) + (f" and {more} more" if more > 0 else "")
+    )
+    return _more(names, len(batch.entries) - SHOWN)
 
 
 def _skipped(skipped: list[Skipped]) -> str | None:
@@ -67,13 +77,15 @@ def _skipped(skipped: list[Skipped]) -> str | None:
         return None
     parts = []
     for reason, words in LEFT_OUT.items():
-        emails = [escape(s.email) for s in skipped if s.reason == reason]
+        emails = [s.email for s in skipped if s.reason == reason]
         if emails:
-            more = f" and {len(emails) - SHOWN} more" if len(emails) > SHOWN else ""
-            parts.append(f"{words}: {', '.join(emails[:SHOWN])}{more}")
-    resets = any(s.reason == "daily_limit" for s in skipped)
-    note = " (the daily limit starts again at 00:00 UTC)" if resets else ""
-    return "Left out — " + "; ".join(parts) + note
+            parts.append(f"{_(words)}: {shortened(emails, SHOWN)}")
+    if any(s.reason == "daily_limit" for s in skipped):
+        return _(
+            "Left out — {reasons} (the daily limit starts again at 00:00 UTC)",
+            reasons="; ".join(parts),
+        )
+    return _("Left out — {reasons}", reasons="; ".join(parts))
 
 
 def batch_approval_message(
@@ -82,21 +94,32 @@ def batch_approval_message(
     """The admin-channel message for a batch: `summary` (members' states) once it is done,
     `done` (how many are settled) while it runs."""
     count = len(batch.entries)
-    text = f"Request to invite {people(count)} from <@{batch.requester_id}>"
-    lines = [f"*People:* {_people(batch)}"]
-    lines.append(f"*Role:* {escape(batch.role_name) if batch.role_name else 'awork default'}")
+    requester = f"<@{batch.requester_id}>"
+    text = ngettext(
+        "Request to invite {n} person from {requester}",
+        "Request to invite {n} people from {requester}",
+        count,
+        requester=requester,
+    )
+    lines = [_("*People:* {people}", people=_people(batch)), role_line(batch.role_name)]
     if batch.team_names:
-        lines.append("*Teams:* " + shortened(batch.team_names, TEAMS_SHOWN))
+        lines.append(_("*Teams:* {teams}", teams=shortened(batch.team_names, TEAMS_SHOWN)))
     if batch.details.skip_sending_email:
-        lines.append("*Welcome email:* not sent")
+        lines.append(_("*Welcome email:* not sent"))
+    heading = ngettext(
+        "*{requester} asks to invite {n} person to awork*",
+        "*{requester} asks to invite {n} people to awork*",
+        count,
+        requester=requester,
+    )
     result = [
-        section(f"*<@{batch.requester_id}> asks to invite {people(count)} to awork*"),
+        section(heading),
         *sections(lines),  # split, never cut: the last lines are decided on too
     ]
     left_out = _skipped(batch.skipped)
     if left_out:
         result += sections([left_out], kind=context)
-    result.append(context(f"Request `{batch.id}` · asked {slack_date(batch.created_at)}"))
+    result.append(context(asked_line(batch)))
     policy = policy_note(batch)
     if policy:
         result.append(context(policy))
@@ -110,11 +133,16 @@ def batch_approval_message(
 def _batch_outcome(
     batch: InviteBatch, summary: Summary | None, done: int | None = None
 ) -> list[dict[str, Any]]:
-    who = f"<@{batch.decided_by}>" if batch.decided_by else "an approver"
     count = len(batch.entries)
     if batch.status is BatchStatus.PENDING:
-        approve = f"Approve all {count}" if count > 1 else "Approve"
-        buttons = action_buttons(batch, (APPROVE, approve, "primary"), (DENY, "Deny", "danger"))
+        approve = (
+            ngettext("Approve all {n}", "Approve all {n}", count)
+            if count > 1
+            else pgettext("button", "Approve")
+        )
+        buttons = action_buttons(
+            batch, (APPROVE, approve, "primary"), (DENY, pgettext("button", "Deny"), "danger")
+        )
         note = approval_rule_note(batch)
         return [context(note), buttons] if note else [buttons]
     if batch.status is BatchStatus.RUNNING:
@@ -122,11 +150,9 @@ def _batch_outcome(
             done = summary.retried if retrying(batch) else summary.done
         return [section(progress_line(batch, done or 0))]
     if batch.status is BatchStatus.DENIED:
-        return [section(f":no_entry: *Denied by {who}*: {escape(batch.deny_reason or '')}")]
+        return [section(denied_line(batch))]
     if batch.status is BatchStatus.EXPIRED:
-        return [
-            section(":hourglass: *Expired*: nobody decided in time. The requester can ask again.")
-        ]
+        return [section(expired_line())]
     return summary_blocks(batch, summary or Summary())
 
 
@@ -139,28 +165,52 @@ def progress_line(batch: InviteBatch, done: int) -> str:
     """How far a run is: "3 of 120 done", or for a "Retry failed" run "3 of 5 retried" -
     counting only the people it retries."""
     who = approved_by(batch)
-    unsure = (
-        f". awork is slow to answer for {batch.unsure}: checking whether "
-        f"{'that invitation' if batch.unsure == 1 else 'their invitations'} went through "
-        "before anything is sent again"
-        if batch.unsure
-        else ""
-    )
     if retrying(batch):
-        return (
-            f":hourglass_flowing_sand: Approved by {who}, inviting in awork again "
-            f"(retry {batch.run - 1}): *{done} of {batch.retrying}* retried{unsure}"
+        values = {"who": who, "retry": batch.run - 1, "done": done, "total": batch.retrying}
+        if batch.unsure:
+            return ngettext(
+                ":hourglass_flowing_sand: Approved by {who}, inviting in awork again "
+                "(retry {retry}): *{done} of {total}* retried. awork is slow to answer for "
+                "{n}: checking whether that invitation went through before anything is sent "
+                "again",
+                ":hourglass_flowing_sand: Approved by {who}, inviting in awork again "
+                "(retry {retry}): *{done} of {total}* retried. awork is slow to answer for "
+                "{n}: checking whether their invitations went through before anything is "
+                "sent again",
+                batch.unsure,
+                **values,
+            )
+        return _(
+            ":hourglass_flowing_sand: Approved by {who}, inviting in awork again "
+            "(retry {retry}): *{done} of {total}* retried",
+            **values,
         )
-    return (
-        f":hourglass_flowing_sand: Approved by {who}, inviting in awork: "
-        f"*{done} of {len(batch.entries)}* done{unsure}"
+    values = {"who": who, "done": done, "total": len(batch.entries)}
+    if batch.unsure:
+        return ngettext(
+            ":hourglass_flowing_sand: Approved by {who}, inviting in awork: *{done} of "
+            "{total}* done. awork is slow to answer for {n}: checking whether that invitation "
+            "went through before anything is sent again",
+            ":hourglass_flowing_sand: Approved by {who}, inviting in awork: *{done} of "
+            "{total}* done. awork is slow to answer for {n}: checking whether their "
+            "invitations went through before anything is sent again",
+            batch.unsure,
+            **values,
+        )
+    return _(
+        ":hourglass_flowing_sand: Approved by {who}, inviting in awork: *{done} of {total}* done",
+        **values,
     )
 
 
 def retry_button(batch: InviteBatch, failing: int) -> dict[str, Any]:
     """ "Retry failed": its value names the run it follows, so that it runs once - a click
     after that run has been retried changes nothing. After a retry it says "still failing"."""
-    label = f"Retry {failing} still failing" if batch.run > 1 else f"Retry failed ({failing})"
+    label = (
+        ngettext("Retry {n} still failing", "Retry {n} still failing", failing)
+        if batch.run > 1
+        else ngettext("Retry failed ({n})", "Retry failed ({n})", failing)
+    )
     return {
         "type": "actions",
         "block_id": f"retry-{batch.id}-{batch.run}",
@@ -179,45 +229,59 @@ def retry_button(batch: InviteBatch, failing: int) -> dict[str, Any]:
 def retry_target(value: str) -> tuple[str, int | None]:
     """A "Retry failed" button's value: the batch id, and the run it follows (None on a
     button from before runs were named)."""
-    batch_id, _, run = value.partition(RUN_MARK)
+    batch_id, _sep, run = value.partition(RUN_MARK)
     return batch_id, int(run) if run.isascii() and run.isdigit() and len(run) < 7 else None
 
 
 def summary_line(summary: Summary) -> str:
-    parts = [f"*{len(summary.invited)} invited*"]
+    parts = [ngettext("*{n} invited*", "*{n} invited*", len(summary.invited))]
     if summary.already:
-        parts.append(counted(len(summary.already), "already a member", "already members"))
+        parts.append(ngettext("{n} already a member", "{n} already members", len(summary.already)))
     if summary.failed:
-        parts.append(f"*{len(summary.failed)} failed*")
+        parts.append(ngettext("*{n} failed*", "*{n} failed*", len(summary.failed)))
     if summary.waiting:
-        parts.append(f"{summary.waiting} still being invited")
+        parts.append(
+            ngettext("{n} still being invited", "{n} still being invited", summary.waiting)
+        )
     return " · ".join(parts)
 
 
 def summary_blocks(batch: InviteBatch, summary: Summary) -> list[dict[str, Any]]:
     who = approved_by(batch)
-    icon = ":warning:" if summary.failed else ":white_check_mark:"
-    blocks = [section(f"{icon} Approved by {who}. {summary_line(summary)}.")]
+    if summary.failed:
+        head = _(":warning: Approved by {who}. {summary}.", who=who, summary=summary_line(summary))
+    else:
+        head = _(
+            ":white_check_mark: Approved by {who}. {summary}.",
+            who=who,
+            summary=summary_line(summary),
+        )
+    blocks = [section(head)]
     if summary.already:
-        more = len(summary.already) - SHOWN
-        names = ", ".join(escape(e) for e in summary.already[:SHOWN])
-        blocks.append(context(f"Already members: {names}{f' and {more} more' if more > 0 else ''}"))
+        names = shortened(summary.already, SHOWN)
+        blocks.append(
+            context(
+                ngettext(
+                    "Already a member: {names}",
+                    "Already members: {names}",
+                    len(summary.already),
+                    names=names,
+                )
+            )
+        )
     if summary.failed:
         by_reason: dict[str, list[str]] = {}
         for member in summary.failed:
-            reason = member.failure.message if member.failure else "unknown"
+            reason = member.failure.said() if member.failure else _("unknown")
             by_reason.setdefault(reason, []).append(member.details.email)
-        lines = []
-        for reason, emails in list(by_reason.items())[:SHOWN]:
-            more = len(emails) - 5
-            names = ", ".join(escape(e) for e in emails[:5]) + (
-                f" and {more} more" if more > 0 else ""
-            )
-            lines.append(f"• {names}: {escape(reason)}")
+        lines = [
+            f"• {shortened(emails, 5)}: {escape(reason)}"
+            for reason, emails in list(by_reason.items())[:SHOWN]
+        ]
         more = len(by_reason) - SHOWN
         if more > 0:
-            lines.append(f"• …and {counted(more, 'more reason')}")
-        blocks += sections(["*Failed:*", *lines])
+            lines.append(ngettext("• …and {n} more reason", "• …and {n} more reasons", more))
+        blocks += sections([_("*Failed:*"), *lines])
         blocks.append(retry_button(batch, len(summary.failed)))
     if summary.invited:
         overdue = [
@@ -227,9 +291,8 @@ def summary_blocks(batch: InviteBatch, summary: Summary) -> list[dict[str, Any]]
         ]
         blocks.append(context(_links_whereabouts(batch, summary)))
         if overdue:
-            more = len(overdue) - SHOWN
             names = ", ".join(f"<@{m.invitee_slack_id}>" for m in overdue[:SHOWN])
-            names += f" and {more} more" if more > 0 else ""
+            names = _more(names, len(overdue) - SHOWN)
             expires = min((m.result.expires_at for m in overdue if m.result), default=None)
             skipped = all(m.awork_email_skipped for m in overdue)
             blocks.append(section(undelivered_link(names, expires, skipped)))
@@ -247,17 +310,39 @@ def _links_whereabouts(batch: InviteBatch, summary: Summary) -> str:
     said = []
     if in_slack:
         said.append(
-            f"{in_slack} in Slack {'was' if in_slack == 1 else 'were'} asked by DM to accept"
+            ngettext(
+                "{n} in Slack was asked by DM to accept",
+                "{n} in Slack were asked by DM to accept",
+                in_slack,
+            )
         )
     if rest and said:
-        other = "link of the other one" if rest == 1 else f"links of the other {rest}"
-        said.append(f"the acceptance {other} went to {requester} by DM")
+        said.append(
+            ngettext(
+                "the acceptance link of the other one went to {requester} by DM",
+                "the acceptance links of the other {n} went to {requester} by DM",
+                rest,
+                requester=requester,
+            )
+        )
     elif rest:
-        links = "The acceptance link" if rest == 1 else f"The acceptance links of all {rest}"
-        said.append(f"{links} went to {requester} by DM")
+        said.append(
+            ngettext(
+                "The acceptance link went to {requester} by DM",
+                "The acceptance links of all {n} went to {requester} by DM",
+                rest,
+                requester=requester,
+            )
+        )
     if withheld:
-        links = "1 acceptance link" if withheld == 1 else f"{withheld} acceptance links"
-        said.append(f"{links} could not be sent: Slack refused {requester} the DM")
+        said.append(
+            ngettext(
+                "{n} acceptance link could not be sent: Slack refused {requester} the DM",
+                "{n} acceptance links could not be sent: Slack refused {requester} the DM",
+                withheld,
+                requester=requester,
+            )
+        )
     if lost:
         said.append(answer_lost(all(m.awork_email_skipped for m in lost), len(lost)))
     return "; ".join(part.rstrip(".") for part in said) + "."
@@ -274,11 +359,15 @@ def _answer_lost(member: InviteRequest) -> bool:
 def batch_waiting_notice(batch: InviteBatch) -> str:
     left_out = _skipped(batch.skipped)
     note = f" {left_out}." if left_out else ""
-    return (
-        f":inbox_tray: Your request to invite {people(len(batch.entries))} to awork is waiting "
-        f"for an approver (request `{batch.id}`). I'll tell you by DM when it is decided."
-        f"{route_words(batch)}{note}"
+    waiting = ngettext(
+        ":inbox_tray: Your request to invite {n} person to awork is waiting for an approver "
+        "(request `{id}`). I'll tell you by DM when it is decided.",
+        ":inbox_tray: Your request to invite {n} people to awork is waiting for an approver "
+        "(request `{id}`). I'll tell you by DM when it is decided.",
+        len(batch.entries),
+        id=batch.id,
     )
+    return f"{waiting}{route_words(batch)}{note}"
 
 
 def batch_outcome_notice(batch: InviteBatch, summary: Summary) -> str:
@@ -287,69 +376,131 @@ def batch_outcome_notice(batch: InviteBatch, summary: Summary) -> str:
 
 
 def _batch_outcome_words(batch: InviteBatch, summary: Summary) -> str:
-    who = f"<@{batch.decided_by}>" if batch.decided_by else "An approver"
-    count = people(len(batch.entries))
+    count = len(batch.entries)
     if batch.status is BatchStatus.DENIED:
-        return f":no_entry: {who} denied your request to invite {count}: {escape(batch.deny_reason or '')}"
+        return ngettext(
+            ":no_entry: {who} denied your request to invite {n} person: {reason}",
+            ":no_entry: {who} denied your request to invite {n} people: {reason}",
+            count,
+            who=f"<@{batch.decided_by}>" if batch.decided_by else _("An approver"),
+            reason=escape(batch.deny_reason or ""),
+        )
     if batch.status is BatchStatus.EXPIRED:
-        return f":hourglass: Your request to invite {count} expired without a decision."
-    who = approved_by(batch, "An approver")
+        return ngettext(
+            ":hourglass: Your request to invite {n} person expired without a decision.",
+            ":hourglass: Your request to invite {n} people expired without a decision.",
+            count,
+        )
+    who = approved_by(batch, _("An approver"))
     failed = "".join(
-        f"\n• {escape(m.details.email)}: {escape(m.failure.message if m.failure else '')}"
+        f"\n• {escape(m.details.email)}: {escape(m.failure.said() if m.failure else '')}"
         for m in summary.failed[:SHOWN]
     )
     more = len(summary.failed) - SHOWN
-    failed += f"\n…and {more} more" if more > 0 else ""
-    return f":white_check_mark: {who} approved your request `{batch.id}`: {summary_line(summary)}.{failed}"
+    if more > 0:
+        failed += "\n" + ngettext("…and {n} more", "…and {n} more", more)
+    approved = _(
+        ":white_check_mark: {who} approved your request `{id}`: {summary}.",
+        who=who,
+        id=batch.id,
+        summary=summary_line(summary),
+    )
+    return approved + failed
 
 
 def batch_links(batch: InviteBatch, links: list[tuple[str, str]], part: int, parts: int) -> str:
     """The requester's DM with acceptance links for invitees who aren't in Slack. Credentials:
     a DM only."""
-    these = "This person isn't" if len(links) == 1 else "These people aren't"
-    head = (
-        f":key: Acceptance links for request `{batch.id}` ({part} of {parts}). {these} in this "
-        "Slack; pass each link privately to its person (each works for 24 hours):"
+    head = ngettext(
+        ":key: Acceptance links for request `{id}` ({part} of {parts}). This person isn't in "
+        "this Slack; pass each link privately to its person (each works for 24 hours):",
+        ":key: Acceptance links for request `{id}` ({part} of {parts}). These people aren't "
+        "in this Slack; pass each link privately to its person (each works for 24 hours):",
+        len(links),
+        id=batch.id,
+        part=part,
+        parts=parts,
     )
-    return head + "".join(
-        f"\n• {escape(email)}: <{link}|accept the invitation>" for email, link in links
-    )
+    accept = _("accept the invitation")
+    return head + "".join(f"\n• {escape(email)}: <{link}|{accept}>" for email, link in links)
 
 
 def batch_reminder(batch: InviteBatch) -> str:
-    return (
-        f":bell: Still waiting for a decision: <@{batch.requester_id}> asked to invite "
-        f"{people(len(batch.entries))} {slack_date(batch.created_at)}."
+    return ngettext(
+        ":bell: Still waiting for a decision: {requester} asked to invite {n} person {date}.",
+        ":bell: Still waiting for a decision: {requester} asked to invite {n} people {date}.",
+        len(batch.entries),
+        requester=f"<@{batch.requester_id}>",
+        date=slack_date(batch.created_at),
     )
 
 
 def batch_status_card(batch: InviteBatch, summary: Summary | None) -> list[dict[str, Any]]:
     """`/invite status bat-…`: the batch as its approval message shows it, without buttons."""
-    _, message = batch_approval_message(batch, summary)
+    _text, message = batch_approval_message(batch, summary)
     return [section(item_line(batch)), *(b for b in message if b.get("type") != "actions")]
 
 
 def batch_refusal(batch: InviteBatch | None, reason: str | None) -> str:
     """Why a click on a batch's message changed nothing, said privately to the clicker."""
     if batch is not None and reason == "already_retried":
-        said = f"Nothing changed: that “Retry failed” of request `{batch.id}` was clicked already"
         if batch.status is BatchStatus.RUNNING:
-            return f"{said}; retry {batch.run - 1} is running."
-        return (
-            f"{said}, and retry {batch.run - 1} has run. The message shows who still fails, "
-            "with a new button if anyone does."
+            return _(
+                "Nothing changed: that “Retry failed” of request `{id}` was clicked already; "
+                "retry {retry} is running.",
+                id=batch.id,
+                retry=batch.run - 1,
+            )
+        return _(
+            "Nothing changed: that “Retry failed” of request `{id}` was clicked already, and "
+            "retry {retry} has run. The message shows who still fails, with a new button if "
+            "anyone does.",
+            id=batch.id,
+            retry=batch.run - 1,
         )
     return refusal(batch, reason, batch_already_decided)
 
 
 def batch_already_decided(batch: InviteBatch) -> str:
-    who = approved_by(batch, "someone else")
-    denier = f"<@{batch.decided_by}>" if batch.decided_by else "someone else"
-    words = {
-        BatchStatus.PENDING: "is still waiting",
-        BatchStatus.RUNNING: f"was approved by {who} and is being invited",
-        BatchStatus.DONE: f"was approved by {who} and is done",
-        BatchStatus.DENIED: f"was already denied by {denier}",
-        BatchStatus.EXPIRED: "expired without a decision",
-    }[batch.status]
-    return f"Nothing changed: the request `{batch.id}` for {people(len(batch.entries))} {words}."
+    count, values = len(batch.entries), {"id": batch.id}
+    if batch.status is BatchStatus.PENDING:
+        return ngettext(
+            "Nothing changed: the request `{id}` for {n} person is still waiting.",
+            "Nothing changed: the request `{id}` for {n} people is still waiting.",
+            count,
+            **values,
+        )
+    if batch.status is BatchStatus.EXPIRED:
+        return ngettext(
+            "Nothing changed: the request `{id}` for {n} person expired without a decision.",
+            "Nothing changed: the request `{id}` for {n} people expired without a decision.",
+            count,
+            **values,
+        )
+    if batch.status is BatchStatus.DENIED:
+        denier = f"<@{batch.decided_by}>" if batch.decided_by else _("someone else")
+        return ngettext(
+            "Nothing changed: the request `{id}` for {n} person was already denied by {who}.",
+            "Nothing changed: the request `{id}` for {n} people was already denied by {who}.",
+            count,
+            who=denier,
+            **values,
+        )
+    who = approved_by(batch, _("someone else"))
+    if batch.status is BatchStatus.RUNNING:
+        return ngettext(
+            "Nothing changed: the request `{id}` for {n} person was approved by {who} and is "
+            "being invited.",
+            "Nothing changed: the request `{id}` for {n} people was approved by {who} and is "
+            "being invited.",
+            count,
+            who=who,
+            **values,
+        )
+    return ngettext(
+        "Nothing changed: the request `{id}` for {n} person was approved by {who} and is done.",
+        "Nothing changed: the request `{id}` for {n} people was approved by {who} and is done.",
+        count,
+        who=who,
+        **values,
+    )
