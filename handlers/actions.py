@@ -11,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.domain.batches import BatchStatus, InviteBatch
 from bot.domain.records import InviteRequest, Status
+from bot.i18n import _
 from bot.runtime.deps import Deps
 from bot.services.joining import AcceptOutcome
 from bot.store.budget import CALL_SECONDS
@@ -85,7 +86,7 @@ def register(app: App, deps: Deps) -> None:
                 courier.replace(channel, message_ts, text, joined)
             courier.sync(request.id)
             return
-        answer = answers.ACCEPT_ANSWERS[outcome.value]
+        answer = answers.accept_answer(outcome.value) or ""
         if outcome in (AcceptOutcome.LAPSED, AcceptOutcome.REFUSED) and channel and message_ts:
             courier.replace(channel, message_ts, answer, [mrkdwn.section(answer)])
         else:
@@ -108,7 +109,7 @@ def register(app: App, deps: Deps) -> None:
         if decision is None:
             return
         if not decision.ok:
-            text = answers.ACCEPT_ANSWERS.get(str(decision.refusal)) or answers.refusal(
+            text = answers.accept_answer(str(decision.refusal)) or answers.refusal(
                 decision.request, decision.refusal
             )
             courier.tell(user, _channel(body), text)
@@ -173,7 +174,7 @@ def run_batch_approval(
         return
     if decision.request.status is BatchStatus.PENDING:  # the first of two approvals
         deps.courier.sync_batch(batch_id)
-        deps.courier.tell(user, channel, answers.FIRST_APPROVAL)
+        deps.courier.tell(user, channel, _(answers.FIRST_APPROVAL))
         return
     deps.courier.run_batch(batch_id, decision.request.claim_id)
 
@@ -205,7 +206,7 @@ def run_approval(
     request = decision.request
     if request.status is Status.PENDING:  # the first of two approvals
         courier.sync(request.id)
-        courier.tell(user, channel, answers.FIRST_APPROVAL)
+        courier.tell(user, channel, _(answers.FIRST_APPROVAL))
         return
     invite_approved(deps, request)
 

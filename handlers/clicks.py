@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from slack_sdk.webhook import WebhookClient
 
+from bot.i18n import _
 from bot.runtime import metrics
 from bot.runtime.deps import Deps
 from bot.store import StoreClosed
@@ -69,7 +70,7 @@ def decided(
     except Exception as exc:  # whatever it was, the click did nothing: say so
         log.error("%s by %s failed: %s", action, clicker.user, type(exc).__name__, exc_info=exc)
     metrics.CLICKS_NOT_STORED.labels(action).inc()
-    answer(deps, clicker, answers.CLICK_AGAIN)
+    answer(deps, clicker, _(answers.CLICK_AGAIN))
     return None
 
 

@@ -12,6 +12,7 @@ import logging
 
 from slack_bolt import App, BoltResponse
 
+from bot.i18n import N_, _, current, speaking
 from bot.runtime import metrics
 from bot.runtime.deps import Deps
 from bot.store import StoreClosed
@@ -20,11 +21,19 @@ from bot.ui import answers
 
 log = logging.getLogger(__name__)
 
-SORRY = "Sorry, something went wrong on my side. Please try again in a moment."
+SORRY = N_("Sorry, something went wrong on my side. Please try again in a moment.")
 
 
 def register(app: App, deps: Deps) -> None:
     def on_error(
+        error: Exception, body: dict, response: BoltResponse | None
+    ) -> BoltResponse | None:
+        # Said in the language of the person who acted, also when the error came before the
+        # middleware that sets it (their language as remembered; Slack is not asked here).
+        with speaking(_known_language(deps, body) or current()):
+            return answered(error, body, response)
+
+    def answered(
         error: Exception, body: dict, response: BoltResponse | None
     ) -> BoltResponse | None:
         kind = body.get("type") or ("slash_command" if body.get("command") else "unknown")
@@ -37,10 +46,18 @@ def register(app: App, deps: Deps) -> None:
             return None  # no answer to replace (listeners ack inline, so Bolt passes one)
         if body.get("command"):
             # A slash command's answer is shown to the user alone.
-            return BoltResponse(status=200, body=SORRY)
+            return BoltResponse(status=200, body=_(SORRY))
         return BoltResponse(status=400, body="")
 
     app.error(on_error)
+
+
+def _known_language(deps: Deps, body: dict) -> str | None:
+    """The language of whoever sent `body`, if it is remembered (never a call to Slack)."""
+    user = body.get("user_id") or body.get("user")
+    user = user.get("id") if isinstance(user, dict) else user
+    languages = getattr(deps, "languages", None)
+    return languages.known(str(user)) if languages is not None and user else None
 
 
 def busy(kind: str, body: dict) -> BoltResponse:
@@ -48,13 +65,13 @@ def busy(kind: str, body: dict) -> BoltResponse:
     to a command, an error on a form's first field (the form stays open, filled in), no options
     for a picker, 503 for an event (Slack delivers it again), a plain ack for anything else."""
     if kind == "slash_command":
-        answer = {"response_type": "ephemeral", "text": answers.BUSY}
+        answer = {"response_type": "ephemeral", "text": _(answers.BUSY)}
     elif kind == "view_submission":
         blocks = (body.get("view") or {}).get("blocks") or []
         inputs = [b["block_id"] for b in blocks if b.get("type") == "input" and b.get("block_id")]
         if not inputs:
             return BoltResponse(status=200, body="")
-        answer = {"response_action": "errors", "errors": {inputs[0]: answers.BUSY}}
+        answer = {"response_action": "errors", "errors": {inputs[0]: _(answers.BUSY)}}
     elif kind == "block_suggestion":
         answer = {"options": []}
     elif kind == "event_callback":
