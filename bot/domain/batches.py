@@ -58,6 +58,9 @@ class InviteBatch(Decidable[BatchStatus]):
     # lease then runs to the first one's next look (bot/services/batch_run.py).
     unsure: int = 0
     finished_at: datetime | None = None
+    # People awork did not invite (not counting those in awork already), as the last run
+    # finished: the lists say "done, N failed" without reading the members.
+    failed: int = 0
     # Slack deliveries besides the shared ones: the run the message shows, the links' list.
     shown_run: int = 0
     links_listed: bool = False

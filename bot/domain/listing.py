@@ -22,6 +22,7 @@ KEYS = (
     "people",
     "retryable",
     "route_approvers",
+    "failed",
 )
 
 
@@ -37,6 +38,7 @@ class Listed:
     people: int  # a batch: how many; a request: 1
     retryable: bool  # a failure an approver may try again
     route_approvers: tuple[str, ...]  # the policy's route (bot/services/decisions.Approvers)
+    failed: int = 0  # a finished batch: its people awork did not invite (its last run)
 
     @property
     def is_batch(self) -> bool:
@@ -57,6 +59,7 @@ class Listed:
             people=int(summary.get("people") or 1),
             retryable=bool(summary.get("retryable")),
             route_approvers=tuple(summary.get("route_approvers") or ()),
+            failed=int(summary.get("failed") or 0),
         )
 
 
@@ -77,6 +80,7 @@ def summary(record: Any) -> dict[str, Any]:
         "people": len(record.entries) if batch else 1,
         "retryable": bool(failure is not None and failure.retryable),
         "route_approvers": list(record.route_approvers),
+        "failed": int(getattr(record, "failed", 0) or 0) if batch else 0,
     }
 
 

@@ -127,6 +127,8 @@ class BatchRunner:
             return self.store.get_batch(batch_id)  # the lease's next holder takes the run over
         if waiting:
             return self._park(batch, waiting)
+        # Every member is settled: what the run came to is kept on the batch for the lists.
+        summary = Summary.of(batch, members(self.store, batch))
         ok, done = self.store.transition(
             batch_id,
             {BatchStatus.RUNNING},
@@ -136,9 +138,9 @@ class BatchRunner:
             outcome_told=False,
             links_listed=False,
             unsure=0,
+            failed=len(summary.failed),
         )
         if ok:
-            summary = Summary.of(done, members(self.store, done))
             self.store.record(
                 "batch_done",
                 batch_id,
