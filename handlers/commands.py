@@ -14,6 +14,7 @@ from bot.domain.batches import Prepared
 from bot.domain.details import errors_in_words, parse_details
 from bot.domain.inline import NO_EMAIL, InlineInvite, parse_inline
 from bot.domain.text import clean_text
+from bot.i18n import _
 from bot.runtime.command import keep_command
 from bot.runtime.deps import Deps
 from bot.services.asking import Turned
@@ -119,7 +120,10 @@ def register(app: App, deps: Deps) -> None:
         if asked.turned is not None and not asked.batches:
             return _private(":no_entry: " + answers.turned_away(asked.turned)), None
         if not asked.batches:
-            text = ":information_source: Nobody left to ask for: " + _left_out(prepared)
+            text = _(
+                ":information_source: Nobody left to ask for: {left_out}",
+                left_out=_left_out(prepared),
+            )
             return _private(text), None
         # Stored before anything else; Slack hears the rest after the ack.
         return {}, lambda: after_batches(deps, asked.batches, user, origin)
@@ -155,19 +159,24 @@ def register(app: App, deps: Deps) -> None:
 
     def pending(user: str, args: list[str], command: str) -> dict:
         if not service.is_approver(user):
-            return {"text": answers.NOT_APPROVER}
+            return {"text": _(answers.NOT_APPROVER)}
         # One read of the approvers' list, summaries only; every page reachable.
-        return _reply(lists.pending_list(service.waiting(user), _page_number(args), command))
+        page, wrong = _page_asked(args)
+        return _reply(lists.pending_list(service.waiting(user), page, command, wrong))
 
     def mine(user: str, args: list[str], command: str) -> dict:
-        shown, page, total = service.own(user, _page_number(args), lists.MINE_PAGE)
-        return _reply(lists.my_list(shown, page, command, total))
+        asked, wrong = _page_asked(args)
+        shown, page, total = service.own(user, asked, lists.MINE_PAGE)
+        return _reply(lists.my_list(shown, page, command, total, asked=asked, wrong=wrong))
 
     def status(user: str, args: list[str], command: str) -> dict:
         if not args:
             return _private(
-                f"Usage: `{command} status <request id>`. The id (`inv-…`, or `bat-…` for "
-                f"several people) is on the request's messages and in `{command} mine`."
+                _(
+                    "Usage: `{command} status <request id>`. The id (`inv-…`, or `bat-…` for "
+                    "several people) is on the request's messages and in `{command} mine`.",
+                    command=command,
+                )
             )
         if args[0].startswith("bat-"):
             batch = deps.batches.visible(args[0], user)
@@ -176,7 +185,11 @@ def register(app: App, deps: Deps) -> None:
                 return _reply(bulk_blocks.batch_status_card(batch, summary))
         request = service.visible_request(args[0], user)
         if request is None:
-            return {"text": answers.NOT_FOUND_TEXT + f" Usage: `{command} status <request id>`."}
+            return {
+                "text": _(answers.NOT_FOUND_TEXT)
+                + " "
+                + _("Usage: `{command} status <request id>`.", command=command)
+            }
         return _reply(lists.status_card(request))
 
     def help_(user: str, args: list[str], command: str) -> dict:
@@ -211,21 +224,28 @@ def did_you_mean(words: list[str], text: str, command: str) -> str | None:
     close = difflib.get_close_matches(typed, SUBCOMMANDS, n=1, cutoff=0.6)
     shown = mrkdwn.escape(clean_text(words[0])[:40])
     if close:
-        return (
-            f":grey_question: “{shown}” is not a command I know. Did you mean "
-            f"`{command} {close[0]}`? (`{command} help` lists them all.)"
+        return _(
+            ":grey_question: “{word}” is not a command I know. Did you mean "
+            "`{command} {subcommand}`? (`{command} help` lists them all.)",
+            word=shown,
+            command=command,
+            subcommand=close[0],
         )
     if "@" in text:
         return None  # people after all: the inline request says what is wrong with it
-    return (
-        f":grey_question: “{shown}” is not an email address, nor a command I know "
-        f"({', '.join(SUBCOMMANDS)}).\n" + answers.usage(command)
+    known = _(
+        ":grey_question: “{word}” is not an email address, nor a command I know ({commands}).",
+        word=shown,
+        commands=", ".join(SUBCOMMANDS),
     )
+    return known + "\n" + answers.usage(command)
 
 
 def _left_out(prepared: Prepared) -> str:
     words = bulk_blocks.LEFT_OUT
-    return "; ".join(f"{mrkdwn.escape(s.email)} ({words[s.reason]})" for s in prepared.skipped[:20])
+    return "; ".join(
+        f"{mrkdwn.escape(s.email)} ({_(words[s.reason])})" for s in prepared.skipped[:20]
+    )
 
 
 def _quoted(errors: list[str], joiner: str = "\n") -> str:
@@ -243,10 +263,13 @@ def _reply(reply_blocks: list[dict]) -> dict:
     return {"text": fallback, "blocks": reply_blocks, "response_type": "ephemeral"}
 
 
-def _page_number(args: list[str]) -> int:
-    """The page asked for; a number too long to be a page is the last page (`_page` clamps),
-    and Python's int() is never handed thousands of digits."""
-    word = args[0] if args else ""
-    if not (word.isascii() and word.isdigit()):
-        return 1
-    return int(word) if len(word) <= 6 else 1_000_000
+def _page_asked(args: list[str]) -> tuple[int, str | None]:
+    """The page asked for, and the word typed when it is no page number (page 1 then, and
+    the list says so). A number too long to be a page asks for page 1,000,000 (past the last,
+    which the list says), and Python's int() is never handed thousands of digits."""
+    if not args:
+        return 1, None
+    word = args[0]
+    if not (word.isascii() and word.isdigit()) or not word.strip("0"):  # no page 0 either
+        return 1, clean_text(word)[:40]
+    return (int(word) if len(word) <= 6 else 1_000_000), None

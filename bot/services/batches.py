@@ -18,6 +18,7 @@ from bot.domain.details import InviteDetails, errors_in_words, parse_details
 from bot.domain.people import Person
 from bot.domain.policy import Ruling
 from bot.domain.records import InviteRequest
+from bot.i18n import _
 from bot.services.asking import Turned, approved_by_policy, refused, routed
 from bot.services.batch_run import BatchRunner, members
 from bot.services.decisions import BatchDecisions, Decision, Refusal
@@ -71,9 +72,12 @@ class BatchService:
                 }
             )
             if details is None:
-                where = f"Line {person.line}" if person.line else person.email
                 reasons = "; ".join(errors_in_words(errors))
-                prepared.errors.append(f"{where}: {reasons}")
+                prepared.errors.append(
+                    _("Line {line}: {reasons}", line=person.line, reasons=reasons)
+                    if person.line
+                    else f"{person.email}: {reasons}"
+                )
                 continue
             address = details.email.lower()
             if address in seen:
@@ -150,7 +154,7 @@ class BatchService:
         limited = gate.take(requester_id, len(kept))
         if limited.granted < len(kept):
             gate.refused(requester_id, "daily_limit", people=len(kept) - limited.granted)
-        for details, _ in kept[limited.granted :]:
+        for details, _ruling in kept[limited.granted :]:
             prepared.skipped.append(Skipped(email=details.email, reason="daily_limit"))
         kept = kept[: limited.granted]
         if not kept:  # all blocked, or over the limit: nothing to store
@@ -165,7 +169,7 @@ class BatchService:
         ordered = sorted(groups.values(), key=lambda group: group[0][1].outcome != "asked")
         for number, group in enumerate(ordered):
             part = Prepared(
-                entries=[details for details, _ in group],
+                entries=[details for details, _ruling in group],
                 skipped=prepared.skipped if number == 0 else [],  # said once
             )
             asked.batches.append(self.submit(part, requester_id, origin_channel, group[0][1]))
