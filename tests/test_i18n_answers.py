@@ -227,11 +227,15 @@ def test_stored_reasons_are_translated_where_they_are_shown():
 
 
 def test_status_says_when_it_was_asked_once(driver, slack):
-    """`/invite status <id>`: one "asked" line (the card's), not the list line's as well."""
+    """`/invite status <id>` of a request and of a batch: one "asked" (the card's), not the
+    list line's as well."""
     request_id = submit(driver, slack)
     shown = json.dumps(reply(driver, f"status {request_id}", "UREQ")["blocks"])
     assert shown.count(" asked ") == 1 and shown.count(f"`{request_id}`") == 1
     assert lists.item_line(request(), asked=False).count("asked") == 0
+    batch_id = ask_inline(driver, slack, "a@x.com b@x.com")
+    shown = json.dumps(reply(driver, f"status {batch_id}", "UREQ")["blocks"])
+    assert shown.count(" asked ") == 1 and shown.count(f"`{batch_id}`") == 1
     assert "asked" in lists.item_line(request())  # the lists keep it
 
 

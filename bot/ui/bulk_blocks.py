@@ -436,9 +436,11 @@ def batch_reminder(batch: InviteBatch) -> str:
 
 
 def batch_status_card(batch: InviteBatch, summary: Summary | None) -> list[dict[str, Any]]:
-    """`/invite status bat-…`: the batch as its approval message shows it, without buttons."""
+    """`/invite status bat-…`: the batch as its approval message shows it, without buttons
+    (the message says when it was asked: the line above does not again)."""
     _text, message = batch_approval_message(batch, summary)
-    return [section(item_line(batch)), *(b for b in message if b.get("type") != "actions")]
+    line = item_line(batch, asked=False)
+    return [section(line), *(b for b in message if b.get("type") != "actions")]
 
 
 def batch_refusal(batch: InviteBatch | None, reason: str | None) -> str:
