@@ -153,7 +153,7 @@ def test_ctrl_c_in_a_multi_line_answer_cancels_only_that_answer(terminal):
     terminal.type("dropped@x.com\r", then="... ")
     terminal.settle()
     terminal.type("\x03", then="People, one per line is unchanged)\n@ada> ")
-    terminal.type("show\r", then="5. Welcome email: —\n@ada> ")
+    terminal.type("show\r", then="5. Skip awork's welcome email: —\n@ada> ")
     assert "1. People, one per line: —" in terminal.screen
     terminal.type("1\r", then="... ")
     terminal.type("a@x.com b@y.com\r", then="... ")

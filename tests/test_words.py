@@ -122,14 +122,15 @@ def test_addresses_still_make_requests(driver, slack, bot):
 
 
 def test_the_plan_is_a_select_of_awork_plans_and_flows_are_words():
-    """planId is a static_select of free/basic/business/enterprise; flows show words."""
+    """planId is a static_select of free/basic/business/enterprise; flows show words, and only
+    a new workspace's flows (this workspace is the Workspace field's choice)."""
     form = forms.invite_form(None, advanced=True)
     by_id = {b.get("block_id"): b for b in form["blocks"]}
     plan = by_id["planId"]["element"]
     assert plan["type"] == "static_select" and plan["action_id"] == "planId"
     assert [o["value"] for o in plan["options"]] == ["free", "basic", "business", "enterprise"]
     flows = by_id["invitationFlow"]["element"]["options"]
-    assert [o["value"] for o in flows][1] == "new_user_new_workspace"
+    assert [o["value"] for o in flows] == ["new_user_new_workspace", "existing_user_new_workspace"]
     shown = " ".join(o["text"]["text"] for o in flows) + by_id["invitationFlow"]["hint"]["text"]
     assert "_" not in shown and "'invite'" not in shown
 

@@ -20,17 +20,25 @@ from pydantic_core import CoreSchema, core_schema
 
 from bot.domain.awork_models import Gender, Invitation, InvitationFlow
 from bot.domain.text import clean_line, clean_lines, clean_text
+from bot.i18n import N_, _, ngettext
 
 NEW_WORKSPACE_FLOWS: tuple[str, ...] = ("new_user_new_workspace", "existing_user_new_workspace")
-# What people read for awork's values; the values themselves are what awork is sent.
+# What people read for awork's values; the values themselves are what awork is sent. Marked
+# for the catalog here, translated where shown (`flow_words`, the form).
 FLOW_LABELS: dict[str, str] = {
-    "invite": "Invite into this workspace",
-    "new_user_new_workspace": "New user, new workspace",
-    "existing_user_new_workspace": "Existing awork user, new workspace",
+    "invite": N_("Invite into this workspace"),
+    "new_user_new_workspace": N_("New user, new workspace"),
+    "existing_user_new_workspace": N_("Existing awork user, new workspace"),
+}
+# The form's Workspace choice (`workspaceId`: this workspace or a new one). The flow select
+# offers only the new-workspace flows: "invite" is what this workspace means, said here once.
+WORKSPACE_CHOICES: dict[str, str] = {
+    "current": FLOW_LABELS["invite"],
+    "new": N_("Create a new workspace for them"),
 }
 # awork's plans for a new workspace. awork's published spec lists no plan ids (its later
 # revision no longer has `planId` at all), so these names are the values sent - the ones
-# bot/awork/sandbox.py takes.
+# bot/awork/sandbox.py takes. awork's own names: shown as they are, in every language.
 PLANS: dict[str, str] = {
     "free": "Free",
     "basic": "Basic",
@@ -38,24 +46,26 @@ PLANS: dict[str, str] = {
     "enterprise": "Enterprise",
 }
 # Each field as the invite form labels it (bot/ui/forms.py builds the form with these), so an
-# error names the field as people see it, never as awork spells it.
+# error names the field as people see it, never as awork spells it. Marked for the catalog;
+# `field_label` translates. skipSendingEmail says what ticking it does (awork's welcome email
+# is skipped), so that "…: yes" cannot read as "the email is sent".
 FIELD_LABELS: dict[str, str] = {
-    "email": "Email",
-    "firstName": "First name",
-    "lastName": "Last name",
-    "title": "Title",
-    "position": "Position",
-    "gender": "Gender",
-    "roleId": "Role",
-    "teamIds": "Teams",
-    "skipSendingEmail": "Welcome email",
-    "note": "Note to the approvers",
-    "workspaceId": "Workspace",
-    "newWorkspace": "Workspace",
-    "planId": "Plan",
-    "invitationFlow": "Invitation flow",
-    "bookedSeats": "Booked seats",
-    "connectInviteCode": "awork connect invite code",
+    "email": N_("Email"),
+    "firstName": N_("First name"),
+    "lastName": N_("Last name"),
+    "title": N_("Title"),
+    "position": N_("Position"),
+    "gender": N_("Gender"),
+    "roleId": N_("Role"),
+    "teamIds": N_("Teams"),
+    "skipSendingEmail": N_("Skip awork's welcome email"),
+    "note": N_("Note to the approvers"),
+    "workspaceId": N_("Workspace"),
+    "newWorkspace": N_("Workspace"),
+    "planId": N_("Plan"),
+    "invitationFlow": N_("Invitation flow"),
+    "bookedSeats": N_("Booked seats"),
+    "connectInviteCode": N_("awork connect invite code"),
 }
 
 
@@ -156,17 +166,20 @@ class InviteDetails(BaseModel):
         errors: dict[str, str] = {}
         if not self.new_workspace:
             if self.plan_id:
-                errors["planId"] = "A plan can only be chosen when creating a new workspace."
+                errors["planId"] = _("A plan can only be chosen when creating a new workspace.")
             if self.invitation_flow in NEW_WORKSPACE_FLOWS:
-                errors["invitationFlow"] = (
-                    f"“{FLOW_LABELS[self.invitation_flow]}” creates a new workspace: choose "
-                    f"“{FLOW_LABELS['invite']}”, or a new workspace under Workspace."
+                errors["invitationFlow"] = _(
+                    "“{flow}” creates a new workspace: choose “{create}” under {field}.",
+                    flow=_(FLOW_LABELS[self.invitation_flow]),
+                    create=_(WORKSPACE_CHOICES["new"]),
+                    field=field_label("workspaceId"),
                 )
         elif self.invitation_flow == "invite":
-            errors["invitationFlow"] = (
-                f"“{FLOW_LABELS['invite']}” does not create a workspace: choose "
-                f"“{FLOW_LABELS['new_user_new_workspace']}” or "
-                f"“{FLOW_LABELS['existing_user_new_workspace']}”."
+            errors["invitationFlow"] = _(
+                "“{flow}” does not create a workspace: choose “{new_user}” or “{existing_user}”.",
+                flow=_(FLOW_LABELS["invite"]),
+                new_user=_(FLOW_LABELS["new_user_new_workspace"]),
+                existing_user=_(FLOW_LABELS["existing_user_new_workspace"]),
             )
         return errors
 
@@ -210,11 +223,15 @@ def parse_details(fields: dict[str, Any]) -> tuple[InviteDetails | None, dict[st
     return (None, errors) if errors else (details, {})
 
 
-def field_label(name: str, unknown: str = "A field") -> str:
-    """A field as the form labels it: `lastName` -> "Last name" (awork's `LastName` too);
-    `unknown` for a name the form does not have."""
+def field_label(name: str, unknown: str | None = None) -> str:
+    """A field as the form labels it, in the current language: `lastName` -> "Last name"
+    (awork's `LastName` too); `unknown` (as it is) for a name the form does not have, else
+    "A field"."""
     by_lower = {key.lower(): label for key, label in FIELD_LABELS.items()}
-    return by_lower.get(str(name).lower(), unknown)
+    label = by_lower.get(str(name).lower())
+    if label is not None:
+        return _(label)
+    return unknown if unknown is not None else _("A field")
 
 
 def errors_in_words(errors: dict[str, str]) -> list[str]:
@@ -230,16 +247,22 @@ def _friendly(error: Any) -> str:
     kind = error["type"]
     ctx = error.get("ctx") or {}
     if error["loc"] and error["loc"][0] == "email" and kind != "missing":
-        return "That doesn't look like an email address."
+        return _("That doesn't look like an email address.")
     if kind == "missing":
-        return "Please fill this in."
-    if kind in ("string_too_long", "too_long"):
-        return f"Too long (at most {ctx.get('max_length')} characters)."
+        return _("Please fill this in.")
+    if kind in ("string_too_long", "too_long") and isinstance(ctx.get("max_length"), int):
+        if ctx.get("field_type") == "List":  # teams
+            return _("Too many (at most {n}).", n=ctx["max_length"])
+        return ngettext(
+            "Too long (at most {n} character).",
+            "Too long (at most {n} characters).",
+            ctx["max_length"],
+        )
     if kind in ("greater_than_equal", "less_than_equal", "int_parsing", "int_from_float"):
-        return "Please give a whole number from 1 to 100000."
+        return _("Please give a whole number from 1 to 100000.")
     if kind == "extra_forbidden":
-        return "This field is not accepted here."
-    return "This value is not accepted."
+        return _("This field is not accepted here.")
+    return _("This value is not accepted.")
 
 
 # --- the stored request ---------------------------------------------------------------------

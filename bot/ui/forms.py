@@ -7,21 +7,33 @@ import json
 from typing import Any
 
 from bot.domain.awork_models import Role, Team
-from bot.domain.details import FIELD_LABELS, FLOW_LABELS, PLANS
+from bot.domain.details import (
+    FLOW_LABELS,
+    NEW_WORKSPACE_FLOWS,
+    PLANS,
+    WORKSPACE_CHOICES,
+    field_label,
+)
+from bot.i18n import N_, _, pgettext
 from bot.ui.mrkdwn import OPTION_MAX, escape, fitted, option, people, plain, section
 
 INVITE_FORM = "invite_form"
 DENY_REASON = "deny_reason"
 
-TEXT_FIELDS = {  # block id -> (label, max length, placeholder)
-    "email": (FIELD_LABELS["email"], 254, "name@company.com"),
-    "firstName": (FIELD_LABELS["firstName"], 100, None),
-    "lastName": (FIELD_LABELS["lastName"], 100, None),
-    "title": (FIELD_LABELS["title"], 100, "e.g. Dr."),
-    "position": (FIELD_LABELS["position"], 200, "e.g. Creative Director"),
+# Text fields: block id -> (max length, placeholder marked for the catalog); the labels are
+# FIELD_LABELS'.
+TEXT_FIELDS = {
+    "email": (254, N_("name@company.com")),
+    "firstName": (100, None),
+    "lastName": (100, None),
+    "title": (100, N_("e.g. Dr.")),
+    "position": (200, N_("e.g. Creative Director")),
 }
-GENDERS = (("male", "Male"), ("female", "Female"), ("other", "Other"))
-FLOWS = tuple(FLOW_LABELS.items())  # (awork's value, the words people choose)
+GENDERS = (("male", N_("Male")), ("female", N_("Female")), ("other", N_("Other")))
+# The flow select's choices (awork's value, the words people choose): only the flows of a new
+# workspace - "invite" is the Workspace field's "Invite into this workspace", not offered twice.
+FLOWS = tuple((flow, FLOW_LABELS[flow]) for flow in NEW_WORKSPACE_FLOWS)
+ADMIN_MARK = N_(" (admin)")  # after an admin role's name in the role picker
 NOTE_MAX = 1000
 REASON_MAX = 500
 
@@ -78,13 +90,13 @@ def invite_form(
     each cut to what its field takes, or Slack refuses the whole view."""
     given = initial or {}
     blocks: list[dict[str, Any]] = []
-    for block_id, (label, max_length, placeholder) in TEXT_FIELDS.items():
+    for block_id, (max_length, placeholder) in TEXT_FIELDS.items():
         blocks.append(
             _text_input(
                 block_id,
-                label,
+                field_label(block_id),
                 max_length,
-                placeholder,
+                _(placeholder) if placeholder else None,
                 initial=(given.get(block_id) or "")[:max_length] or None,
                 optional=block_id != "email",
             )
@@ -92,78 +104,56 @@ def invite_form(
     blocks += [
         input_block(
             "gender",
-            FIELD_LABELS["gender"],
-            {"type": "static_select", "options": [option(v, t) for v, t in GENDERS]},
+            field_label("gender"),
+            {"type": "static_select", "options": [option(v, _(t)) for v, t in GENDERS]},
         ),
-        input_block(
-            "roleId",
-            FIELD_LABELS["roleId"],
-            {
-                "type": "external_select",
-                "min_query_length": 0,
-                "placeholder": plain("Type to search awork roles"),
-            },
-        ),
-        input_block(
-            "teamIds",
-            FIELD_LABELS["teamIds"],
-            {
-                "type": "multi_external_select",
-                "min_query_length": 0,
-                "placeholder": plain("Type to search awork teams"),
-            },
-        ),
-        input_block(
-            "skipSendingEmail",
-            FIELD_LABELS["skipSendingEmail"],
-            {"type": "checkboxes", "options": [option("true", "Don't send awork's welcome email")]},
-        ),
+        role_input("roleId", field_label("roleId")),
+        teams_input("teamIds", field_label("teamIds")),
+        skip_email_input(),
         _text_input(
             "note",
-            FIELD_LABELS["note"],
+            field_label("note"),
             NOTE_MAX,
-            "Why this person needs access",
+            _("Why this person needs access"),
             multiline=True,
         ),
     ]
     if advanced:
+        current = option("current", _(WORKSPACE_CHOICES["current"]))
         blocks += [
             {"type": "divider"},
-            {"type": "header", "text": plain("Advanced (approvers only)")},
+            {"type": "header", "text": plain(_("Advanced (approvers only)"))},
             input_block(
                 "workspaceId",
-                FIELD_LABELS["workspaceId"],
+                field_label("workspaceId"),
                 {
                     "type": "radio_buttons",
-                    "options": [
-                        option("current", "Invite into this workspace"),
-                        option("new", "Create a new workspace for them"),
-                    ],
-                    "initial_option": option("current", "Invite into this workspace"),
+                    "options": [current, option("new", _(WORKSPACE_CHOICES["new"]))],
+                    "initial_option": current,
                 },
             ),
             input_block(
                 "planId",
-                FIELD_LABELS["planId"],
+                field_label("planId"),
                 {
                     "type": "static_select",
-                    "placeholder": plain("Free"),
+                    "placeholder": plain(PLANS["free"]),  # awork's plan names, as they are
                     "options": [option(v, t) for v, t in PLANS.items()],
                 },
-                hint="Only with a new workspace. Empty means the free plan.",
+                hint=_("Only with a new workspace. Empty means the free plan."),
             ),
             input_block(
                 "invitationFlow",
-                FIELD_LABELS["invitationFlow"],
-                {"type": "static_select", "options": [option(v, t) for v, t in FLOWS]},
-                hint=(
-                    f"Empty: “{FLOW_LABELS['invite']}” here, "
-                    f"“{FLOW_LABELS['new_user_new_workspace']}” with a new workspace."
+                field_label("invitationFlow"),
+                {"type": "static_select", "options": [option(v, _(t)) for v, t in FLOWS]},
+                hint=_(
+                    "Only with a new workspace. Empty means “{flow}”.",
+                    flow=_(FLOW_LABELS["new_user_new_workspace"]),
                 ),
             ),
             input_block(
                 "bookedSeats",
-                FIELD_LABELS["bookedSeats"],
+                field_label("bookedSeats"),
                 {
                     "type": "number_input",
                     "is_decimal_allowed": False,
@@ -171,22 +161,59 @@ def invite_form(
                     "max_value": "100000",
                 },
             ),
-            _text_input("connectInviteCode", FIELD_LABELS["connectInviteCode"], 200),
+            _text_input("connectInviteCode", field_label("connectInviteCode"), 200),
         ]
     return {
         "type": "modal",
         "callback_id": INVITE_FORM,
-        "title": plain("Invite to awork", 24),
-        "submit": plain("Ask for approval", 24),
-        "close": plain("Cancel", 24),
+        "title": plain(_("Invite to awork"), 24),
+        "submit": plain(_("Ask for approval"), 24),
+        "close": plain(_("Cancel"), 24),
         "private_metadata": json.dumps({"channel": origin_channel}),
         "blocks": blocks,
     }
 
 
+def role_input(block_id: str, label: str) -> dict[str, Any]:
+    """The role picker (awork's roles, searched as typed); left empty, awork's default role."""
+    return input_block(
+        block_id,
+        label,
+        {
+            "type": "external_select",
+            "min_query_length": 0,
+            "placeholder": plain(_("Type to search awork roles")),
+        },
+        hint=_("Left empty: awork's default role."),
+    )
+
+
+def teams_input(block_id: str, label: str) -> dict[str, Any]:
+    """The teams picker (awork's teams, searched as typed)."""
+    return input_block(
+        block_id,
+        label,
+        {
+            "type": "multi_external_select",
+            "min_query_length": 0,
+            "placeholder": plain(_("Type to search awork teams")),
+        },
+    )
+
+
+def skip_email_input() -> dict[str, Any]:
+    """The checkbox that skips awork's welcome email (ticked: awork sends none)."""
+    return input_block(
+        "skipSendingEmail",
+        field_label("skipSendingEmail"),
+        {"type": "checkboxes", "options": [option("true", _("Don't send it"))]},
+    )
+
+
 def flow_words(flow: str) -> str:
     """An invitation flow as the form names it (awork's value only when it has no words)."""
-    return FLOW_LABELS.get(flow) or escape(flow)
+    label = FLOW_LABELS.get(flow)
+    return _(label) if label else escape(flow)
 
 
 def plan_words(plan_id: str | None) -> str:
@@ -221,9 +248,11 @@ def form_fields(state_values: Any) -> dict[str, Any]:
     if "workspaceId" in fields:
         fields["newWorkspace"] = fields.pop("workspaceId") == "new"
         if not fields["newWorkspace"]:
-            # A select cannot be cleared in Slack: a plan picked before switching back to this
-            # workspace is set aside, not refused (the form could not be sent otherwise).
+            # A select cannot be cleared in Slack: a plan or (new-workspace) flow picked before
+            # switching back to this workspace is set aside, not refused (the form could not
+            # be sent otherwise).
             fields.pop("planId", None)
+            fields.pop("invitationFlow", None)
     return fields
 
 
@@ -239,7 +268,7 @@ def _option_value(selected: Any) -> Any:
 def role_options(roles: list[Role]) -> list[dict[str, Any]]:
     """The role picker's options: an admin role keeps its "(admin)" however long its name."""
     return [
-        option(role.id, fitted(role.name, " (admin)" if role.is_admin_role else "", OPTION_MAX))
+        option(role.id, fitted(role.name, _(ADMIN_MARK) if role.is_admin_role else "", OPTION_MAX))
         for role in roles
     ]
 
@@ -261,15 +290,15 @@ def deny_reason_modal(request: Any) -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": DENY_REASON,
-        "title": plain("Deny request", 24),
-        "submit": plain("Deny", 24),
-        "close": plain("Cancel", 24),
+        "title": plain(_("Deny request"), 24),
+        "submit": plain(pgettext("button", "Deny"), 24),
+        "close": plain(_("Cancel"), 24),
         "private_metadata": request.id,
         "blocks": [
-            section(f"Deny the invitation of *{_subject(request)}*?"),
+            section(_("Deny the invitation of *{who}*?", who=_subject(request))),
             _text_input(
                 "reason",
-                "Reason (the requester sees it)",
+                _("Reason (the requester sees it)"),
                 REASON_MAX,
                 multiline=True,
                 optional=False,
