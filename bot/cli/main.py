@@ -98,7 +98,7 @@ def run(argv: list[str] | None = None) -> int:
         from bot.cli.shell.session import run_shell
 
         logging.basicConfig(level=logging.ERROR)  # the terminal is the shell's; warnings stay out
-        return run_shell(args.seats, db_path=args.db, policy=args.policy)
+        return run_shell(args.seats, db_path=args.db, policy=args.policy, lang=args.lang)
     from bot.cli import serve
 
     if args.command == "sandbox":

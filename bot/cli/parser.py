@@ -67,6 +67,22 @@ def slack_id(kinds: str, what: str):  # -> a type for argparse
     return check
 
 
+def languages() -> tuple[str, ...]:
+    """The languages the bot speaks: English and each one with a compiled catalog."""
+    from bot.i18n import LANGUAGES
+
+    return LANGUAGES
+
+
+def language(text: str) -> str:
+    """One of the bot's languages: `de`, `DE` or a locale such as `de-DE`."""
+    wanted = text.strip().replace("_", "-").split("-", 1)[0].lower()
+    if wanted not in languages():
+        known = ", ".join(languages())
+        raise argparse.ArgumentTypeError(f"{text!r} is not a language the bot speaks ({known})")
+    return wanted
+
+
 def email_address(text: str) -> str:
     if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", text):
         raise argparse.ArgumentTypeError(f"{text!r} is not an email address")
@@ -156,6 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     shell.add_argument(
         "--policy", metavar="FILE", help="try this policy file (instead of INVITE_POLICY)"
+    )
+    shell.add_argument(
+        "--lang",
+        type=language,
+        default="en",
+        metavar="LANG",
+        help="the language to try: the shell's people have it as their Slack language, channel "
+        "posts use it unless INVITE_LANGUAGE is set, and the shell speaks it "
+        f"({' or '.join(languages())}; default en)",
     )
     sandbox = command(
         "sandbox", "serve the awork sandbox over HTTP (awork's paths, errors, rate limit)"

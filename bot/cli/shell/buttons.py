@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from bot.cli.shell.world import CHANNEL_NAMES, Message
+from bot.i18n import _
 
 VERBS = {  # button action_id -> the command that clicks it
     "approve_invite": "approve",
@@ -32,7 +33,9 @@ def command(verb: str, message: Message, block: dict[str, Any]) -> str:
     several = rows(message)
     if len(several) > 1:
         where += f".{next(i for i, row in enumerate(several, 1) if row is block)}"
-    return f"{verb} {where}" + (' "reason"' if verb == "deny" else "")
+    if verb == "deny":  # the reason is the person's own words: the hint says so in theirs
+        return _('{command} "reason"', command=f"{verb} {where}")
+    return f"{verb} {where}"
 
 
 def find(
@@ -42,14 +45,16 @@ def find(
     that several rows have one (it never guesses which request is meant)."""
     address = re.fullmatch(r"(\d+)(?:\.(\d+))?", args[0]) if args else None
     if address is None:
-        raise ValueError(f"which message? e.g. `{verb} 3` (or `{verb} 3.2`: its second row)")
+        raise ValueError(
+            _("which message? e.g. `{verb} 3` (or `{verb} 3.2`: its second row)", verb=verb)
+        )
     number, row = int(address[1]), int(address[2]) if address[2] else None
     message = next((m for m in messages if m.number == number), None)
     if message is None:
-        raise ValueError(f"there is no message {number}")
+        raise ValueError(_("there is no message {number}", number=number))
     blocks = rows(message)
     if row is not None and not 1 <= row <= len(blocks):
-        raise ValueError(f"message {number} has no row {row} of buttons")
+        raise ValueError(_("message {number} has no row {row} of buttons", number=number, row=row))
     buttons = [
         (i, block, element)
         for i, block in enumerate(blocks, start=1)
@@ -59,13 +64,20 @@ def find(
     ]
     if not buttons:
         where = f"{number}.{row}" if row else f"{number}"
-        raise ValueError(f"message {where} has no {verb} button")
-    if len({i for i, _, _ in buttons}) > 1:
-        which = " or ".join(
-            f"`{verb} {number}.{i}`" for i in dict.fromkeys(i for i, _, _ in buttons)
+        raise ValueError(_("message {number} has no {verb} button", number=where, verb=verb))
+    if len({i for i, _b, _e in buttons}) > 1:
+        which = _(" or ").join(
+            f"`{verb} {number}.{i}`" for i in dict.fromkeys(i for i, _b, _e in buttons)
         )
-        raise ValueError(f"message {number} has several {verb} buttons: {which}")
-    _, block, element = buttons[0]
+        raise ValueError(
+            _(
+                "message {number} has several {verb} buttons: {which}",
+                number=number,
+                verb=verb,
+                which=which,
+            )
+        )
+    block, element = buttons[0][1:]
     return message, block, element
 
 

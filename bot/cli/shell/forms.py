@@ -14,15 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.cli.shell.screen import Screen, text_of
+from bot.cli.shell.screen import Screen, indented
 from bot.cli.shell.signed import Sender
 from bot.cli.shell.world import TEAM_ID
+from bot.i18n import N_, _, pgettext
 
 TEXT_KINDS = ("plain_text_input", "number_input", "email_text_input", "url_text_input")
 SELECT_KINDS = ("static_select", "radio_buttons")
 EXTERNAL_KINDS = ("external_select", "multi_external_select")
-YES = ("yes", "y", "true", "1", "x", "on")
-FORM_HINT = (
+YES = ("yes", "y", "true", "1", "x", "on")  # and the word for `yes` in the shell's language
+FORM_HINT = N_(
     "Fill in with `N value` (`N` alone: a multi-line answer, ended by an empty line; or a "
     "field's choices), `show` to see it, then `submit` (or `cancel`)."
 )
@@ -59,18 +60,40 @@ def field_line(number: int, block: dict[str, Any]) -> str:
     name = label(block) + ("" if block.get("optional") else " *")
     kind = element["type"]
     if kind == "checkboxes":
-        return f"{number}. {name} — “{element['options'][0]['text']['text']}”: yes or no"
+        choice = element["options"][0]["text"]["text"]
+        return _(
+            "{number}. {name} — “{choice}”: yes or no", number=number, name=name, choice=choice
+        )
     if kind in SELECT_KINDS:
         choices = " | ".join(o["text"]["text"] for o in element.get("options") or [])
-        return f"{number}. {name} — one of: {choices}"
+        return _("{number}. {name} — one of: {choices}", number=number, name=name, choices=choices)
+    if kind in EXTERNAL_KINDS and kind.startswith("multi"):
+        return _(
+            "{number}. {name} — type a name (several, comma-separated); `{number}` alone lists them",
+            number=number,
+            name=name,
+        )
     if kind in EXTERNAL_KINDS:
-        many = " (several, comma-separated)" if kind.startswith("multi") else ""
-        return f"{number}. {name} — type a name{many}; `{number}` alone lists them"
+        return _(
+            "{number}. {name} — type a name; `{number}` alone lists them", number=number, name=name
+        )
     if kind == "file_input":
-        return f"{number}. {name} — (files can be attached in Slack only)"
+        return _(
+            "{number}. {name} — (files can be attached in Slack only)", number=number, name=name
+        )
     if multiline(block):
-        return f"{number}. {name} — several lines: `{number}` alone, the lines, an empty line"
+        return _(
+            "{number}. {name} — several lines: `{number}` alone, the lines, an empty line",
+            number=number,
+            name=name,
+        )
     return f"{number}. {name}"
+
+
+def yes(text: str) -> bool:
+    """Whether a checkbox's answer ticks it: `yes` (or the shell's language's word for it)."""
+    answer = text.strip().lower()
+    return answer in YES or answer == pgettext("a form's yes-or-no answer", "yes").lower()
 
 
 def shown(state: dict[str, Any] | None) -> str:
@@ -84,7 +107,9 @@ def shown(state: dict[str, Any] | None) -> str:
         return option["text"]["text"] if option else "—"
     if state.get("type") == "checkboxes":
         ticked = state.get("selected_options")
-        return f"yes ({ticked[0]['text']['text']})" if ticked else "no"
+        if ticked:
+            return _("yes ({choice})", choice=ticked[0]["text"]["text"])
+        return pgettext("a form's yes-or-no answer", "no")
     if "selected_options" in state:
         return ", ".join(o["text"]["text"] for o in state["selected_options"]) or "—"
     return "—"
@@ -122,24 +147,29 @@ class Forms:
             if state is not None:
                 form.values[block["block_id"]] = state
         self.by_user[user] = form
-        self.screen.print(
-            f"── form for {self.screen.people.name(user)}: {view.get('title', {}).get('text', '')} ──"
+        self.screen.header(
+            _(
+                "── form for {who}: {title} ──",
+                who=self.screen.people.name(user),
+                title=view.get("title", {}).get("text", ""),
+            )
         )
         for number, block in enumerate(inputs(view), start=1):
             line = field_line(number, block)
             if block["block_id"] in form.values:
-                line += f" (now: {shown(form.values[block['block_id']])})"
+                value = shown(form.values[block["block_id"]])
+                line = _("{field} (now: {value})", field=line, value=value)
             self.screen.print("  " + line)
         for block in view.get("blocks") or []:
             if block.get("type") in ("section", "context"):
-                self.screen.print("  " + text_of(block))
-        self.screen.print("  " + FORM_HINT)
+                self.screen.print(indented(self.screen.block_text(block)))
+        self.screen.print("  " + _(FORM_HINT))
         return {"ok": True, "view": {"id": view_id, **view}}
 
     def fill(self, form: Form, words: list[str]) -> None:
         if words[0] == "cancel":
             del self.by_user[form.user]
-            self.screen.print("  form closed")
+            self.screen.print("  " + _("form closed"))
             return
         if words[0] == "submit":
             self._submit(form)
@@ -150,17 +180,18 @@ class Forms:
         fields = inputs(form.view)
         number = int(words[0])
         if not 1 <= number <= len(fields):
-            raise ValueError(f"the form has fields 1 to {len(fields)}")
+            raise ValueError(_("the form has fields 1 to {last}", last=len(fields)))
         block = fields[number - 1]
         if len(words) == 1 and multiline(block):
             try:
                 text = self.read_block()
             except Cancelled:
-                self.screen.print(f"  (cancelled; {label(block)} is unchanged)")
+                self.screen.print("  " + _("(cancelled; {field} is unchanged)", field=label(block)))
                 return
         elif len(words) == 1 and block["element"]["type"] in SELECT_KINDS + EXTERNAL_KINDS:
             names = ", ".join(o["text"]["text"] for o in self._options(form, block, ""))
-            self.screen.print(f"  {label(block)}: one of {names or '(none)'}")
+            names = names or _("(none)")
+            self.screen.print("  " + _("{field}: one of {names}", field=label(block), names=names))
             return
         else:
             text = " ".join(words[1:])
@@ -178,7 +209,8 @@ class Forms:
 
     def _show(self, form: Form) -> None:
         """The form as filled so far."""
-        self.screen.print(f"  {form.view.get('title', {}).get('text', 'Form')}, so far:")
+        title = form.view.get("title", {}).get("text") or _("Form")
+        self.screen.print("  " + _("{title}, so far:", title=title))
         for number, block in enumerate(inputs(form.view), start=1):
             name = label(block) + ("" if block.get("optional") else " *")
             value = shown(form.values.get(block["block_id"]))
@@ -200,7 +232,7 @@ class Forms:
             option = self._choose(element.get("options") or [], text, label(block))
             return None if option is None else {"type": kind, "selected_option": option}
         if kind == "checkboxes":
-            chosen = text.lower() in YES
+            chosen = yes(text)
             return {
                 "type": kind,
                 "selected_options": element.get("options", [])[:1] if chosen else [],
@@ -222,7 +254,7 @@ class Forms:
             if many:
                 return {"type": kind, "selected_options": picked}
             return {"type": kind, "selected_option": picked[0] if picked else None}
-        self.screen.print("  (this field can only be filled in Slack)")
+        self.screen.print("  " + _("(this field can only be filled in Slack)"))
         return None
 
     def _choose(
@@ -243,12 +275,28 @@ class Forms:
             return {"text": matches[0]["text"], "value": matches[0]["value"]}
         if matches:
             names = ", ".join(o["text"]["text"] for o in matches)
-            self.screen.print(f"  ?? “{text}” could be more than one {what}: {names}")
+            self.screen.print(
+                "  ?? "
+                + _(
+                    "“{text}” could be more than one {field}: {names}",
+                    text=text,
+                    field=what,
+                    names=names,
+                )
+            )
             return None
         if everything is not None:
             options = everything()
-        names = ", ".join(o["text"]["text"] for o in options) or "(none)"
-        self.screen.print(f"  ?? “{text}” is not a choice for {what}; choose one of {names}")
+        names = ", ".join(o["text"]["text"] for o in options) or _("(none)")
+        self.screen.print(
+            "  ?? "
+            + _(
+                "“{text}” is not a choice for {field}; choose one of {names}",
+                text=text,
+                field=what,
+                names=names,
+            )
+        )
         return None
 
     def _options(self, form: Form, block: dict[str, Any], query: str) -> list[dict[str, Any]]:
@@ -303,10 +351,16 @@ class Forms:
                     ),
                     ("?", block_id),
                 )
-                self.screen.print(f"  ✗ field {number} ({label}): {error}")  # as the form labels it
+                # as the form labels it
+                self.screen.print(
+                    "  ✗ "
+                    + _(
+                        "field {number} ({field}): {error}", number=number, field=label, error=error
+                    )
+                )
             return
         if self.by_user.get(form.user) is form:
             del self.by_user[form.user]
         self.screen.print(
-            "  form sent" if response.status == 200 else f"  (HTTP {response.status})"
+            "  " + _("form sent") if response.status == 200 else f"  (HTTP {response.status})"
         )

@@ -10,6 +10,8 @@ messages (`world.py`), Slack's Web API answered in-process (`slack.py`), what is
 (`buttons.py`), forms (`forms.py`) and where lines come from (`lines.py`). awork is the sandbox
 unless `AWORK_API_KEY` is set. Without `--db` the store lives in a temporary folder, removed
 when the shell ends. `--policy FILE` tries a policy file (INVITE_POLICY) before it is deployed.
+`--lang de` tries another language: the shell's people have that Slack locale, its channel
+posts are in it (unless INVITE_LANGUAGE says otherwise) and the shell speaks it too.
 """
 
 from __future__ import annotations
@@ -36,12 +38,13 @@ from bot.cli.shell.signed import Sender
 from bot.cli.shell.slack import TerminalSlack
 from bot.cli.shell.world import APPROVALS, GENERAL, Message, People
 from bot.domain.policy import PolicyError
+from bot.i18n import N_, SOURCE, _, ngettext, pgettext, speaking
 from bot.runtime.app import Bot, build, sandbox_path
 from bot.runtime.config import Settings
-from bot.ui.mrkdwn import counted
 
 CONTINUATION = "... "  # the prompt for the lines of a multi-line answer
-HELP = """\
+LOCALES = {"en": "en-US", "de": "de-DE"}  # the Slack locale of the shell's people, by --lang
+HELP = N_("""\
 Commands (as the current user):
   /invite …              any /invite command: /invite, /invite bulk, /invite a@x.com role:Member,
                          /invite pending, /invite mine, /invite help
@@ -60,7 +63,7 @@ In a form: `N value` fills field N (and says what it now holds); `N` alone start
 answer (the bulk list: one person per line), ended by an empty line, or lists a field's
 choices; `show` prints the form so far; `submit` sends it, `cancel` closes it.
 At the prompt, arrow keys edit and recall lines; Ctrl-C drops the line (or the multi-line
-answer being typed); Ctrl-D or `quit` leaves."""
+answer being typed); Ctrl-D or `quit` leaves.""")
 
 
 class ShellError(Exception):
@@ -101,7 +104,9 @@ class Shell:
         out: TextIO = sys.stdout,
         db_path: str | None = None,
         policy: str | None = None,
+        lang: str = SOURCE,
     ) -> None:
+        self.lang = lang
         if policy is not None:  # before anything is made: a file that is not valid says why
             _check_policy(policy)
         if db_path and not Path(db_path).parent.is_dir():
@@ -109,7 +114,7 @@ class Shell:
                 f"--db {db_path}: there is no folder {Path(db_path).parent}; create it or give a file in an existing folder"
             )
         self.people = People()
-        self.screen = Screen(out, self.people)
+        self.screen = Screen(out, self.people, language=lang)
         self.input = Lines(io.StringIO())  # `run` reads from its own lines
         # Without --db, a folder of its own, removed by `close`.
         self.workdir = None if db_path else Path(tempfile.mkdtemp(prefix="invite-shell-"))
@@ -132,9 +137,16 @@ class Shell:
             INVITE_APPROVERS=f"{users['olga'].id},{users['sam'].id}",
             **({"INVITE_POLICY": policy} if policy is not None else {}),
         )
+        if "invite_language" not in self.settings.model_fields_set:  # not in the environment
+            self.settings = self.settings.model_copy(update={"invite_language": self.lang})
         source = "--policy" if policy is not None else "INVITE_POLICY"
         self.executor = CountingExecutor(max_workers=16, thread_name_prefix="listener")
-        self.slack = TerminalSlack(self.people, self.screen, sandbox=self.settings.sandbox)
+        self.slack = TerminalSlack(
+            self.people,
+            self.screen,
+            sandbox=self.settings.sandbox,
+            locale=LOCALES.get(self.lang, self.lang),
+        )
         try:
             self.seats = self._sandbox(seats) if self.settings.sandbox else None
             self.bot: Bot = build(self.settings, slack=self.slack, executor=self.executor)
@@ -180,18 +192,36 @@ class Shell:
     # -- the user's side: what you type ------------------------------------------------------
 
     def greeting(self) -> str:
-        you = f"You are @{self.people.current.name}. Type `help`."
+        you = _("You are @{name}. Type `help`.", name=self.people.current.name)
         if not self.settings.sandbox:
-            return f"invite-bot shell (awork at {self.settings.awork_api_url}). {you}"
+            return _(
+                "invite-bot shell (awork at {url}). {you}",
+                url=self.settings.awork_api_url,
+                you=you,
+            )
         if self.seats is None:
             kept = sandbox_path(self.settings.invite_db_path)
-            workspace = f"Its workspace is the one kept in {kept}, with the seats it has."
+            workspace = _(
+                "Its workspace is the one kept in {path}, with the seats it has.", path=kept
+            )
         else:
-            seats = counted(self.seats, "seat")
-            workspace = f"Its workspace has {seats}, its owner's included (`--seats N`)."
-        return f"invite-bot shell (sandbox — no real invitation). {workspace} {you}"
+            workspace = ngettext(
+                "Its workspace has {n} seat, its owner's included (`--seats N`).",
+                "Its workspace has {n} seats, its owner's included (`--seats N`).",
+                self.seats,
+            )
+        return _(
+            "invite-bot shell (sandbox — no real invitation). {workspace} {you}",
+            workspace=workspace,
+            you=you,
+        )
 
     def run(self, lines: TextIO) -> None:
+        """The session, in the shell's language (the bot's listeners speak each person's)."""
+        with speaking(self.lang):
+            self._run(lines)
+
+    def _run(self, lines: TextIO) -> None:
         self.screen.print(self.greeting())
         self.input = Lines(lines)
         while (line := self._next()) is not None and line not in ("quit", "exit"):
@@ -202,7 +232,7 @@ class Shell:
                     self.screen.print(f"  ?? {exc}")
                 self.executor.wait_idle(timeout=120)
             except KeyboardInterrupt:  # Ctrl-C while a command runs: back to the prompt
-                self.screen.print("  (interrupted)")
+                self.screen.print("  " + _("(interrupted)"))
 
     def _next(self) -> str | None:
         """The next command; None to leave (Ctrl-D, end of input). At a terminal the prompt
@@ -212,7 +242,7 @@ class Shell:
             try:
                 raw = self.input.read(prompt)
             except KeyboardInterrupt:  # Ctrl-C drops the line, as in a terminal; Ctrl-D leaves
-                self.screen.print("^C (line dropped; Ctrl-D or `quit` leaves)")
+                self.screen.print(_("^C (line dropped; Ctrl-D or `quit` leaves)"))
                 continue
             if raw is None:
                 return None
@@ -244,7 +274,7 @@ class Shell:
         said = line.split(None, 1)
         if said[0].lower() == "say":  # the text as typed: quotes and apostrophes are words
             if len(said) < 2:
-                raise ValueError("say what? e.g. `say Hello, I'm new here`")
+                raise ValueError(_("say what? e.g. `say Hello, I'm new here`"))
             self.slack.say(current.id, GENERAL, said[1])
             return
         form = self.forms.by_user.get(current.id)
@@ -253,17 +283,24 @@ class Shell:
         if form is not None and (verb.isdigit() or verb in ("submit", "cancel", "show")):
             self.forms.fill(form, words)
         elif verb == "show" or (verb.isdigit() and form is None):
-            raise ValueError("no form is open; `/invite` opens one")
+            raise ValueError(_("no form is open; `/invite` opens one"))
         elif line.startswith("/"):
             self.sender.command(line)
         elif verb == "as":
+            if len(words) < 2:
+                raise ValueError(_("as whom? e.g. `as @olga`"))
             self.people.current = self.people.user(words[1])
             who = self.people.current
-            self.screen.print(f"  you are now @{who.name} ({who.email})")
+            self.screen.print(
+                "  " + _("you are now @{name} ({email})", name=who.name, email=who.email)
+            )
         elif verb == "users":
             approvers = self.settings.invite_approvers
             for user in self.people.users.values():
-                role = "approver" if user.id in approvers else "member"
+                if user.id in approvers:
+                    role = pgettext("the shell's list of users", "approver")
+                else:
+                    role = pgettext("the shell's list of users", "member")
                 self.screen.print(f"  @{user.name}  {user.id}  {user.email}  {role}")
         elif verb == "shortcut":
             self.sender.shortcut(self._shortcut_on(words[1:]))
@@ -272,24 +309,27 @@ class Shell:
         elif verb in buttons.VERBS.values() or verb == "click":
             self._click(verb, words[1:])
         elif verb == "help":
-            self.screen.print(HELP)
+            self.screen.print(_(HELP))
         else:
-            raise ValueError(f"unknown command {verb!r}; type `help`")
+            raise ValueError(_("unknown command {command}; type `help`", command=repr(verb)))
 
     def _shortcut_on(self, args: list[str]) -> Message | None:
         """The message `shortcut on message N` names (None: the global shortcut)."""
         if not args:
             return None
         if len(args) != 3 or args[:2] != ["on", "message"] or not args[2].isdigit():
-            raise ValueError("`shortcut`, or `shortcut on message N`")
+            raise ValueError(_("`shortcut`, or `shortcut on message N`"))
         number = int(args[2])
         message = next((m for m in self.slack.messages if m.number == number), None)
         if message is None:
-            raise ValueError(f"there is no message {number}")
+            raise ValueError(_("there is no message {number}", number=number))
         if message.to is not None:
-            who = self.people.name(message.to)
             raise ValueError(
-                f"message {number} is only shown to {who}: Slack has no shortcuts on it"
+                _(
+                    "message {number} is only shown to {who}: Slack has no shortcuts on it",
+                    number=number,
+                    who=self.people.name(message.to),
+                )
             )
         return message
 
@@ -322,11 +362,12 @@ def run_shell(
     out: TextIO = sys.stdout,
     db_path: str | None = None,
     policy: str | None = None,
+    lang: str = SOURCE,
 ) -> int:
-    """The shell until `quit`, Ctrl-D or the end of input; 2 with a line on stderr when it
-    cannot start, 130 when Ctrl-C stops its start."""
+    """The shell until `quit`, Ctrl-D or the end of input, speaking `lang`; 2 with a line on
+    stderr when it cannot start, 130 when Ctrl-C stops its start."""
     try:
-        shell = Shell(seats, out=out, db_path=db_path, policy=policy)
+        shell = Shell(seats, out=out, db_path=db_path, policy=policy, lang=lang)
     except ShellError as exc:
         print(f"invite-bot: {exc}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.cli.shell.slack import TerminalSlack
 from bot.cli.shell.world import BOT_USER, CHANNEL_NAMES, GENERAL, TEAM, Message, People
+from bot.i18n import _
 from handlers.shortcuts import GLOBAL_SHORTCUT, MESSAGE_SHORTCUT
 
 
@@ -60,7 +61,7 @@ class Sender:
 
     def command(self, line: str) -> None:
         """A slash command typed in #general; its answer is shown as Slack shows it."""
-        command, _, text = line.partition(" ")
+        command, _space, text = line.partition(" ")
         user = self.people.current
         response = self._form(
             {
@@ -108,7 +109,9 @@ class Sender:
     def _show_response(self, response: Any) -> None:
         screen = self.slack.screen
         if response.status != 200:
-            screen.print(f"  (Slack would show an error: HTTP {response.status})")
+            screen.print(
+                "  " + _("(Slack would show an error: HTTP {status})", status=response.status)
+            )
             return
         if not response.body:
             return

@@ -13,20 +13,26 @@ from slack_sdk.web.slack_response import SlackResponse
 
 from bot.cli.shell.screen import Screen
 from bot.cli.shell.world import BOT_USER, TEAM, Message, People
+from bot.i18n import _, speaking
 from bot.runtime.slack_clients import label_call
+from bot.ui.mrkdwn import escape
 
 OpenView = Callable[[dict[str, Any], str], dict[str, Any]]  # (views.open's args, user) -> answer
 
 
 class TerminalSlack(WebClient):
     """The bot's Slack client in the shell: each call is answered here and shown; `open_view`
-    (the shell's forms) takes the modals."""
+    (the shell's forms) takes the modals. Everyone's Slack is set to `locale` (`de-DE` for
+    `--lang de`), as users.info says when asked with `include_locale`."""
 
-    def __init__(self, people: People, screen: Screen, sandbox: bool) -> None:
+    def __init__(
+        self, people: People, screen: Screen, sandbox: bool, locale: str = "en-US"
+    ) -> None:
         super().__init__(token="xoxb-shell", base_url="https://slack.invalid/api/")
         self.people = people
         self.screen = screen
         self.sandbox = sandbox
+        self.locale = locale
         self.messages: list[Message] = []
         self.triggers: dict[str, str] = {}  # trigger id -> user id
         self.open_view: OpenView | None = None
@@ -55,8 +61,9 @@ class TerminalSlack(WebClient):
         return trigger
 
     def answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
-        """What Slack would answer to `method`; one call at a time, printed whole."""
-        with self.screen.lock:
+        """What Slack would answer to `method`; one call at a time, printed whole, the
+        shell's own words in the shell's language (whoever the bot was speaking to)."""
+        with self.screen.lock, speaking(self.screen.language):
             return self._answer(method, args)
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -74,7 +81,7 @@ class TerminalSlack(WebClient):
                 return {"ok": False, "error": "users_not_found"}
             return {"ok": True, "user": {"id": user.id, "deleted": False, "is_bot": False}}
         if method == "users.info":
-            return self._user_info(str(args.get("user", "")))
+            return self._user_info(str(args.get("user", "")), _asked(args.get("include_locale")))
         if method == "users.list":
             members = [
                 {"id": u.id, "deleted": False, "is_bot": False, "profile": {"email": u.email}}
@@ -88,7 +95,8 @@ class TerminalSlack(WebClient):
             return self.open_view(args, user)
         if method == "views.publish":
             view = args.get("view") or {}
-            self.screen.print(f"── App Home of {self.people.name(str(args.get('user_id')))} ──")
+            who = self.people.name(str(args.get("user_id")))
+            self.screen.header(_("── App Home of {who} ──", who=who))
             self.screen.blocks(view.get("blocks") or [], None)
             return {"ok": True, "view": {"id": "VHOME", **view}}
         return {"ok": False, "error": "unknown_method"}
@@ -109,42 +117,51 @@ class TerminalSlack(WebClient):
         parent = next((m for m in self.messages if m.ts == thread), None)
         where = self.screen.where(channel, message.to)
         if parent:
-            where += f", in the thread of message {parent.number}"
-        self.screen.print(f"── message {message.number} · {where} ──")
+            where = _(
+                "{where}, in the thread of message {number}", where=where, number=parent.number
+            )
+        self.screen.header(
+            _("── message {number} · {where} ──", number=message.number, where=where)
+        )
         self.screen.blocks(message.blocks, message)
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": ts}
         return {"ok": True, "channel": channel, "ts": ts, "message": {"text": message.text}}
 
     def say(self, user_id: str, channel: str, text: str) -> Message:
-        """A message a person posts (`say`): theirs, so a message shortcut names them."""
+        """A message a person posts (`say`): theirs, so a message shortcut names them. Its
+        text is kept as Slack keeps what people type, with `&`, `<` and `>` escaped."""
         with self.screen.lock:
             message = Message(
                 number=len(self.messages) + 1,
                 channel=channel,
                 ts=f"{time.time():.6f}",
-                text=text,
+                text=escape(text),
                 blocks=[],
                 author=user_id,
             )
             self.messages.append(message)
-            where = self.screen.where(channel, None)
-            self.screen.print(
-                f"── message {message.number} · {where} · from {self.people.name(user_id)} ──"
+            self.screen.header(
+                _(
+                    "── message {number} · {where} · from {who} ──",
+                    number=message.number,
+                    where=self.screen.where(channel, None),
+                    who=self.people.name(user_id),
+                )
             )
             self.screen.blocks([], message)
             return message
 
-    def _user_info(self, user_id: str) -> dict[str, Any]:
+    def _user_info(self, user_id: str, locale: bool = False) -> dict[str, Any]:
         """users.info: the bot is a bot (no address); a person has a profile with their
-        address and names."""
+        address and names, and (asked with `include_locale`) the shell's locale."""
         if user_id == BOT_USER:
             profile = {"real_name": "awork invites", "bot_id": "BBOT"}
             return {"ok": True, "user": {"id": BOT_USER, "is_bot": True, "profile": profile}}
         user = self.people.by_id(user_id)
         if user is None:
             return {"ok": False, "error": "user_not_found"}
-        first, _, last = user.full_name.partition(" ")
+        first, _space, last = user.full_name.partition(" ")
         profile = {
             "email": user.email,
             "real_name": user.full_name,
@@ -153,6 +170,8 @@ class TerminalSlack(WebClient):
             "display_name": user.name,
         }
         person = {"id": user.id, "name": user.name, "deleted": False, "is_bot": False}
+        if locale:
+            person["locale"] = self.locale
         return {"ok": True, "user": {**person, "profile": profile}}
 
     def _update(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -168,8 +187,14 @@ class TerminalSlack(WebClient):
             return {"ok": False, "error": "message_not_found"}
         message.text = str(args.get("text") or "")
         message.blocks = list(args.get("blocks") or [])
-        self.screen.print(
-            f"── message {message.number} updated · {self.screen.where(message.channel, None)} ──"
+        where = self.screen.where(message.channel, None)
+        self.screen.header(
+            _("── message {number} updated · {where} ──", number=message.number, where=where)
         )
         self.screen.blocks(message.blocks, message)
         return {"ok": True, "channel": message.channel, "ts": message.ts}
+
+
+def _asked(flag: Any) -> bool:
+    """A boolean argument as slack_sdk passes it (True, or `1`/`true` in a form)."""
+    return flag is True or str(flag).lower() in ("1", "true")
