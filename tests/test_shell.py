@@ -177,7 +177,7 @@ help
     assert (
         "“nope” is not a choice for Teams; choose one of Design, Engineering, Marketing" in output
     )
-    assert "Welcome email: yes (Don't send awork's welcome email)" in output
+    assert "Skip awork's welcome email: yes (Don't send it)" in output
     shown = output.split("@ada> show\n", 1)[1]
     assert "  1. Email *: grace@example.com\n  2. First name: —\n" in shown
     assert "  7. Role: Admin (admin)\n  8. Teams: Design, Engineering\n" in shown
