@@ -153,17 +153,18 @@ def approval_rule_note(record: Any) -> str | None:
         )
     if not given:
         return None
+    alone = f"<@{given[0]}>"
     if rule is ApprovalRule.ALONE_REQUESTER:
         return _(
             ":busts_in_silhouette: Admin role: approved by {approver} alone, because no other "
             "approver can decide (the requester cannot approve their own request)",
-            approver=f"<@{given[0]}>",
+            approver=alone,
         )
     if rule is ApprovalRule.ALONE_NO_OTHER:
         return _(
             ":busts_in_silhouette: Admin role: approved by {approver} alone, because there is "
             "no other approver",
-            approver=f"<@{given[0]}>",
+            approver=alone,
         )
     return None
 
@@ -266,14 +267,15 @@ def failed_how(failure: Any) -> str:
 def link_whereabouts(request: InviteRequest, reader: str | None = None) -> str:
     """Where the way to accept went - said without the link itself; to `reader` (who reads
     it, when that is one person) as "you" where it went to them."""
+    sent_to = f"<@{request.link_sent_to}>"
     if request.link_sent_to and request.link_sent_to == request.invitee_slack_id:
         if request.link_sent_to == reader:
             return _("You were asked by DM to accept it.")
-        return _("{invitee} was asked by DM to accept it.", invitee=f"<@{request.link_sent_to}>")
+        return _("{invitee} was asked by DM to accept it.", invitee=sent_to)
     if request.link_sent_to == reader and reader:
         return _("I sent you its acceptance link by DM, to pass on privately.")
     if request.link_sent_to:
-        return _("The acceptance link went by DM to {person}.", person=f"<@{request.link_sent_to}>")
+        return _("The acceptance link went by DM to {person}.", person=sent_to)
     skipped = request.awork_email_skipped
     if request.result is not None and request.result.invitation_code is None:
         # Found in awork after its answer was lost: the code never reached the bot.

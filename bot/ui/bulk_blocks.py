@@ -378,11 +378,12 @@ def batch_outcome_notice(batch: InviteBatch, summary: Summary) -> str:
 def _batch_outcome_words(batch: InviteBatch, summary: Summary) -> str:
     count = len(batch.entries)
     if batch.status is BatchStatus.DENIED:
+        denier = f"<@{batch.decided_by}>" if batch.decided_by else _("An approver")
         return ngettext(
             ":no_entry: {who} denied your request to invite {n} person: {reason}",
             ":no_entry: {who} denied your request to invite {n} people: {reason}",
             count,
-            who=f"<@{batch.decided_by}>" if batch.decided_by else _("An approver"),
+            who=denier,
             reason=escape(batch.deny_reason or ""),
         )
     if batch.status is BatchStatus.EXPIRED:
@@ -426,11 +427,12 @@ def batch_links(batch: InviteBatch, links: list[tuple[str, str]], part: int, par
 
 
 def batch_reminder(batch: InviteBatch) -> str:
+    requester = f"<@{batch.requester_id}>"
     return ngettext(
         ":bell: Still waiting for a decision: {requester} asked to invite {n} person {date}.",
         ":bell: Still waiting for a decision: {requester} asked to invite {n} people {date}.",
         len(batch.entries),
-        requester=f"<@{batch.requester_id}>",
+        requester=requester,
         date=slack_date(batch.created_at),
     )
 
