@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from bot.domain.awork_models import Role, Team
 from bot.domain.people import Person, parse_people
 from bot.domain.text import clean_text
+from bot.i18n import N_, _
 
 # Slack's rendering of an address in command text, and the quotes phones and Macs substitute.
 MAILTO = re.compile(r"<mailto:([^|>]+)(?:\|[^>]*)?>")
@@ -24,6 +25,22 @@ TOKEN = re.compile(
 # Also with the dashes that autocorrect makes of "--".
 NO_EMAIL = {"--no-email", "\u2014no-email", "\u2013no-email", "-no-email", "--noemail"}
 MAX_CHOICES = 25
+# What `resolve` answers, for each kind of name: (no name given, more than one match, none
+# known yet, no such name). Whole sentences, so that a language says "role" its own way.
+UNRESOLVED = {
+    "role": (
+        N_("Give a role name after `role:`. Roles: {choices}."),
+        N_("“{query}” matches more than one role: {matches}. Say which."),
+        N_("awork has no roles I know of yet; use the form (`{command}`)."),
+        N_("There is no role “{query}”. Roles: {choices}."),
+    ),
+    "team": (
+        N_("Give a team name after `team:`. Teams: {choices}."),
+        N_("“{query}” matches more than one team: {matches}. Say which."),
+        N_("awork has no teams I know of yet; use the form (`{command}`)."),
+        N_("There is no team “{query}”. Teams: {choices}."),
+    ),
+}
 
 
 @dataclass
@@ -39,12 +56,13 @@ def resolve(
     query: str, items: Sequence[Role] | Sequence[Team], kind: str, command: str = "/invite"
 ) -> tuple[object, str | None]:
     """The item whose name is `query` (any case) or uniquely starts with it, else an error
-    that lists the choices."""
+    (in the current language) that lists the choices. `kind`: "role" or "team"."""
+    no_name, ambiguous, none_known, unknown = UNRESOLVED[kind]
     wanted = query.strip().lower()
     names = sorted(item.name for item in items)
     choices = ", ".join(names[:MAX_CHOICES]) + (" …" if len(names) > MAX_CHOICES else "")
     if not wanted:
-        return None, f"Give a {kind} name after `{kind}:`. {kind.capitalize()}s: {choices}."
+        return None, _(no_name, choices=choices)
     exact = [item for item in items if item.name.lower() == wanted]
     if len(exact) == 1:
         return exact[0], None
@@ -53,10 +71,10 @@ def resolve(
         return prefixed[0], None
     if prefixed:
         matches = ", ".join(sorted(item.name for item in prefixed)[:MAX_CHOICES])
-        return None, f"“{query}” matches more than one {kind}: {matches}. Say which."
+        return None, _(ambiguous, query=query, matches=matches)
     if not names:
-        return None, f"awork has no {kind}s I know of yet; use the form (`{command}`)."
-    return None, f"There is no {kind} “{query}”. {kind.capitalize()}s: {choices}."
+        return None, _(none_known, command=command)
+    return None, _(unknown, query=query, choices=choices)
 
 
 def parse_inline(
@@ -76,7 +94,9 @@ def parse_inline(
             if match["key"]:
                 value = match["quoted"] if match["quoted"] is not None else match["bare"]
                 if value.startswith('"'):
-                    result.errors.append(f"A quote after `{match['key']}:` is not closed.")
+                    result.errors.append(
+                        _("A quote after `{key}:` is not closed.", key=match["key"])
+                    )
                     value = value.strip('"')
                 (role_queries if match["key"].lower() == "role" else team_queries).append(value)
             elif match["word"].lower() in NO_EMAIL:
@@ -90,12 +110,12 @@ def parse_inline(
             person_lines.append(joined)  # `email, first, last`
         else:
             person_lines.extend(words)  # several addresses on one line
-    people, errors = parse_people("\n".join(person_lines))
-    # parse_people numbers lines of its own input; inline, name the text instead.
-    result.errors += [re.sub(r"^Line \d+: ", "", error) for error in errors]
+    # parse_people would number lines of its own input; inline, it names the text instead.
+    people, errors = parse_people("\n".join(person_lines), numbered=False)
+    result.errors += errors
     result.people = people
     if len(role_queries) > 1:
-        result.errors.append("Give one role at most.")
+        result.errors.append(_("Give one role at most."))
     elif role_queries:
         role, error = resolve(role_queries[0], roles, "role", command)
         result.role = role if isinstance(role, Role) else None
@@ -108,5 +128,5 @@ def parse_inline(
         elif isinstance(team, Team) and team not in result.teams:
             result.teams.append(team)
     if not result.people and not result.errors:
-        result.errors.append("Give at least one email address.")
+        result.errors.append(_("Give at least one email address."))
     return result

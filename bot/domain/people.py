@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from bot.domain.batches import BATCH_LIMIT
 from bot.domain.text import clean_text
+from bot.i18n import N_, _, ngettext
 
 
 @dataclass(frozen=True)
@@ -23,13 +24,33 @@ class Person:
 DELIMITERS = ("\t", ";", ",")
 SAMPLE_LINES = 50
 
+# What is wrong with a record: (naming its line, for a list; on its own, for text that is not
+# a list of lines - `/invite a@x.com "b`), each a whole sentence for the catalog.
+UNREADABLE = (
+    N_("Line {number}: could not be read; check its quotes."),
+    N_("Some text could not be read; check its quotes."),
+)
+NOT_AN_ADDRESS = (
+    N_("Line {number}: “{text}” is not an email address."),
+    N_("“{text}” is not an email address."),
+)
+TOO_MANY_FIELDS = (
+    N_("Line {number}: expected email, first name, last name."),
+    N_("Expected email, first name, last name."),
+)
 
-def parse_people(text: str) -> tuple[list[Person], list[str]]:
+
+def parse_people(text: str, numbered: bool = True) -> tuple[list[Person], list[str]]:
     """One person per record as `email[, first name, last name]`, read as CSV: a quoted field
     may hold the delimiter, quotes (doubled) or a line break. The delimiter - comma, semicolon
     or tab - is the one the lines' addresses end with (see `delimiter`). Blank lines and lines
     starting with `#` are skipped, a header line is allowed, invisible characters are dropped.
-    Returns the people and readable errors naming the line a record starts on."""
+    Returns the people and readable errors (in the current language) naming the line a record
+    starts on - unless not `numbered` (text whose lines the person did not type as such)."""
+
+    def problem(said: tuple[str, str], number: int, **values: str) -> str:
+        return _(said[0], number=number, **values) if numbered else _(said[1], **values)
+
     lines = io.StringIO(text, newline="").readlines()  # ends kept: \n, \r\n or \r
     # A comment becomes an empty line, so that line numbers stay those of the text.
     lines = [
@@ -53,7 +74,7 @@ def parse_people(text: str) -> tuple[list[Person], list[str]]:
         except StopIteration:
             break
         except csv.Error:
-            errors.append(f"Line {number}: could not be read; check its quotes.")
+            errors.append(problem(UNREADABLE, number))
             continue
         fields = [clean_text(part).strip() for part in row]
         while fields and not fields[-1]:
@@ -69,16 +90,24 @@ def parse_people(text: str) -> tuple[list[Person], list[str]]:
         if "@" not in address:
             if not people and not errors and "mail" in address.lower():
                 continue  # a header line such as "email,first name,last name"
-            errors.append(f"Line {number}: “{address[:60]}” is not an email address.")
+            errors.append(problem(NOT_AN_ADDRESS, number, text=address[:60]))
             continue
         if len(fields) > 3:
-            errors.append(f"Line {number}: expected email, first name, last name.")
+            errors.append(problem(TOO_MANY_FIELDS, number))
             continue
         first = fields[1] if len(fields) > 1 and fields[1] else None
         last = fields[2] if len(fields) > 2 and fields[2] else None
         people.append(Person(address, first, last, number))
     if len(people) > BATCH_LIMIT:
-        errors.insert(0, f"At most {BATCH_LIMIT} people at once; this list has {len(people)}.")
+        errors.insert(
+            0,
+            ngettext(
+                "At most {n} person at once; this list has {count}.",
+                "At most {n} people at once; this list has {count}.",
+                BATCH_LIMIT,
+                count=len(people),
+            ),
+        )
     return people, errors
 
 

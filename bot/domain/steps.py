@@ -20,6 +20,7 @@ from bot.domain.awork_models import Role, Team
 from bot.domain.details import InviteDetails, parse_details
 from bot.domain.inline import resolve
 from bot.domain.records import WorkflowStep
+from bot.i18n import _
 
 __all__ = ["STEP_CALLBACK_ID", "WorkflowStep", "read_inputs", "step_request_id"]
 
@@ -46,11 +47,16 @@ def read_inputs(
     inputs: dict[str, Any], roles: Sequence[Role], teams: Sequence[Team]
 ) -> tuple[InviteDetails | None, str | None, list[str]]:
     """The details and the requester a run's inputs ask for, or what is wrong with them: one
-    plain sentence per input, naming it."""
+    plain sentence per input (in the current language), naming it by its id."""
     errors: list[str] = []
     requester = inputs.get("requester")
     if not isinstance(requester, str) or not USER_ID.match(requester):
-        errors.append("Input requester: give the Slack user on whose behalf to ask.")
+        errors.append(
+            _(
+                "Input {input}: give the Slack user on whose behalf to ask.",
+                input="requester",
+            )
+        )
         requester = None
     fields: dict[str, Any] = {}
     for field, name in (
@@ -61,39 +67,40 @@ def read_inputs(
     ):
         value = inputs.get(name)
         if value is not None and not isinstance(value, str):
-            errors.append(f"Input {name}: give text.")
+            errors.append(_("Input {input}: give text.", input=name))
         elif value is not None:
             fields[field] = value
     role = inputs.get("role")
     if isinstance(role, str) and role.strip():
         found, problem = resolve(role, roles, "role")
         if problem:
-            errors.append(f"Input role: {problem}")
+            errors.append(_("Input {input}: {problem}", input="role", problem=problem))
         else:
             fields["roleId"] = found.id
     elif role not in (None, ""):
-        errors.append("Input role: give an awork role's name.")
+        errors.append(_("Input {input}: give an awork role's name.", input="role"))
     wanted = inputs.get("teams") or []
     if isinstance(wanted, str):
         wanted = [wanted]
     if not isinstance(wanted, list) or not all(isinstance(team, str) for team in wanted):
-        errors.append("Input teams: give awork team names.")
+        errors.append(_("Input {input}: give awork team names.", input="teams"))
         wanted = []
     team_ids = []
     for name in wanted:
         found, problem = resolve(name, teams, "team")
         if problem:
-            errors.append(f"Input teams: {problem}")
+            errors.append(_("Input {input}: {problem}", input="teams", problem=problem))
         else:
             team_ids.append(found.id)
     fields["teamIds"] = team_ids
     skip = inputs.get("skip_email")
     if skip not in (None, True, False):
-        errors.append("Input skip_email: give true or false.")
+        errors.append(_("Input {input}: give true or false.", input="skip_email"))
     fields["skipSendingEmail"] = skip is True
     details, problems = parse_details(fields)
     errors += [
-        f"Input {INPUT_OF.get(field, field)}: {message}" for field, message in problems.items()
+        _("Input {input}: {problem}", input=INPUT_OF.get(field, field), problem=message)
+        for field, message in problems.items()
     ]
     if errors:
         return None, requester, errors

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.domain.records import InviteRequest
+from bot.i18n import _
 from bot.ui.answers import turned_away
 
 
@@ -38,24 +39,34 @@ def already_member(request: InviteRequest) -> bool:
 
 
 def step_error(request: InviteRequest) -> str:
-    """Why a run's request ended without an invitation."""
+    """Why a run's request ended without an invitation (in the current language)."""
     email = request.details.email
     if request.step_outcome() == "denied":
-        return f"The request to invite {email} was denied: {request.deny_reason or 'no reason'}"
+        if request.deny_reason:
+            return _(
+                "The request to invite {email} was denied: {reason}",
+                email=email,
+                reason=request.deny_reason,
+            )
+        return _("The request to invite {email} was denied: no reason", email=email)
     if request.step_outcome() == "expired":
-        return f"Nobody decided on the request to invite {email} in time; it expired."
+        return _(
+            "Nobody decided on the request to invite {email} in time; it expired.", email=email
+        )
     failure = request.failure
-    why = failure.message if failure else "awork did not invite them"
-    later = (
-        " (an approver may still try again from the approval message)"
-        if (failure is not None and failure.retryable)
-        else ""
-    )
-    return f"awork did not invite {email}: {why}{later}"
+    why = failure.said() if failure else _("awork did not invite them")
+    if failure is not None and failure.retryable:
+        return _(
+            "awork did not invite {email}: {why} (an approver may still try again from the "
+            "approval message)",
+            email=email,
+            why=why,
+        )
+    return _("awork did not invite {email}: {why}", email=email, why=why)
 
 
 def invalid_inputs(errors: list[str]) -> str:
-    return "The step's inputs are not valid. " + " ".join(errors)
+    return _("The step's inputs are not valid. {problems}", problems=" ".join(errors))
 
 
 def refused(turned: Any) -> str:
