@@ -14,6 +14,8 @@ import time
 
 import httpx
 
+from bot.i18n import N_
+
 log = logging.getLogger(__name__)
 
 FILE_HOST = "files.slack.com"
@@ -23,15 +25,17 @@ DEADLINE = 2.0  # seconds for the whole download: Slack wants the submission ack
 # an httpx transport here, so that they never leave the process.
 TRANSPORT: httpx.BaseTransport | None = None
 
-NOT_SLACKS = "I can't read that file; attach a CSV or text file from your computer."
-TOO_BIG = f"That file is too big for a list of people ({MAX_FILE_BYTES // 1_000_000} MB at most)."
-TOO_SLOW = "Reading the file took too long; please submit again."
-UNREACHABLE = "I couldn't read the file just now; please submit again."
-REDIRECTED = (
+# Why a file is not read: English msgids (the download runs on a thread of its own, outside
+# the person's language), said in it by the form's listener (handlers/views.py).
+NOT_SLACKS = N_("I can't read that file; attach a CSV or text file from your computer.")
+TOO_BIG = N_("That file is too big for a list of people (1 MB at most).")  # MAX_FILE_BYTES
+TOO_SLOW = N_("Reading the file took too long; please submit again.")
+UNREACHABLE = N_("I couldn't read the file just now; please submit again.")
+REDIRECTED = N_(
     "Slack sent the file on to another address, and I follow no redirects; attach the file again."
 )
-UNREADABLE = "I couldn't read the file; please submit again."
-NOT_UTF8 = "The file is not UTF-8 text; save it as CSV (UTF-8) and attach it again."
+UNREADABLE = N_("I couldn't read the file; please submit again.")
+NOT_UTF8 = N_("The file is not UTF-8 text; save it as CSV (UTF-8) and attach it again.")
 
 
 def slack_file_url(raw: str) -> httpx.URL | None:
@@ -46,7 +50,8 @@ def slack_file_url(raw: str) -> httpx.URL | None:
 
 
 def download(file: dict, token: str, deadline: float | None = None) -> tuple[str, str | None]:
-    """The uploaded list's text, or why not (a sentence for the form). Answers within
+    """The uploaded list's text, or why not (a sentence for the form, as its English msgid:
+    the caller says it in the person's language). Answers within
     `deadline` seconds (DEADLINE unless given); a download still under way then is abandoned
     (and stops reading)."""
     deadline = DEADLINE if deadline is None else deadline

@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.domain.details import InviteDetails
 from bot.domain.text import clean_text
+from bot.i18n import _
 from bot.runtime.command import installed_command
 from bot.runtime.deps import Deps
 from bot.services.asking import Turned
@@ -130,21 +131,27 @@ def _line(value: Any) -> str:
 
 
 def not_a_person(command: str) -> str:
-    return (
+    return _(
         ":information_source: An app posted that message, not a person: there is nobody to "
-        f"invite. `{command}` opens the form for any address."
+        "invite. `{command}` opens the form for any address.",
+        command=command,
     )
 
 
 def no_address(author: str, command: str) -> str:
-    return (
-        f":warning: Slack does not show me <@{mrkdwn.escape(author)}>'s email address, so I can't fill in the "
-        f"form. `{command}` opens it to type their address."
+    mention = "<@" + mrkdwn.escape(author) + ">"
+    return _(
+        ":warning: Slack does not show me {who}'s email address, so I can't fill in the "
+        "form. `{command}` opens it to type their address.",
+        who=mention,
+        command=command,
     )
 
 
 def slack_failed(error: str, command: str) -> str:
-    return (
-        f":warning: Slack did not tell me who wrote that message ({mrkdwn.escape(error)}). Try "
-        f"again, or use `{command}` and type their address."
+    return _(
+        ":warning: Slack did not tell me who wrote that message ({error}). Try "
+        "again, or use `{command}` and type their address.",
+        error=mrkdwn.escape(error),
+        command=command,
     )

@@ -11,6 +11,7 @@ from bot.domain.batches import BATCH_LIMIT
 from bot.domain.details import field_label, parse_details
 from bot.domain.people import parse_people
 from bot.domain.text import clean_text
+from bot.i18n import _, ngettext
 from bot.runtime.deps import Deps
 from bot.services.asking import Turned
 from bot.ui import answers, bulk_blocks, forms, mrkdwn
@@ -31,7 +32,7 @@ def register(app: App, deps: Deps) -> None:
             and details.uses_advanced()
             and not service.is_default_approver(requester)
         ):
-            errors = {"email": "Only approvers may use the advanced options."}
+            errors = {"email": _("Only approvers may use the advanced options.")}
         request = None
         if not errors:
             origin = _origin_channel(view)
@@ -54,12 +55,16 @@ def register(app: App, deps: Deps) -> None:
         # only invisible characters is asked for again and the audit log holds the clean one.
         reason = clean_text(str(values.get("reason") or ""), multiline=True).strip()
         if not reason:
-            ack(response_action="errors", errors={"reason": "Please give a reason."})
+            ack(response_action="errors", errors={"reason": _("Please give a reason.")})
             return
         if len(reason) > forms.REASON_MAX:
             ack(
                 response_action="errors",
-                errors={"reason": f"At most {forms.REASON_MAX} characters."},
+                errors={
+                    "reason": ngettext(
+                        "At most {n} character.", "At most {n} characters.", forms.REASON_MAX
+                    )
+                },
             )
             return
         if is_batch(request_id):
@@ -99,10 +104,13 @@ def register(app: App, deps: Deps) -> None:
                     shown[bulk_blocks.PEOPLE_FILE] = _clip(file_errors)
         people = typed + from_file
         if not people and not shown:
-            shown[bulk_blocks.PEOPLE] = "Type at least one email address, or attach a CSV file."
+            shown[bulk_blocks.PEOPLE] = _("Type at least one email address, or attach a CSV file.")
         elif len(people) > BATCH_LIMIT:
-            shown[bulk_blocks.PEOPLE] = (
-                f"At most {BATCH_LIMIT} people at once; this is {len(people)}."
+            shown[bulk_blocks.PEOPLE] = ngettext(
+                "At most {n} person at once; this is {count}.",
+                "At most {n} people at once; this is {count}.",
+                BATCH_LIMIT,
+                count=len(people),
             )
         if shown:
             ack(response_action="errors", errors=shown)
@@ -123,8 +131,10 @@ def register(app: App, deps: Deps) -> None:
             return
         if prepared.errors or not asked.batches:
             problems = prepared.errors or [
-                "Nobody left to ask for: everyone is already in awork, already requested "
-                "or on a blocked domain."
+                _(
+                    "Nobody left to ask for: everyone is already in awork, already requested "
+                    "or on a blocked domain."
+                )
             ]
             ack(response_action="errors", errors={bulk_blocks.PEOPLE: _clip(problems)})
             return
@@ -149,7 +159,9 @@ def field_error(turned: Turned, body: dict) -> str:
 
 def _clip(problems: list[str], shown: int = 5) -> str:
     more = len(problems) - shown
-    return " ".join(problems[:shown]) + (f" (and {more} more)" if more > 0 else "")
+    if more <= 0:
+        return " ".join(problems)
+    return " ".join([*problems[:shown], ngettext("(and {n} more)", "(and {n} more)", more)])
 
 
 def _files(values: dict) -> list[dict]:
@@ -159,8 +171,9 @@ def _files(values: dict) -> list[dict]:
 
 
 def _download(file: dict, deps: Deps) -> tuple[str, str | None]:
-    """The uploaded list's text, or why not: see handlers/files.py."""
-    return download(file, deps.settings.slack_bot_token.get_secret_value())
+    """The uploaded list's text, or why not (in the current language): see handlers/files.py."""
+    text, problem = download(file, deps.settings.slack_bot_token.get_secret_value())
+    return text, _(problem) if problem else None
 
 
 def _on_blocks(errors: dict[str, str], view: dict) -> dict[str, str]:
