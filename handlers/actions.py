@@ -86,7 +86,7 @@ def register(app: App, deps: Deps) -> None:
                 courier.replace(channel, message_ts, text, joined)
             courier.sync(request.id)
             return
-        answer = answers.accept_answer(outcome.value) or ""
+        answer = _(answers.ACCEPT_ANSWERS[outcome.value])
         if outcome in (AcceptOutcome.LAPSED, AcceptOutcome.REFUSED) and channel and message_ts:
             courier.replace(channel, message_ts, answer, [mrkdwn.section(answer)])
         else:

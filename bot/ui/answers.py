@@ -140,8 +140,8 @@ def resets(at: datetime | None, now: datetime | None = None) -> str:
     )
     return _(
         "Asking is possible again from {time} UTC on {date} (in {wait}).",
-        time=f"{at:%H:%M}",
-        date=f"{at:%Y-%m-%d}",
+        time=at.strftime("%H:%M"),
+        date=at.strftime("%Y-%m-%d"),
         wait=wait,
     )
 

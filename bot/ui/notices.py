@@ -39,11 +39,16 @@ INVITE_AGAIN = "invite_again"
 DEFAULT_ROLE = N_("awork's default role")  # no role chosen: awork gives its default
 
 
+def mention(user_id: str) -> str:
+    """A Slack mention of a person (a placeholder's value, never translated)."""
+    return f"<@{user_id}>"
+
+
 def reminder(request: InviteRequest) -> str:
     """Posted in the approval message's thread when a request waits too long."""
     return _(
         ":bell: Still waiting for a decision: {requester} asked to invite {email} {date}.",
-        requester=f"<@{request.requester_id}>",
+        requester=mention(request.requester_id),
         email=escape(request.details.email),
         date=slack_date(request.created_at),
     )
@@ -136,7 +141,7 @@ def _outcome_words(request: InviteRequest, command: str) -> str:
     if request.status is Status.DENIED:
         return _(
             ":no_entry: {who} denied your request to invite {email}: {reason}",
-            who=f"<@{request.decided_by}>" if request.decided_by else _("An approver"),
+            who=mention(request.decided_by) if request.decided_by else _("An approver"),
             email=email,
             reason=escape(request.deny_reason or ""),  # the approver's own words
         )
@@ -212,7 +217,7 @@ def invitee_dm(request: InviteRequest) -> tuple[str, list[dict[str, Any]]]:
     lines = [
         _(
             ":wave: {requester} invited you to *{workspace}* on awork.",
-            requester=f"<@{request.requester_id}>",
+            requester=mention(request.requester_id),
             workspace=workspace,
         ),
         _(
@@ -247,7 +252,7 @@ def answer_lost_dm(request: InviteRequest) -> str:
     bot has no code for an Accept button - what to do instead."""
     invited = _(
         ":wave: {requester} invited you to *{workspace}* on awork.",
-        requester=f"<@{request.requester_id}>",
+        requester=mention(request.requester_id),
         workspace=workspace_name(request),
     )
     return f"{invited} {answer_lost(request.awork_email_skipped)}"
