@@ -162,3 +162,16 @@ def test_ctrl_c_in_a_multi_line_answer_cancels_only_that_answer(terminal):
     terminal.type("\x04")
     assert terminal.wait() == 0
     assert "Traceback" not in terminal.screen
+
+
+def test_at_a_terminal_messages_are_drawn_with_styles_not_markup(terminal):
+    """At a terminal a message's *bold* is drawn bold (an escape code), not between asterisks,
+    and its :test_tube: shortcode is the emoji."""
+    terminal.expect("@ada> ")
+    terminal.type("/invite grace@example.com role:member\r", then="Role: Member")
+    terminal.expect("@ada> ")
+    assert b"\x1b[1mRole:" in terminal.seen
+    assert "*Role:*" not in terminal.screen and ":test_tube:" not in terminal.screen
+    assert "🧪 sandbox — no real invitation" in terminal.screen
+    terminal.type("\x04")
+    assert terminal.wait() == 0
