@@ -1,6 +1,7 @@
 """Every listener speaks the language of the person who acted: Bolt middleware that looks up
 their Slack locale (remembered for a day, handlers/delivery/languages.py) and sets it for the
-listener and for the work it hands on after the ack (`Deps.later` carries the context)."""
+listener and for the work it hands on after the ack (`Deps.later` carries the context). An
+event without a person (a Workflow Builder step run) speaks `INVITE_LANGUAGE`."""
 
 from __future__ import annotations
 
@@ -16,5 +17,8 @@ from bot.runtime.deps import Deps
 def register(app: App, deps: Deps) -> None:
     @app.middleware
     def speak_their_language(context: BoltContext, next: Callable[[], Any]) -> Any:
-        with speaking(deps.languages.of(context.user_id)):
+        user = context.user_id
+        # Nobody in particular (a workflow step's event): the workspace's INVITE_LANGUAGE.
+        language = deps.languages.of(user) if user else deps.languages.channel
+        with speaking(language):
             return next()
