@@ -27,7 +27,6 @@ TYPED = [
     "Ada Lovelace",
     "Dr.",
     "Engineer",
-    "female",
     "Admin <b>",
     *TEAMS,
     "Please <!channel> welcome her",

@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.domain.records import ApprovalRule, InviteRequest, Status, said
 from bot.i18n import N_, _, ngettext, pgettext
-from bot.ui.forms import flow_words, plan_words
+from bot.ui.forms import GENDERS, flow_words, plan_words
 from bot.ui.mrkdwn import (
     TEXT_MAX,
     approved_by,
@@ -44,6 +44,12 @@ def role_line(role_name: str | None) -> str:
     return _("*Role:* {role}", role=role)
 
 
+def gender_words(gender: str | None) -> str | None:
+    """A gender as the form offers it ("Female"), in the language being spoken."""
+    label = dict(GENDERS).get(gender or "")
+    return _(label) if label else gender
+
+
 def _summary(request: InviteRequest) -> list[str]:
     d = request.details
     if d.full_name:
@@ -51,7 +57,7 @@ def _summary(request: InviteRequest) -> list[str]:
     else:
         who = _("*Who:* {email}", email=escape(d.email))
     lines = [who]
-    extra = " · ".join(escape(x) for x in (d.title, d.position, d.gender) if x)
+    extra = " · ".join(escape(x) for x in (d.title, d.position, gender_words(d.gender)) if x)
     if extra:
         lines.append(_("*Details:* {details}", details=extra))
     lines.append(role_line(request.role_name))
