@@ -193,7 +193,7 @@ def test_a_form_error_in_the_shell_names_the_field_as_labelled(tmp_path):
         "shell",
     )
     assert "(Last name): Too long" in output and "(lastName)" not in output
-    assert "*New workspace:* flow “New user, new workspace”, plan Business" in output
+    assert "New workspace: flow “New user, new workspace”, plan Business" in output
 
 
 # --- part 11: "Retry failed" runs once -----------------------------------------------------------
