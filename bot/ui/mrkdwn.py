@@ -105,7 +105,8 @@ def asked_in(channel: str | None) -> str:
     (nothing when unknown, or when that was a direct message)."""
     if not channel or channel.startswith("D"):
         return ""
-    return "\n" + _("You asked in {channel}.", channel=f"<#{channel}>")
+    where = f"<#{channel}>"
+    return "\n" + _("You asked in {channel}.", channel=where)
 
 
 def approved_by(record: Any, nobody: str | None = None) -> str:

@@ -34,7 +34,8 @@ def command(verb: str, message: Message, block: dict[str, Any]) -> str:
     if len(several) > 1:
         where += f".{next(i for i, row in enumerate(several, 1) if row is block)}"
     if verb == "deny":  # the reason is the person's own words: the hint says so in theirs
-        return _('{command} "reason"', command=f"{verb} {where}")
+        command = f"{verb} {where}"
+        return _('{command} "reason"', command=command)
     return f"{verb} {where}"
 
 
