@@ -1,0 +1,161 @@
+"""What one approval costs PostgreSQL: the statements and transactions the bot runs from the
+Approve click until the request is invited and Slack has been told everything (issue 21).
+
+psycopg is wrapped at the lowest point the store uses (`Connection.execute`,
+`Cursor.executemany`, `Connection.transaction`), so every statement of every store method and
+of the shared rate limiter is counted, each attributed to the store call that ran it and the
+bot code that made that call. The breakdown is printed (`pytest -s`); the test holds the
+figures at most where they are now (a ratchet), lowered as the statements are cut.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import threading
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import pq
+
+from bot.domain.records import Status
+from tests.conftest import APPROVERS, SIGNING_SECRET, approval_request_id, build_bot, make_settings
+from tests.fakes.awork import ROLE_PM, TEAM_DESIGN
+from tests.slack_requests import ADMIN_CHANNEL, SlackDriver
+
+# At most, per approval; a statement outside a transaction block is a transaction of its own.
+STATEMENTS = 56  # issue 21's target: 15
+TRANSACTIONS = 36  # issue 21's target: 5
+
+STORE = str(Path(__file__).resolve().parent.parent / "bot" / "store")
+ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+class Counter:
+    """Statements and transactions run while `on`, each under the store call that ran it."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.lock = threading.Lock()
+        self.statements: collections.Counter[str] = collections.Counter()
+        self.transactions: collections.Counter[str] = collections.Counter()
+        self.blocks = 0  # transactions begun explicitly (each two more round trips)
+
+    @staticmethod
+    def where() -> str:
+        """'caller -> store call': the outermost frame in bot/store and the frame calling it."""
+        frames = traceback.extract_stack()[:-3]
+        inner = [
+            i
+            for i, f in enumerate(frames)
+            if f.filename.startswith(STORE) and not f.filename.endswith("budget.py")
+        ]
+        if not inner:
+            return "?"
+        first = inner[0]
+        store = frames[first]
+        caller = next(
+            (
+                f
+                for f in reversed(frames[:first])
+                if f.filename.startswith(ROOT)
+                and "/tests/" not in f.filename
+                and not f.filename.endswith(("budget.py", "deps.py"))
+            ),
+            None,
+        )
+
+        def name(f) -> str:
+            return f"{Path(f.filename).stem}.{f.name}"
+
+        return f"{name(caller) if caller else 'test'} -> {name(store)}"
+
+    def statement(self, conn: psycopg.Connection, count: int = 1) -> None:
+        if not self.on:
+            return
+        label = self.where()
+        with self.lock:
+            self.statements[label] += count
+            if conn.info.transaction_status == pq.TransactionStatus.IDLE:
+                self.transactions[label] += 1  # autocommit: a transaction of its own
+
+    def transaction(self, conn: psycopg.Connection) -> None:
+        if self.on and conn.info.transaction_status == pq.TransactionStatus.IDLE:
+            label = self.where()
+            with self.lock:
+                self.transactions[label] += 1
+                self.blocks += 1
+
+    def report(self) -> str:
+        labels = sorted(set(self.statements) | set(self.transactions))
+        lines = [
+            f"{self.statements[label]:4d} st {self.transactions[label]:3d} tx  {label}"
+            for label in labels
+        ]
+        total = sum(self.statements.values()), sum(self.transactions.values())
+        blocks = f"({self.blocks} of them BEGIN ... COMMIT blocks)"
+        return "\n".join([*lines, f"{total[0]:4d} st {total[1]:3d} tx  in all {blocks}"])
+
+
+@pytest.fixture
+def counter(monkeypatch) -> Counter:
+    counting = Counter()
+    execute, executemany = psycopg.Connection.execute, psycopg.Cursor.executemany
+    transaction = psycopg.Connection.transaction
+
+    def counted_execute(self, *args, **kwargs):
+        counting.statement(self)
+        return execute(self, *args, **kwargs)
+
+    def counted_executemany(self, query, params_seq, *args, **kwargs):
+        params_seq = list(params_seq)
+        counting.statement(self.connection, len(params_seq))
+        return executemany(self, query, params_seq, *args, **kwargs)
+
+    @contextlib.contextmanager
+    def counted_transaction(self, *args, **kwargs) -> Iterator:
+        counting.transaction(self)
+        with transaction(self, *args, **kwargs) as tx:
+            yield tx
+
+    monkeypatch.setattr(psycopg.Connection, "execute", counted_execute)
+    monkeypatch.setattr(psycopg.Cursor, "executemany", counted_executemany)
+    monkeypatch.setattr(psycopg.Connection, "transaction", counted_transaction)
+    return counting
+
+
+@pytest.fixture
+def pg_bot(tmp_path, slack, awork, pg_url):
+    built = build_bot(make_settings(tmp_path, slack.url, INVITE_DATABASE_URL=pg_url), awork.handler)
+    assert built.deps.catalog.refresh()
+    yield built
+    built.shutdown(timeout=5)
+
+
+def test_one_approval_runs_few_statements_in_few_transactions(pg_bot, slack, awork, counter):
+    """One approval on PostgreSQL, delivery included, stays within the statement ratchet."""
+    slack.members["ada@example.com"] = "UADA"
+    driver = SlackDriver(pg_bot.app, SIGNING_SECRET)
+    fields = {"email": "ada@example.com", "roleId": ROLE_PM, "teamIds": [TEAM_DESIGN]}
+    assert driver.submit_form(fields).status == 200
+    request_id = approval_request_id(slack)
+    assert pg_bot.deps.wait_idle(10)  # the request is stored and announced
+    pg_bot.deps.service.inviting.workspace_id()  # known, as after a replica's first invitation
+
+    counter.on = True
+    assert driver.click("approve_invite", request_id, APPROVERS[0]).status == 200
+    assert pg_bot.deps.wait_idle(20)
+    counter.on = False
+
+    request = pg_bot.store.get(request_id)
+    assert request.status is Status.INVITED and len(awork.calls("POST", "/invitations")) == 1
+    assert not request.needs_delivery() and request.lease_owner is None
+    assert slack.wait_for("chat.postMessage", where=lambda c: c.args["channel"] == "DUADA")
+    assert slack.wait_for("chat.update", where=lambda c: c.args["channel"] == ADMIN_CHANNEL)
+    print("\n" + counter.report())
+    statements = sum(counter.statements.values())
+    transactions = sum(counter.transactions.values())
+    assert statements <= STATEMENTS and transactions <= TRANSACTIONS, counter.report()
