@@ -2,8 +2,13 @@
 
 - A record is a row (its JSON document and its index facets as columns; see
   `postgres_schema`), so every lookup on a request's path is an indexed read.
-- Compare-and-set is a row lock (`SELECT ... FOR UPDATE`) for one record's read-check-write;
-  leases are judged on the database's clock (`clock_timestamp()`), one clock for all replicas.
+- Compare-and-set is one statement when this process has seen the record's last version: the
+  change is made to that version and written by `UPDATE ... WHERE version = the one seen`
+  (`Known`); otherwise - another replica moved it on, or the change refuses the version seen -
+  it is a row lock (`SELECT ... FOR UPDATE`) for the record's read-check-write. Leases are
+  judged on the database's clock (`clock_timestamp()`), one clock for all replicas: in the
+  one-statement form, its reading at the last statement plus the time since, never later
+  than the database's own.
 - Due work is claimed with `FOR UPDATE SKIP LOCKED`: each due record goes to one sweeper.
 - Periodic jobs are claimed by an atomic upsert on their next run time, and awork's rate
   limit is counted in a table (`postgres_ratelimit`), so it holds for all replicas together.
@@ -19,8 +24,11 @@
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -47,6 +55,7 @@ class PostgresStore(Store):
         connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         super().__init__(schedule)
+        self._known = Known()
         self._db = Connections(open_pool(url, max_connections, connect_timeout))
         try:
             self.migrate()
@@ -77,7 +86,7 @@ class PostgresStore(Store):
         return self._db.run(lambda conn: conn.execute(sql, params).rowcount)
 
     def now(self) -> datetime:
-        return self._first("SELECT clock_timestamp()")[0]
+        return self._known.tick(self._first("SELECT clock_timestamp()")[0])
 
     # -- records -----------------------------------------------------------------------------
 
@@ -88,6 +97,7 @@ class PostgresStore(Store):
             nonlocal tries
             tries += 1
             if schema.insert_record(conn, record, f):
+                self._known.seen(record)
                 # Counted after the insert, in its transaction: a retry that finds its own
                 # first insert committed (below) does not count it twice.
                 if counted is not None and not _take(conn, counted[0], 1, counted[1]):
@@ -103,6 +113,9 @@ class PostgresStore(Store):
 
     def _mutate(self, record_id: str, change: Change) -> tuple[bool, Record | None]:
         attempted: list[Record] = []  # what the first attempt wrote, if it got that far
+        written = self._mutate_known(record_id, change, attempted)
+        if written is not None:
+            return True, written
 
         def mutate(conn: psycopg.Connection) -> tuple[bool, Record | None]:
             row = conn.execute(
@@ -114,10 +127,14 @@ class PostgresStore(Store):
                 current = None
             else:
                 current, now = decode(record_id, row[0]), row[1]
+            self._known.tick(now)
             if attempted and current is not None and _same(current, attempted[0]):
+                self._known.seen(current)
                 return True, current  # the first attempt was committed; its answer was lost
             updated = change(current, now)
             if updated is None:
+                if current is not None:
+                    self._known.seen(current)
                 return False, current
             attempted[:] = [updated]
             f = facets(updated, self.schedule)
@@ -134,9 +151,45 @@ class PostgresStore(Store):
                 f.open_target,
             ):
                 schema.set_emails(conn, updated, f)
+            self._known.seen(updated)
             return True, updated
 
         return self._db.run(mutate, tx=True)
+
+    def _mutate_known(
+        self, record_id: str, change: Change, attempted: list[Record]
+    ) -> Record | None:
+        """The change made in one statement to the version of the record this process saw
+        last, on the database's clock as it was read last (never ahead of it): written only
+        if that is still the stored version. None when it was not written - no version seen,
+        the clock not read lately, the change refused that version (which may be out of date:
+        the locked read decides), its open addresses change, or another wrote since."""
+        known, now = self._known.get(record_id)
+        if known is None or now is None:
+            return None
+        updated = change(known, max(now, known.updated_at))
+        if updated is None:
+            return None
+        f = facets(updated, self.schedule)
+        before = facets(known, self.schedule)
+        if (before.open_emails, before.open_target) != (f.open_emails, f.open_target):
+            return None
+        attempted[:] = [updated]  # a retry after a lost answer may find this one stored
+        values = {**schema.row(updated, f), "version": known.version}
+        row = self._first(
+            "UPDATE records SET status = %(status)s, doc = %(doc)s,"
+            " requester = %(requester)s, created_at = %(created_at)s,"
+            " updated_at = %(updated_at)s, approvable = %(approvable)s,"
+            " due_at = %(due_at)s, settled_at = %(settled_at)s"
+            " WHERE id = %(id)s AND doc->'version' = to_jsonb(%(version)s::bigint)"
+            " RETURNING clock_timestamp()",
+            values,
+        )
+        if row is None:
+            return None
+        self._known.tick(row[0])
+        self._known.seen(updated)
+        return updated
 
     def _load(self, record_id: str) -> dict[str, Any] | None:
         row = self._first(
@@ -145,6 +198,19 @@ class PostgresStore(Store):
             (record_id, record_id),
         )
         return row[0] if row else None
+
+    def read(self, record_id: str) -> Record | None:
+        row = self._first(
+            "SELECT doc, clock_timestamp() FROM records WHERE id = %s"
+            " UNION ALL SELECT doc, clock_timestamp() FROM archive WHERE id = %s LIMIT 1",
+            (record_id, record_id),
+        )
+        if row is None:
+            return None
+        record = decode(record_id, row[0])
+        self._known.tick(row[1])
+        self._known.seen(record)
+        return record
 
     def read_many(self, record_ids: list[str]) -> list[Record | None]:
         if not record_ids:
@@ -371,6 +437,50 @@ class PostgresStore(Store):
         with self._conn() as conn:
             schema.analyze(conn)
         return counts
+
+
+class Known:
+    """The last version of each record this process read or wrote (a bounded number), the
+    base of a one-statement compare-and-set; and the database's clock as the last statement
+    read it, carried on by the time since (this host's monotonic clock), so that a change
+    judged on it is never judged later than the database's own time. Never read back as a
+    record: a read asks the database."""
+
+    RECORDS = 4096
+    FRESH = 5.0  # seconds a clock reading is carried on before it is read again
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: OrderedDict[str, Record] = OrderedDict()
+        self._clock: tuple[datetime, float] | None = None
+
+    def seen(self, record: Record) -> None:
+        with self._lock:
+            held = self._records.get(record.id)
+            if held is not None and held.version > record.version:
+                return  # an older read arriving late
+            self._records[record.id] = record
+            self._records.move_to_end(record.id)
+            while len(self._records) > self.RECORDS:
+                self._records.popitem(last=False)
+
+    def tick(self, now: datetime) -> datetime:
+        """The database's time `now`, just read."""
+        with self._lock:
+            self._clock = (now, time.monotonic())
+        return now
+
+    def get(self, record_id: str) -> tuple[Record | None, datetime | None]:
+        """The version seen last, and the database's time now (None: not read lately)."""
+        with self._lock:
+            record = self._records.get(record_id)
+            clock = self._clock
+        if clock is None:
+            return record, None
+        elapsed = time.monotonic() - clock[1]
+        if not 0 <= elapsed < self.FRESH:
+            return record, None
+        return record, clock[0] + timedelta(seconds=elapsed)
 
 
 def _same(stored: Record, written: Record) -> bool:
