@@ -13,12 +13,15 @@ from slack_bolt import App, BoltContext
 from bot.i18n import speaking
 from bot.runtime.deps import Deps
 
+# A person's first request waits this long at most for their locale (later ones: not at all).
+ACK_WAIT = 0.25
+
 
 def register(app: App, deps: Deps) -> None:
     @app.middleware
     def speak_their_language(context: BoltContext, next: Callable[[], Any]) -> Any:
         user = context.user_id
         # Nobody in particular (a workflow step's event): the workspace's INVITE_LANGUAGE.
-        language = deps.languages.of(user) if user else deps.languages.channel
+        language = deps.languages.of(user, wait=ACK_WAIT) if user else deps.languages.channel
         with speaking(language):
             return next()

@@ -161,7 +161,7 @@ ADDED = {
         "step": None,
         **POLICY_ADDED,
     },
-    InviteBatch: {"unsure": 0, **POLICY_ADDED},
+    InviteBatch: {"unsure": 0, "failed": 0, **POLICY_ADDED},
 }
 
 

@@ -1,9 +1,10 @@
 """Each person's language, from their Slack locale (`users.info` with `include_locale`).
 
 Looked up the first time a person is spoken to and kept for a day, so that after the first
-time no ack waits on Slack for it; a lookup Slack does not answer gives English (or
-`INVITE_LANGUAGE` for nobody in particular) and is tried again after a few minutes. What goes
-to a channel is in `INVITE_LANGUAGE` (`channel`).
+time no ack waits on Slack for it. On that first time an ack waits a quarter of a second at
+most (`of(user, wait=…)`): English if Slack is slower, and the lookup, finishing on its own,
+serves the next request. A lookup Slack does not answer gives English and is tried again after
+a few minutes. What goes to a channel is in `INVITE_LANGUAGE` (`channel`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from slack_sdk import WebClient
 
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 DAY = 24 * 3600.0
 RETRY_AFTER = 300.0  # a lookup that failed is tried again after five minutes
 KEPT = 20_000  # people remembered (least recently spoken to are forgotten first)
+# Lookups an ack did not wait for finish here (a person's first contact while Slack is slow).
+LOOKUPS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="locale")
 
 
 class Languages:
@@ -39,6 +43,7 @@ class Languages:
         self.keep_seconds = keep_seconds
         self.clock = clock
         self._known: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._asking: dict[str, Future] = {}  # lookups under way, one per person
         self._lock = threading.Lock()
 
     def known(self, user_id: str | None) -> str | None:
@@ -52,25 +57,51 @@ class Languages:
             self._known.move_to_end(user_id)
             return entry[0]
 
-    def of(self, user_id: str | None, client: WebClient | None = None) -> str:
-        """The person's language: remembered, else asked of Slack now (with `client`, e.g. the
-        listeners' short-timeout one), else English."""
+    def of(self, user_id: str | None, wait: float | None = None) -> str:
+        """The person's language: remembered, else asked of Slack. An ack cannot wait long:
+        with `wait`, English if Slack has not answered within that many seconds - the
+        lookup goes on and is remembered for the person's next request."""
         language = self.known(user_id)
         if language is not None or not user_id:
             return language or SOURCE
-        return self.look_up(user_id, client or self.client)
-
-    def look_up(self, user_id: str, client: WebClient) -> str:
-        """Ask Slack for the person's locale and remember the language it gives."""
+        with self._lock:
+            lookup = self._asking.get(user_id)
+            if lookup is None:
+                lookup = self._asking[user_id] = Future()
+                mine = True
+            else:
+                mine = False
+        if mine and wait is None:
+            self._look_up(user_id, lookup)
+        elif mine:
+            try:
+                LOOKUPS.submit(self._look_up, user_id, lookup)
+            except RuntimeError:  # shutting down: English, asked again next time
+                self._look_up_done(user_id, lookup, SOURCE)
         try:
-            user = client.users_info(user=user_id, include_locale=True)["user"]
+            return lookup.result(timeout=wait)
+        except TimeoutError:
+            return SOURCE
+
+    def _look_up(self, user_id: str, lookup: Future) -> None:
+        """Ask Slack for the person's locale; remember the language it gives for a day, or
+        English for a few minutes when Slack does not answer."""
+        language, keep = SOURCE, RETRY_AFTER
+        try:
+            user = self.client.users_info(user=user_id, include_locale=True)["user"]
+            language, keep = language_of(user.get("locale")), self.keep_seconds
         except SEND_ERRORS as exc:
             log.warning("users.info for a locale failed: %s", slack_error(exc))
-            self._remember(user_id, SOURCE, RETRY_AFTER)
-            return SOURCE
-        language = language_of(user.get("locale"))
-        self._remember(user_id, language, self.keep_seconds)
-        return language
+        except (KeyError, TypeError, AttributeError):  # an answer without a user: English
+            log.warning("users.info for a locale gave no user")
+        finally:
+            self._remember(user_id, language, keep)
+            self._look_up_done(user_id, lookup, language)
+
+    def _look_up_done(self, user_id: str, lookup: Future, language: str) -> None:
+        with self._lock:
+            self._asking.pop(user_id, None)
+        lookup.set_result(language)
 
     def _remember(self, user_id: str, language: str, seconds: float) -> None:
         with self._lock:
