@@ -294,6 +294,11 @@ class Store(abc.ABC):
     def lease(self, record_id: str, owner: str, seconds: float) -> bool:
         """Take (or renew) the short exclusive lease on a record's Slack deliveries; False
         while another holder's lease runs."""
+        return self.leased(record_id, owner, seconds) is not None
+
+    def leased(self, record_id: str, owner: str, seconds: float) -> Record | None:
+        """`lease`, answering with the record as stored with the lease (no read after it);
+        None while another holder's lease runs."""
 
         def change(current: Record | None, now: datetime) -> Record | None:
             if current is None:
@@ -306,8 +311,8 @@ class Store(abc.ABC):
             until = now + timedelta(seconds=seconds)
             return changed(current, now, {"lease_owner": owner, "lease_until": until})
 
-        ok, _ = self._mutate(record_id, change)
-        return ok
+        ok, record = self._mutate(record_id, change)
+        return record if ok else None
 
     def release(self, record_id: str, owner: str) -> None:
         def change(current: Record | None, now: datetime) -> Record | None:
@@ -322,6 +327,16 @@ class Store(abc.ABC):
 
         def change(current: Record | None, now: datetime) -> Record | None:
             return changed(current, now, changes) if current is not None else None
+
+        ok, record = self._mutate(record_id, change)
+        return record if ok else None
+
+    def revise(self, record_id: str, changes: Callable[[Any], dict[str, Any]]) -> Any:
+        """`update` with the changes made from the record as stored (`changes(current)`), in
+        its compare-and-set: no read before the write."""
+
+        def change(current: Record | None, now: datetime) -> Record | None:
+            return changed(current, now, changes(current)) if current is not None else None
 
         ok, record = self._mutate(record_id, change)
         return record if ok else None

@@ -106,34 +106,39 @@ class Courier(
         owner = f"{self.service.instance_id}:{threading.get_ident()}"
         seconds = max(seconds, self.delivery_lease)
         deadline = time.monotonic() + wait
-        while not self.store.lease(record_id, owner, seconds=seconds):
+        # The record as stored with the lease (no read after it); None: not had.
+        while (record := self.store.leased(record_id, owner, seconds=seconds)) is None:
             if time.monotonic() >= deadline:
                 return None  # another thread or instance is delivering; a sweep catches up
             time.sleep(0.02)
         self.delivering.lease = (record_id, owner, seconds)
+        stored = True  # `record` is as stored (not as a delivery left it)
         try:
-            record = self.store.read(record_id)
             # The state may move on while we post; go round until Slack has caught up.
             for _ in range(4):
                 if record is None or not record.needs_delivery():
                     break
                 before = record.version
-                record = deliver(record)
+                record, stored = deliver(record), False
                 if record.version == before:
                     break  # nothing could be delivered now; a later sweep retries
-                if not self.store.lease(record_id, owner, seconds=seconds):
+                renewed = self.store.leased(record_id, owner, seconds=seconds)
+                if renewed is None:
                     break  # renewed for the next round, or no longer ours
-            return self._schedule_retry(record)
+                record, stored = renewed, True
+            return self._schedule_retry(record, stored)
         finally:
             self.delivering.lease = None
             self.store.release(record_id, owner)
 
-    def _schedule_retry(self, record: Any) -> Any:
+    def _schedule_retry(self, record: Any, stored: bool = False) -> Any:
         """Back off between sweeps for a record Slack keeps refusing (30 s doubling to 1 h),
-        so a deactivated requester or a long outage does not mean a post every half minute."""
+        so a deactivated requester or a long outage does not mean a post every half minute.
+        `stored`: `record` is as stored, with every attempt noted this round."""
         if record is None:
             return None
-        record = self.store.read(record.id) or record  # with every attempt noted this round
+        if not stored:
+            record = self.store.read(record.id) or record  # with every attempt noted
         busy = record.status in (Status.INVITING, Status.JOINING, BatchStatus.RUNNING)
         if record.needs_delivery() and not busy:
             failures = record.delivery_failures + 1
@@ -220,9 +225,12 @@ class Courier(
         """Keep the posted message's place with the request, in the audit log too; the
         attempts at it whose answer was lost (handlers/delivery/posts.py) are settled."""
         channel, ts = where
-        current = self.store.read(request.id) or request
         message = PostedMessage(kind=kind, channel=channel, ts=ts)
-        kept = [m for m in current.messages if m.ts or m.kind.split(":", 1)[0] != kind]
-        updated = self.store.update(request.id, messages=[*kept, message], **changes)
+
+        def placed(current: Any) -> dict[str, object]:  # on the record as stored
+            kept = [m for m in current.messages if m.ts or m.kind.split(":", 1)[0] != kind]
+            return {"messages": [*kept, message], **changes}
+
+        updated = self.store.revise(request.id, placed)
         self.store.record("message_posted", request.id, kind=kind, channel=channel, ts=ts)
         return updated or request

@@ -119,7 +119,9 @@ class TrackedPosts(CourierParts):
         with buttons). Raises what the post raised, or `Unsettled` while an earlier attempt
         cannot be settled yet."""
         # The attempts as stored: the record in hand may predate one noted earlier this round.
-        earlier = attempts(self.store.read(record.id) or record, kind)
+        # The delivery lease renewed before the post leaves answers with the record as stored.
+        held = self._hold_delivery(record.id)
+        earlier = attempts(held or self.store.read(record.id) or record, kind)
         looked = True
         if earlier:
             if self.wall_clock() < max(a.at for a in earlier) + timedelta(seconds=self.look_after):
@@ -130,7 +132,7 @@ class TrackedPosts(CourierParts):
             if found:
                 return self._adopt(record, kind, found)
             looked = found is not None
-        self._hold_delivery(record.id)
+            self._hold_delivery(record.id)  # again: the look took a while
         started = self.wall_clock()
         if announce:
             self._note_attempt(record.id, kind, channel, started)
@@ -154,15 +156,18 @@ class TrackedPosts(CourierParts):
             self.store.record("message_reposted", record.id, kind=kind, looked=looked)
         return where
 
-    def _hold_delivery(self, record_id: str) -> None:
+    def _hold_delivery(self, record_id: str) -> Any:
         """Renew this thread's delivery lease on the record right before a post leaves; one
-        that ran out (a round of slow Slack calls) may be another's now: post nothing more."""
+        that ran out (a round of slow Slack calls) may be another's now: post nothing more.
+        The record as stored with the renewed lease; None when this thread holds none."""
         held = getattr(self.delivering, "lease", None)
         if held is None or held[0] != record_id:
-            return
+            return None
         _, owner, seconds = held
-        if not self.store.lease(record_id, owner, seconds=seconds):
+        renewed = self.store.leased(record_id, owner, seconds=seconds)
+        if renewed is None:
             raise Unsettled(f"{record_id}: the delivery lease passed on; left to its holder")
+        return renewed
 
     def _failed(
         self,
