@@ -1,6 +1,7 @@
 """Every listener speaks the language of the person who acted: Bolt middleware that looks up
 their Slack locale (remembered for a day, handlers/delivery/languages.py) and sets it for the
-listener and for the work it hands on after the ack (`Deps.later` carries the context). An
+listener and for the work it hands on after the ack (`Deps.later` carries the context); each
+request is dispatched in a context of its own, so the language ends with it. An
 event without a person (a Workflow Builder step run) speaks `INVITE_LANGUAGE`."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 from slack_bolt import App, BoltContext
 
-from bot.i18n import speaking
+from bot.i18n import use
 from bot.runtime.deps import Deps
 
 # A person's first request waits this long at most for their locale (later ones: not at all).
@@ -23,5 +24,7 @@ def register(app: App, deps: Deps) -> None:
         user = context.user_id
         # Nobody in particular (a workflow step's event): the workspace's INVITE_LANGUAGE.
         language = deps.languages.of(user, wait=ACK_WAIT) if user else deps.languages.channel
-        with speaking(language):
-            return next()
+        # Bolt's next() returns before the listener runs: the language is set for the rest of
+        # the request, whose context AnsweringApp.dispatch keeps to it.
+        use(language)
+        return next()

@@ -83,6 +83,15 @@ def speaking(language: str | None) -> Iterator[str]:
         _current.reset(token)
 
 
+def use(language: str | None) -> str:
+    """From here on in this context, texts are in `language` (one we have, else English).
+    For Bolt middleware, whose `next()` returns before the listener runs: the app dispatches
+    each request in a context of its own (`AnsweringApp.dispatch`), so it ends with it."""
+    language = language if language in LANGUAGES else SOURCE
+    _current.set(language)
+    return language
+
+
 def _(message: str, **values: Any) -> str:
     """`message` in the current language, its `{name}` fields filled from `values`."""
     text = translations(_current.get()).gettext(message)

@@ -79,6 +79,11 @@ class AnsweringApp(App):
         self.secrets = logs.maskable(secrets or ())
 
     def dispatch(self, req: BoltRequest) -> BoltResponse:
+        # A context of its own per request: what its middleware sets (the person's language,
+        # handlers/language.py) lasts for its listener and the work handed on, then ends.
+        return contextvars.copy_context().run(self._dispatch, req)
+
+    def _dispatch(self, req: BoltRequest) -> BoltResponse:
         with budget.ack_budget():
             response = super().dispatch(req)
         if self.secrets and isinstance(response.body, str):
