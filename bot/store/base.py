@@ -314,6 +314,24 @@ class Store(abc.ABC):
         ok, record = self._mutate(record_id, change)
         return record if ok else None
 
+    def renew_or_release(
+        self, record_id: str, owner: str, seconds: float, more: Callable[[Any], bool]
+    ) -> Record | None:
+        """After a round of deliveries, one write: `owner`'s delivery lease renewed when the
+        record as stored needs `more` of them (another round), else given back. The record as
+        stored (its `lease_owner` says which); None when the lease is not `owner`'s."""
+
+        def change(current: Record | None, now: datetime) -> Record | None:
+            if current is None or current.lease_owner != owner:
+                return None
+            if more(current):
+                until = now + timedelta(seconds=seconds)
+                return changed(current, now, {"lease_until": until})
+            return changed(current, now, {"lease_owner": None, "lease_until": None})
+
+        ok, record = self._mutate(record_id, change)
+        return record if ok else None
+
     def release(self, record_id: str, owner: str) -> None:
         def change(current: Record | None, now: datetime) -> Record | None:
             if current is None or current.lease_owner != owner:

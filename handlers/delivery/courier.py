@@ -112,7 +112,7 @@ class Courier(
                 return None  # another thread or instance is delivering; a sweep catches up
             time.sleep(0.02)
         self.delivering.lease = (record_id, owner, seconds)
-        stored = True  # `record` is as stored (not as a delivery left it)
+        stored = held = True  # `record` is as stored (not as a delivery left it); lease held
         try:
             # The state may move on while we post; go round until Slack has caught up.
             for _ in range(4):
@@ -122,14 +122,18 @@ class Courier(
                 record, stored = deliver(record), False
                 if record.version == before:
                     break  # nothing could be delivered now; a later sweep retries
-                renewed = self.store.leased(record_id, owner, seconds=seconds)
-                if renewed is None:
-                    break  # renewed for the next round, or no longer ours
-                record, stored = renewed, True
+                # Renewed for another round if the record as stored needs one, else given back.
+                after = self.store.renew_or_release(
+                    record_id, owner, seconds, more=lambda r: r.needs_delivery()
+                )
+                if after is None:
+                    break  # no longer ours
+                record, stored, held = after, True, after.lease_owner == owner
             return self._schedule_retry(record, stored)
         finally:
             self.delivering.lease = None
-            self.store.release(record_id, owner)
+            if held:
+                self.store.release(record_id, owner)
 
     def _schedule_retry(self, record: Any, stored: bool = False) -> Any:
         """Back off between sweeps for a record Slack keeps refusing (30 s doubling to 1 h),
