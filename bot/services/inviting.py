@@ -245,16 +245,15 @@ class Inviting(Unsure):
             uncertain=False,
             **SETTLED,
             awork_email_skipped=request.details.skip_sending_email or self._bot_delivers(request),
+            audit=(  # written with the change
+                "invited",
+                None,
+                {"awork_user": result.user_id, "code_received": result.invitation_code is not None},
+            ),
         )
         if not ok:  # taken over meanwhile: its new holder finds the invitation in awork
             log.warning("request %s: invited, but the lease had passed on", request.id)
             return stored or request
-        self.store.record(
-            "invited",
-            request.id,
-            awork_user=result.user_id,
-            code_received=result.invitation_code is not None,
-        )
         log.info("request %s: invitation created", request.id)
         return stored or request
 

@@ -26,7 +26,7 @@ from bot.domain.batches import InviteBatch
 from bot.domain.listing import Listed
 from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
 from bot.runtime import metrics
-from bot.store.budget import StoreUnavailable, later
+from bot.store.budget import StoreUnavailable, active, later
 from bot.store.facets import Facets, Record, changed, decode, facets, model_for
 
 Change = Callable[[Record | None, datetime], Record | None]
@@ -43,6 +43,7 @@ class LimitReached(Exception):
 
 
 Counted = tuple[str, int]  # a counter's key and its limit (`take_quota`)
+Audited = tuple[str, str | None, dict[str, Any]]  # an audit event's name, actor and detail
 
 
 class Store(abc.ABC):
@@ -66,9 +67,12 @@ class Store(abc.ABC):
         """Store a new record; False when one with its id exists (live or archived)."""
 
     @abc.abstractmethod
-    def _mutate(self, record_id: str, change: Change) -> tuple[bool, Record | None]:
+    def _mutate(
+        self, record_id: str, change: Change, audit: AuditEvent | None = None
+    ) -> tuple[bool, Record | None]:
         """Under the record's lock: read it, call `change(current, now)`, and write what it
-        returns (with fresh facets). Returns (True, written) or (False, current)."""
+        returns (with fresh facets) - and `audit`, when given, in the same write. Returns
+        (True, written) or (False, current)."""
 
     @abc.abstractmethod
     def _load(self, record_id: str) -> dict[str, Any] | None:
@@ -241,13 +245,15 @@ class Store(abc.ABC):
         *,
         claim: tuple[str, float] | None = None,
         claim_expired: bool = False,
+        audit: Audited | None = None,
         **changes: Any,
     ) -> tuple[bool, Any]:
         """Move a record to `to` only if it is in one of `expected` and, when given, its
         fields still hold the `require`d values (e.g. the same claimant).
 
         `claim=(owner, seconds)` takes the work lease with the change (a new `claim_id`, which
-        the holder's renewals and final writes must name); `claim_expired` makes
+        the holder's renewals and final writes must name); `audit` is the audit event that
+        records the change, written with it when it is made (`_audited`); `claim_expired` makes
         the change only when the current work lease has run out on the store's clock (a
         takeover). The condition names what matters, not a version number: delivery
         bookkeeping may change a record at any time without invalidating a decision.
@@ -274,7 +280,7 @@ class Store(abc.ABC):
                 )
             return changed(current, now, {"status": to, **extra})
 
-        return self._mutate(record_id, change)
+        return self._audited(record_id, change, audit)
 
     def renew(self, record_id: str, claim_id: str | None, seconds: float) -> bool:
         """Extend the work lease of the claim `claim_id` to `seconds` from now, while the record
@@ -349,15 +355,41 @@ class Store(abc.ABC):
         ok, record = self._mutate(record_id, change)
         return record if ok else None
 
-    def revise(self, record_id: str, changes: Callable[[Any], dict[str, Any]]) -> Any:
+    def revise(
+        self,
+        record_id: str,
+        changes: Callable[[Any], dict[str, Any]],
+        audit: Audited | None = None,
+    ) -> Any:
         """`update` with the changes made from the record as stored (`changes(current)`), in
-        its compare-and-set: no read before the write."""
+        its compare-and-set: no read before the write; `audit` records it (`_audited`)."""
 
         def change(current: Record | None, now: datetime) -> Record | None:
             return changed(current, now, changes(current)) if current is not None else None
 
-        ok, record = self._mutate(record_id, change)
+        ok, record = self._audited(record_id, change, audit)
         return record if ok else None
+
+    def _audited(
+        self, record_id: str, change: Change, audit: Audited | None
+    ) -> tuple[bool, Record | None]:
+        """`_mutate`, and the audit event `audit` (name, actor, detail) when it changed the
+        record: in the same write for work after the answer (no time budget), one statement
+        on PostgreSQL; under a budget after the write, by `record`, so that a busy audit log
+        never turns a stored decision into a failure."""
+        if audit is None:
+            return self._mutate(record_id, change)
+        event, actor, detail = audit
+        if active():
+            ok, record = self._mutate(record_id, change)
+            if ok:
+                self.record(event, record_id, actor, **detail)
+            return ok, record
+        entry = AuditEvent(event=event, request_id=record_id, actor=actor, detail=detail)
+        ok, record = self._mutate(record_id, change, entry)
+        if ok:
+            metrics.audit_event(event, detail)
+        return ok, record
 
     def record(
         self, event: str, request_id: str | None = None, actor: str | None = None, **detail: Any

@@ -111,9 +111,11 @@ class PostgresStore(Store):
 
         return self._db.run(insert, tx=True)
 
-    def _mutate(self, record_id: str, change: Change) -> tuple[bool, Record | None]:
+    def _mutate(
+        self, record_id: str, change: Change, audit: AuditEvent | None = None
+    ) -> tuple[bool, Record | None]:
         attempted: list[Record] = []  # what the first attempt wrote, if it got that far
-        written = self._mutate_known(record_id, change, attempted)
+        written = self._mutate_known(record_id, change, attempted, audit)
         if written is not None:
             return True, written
 
@@ -151,19 +153,26 @@ class PostgresStore(Store):
                 f.open_target,
             ):
                 schema.set_emails(conn, updated, f)
+            if audit is not None:
+                conn.execute(AUDIT_INSERT, _audit_row(audit))
             self._known.seen(updated)
             return True, updated
 
         return self._db.run(mutate, tx=True)
 
     def _mutate_known(
-        self, record_id: str, change: Change, attempted: list[Record]
+        self,
+        record_id: str,
+        change: Change,
+        attempted: list[Record],
+        audit: AuditEvent | None = None,
     ) -> Record | None:
         """The change made in one statement to the version of the record this process saw
         last, on the database's clock as it was read last (never ahead of it): written only
         if that is still the stored version. None when it was not written - no version seen,
         the clock not read lately, the change refused that version (which may be out of date:
-        the locked read decides), its open addresses change, or another wrote since."""
+        the locked read decides), its open addresses change, or another wrote since. `audit`
+        is inserted by the same statement when the update is made."""
         known, now = self._known.get(record_id)
         if known is None or now is None:
             return None
@@ -176,15 +185,25 @@ class PostgresStore(Store):
             return None
         attempted[:] = [updated]  # a retry after a lost answer may find this one stored
         values = {**schema.row(updated, f), "version": known.version}
-        row = self._first(
+        update = (
             "UPDATE records SET status = %(status)s, doc = %(doc)s,"
             " requester = %(requester)s, created_at = %(created_at)s,"
             " updated_at = %(updated_at)s, approvable = %(approvable)s,"
             " due_at = %(due_at)s, settled_at = %(settled_at)s"
             " WHERE id = %(id)s AND doc->'version' = to_jsonb(%(version)s::bigint)"
-            " RETURNING clock_timestamp()",
-            values,
+            " RETURNING clock_timestamp() AS now"
         )
+        if audit is not None:  # inserted only if the update is made
+            update = (
+                f"WITH u AS ({update}), a AS (INSERT INTO audit (at, request_id, doc)"  # noqa: S608 - constant text
+                " SELECT %(audit_at)s, %(audit_request)s, %(audit_doc)s FROM u)"
+                " SELECT now FROM u"
+            )
+            audited = _audit_row(audit)
+            values.update(
+                audit_at=audited["at"], audit_request=audited["id"], audit_doc=audited["doc"]
+            )
+        row = self._first(update, values)
         if row is None:
             return None
         self._known.tick(row[0])
@@ -336,10 +355,7 @@ class PostgresStore(Store):
             nonlocal tries
             tries += 1
             if tries == 1:
-                conn.execute(
-                    "INSERT INTO audit (at, request_id, doc) VALUES (%s, %s, %s)",
-                    (entry.at, entry.request_id, doc),
-                )
+                conn.execute(AUDIT_INSERT, _audit_row(entry))
                 return
             # Again after a lost connection: not a second time if the first was committed.
             conn.execute(
@@ -437,6 +453,13 @@ class PostgresStore(Store):
         with self._conn() as conn:
             schema.analyze(conn)
         return counts
+
+
+AUDIT_INSERT = "INSERT INTO audit (at, request_id, doc) VALUES (%(at)s, %(id)s, %(doc)s)"
+
+
+def _audit_row(entry: AuditEvent) -> dict[str, Any]:
+    return {"at": entry.at, "id": entry.request_id, "doc": Jsonb(entry.model_dump(mode="json"))}
 
 
 class Known:

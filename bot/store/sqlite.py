@@ -169,7 +169,9 @@ class SqliteStore(Store):
             self._put(record, facets_)
             return True
 
-    def _mutate(self, record_id: str, change: Change) -> tuple[bool, Record | None]:
+    def _mutate(
+        self, record_id: str, change: Change, audit: AuditEvent | None = None
+    ) -> tuple[bool, Record | None]:
         with self._lock():
             raw = self._db.get(f"r|{record_id}")
             current = decode(record_id, raw) if raw is not None else None
@@ -177,6 +179,8 @@ class SqliteStore(Store):
             if updated is None:
                 return False, current
             self._put(updated, facets(updated, self.schedule), self._db.get(f"x|{record_id}", []))
+            if audit is not None:
+                self._append_audit(audit)  # in the same transaction (the lock is re-entrant)
             return True, updated
 
     def _load(self, record_id: str) -> dict[str, Any] | None:

@@ -235,6 +235,6 @@ class Courier(
             kept = [m for m in current.messages if m.ts or m.kind.split(":", 1)[0] != kind]
             return {"messages": [*kept, message], **changes}
 
-        updated = self.store.revise(request.id, placed)
-        self.store.record("message_posted", request.id, kind=kind, channel=channel, ts=ts)
+        audit = ("message_posted", None, {"kind": kind, "channel": channel, "ts": ts})
+        updated = self.store.revise(request.id, placed, audit=audit)
         return updated or request
