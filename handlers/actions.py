@@ -15,7 +15,7 @@ from bot.i18n import _
 from bot.runtime.deps import Deps
 from bot.services.joining import AcceptOutcome
 from bot.store.budget import CALL_SECONDS
-from bot.ui import answers, approval, bulk_blocks, forms, mrkdwn, notices
+from bot.ui import answers, approval, bulk_blocks, bulk_notices, forms, mrkdwn, notices
 from handlers.clicks import Clicker, decided
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def register(app: App, deps: Deps) -> None:
         user = body["user"]["id"]
         target = _request_id(body)
         if is_batch(target):
-            can_deny, answer = deps.batches.can_deny, bulk_blocks.batch_refusal
+            can_deny, answer = deps.batches.can_deny, bulk_notices.batch_refusal
         else:
             can_deny, answer = service.can_deny, answers.refusal
         # Quick: the modal's trigger_id lives 3 s.
@@ -138,7 +138,7 @@ def register(app: App, deps: Deps) -> None:
         if decision is None:
             return
         if not decision.ok:
-            text = bulk_blocks.batch_refusal(decision.request, decision.refusal)
+            text = bulk_notices.batch_refusal(decision.request, decision.refusal)
             courier.tell(user, _channel(body), text)
             return
         courier.run_batch(decision.request.id, decision.request.claim_id)
@@ -169,7 +169,7 @@ def run_batch_approval(
         return
     if not decision.ok:
         deps.courier.tell(
-            user, channel, bulk_blocks.batch_refusal(decision.request, decision.refusal)
+            user, channel, bulk_notices.batch_refusal(decision.request, decision.refusal)
         )
         return
     if decision.request.status is BatchStatus.PENDING:  # the first of two approvals

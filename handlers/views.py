@@ -14,7 +14,7 @@ from bot.domain.text import clean_text
 from bot.i18n import _, ngettext
 from bot.runtime.deps import Deps
 from bot.services.asking import Turned
-from bot.ui import answers, bulk_blocks, forms, mrkdwn
+from bot.ui import answers, bulk_blocks, bulk_notices, forms, mrkdwn
 from handlers.actions import after_asked, after_batches, is_batch
 from handlers.files import download
 
@@ -69,7 +69,7 @@ def register(app: App, deps: Deps) -> None:
             return
         if is_batch(request_id):
             decision = deps.batches.deny(request_id, body["user"]["id"], reason)
-            answer = bulk_blocks.batch_refusal
+            answer = bulk_notices.batch_refusal
         else:
             decision = service.deny(request_id, body["user"]["id"], reason)
             answer = answers.refusal

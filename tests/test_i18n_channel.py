@@ -16,7 +16,7 @@ from bot.domain.details import InviteDetails
 from bot.domain.records import ApprovalRule, Failure, InviteRequest, Status, WorkflowStep
 from bot.i18n import speaking
 from bot.services.failures import describe_failure
-from bot.ui import approval, bulk_blocks
+from bot.ui import approval, bulk_blocks, bulk_notices
 from tests.i18n_fake import marked, unmarked_texts
 
 REQUESTER, APPROVER, OTHER, INVITEE = "UREQ", "UAPP", "UOTHER", "UADA"
@@ -278,16 +278,16 @@ def batch_payloads() -> list:
         payloads.append(
             bulk_blocks.batch_approval_message(one, Summary(invited=[member("x@example.com")]))[1]
         )
-        payloads.append({"text": bulk_blocks.batch_waiting_notice(one)})
-        payloads.append({"text": bulk_blocks.batch_outcome_notice(one, summary())})
-        payloads.append({"text": bulk_blocks.batch_reminder(one)})
-        payloads.append({"text": bulk_blocks.batch_already_decided(one)})
-        payloads.append({"text": bulk_blocks.batch_refusal(one, "already_retried")})
+        payloads.append({"text": bulk_notices.batch_waiting_notice(one)})
+        payloads.append({"text": bulk_notices.batch_outcome_notice(one, summary())})
+        payloads.append({"text": bulk_notices.batch_reminder(one)})
+        payloads.append({"text": bulk_notices.batch_already_decided(one)})
+        payloads.append({"text": bulk_notices.batch_refusal(one, "already_retried")})
     payloads.append(
-        {"text": bulk_blocks.batch_links(done, [("p1@example.com", "https://x/accept")], 1, 2)}
+        {"text": bulk_notices.batch_links(done, [("p1@example.com", "https://x/accept")], 1, 2)}
     )
     payloads.append(
-        {"text": bulk_blocks.batch_links(done, [("p1@example.com", "https://x/a")] * 2, 2, 2)}
+        {"text": bulk_notices.batch_links(done, [("p1@example.com", "https://x/a")] * 2, 2, 2)}
     )
     return payloads
 

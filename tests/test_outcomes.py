@@ -13,7 +13,7 @@ from bot.domain.batches import BatchStatus, InviteBatch, Summary
 from bot.domain.clock import utcnow
 from bot.domain.details import InviteDetails
 from bot.domain.records import ApprovalRule, InviteRequest, Status
-from bot.ui import answers, approval, bulk_blocks, forms, lists, mrkdwn, notices
+from bot.ui import answers, approval, bulk_blocks, bulk_notices, forms, lists, mrkdwn, notices
 from tests.conftest import APPROVERS
 from tests.slack_requests import ADMIN_CHANNEL, GENERAL
 from tests.test_bulk_scenarios import ask_inline, wait_batch
@@ -227,7 +227,7 @@ def test_counts_agree_with_their_nouns():
     text, message = bulk_blocks.batch_approval_message(one)
     assert "1 person" in text and "1 people" not in texts(message)
     assert "Approve all 1" not in texts(message)
-    assert "1 person" in bulk_blocks.batch_waiting_notice(one)
+    assert "1 person" in bulk_notices.batch_waiting_notice(one)
     assert "*1 person*" in lists.item_line(one)
     seats = request(details=InviteDetails(email="a@x.com", new_workspace=True, booked_seats=1))
     assert "1 seat" in texts(approval.approval_message(seats)[1])
@@ -272,7 +272,7 @@ def test_an_admin_role_approval_names_both_approvers():
     done = batch(2, decided_by=B, approvals=[A, B], approval_rule=ApprovalRule.TWO)
     summary = Summary(invited=[member("a@x.com", "U0ADA"), member("b@x.com", "U0BOB")])
     assert f"Approved by <@{A}> and <@{B}>" in all_text(bulk_blocks.summary_blocks(done, summary))
-    assert f"<@{A}> and <@{B}> approved" in bulk_blocks.batch_outcome_notice(done, summary)
+    assert f"<@{A}> and <@{B}> approved" in bulk_notices.batch_outcome_notice(done, summary)
 
 
 def test_no_message_text_is_case_changed():

@@ -14,7 +14,7 @@ from bot.domain.people import Person
 from bot.domain.records import InviteRequest, Status
 from bot.services.decisions import Refusal
 from bot.services.failures import describe_failure
-from bot.ui import bulk_blocks, forms, notices
+from bot.ui import bulk_blocks, bulk_notices, forms, notices
 from handlers.views import _on_blocks
 from tests.conftest import APPROVERS, approval_request_id
 from tests.slack_requests import GENERAL
@@ -227,12 +227,12 @@ def test_a_retry_button_runs_once(world):  # noqa: F811
     first = batches.retry_failed(batch.id, "UAPP1", after_run=1)
     meanwhile = batches.retry_failed(batch.id, "UAPP2", after_run=1)  # while it runs
     assert meanwhile.refusal is Refusal.ALREADY_RETRIED
-    assert "retry 1 is running" in bulk_blocks.batch_refusal(meanwhile.request, "already_retried")
+    assert "retry 1 is running" in bulk_notices.batch_refusal(meanwhile.request, "already_retried")
     batches.run(batch.id, first.request.claim_id)
     again = batches.retry_failed(batch.id, "UAPP2", after_run=1)  # after it ran: failures left
     assert batches.summary(again.request).failed
     assert again.refusal is Refusal.ALREADY_RETRIED and store.get_batch(batch.id).run == 2
-    assert "Nothing changed" in bulk_blocks.batch_refusal(again.request, again.refusal)
+    assert "Nothing changed" in bulk_notices.batch_refusal(again.request, again.refusal)
     assert batches.retry_failed(batch.id, "UREQ", after_run=1).refusal is Refusal.NOT_APPROVER
 
 

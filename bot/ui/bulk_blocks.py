@@ -9,7 +9,6 @@ from typing import Any
 from bot.domain.batches import BatchStatus, InviteBatch, Skipped, Summary
 from bot.domain.records import InviteRequest, Status
 from bot.i18n import N_, _, ngettext, pgettext
-from bot.ui.answers import refusal
 from bot.ui.approval import (
     APPROVE,
     DENY,
@@ -30,16 +29,13 @@ from bot.ui.bulk_form import bulk_form as bulk_form
 from bot.ui.lists import item_line
 from bot.ui.mrkdwn import (
     approved_by,
-    asked_in,
     context,
     escape,
     plain,
     policy_note,
-    route_words,
     section,
     sections,
     shortened,
-    slack_date,
 )
 
 RETRY_FAILED = "retry_failed"
@@ -72,7 +68,7 @@ def _people(batch: InviteBatch) -> str:
     return _more(names, len(batch.entries) - SHOWN)
 
 
-def _skipped(skipped: list[Skipped]) -> str | None:
+def left_out_line(skipped: list[Skipped]) -> str | None:
     if not skipped:
         return None
     parts = []
@@ -116,7 +112,7 @@ def batch_approval_message(
         section(heading),
         *sections(lines),  # split, never cut: the last lines are decided on too
     ]
-    left_out = _skipped(batch.skipped)
+    left_out = left_out_line(batch.skipped)
     if left_out:
         result += sections([left_out], kind=context)
     result.append(context(asked_line(batch)))
@@ -353,158 +349,9 @@ def _answer_lost(member: InviteRequest) -> bool:
     return member.result is not None and member.result.invitation_code is None
 
 
-# --- telling the requester --------------------------------------------------------------------
-
-
-def batch_waiting_notice(batch: InviteBatch) -> str:
-    left_out = _skipped(batch.skipped)
-    note = f" {left_out}." if left_out else ""
-    waiting = ngettext(
-        ":inbox_tray: Your request to invite {n} person to awork is waiting for an approver "
-        "(request `{id}`). I'll tell you by DM when it is decided.",
-        ":inbox_tray: Your request to invite {n} people to awork is waiting for an approver "
-        "(request `{id}`). I'll tell you by DM when it is decided.",
-        len(batch.entries),
-        id=batch.id,
-    )
-    return f"{waiting}{route_words(batch)}{note}"
-
-
-def batch_outcome_notice(batch: InviteBatch, summary: Summary) -> str:
-    """For the requester, by DM (later news), naming the channel where they asked."""
-    return _batch_outcome_words(batch, summary) + asked_in(batch.origin_channel)
-
-
-def _batch_outcome_words(batch: InviteBatch, summary: Summary) -> str:
-    count = len(batch.entries)
-    if batch.status is BatchStatus.DENIED:
-        denier = f"<@{batch.decided_by}>" if batch.decided_by else _("An approver")
-        return ngettext(
-            ":no_entry: {who} denied your request to invite {n} person: {reason}",
-            ":no_entry: {who} denied your request to invite {n} people: {reason}",
-            count,
-            who=denier,
-            reason=escape(batch.deny_reason or ""),
-        )
-    if batch.status is BatchStatus.EXPIRED:
-        return ngettext(
-            ":hourglass: Your request to invite {n} person expired without a decision.",
-            ":hourglass: Your request to invite {n} people expired without a decision.",
-            count,
-        )
-    who = approved_by(batch, _("An approver"))
-    failed = "".join(
-        f"\n• {escape(m.details.email)}: {escape(m.failure.said() if m.failure else '')}"
-        for m in summary.failed[:SHOWN]
-    )
-    more = len(summary.failed) - SHOWN
-    if more > 0:
-        failed += "\n" + ngettext("…and {n} more", "…and {n} more", more)
-    approved = _(
-        ":white_check_mark: {who} approved your request `{id}`: {summary}.",
-        who=who,
-        id=batch.id,
-        summary=summary_line(summary),
-    )
-    return approved + failed
-
-
-def batch_links(batch: InviteBatch, links: list[tuple[str, str]], part: int, parts: int) -> str:
-    """The requester's DM with acceptance links for invitees who aren't in Slack. Credentials:
-    a DM only."""
-    head = ngettext(
-        ":key: Acceptance links for request `{id}` ({part} of {parts}). This person isn't in "
-        "this Slack; pass each link privately to its person (each works for 24 hours):",
-        ":key: Acceptance links for request `{id}` ({part} of {parts}). These people aren't "
-        "in this Slack; pass each link privately to its person (each works for 24 hours):",
-        len(links),
-        id=batch.id,
-        part=part,
-        parts=parts,
-    )
-    accept = _("accept the invitation")
-    return head + "".join(f"\n• {escape(email)}: <{link}|{accept}>" for email, link in links)
-
-
-def batch_reminder(batch: InviteBatch) -> str:
-    requester = f"<@{batch.requester_id}>"
-    return ngettext(
-        ":bell: Still waiting for a decision: {requester} asked to invite {n} person {date}.",
-        ":bell: Still waiting for a decision: {requester} asked to invite {n} people {date}.",
-        len(batch.entries),
-        requester=requester,
-        date=slack_date(batch.created_at),
-    )
-
-
 def batch_status_card(batch: InviteBatch, summary: Summary | None) -> list[dict[str, Any]]:
     """`/invite status bat-…`: the batch as its approval message shows it, without buttons
     (the message says when it was asked: the line above does not again)."""
     _text, message = batch_approval_message(batch, summary)
     line = item_line(batch, asked=False)
     return [section(line), *(b for b in message if b.get("type") != "actions")]
-
-
-def batch_refusal(batch: InviteBatch | None, reason: str | None) -> str:
-    """Why a click on a batch's message changed nothing, said privately to the clicker."""
-    if batch is not None and reason == "already_retried":
-        if batch.status is BatchStatus.RUNNING:
-            return _(
-                "Nothing changed: that “Retry failed” of request `{id}` was clicked already; "
-                "retry {retry} is running.",
-                id=batch.id,
-                retry=batch.run - 1,
-            )
-        return _(
-            "Nothing changed: that “Retry failed” of request `{id}` was clicked already, and "
-            "retry {retry} has run. The message shows who still fails, with a new button if "
-            "anyone does.",
-            id=batch.id,
-            retry=batch.run - 1,
-        )
-    return refusal(batch, reason, batch_already_decided)
-
-
-def batch_already_decided(batch: InviteBatch) -> str:
-    count, values = len(batch.entries), {"id": batch.id}
-    if batch.status is BatchStatus.PENDING:
-        return ngettext(
-            "Nothing changed: the request `{id}` for {n} person is still waiting.",
-            "Nothing changed: the request `{id}` for {n} people is still waiting.",
-            count,
-            **values,
-        )
-    if batch.status is BatchStatus.EXPIRED:
-        return ngettext(
-            "Nothing changed: the request `{id}` for {n} person expired without a decision.",
-            "Nothing changed: the request `{id}` for {n} people expired without a decision.",
-            count,
-            **values,
-        )
-    if batch.status is BatchStatus.DENIED:
-        denier = f"<@{batch.decided_by}>" if batch.decided_by else _("someone else")
-        return ngettext(
-            "Nothing changed: the request `{id}` for {n} person was already denied by {who}.",
-            "Nothing changed: the request `{id}` for {n} people was already denied by {who}.",
-            count,
-            who=denier,
-            **values,
-        )
-    who = approved_by(batch, _("someone else"))
-    if batch.status is BatchStatus.RUNNING:
-        return ngettext(
-            "Nothing changed: the request `{id}` for {n} person was approved by {who} and is "
-            "being invited.",
-            "Nothing changed: the request `{id}` for {n} people was approved by {who} and is "
-            "being invited.",
-            count,
-            who=who,
-            **values,
-        )
-    return ngettext(
-        "Nothing changed: the request `{id}` for {n} person was approved by {who} and is done.",
-        "Nothing changed: the request `{id}` for {n} people was approved by {who} and is done.",
-        count,
-        who=who,
-        **values,
-    )

@@ -24,7 +24,7 @@ import logging
 from bot.domain.batches import BatchStatus, InviteBatch, Summary
 from bot.domain.records import InviteRequest, MessageRef, Status
 from bot.store import StoreClosed
-from bot.ui import bulk_blocks, notices
+from bot.ui import bulk_blocks, bulk_notices, notices
 from bot.ui.mrkdwn import escape
 from handlers.delivery.parts import CourierParts
 from handlers.delivery.slack_errors import (
@@ -203,7 +203,7 @@ class BatchDelivery(CourierParts):
                             batch,
                             "reminder",
                             batch.approval_message.channel,
-                            bulk_blocks.batch_reminder(batch),
+                            bulk_notices.batch_reminder(batch),
                             thread_ts=batch.approval_message.ts,
                         )
                     batch = self._posted(batch, "reminder", posted, reminder_posted=True)
@@ -214,7 +214,7 @@ class BatchDelivery(CourierParts):
                     where = self.tell(
                         batch.requester_id,
                         batch.origin_channel,
-                        bulk_blocks.batch_waiting_notice(batch),
+                        bulk_notices.batch_waiting_notice(batch),
                         track=(batch, "waiting_notice"),
                     )
                 if where:
@@ -239,7 +239,7 @@ class BatchDelivery(CourierParts):
             summary = summary or self.batches.summary(batch)
             withheld = [m for m in summary.invited if m.link_withheld]
             with self.for_person(batch.requester_id):
-                notice = bulk_blocks.batch_outcome_notice(batch, summary)
+                notice = bulk_notices.batch_outcome_notice(batch, summary)
                 if withheld:  # Slack refused them the DM with these links
                     skipped = any(m.awork_email_skipped for m in withheld)
                     notice += "\n" + notices.withheld_links(skipped, len(withheld))
@@ -279,7 +279,7 @@ class BatchDelivery(CourierParts):
             try:
                 with self.for_person(batch.requester_id):
                     links = [(m.details.email, link) for m, link in chunk]
-                    text = bulk_blocks.batch_links(batch, links, number, len(chunks))
+                    text = bulk_notices.batch_links(batch, links, number, len(chunks))
                     if len(text) >= MESSAGE_CHARS:  # HEAD_CHARS did not cover a translation
                         log.warning(
                             "batch %s: a list of links runs to %d characters", batch.id, len(text)
