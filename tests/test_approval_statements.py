@@ -261,3 +261,37 @@ def test_a_changes_audit_entry_is_written_with_it_and_only_with_it(engine, tmp_p
         ]
     finally:
         store.close()
+
+
+def test_a_one_statement_change_whose_answer_was_lost_is_not_made_twice(pg_url, monkeypatch):
+    """The UPDATE of a version seen, with its audit entry, committed just before the
+    connection failed: done again, it is recognised as ours - one change, one entry."""
+    from psycopg.errors import AdminShutdown
+
+    from bot.store.postgres import PostgresStore
+
+    store = PostgresStore(pg_url)
+    try:
+        request = store.add(InviteRequest(requester_id="U1", details=InviteDetails(email="a@x.io")))
+        real, lost = store._db.borrow, []
+
+        @contextlib.contextmanager
+        def commit_then_lose(*args, **kwargs):
+            with real(*args, **kwargs) as conn:
+                yield conn
+            if not lost:  # committed: now the connection "fails"
+                lost.append(True)
+                raise AdminShutdown("terminating connection due to administrator command")
+
+        store.now()  # the clock read lately: the change is tried in one statement first
+        tried, known = [], store._mutate_known
+        monkeypatch.setattr(store, "_mutate_known", lambda *a: tried.append(known(*a)))
+        monkeypatch.setattr(store._db, "borrow", commit_then_lose)
+        audit = ("approved", "UA", {})
+        ok, moved = store.transition(request.id, {Status.PENDING}, Status.INVITING, audit=audit)
+        assert lost and tried == [None]  # its answer lost: decided on the locked read
+        assert ok and moved.status is Status.INVITING
+        assert store.read(request.id).version == request.version + 1
+        assert [e.event for e in store.audit()] == ["approved"]
+    finally:
+        store.close()

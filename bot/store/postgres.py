@@ -469,7 +469,7 @@ class Known:
     judged on it is never judged later than the database's own time. Never read back as a
     record: a read asks the database."""
 
-    RECORDS = 4096
+    RECORDS = 1000  # the most recently used (a batch of 500 people is a big one)
     FRESH = 5.0  # seconds a clock reading is carried on before it is read again
 
     def __init__(self) -> None:
@@ -478,10 +478,8 @@ class Known:
         self._clock: tuple[datetime, float] | None = None
 
     def seen(self, record: Record) -> None:
+        # An older read arriving late only costs its next change the locked read-check-write.
         with self._lock:
-            held = self._records.get(record.id)
-            if held is not None and held.version > record.version:
-                return  # an older read arriving late
             self._records[record.id] = record
             self._records.move_to_end(record.id)
             while len(self._records) > self.RECORDS:
