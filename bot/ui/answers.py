@@ -226,7 +226,7 @@ def already_decided(request: InviteRequest) -> str:
         )
     if status is Status.LAPSED:
         return _(
-            "Nothing changed: the request for {email} lapsed, and was already asked for again.",
+            "Nothing changed: the invitation for {email} lapsed, and was already asked for again.",
             email=email,
         )
     return _("Nothing changed: the request for {email} expired without a decision.", email=email)

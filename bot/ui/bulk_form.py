@@ -35,7 +35,7 @@ def bulk_form(origin_channel: str | None) -> dict[str, Any]:
                     "max_length": 3000,
                     "placeholder": plain(_("ada@example.com, Ada, Lovelace")),
                 },
-                hint=_("email[, first name, last name] - or attach a CSV file below."),
+                hint=_("email[, first name, last name] — or attach a CSV file below."),
             ),
             input_block(
                 PEOPLE_FILE,

@@ -295,7 +295,7 @@ def deny_reason_modal(request: Any) -> dict[str, Any]:
         "close": plain(_("Cancel"), 24),
         "private_metadata": request.id,
         "blocks": [
-            section(_("Deny the invitation of *{who}*?", who=_subject(request))),
+            section(_("Deny the invitation for *{who}*?", who=_subject(request))),
             _text_input(
                 "reason",
                 _("Reason (the requester sees it)"),

@@ -303,4 +303,5 @@ def by_policy(record: Any) -> str:
     """A line for the requester when the policy approved their request (no approver did)."""
     if str(record.approval_rule) != "policy":
         return ""
-    return "\n" + _("No approver was needed: {who} approved it.", who=approved_by(record))
+    rule = escape(record.policy_rule or "approved_domains")
+    return "\n" + _("No approver was needed: the policy ({rule}) approved it.", rule=rule)
