@@ -409,3 +409,30 @@ def test_a_reminder_posted_before_the_upgrade_is_not_told_again():
     ).model_dump(mode="json")
     old_batch.pop("reminder_told")
     assert InviteBatch.model_validate({**old_batch, "reminder_posted": True}).reminder_told
+
+
+def test_an_unnamed_workspace_is_not_awork_on_awork():
+    """Without the workspace's name from awork, the invitee reads "invited you to awork",
+    "You joined awork" - never "awork on awork"; with it, the name and "on awork"."""
+    from bot.domain.awork_models import Workspace
+
+    unnamed = InviteRequest(
+        requester_id="UREQ",
+        details=InviteDetails(email="grace@example.com"),
+        status=Status.JOINED,
+        result=InvitationResult(),
+    )
+    named = unnamed.model_copy(
+        update={"result": InvitationResult(workspace=Workspace(name="Acme"))}
+    )
+    texts = [
+        notices.invitee_dm(unnamed)[0],
+        str(notices.invitee_dm(unnamed)[1]),
+        notices.answer_lost_dm(unnamed),
+        notices.joined_dm(unnamed, "https://x/p")[0],
+        notices.joined_dm(unnamed, None)[0],
+    ]
+    assert all("awork on awork" not in t and "awork* on awork" not in t for t in texts)
+    assert "invited you to awork." in texts[1] and texts[3].startswith(":tada: You joined awork.")
+    assert "*Acme* on awork" in str(notices.invitee_dm(named)[1])
+    assert notices.joined_dm(named, None)[0] == ":tada: You joined Acme on awork."

@@ -371,10 +371,16 @@ def undelivered_link(invitees: str, expires: datetime | None, email_skipped: boo
 
 
 def workspace_name(request: InviteRequest) -> str:
-    """The workspace the invitation is into, by its name when awork gave one."""
+    """The workspace the invitation is into, by its name when awork gave one (else "awork")."""
+    return known_workspace(request) or "awork"
+
+
+def known_workspace(request: InviteRequest) -> str | None:
+    """The workspace's name, escaped, when awork gave one; None when it did not (a text that
+    says "… on awork" then says "awork" alone, not "awork on awork")."""
     result = request.result
     name = result.workspace.name if result and result.workspace and result.workspace.name else None
-    return escape(name) if name else "awork"
+    return escape(name) if name else None
 
 
 def action_buttons(request: Any, *buttons: tuple[str, str, str]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from bot.ui.approval import (
     TEAMS_SHOWN,
     action_buttons,
     answer_lost,
+    known_workspace,
     link_whereabouts,
     workspace_name,
 )
@@ -213,13 +214,9 @@ def invite_again_offer(
 def invitee_dm(request: InviteRequest) -> tuple[str, list[dict[str, Any]]]:
     """The invitee's DM: who, where, role, teams, until when - and Accept. No code in it."""
     d = request.details
-    workspace = workspace_name(request)
+    workspace = known_workspace(request)
     lines = [
-        _(
-            ":wave: {requester} invited you to *{workspace}* on awork.",
-            requester=mention(request.requester_id),
-            workspace=workspace,
-        ),
+        invited_you(request),
         _(
             "*Role:* {role}",
             role=escape(request.role_name) if request.role_name else _(DEFAULT_ROLE),
@@ -236,11 +233,14 @@ def invitee_dm(request: InviteRequest) -> tuple[str, list[dict[str, Any]]]:
         )
     else:
         lines.append(_("The invitation is open for 24 hours."))
-    text = _(
-        "{email}: you are invited to {workspace} on awork",
-        email=escape(d.email),
-        workspace=workspace,
-    )
+    if workspace:
+        text = _(
+            "{email}: you are invited to {workspace} on awork",
+            email=escape(d.email),
+            workspace=workspace,
+        )
+    else:
+        text = _("{email}: you are invited to awork", email=escape(d.email))
     return text, [
         section("\n".join(lines)),
         action_buttons(request, (ACCEPT, pgettext("button", "Accept invitation"), "primary")),
@@ -250,27 +250,32 @@ def invitee_dm(request: InviteRequest) -> tuple[str, list[dict[str, Any]]]:
 def answer_lost_dm(request: InviteRequest) -> str:
     """The invitee's DM when awork's answer to their invitation was lost: invited, but the
     bot has no code for an Accept button - what to do instead."""
-    invited = _(
-        ":wave: {requester} invited you to *{workspace}* on awork.",
-        requester=mention(request.requester_id),
-        workspace=workspace_name(request),
-    )
-    return f"{invited} {answer_lost(request.awork_email_skipped)}"
+    return f"{invited_you(request)} {answer_lost(request.awork_email_skipped)}"
+
+
+def invited_you(request: InviteRequest) -> str:
+    """The invitee's first line: who invited them, and where."""
+    requester, workspace = mention(request.requester_id), known_workspace(request)
+    if workspace:
+        return _(
+            ":wave: {requester} invited you to *{workspace}* on awork.",
+            requester=requester,
+            workspace=workspace,
+        )
+    return _(":wave: {requester} invited you to awork.", requester=requester)
 
 
 def joined_dm(
     request: InviteRequest, password_link: str | None
 ) -> tuple[str, list[dict[str, Any]]]:
     """Replaces the invitee's DM once they joined. The password link is theirs alone."""
-    workspace = workspace_name(request)
-    if password_link:
-        text = _(
-            ":tada: You joined {workspace} on awork. <{link}|Set your password> to sign in.",
-            workspace=workspace,
-            link=password_link,
-        )
-    else:
+    workspace = known_workspace(request)
+    if workspace:
         text = _(":tada: You joined {workspace} on awork.", workspace=workspace)
+    else:
+        text = _(":tada: You joined awork.")
+    if password_link:
+        text += " " + _("<{link}|Set your password> to sign in.", link=password_link)
     return text, [section(text)]
 
 
