@@ -204,14 +204,12 @@ class Inviting(Unsure):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _about_to_send(self, request: InviteRequest) -> None:
-        """Mark the request `uncertain` before its first POST leaves: whoever takes it over
-        after a crash then knows the POST may have reached awork. Until then a takeover may
-        send at once - nothing left for awork."""
-        if request.uncertain:
-            return
-        ok, _ = self._held(request, uncertain=True)
-        if not ok:
-            raise LeaseLost(f"{request.id}: the lease passed on before the POST")
+        """Mark the request `uncertain` before its first POST leaves - with the lease's renewal
+        right before it leaves, in one write: whoever takes it over after a crash then knows
+        the POST may have reached awork. Until then a takeover may send at once - nothing left
+        for awork. A lease lost by then stops the POST (`Work.holding`)."""
+        if not request.uncertain:
+            self.work.with_next_renewal(uncertain=True)
 
     # -- looking in awork -------------------------------------------------------------------
 

@@ -82,6 +82,7 @@ class Work:
         # A work lease outlives the longest one awork request can take after it is sent.
         self.lease = awork.longest_attempt() + lease_margin
         self._in_flight = 0
+        self._with_renewal = threading.local()  # what this thread's next renewal also writes
         self._active: set[str] = set()
         self._idle = threading.Condition()
         self.alarm = Alarm()
@@ -98,15 +99,26 @@ class Work:
         or the store unreachable) stops the request from being sent."""
 
         def renew() -> None:
+            changes = getattr(self._with_renewal, "changes", None) or {}
+            self._with_renewal.changes = None
             try:
-                held = self.store.renew(record_id, claim_id, self.lease)
+                held = self.store.renew(record_id, claim_id, self.lease, **changes)
             except Exception as exc:
                 raise LeaseLost(f"{record_id}: could not renew the lease") from exc
             if not held:
                 raise LeaseLost(f"{record_id}: the lease is held by another instance")
 
         with self.awork.before_each_send(renew):
-            yield
+            try:
+                yield
+            finally:
+                self._with_renewal.changes = None
+
+    def with_next_renewal(self, **changes: object) -> None:
+        """Write `changes` with this thread's next renewal (`holding`), right before its next
+        awork request leaves: in the same compare-and-set, or not at all when the lease is
+        lost - and then that request is not sent."""
+        self._with_renewal.changes = changes
 
     @contextmanager
     def tracked(self, record_id: str) -> Iterator[None]:

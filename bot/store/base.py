@@ -282,17 +282,19 @@ class Store(abc.ABC):
 
         return self._audited(record_id, change, audit)
 
-    def renew(self, record_id: str, claim_id: str | None, seconds: float) -> bool:
+    def renew(self, record_id: str, claim_id: str | None, seconds: float, **changes: Any) -> bool:
         """Extend the work lease of the claim `claim_id` to `seconds` from now, while the record
-        is still being worked on under that claim; False otherwise - then the work must stop:
-        the lease expired and another holder (or a later claim) has it."""
+        is still being worked on under that claim, with `changes` in the same write; False
+        otherwise - then the work must stop: the lease expired and another holder (or a later
+        claim) has it."""
 
         def change(current: Record | None, now: datetime) -> Record | None:
             if current is None or claim_id is None or current.claim_id != claim_id:
                 return None
             if str(current.status) not in WORKING:
                 return None
-            return changed(current, now, {"claim_until": now + timedelta(seconds=seconds)})
+            until = now + timedelta(seconds=seconds)
+            return changed(current, now, {**changes, "claim_until": until})
 
         ok, _ = self._mutate(record_id, change)
         return ok
