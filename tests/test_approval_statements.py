@@ -346,3 +346,26 @@ def test_a_renewal_writes_its_changes_only_under_its_claim(engine, tmp_path, req
         assert renewed.uncertain and renewed.claim_until > held.claim_until
     finally:
         store.close()
+
+
+def test_a_change_judged_ahead_of_the_databases_clock_is_judged_again(pg_url, monkeypatch):
+    """The database's clock behind the time carried on (stepped back): the one-statement
+    change is not written, and the locked read-check-write makes it on the database's time."""
+    from bot.store.postgres import PostgresStore
+
+    store = PostgresStore(pg_url)
+    try:
+        added = store.add(InviteRequest(requester_id="U1", details=InviteDetails(email="a@x.io")))
+        store.get(added.id)
+        real = store._known.get
+        ahead = timedelta(minutes=5)
+        monkeypatch.setattr(
+            store._known, "get", lambda record_id: (real(record_id)[0], store.now() + ahead)
+        )
+        tried, known = [], store._mutate_known
+        monkeypatch.setattr(store, "_mutate_known", lambda *a: tried.append(known(*a)))
+        assert store.lease(added.id, "A", 30)
+        leased = store.get(added.id)
+        assert tried == [None] and leased.lease_until < store.now() + timedelta(seconds=31)
+    finally:
+        store.close()

@@ -171,12 +171,14 @@ class PostgresStore(Store):
         last, on the database's clock as it was read last (never ahead of it): written only
         if that is still the stored version. None when it was not written - no version seen,
         the clock not read lately, the change refused that version (which may be out of date:
-        the locked read decides), its open addresses change, or another wrote since. `audit`
+        the locked read decides), its open addresses change, another wrote since, or the time
+        it was judged at is ahead of the database's clock. `audit`
         is inserted by the same statement when the update is made."""
         known, now = self._known.get(record_id)
         if known is None or now is None:
             return None
-        updated = change(known, max(now, known.updated_at))
+        now = max(now, known.updated_at)
+        updated = change(known, now)
         if updated is None:
             return None
         f = facets(updated, self.schedule)
@@ -184,13 +186,16 @@ class PostgresStore(Store):
         if (before.open_emails, before.open_target) != (f.open_emails, f.open_target):
             return None
         attempted[:] = [updated]  # a retry after a lost answer may find this one stored
-        values = {**schema.row(updated, f), "version": known.version}
+        values = {**schema.row(updated, f), "version": known.version, "now": now}
         update = (
             "UPDATE records SET status = %(status)s, doc = %(doc)s,"
             " requester = %(requester)s, created_at = %(created_at)s,"
             " updated_at = %(updated_at)s, approvable = %(approvable)s,"
             " due_at = %(due_at)s, settled_at = %(settled_at)s"
             " WHERE id = %(id)s AND doc->'version' = to_jsonb(%(version)s::bigint)"
+            # The time the change was judged at is not ahead of the database's (its clock
+            # stepped back since it was read): else the locked read-check-write judges it.
+            " AND clock_timestamp() >= %(now)s"
             " RETURNING clock_timestamp() AS now"
         )
         if audit is not None:  # inserted only if the update is made
