@@ -216,9 +216,12 @@ def invite_approved(deps: Deps, request: InviteRequest) -> None:
     invite in awork under that claim and bring Slack up to date before and after."""
     service, courier = deps.service, deps.courier
     if request.invitee_slack_id is None:
-        service.set_invitee(request.id, courier.slack_user(request.details.email))
+        invitee = courier.slack_user(request.details.email)
+        request = service.set_invitee(request.id, invitee) or request
     courier.sync(request.id)  # "Approved by @x, inviting…"
-    service.invite(request.id, request.claim_id)  # under the claim this approval took
+    # Under the claim this approval took, as written last (what Slack was told since is not
+    # read again: only the delivery notes changed).
+    service.invite(request.id, request.claim_id, request)
     courier.sync(request.id)
 
 

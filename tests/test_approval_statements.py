@@ -29,8 +29,8 @@ from tests.fakes.awork import ROLE_PM, TEAM_DESIGN
 from tests.slack_requests import ADMIN_CHANNEL, SlackDriver
 
 # At most, per approval; a statement outside a transaction block is a transaction of its own.
-STATEMENTS = 24  # issue 21's target: 15
-TRANSACTIONS = 21  # issue 21's target: 5
+STATEMENTS = 23  # issue 21's target: 15
+TRANSACTIONS = 20  # issue 21's target: 5
 
 STORE = str(Path(__file__).resolve().parent.parent / "bot" / "store")
 ROOT = str(Path(__file__).resolve().parent.parent)

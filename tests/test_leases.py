@@ -263,3 +263,21 @@ def test_a_batch_run_goes_only_under_the_claim_its_caller_took(world):
     assert fake.calls("POST", "/invitations") == []
     assert batches.run(batch.id, takeover.claim_id).status.value == "done"
     assert len(fake.calls("POST", "/invitations")) == 3
+
+
+def test_a_claim_taken_over_after_the_approvals_last_write_sends_nothing(world):
+    """The approval's thread invites with the request as it last wrote it (no read); its claim
+    was taken over since: the renewal before the first awork request finds that out, and
+    nothing is sent under the old claim."""
+    fake, _, store, service = world
+    request_id = approved(service)
+    as_written = store.get(request_id)
+    store.update(request_id, claim_until=store.now() - timedelta(seconds=1))
+    ok, sweeps = store.transition(
+        request_id, {Status.INVITING}, Status.INVITING, claim=("me", 60), claim_expired=True
+    )
+    assert ok and sweeps.claim_id != as_written.claim_id
+    assert service.invite(request_id, as_written.claim_id, as_written).claim_id == sweeps.claim_id
+    assert fake.calls("POST", "/invitations") == [] and not store.get(request_id).uncertain
+    assert service.inviting.settle(sweeps, look_first=True).status is Status.INVITED
+    assert len(fake.calls("POST", "/invitations")) == 1

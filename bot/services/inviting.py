@@ -75,12 +75,16 @@ class Inviting(Unsure):
         self._workspace_id = workspace_id
         self._workspace_lock = threading.Lock()
 
-    def invite(self, request_id: str, claim_id: str | None) -> InviteRequest | None:
+    def invite(
+        self, request_id: str, claim_id: str | None, known: InviteRequest | None = None
+    ) -> InviteRequest | None:
         """Call awork for a request under the claim `claim_id` that this caller took (status
         INVITING), exactly once. If that claim is not the request's any more - its lease ran
         out before we got here (Slack was slow) and it was taken over, by another instance or
-        by this one's sweep - it is left to the new claim, untouched."""
-        request = self.store.get(request_id)
+        by this one's sweep - it is left to the new claim, untouched. `known`: the request as
+        this caller last wrote it under that claim, instead of a read - a claim lost since is
+        found by the lease's renewal before anything leaves for awork (`Work.holding`)."""
+        request = known if known is not None else self.store.get(request_id)
         if request is None or request.status is not Status.INVITING or claim_id is None:
             return request
         if request.claim_id != claim_id:
@@ -136,9 +140,10 @@ class Inviting(Unsure):
                 return self._fail(request, exc)
             return self._succeed(request, result)
 
-    def set_invitee(self, request_id: str, slack_user_id: str | None) -> None:
-        """Remember the invitee's Slack account (found by email), before awork is called."""
-        self.store.update(request_id, invitee_slack_id=slack_user_id)
+    def set_invitee(self, request_id: str, slack_user_id: str | None) -> InviteRequest | None:
+        """Remember the invitee's Slack account (found by email), before awork is called; the
+        request as stored with it."""
+        return self.store.update(request_id, invitee_slack_id=slack_user_id)
 
     def workspace_id(self) -> str:
         """The configured workspace, else the API key's own, asked of awork once and kept."""
