@@ -2,13 +2,11 @@
 
 - A record is a row (its JSON document and its index facets as columns; see
   `postgres_schema`), so every lookup on a request's path is an indexed read.
-- Compare-and-set is one statement when this process has seen the record's last version: the
-  change is made to that version and written by `UPDATE ... WHERE version = the one seen`
-  (`Known`); otherwise - another replica moved it on, or the change refuses the version seen -
-  it is a row lock (`SELECT ... FOR UPDATE`) for the record's read-check-write. Leases are
-  judged on the database's clock (`clock_timestamp()`), one clock for all replicas: in the
-  one-statement form, its reading at the last statement plus the time since, never later
-  than the database's own.
+- Compare-and-set (`postgres_cas`) is one statement when this process has seen the record's
+  last version: the change is made to that version and written by `UPDATE ... WHERE version
+  = the one seen`; otherwise - another replica moved it on, or the change refuses the version
+  seen - it is a row lock (`SELECT ... FOR UPDATE`) for the record's read-check-write. Leases
+  are judged on the database's clock (`clock_timestamp()`), one clock for all replicas.
 - Due work is claimed with `FOR UPDATE SKIP LOCKED`: each due record goes to one sweeper.
 - Periodic jobs are claimed by an atomic upsert on their next run time, and awork's rate
   limit is counted in a table (`postgres_ratelimit`), so it holds for all replicas together.
@@ -24,11 +22,8 @@
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -38,13 +33,14 @@ from bot.domain.batches import InviteBatch
 from bot.domain.listing import Listed
 from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
 from bot.store import postgres_schema as schema
-from bot.store.base import Change, Counted, Facets, LimitReached, Record, Store, decode, facets
+from bot.store.base import Counted, Facets, LimitReached, Record, Store, decode
+from bot.store.postgres_cas import AUDIT_INSERT, CompareAndSet, Known, audit_row
 from bot.store.postgres_conn import Connections
 from bot.store.postgres_pool import CONNECT_TIMEOUT, open_pool
 from bot.store.postgres_ratelimit import SharedRateLimiter
 
 
-class PostgresStore(Store):
+class PostgresStore(CompareAndSet, Store):
     engine = "postgresql"
 
     def __init__(
@@ -110,110 +106,6 @@ class PostgresStore(Store):
             return row is not None and row[0] == record.model_dump(mode="json")
 
         return self._db.run(insert, tx=True)
-
-    def _mutate(
-        self, record_id: str, change: Change, audit: AuditEvent | None = None
-    ) -> tuple[bool, Record | None]:
-        attempted: list[Record] = []  # what the first attempt wrote, if it got that far
-        written = self._mutate_known(record_id, change, attempted, audit)
-        if written is not None:
-            return True, written
-
-        def mutate(conn: psycopg.Connection) -> tuple[bool, Record | None]:
-            row = conn.execute(
-                "SELECT doc, clock_timestamp() FROM records WHERE id = %s FOR UPDATE",
-                (record_id,),
-            ).fetchone()
-            if row is None:
-                now = conn.execute("SELECT clock_timestamp()").fetchone()[0]
-                current = None
-            else:
-                current, now = decode(record_id, row[0]), row[1]
-            self._known.tick(now)
-            if attempted and current is not None and _same(current, attempted[0]):
-                self._known.seen(current)
-                return True, current  # the first attempt was committed; its answer was lost
-            updated = change(current, now)
-            if updated is None:
-                if current is not None:
-                    self._known.seen(current)
-                return False, current
-            attempted[:] = [updated]
-            f = facets(updated, self.schedule)
-            conn.execute(
-                "UPDATE records SET status = %(status)s, doc = %(doc)s,"
-                " requester = %(requester)s, created_at = %(created_at)s,"
-                " updated_at = %(updated_at)s, approvable = %(approvable)s,"
-                " due_at = %(due_at)s, settled_at = %(settled_at)s WHERE id = %(id)s",
-                schema.row(updated, f),
-            )
-            before = facets(current, self.schedule) if current is not None else None
-            if before is None or (before.open_emails, before.open_target) != (
-                f.open_emails,
-                f.open_target,
-            ):
-                schema.set_emails(conn, updated, f)
-            if audit is not None:
-                conn.execute(AUDIT_INSERT, _audit_row(audit))
-            self._known.seen(updated)
-            return True, updated
-
-        return self._db.run(mutate, tx=True)
-
-    def _mutate_known(
-        self,
-        record_id: str,
-        change: Change,
-        attempted: list[Record],
-        audit: AuditEvent | None = None,
-    ) -> Record | None:
-        """The change made in one statement to the version of the record this process saw
-        last, on the database's clock as it was read last (never ahead of it): written only
-        if that is still the stored version. None when it was not written - no version seen,
-        the clock not read lately, the change refused that version (which may be out of date:
-        the locked read decides), its open addresses change, another wrote since, or the time
-        it was judged at is ahead of the database's clock. `audit`
-        is inserted by the same statement when the update is made."""
-        known, now = self._known.get(record_id)
-        if known is None or now is None:
-            return None
-        now = max(now, known.updated_at)
-        updated = change(known, now)
-        if updated is None:
-            return None
-        f = facets(updated, self.schedule)
-        before = facets(known, self.schedule)
-        if (before.open_emails, before.open_target) != (f.open_emails, f.open_target):
-            return None
-        attempted[:] = [updated]  # a retry after a lost answer may find this one stored
-        values = {**schema.row(updated, f), "version": known.version, "now": now}
-        update = (
-            "UPDATE records SET status = %(status)s, doc = %(doc)s,"
-            " requester = %(requester)s, created_at = %(created_at)s,"
-            " updated_at = %(updated_at)s, approvable = %(approvable)s,"
-            " due_at = %(due_at)s, settled_at = %(settled_at)s"
-            " WHERE id = %(id)s AND doc->'version' = to_jsonb(%(version)s::bigint)"
-            # The time the change was judged at is not ahead of the database's (its clock
-            # stepped back since it was read): else the locked read-check-write judges it.
-            " AND clock_timestamp() >= %(now)s"
-            " RETURNING clock_timestamp() AS now"
-        )
-        if audit is not None:  # inserted only if the update is made
-            update = (
-                f"WITH u AS ({update}), a AS (INSERT INTO audit (at, request_id, doc)"  # noqa: S608 - constant text
-                " SELECT %(audit_at)s, %(audit_request)s, %(audit_doc)s FROM u)"
-                " SELECT now FROM u"
-            )
-            audited = _audit_row(audit)
-            values.update(
-                audit_at=audited["at"], audit_request=audited["id"], audit_doc=audited["doc"]
-            )
-        row = self._first(update, values)
-        if row is None:
-            return None
-        self._known.tick(row[0])
-        self._known.seen(updated)
-        return updated
 
     def _load(self, record_id: str) -> dict[str, Any] | None:
         row = self._first(
@@ -360,7 +252,7 @@ class PostgresStore(Store):
             nonlocal tries
             tries += 1
             if tries == 1:
-                conn.execute(AUDIT_INSERT, _audit_row(entry))
+                conn.execute(AUDIT_INSERT, audit_row(entry))
                 return
             # Again after a lost connection: not a second time if the first was committed.
             conn.execute(
@@ -458,62 +350,6 @@ class PostgresStore(Store):
         with self._conn() as conn:
             schema.analyze(conn)
         return counts
-
-
-AUDIT_INSERT = "INSERT INTO audit (at, request_id, doc) VALUES (%(at)s, %(id)s, %(doc)s)"
-
-
-def _audit_row(entry: AuditEvent) -> dict[str, Any]:
-    return {"at": entry.at, "id": entry.request_id, "doc": Jsonb(entry.model_dump(mode="json"))}
-
-
-class Known:
-    """The last version of each record this process read or wrote (a bounded number), the
-    base of a one-statement compare-and-set; and the database's clock as the last statement
-    read it, carried on by the time since (this host's monotonic clock), so that a change
-    judged on it is never judged later than the database's own time. Never read back as a
-    record: a read asks the database."""
-
-    RECORDS = 1000  # the most recently used (a batch of 500 people is a big one)
-    FRESH = 5.0  # seconds a clock reading is carried on before it is read again
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._records: OrderedDict[str, Record] = OrderedDict()
-        self._clock: tuple[datetime, float] | None = None
-
-    def seen(self, record: Record) -> None:
-        # An older read arriving late only costs its next change the locked read-check-write.
-        with self._lock:
-            self._records[record.id] = record
-            self._records.move_to_end(record.id)
-            while len(self._records) > self.RECORDS:
-                self._records.popitem(last=False)
-
-    def tick(self, now: datetime) -> datetime:
-        """The database's time `now`, just read."""
-        with self._lock:
-            self._clock = (now, time.monotonic())
-        return now
-
-    def get(self, record_id: str) -> tuple[Record | None, datetime | None]:
-        """The version seen last, and the database's time now (None: not read lately)."""
-        with self._lock:
-            record = self._records.get(record_id)
-            clock = self._clock
-        if clock is None:
-            return record, None
-        elapsed = time.monotonic() - clock[1]
-        if not 0 <= elapsed < self.FRESH:
-            return record, None
-        return record, clock[0] + timedelta(seconds=elapsed)
-
-
-def _same(stored: Record, written: Record) -> bool:
-    """Whether `stored` is the very version `written` was: a write of ours, not another's."""
-    return stored.version == written.version and stored.model_dump(
-        mode="json"
-    ) == written.model_dump(mode="json")
 
 
 def _take(conn: psycopg.Connection, key: str, wanted: int, limit: int) -> int:
