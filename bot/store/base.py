@@ -28,10 +28,10 @@ from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
 from bot.runtime import metrics
 from bot.store.budget import StoreUnavailable, active, later
 from bot.store.facets import Facets, Record, changed, decode, facets, model_for
+from bot.store.leasing import Leases
 
 Change = Callable[[Record | None, datetime], Record | None]
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
-WORKING = frozenset({"inviting", "joining", "running"})  # the states a work lease holds
 
 
 class StoreClosed(RuntimeError):
@@ -46,7 +46,7 @@ Counted = tuple[str, int]  # a counter's key and its limit (`take_quota`)
 Audited = tuple[str, str | None, dict[str, Any]]  # an audit event's name, actor and detail
 
 
-class Store(abc.ABC):
+class Store(Leases, abc.ABC):
     """One store interface, two engines (see the module docstring)."""
 
     engine: str = "abstract"
@@ -281,72 +281,6 @@ class Store(abc.ABC):
             return changed(current, now, {"status": to, **extra})
 
         return self._audited(record_id, change, audit)
-
-    def renew(self, record_id: str, claim_id: str | None, seconds: float, **changes: Any) -> bool:
-        """Extend the work lease of the claim `claim_id` to `seconds` from now, while the record
-        is still being worked on under that claim, with `changes` in the same write; False
-        otherwise - then the work must stop: the lease expired and another holder (or a later
-        claim) has it."""
-
-        def change(current: Record | None, now: datetime) -> Record | None:
-            if current is None or claim_id is None or current.claim_id != claim_id:
-                return None
-            if str(current.status) not in WORKING:
-                return None
-            until = now + timedelta(seconds=seconds)
-            return changed(current, now, {**changes, "claim_until": until})
-
-        ok, _ = self._mutate(record_id, change)
-        return ok
-
-    def lease(self, record_id: str, owner: str, seconds: float) -> bool:
-        """Take (or renew) the short exclusive lease on a record's Slack deliveries; False
-        while another holder's lease runs."""
-        return self.leased(record_id, owner, seconds) is not None
-
-    def leased(self, record_id: str, owner: str, seconds: float) -> Record | None:
-        """`lease`, answering with the record as stored with the lease (no read after it);
-        None while another holder's lease runs."""
-
-        def change(current: Record | None, now: datetime) -> Record | None:
-            if current is None:
-                return None
-            held = current.lease_owner not in (None, owner) and (
-                current.lease_until is not None and current.lease_until > now
-            )
-            if held:
-                return None
-            until = now + timedelta(seconds=seconds)
-            return changed(current, now, {"lease_owner": owner, "lease_until": until})
-
-        ok, record = self._mutate(record_id, change)
-        return record if ok else None
-
-    def renew_or_release(
-        self, record_id: str, owner: str, seconds: float, more: Callable[[Any], bool]
-    ) -> Record | None:
-        """After a round of deliveries, one write: `owner`'s delivery lease renewed when the
-        record as stored needs `more` of them (another round), else given back. The record as
-        stored (its `lease_owner` says which); None when the lease is not `owner`'s."""
-
-        def change(current: Record | None, now: datetime) -> Record | None:
-            if current is None or current.lease_owner != owner:
-                return None
-            if more(current):
-                until = now + timedelta(seconds=seconds)
-                return changed(current, now, {"lease_until": until})
-            return changed(current, now, {"lease_owner": None, "lease_until": None})
-
-        ok, record = self._mutate(record_id, change)
-        return record if ok else None
-
-    def release(self, record_id: str, owner: str) -> None:
-        def change(current: Record | None, now: datetime) -> Record | None:
-            if current is None or current.lease_owner != owner:
-                return None
-            return changed(current, now, {"lease_owner": None, "lease_until": None})
-
-        self._mutate(record_id, change)
 
     def update(self, record_id: str, **changes: Any) -> Any:
         """Change fields that are not the state (message references, delivery notes)."""

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 from sqlitedict import SqliteDict
 
 from bot.domain.records import AuditEvent, Schedule
-from bot.store.base import WORKING, Facets, Record, decode, facets, utc_key
+from bot.store.base import Facets, Record, decode, facets, utc_key
+from bot.store.leasing import WORKING
 
 
 class SqliteStore(Protocol):

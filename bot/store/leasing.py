@@ -1,0 +1,94 @@
+"""Leases, held on the store's clock, never by a process id (a mixin of `Store`, each a
+compare-and-set through the engine's `_mutate`): the work lease of a claim (`claimed_by`
+until `claim_until`, renewed while awork is called) and the short delivery lease on a
+record's Slack messages (`lease_owner` until `lease_until`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from bot.store.facets import Record, changed
+
+if TYPE_CHECKING:
+    from bot.domain.records import AuditEvent
+
+WORKING = frozenset({"inviting", "joining", "running"})  # the states a work lease holds
+
+
+class Leases:
+    if TYPE_CHECKING:
+
+        def _mutate(
+            self,
+            record_id: str,
+            change: Callable[[Record | None, datetime], Record | None],
+            audit: AuditEvent | None = None,
+        ) -> tuple[bool, Record | None]: ...
+
+    def renew(self, record_id: str, claim_id: str | None, seconds: float, **changes: Any) -> bool:
+        """Extend the work lease of the claim `claim_id` to `seconds` from now, while the record
+        is still being worked on under that claim, with `changes` in the same write; False
+        otherwise - then the work must stop: the lease expired and another holder (or a later
+        claim) has it."""
+
+        def change(current: Record | None, now: datetime) -> Record | None:
+            if current is None or claim_id is None or current.claim_id != claim_id:
+                return None
+            if str(current.status) not in WORKING:
+                return None
+            until = now + timedelta(seconds=seconds)
+            return changed(current, now, {**changes, "claim_until": until})
+
+        ok, _ = self._mutate(record_id, change)
+        return ok
+
+    def lease(self, record_id: str, owner: str, seconds: float) -> bool:
+        """Take (or renew) the short exclusive lease on a record's Slack deliveries; False
+        while another holder's lease runs."""
+        return self.leased(record_id, owner, seconds) is not None
+
+    def leased(self, record_id: str, owner: str, seconds: float) -> Record | None:
+        """`lease`, answering with the record as stored with the lease (no read after it);
+        None while another holder's lease runs."""
+
+        def change(current: Record | None, now: datetime) -> Record | None:
+            if current is None:
+                return None
+            held = current.lease_owner not in (None, owner) and (
+                current.lease_until is not None and current.lease_until > now
+            )
+            if held:
+                return None
+            until = now + timedelta(seconds=seconds)
+            return changed(current, now, {"lease_owner": owner, "lease_until": until})
+
+        ok, record = self._mutate(record_id, change)
+        return record if ok else None
+
+    def renew_or_release(
+        self, record_id: str, owner: str, seconds: float, more: Callable[[Any], bool]
+    ) -> Record | None:
+        """After a round of deliveries, one write: `owner`'s delivery lease renewed when the
+        record as stored needs `more` of them (another round), else given back. The record as
+        stored (its `lease_owner` says which); None when the lease is not `owner`'s."""
+
+        def change(current: Record | None, now: datetime) -> Record | None:
+            if current is None or current.lease_owner != owner:
+                return None
+            if more(current):
+                until = now + timedelta(seconds=seconds)
+                return changed(current, now, {"lease_until": until})
+            return changed(current, now, {"lease_owner": None, "lease_until": None})
+
+        ok, record = self._mutate(record_id, change)
+        return record if ok else None
+
+    def release(self, record_id: str, owner: str) -> None:
+        def change(current: Record | None, now: datetime) -> Record | None:
+            if current is None or current.lease_owner != owner:
+                return None
+            return changed(current, now, {"lease_owner": None, "lease_until": None})
+
+        self._mutate(record_id, change)
