@@ -163,3 +163,13 @@ def test_replicas_refresh_the_catalog_once_per_period(tmp_path, pg_url):
     finally:
         for store in stores:
             store.close()
+
+
+def test_invite_language_is_one_with_a_catalog(tmp_path):
+    """INVITE_LANGUAGE takes `de`, `DE` or a locale (`de-AT`); one without a catalog is refused
+    naming those there are; unset it is English."""
+    assert make_settings(tmp_path).invite_language == "en"
+    for value in ("de", "DE", "de-AT", "de_DE"):
+        assert make_settings(tmp_path, INVITE_LANGUAGE=value).invite_language == "de"
+    with pytest.raises(ValidationError, match="must be one of: en, de"):
+        make_settings(tmp_path, INVITE_LANGUAGE="fr")
