@@ -17,9 +17,11 @@ RUN pip install . \
 
 USER invitebot
 # The store (requests, audit log, invitation codes: keep the volume private) lives on a volume.
+# glibc's per-thread caches off (bot/cli/malloc.py): set here, serve need not start twice.
 ENV INVITE_DB_PATH=/data/invite-bot.sqlite \
     HOST=0.0.0.0 \
-    PORT=3000
+    PORT=3000 \
+    GLIBC_TUNABLES=glibc.malloc.tcache_count=0
 VOLUME ["/data"]
 EXPOSE 3000
 

@@ -234,14 +234,15 @@ def startups(env: dict[str, str], workdir: Path, times: int = 5) -> dict:
         slack.close()
 
 
-def mixed_until(server: Server, total: int, size: int = 50) -> None:
+def mixed_until(server: Server, total: int, size: int = 50, tag: str = "mix") -> None:
     """Bursts of all five paths mixed (a fifth each) until `server` has had `total` requests;
-    each burst once the last one's Slack calls have arrived (not waiting for quiet)."""
+    each burst once the last one's Slack calls have arrived (not waiting for quiet). `tag`
+    names the addresses asked for: a second call needs another, or its asks are duplicates."""
     number = 0
     while server.sent < total:
         count = min(size, total - server.sent)
         kinds = [PATHS[i % len(PATHS)] for i in range(count)]
-        parts = {p: bodies(p, server, f"mix{number}", count) for p in PATHS}
+        parts = {p: bodies(p, server, f"{tag}{number}", count) for p in PATHS}
         since = len(server.slack.calls)
         # The i-th request is the (i // 5)-th of its kind: its own address, user, request.
         statuses, _ = burst(

@@ -127,3 +127,34 @@ def test_serving_threads_share_two_malloc_arenas():
     )
     arenas = [line for line in result.stderr.splitlines() if line.startswith("Arena ")]
     assert 1 <= len(arenas) <= 2
+
+
+AGAIN = """
+import os
+from bot.cli.malloc import without_thread_caches
+print(os.getpid(), os.environ.get("GLIBC_TUNABLES"), flush=True)
+without_thread_caches()
+print("serving", flush=True)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's thread caches")
+@pytest.mark.parametrize("operator", [None, "glibc.malloc.tcache_count=3"])
+def test_serving_starts_once_more_without_glibcs_thread_caches(operator):
+    """Serving execs itself once with GLIBC_TUNABLES turning the per-thread caches off (same
+    pid, same command line); an operator's GLIBC_TUNABLES is kept and nothing is exec'd."""
+    if not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"):
+        pytest.skip("not glibc")
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    if operator:
+        env["GLIBC_TUNABLES"] = operator
+    result = subprocess.run(
+        [sys.executable, "-c", AGAIN], capture_output=True, text=True, check=True, env=env
+    )
+    lines = result.stdout.splitlines()
+    if operator:
+        assert lines[1:] == ["serving"] and lines[0].endswith(operator)
+        return
+    first, second = (line.split(" ", 1) for line in lines[:2])
+    assert lines[2:] == ["serving"]
+    assert first == [second[0], "None"] and second[1] == "glibc.malloc.tcache_count=0"

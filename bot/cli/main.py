@@ -68,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(argv: list[str] | None = None) -> int:
     args = parse_args(argv)  # before the heavier imports: `--help` and mistakes answer at once
+    if argv is None and args.command == "serve":  # the real command line, not a test's call
+        from bot.cli.malloc import without_thread_caches
+
+        without_thread_caches()  # starts this command once more, unless done (bot/cli/malloc.py)
     if args.command == "manifest":  # needs no configuration
         return print_manifest(args.slash_command, args.url, args.socket)
     from bot.runtime import logs
