@@ -102,7 +102,7 @@ def test_slack_date_falls_back_to_the_time_in_utc():
     """A client that cannot show Slack's date token shows the date and time in UTC."""
     when = datetime(2026, 3, 4, 5, 6, tzinfo=UTC)
     assert mrkdwn.slack_date(when) == (
-        f"<!date^{int(when.timestamp())}^{{date_short_pretty}} at {{time}}|4 Mar 2026, 05:06 UTC>"
+        f"<!date^{int(when.timestamp())}^{{date_short_pretty}} at {{time}}|2026-03-04 05:06 UTC>"
     )
 
 

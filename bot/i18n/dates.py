@@ -5,20 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.i18n import _, current
+from bot.i18n import _
 
 
-def fallback(when: datetime, language: str | None = None) -> str:
-    """`5 Dec 2026, 14:03 UTC` / `05.12.2026, 14:03 UTC`: Babel's medium date and short time
-    for the language (English: unambiguous day-month-year)."""
-    from babel.dates import format_date, format_time  # the first date shown pays for Babel
-
-    language = language or current()
-    when = when.astimezone(UTC)
-    locale = "en_GB" if language == "en" else language
-    day = format_date(when, "medium", locale=locale)
-    hour = format_time(when, "HH:mm", tzinfo=UTC, locale=locale)
-    return f"{day}, {hour} UTC"
+def fallback(when: datetime) -> str:
+    """The date and time in UTC as the language being spoken writes them: `2026-12-05 14:03
+    UTC`, `05.12.2026, 14:03 UTC`. Numbers only, so a strftime pattern from the catalog is all
+    a language needs (no locale data loaded: Babel's costs 5 MiB)."""
+    # i18n: a strftime pattern for a date and time in UTC; numbers only (%d %m %Y %H %M).
+    return when.astimezone(UTC).strftime(_("%Y-%m-%d %H:%M UTC"))
 
 
 def slack_date(when: datetime) -> str:
