@@ -63,14 +63,12 @@ def burst(
     text=lambda i: "",
     body=None,
     user=lambda i: f"U{i:04d}",
-    answers: list[bytes] | None = None,
 ) -> tuple[list[int], list[float]]:
     """`count` signed /invite sent at once, each on its own open keep-alive connection, by one
     thread with a selector: the figures are the server's, not a client's thread pool's (40
     threads of an HTTP client take 50-70 ms to get 40 requests out on two cores). `text(i)`:
     the command's text of the i-th (default: none, the form); `body(i)`: instead of a
-    command, the i-th request's body and content type; `user(i)`: who sends the i-th;
-    `answers`: the bodies of the responses are added to it."""
+    command, the i-th request's body and content type; `user(i)`: who sends the i-th."""
     driver = SlackDriver(None, SECRET)
     connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
     try:
@@ -112,8 +110,6 @@ def burst(
                     latencies.append((time.perf_counter() - sent[key.fileobj]) * 1000)
                     statuses.append(done)
                     selector.unregister(key.fileobj)
-                    if answers is not None:
-                        answers.append(bytes(buffer).partition(b"\r\n\r\n")[2])
         return statuses, latencies
     finally:
         for sock in connections:
