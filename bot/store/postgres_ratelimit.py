@@ -1,9 +1,11 @@
 """awork's rate limit for every replica together: the calls are counted in PostgreSQL, under an
 advisory lock and on the database's clock - one statement a call (the function
-`invite_take_slot`, bot/store/postgres_schema.py)."""
+`invite_take_slot`, bot/store/postgres_schema.py), which also says when the answers to this
+replica's earlier calls came (`done`)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -32,6 +34,9 @@ class SharedRateLimiter(RateLimiter):
         super().__init__(per_second, per_minute, cap=cap, sleep=sleep)
         self._conn = connection
         self._taken = 0
+        # Calls answered since the last slot was taken: (slot id, monotonic time of the answer).
+        self._answered: list[tuple[int, float]] = []
+        self._answered_lock = threading.Lock()
 
     def acquire(self) -> Any:
         while True:
@@ -43,29 +48,35 @@ class SharedRateLimiter(RateLimiter):
 
     def take(self) -> tuple[int | None, float]:
         """Take a slot if every window has room: (slot id, 0); else (None, seconds to wait).
-        Calls older than the longest window are forgotten every 200 slots."""
+        The calls answered since the last one count from their answers on (at the latest:
+        the seconds since each answer are taken before the statement leaves). Calls older than
+        the longest window are forgotten every 200 slots."""
         longest = max((window for _, window in self.limits), default=60.0)
         self._taken += 1
+        with self._answered_lock:
+            answered, self._answered = self._answered, []
+        now = time.monotonic()
         with self._conn() as conn:
             slot, wait = conn.execute(
-                "SELECT slot, wait FROM invite_take_slot(%s, %s, %s, %s, %s)",
+                "SELECT slot, wait FROM invite_take_slot(%s, %s, %s, %s, %s, %s, %s)",
                 (
                     RATE_LOCK,
                     [count for count, _ in self.limits],
                     [float(window) for _, window in self.limits],
                     float(self.cap),
                     longest + 5 if self._taken % 200 == 0 else None,
+                    [cell for cell, _ in answered],
+                    [max(0.0, now - at) for _, at in answered],
                 ),
             ).fetchone()
         return (slot, 0.0) if slot is not None else (None, float(wait))
 
     def done(self, cell: Any) -> None:
-        with self._conn() as conn:
-            conn.execute(
-                "UPDATE awork_calls SET counted_at = least(counted_at, clock_timestamp())"
-                " WHERE id = %s",
-                (cell,),
-            )
+        """The call's answer came: it counts from now (said with the next slot taken here;
+        until then, and if none is, `cap` after it was sent - never earlier than awork saw
+        it)."""
+        with self._answered_lock:
+            self._answered.append((cell, time.monotonic()))
 
     def pause(self, seconds: float) -> None:
         with self._conn() as conn:

@@ -113,6 +113,22 @@ MIGRATIONS: dict[int, list[str]] = {
                 VALUES (now_ts + make_interval(secs => cap)) RETURNING id, 0::float8;
         END $$"""
     ],
+    # The calls whose answers came since this replica's last slot count from then (`done_ago`
+    # seconds before now) - said with its next slot, in its one statement, not one their own.
+    4: [
+        """CREATE OR REPLACE FUNCTION invite_take_slot(
+            lock_key bigint, counts int[], windows float8[], cap float8, prune float8,
+            done_ids bigint[], done_ago float8[])
+        RETURNS TABLE (slot bigint, wait float8) LANGUAGE plpgsql VOLATILE AS $$
+        BEGIN
+            IF coalesce(array_length(done_ids, 1), 0) > 0 THEN
+                UPDATE awork_calls c SET counted_at = least(c.counted_at,
+                    clock_timestamp() - make_interval(secs => d.ago))
+                  FROM unnest(done_ids, done_ago) AS d(id, ago) WHERE c.id = d.id;
+            END IF;
+            RETURN QUERY SELECT * FROM invite_take_slot(lock_key, counts, windows, cap, prune);
+        END $$"""
+    ],
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
