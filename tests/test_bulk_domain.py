@@ -189,6 +189,19 @@ def test_calls_count_from_their_answer_so_jitter_cannot_exceed_the_limit():
     assert clock.now - start == pytest.approx(1.25)
 
 
+def test_a_call_unanswered_counts_until_a_second_after_its_slot():
+    """By default a call in flight counts until a second after its slot: one that reaches
+    awork late (a busy machine, a slow network) still counts in awork's second. The 51st
+    call after 50 unanswered ones waits 2 s."""
+    clock = Clock()
+    limiter = RateLimiter(50, 1000, clock=clock, sleep=clock.sleep)
+    for _ in range(50):
+        limiter.acquire()  # never answered
+    start = clock.now
+    limiter.acquire()
+    assert clock.now - start == pytest.approx(2.0)
+
+
 def test_limiter_follows_awork_headers():
     """A 429's ratelimit-reset, or remaining 0 with a reset, pauses every caller."""
     clock = Clock()

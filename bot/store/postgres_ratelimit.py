@@ -28,7 +28,7 @@ class SharedRateLimiter(RateLimiter):
         connection: Borrow,
         per_second: int = 50,
         per_minute: int = 1000,
-        cap: float = 0.25,
+        cap: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__(per_second, per_minute, cap=cap, sleep=sleep)
