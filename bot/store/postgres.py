@@ -93,7 +93,6 @@ class PostgresStore(CompareAndSet, Store):
             nonlocal tries
             tries += 1
             if schema.insert_record(conn, record, f):
-                self._known.seen(record)
                 # Counted after the insert, in its transaction: a retry that finds its own
                 # first insert committed (below) does not count it twice.
                 if counted is not None and not _take(conn, counted[0], 1, counted[1]):
@@ -105,7 +104,10 @@ class PostgresStore(CompareAndSet, Store):
             row = conn.execute("SELECT doc FROM records WHERE id = %s", (record.id,)).fetchone()
             return row is not None and row[0] == record.model_dump(mode="json")
 
-        return self._db.run(insert, tx=True)
+        inserted = self._db.run(insert, tx=True)
+        if inserted:  # committed: the base of its first change
+            self._known.seen(record)
+        return inserted
 
     def _load(self, record_id: str) -> dict[str, Any] | None:
         row = self._first(

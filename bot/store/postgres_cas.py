@@ -38,12 +38,24 @@ class CompareAndSet:
     def _mutate(
         self, record_id: str, change: Change, audit: AuditEvent | None = None
     ) -> tuple[bool, Record | None]:
-        attempted: list[Record] = []  # what the first attempt wrote, if it got that far
-        written = self._mutate_known(record_id, change, attempted, audit)
+        # A write of ours whose answer was lost (its connection failed): stored or not, the
+        # next attempt finds out. Only then - an identical write by another is not ours.
+        lost: list[Record] = []
+        try:
+            written = self._mutate_known(record_id, change, lost, audit)
+        except Exception:
+            self._known.forget(record_id)  # stored or not: the next change reads it
+            raise
         if written is not None:
             return True, written
+        tries = 0
+        sent: list[Record] = []  # what this try writes, should its answer be lost
 
         def mutate(conn: psycopg.Connection) -> tuple[bool, Record | None]:
+            nonlocal tries
+            tries += 1
+            if tries > 1 and sent:
+                lost[:] = sent
             row = conn.execute(
                 "SELECT doc, clock_timestamp() FROM records WHERE id = %s FOR UPDATE",
                 (record_id,),
@@ -54,15 +66,12 @@ class CompareAndSet:
             else:
                 current, now = decode(record_id, row[0]), row[1]
             self._known.tick(now)
-            if attempted and current is not None and _same(current, attempted[0]):
-                self._known.seen(current)
-                return True, current  # the first attempt was committed; its answer was lost
+            if lost and current is not None and _same(current, lost[0]):
+                return True, current  # the earlier attempt was committed; its answer was lost
             updated = change(current, now)
             if updated is None:
-                if current is not None:
-                    self._known.seen(current)
                 return False, current
-            attempted[:] = [updated]
+            sent[:] = [updated]
             f = facets(updated, self.schedule)
             conn.execute(
                 "UPDATE records SET status = %(status)s, doc = %(doc)s,"
@@ -79,16 +88,22 @@ class CompareAndSet:
                 schema.set_emails(conn, updated, f)
             if audit is not None:
                 conn.execute(AUDIT_INSERT, audit_row(audit))
-            self._known.seen(updated)
             return True, updated
 
-        return self._db.run(mutate, tx=True)
+        try:
+            ok, record = self._db.run(mutate, tx=True)
+        except Exception:
+            self._known.forget(record_id)
+            raise
+        if record is not None:  # committed (or read): the base of the next change
+            self._known.seen(record)
+        return ok, record
 
     def _mutate_known(
         self,
         record_id: str,
         change: Change,
-        attempted: list[Record],
+        lost: list[Record],
         audit: AuditEvent | None = None,
     ) -> Record | None:
         """The change made in one statement to the version of the record this process saw
@@ -109,7 +124,6 @@ class CompareAndSet:
         before = facets(known, self.schedule)
         if (before.open_emails, before.open_target) != (f.open_emails, f.open_target):
             return None
-        attempted[:] = [updated]  # a retry after a lost answer may find this one stored
         values = {**schema.row(updated, f), "version": known.version, "now": now}
         update = (
             "UPDATE records SET status = %(status)s, doc = %(doc)s,"
@@ -117,9 +131,12 @@ class CompareAndSet:
             " updated_at = %(updated_at)s, approvable = %(approvable)s,"
             " due_at = %(due_at)s, settled_at = %(settled_at)s"
             " WHERE id = %(id)s AND doc->'version' = to_jsonb(%(version)s::bigint)"
-            # The time the change was judged at is not ahead of the database's (its clock
-            # stepped back since it was read): else the locked read-check-write judges it.
+            # The time the change was judged at is the database's within a second: not ahead
+            # of it (its clock stepped back since it was read), nor far behind (the statement
+            # waited for a connection, or was sent again): else the locked read-check-write
+            # judges it on the database's time - a lease is never written short.
             " AND clock_timestamp() >= %(now)s"
+            " AND clock_timestamp() < %(now)s + interval '1 second'"
             " RETURNING clock_timestamp() AS now"
         )
         if audit is not None:  # inserted only if the update is made
@@ -132,7 +149,18 @@ class CompareAndSet:
             values.update(
                 audit_at=audited["at"], audit_request=audited["id"], audit_doc=audited["doc"]
             )
-        row = self._first(update, values)
+        tries = 0
+
+        def write(conn: psycopg.Connection) -> tuple[Any, ...] | None:
+            nonlocal tries
+            tries += 1
+            return conn.execute(update, values).fetchone()
+
+        try:
+            row = self._db.run(write)
+        finally:
+            if tries > 1:  # sent again on a fresh connection: the first may have been stored
+                lost[:] = [updated]
         if row is None:
             return None
         self._known.tick(row[0])
@@ -171,10 +199,19 @@ class Known:
                 self._records.popitem(last=False)
 
     def tick(self, now: datetime) -> datetime:
-        """The database's time `now`, just read."""
+        """The database's time `now`, just read: kept unless the reading carried on is later
+        already (a slower statement's reading, arriving last, does not set the clock back)."""
+        at = time.monotonic()
         with self._lock:
-            self._clock = (now, time.monotonic())
+            if self._clock is not None:
+                now = max(now, self._clock[0] + timedelta(seconds=at - self._clock[1]))
+            self._clock = (now, at)
         return now
+
+    def forget(self, record_id: str) -> None:
+        """A change whose outcome is not known: its next change reads the record first."""
+        with self._lock:
+            self._records.pop(record_id, None)
 
     def get(self, record_id: str) -> tuple[Record | None, datetime | None]:
         """The version seen last, and the database's time now (None: not read lately)."""

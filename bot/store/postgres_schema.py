@@ -129,6 +129,23 @@ MIGRATIONS: dict[int, list[str]] = {
             RETURN QUERY SELECT * FROM invite_take_slot(lock_key, counts, windows, cap, prune);
         END $$"""
     ],
+    # The answered calls are said under the lock too: updating them before it, while the
+    # holder prunes the same rows, could deadlock two replicas.
+    5: [
+        """CREATE OR REPLACE FUNCTION invite_take_slot(
+            lock_key bigint, counts int[], windows float8[], cap float8, prune float8,
+            done_ids bigint[], done_ago float8[])
+        RETURNS TABLE (slot bigint, wait float8) LANGUAGE plpgsql VOLATILE AS $$
+        BEGIN
+            PERFORM pg_advisory_xact_lock(lock_key);  -- taken again inside: re-entrant
+            IF coalesce(array_length(done_ids, 1), 0) > 0 THEN
+                UPDATE awork_calls c SET counted_at = least(c.counted_at,
+                    clock_timestamp() - make_interval(secs => d.ago))
+                  FROM unnest(done_ids, done_ago) AS d(id, ago) WHERE c.id = d.id;
+            END IF;
+            RETURN QUERY SELECT * FROM invite_take_slot(lock_key, counts, windows, cap, prune);
+        END $$"""
+    ],
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -1,0 +1,148 @@
+"""The one-statement compare-and-set's edges on PostgreSQL (bot/store/postgres_cas.py), and an
+approval's claim across a slow Slack lookup: each case a review of the day's store work found,
+each a way to lose a change or to send a second invitation."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import timedelta
+from types import SimpleNamespace
+
+import httpx
+import psycopg
+import pytest
+
+from bot.domain.details import InviteDetails
+from bot.domain.records import Status
+from bot.store import SqliteStore
+from bot.store.budget import StoreUnavailable
+from bot.store.facets import changed
+from handlers.actions import invite_approved
+from tests.fakes.awork import FakeAwork
+from tests.fakes.services import in_process_service
+
+
+def new_request(store):
+    service = in_process_service(store, {"UAPP1"}, FakeAwork().handler)
+    return service.submit(InviteDetails(email=f"x{secrets.token_hex(3)}@example.com"), "UREQ", None)
+
+
+def test_a_change_whose_commit_was_lost_is_not_the_base_of_the_next(pg_url):
+    """A change whose commit never happened is not remembered as the version this replica saw:
+    another replica's change made since survives this replica's next change."""
+    from bot.store.postgres import PostgresStore
+
+    a, b = PostgresStore(pg_url), PostgresStore(pg_url)
+    try:
+        request = new_request(b)
+        run = a._db.run
+
+        def commit_lost(work, tx=False):
+            if tx:  # the locked read-check-write runs, then its commit is lost for good
+                with a._db.pool.connection() as conn, conn.transaction(force_rollback=True):
+                    work(conn)
+                raise StoreUnavailable("PostgreSQL: connection lost")
+            return run(work, tx)
+
+        a._db.run = commit_lost
+        with pytest.raises(StoreUnavailable):
+            a.update(request.id, invitee_slack_id="UNEVER")
+        a._db.run = run
+        b.update(request.id, delivery_failures=5)  # another replica's change
+        a.now()  # a fresh clock: the one-statement path is open
+        a.update(request.id, outcome_told=True)
+        final = b.read(request.id)
+        assert final.delivery_failures == 5 and final.invitee_slack_id is None
+        assert final.outcome_told
+    finally:
+        a.close()
+        b.close()
+
+
+def test_two_identical_changes_from_one_version_win_once(pg_url):
+    """Two callers making the same change from the same version: one wins, the other is told
+    it lost - an identical document written by another is not taken for its own."""
+    from bot.store.postgres import PostgresStore
+
+    store = PostgresStore(pg_url)
+    try:
+        request = new_request(store)
+        before = store.read(request.id)
+        store._known.tick(before.updated_at - timedelta(seconds=2))  # a slow read's older time
+        wins = []
+
+        def same(current, now):
+            if current is None or current.invitee_slack_id is not None:
+                return None
+            return changed(current, now, {"invitee_slack_id": "U1"})
+
+        first = True
+
+        def racing(current, now):
+            nonlocal first
+            if first:  # meanwhile "another thread" makes the same change from the same version
+                first = False
+                wins.append(store._mutate(request.id, same)[0])
+            return same(current, now)
+
+        wins.append(store._mutate(request.id, racing)[0])
+        after = store.read(request.id)
+        assert wins.count(True) == after.version - before.version == 1
+    finally:
+        store.close()
+
+
+def test_a_change_sent_late_is_judged_on_the_databases_time(pg_url):
+    """A one-statement change judged on a time well behind the database's (it waited for a
+    connection) is not written so: a lease it sets is never short."""
+    from bot.store.postgres import PostgresStore
+
+    store = PostgresStore(pg_url)
+    try:
+        request = new_request(store)
+        reading = store.now()
+        with psycopg.connect(pg_url, autocommit=True) as conn:  # last changed a minute ago
+            conn.execute(
+                "UPDATE records SET doc = jsonb_set(doc, '{updated_at}', to_jsonb(%s::text))"
+                " WHERE id = %s",
+                ((reading - timedelta(minutes=1)).isoformat(), request.id),
+            )
+        store.read(request.id)
+        store._known._clock = (reading - timedelta(seconds=3), time.monotonic())
+        store.update(request.id, invitee_slack_id="U1")
+        written = store.read(request.id).updated_at
+        assert (store.now() - written).total_seconds() < 1.0
+    finally:
+        store.close()
+
+
+def test_an_approval_never_invites_under_a_claim_taken_over_during_its_lookup(tmp_path):
+    """Slack's lookup of the invitee outlives the approval's lease and another replica takes
+    the request over: the approval sends nothing, under its claim or the other's."""
+    fake = FakeAwork()
+    store = SqliteStore(str(tmp_path / "db.sqlite"))
+    options = {"timeout": httpx.Timeout(6.0, connect=2.0), "lease_margin": 3.0}
+    mine = in_process_service(store, {"UAPP1"}, fake.handler, instance_id="me", **options)
+    other = in_process_service(store, {"UAPP1"}, fake.handler, instance_id="other", **options)
+    request = mine.submit(InviteDetails(email="ada@example.com"), "UREQ", None)
+    decision = mine.approve(request.id, "UAPP1")
+    assert decision.ok and decision.request.status is Status.INVITING
+
+    def slow_lookup(email):  # meanwhile: the lease runs out, the other replica takes it over
+        store.update(request.id, claim_until=store.now() - timedelta(seconds=1))
+        ok, _ = store.transition(
+            request.id,
+            {Status.INVITING},
+            Status.INVITING,
+            claim=other.work.claim,
+            claim_expired=True,
+            uncertain=True,
+        )
+        assert ok
+        return "UINVITEE"
+
+    courier = SimpleNamespace(slack_user=slow_lookup, sync=lambda _id: None)
+    invite_approved(SimpleNamespace(service=mine, courier=courier), decision.request)
+    assert fake.calls("POST", "/invitations") == []
+    store.close()
