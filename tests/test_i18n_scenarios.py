@@ -226,3 +226,40 @@ def test_slack_slow_on_a_first_request_answers_english_at_once(tmp_path, slack, 
         assert "Formular" in second
     finally:
         bot.shutdown(timeout=5)
+
+
+def test_two_approvers_take_the_plural_in_german():
+    """An admin role's two approvers are "<@A> und <@B> haben genehmigt", one approver "hat"."""
+    from bot.domain.awork_models import InvitationResult
+    from bot.domain.details import InviteDetails
+    from bot.domain.records import InviteRequest
+    from bot.i18n import speaking
+    from bot.ui import notices
+
+    one = InviteRequest(
+        requester_id="UREQ",
+        details=InviteDetails(email="grace@example.com"),
+        status=Status.INVITED,
+        approvals=["UA"],
+        decided_by="UA",
+        result=InvitationResult(),
+    )
+    two = one.model_copy(update={"approvals": ["UA", "UB"]})
+    with speaking("de"):
+        assert "<@UA> hat deine Anfrage genehmigt" in notices.outcome_notice(one)
+        assert "<@UA> und <@UB> haben deine Anfrage genehmigt" in notices.outcome_notice(two)
+        assert "haben deine Anfrage genehmigt" in notices.unsure_notice(two)
+
+
+def test_a_requests_language_ends_with_it(tmp_path, slack, awork):
+    """A German person's request leaves nothing behind: the thread that served it speaks
+    English again, so the next request starts from its own person's language."""
+    from bot.i18n import current
+
+    bot, driver = german_bot(tmp_path, slack, awork, "en", UDE="de")
+    try:
+        driver.command(text="help", user="UDE")
+        assert bot.deps.languages.known("UDE") == "de"
+        assert current() == "en"
+    finally:
+        bot.shutdown(timeout=5)

@@ -182,7 +182,6 @@ class Bot:
 # a small pool of its own, never queued behind awork calls, and few threads to share the
 # interpreter lock with the acks of a burst.
 MODAL_THREADS = 8
-LOCALE_TIMEOUT = 1.0  # seconds for users.info on a person's first contact (Languages)
 
 
 def build(
@@ -273,12 +272,10 @@ def build(
         token_verification_enabled=token_verification,
     )
     batches = BatchService(service, concurrency=settings.bulk_concurrency)
-    # A person's locale is asked of Slack once a day; the first time may be on an ack's path,
-    # so that call has a second at most and no retry (English if Slack is slower).
-    languages = Languages(
-        slack or slack_client(settings, timeout=LOCALE_TIMEOUT, retries=0, retry_on=()),
-        channel=settings.invite_language,
-    )
+    # A person's locale is asked of Slack once a day, with the bot's own client (its timeout
+    # and slack_sdk's retries, a 429 included): an ack waits a quarter of a second at most for
+    # a first lookup (handlers/language.py), and a DM waits for its reader's.
+    languages = Languages(app.client, channel=settings.invite_language)
     courier = Courier(
         app.client,
         service,

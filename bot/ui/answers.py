@@ -15,6 +15,7 @@ from typing import Any
 from bot.domain.clock import utcnow
 from bot.domain.records import InviteRequest, Status
 from bot.i18n import N_, _
+from bot.i18n.dates import fallback
 from bot.ui.mrkdwn import approved_by, escape
 
 NOT_FOUND_TEXT = N_("I can't find that invitation request any more.")
@@ -64,7 +65,7 @@ def duplicate_error(kind: str, request: InviteRequest | None, link: str | None) 
     """The email field's error when the admins need not be asked (plain text, shown in the form)."""
     if kind == "member" or request is None:
         return _("This address is already in the awork workspace; no invitation is needed.")
-    since = request.created_at.strftime("%Y-%m-%d %H:%M UTC")
+    since = fallback(request.created_at)  # plain text: no Slack date token
     text = _(
         "There is already an open request for this address (request {id}, since {since}).",
         id=request.id,

@@ -8,7 +8,7 @@ from bot.domain.batches import BatchStatus, InviteBatch, Summary
 from bot.i18n import _, ngettext
 from bot.ui.answers import refusal
 from bot.ui.bulk_blocks import SHOWN, left_out_line, summary_line
-from bot.ui.mrkdwn import approved_by, asked_in, escape, route_words, slack_date
+from bot.ui.mrkdwn import approved_by, asked_in, deciders, escape, route_words, slack_date
 
 
 def batch_waiting_notice(batch: InviteBatch) -> str:
@@ -55,8 +55,10 @@ def _batch_outcome_words(batch: InviteBatch, summary: Summary) -> str:
     more = len(summary.failed) - SHOWN
     if more > 0:
         failed += "\n" + ngettext("…and {n} more", "…and {n} more", more)
-    approved = _(
+    approved = ngettext(
         ":white_check_mark: {who} approved your request `{id}`: {summary}.",
+        ":white_check_mark: {who} approved your request `{id}`: {summary}.",
+        deciders(batch),
         who=who,
         id=batch.id,
         summary=summary_line(summary),

@@ -125,6 +125,14 @@ def approved_by(record: Any, nobody: str | None = None) -> str:
     return f"<@{record.decided_by}>" if record.decided_by else nobody
 
 
+def deciders(record: Any) -> int:
+    """How many `approved_by` names: 2 for an admin role's two approvals, else 1 (for the
+    verb's number: "<@A> und <@B> haben genehmigt")."""
+    if str(getattr(record, "approval_rule", "")) == "policy":
+        return 1
+    return 2 if len(set(record.approvals)) >= 2 else 1
+
+
 def policy_note(record: Any) -> str | None:
     """The policy's rule behind a request or a batch (INVITE_POLICY), for its messages: an
     approved domain, or the route whose approvers decide it. None without one."""

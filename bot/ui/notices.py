@@ -26,6 +26,7 @@ from bot.ui.lists import STATUS_WORDS
 from bot.ui.mrkdwn import (
     approved_by,
     asked_in,
+    deciders,
     escape,
     people,
     route_words,
@@ -91,11 +92,18 @@ def requester_reminder(request: Any, expires: datetime | None) -> str:
 
 def unsure_notice(request: InviteRequest) -> str:
     """By DM to the requester while awork's lost answer is being settled: the result follows."""
-    return _(
+    # Two approvers (an admin role) take the plural verb in German: "… haben genehmigt". The
+    # names are made first: Babel's extraction loses a plural with a nested `_()` in its call.
+    who = approved_by(request, _("An approver"))
+    return ngettext(
         ":hourglass_flowing_sand: {who} approved your request to invite {email}, but awork is "
         "slow to answer. I'm checking whether the invitation went through before anything is "
         "sent again, and will tell you by DM how it ends.",
-        who=approved_by(request, _("An approver")),
+        ":hourglass_flowing_sand: {who} approved your request to invite {email}, but awork is "
+        "slow to answer. I'm checking whether the invitation went through before anything is "
+        "sent again, and will tell you by DM how it ends.",
+        deciders(request),
+        who=who,
         email=escape(request.details.email),
     ) + asked_in(request.origin_channel)
 
@@ -114,9 +122,12 @@ def _outcome_words(request: InviteRequest, command: str) -> str:
             if request.link_withheld
             else link_whereabouts(request, reader=request.requester_id)
         )
-        approved = _(
+        who = approved_by(request, _("An approver"))  # before: see unsure_notice
+        approved = ngettext(
             ":white_check_mark: {who} approved your request: {email} is invited to awork.",
-            who=approved_by(request, _("An approver")),
+            ":white_check_mark: {who} approved your request: {email} is invited to awork.",
+            deciders(request),
+            who=who,
             email=email,
         )
         return f"{approved} {where}"

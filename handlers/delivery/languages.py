@@ -27,7 +27,8 @@ DAY = 24 * 3600.0
 RETRY_AFTER = 300.0  # a lookup that failed is tried again after five minutes
 KEPT = 20_000  # people remembered (least recently spoken to are forgotten first)
 # Lookups an ack did not wait for finish here (a person's first contact while Slack is slow).
-LOOKUPS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="locale")
+LOOKUPS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="locale")
+JOINED_WAIT = 10.0  # seconds a message waits for a lookup another started, at most
 
 
 class Languages:
@@ -78,8 +79,8 @@ class Languages:
                 LOOKUPS.submit(self._look_up, user_id, lookup)
             except RuntimeError:  # shutting down: English, asked again next time
                 self._look_up_done(user_id, lookup, SOURCE)
-        try:
-            return lookup.result(timeout=wait)
+        try:  # another's lookup under way (a first request's, on LOOKUPS): not forever
+            return lookup.result(timeout=wait if wait is not None else JOINED_WAIT)
         except TimeoutError:
             return SOURCE
 
