@@ -28,9 +28,7 @@ from bot.ui import bulk_blocks, bulk_notices, notices
 from bot.ui.mrkdwn import escape
 from handlers.delivery.parts import CourierParts
 from handlers.delivery.slack_errors import (
-    ADMIN_CHANNEL_HINTS,
     SEND_ERRORS,
-    failure_level,
     refused,
     slack_error,
 )
@@ -151,25 +149,8 @@ class BatchDelivery(CourierParts):
             "shown_link_news": batch.link_news,
         }
         if batch.approval_message is None:
-            try:
-                with self.for_channel():
-                    posted = self.post(
-                        batch,
-                        "approval",
-                        batch.route_channel or self.admin_channel,  # a route of INVITE_POLICY
-                        text,
-                        message_blocks,
-                        announce=True,
-                    )
-            except SEND_ERRORS as exc:
-                error = slack_error(exc)
-                log.log(
-                    failure_level(exc),
-                    "batch %s: could not post the approval message (%s): %s",
-                    batch.id,
-                    error,
-                    ADMIN_CHANNEL_HINTS.get(error, "it is retried"),
-                )
+            posted = self.post_approval(batch, "batch", lambda: (text, message_blocks))
+            if posted is None:
                 return batch
             ref = MessageRef(channel=posted[0], ts=posted[1])
             # Found in Slack after its answer was lost, it shows what was then: updated next round.

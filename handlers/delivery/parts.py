@@ -12,6 +12,7 @@ added as the message is sent (bot/runtime/slack_clients.py), so the send is insi
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,14 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.i18n import speaking
+from handlers.delivery.slack_errors import (
+    ADMIN_CHANNEL_HINTS,
+    SEND_ERRORS,
+    failure_level,
+    slack_error,
+)
+
+log = logging.getLogger("handlers.delivery.courier")
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
@@ -61,6 +70,33 @@ class CourierParts:
         locale, looked up once a day; English when it is not one we have)."""
         with speaking(self.languages.of(user_id)) as language:
             yield language
+
+    def post_approval(self, record: Any, noun: str, build: Callable[[], tuple[str, list]]) -> Any:
+        """A request's or a batch's approval message, built by `build()` and posted in its
+        channel (a route's, else INVITE_ADMIN_CHANNEL), in INVITE_LANGUAGE; None when Slack
+        refused it (logged with what to fix; the next round tries again)."""
+        try:
+            with self.for_channel():
+                text, blocks = build()
+                return self.post(
+                    record,
+                    "approval",
+                    record.route_channel or self.admin_channel,  # a route of INVITE_POLICY
+                    text,
+                    blocks,
+                    announce=True,
+                )
+        except SEND_ERRORS as exc:
+            error = slack_error(exc)
+            log.log(
+                failure_level(exc),
+                "%s %s: could not post the approval message (%s): %s",
+                noun,
+                record.id,
+                error,
+                ADMIN_CHANNEL_HINTS.get(error, "it is retried"),
+            )
+            return None
 
     if TYPE_CHECKING:  # each provided by the Courier or one of its parts
 

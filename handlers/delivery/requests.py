@@ -20,9 +20,7 @@ from bot.runtime.command import installed_command
 from bot.ui import approval, notices
 from handlers.delivery.parts import CourierParts
 from handlers.delivery.slack_errors import (
-    ADMIN_CHANNEL_HINTS,
     SEND_ERRORS,
-    failure_level,
     slack_error,
 )
 
@@ -114,27 +112,8 @@ class RequestDelivery(CourierParts):
         )
 
     def _post_approval(self, request: InviteRequest) -> InviteRequest:
-        try:
-            with self.for_channel():
-                text, message_blocks = approval.approval_message(request)
-                posted = self.post(
-                    request,
-                    "approval",
-                    request.route_channel or self.admin_channel,  # a route of INVITE_POLICY
-                    text,
-                    message_blocks,
-                    announce=True,
-                )
-        except SEND_ERRORS as exc:
-            error = slack_error(exc)
-            hint = ADMIN_CHANNEL_HINTS.get(error, "it is retried")
-            log.log(
-                failure_level(exc),
-                "request %s: could not post the approval message (%s): %s",
-                request.id,
-                error,
-                hint,
-            )
+        posted = self.post_approval(request, "request", lambda: approval.approval_message(request))
+        if posted is None:
             return request
         self.refresh_homes(request)
         ref = MessageRef(channel=posted[0], ts=posted[1])
