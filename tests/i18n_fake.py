@@ -24,26 +24,31 @@ import bot.i18n
 OPEN, CLOSE = "«", "»"
 
 
-class MarkingTranslations(gettext.NullTranslations):
-    """Answers every text with its msgid wrapped in «…»."""
+class Wrapping(gettext.NullTranslations):
+    """A catalog that answers every text with its msgid between `before` and `after`: «…»
+    marks what went through gettext, `[de]…` which language a text was built in."""
+
+    def __init__(self, before: str, after: str = "") -> None:
+        super().__init__()
+        self.before, self.after = before, after
 
     def gettext(self, message: str) -> str:
-        return f"{OPEN}{message}{CLOSE}"
+        return f"{self.before}{message}{self.after}"
 
     def ngettext(self, msgid1: str, msgid2: str, n: int) -> str:
-        return f"{OPEN}{msgid1 if n == 1 else msgid2}{CLOSE}"
+        return self.gettext(msgid1 if n == 1 else msgid2)
 
     def pgettext(self, context: str, message: str) -> str:
-        return f"{OPEN}{message}{CLOSE}"
+        return self.gettext(message)
 
     def npgettext(self, context: str, msgid1: str, msgid2: str, n: int) -> str:
         return self.ngettext(msgid1, msgid2, n)
 
 
 @contextmanager
-def marked() -> Iterator[MarkingTranslations]:
+def marked() -> Iterator[Wrapping]:
     """Every translation inside answers «msgid» (in every language, the source one too)."""
-    fake = MarkingTranslations()
+    fake = Wrapping(OPEN, CLOSE)
     original = bot.i18n.translations
     bot.i18n.translations = lambda language: fake  # type: ignore[assignment]
     try:

@@ -11,7 +11,6 @@ send outside its reader's language shows too."""
 
 from __future__ import annotations
 
-import gettext
 import json
 import re
 from datetime import timedelta
@@ -32,6 +31,7 @@ from handlers.delivery.batches import MESSAGE_CHARS, link_parts
 from handlers.delivery.languages import DAY
 from tests.conftest import APPROVERS, SIGNING_SECRET, approval_request_id, build_bot, make_settings
 from tests.fakes.clock import FakeClock
+from tests.i18n_fake import Wrapping
 from tests.slack_requests import ADMIN_CHANNEL, SlackDriver
 from tests.test_bulk_scenarios import submit_bulk, wait_batch
 from tests.test_lists import app_home_opened
@@ -42,30 +42,10 @@ MESSAGES = ("chat.postMessage", "chat.postEphemeral", "chat.update", "views.publ
 TAG = re.compile(r"\[(en|de)\]")
 
 
-class Tagging(gettext.NullTranslations):
-    """A catalog that answers every text with its msgid after `[language]`."""
-
-    def __init__(self, language: str) -> None:
-        super().__init__()
-        self.tag = f"[{language}]"
-
-    def gettext(self, message: str) -> str:
-        return self.tag + message
-
-    def ngettext(self, msgid1: str, msgid2: str, n: int) -> str:
-        return self.tag + (msgid1 if n == 1 else msgid2)
-
-    def pgettext(self, context: str, message: str) -> str:
-        return self.tag + message
-
-    def npgettext(self, context: str, msgid1: str, msgid2: str, n: int) -> str:
-        return self.ngettext(msgid1, msgid2, n)
-
-
 @pytest.fixture(autouse=True)
 def tagged(monkeypatch):
     """Every text built from here on says which language it was built in."""
-    catalogs = {language: Tagging(language) for language in bot.i18n.LANGUAGES}
+    catalogs = {language: Wrapping(f"[{language}]") for language in bot.i18n.LANGUAGES}
     monkeypatch.setattr(bot.i18n, "translations", lambda language: catalogs[language])
 
 

@@ -8,7 +8,6 @@ every text is its msgid after `[de]`, in English it is unchanged."""
 
 from __future__ import annotations
 
-import gettext
 import io
 import os
 import subprocess
@@ -24,6 +23,7 @@ from bot.cli.shell.session import Shell
 from bot.cli.shell.world import Message, People
 from bot.i18n import LANGUAGES, current
 from bot.ui.mrkdwn import SANDBOX_NOTE, SANDBOX_SUFFIX, context, section
+from tests.i18n_fake import Wrapping
 from tests.test_shell import SCRIPT, messages, run
 
 SANDBOX = "sandbox — no real invitation"
@@ -123,24 +123,11 @@ def test_each_message_of_a_session_has_the_notice_once(tmp_path):
 # --- --lang ------------------------------------------------------------------------------------
 
 
-class German(gettext.NullTranslations):
-    """A German catalog in which every text is `[de]` and its msgid."""
-
-    def gettext(self, message: str) -> str:
-        return f"[de]{message}"
-
-    def ngettext(self, msgid1: str, msgid2: str, n: int) -> str:
-        return f"[de]{msgid1 if n == 1 else msgid2}"
-
-    def pgettext(self, context: str, message: str) -> str:
-        return f"[de]{message}"
-
-
 @contextmanager
 def german() -> Iterator[None]:
     """German answers from the fake catalog; English stays as written."""
     original = bot.i18n.translations
-    fake = German()
+    fake = Wrapping("[de]")  # a German catalog in which every text is `[de]` and its msgid
     bot.i18n.translations = lambda language: fake if language == "de" else original(language)  # type: ignore[assignment]
     try:
         yield
