@@ -172,3 +172,12 @@ def pg_url(pg_base_url) -> Iterator[str]:
     yield with_schema(pg_base_url, schema)
     with psycopg.connect(pg_base_url, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def pg_bot(tmp_path, slack, awork, pg_url) -> Iterator[Bot]:
+    """The real bot on a PostgreSQL store of this test's own, its pickers' catalog read."""
+    built = build_bot(make_settings(tmp_path, slack.url, INVITE_DATABASE_URL=pg_url), awork.handler)
+    assert built.deps.catalog.refresh()
+    yield built
+    built.shutdown(timeout=5)

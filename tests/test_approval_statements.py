@@ -24,9 +24,10 @@ from psycopg import pq
 
 from bot.domain.details import InviteDetails
 from bot.domain.records import InviteRequest, Status
-from tests.conftest import APPROVERS, SIGNING_SECRET, approval_request_id, build_bot, make_settings
+from tests.conftest import APPROVERS, SIGNING_SECRET, approval_request_id
 from tests.fakes.awork import ROLE_PM, TEAM_DESIGN
 from tests.slack_requests import ADMIN_CHANNEL, SlackDriver
+from tests.test_store import open_engine
 
 # At most, per approval; a statement outside a transaction block is a transaction of its own.
 STATEMENTS = 23  # issue 21's target: 15
@@ -129,14 +130,6 @@ def counter(monkeypatch) -> Counter:
     return counting
 
 
-@pytest.fixture
-def pg_bot(tmp_path, slack, awork, pg_url):
-    built = build_bot(make_settings(tmp_path, slack.url, INVITE_DATABASE_URL=pg_url), awork.handler)
-    assert built.deps.catalog.refresh()
-    yield built
-    built.shutdown(timeout=5)
-
-
 def test_one_approval_runs_few_statements_in_few_transactions(pg_bot, slack, awork, counter):
     """One approval on PostgreSQL, delivery included, stays within the statement ratchet."""
     slack.members["ada@example.com"] = "UADA"
@@ -209,13 +202,8 @@ def test_a_change_in_one_statement_is_never_judged_ahead_of_the_databases_clock(
 def test_a_delivery_lease_is_renewed_or_given_back_in_one_write(engine, tmp_path, request):
     """After a round: renewed while the record as stored needs more, else released; never
     another holder's."""
-    from bot.store import SqliteStore
-    from bot.store.postgres import PostgresStore
 
-    if engine == "sqlite":
-        store = SqliteStore(str(tmp_path / "s.sqlite"))
-    else:
-        store = PostgresStore(request.getfixturevalue("pg_url"))
+    store = open_engine(engine, tmp_path, request)
     try:
         record = store.add(InviteRequest(requester_id="U1", details=InviteDetails(email="a@x.io")))
         assert store.renew_or_release(record.id, "A", 30, more=lambda r: True) is None
@@ -234,14 +222,9 @@ def test_a_delivery_lease_is_renewed_or_given_back_in_one_write(engine, tmp_path
 def test_a_changes_audit_entry_is_written_with_it_and_only_with_it(engine, tmp_path, request):
     """An audit event given with a change is written once when the change is made (with it,
     after the answer; by `record` under a budget) and not at all when it is refused."""
-    from bot.store import SqliteStore
     from bot.store.budget import budget
-    from bot.store.postgres import PostgresStore
 
-    if engine == "sqlite":
-        store = SqliteStore(str(tmp_path / "s.sqlite"))
-    else:
-        store = PostgresStore(request.getfixturevalue("pg_url"))
+    store = open_engine(engine, tmp_path, request)
     try:
         one, two = (
             store.add(InviteRequest(requester_id="U1", details=InviteDetails(email=f"{n}@x.io")))
@@ -329,13 +312,8 @@ def test_a_calls_answer_is_counted_with_the_next_slot_in_its_one_statement(pg_ur
 def test_a_renewal_writes_its_changes_only_under_its_claim(engine, tmp_path, request):
     """`renew(..., uncertain=True)` marks the request with the lease's renewal, and a claim
     that is not the request's any more renews and marks nothing."""
-    from bot.store import SqliteStore
-    from bot.store.postgres import PostgresStore
 
-    if engine == "sqlite":
-        store = SqliteStore(str(tmp_path / "s.sqlite"))
-    else:
-        store = PostgresStore(request.getfixturevalue("pg_url"))
+    store = open_engine(engine, tmp_path, request)
     try:
         added = store.add(InviteRequest(requester_id="U1", details=InviteDetails(email="a@x.io")))
         _, held = store.transition(added.id, {Status.PENDING}, Status.INVITING, claim=("A", 30))

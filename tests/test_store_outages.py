@@ -21,7 +21,7 @@ from bot.store import budget
 from bot.store.postgres import PostgresStore
 from bot.ui import answers
 from handlers.errors import busy
-from tests.conftest import APPROVERS, SIGNING_SECRET, build_bot, make_settings
+from tests.conftest import APPROVERS, SIGNING_SECRET
 from tests.slack_requests import GENERAL, SlackDriver
 
 
@@ -148,14 +148,6 @@ def test_a_write_whose_answer_was_lost_after_its_commit_is_not_done_twice(pg_sto
 
 
 # --- tables locked by another session ------------------------------------------------------------
-
-
-@pytest.fixture
-def pg_bot(tmp_path, slack, awork, pg_url):
-    built = build_bot(make_settings(tmp_path, slack.url, INVITE_DATABASE_URL=pg_url), awork.handler)
-    assert built.deps.catalog.refresh()
-    yield built
-    built.shutdown(timeout=5)
 
 
 def locked(pg_url: str, table: str) -> psycopg.Connection:
