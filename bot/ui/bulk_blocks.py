@@ -14,13 +14,11 @@ from bot.ui.approval import (
     DENY,
     TEAMS_SHOWN,
     action_buttons,
-    answer_lost,
     approval_rule_note,
     asked_line,
     denied_line,
     expired_line,
     role_line,
-    undelivered_link,
 )
 from bot.ui.bulk_form import BULK_FORM as BULK_FORM  # re-exported for the listeners
 from bot.ui.bulk_form import PEOPLE as PEOPLE
@@ -37,6 +35,7 @@ from bot.ui.mrkdwn import (
     sections,
     shortened,
 )
+from bot.ui.whereabouts import answer_lost, undelivered_link
 
 RETRY_FAILED = "retry_failed"
 RUN_MARK = ":run-"  # in a Retry failed button's value: `bat-…:run-2`

@@ -14,14 +14,7 @@ from typing import Any
 from bot.domain.records import InviteRequest, Status, said
 from bot.i18n import N_, _, ngettext, pgettext
 from bot.ui.answers import DEFAULT_COMMAND
-from bot.ui.approval import (
-    TEAMS_SHOWN,
-    action_buttons,
-    answer_lost,
-    known_workspace,
-    link_whereabouts,
-    workspace_name,
-)
+from bot.ui.approval import TEAMS_SHOWN, action_buttons, known_workspace, workspace_name
 from bot.ui.lists import STATUS_WORDS
 from bot.ui.mrkdwn import (
     approved_by,
@@ -34,6 +27,7 @@ from bot.ui.mrkdwn import (
     shortened,
     slack_date,
 )
+from bot.ui.whereabouts import answer_lost, link_whereabouts
 
 ACCEPT = "accept_invite"
 INVITE_AGAIN = "invite_again"
