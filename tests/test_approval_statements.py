@@ -1,133 +1,36 @@
 """What one approval costs PostgreSQL: the statements and transactions the bot runs from the
 Approve click until the request is invited and Slack has been told everything (issue 21).
 
-psycopg is wrapped at the lowest point the store uses (`Connection.execute`,
-`Cursor.executemany`, `Connection.transaction`), so every statement of every store method and
-of the shared rate limiter is counted, each attributed to the store call that ran it and the
-bot code that made that call. The breakdown is printed (`pytest -s`); the test holds the
+Every statement of every store method and of the shared rate limiter is counted
+(tests/pg_statements.py), each attributed to the store call that ran it and the bot code that
+made that call. The breakdown is printed (`pytest -s`); the test holds the
 figures at most where they are now (a ratchet), lowered as the statements are cut.
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
-import threading
-import traceback
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import pq
 
 from bot.domain.details import InviteDetails
 from bot.domain.records import InviteRequest, Status
 from tests.conftest import APPROVERS, SIGNING_SECRET, approval_request_id
 from tests.fakes.awork import ROLE_PM, TEAM_DESIGN
+from tests.pg_statements import Counter, install
 from tests.slack_requests import ADMIN_CHANNEL, SlackDriver
 from tests.test_store import open_engine
+from tests.test_store_outages import lose_after_commit
 
 # At most, per approval; a statement outside a transaction block is a transaction of its own.
 STATEMENTS = 23  # issue 21's target: 15
 TRANSACTIONS = 20  # issue 21's target: 5
 
-STORE = str(Path(__file__).resolve().parent.parent / "bot" / "store")
-ROOT = str(Path(__file__).resolve().parent.parent)
-
-
-class Counter:
-    """Statements and transactions run while `on`, each under the store call that ran it."""
-
-    def __init__(self) -> None:
-        self.on = False
-        self.lock = threading.Lock()
-        self.statements: collections.Counter[str] = collections.Counter()
-        self.transactions: collections.Counter[str] = collections.Counter()
-        self.blocks = 0  # transactions begun explicitly (each two more round trips)
-
-    @staticmethod
-    def where() -> str:
-        """'caller -> store call': the outermost frame in bot/store and the frame calling it."""
-        frames = traceback.extract_stack()[:-3]
-        inner = [
-            i
-            for i, f in enumerate(frames)
-            if f.filename.startswith(STORE) and not f.filename.endswith("budget.py")
-        ]
-        if not inner:
-            return "?"
-        first = inner[0]
-        store = frames[first]
-        caller = next(
-            (
-                f
-                for f in reversed(frames[:first])
-                if f.filename.startswith(ROOT)
-                and "/tests/" not in f.filename
-                and not f.filename.endswith(("budget.py", "deps.py"))
-            ),
-            None,
-        )
-
-        def name(f) -> str:
-            return f"{Path(f.filename).stem}.{f.name}"
-
-        return f"{name(caller) if caller else 'test'} -> {name(store)}"
-
-    def statement(self, conn: psycopg.Connection, count: int = 1) -> None:
-        if not self.on:
-            return
-        label = self.where()
-        with self.lock:
-            self.statements[label] += count
-            if conn.info.transaction_status == pq.TransactionStatus.IDLE:
-                self.transactions[label] += 1  # autocommit: a transaction of its own
-
-    def transaction(self, conn: psycopg.Connection) -> None:
-        if self.on and conn.info.transaction_status == pq.TransactionStatus.IDLE:
-            label = self.where()
-            with self.lock:
-                self.transactions[label] += 1
-                self.blocks += 1
-
-    def report(self) -> str:
-        labels = sorted(set(self.statements) | set(self.transactions))
-        lines = [
-            f"{self.statements[label]:4d} st {self.transactions[label]:3d} tx  {label}"
-            for label in labels
-        ]
-        total = sum(self.statements.values()), sum(self.transactions.values())
-        blocks = f"({self.blocks} of them BEGIN ... COMMIT blocks)"
-        return "\n".join([*lines, f"{total[0]:4d} st {total[1]:3d} tx  in all {blocks}"])
-
 
 @pytest.fixture
 def counter(monkeypatch) -> Counter:
-    counting = Counter()
-    execute, executemany = psycopg.Connection.execute, psycopg.Cursor.executemany
-    transaction = psycopg.Connection.transaction
-
-    def counted_execute(self, *args, **kwargs):
-        counting.statement(self)
-        return execute(self, *args, **kwargs)
-
-    def counted_executemany(self, query, params_seq, *args, **kwargs):
-        params_seq = list(params_seq)
-        counting.statement(self.connection, len(params_seq))
-        return executemany(self, query, params_seq, *args, **kwargs)
-
-    @contextlib.contextmanager
-    def counted_transaction(self, *args, **kwargs) -> Iterator:
-        counting.transaction(self)
-        with transaction(self, *args, **kwargs) as tx:
-            yield tx
-
-    monkeypatch.setattr(psycopg.Connection, "execute", counted_execute)
-    monkeypatch.setattr(psycopg.Cursor, "executemany", counted_executemany)
-    monkeypatch.setattr(psycopg.Connection, "transaction", counted_transaction)
-    return counting
+    return install(monkeypatch)
 
 
 def test_one_approval_runs_few_statements_in_few_transactions(pg_bot, slack, awork, counter):
@@ -249,27 +152,15 @@ def test_a_changes_audit_entry_is_written_with_it_and_only_with_it(engine, tmp_p
 def test_a_one_statement_change_whose_answer_was_lost_is_not_made_twice(pg_url, monkeypatch):
     """The UPDATE of a version seen, with its audit entry, committed just before the
     connection failed: done again, it is recognised as ours - one change, one entry."""
-    from psycopg.errors import AdminShutdown
-
     from bot.store.postgres import PostgresStore
 
     store = PostgresStore(pg_url)
     try:
         request = store.add(InviteRequest(requester_id="U1", details=InviteDetails(email="a@x.io")))
-        real, lost = store._db.borrow, []
-
-        @contextlib.contextmanager
-        def commit_then_lose(*args, **kwargs):
-            with real(*args, **kwargs) as conn:
-                yield conn
-            if not lost:  # committed: now the connection "fails"
-                lost.append(True)
-                raise AdminShutdown("terminating connection due to administrator command")
-
         store.now()  # the clock read lately: the change is tried in one statement first
         tried, known = [], store._mutate_known
         monkeypatch.setattr(store, "_mutate_known", lambda *a: tried.append(known(*a)))
-        monkeypatch.setattr(store._db, "borrow", commit_then_lose)
+        lost = lose_after_commit(store, monkeypatch)
         audit = ("approved", "UA", {})
         ok, moved = store.transition(request.id, {Status.PENDING}, Status.INVITING, audit=audit)
         assert lost and tried == [None]  # its answer lost: decided on the locked read

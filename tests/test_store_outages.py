@@ -5,6 +5,7 @@ when nothing was stored, the usual answer when it was."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import threading
@@ -107,6 +108,23 @@ def test_connections_terminated_while_operations_run_lose_and_double_nothing(
     for record in records:
         stored = pg_store.read(record.id)
         assert stored.delivery_failures == rounds and stored.version == record.version + rounds
+
+
+def lose_after_commit(store: PostgresStore, monkeypatch) -> list[bool]:
+    """The store's next piece of work on a connection commits, then its connection "fails"
+    (`Connections.borrow`, which every store call goes through); the list says it did."""
+    real, lost = store._db.borrow, []
+
+    @contextlib.contextmanager
+    def commit_then_lose(*args, **kwargs):
+        with real(*args, **kwargs) as conn:
+            yield conn
+        if not lost:  # committed: now the connection "fails"
+            lost.append(True)
+            raise AdminShutdown("terminating connection due to administrator command")
+
+    monkeypatch.setattr(store._db, "borrow", commit_then_lose)
+    return lost
 
 
 class CommitThenLose:

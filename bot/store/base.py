@@ -42,6 +42,15 @@ class LimitReached(Exception):
     """`Store.add(counted=...)`: the counter is at its limit; nothing was stored."""
 
 
+class AddressOpen(Exception):
+    """`Store.add(unless_open=...)`: another record holds one of the addresses (open, or
+    invited and not lapsed); nothing was stored. `target`: the id a duplicate points to."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__(target)
+        self.target = target
+
+
 Counted = tuple[str, int]  # a counter's key and its limit (`take_quota`)
 Audited = tuple[str, str | None, dict[str, Any]]  # an audit event's name, actor and detail
 
@@ -63,8 +72,18 @@ class Store(Leases, abc.ABC):
         """The store's clock: the one every lease is judged on."""
 
     @abc.abstractmethod
-    def _insert(self, record: Record, facets: Facets, counted: Counted | None = None) -> bool:
-        """Store a new record; False when one with its id exists (live or archived)."""
+    def _insert(
+        self,
+        record: Record,
+        facets: Facets,
+        counted: Counted | None = None,
+        audit: tuple[AuditEvent, ...] = (),
+        unless_open: tuple[str, ...] = (),
+    ) -> bool:
+        """Store a new record, its index entries and `audit` in one transaction; False when
+        one with its id exists (live or archived), AddressOpen when an address of
+        `unless_open` is held (`open_addresses`). An audit log that cannot be written at once
+        (locked) does not keep the record from being stored: its lines follow (`record`)."""
 
     @abc.abstractmethod
     def _mutate(
@@ -199,11 +218,17 @@ class Store(Leases, abc.ABC):
         record: Record,
         claim: tuple[str, float] | None = None,
         counted: Counted | None = None,
+        *,
+        audit: Iterable[AuditEvent] = (),
+        unless_open: Iterable[str] = (),
     ) -> Record:
         """Store a new request or batch; KeyError if one with its id exists (create-once).
         `claim`: (owner, seconds) - it is stored already held by that lease. `counted`:
         (key, limit) - one more on that counter in the same transaction, or LimitReached and
-        nothing stored (the policy's daily limit, at no extra round trip)."""
+        nothing stored (the policy's daily limit, at no extra round trip). `audit`: its audit
+        lines, in the same transaction. `unless_open`: addresses checked in the same
+        transaction - AddressOpen and nothing stored when another record holds one. An ask
+        is one round trip to the database."""
         if claim is not None:
             now = self.now()
             owner, seconds = claim
@@ -215,8 +240,12 @@ class Store(Leases, abc.ABC):
                     "claim_id": secrets.token_hex(8),
                 }
             )
-        if not self._insert(record, facets(record, self.schedule), counted):
+        lines = tuple(audit)
+        wanted = tuple(sorted({email.lower() for email in unless_open}))
+        if not self._insert(record, facets(record, self.schedule), counted, lines, wanted):
             raise KeyError(f"{record.id} exists already")
+        for entry in lines:
+            metrics.audit_event(entry.event, entry.detail)
         return record
 
     def read(self, record_id: str) -> Record | None:

@@ -33,14 +33,15 @@ from bot.domain.batches import InviteBatch
 from bot.domain.listing import Listed
 from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
 from bot.store import postgres_schema as schema
-from bot.store.base import Counted, Facets, LimitReached, Record, Store, decode
+from bot.store.base import Record, Store, decode
 from bot.store.postgres_cas import AUDIT_INSERT, CompareAndSet, Known, audit_row
 from bot.store.postgres_conn import Connections
+from bot.store.postgres_insert import Inserting, take
 from bot.store.postgres_pool import CONNECT_TIMEOUT, open_pool
 from bot.store.postgres_ratelimit import SharedRateLimiter
 
 
-class PostgresStore(CompareAndSet, Store):
+class PostgresStore(Inserting, CompareAndSet, Store):
     engine = "postgresql"
 
     def __init__(
@@ -85,29 +86,6 @@ class PostgresStore(CompareAndSet, Store):
         return self._known.tick(self._first("SELECT clock_timestamp()")[0])
 
     # -- records -----------------------------------------------------------------------------
-
-    def _insert(self, record: Record, f: Facets, counted: Counted | None = None) -> bool:
-        tries = 0
-
-        def insert(conn: psycopg.Connection) -> bool:
-            nonlocal tries
-            tries += 1
-            if schema.insert_record(conn, record, f):
-                # Counted after the insert, in its transaction: a retry that finds its own
-                # first insert committed (below) does not count it twice.
-                if counted is not None and not _take(conn, counted[0], 1, counted[1]):
-                    raise LimitReached(counted[0])  # rolls the insert back
-                return True
-            if tries == 1:
-                return False
-            # Again after a lost connection: the record there may be our own first insert.
-            row = conn.execute("SELECT doc FROM records WHERE id = %s", (record.id,)).fetchone()
-            return row is not None and row[0] == record.model_dump(mode="json")
-
-        inserted = self._db.run(insert, tx=True)
-        if inserted:  # committed: the base of its first change
-            self._known.seen(record)
-        return inserted
 
     def _load(self, record_id: str) -> dict[str, Any] | None:
         row = self._first(
@@ -325,7 +303,7 @@ class PostgresStore(CompareAndSet, Store):
         return row is not None
 
     def take_quota(self, key: str, wanted: int, limit: int) -> int:
-        return self._db.run(lambda conn: _take(conn, key, wanted, limit))
+        return self._db.run(lambda conn: take(conn, key, wanted, limit))
 
     def forget_quotas(self, before: str) -> int:
         return self._write("DELETE FROM quotas WHERE key < %s", (before,))
@@ -352,19 +330,3 @@ class PostgresStore(CompareAndSet, Store):
         with self._conn() as conn:
             schema.analyze(conn)
         return counts
-
-
-def _take(conn: psycopg.Connection, key: str, wanted: int, limit: int) -> int:
-    """Count up to `wanted` on `key`, never past `limit`; how many were counted. One
-    statement: the upsert locks the row and SET reads its values as they were, so concurrent
-    asks on every replica count each person once."""
-    row = conn.execute(
-        "INSERT INTO quotas AS q (key, used, granted)"
-        " VALUES (%(key)s, LEAST(%(limit)s, %(wanted)s), LEAST(%(limit)s, %(wanted)s))"
-        " ON CONFLICT (key) DO UPDATE"
-        " SET used = GREATEST(q.used, LEAST(%(limit)s, q.used + %(wanted)s)),"
-        " granted = GREATEST(0, LEAST(%(limit)s, q.used + %(wanted)s) - q.used)"
-        " RETURNING granted",
-        {"key": key, "wanted": max(0, wanted), "limit": limit},
-    ).fetchone()
-    return int(row[0]) if row else 0

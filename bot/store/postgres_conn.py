@@ -65,6 +65,14 @@ def connection_lost(exc: psycopg.OperationalError, conn: psycopg.Connection | No
     return state in SERVER_ENDED or state.startswith("08")
 
 
+def time_limits(budgeted: bool, lock_wait: float | None) -> dict[str, float]:
+    """The transaction's limits in seconds: the statements' (the budget's time left), locks'."""
+    limits = {"statement_timeout": budget.left() or 0} if budgeted else {}
+    if lock_wait is not None:
+        limits["lock_timeout"] = min(lock_wait, limits.get("statement_timeout", lock_wait))
+    return limits
+
+
 class Connections:
     def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool
@@ -77,10 +85,19 @@ class Connections:
 
     @contextlib.contextmanager
     def borrow(
-        self, tx: bool = False, fresh: bool = False, lent: list | None = None
+        self,
+        tx: bool = False,
+        fresh: bool = False,
+        lent: list | None = None,
+        lock_wait: float | None = None,
+        pipeline: bool = False,
     ) -> Iterator[psycopg.Connection]:
         """A pooled connection (in a transaction with `tx`; found alive first with `fresh`),
-        also put in `lent` as soon as the pool lends it."""
+        also put in `lent` as soon as the pool lends it. `lock_wait`: seconds a lock is
+        waited for (then LockNotAvailable). `pipeline`: one round trip - the time limits and
+        the statements are sent together, as one transaction (the pipeline's implicit one),
+        and committed as the connection goes back; their results are read after that (a
+        read before it, or a cursor's rowcount, would cost a round trip of its own)."""
         if self.closed:
             raise StoreClosed("postgresql")
         seconds = budget.left()
@@ -96,12 +113,13 @@ class Connections:
                 if seconds is None and not tx:
                     yield conn
                     return
-                with conn.transaction():
-                    if seconds is not None:
-                        milliseconds = max(1, int((budget.left() or 0) * 1000))
+                with conn.pipeline() if pipeline else conn.transaction():
+                    limits = time_limits(seconds is not None, lock_wait)
+                    if limits:
                         conn.execute(
-                            "SELECT set_config('statement_timeout', %s, true)",
-                            (f"{milliseconds}ms",),
+                            "SELECT "
+                            + ", ".join(f"set_config('{name}', %s, true)" for name in limits),
+                            [f"{max(1, int(value * 1000))}ms" for value in limits.values()],
                         )
                     yield conn
         except PoolClosed as exc:
@@ -111,7 +129,13 @@ class Connections:
                 raise
             raise budget.StoreBusy(f"PostgreSQL: {type(exc).__name__}") from exc
 
-    def run(self, work: Callable[[psycopg.Connection], T], tx: bool = False) -> T:
+    def run(
+        self,
+        work: Callable[[psycopg.Connection], T],
+        tx: bool = False,
+        lock_wait: float | None = None,
+        pipeline: bool = False,
+    ) -> T:
         """`work` on a borrowed connection; once more on a fresh one when its connection
         failed (outside a budget, again after each further lost connection, a few times). A
         failure that remains is `StoreUnavailable`."""
@@ -121,9 +145,11 @@ class Connections:
         for _ in range(FRESH_TRIES + reruns):
             lent: list[psycopg.Connection] = []
             try:
-                with self.borrow(tx, fresh=failed, lent=lent) as conn:
+                borrowed = self.borrow(tx, failed, lent, lock_wait, pipeline)
+                with borrowed as conn:
                     started += 1
-                    return work(conn)
+                    done = work(conn)
+                return done  # with `pipeline`, its results arrived as the connection went back
             except _Stale:
                 continue  # died with the first, but was busy when the pool was checked
             except psycopg.OperationalError as exc:

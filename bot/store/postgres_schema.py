@@ -214,6 +214,53 @@ def insert_record(conn: psycopg.Connection, record: Record, f: Facets) -> bool:
     return bool(inserted)
 
 
+INSERT_NEW = (
+    "WITH held AS (SELECT target FROM open_emails WHERE email = ANY(%(unless)s::text[])"  # noqa: S608 - a constant column list
+    "  ORDER BY created_at LIMIT 1),"
+    f" new AS (INSERT INTO records (id, {COLUMNS})"
+    "  SELECT %(id)s, %(kind)s, %(status)s, %(doc)s, %(requester)s, %(created_at)s,"
+    "  %(updated_at)s, %(approvable)s, %(due_at)s, %(settled_at)s"
+    "  WHERE NOT EXISTS (SELECT 1 FROM archive WHERE id = %(id)s)"
+    "  AND NOT EXISTS (SELECT 1 FROM held) ON CONFLICT (id) DO NOTHING RETURNING id),"
+    " emails AS (INSERT INTO open_emails (email, record_id, target, created_at)"
+    "  SELECT email, %(id)s, %(target)s, %(created_at)s"
+    "  FROM unnest(%(emails)s::text[]) AS email WHERE EXISTS (SELECT 1 FROM new)"
+    "  ON CONFLICT DO NOTHING)"
+)
+# Only with audit lines: a statement that names the audit log waits for its lock.
+AUDIT_LINES = (
+    ", lines AS (INSERT INTO audit (at, request_id, doc) SELECT at, request_id, doc"
+    " FROM unnest(%(at)s::timestamptz[], %(request_ids)s::text[], %(docs)s::jsonb[])"
+    " AS line (at, request_id, doc) WHERE EXISTS (SELECT 1 FROM new))"
+)
+INSERTED = " SELECT EXISTS (SELECT 1 FROM new), (SELECT target FROM held)"
+
+
+def insert_new(
+    conn: psycopg.Connection,
+    record: Record,
+    f: Facets,
+    audit: Iterable[AuditEvent] = (),
+    unless_open: Iterable[str] = (),
+) -> psycopg.Cursor:
+    """A new record, its open addresses and its audit lines in one statement, unless one of
+    `unless_open` is held by another record; its one row: (inserted, the id that address
+    points to)."""
+    lines = list(audit)
+    return conn.execute(
+        INSERT_NEW + (AUDIT_LINES if lines else "") + INSERTED,
+        {
+            **row(record, f),
+            "unless": list(unless_open),
+            "target": f.open_target,
+            "emails": list(f.open_emails),
+            "at": [line.at for line in lines],
+            "request_ids": [line.request_id for line in lines],
+            "docs": [Jsonb(line.model_dump(mode="json")) for line in lines],
+        },
+    )
+
+
 # -- moving a whole store ------------------------------------------------------------------------
 
 

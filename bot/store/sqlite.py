@@ -37,6 +37,7 @@ from bot.domain.listing import Listed, summary
 from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
 from bot.store import budget, sqlite_schema
 from bot.store.base import (
+    AddressOpen,
     Change,
     Counted,
     Facets,
@@ -160,14 +161,47 @@ class SqliteStore(Store):
 
     # -- records -----------------------------------------------------------------------------
 
-    def _insert(self, record: Record, facets_: Facets, counted: Counted | None = None) -> bool:
+    def _insert(
+        self,
+        record: Record,
+        facets_: Facets,
+        counted: Counted | None = None,
+        audit: tuple[AuditEvent, ...] = (),
+        unless_open: tuple[str, ...] = (),
+    ) -> bool:
         with self._lock():
-            if f"r|{record.id}" in self._db or f"a|{record.id}" in self._db:
+            # One read for both: an address held open, a record (live or archived) of this id.
+            found = self._first_keys(unless_open, (f"r|{record.id}", f"a|{record.id}"))
+            if any(key[0] != "i" for key, _ in found):
                 return False
+            if found:
+                raise AddressOpen(found[0][1])
             if counted is not None and not self.take_quota(counted[0], 1, counted[1]):
                 raise LimitReached(counted[0])
             self._put(record, facets_)
+            for entry in audit:
+                self._append_audit(entry)
             return True
+
+    def _first_keys(self, emails: Iterable[str], keys: Iterable[str]) -> list[tuple[str, Any]]:
+        """In one query: the oldest open-address entry of each of `emails`, and those of
+        `keys` that exist, as (key, value)."""
+        parts, args = [], []
+        for email in emails:
+            parts.append(
+                f'SELECT * FROM (SELECT key, value FROM "{TABLE}"'  # noqa: S608 - constant
+                " WHERE key >= ? AND key < ? ORDER BY key LIMIT 1)"
+            )
+            args += [f"io|{email}|", f"io|{email}|{TOP}"]
+        wanted = list(keys)
+        if wanted:
+            marks = ", ".join("?" * len(wanted))
+            parts.append(f'SELECT key, value FROM "{TABLE}" WHERE key IN ({marks})')  # noqa: S608
+            args += wanted
+        if not parts:
+            return []
+        rows = self._db.conn.select(" UNION ALL ".join(parts), tuple(args))
+        return [(key, json.loads(value)) for key, value in rows]
 
     def _mutate(
         self, record_id: str, change: Change, audit: AuditEvent | None = None

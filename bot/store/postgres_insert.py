@@ -1,0 +1,119 @@
+"""New records on PostgreSQL (a mixin of `PostgresStore`): a request or batch, its open
+addresses and its audit lines in one statement, checked in it against an open request for the
+same address - on an ask's path, one round trip (`postgres_conn`'s pipeline: the time limits
+and the statement, committed together). A lock on the audit log held longer than
+AUDIT_LOCK_WAIT does not cost the ask: the record is stored without its lines, which follow
+after the answer. The policy's daily counter (`take`) is counted in the same transaction."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg.errors import LockNotAvailable
+
+from bot.domain.records import AuditEvent
+from bot.store import budget
+from bot.store import postgres_schema as schema
+from bot.store.base import AddressOpen, Counted, Facets, LimitReached, Record
+
+if TYPE_CHECKING:
+    from bot.store.postgres_cas import Known
+    from bot.store.postgres_conn import Connections
+
+# Seconds a new request waits for a lock on the audit log before it is stored without its
+# audit lines, which follow after the answer (a lock held longer would cost the ask).
+AUDIT_LOCK_WAIT = 0.1
+
+
+class Inserting:
+    """`_insert` for `PostgresStore`, which provides the connections and the audit log."""
+
+    _known: Known
+    _db: Connections
+
+    if TYPE_CHECKING:
+
+        def _first(self, sql: str, params: Any = None) -> tuple[Any, ...] | None: ...
+
+        def _append_audit(self, entry: AuditEvent) -> None: ...
+
+    def _insert(
+        self,
+        record: Record,
+        f: Facets,
+        counted: Counted | None = None,
+        audit: tuple[AuditEvent, ...] = (),
+        unless_open: tuple[str, ...] = (),
+    ) -> bool:
+        try:
+            inserted = self._insert_once(record, f, counted, audit, unless_open)
+        except (budget.StoreBusy, LockNotAvailable) as exc:
+            waited = exc if isinstance(exc, LockNotAvailable) else exc.__cause__
+            if not audit or not isinstance(waited, LockNotAvailable):
+                raise
+            # A lock held that long on the audit log (or the records): the record without
+            # its audit lines, which follow after the answer.
+            inserted = self._insert_once(record, f, counted, (), unless_open)
+            for entry in audit if inserted else ():
+                budget.later(self._append_audit, entry)
+        if inserted:  # committed: the base of its first change
+            self._known.seen(record)
+        return inserted
+
+    def _insert_once(
+        self,
+        record: Record,
+        f: Facets,
+        counted: Counted | None,
+        audit: tuple[AuditEvent, ...],
+        unless_open: tuple[str, ...],
+    ) -> bool:
+        lock_wait = AUDIT_LOCK_WAIT if audit else None
+        tries = 0
+
+        def send(conn: psycopg.Connection) -> psycopg.Cursor:
+            nonlocal tries
+            tries += 1
+            return schema.insert_new(conn, record, f, audit, unless_open)
+
+        if counted is None:  # one round trip: the limits and the statement, committed
+            cursor = self._db.run(send, tx=True, lock_wait=lock_wait, pipeline=True)
+            inserted, held = cursor.fetchone()
+        else:
+
+            def insert(conn: psycopg.Connection) -> tuple[bool, str | None]:
+                inserted, held = send(conn).fetchone()
+                # Counted after the insert, in its transaction: a retry that finds its own
+                # first insert committed (below) does not count it twice.
+                if inserted and not take(conn, counted[0], 1, counted[1]):
+                    raise LimitReached(counted[0])  # rolls the insert back
+                return inserted, held
+
+            inserted, held = self._db.run(insert, tx=True, lock_wait=lock_wait)
+        if inserted:
+            return True
+        # Done again after a lost connection, the record there may be our own first insert.
+        if tries > 1 and self._first("SELECT doc FROM records WHERE id = %s", (record.id,)) == (
+            record.model_dump(mode="json"),
+        ):
+            return True
+        if held is not None:
+            raise AddressOpen(held)
+        return False
+
+
+def take(conn: psycopg.Connection, key: str, wanted: int, limit: int) -> int:
+    """Count up to `wanted` on `key`, never past `limit`; how many were counted. One
+    statement: the upsert locks the row and SET reads its values as they were, so concurrent
+    asks on every replica count each person once."""
+    row = conn.execute(
+        "INSERT INTO quotas AS q (key, used, granted)"
+        " VALUES (%(key)s, LEAST(%(limit)s, %(wanted)s), LEAST(%(limit)s, %(wanted)s))"
+        " ON CONFLICT (key) DO UPDATE"
+        " SET used = GREATEST(q.used, LEAST(%(limit)s, q.used + %(wanted)s)),"
+        " granted = GREATEST(0, LEAST(%(limit)s, q.used + %(wanted)s) - q.used)"
+        " RETURNING granted",
+        {"key": key, "wanted": max(0, wanted), "limit": limit},
+    ).fetchone()
+    return int(row[0]) if row else 0

@@ -1,0 +1,124 @@
+"""A new request is one write (issue 21): the record, its index entries and its audit lines
+together, checked in the same write against an open request for the address - on
+PostgreSQL one statement in one round trip, on sqlitedict one transaction with one read."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from bot.domain.details import InviteDetails
+from bot.domain.records import AuditEvent, InviteRequest, Status
+from bot.store.base import AddressOpen, LimitReached
+from tests.conftest import SIGNING_SECRET
+from tests.pg_statements import Counter, install
+from tests.slack_requests import GENERAL, SlackDriver
+from tests.test_store import open_engine
+from tests.test_store_outages import lose_after_commit
+
+ENGINES = ["sqlite", "postgresql"]
+
+
+def asked(email: str, requester: str = "U1") -> InviteRequest:
+    return InviteRequest(requester_id=requester, details=InviteDetails(email=email))
+
+
+def submitted(request: InviteRequest) -> AuditEvent:
+    return AuditEvent(event="submitted", request_id=request.id, actor=request.requester_id)
+
+
+@pytest.fixture
+def counter(monkeypatch) -> Counter:
+    return install(monkeypatch)
+
+
+@pytest.fixture(params=ENGINES)
+def store(request, tmp_path):
+    opened = open_engine(request.param, tmp_path, request)
+    yield opened
+    opened.close()
+
+
+def test_an_open_address_keeps_a_new_request_out_and_names_the_one_holding_it(store):
+    """With `unless_open`, an address held by an open request (in any case) stores nothing and
+    no audit line, and says which request holds it; without it, the request is stored."""
+    first = store.add(asked("ada@example.com"))
+    second = asked("Ada@Example.com", "U2")
+    with pytest.raises(AddressOpen) as held:
+        store.add(second, audit=[submitted(second)], unless_open=[second.details.email])
+    assert held.value.target == first.id
+    assert store.read(second.id) is None
+    assert store.audit() == []
+    other = asked("bob@example.com")
+    assert store.add(other, unless_open=["bob@example.com"]).id == other.id
+    assert store.add(asked("ada@example.com")).id  # no check asked for: stored
+
+
+def test_a_decided_request_no_longer_holds_its_address(store):
+    """A denied request frees its address: the next ask for it is stored."""
+    first = store.add(asked("ada@example.com"))
+    assert store.transition(first.id, {Status.PENDING}, Status.DENIED)[0]
+    again = asked("ada@example.com")
+    assert store.add(again, unless_open=["ada@example.com"]).id == again.id
+
+
+def test_a_new_records_audit_lines_are_written_with_it_and_only_with_it(store):
+    """The lines given with a new record are stored with it, in order; a refused one (its id
+    taken, its address held, the daily limit reached) leaves none."""
+    request = asked("ada@example.com")
+    lines = [submitted(request), AuditEvent(event="approved", request_id=request.id)]
+    store.add(request, audit=lines, unless_open=["ada@example.com"])
+    assert [(e.event, e.request_id) for e in store.audit()] == [
+        ("submitted", request.id),
+        ("approved", request.id),
+    ]
+    with pytest.raises(KeyError):
+        store.add(request, audit=[AuditEvent(event="again", request_id=request.id)])
+    limited = asked("bob@example.com")
+    store.take_quota("2026-12-05|U1", 1, 1)
+    with pytest.raises(LimitReached):
+        store.add(limited, counted=("2026-12-05|U1", 1), audit=[submitted(limited)])
+    assert store.read(limited.id) is None
+    assert [e.event for e in store.audit()] == ["submitted", "approved"]
+
+
+def test_an_insert_whose_answer_was_lost_after_its_commit_is_ours(pg_url, monkeypatch):
+    """The one-statement insert committed just before its connection failed: sent again, it
+    is recognised as ours - one record, its audit line once, not "address open"."""
+    from bot.store.postgres import PostgresStore
+
+    store = PostgresStore(pg_url)
+    try:
+        lost = lose_after_commit(store, monkeypatch)
+        request = asked("ada@example.com")
+        assert store.add(request, audit=[submitted(request)], unless_open=["ada@example.com"])
+        assert lost and store.read(request.id) == request
+        assert [e.event for e in store.audit()] == ["submitted"]
+        assert store.open_addresses(["ada@example.com"]) == {"ada@example.com": request.id}
+    finally:
+        store.close()
+
+
+def test_an_inline_ask_on_postgresql_is_one_statement_in_one_round_trip(pg_bot, slack, counter):
+    """`/invite ada@…` stores the request, its open address and its audit line in one
+    statement, sent with its time limit in one pipeline (no BEGIN/COMMIT), before the ack;
+    an ask for an address already asked for is that and a read of the request holding it."""
+    driver = SlackDriver(pg_bot.app, SIGNING_SECRET)
+    assert driver.command("warm@example.com", channel=GENERAL).status == 200
+    assert pg_bot.deps.wait_idle(10)
+    counter.on, counter.thread = True, threading.get_ident()
+    assert driver.command("ada@example.com", channel=GENERAL).status == 200
+    counter.on = False
+    report = counter.report()
+    assert sum(counter.statements.values()) == 2, report  # the time limit, the insert
+    assert sum(counter.transactions.values()) == 1 and counter.blocks == 0, report
+    stored = pg_bot.store.open_addresses(["ada@example.com"])
+    assert stored and [e.event for e in pg_bot.store.audit() if e.request_id in stored.values()]
+
+    counter.statements.clear()
+    counter.on = True
+    response = driver.command("ada@example.com", channel=GENERAL)
+    counter.on = False
+    assert "already an open request" in response.body
+    assert sum(counter.statements.values()) == 4, counter.report()  # + the read, limited
