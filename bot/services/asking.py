@@ -18,13 +18,13 @@ from bot.domain.clock import utcnow
 from bot.domain.details import InviteDetails
 from bot.domain.listing import Listed
 from bot.domain.policy import Ruling
-from bot.domain.records import ApprovalRule, InviteRequest, Status
+from bot.domain.records import ApprovalRule, AuditEvent, InviteRequest, Status
 from bot.services.catalog import Catalog
 from bot.services.decisions import Approvers, Decision, Refusal
 from bot.services.leases import Work
 from bot.services.policy import PolicyGate, count, resets_at
 from bot.store import Store
-from bot.store.base import LimitReached
+from bot.store.base import AddressOpen, LimitReached
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +91,16 @@ class Asking:
         if ruling.outcome == "refused":
             self.gate.refused(requester_id, ruling.rule, people=1)
             return Asked(turned=refused(ruling))
-        duplicate = None if "id" in fields else self.duplicate_of(details)
-        if duplicate is not None:
-            return Asked(turned=Turned(duplicate[0], existing=duplicate[1]))
-        try:  # the daily limit counted in the request's own transaction
+        if "id" not in fields and self.catalog.is_member(details.email):
+            return Asked(turned=Turned("member"))
+        try:  # the daily limit and an open request for the address checked as it is stored
             counted = self.gate.counter(requester_id)
             request = self.submit(details, requester_id, origin_channel, ruling, counted, **fields)
             return Asked(request)
+        except AddressOpen as held:
+            existing = self.store.read(held.target)
+            why = "member" if existing is not None and not existing.is_open else "open"
+            return Asked(turned=Turned(why, existing=existing))
         except LimitReached:
             count("daily_limit", "refused")
             self.gate.refused(requester_id, "daily_limit", people=1)
@@ -160,20 +163,28 @@ class Asking:
             now = utcnow()
             decided = approved_by_policy(now, Status.INVITING, invite_started_at=now, attempts=1)
             request = request.model_copy(update=decided)
-        request = self.store.add(request, claim=self.work.claim if auto else None, counted=counted)
         policy = {"policy": request.policy_rule} if request.policy_rule else {}
-        self.store.record(
-            "submitted",
-            request.id,
-            requester_id,
-            email=details.email,
-            role=request.role_name,
-            **policy,
-        )
-        if auto:
-            self.store.record(
-                "approved", request.id, None, rule="policy", policy=request.policy_rule
+        audit = [
+            AuditEvent(
+                event="submitted",
+                request_id=request.id,
+                actor=requester_id,
+                detail={"email": details.email, "role": request.role_name, **policy},
             )
+        ]
+        if auto:
+            detail = {"rule": "policy", "policy": request.policy_rule}
+            audit.append(AuditEvent(event="approved", request_id=request.id, detail=detail))
+        # One round trip: the request, its index entries and its audit lines - unless a
+        # request for the address is open already (AddressOpen). A request with an id of its
+        # own (a workflow step's) was checked for duplicates before.
+        request = self.store.add(
+            request,
+            claim=self.work.claim if auto else None,
+            counted=counted,
+            audit=audit,
+            unless_open=() if "id" in fields else (details.email,),
+        )
         log.info("request %s stored (requester %s)", request.id, requester_id)
         return request
 
