@@ -32,6 +32,7 @@ from psycopg.types.json import Jsonb
 from bot.domain.batches import InviteBatch
 from bot.domain.listing import Listed
 from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
+from bot.store import budget
 from bot.store import postgres_schema as schema
 from bot.store.base import Record, Store, decode
 from bot.store.postgres_cas import AUDIT_INSERT, CompareAndSet, Known, audit_row
@@ -39,6 +40,10 @@ from bot.store.postgres_conn import Connections
 from bot.store.postgres_insert import Inserting, take
 from bot.store.postgres_pool import CONNECT_TIMEOUT, open_pool
 from bot.store.postgres_ratelimit import SharedRateLimiter
+
+# Connections for the store calls answering Slack requests (each a statement or two, under
+# a millisecond in the database), apart from the follow-up work's `max_connections`.
+ACK_CONNECTIONS = 8
 
 
 class PostgresStore(Inserting, CompareAndSet, Store):
@@ -53,7 +58,15 @@ class PostgresStore(Inserting, CompareAndSet, Store):
     ) -> None:
         super().__init__(schedule)
         self._known = Known()
-        self._db = Connections(open_pool(url, max_connections, connect_timeout))
+        work = open_pool(url, max_connections, connect_timeout)
+        try:
+            acks = open_pool(
+                url, ACK_CONNECTIONS, connect_timeout, budget.CALL_SECONDS, "invite-bot-acks", True
+            )
+        except Exception:
+            work.close()
+            raise
+        self._db = Connections(work, acks, budget.CALL_SECONDS)
         try:
             self.migrate()
         except Exception:

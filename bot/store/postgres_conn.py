@@ -1,9 +1,12 @@
 """The PostgreSQL store's connections: borrowed within the time budget, and a fresh one for
 work whose connection failed.
 
-- `borrow` lends a pooled connection. Under a time budget (bot/store/budget.py) the pool is
-  waited for, and the statements run (in a transaction, `SET LOCAL statement_timeout`), only
-  for the time left; a pool with nothing to lend by then, or a statement cut short, is
+- `borrow` lends a pooled connection. Under a time budget (bot/store/budget.py) - a store
+  call answering a Slack request - it comes from the acks' own pool, so an ack never waits for
+  connections busy with follow-up work; the pool is waited for, and the statements run, only
+  for the time left: the acks' connections cut every statement at the per-call limit
+  themselves, and a call with less time left sets its own (in a transaction, `SET LOCAL
+  statement_timeout`). A pool with nothing to lend by then, or a statement cut short, is
   `StoreBusy`.
 - `run` does a piece of work on a borrowed connection and, when that connection failed (a
   restart, a failover, pg_terminate_backend, a cut), has the pool's idle connections checked -
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -65,23 +69,38 @@ def connection_lost(exc: psycopg.OperationalError, conn: psycopg.Connection | No
     return state in SERVER_ENDED or state.startswith("08")
 
 
-def time_limits(budgeted: bool, lock_wait: float | None) -> dict[str, float]:
-    """The transaction's limits in seconds: the statements' (the budget's time left), locks'."""
-    limits = {"statement_timeout": budget.left() or 0} if budgeted else {}
+def time_limits(budgeted: bool, lock_wait: float | None, preset: float) -> dict[str, float]:
+    """The limits in seconds to set for the work: the statements' (the budget's time left,
+    unless the connection's own `preset` limit is no longer), the locks' (`lock_wait`)."""
+    left = budget.left() if budgeted else None
+    limits = {"statement_timeout": left} if left is not None and left < preset else {}
     if lock_wait is not None:
-        limits["lock_timeout"] = min(lock_wait, limits.get("statement_timeout", lock_wait))
+        limits["lock_timeout"] = min(lock_wait, left if left is not None else lock_wait)
     return limits
 
 
 class Connections:
-    def __init__(self, pool: ConnectionPool) -> None:
+    """The store's connections: `pool` for work without a time budget (after the ack, the
+    sweep), `acks` for the store calls answering a Slack request - so that an ack never waits
+    for connections busy with follow-up work - whose connections limit every statement to
+    `ack_limit` seconds themselves: a call with that much time left sends no limit of its own."""
+
+    def __init__(
+        self, pool: ConnectionPool, acks: ConnectionPool | None = None, ack_limit: float = 0.0
+    ) -> None:
         self.pool = pool
+        self.acks = acks or pool
+        self.ack_limit = ack_limit if acks is not None else math.inf
         self.closed = False
+
+    def pools(self) -> list[ConnectionPool]:
+        return [self.pool] if self.acks is self.pool else [self.pool, self.acks]
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self.pool.close()
+            for pool in self.pools():
+                pool.close()
 
     @contextlib.contextmanager
     def borrow(
@@ -101,8 +120,9 @@ class Connections:
         if self.closed:
             raise StoreClosed("postgresql")
         seconds = budget.left()
+        pool = self.pool if seconds is None else self.acks
         try:
-            with self.pool.connection(timeout=seconds) as conn:
+            with pool.connection(timeout=seconds) as conn:
                 if lent is not None:
                     lent.append(conn)
                 if fresh:
@@ -110,11 +130,11 @@ class Connections:
                         ConnectionPool.check_connection(conn)
                     except psycopg.OperationalError as exc:
                         raise _Stale from exc  # broken now: the pool drops it
-                if seconds is None and not tx:
+                limits = time_limits(seconds is not None, lock_wait, self.ack_limit)
+                if not (tx or limits):  # one statement, its own transaction, within any limit
                     yield conn
                     return
                 with conn.pipeline() if pipeline else conn.transaction():
-                    limits = time_limits(seconds is not None, lock_wait)
                     if limits:
                         conn.execute(
                             "SELECT "
@@ -160,5 +180,6 @@ class Connections:
                 failed = True
                 metrics.STORE_RETRIES.inc()
                 log.warning("store connection failed (%s): once more", type(exc).__name__)
-                self.pool.check()  # the dead among the idle ones are replaced now
+                for pool in self.pools():
+                    pool.check()  # the dead among the idle ones are replaced now
         raise budget.StoreUnavailable("PostgreSQL: no live connection")

@@ -31,10 +31,23 @@ class DatabaseUnavailable(ConnectionError):
 
 
 def open_pool(
-    url: str, max_connections: int, connect_timeout: float = CONNECT_TIMEOUT
+    url: str,
+    max_connections: int,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    statement_limit: float | None = None,
+    name: str = "invite-bot",
+    probed: bool = False,
 ) -> ConnectionPool:
-    """The pool, open with one connection; DatabaseUnavailable when PostgreSQL cannot be had."""
-    probe(url, connect_timeout)
+    """A pool, open with one connection; DatabaseUnavailable when PostgreSQL cannot be had
+    (asked first unless `probed`). `statement_limit`: seconds any statement on its
+    connections may run (set once per connection)."""
+    if not probed:
+        probe(url, connect_timeout)
+
+    def configure(conn: psycopg.Connection) -> None:
+        milliseconds = max(1, int((statement_limit or 0) * 1000))
+        conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{milliseconds}ms",))
+
     pool = ConnectionPool(
         url,
         min_size=1,
@@ -51,8 +64,9 @@ def open_pool(
         # Instead, work whose connection failed has them all checked at once
         # (`ConnectionPool.check`) and goes to a fresh one (postgres_conn.Connections.run).
         timeout=WAIT_TIMEOUT,
+        configure=configure if statement_limit is not None else None,
         open=False,
-        name="invite-bot",
+        name=name,
     )
     try:
         pool.open(wait=True, timeout=connect_timeout)
