@@ -9,7 +9,7 @@ import time
 import pytest
 
 from bot.domain.details import InviteDetails
-from bot.domain.records import InviteRequest
+from bot.domain.records import AuditEvent, InviteRequest, Status
 from bot.store import budget
 from tests.pg_statements import Counter, install
 
@@ -64,3 +64,30 @@ def test_an_ack_connections_statement_is_cut_at_its_limit(pg_store):
     with budget.ack_budget(), pytest.raises(budget.StoreBusy):
         pg_store._first("SELECT pg_sleep(2)")
     assert time.monotonic() - started < 1.0
+
+
+def test_a_write_whose_audit_log_is_locked_is_made_and_its_line_follows(pg_store, pg_url):
+    """With the audit log locked, an ask and a decision answering Slack wait for it no longer
+    than the ack connection's lock wait, are stored without their lines, and the lines are
+    written once the lock is gone."""
+    from tests.test_store_outages import locked
+
+    request = InviteRequest(requester_id="U1", details=InviteDetails(email="a@x.io"))
+    lock = locked(pg_url, "audit")
+    try:
+        started = time.monotonic()
+        with budget.ack_budget():
+            pg_store.add(request, audit=[AuditEvent(event="submitted", request_id=request.id)])
+            ok, _ = pg_store.transition(
+                request.id, {Status.PENDING}, Status.DENIED, audit=("denied", "UA", {})
+            )
+        assert ok and time.monotonic() - started < 1.0
+        with budget.ack_budget():  # the follow-up work's connections wait for the lock
+            assert pg_store.read(request.id).status is Status.DENIED
+    finally:
+        lock.commit()
+        lock.close()
+    deadline = time.monotonic() + 5
+    while sorted(e.event for e in pg_store.audit()) != ["denied", "submitted"]:
+        assert time.monotonic() < deadline, pg_store.audit()
+        time.sleep(0.02)

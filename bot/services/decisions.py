@@ -162,21 +162,21 @@ class Decisions(Generic[R]):
             else:
                 target, claim = self.pending, None
                 changes.update(shown_status=None)
+            detail = (
+                {"rule": str(verdict.rule)}
+                if verdict.complete and verdict.rule
+                else {"of": current.approvals_needed}
+            )
             ok, record = self.store.transition(
                 record_id,
                 {self.pending},
                 target,
                 require={"approvals": current.approvals},
                 claim=claim,
+                audit=(f"{self.events}approved", approver_id, detail),  # in the same write
                 **changes,
             )
             if ok:
-                detail = (
-                    {"rule": str(verdict.rule)}
-                    if verdict.complete and verdict.rule
-                    else {"of": current.approvals_needed}
-                )
-                self.store.record(f"{self.events}approved", record_id, approver_id, **detail)
                 log.info("%s %s approved by %s", self.noun, record_id, approver_id)
                 return Decision(record)
         return Decision(self.read(record_id), Refusal.ALREADY_DECIDED)
@@ -190,13 +190,13 @@ class Decisions(Generic[R]):
             record_id,
             {self.pending},
             self.denied,
+            audit=(f"{self.events}denied", approver_id, {"reason": reason}),  # in the same write
             decided_by=approver_id,
             decided_at=utcnow(),
             deny_reason=reason,
         )
         if not ok:
             return Decision(record, Refusal.ALREADY_DECIDED)
-        self.store.record(f"{self.events}denied", record_id, approver_id, reason=reason)
         log.info("%s %s denied by %s", self.noun, record_id, approver_id)
         return Decision(record)
 

@@ -26,7 +26,7 @@ from bot.domain.batches import InviteBatch
 from bot.domain.listing import Listed
 from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
 from bot.runtime import metrics
-from bot.store.budget import StoreUnavailable, active, later
+from bot.store.budget import StoreLocked, StoreUnavailable, active, later
 from bot.store.facets import Facets, Record, changed, decode, facets, model_for
 from bot.store.leasing import Leases
 
@@ -339,19 +339,21 @@ class Store(Leases, abc.ABC):
         self, record_id: str, change: Change, audit: Audited | None
     ) -> tuple[bool, Record | None]:
         """`_mutate`, and the audit event `audit` (name, actor, detail) when it changed the
-        record: in the same write for work after the answer (no time budget), one statement
-        on PostgreSQL; under a budget after the write, by `record`, so that a busy audit log
-        never turns a stored decision into a failure."""
+        record, in the same write (one statement on PostgreSQL). Under a budget, an audit log
+        locked longer than the call may wait (StoreLocked) never turns a decision into a
+        failure: the change is made without its line, which follows after the answer."""
         if audit is None:
             return self._mutate(record_id, change)
         event, actor, detail = audit
-        if active():
+        entry = AuditEvent(event=event, request_id=record_id, actor=actor, detail=detail)
+        try:
+            ok, record = self._mutate(record_id, change, entry)
+        except StoreLocked:
+            if not active():
+                raise
             ok, record = self._mutate(record_id, change)
             if ok:
-                self.record(event, record_id, actor, **detail)
-            return ok, record
-        entry = AuditEvent(event=event, request_id=record_id, actor=actor, detail=detail)
-        ok, record = self._mutate(record_id, change, entry)
+                later(self._append_audit, entry)
         if ok:
             metrics.audit_event(event, detail)
         return ok, record

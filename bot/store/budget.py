@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 ACK_SECONDS = 2.5  # from taking up a Slack request, the store calls answering it must end by
 CALL_SECONDS = 1.5  # one store call on the ack path: its wait for the pool, its statements
+LOCK_SECONDS = 0.5  # a lock another session holds, waited for on the ack path (at most half)
 DECISION_SECONDS = 5.0  # storing a click's decision, after its ack
 SPENT = 0.01  # seconds left below which a store call is not started at all
 POLL = 0.005  # seconds between attempts at a file lock that cannot be waited for
@@ -45,6 +46,12 @@ class StoreUnavailable(ConnectionError):
 class StoreBusy(StoreUnavailable):
     """The call's time budget ran out (waiting for a connection, a lock or a statement): it was
     given up, and what it was to write was not written."""
+
+
+class StoreLocked(StoreBusy):
+    """Busy: a lock held by another session was not had within the call's lock wait
+    (LOCK_SECONDS); nothing was written, and the same write without what needs that lock (an
+    audit line) may still be made."""
 
 
 @contextlib.contextmanager

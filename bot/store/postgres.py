@@ -60,8 +60,9 @@ class PostgresStore(Inserting, CompareAndSet, Store):
         self._known = Known()
         work = open_pool(url, max_connections, connect_timeout)
         try:
+            limits = budget.CALL_SECONDS, budget.LOCK_SECONDS
             acks = open_pool(
-                url, ACK_CONNECTIONS, connect_timeout, budget.CALL_SECONDS, "invite-bot-acks", True
+                url, ACK_CONNECTIONS, connect_timeout, *limits, "invite-bot-acks", True
             )
         except Exception:
             work.close()

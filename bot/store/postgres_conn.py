@@ -69,14 +69,15 @@ def connection_lost(exc: psycopg.OperationalError, conn: psycopg.Connection | No
     return state in SERVER_ENDED or state.startswith("08")
 
 
-def time_limits(budgeted: bool, lock_wait: float | None, preset: float) -> dict[str, float]:
-    """The limits in seconds to set for the work: the statements' (the budget's time left,
-    unless the connection's own `preset` limit is no longer), the locks' (`lock_wait`)."""
+def time_limits(budgeted: bool, preset: float) -> dict[str, float]:
+    """The limits in seconds to set for a call under a budget, unless the connection's own
+    (`preset`: its statement limit; its lock wait, budget.LOCK_SECONDS) are no longer: the
+    statements' (the time left) and the locks' (LOCK_SECONDS, at most half the time left, so
+    that a write that waited in vain for a lock may be made without what needed it)."""
     left = budget.left() if budgeted else None
-    limits = {"statement_timeout": left} if left is not None and left < preset else {}
-    if lock_wait is not None:
-        limits["lock_timeout"] = min(lock_wait, left if left is not None else lock_wait)
-    return limits
+    if left is None or left >= preset:
+        return {}
+    return {"statement_timeout": left, "lock_timeout": min(budget.LOCK_SECONDS, left / 2)}
 
 
 class Connections:
@@ -108,12 +109,10 @@ class Connections:
         tx: bool = False,
         fresh: bool = False,
         lent: list | None = None,
-        lock_wait: float | None = None,
         pipeline: bool = False,
     ) -> Iterator[psycopg.Connection]:
         """A pooled connection (in a transaction with `tx`; found alive first with `fresh`),
-        also put in `lent` as soon as the pool lends it. `lock_wait`: seconds a lock is
-        waited for (then LockNotAvailable). `pipeline`: one round trip - the time limits and
+        also put in `lent` as soon as the pool lends it. `pipeline`: one round trip - the time limits and
         the statements are sent together, as one transaction (the pipeline's implicit one),
         and committed as the connection goes back; their results are read after that (a
         read before it, or a cursor's rowcount, would cost a round trip of its own)."""
@@ -130,7 +129,7 @@ class Connections:
                         ConnectionPool.check_connection(conn)
                     except psycopg.OperationalError as exc:
                         raise _Stale from exc  # broken now: the pool drops it
-                limits = time_limits(seconds is not None, lock_wait, self.ack_limit)
+                limits = time_limits(seconds is not None, self.ack_limit)
                 if not (tx or limits):  # one statement, its own transaction, within any limit
                     yield conn
                     return
@@ -147,13 +146,13 @@ class Connections:
         except (PoolTimeout, QueryCanceled, LockNotAvailable) as exc:
             if seconds is None:
                 raise
-            raise budget.StoreBusy(f"PostgreSQL: {type(exc).__name__}") from exc
+            busy = budget.StoreLocked if isinstance(exc, LockNotAvailable) else budget.StoreBusy
+            raise busy(f"PostgreSQL: {type(exc).__name__}") from exc
 
     def run(
         self,
         work: Callable[[psycopg.Connection], T],
         tx: bool = False,
-        lock_wait: float | None = None,
         pipeline: bool = False,
     ) -> T:
         """`work` on a borrowed connection; once more on a fresh one when its connection
@@ -165,7 +164,7 @@ class Connections:
         for _ in range(FRESH_TRIES + reruns):
             lent: list[psycopg.Connection] = []
             try:
-                borrowed = self.borrow(tx, failed, lent, lock_wait, pipeline)
+                borrowed = self.borrow(tx, failed, lent, pipeline)
                 with borrowed as conn:
                     started += 1
                     done = work(conn)

@@ -1,16 +1,15 @@
 """New records on PostgreSQL (a mixin of `PostgresStore`): a request or batch, its open
 addresses and its audit lines in one statement, checked in it against an open request for the
 same address - on an ask's path, one round trip (`postgres_conn`'s pipeline: the time limits
-and the statement, committed together). A lock on the audit log held longer than
-AUDIT_LOCK_WAIT does not cost the ask: the record is stored without its lines, which follow
-after the answer. The policy's daily counter (`take`) is counted in the same transaction."""
+and the statement, committed together). A lock on the audit log held longer than an ack
+waits for one (budget.LOCK_SECONDS) does not cost the ask: the record is stored without its
+lines, which follow after the answer. The policy's daily counter (`take`) is counted in the same transaction."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-from psycopg.errors import LockNotAvailable
 
 from bot.domain.records import AuditEvent
 from bot.store import budget
@@ -20,10 +19,6 @@ from bot.store.base import AddressOpen, Counted, Facets, LimitReached, Record
 if TYPE_CHECKING:
     from bot.store.postgres_cas import Known
     from bot.store.postgres_conn import Connections
-
-# Seconds a new request waits for a lock on the audit log before it is stored without its
-# audit lines, which follow after the answer (a lock held longer would cost the ask).
-AUDIT_LOCK_WAIT = 0.1
 
 
 class Inserting:
@@ -48,9 +43,8 @@ class Inserting:
     ) -> bool:
         try:
             inserted = self._insert_once(record, f, counted, audit, unless_open)
-        except (budget.StoreBusy, LockNotAvailable) as exc:
-            waited = exc if isinstance(exc, LockNotAvailable) else exc.__cause__
-            if not audit or not isinstance(waited, LockNotAvailable):
+        except budget.StoreLocked:
+            if not audit:
                 raise
             # A lock held that long on the audit log (or the records): the record without
             # its audit lines, which follow after the answer.
@@ -69,7 +63,6 @@ class Inserting:
         audit: tuple[AuditEvent, ...],
         unless_open: tuple[str, ...],
     ) -> bool:
-        lock_wait = AUDIT_LOCK_WAIT if audit else None
         tries = 0
 
         def send(conn: psycopg.Connection) -> psycopg.Cursor:
@@ -78,7 +71,7 @@ class Inserting:
             return schema.insert_new(conn, record, f, audit, unless_open)
 
         if counted is None:  # one round trip: the limits and the statement, committed
-            cursor = self._db.run(send, tx=True, lock_wait=lock_wait, pipeline=True)
+            cursor = self._db.run(send, tx=True, pipeline=True)
             inserted, held = cursor.fetchone()
         else:
 
@@ -90,7 +83,7 @@ class Inserting:
                     raise LimitReached(counted[0])  # rolls the insert back
                 return inserted, held
 
-            inserted, held = self._db.run(insert, tx=True, lock_wait=lock_wait)
+            inserted, held = self._db.run(insert, tx=True)
         if inserted:
             return True
         # Done again after a lost connection, the record there may be our own first insert.

@@ -35,18 +35,23 @@ def open_pool(
     max_connections: int,
     connect_timeout: float = CONNECT_TIMEOUT,
     statement_limit: float | None = None,
+    lock_limit: float | None = None,
     name: str = "invite-bot",
     probed: bool = False,
 ) -> ConnectionPool:
     """A pool, open with one connection; DatabaseUnavailable when PostgreSQL cannot be had
     (asked first unless `probed`). `statement_limit`: seconds any statement on its
-    connections may run (set once per connection)."""
+    connections may run, `lock_limit` wait for a lock, at most half of that (set once per
+    connection)."""
     if not probed:
         probe(url, connect_timeout)
 
     def configure(conn: psycopg.Connection) -> None:
-        milliseconds = max(1, int((statement_limit or 0) * 1000))
-        conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{milliseconds}ms",))
+        limits = [statement_limit or 0, min(lock_limit or 0, (statement_limit or 0) / 2)]
+        conn.execute(
+            "SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)",
+            [f"{max(1, int(seconds * 1000))}ms" for seconds in limits],
+        )
 
     pool = ConnectionPool(
         url,
