@@ -14,7 +14,7 @@ COMMAND_META = "command_name"
 
 def installed_command(store: Any) -> str:
     """The slash command's name as last seen in a command; `/invite` until one came."""
-    name = store.get_meta(COMMAND_META, None)
+    name = store.recent_meta(COMMAND_META, None)
     return name if isinstance(name, str) and name.startswith("/") else DEFAULT_COMMAND
 
 
@@ -22,3 +22,4 @@ def keep_command(store: Any, name: str) -> None:
     """Keep the name a command came in with, when it is not the one kept already."""
     if installed_command(store) != name:
         store.set_meta(COMMAND_META, name)
+        store.forget_recent(COMMAND_META)

@@ -29,6 +29,7 @@ from bot.runtime import metrics
 from bot.store.budget import StoreLocked, StoreUnavailable, active, later
 from bot.store.facets import Facets, Record, changed, decode, facets, model_for
 from bot.store.leasing import Leases
+from bot.store.small_state import SmallState
 
 Change = Callable[[Record | None, datetime], Record | None]
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
@@ -55,7 +56,7 @@ Counted = tuple[str, int]  # a counter's key and its limit (`take_quota`)
 Audited = tuple[str, str | None, dict[str, Any]]  # an audit event's name, actor and detail
 
 
-class Store(Leases, abc.ABC):
+class Store(Leases, SmallState, abc.ABC):
     """One store interface, two engines (see the module docstring)."""
 
     engine: str = "abstract"
@@ -148,7 +149,7 @@ class Store(Leases, abc.ABC):
     def batches(self) -> list[InviteBatch]:
         """Every live batch (a scan, like `requests`)."""
 
-    # -- audit log, small state, periodic jobs --------------------------------------------------
+    # -- audit log (small state and periodic jobs: `small_state.SmallState`) ----------------
 
     @abc.abstractmethod
     def _append_audit(self, entry: AuditEvent) -> None: ...
@@ -156,39 +157,6 @@ class Store(Leases, abc.ABC):
     @abc.abstractmethod
     def audit(self, since: datetime | None = None) -> list[AuditEvent]:
         """The audit log from `since` on, oldest first."""
-
-    @abc.abstractmethod
-    def get_meta(self, key: str, default: Any = None) -> Any: ...
-
-    @abc.abstractmethod
-    def set_meta(self, key: str, value: Any) -> None: ...
-
-    @abc.abstractmethod
-    def delete_meta(self, key: str) -> None:
-        """Remove `key` (nothing happens when it is not there)."""
-
-    @abc.abstractmethod
-    def add_to_meta_set(self, key: str, value: str) -> bool:
-        """Add `value` to the list at `key`, atomically; True when it was not there."""
-
-    @abc.abstractmethod
-    def remove_from_meta_set(self, key: str, value: str) -> bool:
-        """Take `value` out of the list at `key`, atomically; True when it was there."""
-
-    @abc.abstractmethod
-    def claim_period(self, name: str, seconds: float, owner: str) -> bool:
-        """True for exactly one caller per `seconds` across every process sharing the store:
-        that caller runs the periodic job `name` (catalog refresh, archiving)."""
-
-    @abc.abstractmethod
-    def take_quota(self, key: str, wanted: int, limit: int) -> int:
-        """Count up to `wanted` more on the counter `key` without passing `limit`, atomically
-        across every process sharing the store; how many were counted (0: limit reached).
-        Keys start with a day (`2026-12-04|U123`) so that `forget_quotas` can drop old ones."""
-
-    @abc.abstractmethod
-    def forget_quotas(self, before: str) -> int:
-        """Drop the counters whose key sorts before `before` (a day); how many."""
 
     # -- moving between engines ------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 naming the slash command as installed (bot/runtime/command.py).
 
 A mixin of `handlers.delivery.courier.Courier`, which holds the Slack client, the services and
-the store. Only those who opened the App Home once are kept up to date (`home_users`). Each
+the store. Only those who opened the App Home once are kept up to date (`home_users`, as read
+at most 10 s ago: one who opened it at another replica is in a few seconds later). Each
 home is in its owner's language (`for_person`), whoever's click or sweep refreshes it.
 """
 
@@ -35,8 +36,9 @@ class HomeTabs(CourierParts):
         `approvable`: the approvers' list when the caller has read it already."""
         if not user_id:
             return
-        if remember and user_id not in self.store.get_meta("home_users", []):
+        if remember and user_id not in self.store.recent_meta("home_users", []):
             self.store.add_to_meta_set("home_users", user_id)
+            self.store.forget_recent("home_users")
         waiting = self.service.waiting(user_id, approvable)  # [] for anyone but an approver
         mine, _, total = self.service.own(user_id, 1, lists.HOME_SHOWN)
         approver, command = self.service.is_approver(user_id), installed_command(self.store)
@@ -52,7 +54,7 @@ class HomeTabs(CourierParts):
     def refresh_homes(self, request: InviteRequest | InviteBatch) -> None:
         """After a request's state shows anew: the homes of its requester and the approvers,
         for those who have opened the App Home at least once."""
-        watchers = set(self.store.get_meta("home_users", []))
+        watchers = set(self.store.recent_meta("home_users", []))  # another replica's: soon
         viewers = sorted(({request.requester_id} | self.service.approvers_of(request)) & watchers)
         if not viewers:
             return

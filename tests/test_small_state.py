@@ -1,0 +1,37 @@
+"""Small state read on every delivery (who looks at the App Home, the command's name) is read
+from the store at most every RECENT_SECONDS by one process; its own writes show at once."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.runtime.command import installed_command, keep_command
+from bot.store import small_state
+from tests.test_store import open_engine
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_recent_small_state_is_read_again_only_after_a_while(
+    engine, tmp_path, request, monkeypatch
+):
+    """Within RECENT_SECONDS a read is answered from memory; after it, from the store, which
+    then shows another process's write; this process's own write shows at once."""
+    clock = [1000.0]
+    monkeypatch.setattr(small_state.time, "monotonic", lambda: clock[0])
+    store, other = open_engine(engine, tmp_path, request), open_engine(engine, tmp_path, request)
+    reads = []
+    real = store.get_meta
+    monkeypatch.setattr(store, "get_meta", lambda *a: reads.append(a) or real(*a))
+    try:
+        assert installed_command(store) == "/invite" and installed_command(store) == "/invite"
+        assert len(reads) == 1
+        keep_command(other, "/awork-invite")  # another replica
+        clock[0] += small_state.RECENT_SECONDS - 0.5
+        assert installed_command(store) == "/invite" and len(reads) == 1
+        clock[0] += 1
+        assert installed_command(store) == "/awork-invite" and len(reads) == 2
+        keep_command(store, "/invite")  # this process: shows at once
+        assert installed_command(store) == "/invite"
+    finally:
+        store.close()
+        other.close()
