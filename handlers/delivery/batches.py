@@ -174,7 +174,7 @@ class BatchDelivery(CourierParts):
                     "batch %s: could not update its message: %s", batch.id, slack_error(exc)
                 )
                 return batch
-            batch = self.store.update(batch.id, **shown) or batch
+            batch = self.note_after_round(batch, **shown)
             self.refresh_homes(batch)
         if batch.status is BatchStatus.PENDING:
             if batch.reminded_at and not batch.reminder_posted and batch.approval_message:

@@ -84,7 +84,8 @@ class Courier(
         # A delivery's lease outlives a few slow Slack calls in one round, and is renewed
         # right before each post (`TrackedPosts.post`): one that ran out posts nothing more.
         self.delivery_lease = 4 * slack_timeout
-        self.delivering = threading.local()  # this thread's delivery lease: (id, owner, seconds)
+        # This thread's delivery lease, (id, owner, seconds), and what its round noted.
+        self.delivering = threading.local()
         self.service = service
         self.batches = batches or BatchService(service)
         self.progress_every = 2.0  # seconds between progress updates of a batch's message
@@ -119,12 +120,15 @@ class Courier(
                 if record is None or not record.needs_delivery():
                     break
                 before = record.version
+                self.delivering.noted = {}
                 record, stored = deliver(record), False
-                if record.version == before:
+                noted, self.delivering.noted = self.delivering.noted, {}
+                if record.version == before and not noted:
                     break  # nothing could be delivered now; a later sweep retries
-                # Renewed for another round if the record as stored needs one, else given back.
+                # Renewed for another round if the record as stored needs one, else given back;
+                # with what the round noted (`note_after_round`).
                 after = self.store.renew_or_release(
-                    record_id, owner, seconds, more=lambda r: r.needs_delivery()
+                    record_id, owner, seconds, more=lambda r: r.needs_delivery(), noted=noted
                 )
                 if after is None:
                     break  # no longer ours

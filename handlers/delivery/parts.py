@@ -58,6 +58,17 @@ class CourierParts:
     delivering: threading.local
     languages: Languages
 
+    def note_after_round(self, record: Any, **changes: Any) -> Any:
+        """`changes` that need not be stored the moment they are true (what a message shows
+        now: a crash before they are only means Slack is told once more), written with the
+        delivery round's lease renewal or release when this thread holds the record's lease
+        (`Courier._sync`), else at once. The record with them."""
+        held = getattr(self.delivering, "lease", None)
+        if held is None or held[0] != record.id:
+            return self.store.update(record.id, **changes) or record
+        self.delivering.noted.update(changes)
+        return record.model_copy(update=changes)
+
     @contextmanager
     def for_channel(self) -> Iterator[str]:
         """Texts built and sent inside are for a channel: in INVITE_LANGUAGE."""

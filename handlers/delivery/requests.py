@@ -151,4 +151,4 @@ class RequestDelivery(CourierParts):
             )
             return request
         self.refresh_homes(request)
-        return self.store.update(request.id, shown_status=request.status) or request
+        return self.note_after_round(request, shown_status=request.status)
