@@ -24,8 +24,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
-import secrets
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
@@ -50,9 +48,9 @@ from bot.store.base import (
     utc_key,
 )
 from bot.store.files import json_table, private_file
+from bot.store.sqlite_state import TOP, SqliteState
 
 TABLE = "store"
-TOP = "\uffff"  # sorts after every character a key holds
 
 
 def index_keys(record_id: str, f: Facets, listing: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -71,7 +69,7 @@ def index_keys(record_id: str, f: Facets, listing: dict[str, Any] | None = None)
     return keys
 
 
-class SqliteStore(Store):
+class SqliteStore(SqliteState, Store):
     engine = "sqlite"
 
     def __init__(self, path: str, schedule: Schedule | None = None) -> None:
@@ -330,73 +328,6 @@ class SqliteStore(Store):
         with self._open():
             rows = self._range("r|bat-")
         return [InviteBatch.model_validate(raw) for _, raw in rows]
-
-    # -- audit log, small state, periodic jobs --------------------------------------------------
-
-    def _append_audit(self, entry: AuditEvent) -> None:
-        key = f"l|{utc_key(entry.at)}|{os.getpid()}-{secrets.token_hex(3)}"
-        with self._lock():
-            self._db[key] = entry.model_dump(mode="json")
-
-    def audit(self, since: datetime | None = None) -> list[AuditEvent]:
-        with self._open():
-            rows = self._range(f"l|{utc_key(since)}" if since else "l|", "l|" + TOP)
-        return [AuditEvent.model_validate(raw) for _, raw in rows]
-
-    def get_meta(self, key: str, default: Any = None) -> Any:
-        with self._open():
-            return self._db.get(f"m|{key}", default)
-
-    def set_meta(self, key: str, value: Any) -> None:
-        with self._lock():
-            self._db[f"m|{key}"] = value
-
-    def delete_meta(self, key: str) -> None:
-        with self._lock():
-            self._db.pop(f"m|{key}", None)
-
-    def add_to_meta_set(self, key: str, value: str) -> bool:
-        with self._lock():
-            members = list(self._db.get(f"m|{key}", []))
-            if value in members:
-                return False
-            self._db[f"m|{key}"] = sorted([*members, value])
-            return True
-
-    def remove_from_meta_set(self, key: str, value: str) -> bool:
-        with self._lock():
-            members = list(self._db.get(f"m|{key}", []))
-            if value not in members:
-                return False
-            self._db[f"m|{key}"] = [member for member in members if member != value]
-            return True
-
-    def claim_period(self, name: str, seconds: float, owner: str) -> bool:
-        with self._lock():
-            now = self.now()
-            due = self._db.get(f"p|{name}")
-            if due is not None and due["next"] > utc_key(now):
-                return False
-            self._db[f"p|{name}"] = {
-                "next": utc_key(now + timedelta(seconds=seconds)),
-                "owner": owner,
-            }
-            return True
-
-    def take_quota(self, key: str, wanted: int, limit: int) -> int:
-        with self._lock():  # re-entrant: in `_insert`'s transaction when called from there
-            used = int(self._db.get(f"q|{key}", 0))
-            granted = max(0, min(wanted, limit - used))
-            if granted:
-                self._db[f"q|{key}"] = used + granted
-            return granted
-
-    def forget_quotas(self, before: str) -> int:
-        with self._lock():
-            old = [key for key, _ in self._range("q|", "q|" + before)]
-            for key in old:
-                del self._db[key]
-            return len(old)
 
     # -- schema and moving (bot/store/sqlite_schema.py) -------------------------------------
 
