@@ -123,3 +123,27 @@ def test_an_inline_ask_on_postgresql_is_one_statement_in_one_round_trip(pg_bot, 
     counter.on = False
     assert "already an open request" in response.body
     assert sum(counter.statements.values()) == 2, counter.report()  # and the read
+
+
+def test_sqlitedicts_thread_gets_one_statement_and_a_commit_per_write(tmp_path, monkeypatch):
+    """On sqlitedict the checks a write depends on are read in the calling thread, and a new
+    record (index entries and audit line with it) or a change is one statement queued for
+    sqlitedict's thread, then its commit - each a wait for that thread."""
+    from bot.store import SqliteStore
+
+    store = SqliteStore(str(tmp_path / "s.sqlite"))
+    try:
+        queued: list[str] = []
+        real = store._db.conn.execute
+        monkeypatch.setattr(
+            store._db.conn, "execute", lambda req, *a: queued.append(req[:7]) or real(req, *a)
+        )
+        request = asked("ada@example.com")
+        store.add(request, audit=[submitted(request)], unless_open=["ada@example.com"])
+        assert queued == ["REPLACE", "--commi"]
+        queued.clear()
+        assert store.transition(request.id, {Status.PENDING}, Status.DENIED, audit=("d", None, {}))
+        assert queued == ["DELETE ", "REPLACE", "--commi"]  # no longer waiting: index entry gone
+        assert [e.event for e in store.audit()] == ["submitted", "d"]
+    finally:
+        store.close()

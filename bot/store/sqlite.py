@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
@@ -48,7 +49,7 @@ from bot.store.base import (
     utc_key,
 )
 from bot.store.files import json_table, private_file
-from bot.store.sqlite_state import TOP, SqliteState
+from bot.store.sqlite_state import TOP, SqliteState, audit_row
 
 TABLE = "store"
 
@@ -83,6 +84,12 @@ class SqliteStore(SqliteState, Store):
         self._depth = 0
         self.closed = False
         self.migrate()
+        # Reads that decide a write, made under the store's locks in the calling thread: the
+        # interpreter lock is let go while SQLite reads, where a read through sqlitedict's
+        # thread waits for that thread to have it, and then for its own again. WAL: it sees
+        # what was committed, which under the locks is everything.
+        self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._reader.execute("PRAGMA query_only = ON")
 
     # -- locking -----------------------------------------------------------------------------
 
@@ -124,6 +131,7 @@ class SqliteStore(SqliteState, Store):
                 return
             self.closed = True
             self._db.close()
+            self._reader.close()
         self._lock_file.close()
 
     def now(self) -> datetime:
@@ -148,14 +156,31 @@ class SqliteStore(SqliteState, Store):
         rows = self._db.conn.select(query, (prefix, upper or prefix + TOP, limit, offset))
         return [(key, json.loads(value)) for key, value in rows]
 
-    def _put(self, record: Record, facets_: Facets, old_keys: Iterable[str] = ()) -> None:
+    def _put(
+        self,
+        record: Record,
+        facets_: Facets,
+        old_keys: Iterable[str] = (),
+        audit: Iterable[AuditEvent] = (),
+    ) -> None:
+        """A record, its index keys, its list of them and `audit` - two statements at most,
+        queued for sqlitedict's thread, whose every statement waits for the interpreter lock."""
         keys = index_keys(record.id, facets_, summary(record) if facets_.approvable else None)
-        for key in set(old_keys) - set(keys):
-            self._db.pop(key, None)
-        for key, value in keys.items():
-            self._db[key] = value
-        self._db[f"x|{record.id}"] = sorted(keys)
-        self._db[f"r|{record.id}"] = record.model_dump(mode="json")
+        gone = sorted(set(old_keys) - set(keys))
+        if gone:
+            marks = ", ".join("?" * len(gone))
+            self._db.conn.execute(f'DELETE FROM "{TABLE}" WHERE key IN ({marks})', gone)  # noqa: S608
+        rows = {
+            **keys,
+            f"x|{record.id}": sorted(keys),
+            f"r|{record.id}": record.model_dump(mode="json"),
+            **dict(audit_row(entry) for entry in audit),
+        }
+        self._db.conn.execute(
+            f'REPLACE INTO "{TABLE}" (key, value) VALUES '  # noqa: S608 - constant table
+            + ", ".join("(?, ?)" for _ in rows),
+            [part for key, value in rows.items() for part in (key, json.dumps(value))],
+        )
 
     # -- records -----------------------------------------------------------------------------
 
@@ -176,9 +201,7 @@ class SqliteStore(SqliteState, Store):
                 raise AddressOpen(found[0][1])
             if counted is not None and not self.take_quota(counted[0], 1, counted[1]):
                 raise LimitReached(counted[0])
-            self._put(record, facets_)
-            for entry in audit:
-                self._append_audit(entry)
+            self._put(record, facets_, audit=audit)
             return True
 
     def _first_keys(self, emails: Iterable[str], keys: Iterable[str]) -> list[tuple[str, Any]]:
@@ -198,21 +221,25 @@ class SqliteStore(SqliteState, Store):
             args += wanted
         if not parts:
             return []
-        rows = self._db.conn.select(" UNION ALL ".join(parts), tuple(args))
+        query = " UNION ALL ".join(parts)
+        if self._depth == 1:  # nothing of this transaction written yet: the reader sees it all
+            rows = self._reader.execute(query, args).fetchall()
+        else:
+            rows = list(self._db.conn.select(query, tuple(args)))
         return [(key, json.loads(value)) for key, value in rows]
 
     def _mutate(
         self, record_id: str, change: Change, audit: AuditEvent | None = None
     ) -> tuple[bool, Record | None]:
         with self._lock():
-            raw = self._db.get(f"r|{record_id}")
+            found = dict(self._first_keys((), (f"r|{record_id}", f"x|{record_id}")))
+            raw = found.get(f"r|{record_id}")
             current = decode(record_id, raw) if raw is not None else None
             updated = change(current, self.now())
             if updated is None:
                 return False, current
-            self._put(updated, facets(updated, self.schedule), self._db.get(f"x|{record_id}", []))
-            if audit is not None:
-                self._append_audit(audit)  # in the same transaction (the lock is re-entrant)
+            old_keys = found.get(f"x|{record_id}", [])
+            self._put(updated, facets(updated, self.schedule), old_keys, [audit] if audit else [])
             return True, updated
 
     def _load(self, record_id: str) -> dict[str, Any] | None:

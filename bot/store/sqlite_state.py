@@ -20,6 +20,13 @@ if TYPE_CHECKING:
 TOP = "\uffff"  # sorts after every character a key holds
 
 
+def audit_row(entry: AuditEvent) -> tuple[str, dict[str, Any]]:
+    """An audit entry's key (in time order; unique across processes) and value."""
+    return f"l|{utc_key(entry.at)}|{os.getpid()}-{secrets.token_hex(3)}", entry.model_dump(
+        mode="json"
+    )
+
+
 class SqliteState:
     _db: SqliteDict
 
@@ -34,9 +41,8 @@ class SqliteState:
         def now(self) -> datetime: ...
 
     def _append_audit(self, entry: AuditEvent) -> None:
-        key = f"l|{utc_key(entry.at)}|{os.getpid()}-{secrets.token_hex(3)}"
         with self._lock():
-            self._db[key] = entry.model_dump(mode="json")
+            self._db.update([audit_row(entry)])
 
     def audit(self, since: datetime | None = None) -> list[AuditEvent]:
         with self._open():
