@@ -112,10 +112,11 @@ class Connections:
         pipeline: bool = False,
     ) -> Iterator[psycopg.Connection]:
         """A pooled connection (in a transaction with `tx`; found alive first with `fresh`),
-        also put in `lent` as soon as the pool lends it. `pipeline`: one round trip - the time limits and
-        the statements are sent together, as one transaction (the pipeline's implicit one),
-        and committed as the connection goes back; their results are read after that (a
-        read before it, or a cursor's rowcount, would cost a round trip of its own)."""
+        also put in `lent` as soon as the pool lends it. `pipeline`: one round trip - the time
+        limits and the statements are sent together, as one transaction (the pipeline's
+        implicit one), and committed as the connection goes back; their results are read
+        after that (a read before it, or a cursor's rowcount, would cost a round trip of its
+        own)."""
         if self.closed:
             raise StoreClosed("postgresql")
         seconds = budget.left()

@@ -3,7 +3,8 @@ addresses and its audit lines in one statement, checked in it against an open re
 same address - on an ask's path, one round trip (`postgres_conn`'s pipeline: the time limits
 and the statement, committed together). A lock on the audit log held longer than an ack
 waits for one (budget.LOCK_SECONDS) does not cost the ask: the record is stored without its
-lines, which follow after the answer. The policy's daily counter (`take`) is counted in the same transaction."""
+lines, which follow after the answer. The policy's daily counter (`take`) is counted in the
+same transaction."""
 
 from __future__ import annotations
 

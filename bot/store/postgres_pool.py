@@ -49,7 +49,8 @@ def open_pool(
     def configure(conn: psycopg.Connection) -> None:
         limits = [statement_limit or 0, min(lock_limit or 0, (statement_limit or 0) / 2)]
         conn.execute(
-            "SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)",
+            "SELECT set_config('statement_timeout', %s, false),"
+            " set_config('lock_timeout', %s, false)",
             [f"{max(1, int(seconds * 1000))}ms" for seconds in limits],
         )
 

@@ -169,7 +169,8 @@ class SqliteStore(SqliteState, Store):
         gone = sorted(set(old_keys) - set(keys))
         if gone:
             marks = ", ".join("?" * len(gone))
-            self._db.conn.execute(f'DELETE FROM "{TABLE}" WHERE key IN ({marks})', gone)  # noqa: S608
+            delete = f'DELETE FROM "{TABLE}" WHERE key IN ({marks})'  # noqa: S608 - constant
+            self._db.conn.execute(delete, gone)
         rows = {
             **keys,
             f"x|{record.id}": sorted(keys),
