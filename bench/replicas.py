@@ -6,7 +6,8 @@ with the shared awork rate limit, and bulks spread over three replicas against t
    click, the clicks spread round-robin over the replicas, 24 at a time; awork is the test
    fake without a rate limit (and the bot's limiter is raised) so that the bot is what is
    measured. Approvals/s: requests / time from the first click to the last `POST
-   /invitations`; also until Slack has had every call (updates, DMs).
+   /invitations`; also until Slack has had every call (updates, DMs); and the replicas' CPU
+   per approval over that time.
 2. Exactly once: 3 replicas, `--clicked` (200) requests, each approved by three concurrent
    clicks on random replicas (24 at a time): how many POSTs awork saw (must be one per
    request), the clicks' ack p50/p99, the most awork calls that arrived in any one second
@@ -123,6 +124,7 @@ def throughput(replicas: int, requests: int) -> dict[str, object]:
     try:
         ids = ask(ports, slack, [f"tp{replicas}-{i:04d}@example.com" for i in range(requests)])
         since = len(slack.calls)
+        cpu_before = cpu_seconds(processes)
         started = time.monotonic()
         results = click_all(
             [(ports[i % replicas], rid, APPROVERS[i % 2]) for i, rid in enumerate(ids)]
@@ -135,6 +137,7 @@ def throughput(replicas: int, requests: int) -> dict[str, object]:
                 if request.method == "POST" and request.url.path.endswith("/invitations")
             ]
         slack_done = settle(slack, since, None, 0, 1.0)
+        cpu = cpu_seconds(processes) - cpu_before
     finally:
         for process in processes:
             serving.stop_server(process)
@@ -153,7 +156,18 @@ def throughput(replicas: int, requests: int) -> dict[str, object]:
         "approvals_per_second": round(requests / invited, 1),
         "seconds_to_slack_done": round(slack_done - started, 2),
         "approvals_per_second_slack_done": round(requests / (slack_done - started), 1),
+        # The replicas' CPU from the first click until Slack was quiet for a second, per click.
+        "cpu_ms_per_approval": round(cpu / requests * 1000, 1),
     }
+
+
+def cpu_seconds(processes: list) -> float:
+    """CPU time the processes have used so far (user and system; Linux's /proc)."""
+    total = 0
+    for process in processes:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def exactly_once(requests: int, replicas: int = 3) -> dict[str, object]:
