@@ -25,7 +25,7 @@ from bot.i18n import _
 from bot.runtime import metrics
 from bot.runtime.deps import Deps
 from bot.store import StoreClosed
-from bot.store.budget import DECISION_SECONDS, StoreUnavailable, budget
+from bot.store.budget import CALL_SECONDS, DECISION_SECONDS, StoreUnavailable, budget
 from bot.ui import answers, mrkdwn
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,9 @@ def decided(
     the way); None, and the clicker told to click again, when it failed."""
     seconds = DECISION_SECONDS if seconds is None else seconds
     try:
-        with budget(seconds) if seconds else contextlib.nullcontext():
+        # Each store call within CALL_SECONDS, as an ack's: on PostgreSQL, the limits of the
+        # acks' own connections, which a click's decision shares (bot/store/postgres_conn.py).
+        with budget(seconds, CALL_SECONDS) if seconds else contextlib.nullcontext():
             return decide()
     except (StoreUnavailable, StoreClosed) as exc:
         log.warning("%s by %s not stored: %s", action, clicker.user, type(exc).__name__)

@@ -123,21 +123,28 @@ def test_a_delivery_lease_is_renewed_or_given_back_in_one_write(engine, tmp_path
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
 def test_what_a_round_noted_is_written_with_its_lease_and_judged_with_it(engine, tmp_path, request):
-    """`noted` (what a message shows now) is written with the lease's release or renewal, and
-    whether another round is needed is judged on the record with it."""
+    """`noted` (what a message shows now) is written with the lease's release or renewal and
+    judged with it - unless another changed the record since the round saw it: then the
+    message is shown anew in another round."""
     store = open_engine(engine, tmp_path, request)
     try:
         record = store.add(InviteRequest(requester_id="U1", details=InviteDetails(email="a@x.io")))
-        assert store.leased(record.id, "A", 30) is not None
+        seen = store.leased(record.id, "A", 30).version
         judged = []
 
         def more(current) -> bool:
             judged.append(current.shown_status)
             return current.shown_status is not current.status
 
-        given = store.renew_or_release(record.id, "A", 30, more, noted={"shown_status": "pending"})
+        shown = {"shown_status": "pending"}
+        given = store.renew_or_release(record.id, "A", 30, more, noted=shown, seen=seen)
         assert judged == [Status.PENDING] and given.lease_owner is None
         assert store.get(record.id).shown_status is Status.PENDING
+
+        seen = store.leased(record.id, "A", 30).version
+        store.update(record.id, shown_status=None)  # another: a first of two approvals
+        kept = store.renew_or_release(record.id, "A", 30, more, noted=shown, seen=seen)
+        assert judged[1:] == [None] and kept.lease_owner == "A" and kept.shown_status is None
     finally:
         store.close()
 

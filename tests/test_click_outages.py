@@ -213,3 +213,19 @@ def test_a_failure_after_the_approval_was_stored_is_finished_by_the_sweep(
     finish_by_sweep(bot)
     assert bot.store.get(request_id).status is Status.INVITED
     assert len(awork.calls("POST", "/invitations")) == 1
+
+
+def test_a_decisions_store_calls_are_each_held_to_an_acks_limit(bot, monkeypatch):
+    """A click's decision has DECISION_SECONDS in all, each store call CALL_SECONDS at most (on
+    PostgreSQL the limits of the acks' own connections, which decisions share)."""
+    from bot.store import budget
+
+    seen = []
+    monkeypatch.setattr(
+        bot.deps.service, "approve", lambda *a, **k: seen.append(budget._deadline.get())
+    )
+    (request_id,) = ask(bot, 1, "limits")
+    SlackDriver(bot.app, SIGNING_SECRET).click("approve_invite", request_id, APPROVER)
+    assert bot.deps.wait_idle(5)
+    ((end, per_call),) = seen
+    assert per_call == budget.CALL_SECONDS and end - time.monotonic() < budget.DECISION_SECONDS

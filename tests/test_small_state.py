@@ -35,3 +35,34 @@ def test_recent_small_state_is_read_again_only_after_a_while(
     finally:
         store.close()
         other.close()
+
+
+def test_a_read_from_before_this_processs_own_write_is_not_kept(tmp_path, monkeypatch):
+    """A read that began before this process changed the key (and forgot it) answers its
+    caller but is not kept: the next read goes to the store and shows the change."""
+    import threading
+
+    from bot.store import SqliteStore
+
+    store = SqliteStore(str(tmp_path / "s.sqlite"))
+    try:
+        real, reading, written = store.get_meta, threading.Event(), threading.Event()
+
+        def slow(key, default=None):
+            value = real(key, default)
+            if threading.current_thread().name == "reader":
+                reading.set()
+                written.wait(5)
+            return value
+
+        monkeypatch.setattr(store, "get_meta", slow)
+        read = threading.Thread(target=store.recent_meta, args=("home_users", []), name="reader")
+        read.start()
+        reading.wait(5)
+        store.add_to_meta_set("home_users", "U1")
+        store.forget_recent("home_users")
+        written.set()
+        read.join(5)
+        assert store.recent_meta("home_users", []) == ["U1"]
+    finally:
+        store.close()

@@ -4,9 +4,11 @@ PostgreSQL one statement in one round trip, on sqlitedict one transaction with o
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import pytest
+from psycopg.errors import AdminShutdown
 
 from bot.domain.details import InviteDetails
 from bot.domain.records import AuditEvent, InviteRequest, Status
@@ -145,5 +147,37 @@ def test_sqlitedicts_thread_gets_one_statement_and_a_commit_per_write(tmp_path, 
         assert store.transition(request.id, {Status.PENDING}, Status.DENIED, audit=("d", None, {}))
         assert queued == ["DELETE ", "REPLACE", "--commi"]  # no longer waiting: index entry gone
         assert [e.event for e in store.audit()] == ["submitted", "d"]
+    finally:
+        store.close()
+
+
+def test_a_lock_met_after_a_lost_answer_is_busy_not_someone_elses_request(pg_url, monkeypatch):
+    """The insert committed, its answer lost, and the retry then kept waiting for a lock: the
+    ask is "busy" - not "already open" about its own request - and nothing is doubled."""
+    from bot.store import budget
+    from bot.store.postgres import PostgresStore
+    from tests.test_store_outages import locked
+
+    store = PostgresStore(pg_url)
+    try:
+        real, lock = store._db.borrow, []
+
+        @contextlib.contextmanager
+        def borrow(*args, **kwargs):
+            with real(*args, **kwargs) as conn:
+                yield conn
+            if not lock:  # committed: the audit log is locked, then the connection "fails"
+                lock.append(locked(pg_url, "audit"))
+                raise AdminShutdown("terminating connection due to administrator command")
+
+        monkeypatch.setattr(store._db, "borrow", borrow)
+        request = asked("ada@example.com")
+        with budget.ack_budget(), pytest.raises(budget.StoreBusy) as busy:
+            store.add(request, audit=[submitted(request)], unless_open=["ada@example.com"])
+        assert not isinstance(busy.value, budget.StoreLocked)
+        lock[0].commit()
+        lock[0].close()
+        assert store.read(request.id) == request
+        assert [e.event for e in store.audit()] == ["submitted"]
     finally:
         store.close()

@@ -193,10 +193,11 @@ class Store(Leases, SmallState, abc.ABC):
         """Store a new request or batch; KeyError if one with its id exists (create-once).
         `claim`: (owner, seconds) - it is stored already held by that lease. `counted`:
         (key, limit) - one more on that counter in the same transaction, or LimitReached and
-        nothing stored (the policy's daily limit, at no extra round trip). `audit`: its audit
-        lines, in the same transaction. `unless_open`: addresses checked in the same
-        transaction - AddressOpen and nothing stored when another record holds one. An ask
-        is one round trip to the database."""
+        nothing stored (the policy's daily limit). `audit`: its audit lines, in the same
+        transaction. `unless_open`: addresses checked in the same transaction - AddressOpen
+        and nothing stored when another record holds one (on PostgreSQL, in the same
+        statement: two asks for one address at the same moment may both be stored). Without
+        `counted`, one round trip to PostgreSQL."""
         if claim is not None:
             now = self.now()
             owner, seconds = claim

@@ -6,8 +6,9 @@ the database does; and what a store call that could not be carried out raises.
   connection or a lock, and runs its statements, for at most `CALL_SECONDS` and never past
   `ACK_SECONDS` after the request was taken up; then it raises `StoreBusy` and the person is
   told the bot is busy - within Slack's 3 s, whatever else the answer took.
-- A click's decision, stored after the ack, has a budget of its own (`DECISION_SECONDS`), so
-  that a clicker whose decision could not be stored hears so within seconds.
+- A click's decision, stored after the ack, has a budget of its own (`DECISION_SECONDS`, each
+  store call within `CALL_SECONDS`), so that a clicker whose decision could not be stored
+  hears so within seconds.
 - Work after the ack runs without a budget (`lifted`): it may wait for the database.
 
 A budget is a deadline in a context variable, so it follows the call into any engine without

@@ -74,21 +74,23 @@ class Leases:
         seconds: float,
         more: Callable[[Any], bool],
         noted: dict[str, Any] | None = None,
+        seen: int | None = None,
     ) -> Record | None:
         """After a round of deliveries, one write: `owner`'s delivery lease renewed when the
         record as stored needs `more` of them (another round), else given back - with `noted`,
         what the round did that it need not have written at once (what a message shows now),
-        judged with it. The record as stored (its `lease_owner` says which); None when the
-        lease is not `owner`'s."""
-        noted = noted or {}
+        judged with it, when the record is still at version `seen` (the round's last sight of
+        it: another's change since may need the message shown anew). The record as stored
+        (its `lease_owner` says which); None when the lease is not `owner`'s."""
 
         def change(current: Record | None, now: datetime) -> Record | None:
             if current is None or current.lease_owner != owner:
                 return None
-            if more(changed(current, now, noted) if noted else current):
+            noted_now = noted if noted and current.version == seen else {}
+            if more(changed(current, now, noted_now) if noted_now else current):
                 until = now + timedelta(seconds=seconds)
-                return changed(current, now, {**noted, "lease_until": until})
-            return changed(current, now, {**noted, "lease_owner": None, "lease_until": None})
+                return changed(current, now, {**noted_now, "lease_until": until})
+            return changed(current, now, {**noted_now, "lease_owner": None, "lease_until": None})
 
         ok, record = self._mutate(record_id, change)
         return record if ok else None

@@ -73,7 +73,8 @@ def time_limits(budgeted: bool, preset: float) -> dict[str, float]:
     """The limits in seconds to set for a call under a budget, unless the connection's own
     (`preset`: its statement limit; its lock wait, budget.LOCK_SECONDS) are no longer: the
     statements' (the time left) and the locks' (LOCK_SECONDS, at most half the time left, so
-    that a write that waited in vain for a lock may be made without what needed it)."""
+    that a write that waited in vain for a lock may be made without what needed it). A call
+    with more time left than `preset` runs within the connection's own limits."""
     left = budget.left() if budgeted else None
     if left is None or left >= preset:
         return {}
@@ -172,6 +173,10 @@ class Connections:
                 return done  # with `pipeline`, its results arrived as the connection went back
             except _Stale:
                 continue  # died with the first, but was busy when the pool was checked
+            except budget.StoreLocked as exc:
+                if started > 1:  # the lost attempt may have been made: not a plain "locked"
+                    raise budget.StoreBusy("PostgreSQL: locked after a lost connection") from exc
+                raise
             except psycopg.OperationalError as exc:
                 if started > reruns or not connection_lost(exc, lent[0] if lent else None):
                     raise budget.StoreUnavailable(f"PostgreSQL: {type(exc).__name__}") from exc
@@ -180,6 +185,8 @@ class Connections:
                 failed = True
                 metrics.STORE_RETRIES.inc()
                 log.warning("store connection failed (%s): once more", type(exc).__name__)
+                # The dead among the idle ones of the pool in use are replaced now (the other's
+                # are when their own work finds them).
                 for pool in self.pools():
-                    pool.check()  # the dead among the idle ones are replaced now
+                    pool.check()
         raise budget.StoreUnavailable("PostgreSQL: no live connection")

@@ -52,6 +52,10 @@ class SmallState(abc.ABC):
     def _recent(self) -> dict[str, tuple[float, Any]]:
         return {}  # key -> (when read, on the monotonic clock; the value)
 
+    @functools.cached_property
+    def _forgotten(self) -> dict[str, int]:
+        return {}  # key -> how often this process changed it
+
     def recent_meta(self, key: str, default: Any = None) -> Any:
         """`get_meta`, as this process read it at most RECENT_SECONDS ago: for state read on
         every delivery whose change may show that much later. A writer in this process calls
@@ -60,10 +64,13 @@ class SmallState(abc.ABC):
         hit = self._recent.get(key)
         if hit is not None and now - hit[0] < RECENT_SECONDS:
             return hit[1]
+        forgotten = self._forgotten.get(key, 0)
         value = self.get_meta(key, default)
-        self._recent[key] = (now, value)
+        if self._forgotten.get(key, 0) == forgotten:  # not a read from before a write of ours
+            self._recent[key] = (now, value)
         return value
 
     def forget_recent(self, key: str) -> None:
         """The next `recent_meta(key)` reads the store (after this process changed `key`)."""
+        self._forgotten[key] = self._forgotten.get(key, 0) + 1
         self._recent.pop(key, None)

@@ -128,7 +128,12 @@ class Courier(
                 # Renewed for another round if the record as stored needs one, else given back;
                 # with what the round noted (`note_after_round`).
                 after = self.store.renew_or_release(
-                    record_id, owner, seconds, more=lambda r: r.needs_delivery(), noted=noted
+                    record_id,
+                    owner,
+                    seconds,
+                    more=lambda r: r.needs_delivery(),
+                    noted=noted,
+                    seen=record.version,  # as the round last wrote or read it
                 )
                 if after is None:
                     break  # no longer ours
