@@ -3,8 +3,9 @@ naming the slash command as installed (bot/runtime/command.py).
 
 A mixin of `handlers.delivery.courier.Courier`, which holds the Slack client, the services and
 the store. Only those who opened the App Home once are kept up to date (`home_users`, as read
-at most 10 s ago: one who opened it at another replica is in a few seconds later). Each
-home is in its owner's language (`for_person`), whoever's click or sweep refreshes it.
+at most 10 s ago: one who opened it at another replica is kept up to date here up to 10 s
+later). Each home is in its owner's language (`for_person`), whoever's click or sweep
+refreshes it.
 """
 
 from __future__ import annotations
