@@ -201,16 +201,7 @@ class BatchDelivery(CourierParts):
                 if where:
                     batch = self._posted(batch, "waiting_notice", where, waiting_told=True)
             if batch.waiting_told and batch.reminder_posted and not batch.reminder_told:
-                expires = batch.created_at + self.expire_after
-                with self.for_person(batch.requester_id):
-                    where = self.news(
-                        batch.requester_id,
-                        batch.origin_channel,
-                        notices.requester_reminder(batch, expires),
-                        track=(batch, "reminder_notice"),
-                    )
-                if where:
-                    batch = self._posted(batch, "reminder_notice", where, reminder_told=True)
+                batch = self.remind_requester(batch)
             return batch
         if batch.status is BatchStatus.DONE and not batch.links_listed:
             batch, refused_dm = self._list_links(batch, summary or self.batches.summary(batch))

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.i18n import speaking
+from bot.ui import notices
 from handlers.delivery.slack_errors import (
     ADMIN_CHANNEL_HINTS,
     SEND_ERRORS,
@@ -108,6 +109,21 @@ class CourierParts:
                 ADMIN_CHANNEL_HINTS.get(error, "it is retried"),
             )
             return None
+
+    def remind_requester(self, record: Any) -> Any:
+        """The requester's DM that their request or batch still waits, and when it expires;
+        the record with `reminder_told` once it went."""
+        expires = record.created_at + self.expire_after
+        with self.for_person(record.requester_id):
+            where = self.news(
+                record.requester_id,
+                record.origin_channel,
+                notices.requester_reminder(record, expires),
+                track=(record, "reminder_notice"),
+            )
+        return (
+            self._posted(record, "reminder_notice", where, reminder_told=True) if where else record
+        )
 
     if TYPE_CHECKING:  # each provided by the Courier or one of its parts
 

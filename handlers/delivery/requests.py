@@ -60,16 +60,7 @@ class RequestDelivery(CourierParts):
                 request = self._posted(request, "waiting_notice", where, waiting_told=True)
         elif request.status is Status.PENDING and request.reminder_posted:
             if not request.reminder_told:
-                expires = request.created_at + self.expire_after
-                with self.for_person(request.requester_id):
-                    where = self.news(
-                        request.requester_id,
-                        request.origin_channel,
-                        notices.requester_reminder(request, expires),
-                        track=(request, "reminder_notice"),
-                    )
-                if where:
-                    request = self._posted(request, "reminder_notice", where, reminder_told=True)
+                request = self.remind_requester(request)
         elif request.status is Status.INVITING and request.unsure_since and not request.unsure_told:
             track = (request, "unsure_notice")
             with self.for_person(request.requester_id):
