@@ -199,21 +199,6 @@ def set_emails(conn: psycopg.Connection, record: Record, f: Facets) -> None:
             )
 
 
-def insert_record(conn: psycopg.Connection, record: Record, f: Facets) -> bool:
-    """Insert a new record; False when one with its id exists (live or archived)."""
-    inserted = conn.execute(
-        f"INSERT INTO records (id, {COLUMNS})"  # noqa: S608 - constant column list
-        " SELECT %(id)s, %(kind)s, %(status)s, %(doc)s, %(requester)s, %(created_at)s,"
-        " %(updated_at)s, %(approvable)s, %(due_at)s, %(settled_at)s"
-        " WHERE NOT EXISTS (SELECT 1 FROM archive WHERE id = %(id)s)"
-        " ON CONFLICT (id) DO NOTHING",
-        row(record, f),
-    ).rowcount
-    if inserted:
-        set_emails(conn, record, f)
-    return bool(inserted)
-
-
 INSERT_NEW = (
     "WITH held AS (SELECT target FROM open_emails WHERE email = ANY(%(unless)s::text[])"  # noqa: S608 - a constant column list
     "  ORDER BY created_at LIMIT 1),"
@@ -293,7 +278,7 @@ def import_items(
             record = decode(item["doc"]["id"], item["doc"])
             f = facets(record, schedule)
             if kind == "record":
-                taken = insert_record(conn, record, f)
+                taken = insert_new(conn, record, f).fetchone()[0]
             else:
                 taken = conn.execute(
                     "INSERT INTO archive (id, kind, doc, requester, created_at)"
