@@ -4,11 +4,9 @@ PostgreSQL one statement in one round trip, on sqlitedict one transaction with o
 
 from __future__ import annotations
 
-import contextlib
 import threading
 
 import pytest
-from psycopg.errors import AdminShutdown
 
 from bot.domain.details import InviteDetails
 from bot.domain.records import AuditEvent, InviteRequest, Status
@@ -160,17 +158,8 @@ def test_a_lock_met_after_a_lost_answer_is_busy_not_someone_elses_request(pg_url
 
     store = PostgresStore(pg_url)
     try:
-        real, lock = store._db.borrow, []
-
-        @contextlib.contextmanager
-        def borrow(*args, **kwargs):
-            with real(*args, **kwargs) as conn:
-                yield conn
-            if not lock:  # committed: the audit log is locked, then the connection "fails"
-                lock.append(locked(pg_url, "audit"))
-                raise AdminShutdown("terminating connection due to administrator command")
-
-        monkeypatch.setattr(store._db, "borrow", borrow)
+        # Committed: the audit log is locked, then the connection "fails".
+        lock = lose_after_commit(store, monkeypatch, lambda: locked(pg_url, "audit"))
         request = asked("ada@example.com")
         with budget.ack_budget(), pytest.raises(budget.StoreBusy) as busy:
             store.add(request, audit=[submitted(request)], unless_open=["ada@example.com"])

@@ -110,9 +110,10 @@ def test_connections_terminated_while_operations_run_lose_and_double_nothing(
         assert stored.delivery_failures == rounds and stored.version == record.version + rounds
 
 
-def lose_after_commit(store: PostgresStore, monkeypatch) -> list[bool]:
+def lose_after_commit(store: PostgresStore, monkeypatch, meanwhile=lambda: True) -> list:
     """The store's next piece of work on a connection commits, then its connection "fails"
-    (`Connections.borrow`, which every store call goes through); the list says it did."""
+    (`Connections.borrow`, which every store call goes through); the list says it did, with
+    what `meanwhile()` - called between the commit and the failure - returned."""
     real, lost = store._db.borrow, []
 
     @contextlib.contextmanager
@@ -120,49 +121,28 @@ def lose_after_commit(store: PostgresStore, monkeypatch) -> list[bool]:
         with real(*args, **kwargs) as conn:
             yield conn
         if not lost:  # committed: now the connection "fails"
-            lost.append(True)
+            lost.append(meanwhile())
             raise AdminShutdown("terminating connection due to administrator command")
 
     monkeypatch.setattr(store._db, "borrow", commit_then_lose)
     return lost
 
 
-class CommitThenLose:
-    """The store's connections, but the first operation's answer is lost after its commit."""
-
-    def __init__(self, store: PostgresStore) -> None:
-        self.real = store._conn
-        self.lost = False
-
-    def __call__(self, tx: bool = False):
-        import contextlib
-
-        @contextlib.contextmanager
-        def borrowed():
-            with self.real(tx) as conn:
-                yield conn
-            if not self.lost:  # committed: now the connection "fails"
-                self.lost = True
-                raise AdminShutdown("terminating connection due to administrator command")
-
-        return borrowed()
-
-
 def test_a_write_whose_answer_was_lost_after_its_commit_is_not_done_twice(pg_store, monkeypatch):
     """A compare-and-set, an insert and an audit entry committed just before the connection
     failed: done again, each recognises its own write - one change, one record, one entry."""
-    monkeypatch.setattr(pg_store, "_conn", CommitThenLose(pg_store))
+    lost = lose_after_commit(pg_store, monkeypatch)
     request = pg_store.add(pending("ada@example.com"))  # not KeyError: it is our own
-    assert pg_store.read(request.id).version == request.version
+    assert lost and pg_store.read(request.id).version == request.version
 
-    monkeypatch.setattr(pg_store, "_conn", CommitThenLose(pg_store))
+    lost = lose_after_commit(pg_store, monkeypatch)
     ok, moved = pg_store.transition(request.id, {Status.PENDING}, Status.DENIED, deny_reason="x")
-    assert ok and moved.status is Status.DENIED  # not "someone else moved it"
+    assert lost and ok and moved.status is Status.DENIED  # not "someone else moved it"
     assert pg_store.read(request.id).version == request.version + 1
 
-    monkeypatch.setattr(pg_store, "_conn", CommitThenLose(pg_store))
+    lost = lose_after_commit(pg_store, monkeypatch)
     pg_store.record("denied", request.id, "U1")
-    assert [e.event for e in pg_store.audit()] == ["denied"]
+    assert lost and [e.event for e in pg_store.audit()] == ["denied"]
 
 
 # --- tables locked by another session ------------------------------------------------------------
