@@ -216,14 +216,14 @@ def invite_approved(deps: Deps, request: InviteRequest) -> None:
     invite in awork under that claim and bring Slack up to date before and after."""
     service, courier = deps.service, deps.courier
     claim = request.claim_id  # the claim this approval took: the only one it works under
+    invitee = None
     if request.invitee_slack_id is None:
         invitee = courier.slack_user(request.details.email)  # Slack may take long
-        request = service.set_invitee(request.id, invitee) or request
     courier.sync(request.id)  # "Approved by @x, inviting…"
     # Under that claim, the request as written last (what Slack was told since is not read
-    # again: only the delivery notes changed) - unless another took it over meanwhile (the
-    # lookup outlived the lease): then `invite` reads it and leaves it to that claim.
-    service.invite(request.id, claim, request if request.claim_id == claim else None)
+    # again: only the delivery notes changed), the invitee's account stored with the lease's
+    # renewal before awork is asked.
+    service.invite(request.id, claim, request, invitee_slack_id=invitee)
     courier.sync(request.id)
 
 

@@ -197,12 +197,12 @@ def test_a_failure_after_the_approval_was_stored_is_finished_by_the_sweep(
     to click again (the decision stands), and once its lease has run out the sweep takes it
     over and invites once."""
     (request_id,) = ask(bot, 1, "later")
-    inviting = bot.deps.service.inviting
 
-    def store_gone(*args) -> None:
+    def store_gone(*args, **kwargs) -> None:
         raise StoreUnavailable("PostgreSQL: AdminShutdown")
 
-    monkeypatch.setattr(inviting, "set_invitee", store_gone)
+    # The lease's renewal right before the POST (with the invitee's account) cannot be stored.
+    monkeypatch.setattr(bot.store, "renew", store_gone)
     driver = SlackDriver(bot.app, SIGNING_SECRET, response_url=hooks.url)
     assert driver.click("approve_invite", request_id, APPROVER).status == 200
     assert bot.deps.wait_idle(5)

@@ -105,7 +105,7 @@ def test_the_sweep_leaves_an_acceptance_this_process_is_making(settings, awork):
         assert bot.deps.catalog.refresh()
         service = bot.deps.service
         request_id = approved(bot)
-        service.set_invitee(request_id, "UADA")
+        bot.store.update(request_id, invitee_slack_id="UADA")
         invited = service.invite(request_id, bot.store.get(request_id).claim_id)
         assert invited.status is Status.INVITED
         accepting = in_thread(service.accept, request_id, "UADA")

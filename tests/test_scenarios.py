@@ -281,6 +281,34 @@ def test_approve_sends_one_invitation_and_reports_it(driver, slack, bot, awork):
     assert request.result is not None and bot.store.get(request_id).link_sent_to == "UADA"
 
 
+def test_the_invitees_account_is_stored_before_awork_is_asked(settings, slack, awork):
+    """The invitee's Slack account (the bot delivers their invitation) is on the stored request
+    when the POST leaves - written with the lease's renewal, not on its own."""
+    seen: list[str | None] = []
+
+    def handler(request):
+        if request.method == "POST" and request.url.path.endswith("/invitations"):
+            seen.append(configured.store.get(request_id).invitee_slack_id)
+        return awork.handler(request)
+
+    configured = build_bot(settings, handler)
+    try:
+        updates: list[dict] = []
+        update = configured.store.update
+        configured.store.update = lambda record_id, **changes: (
+            updates.append(changes) or update(record_id, **changes)
+        )
+        slack.members["ada@example.com"] = "UADA"
+        driver = SlackDriver(configured.app, SIGNING_SECRET)
+        request_id = submit(driver, slack)
+        driver.click("approve_invite", request_id, APPROVER)
+        wait_status(configured, request_id, Status.INVITED)
+        assert seen == ["UADA"]
+        assert not [c for c in updates if "invitee_slack_id" in c]  # no write of its own
+    finally:
+        configured.shutdown(timeout=5)
+
+
 def test_slack_members_keep_awork_email_when_the_setting_is_off(tmp_path, slack, awork):
     """INVITE_SKIP_EMAIL_FOR_SLACK_MEMBERS=false: awork's own email is sent as asked."""
     from tests.conftest import make_settings

@@ -132,7 +132,6 @@ class InviteService:
 
     invite = _Part("inviting")
     recover = _Part("inviting")
-    set_invitee = _Part("inviting")
     workspace_id = _Part("inviting")
     accept_link = _Part("inviting")
     password_link = _Part("inviting")

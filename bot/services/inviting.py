@@ -76,14 +76,20 @@ class Inviting(Unsure):
         self._workspace_lock = threading.Lock()
 
     def invite(
-        self, request_id: str, claim_id: str | None, known: InviteRequest | None = None
+        self,
+        request_id: str,
+        claim_id: str | None,
+        known: InviteRequest | None = None,
+        invitee_slack_id: str | None = None,
     ) -> InviteRequest | None:
         """Call awork for a request under the claim `claim_id` that this caller took (status
         INVITING), exactly once. If that claim is not the request's any more - its lease ran
         out before we got here (Slack was slow) and it was taken over, by another instance or
         by this one's sweep - it is left to the new claim, untouched. `known`: the request as
         this caller last wrote it under that claim, instead of a read - a claim lost since is
-        found by the lease's renewal before anything leaves for awork (`Work.holding`)."""
+        found by the lease's renewal before anything leaves for awork (`Work.holding`).
+        `invitee_slack_id`: the invitee's Slack account, found (by email) since - stored with
+        that renewal, in one write, so that it is on the request before awork is asked."""
         request = known if known is not None else self.store.get(request_id)
         if request is None or request.status is not Status.INVITING or claim_id is None:
             return request
@@ -91,7 +97,7 @@ class Inviting(Unsure):
             log.info("request %s: taken over meanwhile, left to %s", request_id, request.claimed_by)
             return request
         # An earlier attempt may have reached awork: look before sending again.
-        return self.settle(request, look_first=request.uncertain)
+        return self.settle(request, look_first=request.uncertain, invitee_slack_id=invitee_slack_id)
 
     def recover(self, request: InviteRequest) -> InviteRequest | None:
         """Take over an invitation whose lease ran out - its holder crashed or lost the store,
@@ -117,11 +123,19 @@ class Inviting(Unsure):
         return self.settle(claimed, look_first=True, due=request.claim_until)
 
     def settle(
-        self, request: InviteRequest, look_first: bool, due: datetime | None = None
+        self,
+        request: InviteRequest,
+        look_first: bool,
+        due: datetime | None = None,
+        invitee_slack_id: str | None = None,
     ) -> InviteRequest:
         """Invite a request this instance holds, under its renewed lease; an unsure one is
-        looked for in awork (its look was due at `due`) before anything is sent again."""
+        looked for in awork (its look was due at `due`) before anything is sent again.
+        `invitee_slack_id` (not yet stored) is written with the first renewal."""
         with self.work.tracked(request.id), self.work.holding(request.id, request.claim_id):
+            if invitee_slack_id is not None:
+                self.work.with_next_renewal(invitee_slack_id=invitee_slack_id)
+                request = request.model_copy(update={"invitee_slack_id": invitee_slack_id})
             try:
                 if request.unsure_since is not None:
                     outcome = self._look_again(request, due)
@@ -139,11 +153,6 @@ class Inviting(Unsure):
             except AworkError as exc:
                 return self._fail(request, exc)
             return self._succeed(request, result)
-
-    def set_invitee(self, request_id: str, slack_user_id: str | None) -> InviteRequest | None:
-        """Remember the invitee's Slack account (found by email), before awork is called; the
-        request as stored with it."""
-        return self.store.update(request_id, invitee_slack_id=slack_user_id)
 
     def workspace_id(self) -> str:
         """The configured workspace, else the API key's own, asked of awork once and kept."""

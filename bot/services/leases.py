@@ -115,10 +115,11 @@ class Work:
                 self._with_renewal.changes = None
 
     def with_next_renewal(self, **changes: object) -> None:
-        """Write `changes` with this thread's next renewal (`holding`), right before its next
-        awork request leaves: in the same compare-and-set, or not at all when the lease is
-        lost - and then that request is not sent."""
-        self._with_renewal.changes = changes
+        """Write `changes` (with any noted before them) with this thread's next renewal
+        (`holding`), right before its next awork request leaves: in the same compare-and-set,
+        or not at all when the lease is lost - and then that request is not sent."""
+        noted = getattr(self._with_renewal, "changes", None) or {}
+        self._with_renewal.changes = {**noted, **changes}
 
     @contextmanager
     def tracked(self, record_id: str) -> Iterator[None]:
