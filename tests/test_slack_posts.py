@@ -94,6 +94,30 @@ def test_a_slow_post_is_found_and_adopted_and_its_buttons_work(driver, slack, bo
     assert posts_to(slack, ADMIN_CHANNEL) == 1
 
 
+def test_an_approval_posts_attempt_is_noted_with_the_lease_before_it_leaves(driver, slack, bot):
+    """The approval message's attempt is on the stored record when Slack gets the post - kept
+    by the delivery lease's renewal right before it, not by a write of its own."""
+    seen, writes = [], []
+    answer, update = slack.answer, bot.store.update
+
+    def answering(method, args, token=""):
+        payload = (args.get("metadata") or {}).get("event_payload") or {}
+        if method == "chat.postMessage" and payload.get("kind") == "approval":
+            stored = bot.store.get(payload["id"])
+            seen.append([(m.kind, m.ts) for m in stored.messages])
+        return answer(method, args, token)
+
+    slack.answer = answering
+    bot.store.update = lambda record_id, **changes: (
+        writes.append(changes) or update(record_id, **changes)
+    )
+    request_id = submit(driver, slack)
+    request = settle(bot, request_id)
+    assert seen == [[("approval", "")]]  # noted before it left, once
+    assert not [w for w in writes if "messages" in w]
+    assert request.approval_message is not None and all(m.ts for m in request.messages)
+
+
 def test_a_lost_dm_is_posted_once_though_the_round_changed_the_record(driver, slack, bot):
     """Every DM answers late: in one delivery round the link DM is adopted (the record moves on)
     and the outcome DM's answer is lost - the next round sees that attempt and does not post

@@ -49,9 +49,16 @@ class Leases:
         while another holder's lease runs."""
         return self.leased(record_id, owner, seconds) is not None
 
-    def leased(self, record_id: str, owner: str, seconds: float) -> Record | None:
+    def leased(
+        self,
+        record_id: str,
+        owner: str,
+        seconds: float,
+        also: Callable[[Any], dict[str, Any]] | None = None,
+    ) -> Record | None:
         """`lease`, answering with the record as stored with the lease (no read after it);
-        None while another holder's lease runs."""
+        None while another holder's lease runs. `also`: what else to change, judged on the
+        record as stored, in the same write."""
 
         def change(current: Record | None, now: datetime) -> Record | None:
             if current is None:
@@ -62,7 +69,8 @@ class Leases:
             if held:
                 return None
             until = now + timedelta(seconds=seconds)
-            return changed(current, now, {"lease_owner": owner, "lease_until": until})
+            more = also(current) if also is not None else {}
+            return changed(current, now, {**more, "lease_owner": owner, "lease_until": until})
 
         ok, record = self._mutate(record_id, change)
         return record if ok else None

@@ -119,9 +119,15 @@ class TrackedPosts(CourierParts):
         with buttons). Raises what the post raised, or `Unsettled` while an earlier attempt
         cannot be settled yet."""
         # The attempts as stored: the record in hand may predate one noted earlier this round.
-        # The delivery lease renewed before the post leaves answers with the record as stored.
-        held = self._hold_delivery(record.id)
+        # The delivery lease renewed before the post leaves answers with the record as stored;
+        # with `announce` and no earlier attempt, the renewal notes this one too (one write).
+        started = self.wall_clock()
+        note = PostedMessage(kind=kind, channel=channel, ts="", at=started)
+        held = self._hold_delivery(record.id, note if announce else None)
         earlier = attempts(held or self.store.read(record.id) or record, kind)
+        noted = note in earlier
+        if noted:
+            earlier.remove(note)
         looked = True
         if earlier:
             if self.wall_clock() < max(a.at for a in earlier) + timedelta(seconds=self.look_after):
@@ -133,8 +139,8 @@ class TrackedPosts(CourierParts):
                 return self._adopt(record, kind, found)
             looked = found is not None
             self._hold_delivery(record.id)  # again: the look took a while
-        started = self.wall_clock()
-        if announce:
+            started = self.wall_clock()
+        if announce and not noted:
             self._note_attempt(record.id, kind, channel, started)
         try:
             posted = self.client.chat_postMessage(
@@ -156,15 +162,23 @@ class TrackedPosts(CourierParts):
             self.store.record("message_reposted", record.id, kind=kind, looked=looked)
         return where
 
-    def _hold_delivery(self, record_id: str) -> Any:
+    def _hold_delivery(self, record_id: str, note: PostedMessage | None = None) -> Any:
         """Renew this thread's delivery lease on the record right before a post leaves; one
         that ran out (a round of slow Slack calls) may be another's now: post nothing more.
-        The record as stored with the renewed lease; None when this thread holds none."""
+        `note`: an attempt kept on the record in the same write, unless one of its kind is
+        there already (that one is looked for first). The record as stored with the renewed
+        lease; None when this thread holds none."""
         held = getattr(self.delivering, "lease", None)
         if held is None or held[0] != record_id:
             return None
         _, owner, seconds = held
-        renewed = self.store.leased(record_id, owner, seconds=seconds)
+
+        def noted(current: Any) -> dict[str, Any]:
+            if note is None or attempts(current, note.kind):
+                return {}
+            return {"messages": [*current.messages, note]}
+
+        renewed = self.store.leased(record_id, owner, seconds=seconds, also=noted)
         if renewed is None:
             raise Unsettled(f"{record_id}: the delivery lease passed on; left to its holder")
         return renewed
