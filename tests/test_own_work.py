@@ -141,3 +141,22 @@ def test_the_sweep_leaves_a_batch_this_process_is_running(gated, gate, awork):
     done = gated.store.get_batch(batch.id)
     assert done.status is BatchStatus.DONE and done.claim_id == claim
     assert len(awork.calls("POST", "/invitations")) == 3
+
+
+def test_a_takeover_before_the_renewal_finds_the_invitees_account(bot, slack, awork):
+    """The holder crashed after the approval and before its POST's renewal, which would have
+    stored the invitee's Slack account: the takeover looks it up, so awork skips its email and
+    the link goes to the invitee's DM."""
+    import json
+
+    slack.members["ada@example.com"] = "UADA"
+    request_id = approved(bot)  # approved, never sent: the holder is gone
+    assert bot.store.get(request_id).invitee_slack_id is None
+    run_out(bot, request_id)
+    bot.deps.courier.sweep(force=True)
+    assert bot.deps.wait_idle(10)
+    request = bot.store.get(request_id)
+    assert request.status is Status.INVITED and request.invitee_slack_id == "UADA"
+    [post] = awork.calls("POST", "/invitations")
+    assert json.loads(post.content)["skipSendingEmail"] is True
+    assert slack.wait_for("chat.postMessage", where=lambda c: c.args["channel"] == "DUADA")

@@ -99,11 +99,14 @@ class Inviting(Unsure):
         # An earlier attempt may have reached awork: look before sending again.
         return self.settle(request, look_first=request.uncertain, invitee_slack_id=invitee_slack_id)
 
-    def recover(self, request: InviteRequest) -> InviteRequest | None:
+    def recover(
+        self, request: InviteRequest, invitee_slack_id: str | None = None
+    ) -> InviteRequest | None:
         """Take over an invitation whose lease ran out - its holder crashed or lost the store,
         or it is unsure and its next look is due - by compare-and-set on the store's clock,
         then settle it, looking in awork first so it is never sent twice. None while the lease
-        runs or if another took it."""
+        runs or if another took it. `invitee_slack_id`: the invitee's Slack account, found
+        since (a holder that crashed before its renewal stored none), written as in `invite`."""
         ok, claimed = self.store.transition(
             request.id,
             {Status.INVITING},
@@ -120,7 +123,10 @@ class Inviting(Unsure):
             log.info("request %s: taking over an invitation whose lease expired", request.id)
             if claimed.uncertain:  # the holder was about to POST, or had
                 claimed = self._unsure_since_last_send(claimed, request.claim_until)
-        return self.settle(claimed, look_first=True, due=request.claim_until)
+        invitee = invitee_slack_id if claimed.invitee_slack_id is None else None
+        return self.settle(
+            claimed, look_first=True, due=request.claim_until, invitee_slack_id=invitee
+        )
 
     def settle(
         self,
