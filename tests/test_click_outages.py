@@ -201,8 +201,8 @@ def test_a_failure_after_the_approval_was_stored_is_finished_by_the_sweep(
     def store_gone(*args, **kwargs) -> None:
         raise StoreUnavailable("PostgreSQL: AdminShutdown")
 
-    # The lease's renewal right before the POST (with the invitee's account) cannot be stored.
-    monkeypatch.setattr(bot.store, "renew", store_gone)
+    # The first write after the approval - the delivery round's lease - cannot be stored.
+    monkeypatch.setattr(bot.store, "leased", store_gone)
     driver = SlackDriver(bot.app, SIGNING_SECRET, response_url=hooks.url)
     assert driver.click("approve_invite", request_id, APPROVER).status == 200
     assert bot.deps.wait_idle(5)

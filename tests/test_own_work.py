@@ -160,3 +160,33 @@ def test_a_takeover_before_the_renewal_finds_the_invitees_account(bot, slack, aw
     [post] = awork.calls("POST", "/invitations")
     assert json.loads(post.content)["skipSendingEmail"] is True
     assert slack.wait_for("chat.postMessage", where=lambda c: c.args["channel"] == "DUADA")
+
+
+def test_a_takeover_asks_slack_for_the_account_only_when_it_has_taken_a_request_over(bot):
+    """The lookup comes after the takeover's compare-and-set (on the store's clock): none
+    while the lease runs, none for a batch's member (its batch looked it up), one otherwise."""
+    from bot.domain.records import InviteRequest
+
+    inviting, asked = bot.deps.service.inviting, []
+
+    def find(email: str) -> None:
+        asked.append(email)
+
+    running = bot.store.get(approved(bot, "run@example.com"))  # its lease runs
+    assert inviting.recover(running, find) is None and asked == []
+    member = bot.store.add(
+        InviteRequest(
+            requester_id="UREQ",
+            details=InviteDetails(email="member@example.com"),
+            status=Status.INVITING,
+            batch_id="bat-1",
+            claim_id="gone",
+            claimed_by="gone:1",
+            claim_until=bot.store.now() - timedelta(seconds=1),
+        )
+    )
+    assert inviting.recover(member, find) is not None and asked == []
+    lapsed = approved(bot, "lapsed@example.com")
+    run_out(bot, lapsed)
+    assert inviting.recover(bot.store.get(lapsed), find) is not None
+    assert asked == ["lapsed@example.com"]

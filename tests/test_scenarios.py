@@ -283,16 +283,19 @@ def test_approve_sends_one_invitation_and_reports_it(driver, slack, bot, awork):
 
 def test_the_invitees_account_is_stored_before_awork_is_asked(settings, slack, awork):
     """The invitee's Slack account (the bot delivers their invitation) is on the stored request
-    when the POST leaves - written with the lease's renewal, not on its own."""
-    seen: list[str | None] = []
+    when the POST leaves, marked uncertain - both written with the lease's renewal right before
+    it, not on their own."""
+    seen: list[tuple] = []
 
     def handler(request):
         if request.method == "POST" and request.url.path.endswith("/invitations"):
-            seen.append(configured.store.get(request_id).invitee_slack_id)
+            stored = configured.store.get(request_id)
+            seen.append((stored.invitee_slack_id, stored.uncertain))
         return awork.handler(request)
 
     configured = build_bot(settings, handler)
     try:
+        configured.deps.service.inviting.workspace_id()  # known: the POST is the first call
         updates: list[dict] = []
         update = configured.store.update
         configured.store.update = lambda record_id, **changes: (
@@ -303,7 +306,7 @@ def test_the_invitees_account_is_stored_before_awork_is_asked(settings, slack, a
         request_id = submit(driver, slack)
         driver.click("approve_invite", request_id, APPROVER)
         wait_status(configured, request_id, Status.INVITED)
-        assert seen == ["UADA"]
+        assert seen == [("UADA", True)]
         assert not [c for c in updates if "invitee_slack_id" in c]  # no write of its own
     finally:
         configured.shutdown(timeout=5)

@@ -100,13 +100,14 @@ class Inviting(Unsure):
         return self.settle(request, look_first=request.uncertain, invitee_slack_id=invitee_slack_id)
 
     def recover(
-        self, request: InviteRequest, invitee_slack_id: str | None = None
+        self, request: InviteRequest, find_invitee: Callable[[str], str | None] | None = None
     ) -> InviteRequest | None:
         """Take over an invitation whose lease ran out - its holder crashed or lost the store,
         or it is unsure and its next look is due - by compare-and-set on the store's clock,
         then settle it, looking in awork first so it is never sent twice. None while the lease
-        runs or if another took it. `invitee_slack_id`: the invitee's Slack account, found
-        since (a holder that crashed before its renewal stored none), written as in `invite`."""
+        runs or if another took it. `find_invitee`: the invitee's Slack account by email, asked
+        once taken over when none is stored (a holder that crashed before its renewal stored
+        none) and written as in `invite`."""
         ok, claimed = self.store.transition(
             request.id,
             {Status.INVITING},
@@ -123,7 +124,9 @@ class Inviting(Unsure):
             log.info("request %s: taking over an invitation whose lease expired", request.id)
             if claimed.uncertain:  # the holder was about to POST, or had
                 claimed = self._unsure_since_last_send(claimed, request.claim_until)
-        invitee = invitee_slack_id if claimed.invitee_slack_id is None else None
+        invitee = None
+        if claimed.invitee_slack_id is None and claimed.batch_id is None and find_invitee:
+            invitee = find_invitee(claimed.details.email)  # a member's batch looked it up
         return self.settle(
             claimed, look_first=True, due=request.claim_until, invitee_slack_id=invitee
         )

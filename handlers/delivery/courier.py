@@ -190,12 +190,8 @@ class Courier(
         for request in due:
             if request.status is Status.INVITING and not self.service.is_active(request.id):
                 # A holder that crashed before its POST's renewal had not stored the invitee's
-                # account yet (actions.invite_approved): looked up again, as it would have been.
-                invitee = None
-                ran_out = request.claim_until is None or request.claim_until <= utcnow()
-                if request.invitee_slack_id is None and not request.uncertain and ran_out:
-                    invitee = self.slack_user(request.details.email)
-                recovered = self.service.recover(request, invitee)  # None while its lease runs
+                # account yet (actions.invite_approved): looked up again once taken over.
+                recovered = self.service.recover(request, self.slack_user)  # None: lease runs
                 if recovered is not None:
                     self.sync(recovered.id)
             elif request.status is Status.JOINING and not self.service.is_active(request.id):

@@ -125,7 +125,7 @@ class TrackedPosts(CourierParts):
         note = PostedMessage(kind=kind, channel=channel, ts="", at=started)
         held = self._hold_delivery(record.id, note if announce else None)
         earlier = attempts(held or self.store.read(record.id) or record, kind)
-        noted = note in earlier
+        noted = announce and note in earlier
         if noted:
             earlier.remove(note)
         looked = True
