@@ -25,7 +25,13 @@ from bot.i18n import _
 from bot.runtime import metrics
 from bot.runtime.deps import Deps
 from bot.store import StoreClosed
-from bot.store.budget import CALL_SECONDS, DECISION_SECONDS, StoreUnavailable, budget
+from bot.store.budget import (
+    CALL_SECONDS,
+    DECISION_RERUNS,
+    DECISION_SECONDS,
+    StoreUnavailable,
+    budget,
+)
 from bot.ui import answers, mrkdwn
 
 log = logging.getLogger(__name__)
@@ -65,7 +71,9 @@ def decided(
     try:
         # Each store call within CALL_SECONDS, as an ack's: on PostgreSQL, the limits of the
         # acks' own connections, which a click's decision shares (bot/store/postgres_conn.py).
-        with budget(seconds, CALL_SECONDS) if seconds else contextlib.nullcontext():
+        # A connection cut again and again (a failover) is tried afresh a few times within it.
+        limits = budget(seconds, CALL_SECONDS, reruns=DECISION_RERUNS)
+        with limits if seconds else contextlib.nullcontext():
             return decide()
     except (StoreUnavailable, StoreClosed) as exc:
         log.warning("%s by %s not stored: %s", action, clicker.user, type(exc).__name__)

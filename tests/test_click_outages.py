@@ -227,5 +227,6 @@ def test_a_decisions_store_calls_are_each_held_to_an_acks_limit(bot, monkeypatch
     (request_id,) = ask(bot, 1, "limits")
     SlackDriver(bot.app, SIGNING_SECRET).click("approve_invite", request_id, APPROVER)
     assert bot.deps.wait_idle(5)
-    ((end, per_call),) = seen
+    ((end, per_call, reruns),) = seen
     assert per_call == budget.CALL_SECONDS and end - time.monotonic() < budget.DECISION_SECONDS
+    assert reruns == budget.DECISION_RERUNS

@@ -217,6 +217,42 @@ def test_under_the_acks_budget_a_connection_that_fails_twice_gives_store_unavail
     assert len(pool.lent) == 2 and not isinstance(raised.value, StoreBusy)
 
 
+def test_a_decision_outlives_a_connection_cut_twice_within_its_budget(monkeypatch):
+    """A click's decision (its own budget, after the ack) whose connection is cut twice in a
+    row is done on the third, a short pause between; cut forever, it gives up within it."""
+    pauses: list[float] = []
+    monkeypatch.setattr(postgres_conn.time, "sleep", pauses.append)
+    pool, calls = FakePool(), []
+    connections = Connections(pool)
+
+    def work(conn: FakeConnection) -> str:
+        calls.append(conn)
+        if len(calls) <= 2:
+            raise lost(conn)
+        return "stored"
+
+    def decision():
+        return budget.budget(
+            budget.DECISION_SECONDS, budget.CALL_SECONDS, reruns=budget.DECISION_RERUNS
+        )
+
+    def cut(conn: FakeConnection) -> None:
+        calls.append(conn)
+        raise lost(conn)
+
+    with decision():
+        assert connections.run(work) == "stored"
+        assert len(calls) == 3 and pauses == [0.1]
+        calls.clear()
+        with pytest.raises(StoreUnavailable):
+            connections.run(cut)
+        assert len(calls) == 1 + budget.DECISION_RERUNS
+    calls.clear()
+    with budget.budget(2.0), decision(), pytest.raises(StoreUnavailable):
+        connections.run(cut)  # inside an ack's budget: the ack's once more
+    assert len(calls) == 2
+
+
 def test_after_the_ack_work_outlives_connections_cut_again_and_again(monkeypatch):
     """Follow-up work (no budget) whose connections are cut three times in a row - a failover
     - is done on the fourth, pausing a little longer each time; cut forever, it gives up."""

@@ -7,8 +7,9 @@ the database does; and what a store call that could not be carried out raises.
   `ACK_SECONDS` after the request was taken up; then it raises `StoreBusy` and the person is
   told the bot is busy - within Slack's 3 s, whatever else the answer took.
 - A click's decision, stored after the ack, has a budget of its own (`DECISION_SECONDS`, each
-  store call within `CALL_SECONDS`), so that a clicker whose decision could not be stored
-  hears so within seconds.
+  store call within `CALL_SECONDS`, a call whose connection failed done again up to
+  `DECISION_RERUNS` times where an ack's is done again once), so that a clicker whose
+  decision could not be stored hears so within seconds.
 - Work after the ack runs without a budget (`lifted`): it may wait for the database.
 
 A budget is a deadline in a context variable, so it follows the call into any engine without
@@ -32,11 +33,15 @@ ACK_SECONDS = 2.5  # from taking up a Slack request, the store calls answering i
 CALL_SECONDS = 1.5  # one store call on the ack path: its wait for the pool, its statements
 LOCK_SECONDS = 0.5  # a lock another session holds, waited for on the ack path (at most half)
 DECISION_SECONDS = 5.0  # storing a click's decision, after its ack
+DECISION_RERUNS = 3  # a decision's connection cut again (a failover) is retried this often
 SPENT = 0.01  # seconds left below which a store call is not started at all
 POLL = 0.005  # seconds between attempts at a file lock that cannot be waited for
 
-# (when the budget ends, on the monotonic clock; the most one call may take, or None)
-_deadline: ContextVar[tuple[float, float | None] | None] = ContextVar("store_budget", default=None)
+# (when the budget ends, on the monotonic clock; the most one call may take, or None; how often
+# a call whose connection failed is done again on a fresh one)
+_deadline: ContextVar[tuple[float, float | None, int] | None] = ContextVar(
+    "store_budget", default=None
+)
 
 
 class StoreUnavailable(ConnectionError):
@@ -56,15 +61,17 @@ class StoreLocked(StoreBusy):
 
 
 @contextlib.contextmanager
-def budget(seconds: float, per_call: float | None = None) -> Iterator[None]:
+def budget(seconds: float, per_call: float | None = None, reruns: int = 1) -> Iterator[None]:
     """Store calls in this block finish within `seconds` in all, each within `per_call`, or
-    raise `StoreBusy`."""
+    raise `StoreBusy`; one whose connection failed is done again on a fresh one up to `reruns`
+    times, as far as the time left allows (an enclosing budget's fewer count)."""
     end = time.monotonic() + seconds
     outer = _deadline.get()
     if outer is not None:
         end = min(end, outer[0])
         per_call = outer[1] if per_call is None else min(per_call, outer[1] or per_call)
-    token = _deadline.set((end, per_call))
+        reruns = min(reruns, outer[2])
+    token = _deadline.set((end, per_call, reruns))
     try:
         yield
     finally:
@@ -98,13 +105,20 @@ def active() -> bool:
     return _deadline.get() is not None
 
 
+def reruns(unbudgeted: int) -> int:
+    """How often a store call whose connection failed is done again here: the budget's, or
+    `unbudgeted` without one."""
+    current = _deadline.get()
+    return unbudgeted if current is None else current[2]
+
+
 def left() -> float | None:
     """Seconds the store call about to start may take; None without a budget. `StoreBusy` when
     the budget is spent."""
     current = _deadline.get()
     if current is None:
         return None
-    deadline, per_call = current
+    deadline, per_call, _ = current
     seconds = deadline - time.monotonic()
     if seconds < SPENT:
         raise StoreBusy("the store's time budget is spent")

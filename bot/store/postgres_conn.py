@@ -12,7 +12,9 @@ work whose connection failed.
   restart, a failover, pg_terminate_backend, a cut), has the pool's idle connections checked -
   the others may have died with it - and does the work once more on a connection found alive
   first; outside the ack's budget (follow-up work, the sweep) up to RERUNS_WITHOUT_BUDGET
-  times, pausing a little longer each time, as a failover cuts connections more than once.
+  times, and a click's decision up to its budget's reruns (bot/store/budget.py) as far as
+  its time allows, pausing a little longer each time, as a failover cuts connections more
+  than once.
   Only a failed connection is retried, never a failed statement. The work must be safe
   to do again after a commit whose answer was lost: a read, an idempotent write, or one that
   recognises its own earlier write (the store's compare-and-set and inserts do).
@@ -160,7 +162,7 @@ class Connections:
         """`work` on a borrowed connection; once more on a fresh one when its connection
         failed (outside a budget, again after each further lost connection, a few times). A
         failure that remains is `StoreUnavailable`."""
-        reruns = 1 if budget.active() else RERUNS_WITHOUT_BUDGET
+        reruns = budget.reruns(RERUNS_WITHOUT_BUDGET)
         started = 0  # times `work` was started
         failed = False
         for _ in range(FRESH_TRIES + reruns):
@@ -180,8 +182,12 @@ class Connections:
             except psycopg.OperationalError as exc:
                 if started > reruns or not connection_lost(exc, lent[0] if lent else None):
                     raise budget.StoreUnavailable(f"PostgreSQL: {type(exc).__name__}") from exc
-                if started > 1:  # cut again: give a failover a moment
-                    time.sleep(PAUSE * 3 ** (started - 2))
+                if started > 1:  # cut again: give a failover a moment, if the budget has it
+                    pause = PAUSE * 3 ** (started - 2)
+                    seconds = budget.left()
+                    if seconds is not None and seconds <= pause:
+                        raise budget.StoreUnavailable("PostgreSQL: cut again") from exc
+                    time.sleep(pause)
                 failed = True
                 metrics.STORE_RETRIES.inc()
                 log.warning("store connection failed (%s): once more", type(exc).__name__)
