@@ -29,7 +29,6 @@ Run: .venv/bin/python bench/hot_paths.py [--rounds 5] [--burst 40] [--mixed 1000
 from __future__ import annotations
 
 import argparse
-import compileall
 import json
 import os
 import platform
@@ -53,7 +52,6 @@ from tests.slack_requests import SlackDriver, fixture
 
 PATHS = ("modal", "inline", "approve", "options", "home")
 FLOOR = Path(__file__).with_name("floor.py")
-ROOT = Path(__file__).resolve().parents[1]
 APPROVER = "UAPPROVER"
 FORM = "application/x-www-form-urlencoded"
 QUIET = 0.3  # seconds without a Slack call: the burst's work after the ack is done
@@ -220,9 +218,7 @@ def startup(kind: str, env: dict[str, str], workdir: Path, importtime: bool = Fa
 def startups(env: dict[str, str], workdir: Path, times: int = 5) -> dict:
     """Start-up of the bot and the floor, alternating, `times` each; then one start each
     under `-X importtime` for the modules imported by the first 200 on /healthz."""
-    for package in ("bot", "handlers"):  # as installed: bytecode beside the sources
-        if not compileall.compile_dir(ROOT / package, quiet=1):
-            raise RuntimeError(f"{package} does not compile")
+    serving.compiled()  # as installed: bytecode beside the sources
     slack = FakeSlack()  # both ask Slack's auth.test before they serve
     env = {**env, "SLACK_API_URL": slack.url}
     try:

@@ -32,6 +32,13 @@ class IsolatedSettings(Settings):
         return (init_settings,)
 
 
+def pytest_sessionstart(session) -> None:
+    """Bytecode for the many `invite-bot` processes the tests start (serving.compiled)."""
+    from tests.serving import compiled
+
+    compiled()
+
+
 def make_settings(tmp_path, slack_url: str = "http://127.0.0.1:9/api/", **overrides) -> Settings:
     values = {
         "SLACK_BOT_TOKEN": BOT_TOKEN,

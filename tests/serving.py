@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compileall
 import os
 import signal
 import socket
@@ -38,6 +39,16 @@ def busiest_second(arrivals: list[float]) -> int:
     """The most of these times that fall in any one second (a gateway's sliding window)."""
     times = sorted(arrivals)
     return max((sum(1 for t in times[i:] if t < s + 1.0) for i, s in enumerate(times)), default=0)
+
+
+def compiled() -> None:
+    """The bot's modules compiled to bytecode beside their sources, as `pip install` leaves
+    them in the image: where PYTHONDONTWRITEBYTECODE is set (as on these machines) every
+    `invite-bot` process would otherwise compile them from source as it starts."""
+    root = Path(__file__).resolve().parents[1]
+    for package in ("bot", "handlers"):
+        if not compileall.compile_dir(root / package, quiet=1):
+            raise RuntimeError(f"{package} does not compile")
 
 
 def free_port() -> int:
