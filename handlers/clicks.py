@@ -72,8 +72,12 @@ def decided(
         # Each store call within CALL_SECONDS, as an ack's: on PostgreSQL, the limits of the
         # acks' own connections, which a click's decision shares (bot/store/postgres_conn.py).
         # A connection cut again and again (a failover) is tried afresh a few times within it.
-        limits = budget(seconds, CALL_SECONDS, reruns=DECISION_RERUNS)
-        with limits if seconds else contextlib.nullcontext():
+        limits = (
+            budget(seconds, CALL_SECONDS, reruns=DECISION_RERUNS)
+            if seconds
+            else contextlib.nullcontext()
+        )
+        with limits:
             return decide()
     except (StoreUnavailable, StoreClosed) as exc:
         log.warning("%s by %s not stored: %s", action, clicker.user, type(exc).__name__)
