@@ -4,6 +4,7 @@ while its lease runs out, is left to the thread doing it."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -14,7 +15,7 @@ import pytest
 from bot.domain.batches import BatchStatus
 from bot.domain.details import InviteDetails
 from bot.domain.people import Person
-from bot.domain.records import Status
+from bot.domain.records import InviteRequest, Status
 from bot.runtime.app import Bot
 from tests.conftest import APPROVERS, build_bot
 from tests.fakes.awork import FakeAwork
@@ -147,8 +148,6 @@ def test_a_takeover_before_the_renewal_finds_the_invitees_account(bot, slack, aw
     """The holder crashed after the approval and before its POST's renewal, which would have
     stored the invitee's Slack account: the takeover looks it up, so awork skips its email and
     the link goes to the invitee's DM."""
-    import json
-
     slack.members["ada@example.com"] = "UADA"
     request_id = approved(bot)  # approved, never sent: the holder is gone
     assert bot.store.get(request_id).invitee_slack_id is None
@@ -165,8 +164,6 @@ def test_a_takeover_before_the_renewal_finds_the_invitees_account(bot, slack, aw
 def test_a_takeover_asks_slack_for_the_account_only_when_it_has_taken_a_request_over(bot):
     """The lookup comes after the takeover's compare-and-set (on the store's clock): none
     while the lease runs, none for a batch's member (its batch looked it up), one otherwise."""
-    from bot.domain.records import InviteRequest
-
     inviting, asked = bot.deps.service.inviting, []
 
     def find(email: str) -> None:
