@@ -217,36 +217,40 @@ def test_under_the_acks_budget_a_connection_that_fails_twice_gives_store_unavail
     assert len(pool.lent) == 2 and not isinstance(raised.value, StoreBusy)
 
 
-def test_a_decision_outlives_a_connection_cut_twice_within_its_budget(monkeypatch):
-    """A click's decision (its own budget, after the ack) whose connection is cut twice in a
-    row is done on the third, a short pause between; cut forever, it gives up within it."""
+def cut_in_a_row(monkeypatch, times: int):
+    """Connections over a fake pool, and work whose first `times` connections are cut (-1:
+    all): the connections (their pool `connections.pool`), the work, the connections it was
+    given and the pauses between."""
     pauses: list[float] = []
     monkeypatch.setattr(postgres_conn.time, "sleep", pauses.append)
     pool, calls = FakePool(), []
-    connections = Connections(pool)
 
     def work(conn: FakeConnection) -> str:
         calls.append(conn)
-        if len(calls) <= 2:
+        if times < 0 or len(calls) <= times:
             raise lost(conn)
-        return "stored"
+        return "done"
+
+    return Connections(pool), work, calls, pauses
+
+
+def test_a_decision_outlives_a_connection_cut_twice_within_its_budget(monkeypatch):
+    """A click's decision (its own budget, after the ack) whose connection is cut twice in a
+    row is done on the third, a short pause between; cut forever, it gives up within it."""
 
     def decision():
         return budget.budget(
             budget.DECISION_SECONDS, budget.CALL_SECONDS, reruns=budget.DECISION_RERUNS
         )
 
-    def cut(conn: FakeConnection) -> None:
-        calls.append(conn)
-        raise lost(conn)
-
+    connections, work, calls, pauses = cut_in_a_row(monkeypatch, 2)
     with decision():
-        assert connections.run(work) == "stored"
-        assert len(calls) == 3 and pauses == [0.1]
-        calls.clear()
-        with pytest.raises(StoreUnavailable):
-            connections.run(cut)
-        assert len(calls) == 1 + budget.DECISION_RERUNS
+        assert connections.run(work) == "done"
+    assert len(calls) == 3 and pauses == [0.1]
+    connections, cut, calls, _ = cut_in_a_row(monkeypatch, -1)
+    with decision(), pytest.raises(StoreUnavailable):
+        connections.run(cut)
+    assert len(calls) == 1 + budget.DECISION_RERUNS
     calls.clear()
     with budget.budget(2.0), decision(), pytest.raises(StoreUnavailable):
         connections.run(cut)  # inside an ack's budget: the ack's once more
@@ -256,22 +260,13 @@ def test_a_decision_outlives_a_connection_cut_twice_within_its_budget(monkeypatc
 def test_after_the_ack_work_outlives_connections_cut_again_and_again(monkeypatch):
     """Follow-up work (no budget) whose connections are cut three times in a row - a failover
     - is done on the fourth, pausing a little longer each time; cut forever, it gives up."""
-    pauses: list[float] = []
-    monkeypatch.setattr(postgres_conn.time, "sleep", pauses.append)
-    pool, calls = FakePool(), []
-    connections = Connections(pool)
-
-    def work(conn: FakeConnection) -> str:
-        calls.append(conn)
-        if len(calls) <= 3:
-            raise lost(conn)
-        return "done"
-
+    connections, work, calls, pauses = cut_in_a_row(monkeypatch, 3)
     assert connections.run(work) == "done"
     assert len(calls) == 4 and pauses == [0.1, pytest.approx(0.3)]
+    connections, cut, calls, _ = cut_in_a_row(monkeypatch, -1)
     with pytest.raises(StoreUnavailable):
-        connections.run(lambda conn: (_ for _ in ()).throw(lost(conn)))
-    assert len(pool.lent) == 4 + 1 + postgres_conn.RERUNS_WITHOUT_BUDGET
+        connections.run(cut)
+    assert len(connections.pool.lent) == 4 + 1 + postgres_conn.RERUNS_WITHOUT_BUDGET
 
 
 def test_the_pool_is_waited_for_only_within_the_budget():
