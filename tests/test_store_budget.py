@@ -266,7 +266,7 @@ def test_after_the_ack_work_outlives_connections_cut_again_and_again(monkeypatch
     connections, cut, calls, _ = cut_in_a_row(monkeypatch, -1)
     with pytest.raises(StoreUnavailable):
         connections.run(cut)
-    assert len(connections.pool.lent) == 4 + 1 + postgres_conn.RERUNS_WITHOUT_BUDGET
+    assert len(connections.pool.lent) == 1 + postgres_conn.RERUNS_WITHOUT_BUDGET
 
 
 def test_the_pool_is_waited_for_only_within_the_budget():
