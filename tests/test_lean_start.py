@@ -158,3 +158,33 @@ def test_serving_starts_once_more_without_glibcs_thread_caches(operator):
     first, second = (line.split(" ", 1) for line in lines[:2])
     assert lines[2:] == ["serving"]
     assert first == [second[0], "None"] and second[1] == "glibc.malloc.tcache_count=0"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's thread caches")
+def test_serve_starts_once_more_before_it_imports_or_parses_anything(tmp_path):
+    """`invite-bot serve` execs itself before its command line is parsed: what the first
+    process did is start-up time spent twice (the parser, logging's set-up, the settings)."""
+    if not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"):
+        pytest.skip("not glibc")
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    env["INVITE_DB_PATH"] = str(tmp_path / "store.sqlite")
+    command = [sys.executable, "-X", "importtime", "-m", "bot", "serve", "--http", "--port", "1"]
+    process = subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    first: list[str] = []
+    try:
+        for line in process.stderr:
+            if line.startswith("import time: self"):
+                if first:
+                    break  # the second process's header: the exec happened
+                first.append(line)
+            elif first:
+                first.append(line.rsplit("|", 1)[-1].strip())
+        else:
+            pytest.fail("serve did not start itself once more")
+    finally:
+        process.kill()
+        process.wait()
+    assert "bot.cli.malloc" in first
+    assert not {"argparse", "bot.cli.parser", "pydantic", "bot.runtime.config"} & set(first)

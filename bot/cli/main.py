@@ -10,8 +10,6 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
-from bot.cli.parser import parse_args
-
 if TYPE_CHECKING:
     from bot.runtime.config import Settings
 
@@ -53,6 +51,12 @@ def print_manifest(slash_command: str, url: str | None, socket: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and sys.argv[1:2] == ["serve"]:  # the real command line, not a test's call
+        from bot.cli.malloc import without_thread_caches
+
+        # Before anything else is imported or parsed: what this process did before the exec
+        # is start-up time spent twice (bot/cli/malloc.py).
+        without_thread_caches()
     try:
         code = run(argv)
         sys.stdout.flush()  # a reader that left early shows here, not at exit
@@ -67,11 +71,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)  # before the heavier imports: `--help` and mistakes answer at once
-    if argv is None and args.command == "serve":  # the real command line, not a test's call
-        from bot.cli.malloc import without_thread_caches
+    from bot.cli.parser import parse_args
 
-        without_thread_caches()  # starts this command once more, unless done (bot/cli/malloc.py)
+    args = parse_args(argv)  # before the heavier imports: `--help` and mistakes answer at once
     if args.command == "manifest":  # needs no configuration
         return print_manifest(args.slash_command, args.url, args.socket)
     from bot.runtime import logs

@@ -7,8 +7,10 @@ each fills its cache as requests pass through it: after 10,000 mixed requests th
 (RSS 91-93 MiB with the caches, 73-74 without; bench/memory_growth.py). Under the interpreter
 lock threads seldom allocate at once, so the cache saves little. It can only be turned off
 before the process starts (GLIBC_TUNABLES is read when the C library loads), so `invite-bot
-serve` starts itself once more with it set: the same process (execve keeps the pid), ~40 ms
-later (0.41 -> 0.45 s to the first /healthz). The Dockerfile sets it, so the image starts once.
+serve` starts itself once more with it set, before it imports or parses anything else
+(bot/cli/main.py): the same process (execve keeps the pid), ~34 ms later - the interpreter's
+own start, ~30 ms of it (44 ms when the exec came after the command line was parsed). The
+Dockerfile sets it, so the image starts once.
 """
 
 from __future__ import annotations
