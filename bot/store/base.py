@@ -20,18 +20,19 @@ import abc
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.domain.batches import InviteBatch
 from bot.domain.listing import Listed
 from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
 from bot.runtime import metrics
-from bot.store.budget import StoreLocked, StoreUnavailable, active, later
+from bot.store.budget import StoreLocked, StoreUnavailable, later
 from bot.store.facets import Facets, Record, changed, decode, facets, model_for
 from bot.store.leasing import Leases
 from bot.store.small_state import SmallState
 
 Change = Callable[[Record | None, datetime], Record | None]
+T = TypeVar("T")
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
 
@@ -211,7 +212,11 @@ class Store(Leases, SmallState, abc.ABC):
             )
         lines = tuple(audit)
         wanted = tuple(sorted({email.lower() for email in unless_open}))
-        if not self._insert(record, facets(record, self.schedule), counted, lines, wanted):
+        f = facets(record, self.schedule)
+        inserted = self._with_lines(
+            lambda kept: self._insert(record, f, counted, kept, wanted), lines, bool
+        )
+        if not inserted:
             raise KeyError(f"{record.id} exists already")
         for entry in lines:
             metrics.audit_event(entry.event, entry.detail)
@@ -308,24 +313,36 @@ class Store(Leases, SmallState, abc.ABC):
         self, record_id: str, change: Change, audit: Audited | None
     ) -> tuple[bool, Record | None]:
         """`_mutate`, and the audit event `audit` (name, actor, detail) when it changed the
-        record, in the same write (one statement on PostgreSQL). Under a budget, an audit log
-        locked longer than the call may wait (StoreLocked) never turns a decision into a
-        failure: the change is made without its line, which follows after the answer."""
+        record, in the same write (one statement on PostgreSQL; `_with_lines`)."""
         if audit is None:
             return self._mutate(record_id, change)
         event, actor, detail = audit
         entry = AuditEvent(event=event, request_id=record_id, actor=actor, detail=detail)
-        try:
-            ok, record = self._mutate(record_id, change, entry)
-        except StoreLocked:
-            if not active():
-                raise
-            ok, record = self._mutate(record_id, change)
-            if ok:
-                later(self._append_audit, entry)
+        ok, record = self._with_lines(
+            lambda kept: self._mutate(record_id, change, *kept), (entry,), lambda done: done[0]
+        )
         if ok:
             metrics.audit_event(event, detail)
         return ok, record
+
+    def _with_lines(
+        self,
+        write: Callable[[tuple[AuditEvent, ...]], T],
+        lines: tuple[AuditEvent, ...],
+        made: Callable[[T], bool],
+    ) -> T:
+        """`write(lines)`: a write with its audit lines in it. An audit log locked longer than
+        a call under a budget may wait (StoreLocked) never turns the write into a failure: it
+        is made without them, and when it was `made`, they follow after the answer."""
+        try:
+            return write(lines)
+        except StoreLocked:
+            if not lines:
+                raise
+            done = write(())
+            for entry in lines if made(done) else ():
+                later(self._append_audit, entry)
+            return done
 
     def record(
         self, event: str, request_id: str | None = None, actor: str | None = None, **detail: Any

@@ -2,9 +2,9 @@
 addresses and its audit lines in one statement, checked in it against an open request for the
 same address - on an ask's path, one round trip (`postgres_conn`'s pipeline: the time limits
 and the statement, committed together). A lock on the audit log held longer than an ack
-waits for one (budget.LOCK_SECONDS) does not cost the ask: the record is stored without its
-lines, which follow after the answer. The policy's daily counter (`take`) is counted in the
-same transaction."""
+waits for one (budget.LOCK_SECONDS) does not cost the ask: `Store.add` stores the record
+without its lines, which follow after the answer. The policy's daily counter (`take`) is
+counted in the same transaction."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from bot.domain.records import AuditEvent
-from bot.store import budget
 from bot.store import postgres_schema as schema
 from bot.store.base import AddressOpen, Counted, Facets, LimitReached, Record
 
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
 
 
 class Inserting:
-    """`_insert` for `PostgresStore`, which provides the connections and the audit log."""
+    """`_insert` for `PostgresStore`, which provides the connections."""
 
     _known: Known
     _db: Connections
@@ -32,8 +31,6 @@ class Inserting:
 
         def _first(self, sql: str, params: Any = None) -> tuple[Any, ...] | None: ...
 
-        def _append_audit(self, entry: AuditEvent) -> None: ...
-
     def _insert(
         self,
         record: Record,
@@ -41,28 +38,6 @@ class Inserting:
         counted: Counted | None = None,
         audit: tuple[AuditEvent, ...] = (),
         unless_open: tuple[str, ...] = (),
-    ) -> bool:
-        try:
-            inserted = self._insert_once(record, f, counted, audit, unless_open)
-        except budget.StoreLocked:
-            if not audit:
-                raise
-            # A lock held that long on the audit log (or the records): the record without
-            # its audit lines, which follow after the answer.
-            inserted = self._insert_once(record, f, counted, (), unless_open)
-            for entry in audit if inserted else ():
-                budget.later(self._append_audit, entry)
-        if inserted:  # committed: the base of its first change
-            self._known.seen(record)
-        return inserted
-
-    def _insert_once(
-        self,
-        record: Record,
-        f: Facets,
-        counted: Counted | None,
-        audit: tuple[AuditEvent, ...],
-        unless_open: tuple[str, ...],
     ) -> bool:
         tries = 0
 
@@ -85,12 +60,12 @@ class Inserting:
                 return inserted, held
 
             inserted, held = self._db.run(insert, tx=True)
-        if inserted:
-            return True
         # Done again after a lost connection, the record there may be our own first insert.
-        if tries > 1 and self._first("SELECT doc FROM records WHERE id = %s", (record.id,)) == (
-            record.model_dump(mode="json"),
-        ):
+        if not inserted and tries > 1:
+            mine = (record.model_dump(mode="json"),)
+            inserted = self._first("SELECT doc FROM records WHERE id = %s", (record.id,)) == mine
+        if inserted:  # committed: the base of its first change
+            self._known.seen(record)
             return True
         if held is not None:
             raise AddressOpen(held)
