@@ -26,6 +26,31 @@ log = logging.getLogger(__name__)
 MIGRATION_LOCK = 0x696E_7669_7465_0001  # pg_advisory_xact_lock keys, fixed for this app
 RATE_LOCK = 0x696E_7669_7465_0002
 
+
+def _take_slot_saying_done(locked: bool) -> str:
+    """`invite_take_slot` with the calls answered since this replica's last slot said with it
+    (`done_ago` seconds before now); `locked`: under the slot's advisory lock (migration 5), as
+    the holder prunes the same rows."""
+    lock = (
+        "PERFORM pg_advisory_xact_lock(lock_key);  -- taken again inside: re-entrant"
+        if locked
+        else ""
+    )
+    return f"""CREATE OR REPLACE FUNCTION invite_take_slot(
+            lock_key bigint, counts int[], windows float8[], cap float8, prune float8,
+            done_ids bigint[], done_ago float8[])
+        RETURNS TABLE (slot bigint, wait float8) LANGUAGE plpgsql VOLATILE AS $$
+        BEGIN
+            {lock}
+            IF coalesce(array_length(done_ids, 1), 0) > 0 THEN
+                UPDATE awork_calls c SET counted_at = least(c.counted_at,
+                    clock_timestamp() - make_interval(secs => d.ago))
+                  FROM unnest(done_ids, done_ago) AS d(id, ago) WHERE c.id = d.id;
+            END IF;
+            RETURN QUERY SELECT * FROM invite_take_slot(lock_key, counts, windows, cap, prune);
+        END $$"""  # noqa: S608 - constant text
+
+
 MIGRATIONS: dict[int, list[str]] = {
     1: [
         """CREATE TABLE records (
@@ -115,37 +140,10 @@ MIGRATIONS: dict[int, list[str]] = {
     ],
     # The calls whose answers came since this replica's last slot count from then (`done_ago`
     # seconds before now) - said with its next slot, in its one statement, not one their own.
-    4: [
-        """CREATE OR REPLACE FUNCTION invite_take_slot(
-            lock_key bigint, counts int[], windows float8[], cap float8, prune float8,
-            done_ids bigint[], done_ago float8[])
-        RETURNS TABLE (slot bigint, wait float8) LANGUAGE plpgsql VOLATILE AS $$
-        BEGIN
-            IF coalesce(array_length(done_ids, 1), 0) > 0 THEN
-                UPDATE awork_calls c SET counted_at = least(c.counted_at,
-                    clock_timestamp() - make_interval(secs => d.ago))
-                  FROM unnest(done_ids, done_ago) AS d(id, ago) WHERE c.id = d.id;
-            END IF;
-            RETURN QUERY SELECT * FROM invite_take_slot(lock_key, counts, windows, cap, prune);
-        END $$"""
-    ],
+    4: [_take_slot_saying_done(locked=False)],
     # The answered calls are said under the lock too: updating them before it, while the
     # holder prunes the same rows, could deadlock two replicas.
-    5: [
-        """CREATE OR REPLACE FUNCTION invite_take_slot(
-            lock_key bigint, counts int[], windows float8[], cap float8, prune float8,
-            done_ids bigint[], done_ago float8[])
-        RETURNS TABLE (slot bigint, wait float8) LANGUAGE plpgsql VOLATILE AS $$
-        BEGIN
-            PERFORM pg_advisory_xact_lock(lock_key);  -- taken again inside: re-entrant
-            IF coalesce(array_length(done_ids, 1), 0) > 0 THEN
-                UPDATE awork_calls c SET counted_at = least(c.counted_at,
-                    clock_timestamp() - make_interval(secs => d.ago))
-                  FROM unnest(done_ids, done_ago) AS d(id, ago) WHERE c.id = d.id;
-            END IF;
-            RETURN QUERY SELECT * FROM invite_take_slot(lock_key, counts, windows, cap, prune);
-        END $$"""
-    ],
+    5: [_take_slot_saying_done(locked=True)],
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
