@@ -191,8 +191,8 @@ class Connections:
                 failed = True
                 metrics.STORE_RETRIES.inc()
                 log.warning("store connection failed (%s): once more", type(exc).__name__)
-                # The dead among the idle ones of the pool in use are replaced now (the other's
-                # are when their own work finds them).
+                # The dead among the idle ones of both pools are replaced now: what cut this
+                # connection (a restart, a failover) cut the others' too.
                 for pool in self.pools():
                     pool.check()
         raise budget.StoreUnavailable("PostgreSQL: no live connection")
