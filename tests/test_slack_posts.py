@@ -159,6 +159,45 @@ def test_a_post_whose_delivery_lease_passed_on_is_not_sent(driver, slack, bot):
         courier.delivering.lease = None
 
 
+def test_a_post_right_after_the_lease_was_renewed_renews_it_no_sooner(
+    driver, slack, bot, monkeypatch
+):
+    """Within `fresh_for` of the delivery lease's renewal a post writes nothing first; later,
+    it renews the lease - and sends nothing once another holder has it."""
+    import time
+
+    from handlers.delivery.slack_errors import Unsettled
+
+    request_id = submit(driver, slack)
+    request = settle(bot, request_id)
+    courier, store = bot.deps.courier, bot.store
+    renewals: list[str] = []
+    leased = store.leased
+    monkeypatch.setattr(
+        store, "leased", lambda rid, *a, **k: renewals.append(rid) or leased(rid, *a, **k)
+    )
+    sent = len(slack.of("chat.postMessage"))
+    held = leased(request_id, "me:1", seconds=60)
+    courier.delivering.lease = (request_id, "me:1", 60.0)
+    try:
+        courier._renewed(time.monotonic(), held)  # taken just now
+        courier.post(request, "reminder", ADMIN_CHANNEL, "still waiting")
+        assert renewals == [] and len(slack.of("chat.postMessage")) == sent + 1
+
+        courier._renewed(time.monotonic() - courier.fresh_for, held)  # taken a while ago
+        courier.post(request, "reminder_notice", ADMIN_CHANNEL, "still waiting")
+        assert renewals == [request_id] and len(slack.of("chat.postMessage")) == sent + 2
+
+        store.release(request_id, "me:1")
+        assert store.lease(request_id, "elsewhere:1", seconds=60)  # after ours had run out
+        courier._renewed(time.monotonic() - courier.fresh_for, held)
+        with pytest.raises(Unsettled):
+            courier.post(request, "outcome_notice", ADMIN_CHANNEL, "invited")
+        assert len(slack.of("chat.postMessage")) == sent + 2
+    finally:
+        courier.delivering.lease = courier.delivering.renewed = None
+
+
 def test_a_copy_slack_posted_before_a_5xx_loses_its_buttons(driver, slack, bot):
     """Slack posts the message but answers 500, and slack_sdk sends it again: the older copy
     loses its buttons and points to the newer, which is tracked and whose Approve works."""

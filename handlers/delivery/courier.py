@@ -84,7 +84,10 @@ class Courier(
         # A delivery's lease outlives a few slow Slack calls in one round, and is renewed
         # right before each post (`TrackedPosts.post`): one that ran out posts nothing more.
         self.delivery_lease = 4 * slack_timeout
-        # This thread's delivery lease, (id, owner, seconds), and what its round noted.
+        # Renewed no sooner than this after it was taken or renewed: it runs nearly as long.
+        self.fresh_for = 2.0
+        # This thread's delivery lease, (id, owner, seconds), what its round noted, and when it
+        # was last renewed with the record as this thread last stored it (posts.py).
         self.delivering = threading.local()
         self.service = service
         self.batches = batches or BatchService(service)
@@ -106,13 +109,16 @@ class Courier(
         caught up or nothing more can be delivered now."""
         owner = f"{self.service.instance_id}:{threading.get_ident()}"
         seconds = max(seconds, self.delivery_lease)
-        deadline = time.monotonic() + wait
+        taken = time.monotonic()  # before the write: the lease runs at least `seconds` from it
+        deadline = taken + wait
         # The record as stored with the lease (no read after it); None: not had.
         while (record := self.store.leased(record_id, owner, seconds=seconds)) is None:
             if time.monotonic() >= deadline:
                 return None  # another thread or instance is delivering; a sweep catches up
             time.sleep(0.02)
+            taken = time.monotonic()
         self.delivering.lease = (record_id, owner, seconds)
+        self._renewed(taken, record)
         stored = held = True  # `record` is as stored (not as a delivery left it); lease held
         try:
             # The state may move on while we post; go round until Slack has caught up.
@@ -127,6 +133,7 @@ class Courier(
                     break  # nothing could be delivered now; a later sweep retries
                 # Renewed for another round if the record as stored needs one, else given back;
                 # with what the round noted (`note_after_round`).
+                taken = time.monotonic()
                 after = self.store.renew_or_release(
                     record_id,
                     owner,
@@ -138,9 +145,11 @@ class Courier(
                 if after is None:
                     break  # no longer ours
                 record, stored, held = after, True, after.lease_owner == owner
+                if held:
+                    self._renewed(taken, record)
             return self._schedule_retry(record, stored)
         finally:
-            self.delivering.lease = None
+            self.delivering.lease = self.delivering.renewed = None
             if held:
                 self.store.release(record_id, owner)
 
@@ -248,4 +257,4 @@ class Courier(
 
         audit = ("message_posted", None, {"kind": kind, "channel": channel, "ts": ts})
         updated = self.store.revise(request.id, placed, audit=audit)
-        return updated or request
+        return self._stored(updated) or request

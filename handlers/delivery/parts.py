@@ -56,6 +56,7 @@ class CourierParts:
     look_after: float
     look_back: timedelta
     delivery_lease: float
+    fresh_for: float
     delivering: threading.local
     languages: Languages
 
@@ -69,6 +70,20 @@ class CourierParts:
             return self.store.update(record.id, **changes) or record
         self.delivering.noted.update(changes)
         return record.model_copy(update=changes)
+
+    def _renewed(self, taken: float, record: Any) -> Any:
+        """This thread's delivery lease on `record` was taken or renewed by a write that left
+        at `taken` (monotonic); `record` is as that write stored it."""
+        self.delivering.renewed = (taken, record)
+        return record
+
+    def _stored(self, record: Any) -> Any:
+        """`record` as this thread has just stored it, while it holds its delivery lease: what
+        `_hold_delivery` answers with until the lease is renewed again."""
+        renewed = getattr(self.delivering, "renewed", None)
+        if renewed is not None and record is not None and renewed[1].id == record.id:
+            self.delivering.renewed = (renewed[0], record)
+        return record
 
     @contextmanager
     def for_channel(self) -> Iterator[str]:

@@ -29,6 +29,7 @@ Ephemeral answers are not in any history; they are not looked for.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -167,21 +168,33 @@ class TrackedPosts(CourierParts):
         that ran out (a round of slow Slack calls) may be another's now: post nothing more.
         `note`: an attempt kept on the record in the same write, unless one of its kind is
         there already (that one is looked for first). The record as stored with the renewed
-        lease; None when this thread holds none."""
+        lease; None when this thread holds none.
+
+        A lease taken or renewed less than `fresh_for` seconds ago (on this host's monotonic
+        clock, from before that write left) is not renewed again for a post without a note:
+        it still runs nearly its whole length, as a renewal would make it. The record is then
+        as this thread last stored it under the lease - only the lease's holder changes the
+        posts noted on it (`messages`), and every such change of this thread's is kept
+        (`_stored`)."""
         held = getattr(self.delivering, "lease", None)
         if held is None or held[0] != record_id:
             return None
         _, owner, seconds = held
+        renewed = getattr(self.delivering, "renewed", None)
+        fresh = renewed is not None and time.monotonic() - renewed[0] < self.fresh_for
+        if note is None and fresh and renewed[1].id == record_id:
+            return renewed[1]
 
         def noted(current: Any) -> dict[str, Any]:
             if note is None or attempts(current, note.kind):
                 return {}
             return {"messages": [*current.messages, note]}
 
-        renewed = self.store.leased(record_id, owner, seconds=seconds, also=noted)
-        if renewed is None:
+        taken = time.monotonic()
+        record = self.store.leased(record_id, owner, seconds=seconds, also=noted)
+        if record is None:
             raise Unsettled(f"{record_id}: the delivery lease passed on; left to its holder")
-        return renewed
+        return self._renewed(taken, record)
 
     def _failed(
         self,
@@ -239,14 +252,14 @@ class TrackedPosts(CourierParts):
             return
         kept = [m for m in current.messages if m.ts or m.kind != kind or m.at != replacing]
         attempt = PostedMessage(kind=kind, channel=channel, ts="", at=at)
-        self.store.update(record_id, messages=[*kept, attempt])
+        self._stored(self.store.update(record_id, messages=[*kept, attempt]))
 
     def _forget_attempt(self, record_id: str, kind: str, at: datetime) -> None:
         """The post was refused, or is known not to have happened: its note goes."""
         current = self.store.read(record_id)
         if current is not None:
             kept = [m for m in current.messages if m.ts or m.kind != kind or m.at != at]
-            self.store.update(record_id, messages=kept)
+            self._stored(self.store.update(record_id, messages=kept))
 
     # -- looking in Slack ----------------------------------------------------------------------
 
