@@ -15,6 +15,7 @@ from bot.i18n import _
 from bot.runtime.deps import Deps
 from bot.services.joining import AcceptOutcome
 from bot.store.budget import CALL_SECONDS
+from bot.store.leasing import DeliveryLease
 from bot.ui import answers, approval, bulk_blocks, bulk_notices, forms, mrkdwn, notices
 from handlers.clicks import Clicker, decided
 
@@ -192,11 +193,12 @@ def run_approval(
     approval is stored (`pending -> inviting` under a lease), a failure of what follows is
     the sweep's to finish: it takes the request over when the lease has expired."""
     service, courier = deps.service, deps.courier
+    lease = courier.lease_here()  # the delivery lease of the round that shows the decision
     decision = decided(
         deps,
         clicker or Clicker(user, channel),
         "approve",
-        lambda: service.approve(request_id, user, own_allowed=own_allowed),
+        lambda: service.approve(request_id, user, own_allowed=own_allowed, lease=lease),
     )
     if decision is None:
         return
@@ -205,26 +207,29 @@ def run_approval(
         return
     request = decision.request
     if request.status is Status.PENDING:  # the first of two approvals
-        courier.sync(request.id)
+        courier.sync(request.id, lease=lease, stored=request)
         courier.tell(user, channel, _(answers.FIRST_APPROVAL))
         return
-    invite_approved(deps, request)
+    invite_approved(deps, request, lease)
 
 
-def invite_approved(deps: Deps, request: InviteRequest) -> None:
+def invite_approved(deps: Deps, request: InviteRequest, lease: DeliveryLease | None = None) -> None:
     """A request whose approval (an approver's, or the policy's) claimed it for inviting:
-    invite in awork under that claim and bring Slack up to date before and after."""
+    invite in awork under that claim and bring Slack up to date before and after. `lease`:
+    the delivery lease taken with the approval, if it was. Each round's delivery lease is
+    taken with the change it shows, so it begins without a write of its own."""
     service, courier = deps.service, deps.courier
     claim = request.claim_id  # the claim this approval took: the only one it works under
     invitee = None
     if request.invitee_slack_id is None:
         invitee = courier.slack_user(request.details.email)  # Slack may take long
-    courier.sync(request.id)  # "Approved by @x, inviting…"
+    courier.sync(request.id, lease=lease, stored=request)  # "Approved by @x, inviting…"
     # Under that claim, the request as written last (what Slack was told since is not read
     # again: only the delivery notes changed), the invitee's account stored with the lease's
     # renewal before awork is asked.
-    service.invite(request.id, claim, request, invitee_slack_id=invitee)
-    courier.sync(request.id)
+    lease = courier.lease_here()
+    settled = service.invite(request.id, claim, request, invitee_slack_id=invitee, lease=lease)
+    courier.sync(request.id, lease=lease, stored=settled)
 
 
 def after_asked(deps: Deps, request: InviteRequest, requester: str, origin: str | None) -> None:

@@ -24,8 +24,8 @@ from tests.test_store import open_engine
 from tests.test_store_outages import lose_after_commit
 
 # At most, per approval; a statement outside a transaction block is a transaction of its own.
-STATEMENTS = 12  # issue 21's target: 15
-TRANSACTIONS = 12  # issue 21's target: 5
+STATEMENTS = 10  # issue 21's target: 15
+TRANSACTIONS = 10  # issue 21's target: 5
 
 
 @pytest.fixture
@@ -57,6 +57,31 @@ def test_one_approval_runs_few_statements_in_few_transactions(pg_bot, slack, awo
     statements = sum(counter.statements.values())
     transactions = sum(counter.transactions.values())
     assert statements <= STATEMENTS and transactions <= TRANSACTIONS, counter.report()
+
+
+def test_a_lease_taken_with_a_decision_too_long_ago_is_taken_again_by_its_round(
+    pg_bot, slack, awork, counter
+):
+    """A delivery round begins on the lease its change took only while that is fresh: older
+    (a slow Slack lookup in between), the round takes it with a write of its own."""
+    slack.members["ada@example.com"] = "UADA"
+    pg_bot.deps.courier.fresh_for = 0.0  # every lease taken before the round is too old
+    driver = SlackDriver(pg_bot.app, SIGNING_SECRET)
+    fields = {"email": "ada@example.com", "roleId": ROLE_PM, "teamIds": [TEAM_DESIGN]}
+    assert driver.submit_form(fields).status == 200
+    request_id = approval_request_id(slack)
+    assert pg_bot.deps.wait_idle(10)
+
+    counter.on = True
+    assert driver.click("approve_invite", request_id, APPROVERS[0]).status == 200
+    assert pg_bot.deps.wait_idle(20)
+    counter.on = False
+
+    request = pg_bot.store.get(request_id)
+    assert request.status is Status.INVITED and not request.needs_delivery()
+    assert request.lease_owner is None
+    assert counter.statements["courier._sync -> leasing.leased"] == 2, counter.report()
+    assert counter.statements["posts._hold_delivery -> leasing.leased"] == 2, counter.report()
 
 
 def test_a_version_seen_before_another_replicas_change_is_not_written_over(pg_url):

@@ -211,6 +211,24 @@ def test_delivery_lease_is_exclusive_until_it_expires(opener):
     assert one.get(request.id).lease_owner is None
 
 
+def test_a_transition_takes_the_delivery_lease_only_when_no_other_holder_has_it(opener):
+    """A change made with `lease` takes the delivery lease in the same write when it is free
+    (noting when that write left), and is made all the same without it while another's runs."""
+    from bot.store.leasing import DeliveryLease
+
+    one, two = opener(), opener()
+    first, second = one.add(pending("a@example.com")), one.add(pending("b@example.com"))
+    assert two.lease(second.id, "B", 30) is True
+    lease = DeliveryLease("A", 30)
+    ok, moved = one.transition(first.id, {Status.PENDING}, Status.DENIED, lease=lease)
+    assert ok and moved.lease_owner == "A" and lease.sent is not None
+    assert moved.lease_until > one.now() + timedelta(seconds=25)
+    assert two.lease(first.id, "B", 30) is False  # A's now
+    other = DeliveryLease("A", 30)
+    ok, moved = one.transition(second.id, {Status.PENDING}, Status.DENIED, lease=other)
+    assert ok and moved.status is Status.DENIED and moved.lease_owner == "B"
+
+
 # --- indexed lookups ----------------------------------------------------------------------------
 
 

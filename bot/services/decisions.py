@@ -27,6 +27,7 @@ from bot.domain.records import Decidable, InviteRequest, Status
 from bot.domain.text import clean_text
 from bot.services.leases import Work
 from bot.store import Store
+from bot.store.leasing import DeliveryLease
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +139,18 @@ class Decisions(Generic[R]):
 
     # -- deciding ----------------------------------------------------------------------------
 
-    def approve(self, record_id: str, approver_id: str, own_allowed: bool = False) -> Decision[R]:
+    def approve(
+        self,
+        record_id: str,
+        approver_id: str,
+        own_allowed: bool = False,
+        lease: DeliveryLease | None = None,
+    ) -> Decision[R]:
         """Record an approval; the one that completes the record claims its work. `ok` with
         the record still pending means a first of two approvals was recorded. Whether an
         admin role needs that second one is decided here, against the approvers of now, and
-        stored with the approvals by compare-and-set."""
+        stored with the approvals by compare-and-set - with `lease`, the delivery lease of the
+        round that shows it, taken in the same write."""
         for _ in range(5):  # a concurrent approval changed the list: read again and retry
             checked = self.decidable(record_id, approver_id)
             current = checked.request
@@ -174,6 +182,7 @@ class Decisions(Generic[R]):
                 require={"approvals": current.approvals},
                 claim=claim,
                 audit=(f"{self.events}approved", approver_id, detail),  # in the same write
+                lease=lease,
                 **changes,
             )
             if ok:
@@ -257,11 +266,15 @@ class RequestDecisions(Decisions[InviteRequest]):
         return current.batch_id is None
 
     def approve(
-        self, record_id: str, approver_id: str, own_allowed: bool = False
+        self,
+        record_id: str,
+        approver_id: str,
+        own_allowed: bool = False,
+        lease: DeliveryLease | None = None,
     ) -> Decision[InviteRequest]:
         """As for any record; and a request whose invitation failed in a way worth retrying
         is claimed for inviting again by an approver's click (once however many click)."""
-        decision = super().approve(record_id, approver_id, own_allowed)
+        decision = super().approve(record_id, approver_id, own_allowed, lease)
         current = decision.request
         if (
             decision.refusal is not Refusal.ALREADY_DECIDED
@@ -275,6 +288,7 @@ class RequestDecisions(Decisions[InviteRequest]):
             {Status.FAILED},
             Status.INVITING,
             claim=self.work.claim,
+            lease=lease,
             **self.started(current, utcnow()),
         )
         if not ok:

@@ -39,6 +39,7 @@ from bot.services.failures import describe_failure
 from bot.services.leases import LeaseLost, Work
 from bot.services.settling import AnswerLost, Unsure, UserListing
 from bot.store import Store
+from bot.store.leasing import DeliveryLease
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class Inviting(Unsure):
         claim_id: str | None,
         known: InviteRequest | None = None,
         invitee_slack_id: str | None = None,
+        lease: DeliveryLease | None = None,
     ) -> InviteRequest | None:
         """Call awork for a request under the claim `claim_id` that this caller took (status
         INVITING), exactly once. If that claim is not the request's any more - its lease ran
@@ -89,7 +91,9 @@ class Inviting(Unsure):
         this caller last wrote it under that claim, instead of a read - a claim lost since is
         found by the lease's renewal before anything leaves for awork (`Work.holding`).
         `invitee_slack_id`: the invitee's Slack account, found (by email) since - stored with
-        that renewal, in one write, so that it is on the request before awork is asked."""
+        that renewal, in one write, so that it is on the request before awork is asked.
+        `lease`: the delivery lease taken with the request's settling write, for the delivery
+        round that follows (`Store.transition`)."""
         request = known if known is not None else self.store.get(request_id)
         if request is None or request.status is not Status.INVITING or claim_id is None:
             return request
@@ -97,7 +101,9 @@ class Inviting(Unsure):
             log.info("request %s: taken over meanwhile, left to %s", request_id, request.claimed_by)
             return request
         # An earlier attempt may have reached awork: look before sending again.
-        return self.settle(request, look_first=request.uncertain, invitee_slack_id=invitee_slack_id)
+        return self.settle(
+            request, look_first=request.uncertain, invitee_slack_id=invitee_slack_id, lease=lease
+        )
 
     def recover(
         self, request: InviteRequest, find_invitee: Callable[[str], str | None] | None = None
@@ -137,6 +143,7 @@ class Inviting(Unsure):
         look_first: bool,
         due: datetime | None = None,
         invitee_slack_id: str | None = None,
+        lease: DeliveryLease | None = None,
     ) -> InviteRequest:
         """Invite a request this instance holds, under its renewed lease; an unsure one is
         looked for in awork (its look was due at `due`) before anything is sent again.
@@ -158,10 +165,10 @@ class Inviting(Unsure):
                 log.warning("request %s: lease lost, left to its new holder", request.id)
                 return self.store.get(request.id) or request
             except AnswerLost as lost:
-                return self._unsure(request, lost.error)
+                return self._unsure(request, lost.error, lease)
             except AworkError as exc:
-                return self._fail(request, exc)
-            return self._succeed(request, result)
+                return self._fail(request, exc, lease)
+            return self._succeed(request, result, lease)
 
     def workspace_id(self) -> str:
         """The configured workspace, else the API key's own, asked of awork once and kept."""
@@ -257,10 +264,13 @@ class Inviting(Unsure):
         log.info("request %s: the invitation is in awork already", request.id)
         return InvitationResult(user_id=user.id), seen_at
 
-    def _succeed(self, request: InviteRequest, result: InvitationResult) -> InviteRequest:
+    def _succeed(
+        self, request: InviteRequest, result: InvitationResult, lease: DeliveryLease | None = None
+    ) -> InviteRequest:
         ok, stored = self._held(
             request,
             to=Status.INVITED,
+            lease=lease,
             result=result,
             outcome_told=False,
             uncertain=False,
@@ -278,7 +288,9 @@ class Inviting(Unsure):
         log.info("request %s: invitation created", request.id)
         return stored or request
 
-    def _fail(self, request: InviteRequest, exc: AworkError) -> InviteRequest:
+    def _fail(
+        self, request: InviteRequest, exc: AworkError, lease: DeliveryLease | None = None
+    ) -> InviteRequest:
         failure = describe_failure(exc, request.details.email)
         log.warning("request %s: awork refused (%s)", request.id, exc.code)
         # If the call may have reached awork, the next attempt looks before it sends.
@@ -286,6 +298,7 @@ class Inviting(Unsure):
         ok, stored = self._held(
             request,
             to=Status.FAILED,
+            lease=lease,
             failure=failure,
             outcome_told=False,
             uncertain=uncertain,

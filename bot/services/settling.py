@@ -27,6 +27,7 @@ from bot.domain.records import InviteRequest, Status
 from bot.domain.settling import Settling
 from bot.services.leases import LeaseLost, Work
 from bot.store import Store
+from bot.store.leasing import DeliveryLease
 
 log = logging.getLogger("bot.services.inviting")  # one logger for inviting, unsure or not
 
@@ -99,13 +100,16 @@ class Unsure:
         )
         return stored if ok and stored is not None else request
 
-    def _unsure(self, request: InviteRequest, exc: AworkUnavailable) -> InviteRequest:
+    def _unsure(
+        self, request: InviteRequest, exc: AworkUnavailable, lease: DeliveryLease | None = None
+    ) -> InviteRequest:
         """The POST's answer was lost: hold the request, unsure, with its lease running to
         the first look (any instance's sweep makes it), and send nothing more for now."""
         now = self.store.now()
         first = self.settling.next_check(now, 0, now)
         ok, stored = self._held(
             request,
+            lease=lease,
             unsure_since=now,
             unsure_checks=0,
             uncertain=True,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import secrets
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -28,7 +29,7 @@ from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
 from bot.runtime import metrics
 from bot.store.budget import StoreLocked, StoreUnavailable, later
 from bot.store.facets import Facets, Record, changed, decode, facets, model_for
-from bot.store.leasing import Leases
+from bot.store.leasing import DeliveryLease, Leases, lease_held_by_another
 from bot.store.small_state import SmallState
 
 Change = Callable[[Record | None, datetime], Record | None]
@@ -249,13 +250,16 @@ class Store(Leases, SmallState, abc.ABC):
         claim: tuple[str, float] | None = None,
         claim_expired: bool = False,
         audit: Audited | None = None,
+        lease: DeliveryLease | None = None,
         **changes: Any,
     ) -> tuple[bool, Any]:
         """Move a record to `to` only if it is in one of `expected` and, when given, its
         fields still hold the `require`d values (e.g. the same claimant).
 
         `claim=(owner, seconds)` takes the work lease with the change (a new `claim_id`, which
-        the holder's renewals and final writes must name); `audit` is the audit event that
+        the holder's renewals and final writes must name); `lease` takes the delivery lease
+        with it too, unless another holder's runs (the change is made all the same, without
+        it: `lease_owner` says whether it was taken); `audit` is the audit event that
         records the change, written with it when it is made (`_audited`); `claim_expired` makes
         the change only when the current work lease has run out on the store's clock (a
         takeover). The condition names what matters, not a version number: delivery
@@ -273,6 +277,8 @@ class Store(Leases, SmallState, abc.ABC):
             if claim_expired and current.claim_until is not None and current.claim_until > now:
                 return None
             extra = dict(changes)
+            if lease is not None and not lease_held_by_another(current, lease.owner, now):
+                extra.update(lease_owner=lease.owner, lease_until=lease.until(now))
             if claim is not None:
                 owner, seconds = claim
                 extra.update(
@@ -283,6 +289,8 @@ class Store(Leases, SmallState, abc.ABC):
                 )
             return changed(current, now, {"status": to, **extra})
 
+        if lease is not None and lease.sent is None:  # before the first write that may take it
+            lease.sent = time.monotonic()
         return self._audited(record_id, change, audit)
 
     def update(self, record_id: str, **changes: Any) -> Any:

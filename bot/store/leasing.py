@@ -6,6 +6,7 @@ record's Slack messages (`lease_owner` until `lease_until`)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,28 @@ if TYPE_CHECKING:
     from bot.domain.records import AuditEvent
 
 WORKING = frozenset({"inviting", "joining", "running"})  # the states a work lease holds
+
+
+@dataclass
+class DeliveryLease:
+    """A delivery lease taken with another change (`Store.transition(lease=...)`), so that the
+    delivery round that follows it needs no write of its own to begin: `owner`'s, `seconds`
+    long. `sent` (this host's monotonic clock, set by the store) is when the write that took
+    it left: the lease runs at least `seconds` from then, on any clock."""
+
+    owner: str
+    seconds: float
+    sent: float | None = None
+
+    def until(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.seconds)
+
+
+def lease_held_by_another(current: Record, owner: str, now: datetime) -> bool:
+    """Whether another holder's delivery lease on `current` still runs at `now`."""
+    return current.lease_owner not in (None, owner) and (
+        current.lease_until is not None and current.lease_until > now
+    )
 
 
 class Leases:
@@ -61,12 +84,7 @@ class Leases:
         record as stored, in the same write."""
 
         def change(current: Record | None, now: datetime) -> Record | None:
-            if current is None:
-                return None
-            held = current.lease_owner not in (None, owner) and (
-                current.lease_until is not None and current.lease_until > now
-            )
-            if held:
+            if current is None or lease_held_by_another(current, owner, now):
                 return None
             until = now + timedelta(seconds=seconds)
             more = also(current) if also is not None else {}

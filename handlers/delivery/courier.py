@@ -38,6 +38,7 @@ from bot.domain.records import InviteRequest, PostedMessage, Status
 from bot.services.batches import BatchService
 from bot.services.invites import InviteService
 from bot.store.base import FAR_FUTURE
+from bot.store.leasing import DeliveryLease
 from handlers.delivery.batches import BatchDelivery
 from handlers.delivery.homes import HomeTabs
 from handlers.delivery.languages import Languages
@@ -104,19 +105,40 @@ class Courier(
 
     # -- keeping Slack in step with a record, under a lease ----------------------------------
 
-    def _sync(self, record_id: str, wait: float, deliver: Any, seconds: float = 60) -> Any:
+    def lease_here(self) -> DeliveryLease:
+        """A delivery lease for this thread's next round, to be taken with the change that
+        round shows (`Store.transition(lease=...)`) and handed to `sync` with its record."""
+        return DeliveryLease(self._owner(), self.delivery_lease)
+
+    def _owner(self) -> str:
+        return f"{self.service.instance_id}:{threading.get_ident()}"
+
+    def _sync(
+        self,
+        record_id: str,
+        wait: float,
+        deliver: Any,
+        seconds: float = 60,
+        taken_with: tuple[DeliveryLease | None, Any] | None = None,
+    ) -> Any:
         """Under a short lease on the record (a request or a batch), `deliver` until Slack has
-        caught up or nothing more can be delivered now."""
-        owner = f"{self.service.instance_id}:{threading.get_ident()}"
+        caught up or nothing more can be delivered now. `taken_with`: (a lease, the record as
+        stored by the change that took it) - used when that write took it so recently that
+        it runs nearly its whole length, instead of a write of its own."""
+        owner = self._owner()
         seconds = max(seconds, self.delivery_lease)
         taken = time.monotonic()  # before the write: the lease runs at least `seconds` from it
         deadline = taken + wait
-        # The record as stored with the lease (no read after it); None: not had.
-        while (record := self.store.leased(record_id, owner, seconds=seconds)) is None:
-            if time.monotonic() >= deadline:
-                return None  # another thread or instance is delivering; a sweep catches up
-            time.sleep(0.02)
-            taken = time.monotonic()
+        lease, record = taken_with or (None, None)
+        if self._took(lease, record, record_id, owner, seconds):
+            taken = lease.sent  # type: ignore[union-attr]
+        else:
+            # The record as stored with the lease (no read after it); None: not had.
+            while (record := self.store.leased(record_id, owner, seconds=seconds)) is None:
+                if time.monotonic() >= deadline:
+                    return None  # another thread or instance is delivering; a sweep catches up
+                time.sleep(0.02)
+                taken = time.monotonic()
         self.delivering.lease = (record_id, owner, seconds)
         self._renewed(taken, record)
         stored = held = True  # `record` is as stored (not as a delivery left it); lease held
@@ -152,6 +174,21 @@ class Courier(
             self.delivering.lease = self.delivering.renewed = None
             if held:
                 self.store.release(record_id, owner)
+
+    def _took(
+        self, lease: DeliveryLease | None, record: Any, record_id: str, owner: str, seconds: float
+    ) -> bool:
+        """Whether the write that stored `record` took this thread's delivery `lease` on it,
+        at least `seconds` long, less than `fresh_for` ago."""
+        return (
+            lease is not None
+            and lease.sent is not None
+            and record is not None
+            and record.id == record_id
+            and record.lease_owner == lease.owner == owner
+            and lease.seconds >= seconds
+            and time.monotonic() - lease.sent < self.fresh_for
+        )
 
     def _schedule_retry(self, record: Any, stored: bool = False) -> Any:
         """Back off between sweeps for a record Slack keeps refusing (30 s doubling to 1 h),

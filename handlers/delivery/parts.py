@@ -142,9 +142,18 @@ class CourierParts:
 
     if TYPE_CHECKING:  # each provided by the Courier or one of its parts
 
-        def sync(self, request_id: str, wait: float = 10.0) -> Any: ...
+        def sync(
+            self, request_id: str, wait: float = 10.0, lease: Any = None, stored: Any = None
+        ) -> Any: ...
         def sync_batch(self, batch_id: str, wait: float = 10.0) -> Any: ...
-        def _sync(self, record_id: str, wait: float, deliver: Any, seconds: float = 60) -> Any: ...
+        def _sync(
+            self,
+            record_id: str,
+            wait: float,
+            deliver: Any,
+            seconds: float = 60,
+            taken_with: tuple[Any, Any] | None = None,
+        ) -> Any: ...
         def tell(
             self,
             user_id: str,

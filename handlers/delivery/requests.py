@@ -17,6 +17,7 @@ import logging
 
 from bot.domain.records import InviteRequest, MessageRef, Status
 from bot.runtime.command import installed_command
+from bot.store.leasing import DeliveryLease
 from bot.ui import approval, notices
 from handlers.delivery.parts import CourierParts
 from handlers.delivery.slack_errors import (
@@ -28,9 +29,16 @@ log = logging.getLogger("handlers.delivery.courier")
 
 
 class RequestDelivery(CourierParts):
-    def sync(self, request_id: str, wait: float = 10.0) -> InviteRequest | None:
-        """Deliver everything Slack has not yet been told about the request."""
-        return self._sync(request_id, wait, self._deliver)
+    def sync(
+        self,
+        request_id: str,
+        wait: float = 10.0,
+        lease: DeliveryLease | None = None,
+        stored: InviteRequest | None = None,
+    ) -> InviteRequest | None:
+        """Deliver everything Slack has not yet been told about the request; `lease` (from
+        `lease_here`) taken with the change that stored the request as `stored`, if it was."""
+        return self._sync(request_id, wait, self._deliver, taken_with=(lease, stored))
 
     def _deliver(self, request: InviteRequest) -> InviteRequest:
         if request.step_outcome() is not None:  # a workflow step run waits for it
