@@ -142,7 +142,9 @@ def test_an_approval_never_invites_under_a_claim_taken_over_during_its_lookup(tm
         assert ok
         return "UINVITEE"
 
-    courier = SimpleNamespace(slack_user=slow_lookup, sync=lambda _id: None)
+    courier = SimpleNamespace(
+        slack_user=slow_lookup, sync=lambda _id, **_: None, lease_here=lambda: None
+    )
     invite_approved(SimpleNamespace(service=mine, courier=courier), decision.request)
     assert fake.calls("POST", "/invitations") == []
     store.close()

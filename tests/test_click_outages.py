@@ -77,7 +77,8 @@ def finish_by_sweep(bot) -> None:
     """What the sweep does once the leases have run out: take over every request left
     inviting (its follow-up failed after the approval was stored) and settle it."""
     for request in bot.store.requests(Status.INVITING):
-        bot.store.update(request.id, claim_until=bot.store.now() - timedelta(seconds=1))
+        ended = bot.store.now() - timedelta(seconds=1)
+        bot.store.update(request.id, claim_until=ended, lease_until=ended)
     bot.deps.courier.sweep()
 
 
@@ -201,8 +202,17 @@ def test_a_failure_after_the_approval_was_stored_is_finished_by_the_sweep(
     def store_gone(*args, **kwargs) -> None:
         raise StoreUnavailable("PostgreSQL: AdminShutdown")
 
-    # The first write after the approval - the delivery round's lease - cannot be stored.
-    monkeypatch.setattr(bot.store, "leased", store_gone)
+    # Every write after the approval's (the delivery round's, the lease's renewal before the
+    # POST) cannot be stored.
+    transition = bot.store.transition
+
+    def then_gone(*args, **kwargs):
+        stored = transition(*args, **kwargs)
+        for write in ("transition", "leased", "renew_or_release", "renew", "update", "release"):
+            monkeypatch.setattr(bot.store, write, store_gone)
+        return stored
+
+    monkeypatch.setattr(bot.store, "transition", then_gone)
     driver = SlackDriver(bot.app, SIGNING_SECRET, response_url=hooks.url)
     assert driver.click("approve_invite", request_id, APPROVER).status == 200
     assert bot.deps.wait_idle(5)
