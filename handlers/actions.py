@@ -223,7 +223,17 @@ def invite_approved(deps: Deps, request: InviteRequest, lease: DeliveryLease | N
     invitee = None
     if request.invitee_slack_id is None:
         invitee = courier.slack_user(request.details.email)  # Slack may take long
-    courier.sync(request.id, lease=lease, stored=request)  # "Approved by @x, inviting…"
+    # "Approved by @x, inviting…"; the round's lease given back, with what the message shows
+    # now, by the work lease's renewal before awork is asked - under this claim nobody else
+    # changes the request meanwhile. Not renewed (the claim was lost), the delivery lease runs
+    # out (`delivery_lease`) and the message is shown again by the claim's new holder.
+    close = service.work.with_next_renewal
+    courier.sync(
+        request.id,
+        lease=lease,
+        stored=request,
+        close_with=lambda noted: close(request.id, claim, **noted),
+    )
     # Under that claim, the request as written last (what Slack was told since is not read
     # again: only the delivery notes changed), the invitee's account stored with the lease's
     # renewal before awork is asked.

@@ -91,6 +91,19 @@ def test_the_lease_outlives_the_longest_awork_request_and_is_renewed_before_each
     assert holder == "me" and left > service.work_lease - 1
 
 
+def test_what_is_noted_for_a_claims_renewal_is_written_by_that_claims_renewal_only(world):
+    """Changes noted for the next renewal of one request's claim are not written by a renewal
+    of another request, nor of the same request under another claim - only by its own."""
+    _fake, _wrapped, store, service = world
+    ada, bob = approved(service), approved(service, "bob@example.com")
+    ada_claim = store.get(ada).claim_id
+    service.work.with_next_renewal(ada, ada_claim, invitee_slack_id="UADA")
+    assert invite(service, bob).invitee_slack_id is None  # another request's renewals
+    service.work.with_next_renewal(ada, "an-older-claim", invitee_slack_id="UOLD")
+    service.work.with_next_renewal(ada, ada_claim, invitee_slack_id="UADA")
+    assert invite(service, ada).invitee_slack_id == "UADA"
+
+
 def test_a_lost_lease_stops_the_post_before_it_is_sent(world):
     """This thread stalled past its lease and another instance took the request over (a new
     claim): its renewal before the POST is refused, it sends nothing, and writes nothing."""

@@ -281,6 +281,38 @@ def test_approve_sends_one_invitation_and_reports_it(driver, slack, bot, awork):
     assert request.result is not None and bot.store.get(request_id).link_sent_to == "UADA"
 
 
+def test_the_round_before_the_post_is_given_back_by_the_leases_renewal(settings, slack, awork):
+    """The approval's round ("Approved by @x, inviting…") gives its delivery lease back, with
+    what the message shows, in the work lease's renewal right before the POST - not alone."""
+    seen: list[tuple] = []
+
+    def handler(request):
+        if request.method == "POST" and request.url.path.endswith("/invitations"):
+            stored = configured.store.get(request_id)
+            seen.append((stored.lease_owner, stored.shown_status))
+        return awork.handler(request)
+
+    configured = build_bot(settings, handler)
+    try:
+        configured.deps.service.inviting.workspace_id()  # known: the POST is the first call
+        closings: list[str] = []
+        closing = configured.store.renew_or_release
+        configured.store.renew_or_release = lambda record_id, *a, **k: (
+            closings.append(configured.store.get(record_id).status) or closing(record_id, *a, **k)
+        )
+        driver = SlackDriver(configured.app, SIGNING_SECRET)
+        request_id = submit(driver, slack)
+        closings.clear()
+        driver.click("approve_invite", request_id, APPROVER)
+        wait_status(configured, request_id, Status.INVITED)
+        assert configured.deps.wait_idle(5)
+        assert seen == [(None, Status.INVITING)]
+        assert Status.INVITING not in closings  # only the round after it closes alone
+        assert configured.store.get(request_id).lease_owner is None
+    finally:
+        configured.shutdown(timeout=5)
+
+
 def test_the_invitees_account_is_stored_before_awork_is_asked(settings, slack, awork):
     """The invitee's Slack account (the bot delivers their invitation) is on the stored request
     when the POST leaves, marked uncertain - both written with the lease's renewal right before

@@ -150,7 +150,9 @@ class Inviting(Unsure):
         `invitee_slack_id` (not yet stored) is written with the first renewal."""
         with self.work.tracked(request.id), self.work.holding(request.id, request.claim_id):
             if invitee_slack_id is not None:
-                self.work.with_next_renewal(invitee_slack_id=invitee_slack_id)
+                self.work.with_next_renewal(
+                    request.id, request.claim_id, invitee_slack_id=invitee_slack_id
+                )
                 request = request.model_copy(update={"invitee_slack_id": invitee_slack_id})
             try:
                 if request.unsure_since is not None:
@@ -239,7 +241,7 @@ class Inviting(Unsure):
         the POST may have reached awork. Until then a takeover may send at once - nothing left
         for awork. A lease lost by then stops the POST (`Work.holding`)."""
         if not request.uncertain:
-            self.work.with_next_renewal(uncertain=True)
+            self.work.with_next_renewal(request.id, request.claim_id, uncertain=True)
 
     # -- looking in awork -------------------------------------------------------------------
 

@@ -99,8 +99,9 @@ class Work:
         or the store unreachable) stops the request from being sent."""
 
         def renew() -> None:
-            changes = getattr(self._with_renewal, "changes", None) or {}
+            pending = getattr(self._with_renewal, "changes", None)
             self._with_renewal.changes = None
+            changes = pending[2] if pending and pending[:2] == (record_id, claim_id) else {}
             try:
                 held = self.store.renew(record_id, claim_id, self.lease, **changes)
             except Exception as exc:
@@ -114,12 +115,15 @@ class Work:
             finally:
                 self._with_renewal.changes = None
 
-    def with_next_renewal(self, **changes: object) -> None:
-        """Write `changes` (with any noted before them) with this thread's next renewal
-        (`holding`), right before its next awork request leaves: in the same compare-and-set,
-        or not at all when the lease is lost - and then that request is not sent."""
-        noted = getattr(self._with_renewal, "changes", None) or {}
-        self._with_renewal.changes = {**noted, **changes}
+    def with_next_renewal(self, record_id: str, claim_id: str | None, **changes: object) -> None:
+        """Write `changes` (with any noted before them) with this thread's next renewal of
+        `record_id`'s claim `claim_id` (`holding`), right before its next awork request leaves:
+        in the same compare-and-set, or not at all when the lease is lost - and then that
+        request is not sent. Not written by a renewal of another record or claim, nor once
+        this thread's work under a claim has ended (`holding`)."""
+        pending = getattr(self._with_renewal, "changes", None)
+        noted = pending[2] if pending and pending[:2] == (record_id, claim_id) else {}
+        self._with_renewal.changes = (record_id, claim_id, {**noted, **changes})
 
     @contextmanager
     def tracked(self, record_id: str) -> Iterator[None]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -120,11 +121,15 @@ class Courier(
         deliver: Any,
         seconds: float = 60,
         taken_with: tuple[DeliveryLease | None, Any] | None = None,
+        close_with: Callable[[dict[str, Any]], None] | None = None,
     ) -> Any:
         """Under a short lease on the record (a request or a batch), `deliver` until Slack has
         caught up or nothing more can be delivered now. `taken_with`: (a lease, the record as
         stored by the change that took it) - used when that write took it so recently that
-        it runs nearly its whole length, instead of a write of its own."""
+        it runs nearly its whole length, instead of a write of its own. `close_with`: a write
+        of the caller's that follows at once, which gives the lease back with what the last
+        round noted when nothing more is to be delivered, instead of a write of its own (it
+        must come while the lease runs, and while nobody else may change the record)."""
         owner = self._owner()
         seconds = max(seconds, self.delivery_lease)
         taken = time.monotonic()  # before the write: the lease runs at least `seconds` from it
@@ -153,6 +158,11 @@ class Courier(
                 noted, self.delivering.noted = self.delivering.noted, {}
                 if record.version == before and not noted:
                     break  # nothing could be delivered now; a later sweep retries
+                shown = record.model_copy(update=noted) if noted else record
+                if close_with is not None and not shown.needs_delivery():
+                    close_with({**noted, "lease_owner": None, "lease_until": None})
+                    record, stored, held = shown, True, False  # as that write will store it
+                    break
                 # Renewed for another round if the record as stored needs one, else given back;
                 # with what the round noted (`note_after_round`).
                 taken = time.monotonic()

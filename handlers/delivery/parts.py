@@ -143,7 +143,12 @@ class CourierParts:
     if TYPE_CHECKING:  # each provided by the Courier or one of its parts
 
         def sync(
-            self, request_id: str, wait: float = 10.0, lease: Any = None, stored: Any = None
+            self,
+            request_id: str,
+            wait: float = 10.0,
+            lease: Any = None,
+            stored: Any = None,
+            close_with: Any = None,
         ) -> Any: ...
         def sync_batch(self, batch_id: str, wait: float = 10.0) -> Any: ...
         def _sync(
@@ -153,6 +158,7 @@ class CourierParts:
             deliver: Any,
             seconds: float = 60,
             taken_with: tuple[Any, Any] | None = None,
+            close_with: Any = None,
         ) -> Any: ...
         def tell(
             self,

@@ -14,6 +14,8 @@ listener acting for someone else, speaks nobody's language in particular.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from bot.domain.records import InviteRequest, MessageRef, Status
 from bot.runtime.command import installed_command
@@ -35,10 +37,14 @@ class RequestDelivery(CourierParts):
         wait: float = 10.0,
         lease: DeliveryLease | None = None,
         stored: InviteRequest | None = None,
+        close_with: Callable[[dict[str, Any]], None] | None = None,
     ) -> InviteRequest | None:
         """Deliver everything Slack has not yet been told about the request; `lease` (from
-        `lease_here`) taken with the change that stored the request as `stored`, if it was."""
-        return self._sync(request_id, wait, self._deliver, taken_with=(lease, stored))
+        `lease_here`) taken with the change that stored the request as `stored`, if it was;
+        `close_with`: the caller's next write, to give the lease back with (`_sync`)."""
+        return self._sync(
+            request_id, wait, self._deliver, taken_with=(lease, stored), close_with=close_with
+        )
 
     def _deliver(self, request: InviteRequest) -> InviteRequest:
         if request.step_outcome() is not None:  # a workflow step run waits for it
