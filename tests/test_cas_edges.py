@@ -93,6 +93,49 @@ def test_two_identical_changes_from_one_version_win_once(pg_url):
         store.close()
 
 
+def test_an_approval_decided_on_this_replicas_old_version_is_decided_again(pg_url):
+    """A replica decides first on the version it saw last: refused on it (another replica has
+    since settled the invitation as failed, worth retrying), it decides again on the stored
+    record - an approver's click claims the request for inviting again, once."""
+    from bot.domain.records import Failure
+    from bot.store.postgres import PostgresStore
+
+    one, two = PostgresStore(pg_url), PostgresStore(pg_url)
+    try:
+        service = in_process_service(one, {"UAPP1"}, FakeAwork().handler)
+        request = service.submit(InviteDetails(email="ada@example.com"), "UREQ", None)
+        assert service.approve(request.id, "UAPP1").ok  # `one` saw it inviting last
+        failed = Failure(code="answer-lost", message="lost", retryable=True)
+        ok, _ = two.transition(request.id, {Status.INVITING}, Status.FAILED, failure=failed)
+        assert ok and one.recent(request.id)[0].status is Status.INVITING
+        retried = service.approve(request.id, "UAPP1")
+        assert retried.ok and retried.request.status is Status.INVITING
+        assert retried.request.attempts == 2
+    finally:
+        one.close()
+        two.close()
+
+
+def test_an_approval_on_a_version_changed_since_is_decided_on_the_stored_one(pg_url):
+    """A replica's guess is written only as the very version it decided on: changed since by
+    another replica (two approvals needed now), the approval is decided on the stored record -
+    a first of two, not a complete one."""
+    from bot.store.postgres import PostgresStore
+
+    one, two = PostgresStore(pg_url), PostgresStore(pg_url)
+    try:
+        service = in_process_service(one, {"UAPP1", "UAPP2"}, FakeAwork().handler)
+        request = service.submit(InviteDetails(email="bob@example.com"), "UREQ", None)
+        assert two.update(request.id, approvals_needed=2).approvals_needed == 2
+        assert one.recent(request.id) == (request, True)  # `one` still knows it needing one
+        first = service.approve(request.id, "UAPP1")
+        assert first.ok and first.request.status is Status.PENDING
+        assert one.get(request.id).approvals == ["UAPP1"]
+    finally:
+        one.close()
+        two.close()
+
+
 def test_a_change_sent_late_is_judged_on_the_databases_time(pg_url):
     """A one-statement change judged on a time well behind the database's (it waited for a
     connection) is not written so: a lease it sets is never short."""

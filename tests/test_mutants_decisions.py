@@ -35,15 +35,15 @@ def test_two_approvals_given_at_once_both_count(kind, monkeypatch):
     """Two approvals written at once: the later one reads again, and both count."""
     record_id = two_needed(kind)
     decisions = kind.deciding.decisions
-    decidable = decisions.decidable
+    check = decisions._check  # where an approval has its record in hand, before it writes
 
-    def first_lands_meanwhile(record_id: str, user_id: str, status=None):
-        checked = decidable(record_id, user_id, status)
+    def first_lands_meanwhile(current, user_id: str, status=None):
+        checked = check(current, user_id, status)
         if user_id == B and not kind.read(record_id).approvals:
             assert kind.deciding.approve(record_id, A).ok
         return checked
 
-    monkeypatch.setattr(decisions, "decidable", first_lands_meanwhile)
+    monkeypatch.setattr(decisions, "_check", first_lands_meanwhile)
     assert kind.deciding.approve(record_id, B).ok
     stored = kind.read(record_id)
     assert stored.status is kind.claimed and stored.approvals == [A, B]

@@ -97,6 +97,7 @@ class Decisions(Generic[R]):
     """Deciding one kind of record; the subclasses say what differs."""
 
     noun: str  # in log lines
+    kind: type  # the records it decides
     events: str  # the audit events' prefix
     pending: StrEnum
     claimed: StrEnum  # where the approval that completes it moves it, with a work lease
@@ -124,7 +125,16 @@ class Decisions(Generic[R]):
     def decidable(self, record_id: str, user_id: str, status: StrEnum | None = None) -> Decision[R]:
         """The record, if it exists, `user_id` is an approver and it is (on its own) in
         `status` (pending unless said); else why not."""
-        current = self.read(record_id)
+        return self._check(self.read(record_id), user_id, status)
+
+    def _guess(self, record_id: str) -> tuple[R | None, bool]:
+        """The record as this process saw it last, when the store keeps that (its version is
+        then required by the compare-and-set that follows), else as read now: (the record,
+        whether it is that guess)."""
+        record, guessed = self.store.recent(record_id)
+        return (record if isinstance(record, self.kind) else None), guessed
+
+    def _check(self, current: R | None, user_id: str, status: StrEnum | None = None) -> Decision[R]:
         if current is None:
             return Decision(None, Refusal.NOT_FOUND)
         if user_id not in self.approvers.of(current):
@@ -150,13 +160,23 @@ class Decisions(Generic[R]):
         the record still pending means a first of two approvals was recorded. Whether an
         admin role needs that second one is decided here, against the approvers of now, and
         stored with the approvals by compare-and-set - with `lease`, the delivery lease of the
-        round that shows it, taken in the same write."""
-        for _ in range(5):  # a concurrent approval changed the list: read again and retry
-            checked = self.decidable(record_id, approver_id)
-            current = checked.request
-            if current is None or not checked.ok:
+        round that shows it, taken in the same write.
+
+        Decided first on the version this process saw last (`Store.recent`), written only if
+        the record is still that version; a refusal, or a change since, is decided again on the
+        record as stored."""
+        current, guessed = self._guess(record_id)
+        for _ in range(5):  # a concurrent approval changed the list: again, on the stored one
+            checked = self._check(current, approver_id)
+            verdict = None
+            if current is not None and checked.ok:
+                approvers = self.approvers.of(current)
+                verdict = approval.decide(current, approver_id, approvers, own_allowed)
+            if guessed and (verdict is None or verdict.refusal is not None):
+                current, guessed = self.read(record_id), False  # refused on a guess: read
+                continue
+            if current is None or not checked.ok or verdict is None:
                 return checked
-            verdict = approval.decide(current, approver_id, self.approvers.of(current), own_allowed)
             if verdict.refusal is not None:
                 return Decision(current, Refusal(verdict.refusal))
             changes: dict[str, object] = {
@@ -175,11 +195,14 @@ class Decisions(Generic[R]):
                 if verdict.complete and verdict.rule
                 else {"of": current.approvals_needed}
             )
+            # On a guess, the very version decided on; else the approvals (delivery bookkeeping
+            # may change a record at any time without changing the decision).
+            require = {"version": current.version} if guessed else {"approvals": current.approvals}
             ok, record = self.store.transition(
                 record_id,
                 {self.pending},
                 target,
-                require={"approvals": current.approvals},
+                require=require,
                 claim=claim,
                 audit=(f"{self.events}approved", approver_id, detail),  # in the same write
                 lease=lease,
@@ -188,6 +211,7 @@ class Decisions(Generic[R]):
             if ok:
                 log.info("%s %s approved by %s", self.noun, record_id, approver_id)
                 return Decision(record)
+            current, guessed = record if isinstance(record, self.kind) else None, False  # stored
         return Decision(self.read(record_id), Refusal.ALREADY_DECIDED)
 
     def deny(self, record_id: str, approver_id: str, reason: str) -> Decision[R]:
@@ -244,6 +268,7 @@ class Decisions(Generic[R]):
 
 class RequestDecisions(Decisions[InviteRequest]):
     noun = "request"
+    kind = InviteRequest
     events = ""
     pending = Status.PENDING
     claimed = Status.INVITING
@@ -300,6 +325,7 @@ class RequestDecisions(Decisions[InviteRequest]):
 
 class BatchDecisions(Decisions[InviteBatch]):
     noun = "batch"
+    kind = InviteBatch
     events = "batch_"
     pending = BatchStatus.PENDING
     claimed = BatchStatus.RUNNING

@@ -236,6 +236,12 @@ class Store(Leases, SmallState, abc.ABC):
         found = self.read(request_id) if not request_id.startswith("bat-") else None
         return found if isinstance(found, InviteRequest) else None
 
+    def recent(self, record_id: str) -> tuple[Record | None, bool]:
+        """A first guess at a record for a decision that its compare-and-set checks: the version
+        this process read or wrote last when the engine keeps it (PostgreSQL), else a read.
+        (the record, whether it is that guess rather than read now)."""
+        return self.read(record_id), False
+
     def get_batch(self, batch_id: str) -> InviteBatch | None:
         found = self.read(batch_id) if batch_id.startswith("bat-") else None
         return found if isinstance(found, InviteBatch) else None

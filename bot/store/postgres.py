@@ -109,6 +109,10 @@ class PostgresStore(Inserting, CompareAndSet, Store):
         )
         return row[0] if row else None
 
+    def recent(self, record_id: str) -> tuple[Record | None, bool]:
+        known, _ = self._known.get(record_id)
+        return (known, True) if known is not None else (self.read(record_id), False)
+
     def read(self, record_id: str) -> Record | None:
         row = self._first(
             "SELECT doc, clock_timestamp() FROM records WHERE id = %s"

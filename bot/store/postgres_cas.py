@@ -179,8 +179,9 @@ class Known:
     """The last version of each record this process read or wrote (a bounded number), the
     base of a one-statement compare-and-set; and the database's clock as the last statement
     read it, carried on by the time since (this host's monotonic clock), so that a change
-    judged on it is never judged later than the database's own time. Never read back as a
-    record: a read asks the database."""
+    judged on it is never judged later than the database's own time. Read back as a record
+    only as a decision's first guess (`PostgresStore.recent`), which its compare-and-set
+    checks: any other read asks the database."""
 
     RECORDS = 1000  # the most recently used (a batch of 500 people is a big one)
     FRESH = 5.0  # seconds a clock reading is carried on before it is read again
