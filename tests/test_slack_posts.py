@@ -198,6 +198,37 @@ def test_a_post_right_after_the_lease_was_renewed_renews_it_no_sooner(
         courier.delivering.lease = courier.delivering.renewed = None
 
 
+@pytest.mark.parametrize("passed_on", [False, True])
+def test_the_rounds_last_post_is_placed_by_its_closing_write(driver, slack, bot, passed_on):
+    """Where a round's last post went is written with the round's lease given back, its audit
+    line with it - and, when the lease passed on meanwhile, in a write of its own."""
+    request_id = submit(driver, slack)
+    settle(bot, request_id)
+    courier, store = bot.deps.courier, bot.store
+    store.update(request_id, waiting_told=False)  # the requester's notice still to be placed
+    revised = []
+    revise = store.revise
+    store.revise = lambda rid, *a, **k: revised.append(rid) or revise(rid, *a, **k)
+
+    def deliver(record):
+        placed = courier._posted_last(record, "waiting_notice", ("CASK", "9.1"), waiting_told=True)
+        if passed_on:  # our lease ran out and another holder has it now
+            store.update(request_id, lease_owner="elsewhere:1")
+        return placed
+
+    try:
+        courier._sync(request_id, 1.0, deliver)
+    finally:
+        store.revise = revise
+    stored = store.get(request_id)
+    assert stored.waiting_told and ("waiting_notice", "9.1") in [
+        (m.kind, m.ts) for m in stored.messages
+    ]
+    assert revised == ([request_id] if passed_on else [])
+    posted = [e.detail for e in store.audit() if e.event == "message_posted"]
+    assert {"kind": "waiting_notice", "channel": "CASK", "ts": "9.1"} in posted
+
+
 def test_a_copy_slack_posted_before_a_5xx_loses_its_buttons(driver, slack, bot):
     """Slack posts the message but answers 500, and slack_sdk sends it again: the older copy
     loses its buttons and points to the newer, which is tracked and whose Approve works."""

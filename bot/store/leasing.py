@@ -50,6 +50,13 @@ class Leases:
             audit: AuditEvent | None = None,
         ) -> tuple[bool, Record | None]: ...
 
+        def _audited(
+            self,
+            record_id: str,
+            change: Callable[[Record | None, datetime], Record | None],
+            audit: tuple[str, str | None, dict[str, Any]] | None,
+        ) -> tuple[bool, Record | None]: ...
+
     def renew(self, record_id: str, claim_id: str | None, seconds: float, **changes: Any) -> bool:
         """Extend the work lease of the claim `claim_id` to `seconds` from now, while the record
         is still being worked on under that claim, with `changes` in the same write; False
@@ -101,24 +108,31 @@ class Leases:
         more: Callable[[Any], bool],
         noted: dict[str, Any] | None = None,
         seen: int | None = None,
+        placed: Callable[[Any], dict[str, Any]] | None = None,
+        audit: tuple[str, str | None, dict[str, Any]] | None = None,
     ) -> Record | None:
         """After a round of deliveries, one write: `owner`'s delivery lease renewed when the
         record as stored needs `more` of them (another round), else given back - with `noted`,
         what the round did that it need not have written at once (what a message shows now),
         judged with it, when the record is still at version `seen` (the round's last sight of
-        it: another's change since may need the message shown anew). The record as stored
-        (its `lease_owner` says which); None when the lease is not `owner`'s."""
+        it: another's change since may need the message shown anew); and with `placed(record
+        as stored)`, where the round's last post went, whatever the version (the audit event
+        `audit` records it). The record as stored (its `lease_owner` says which); None when the
+        lease is not `owner`'s - then nothing is written."""
 
         def change(current: Record | None, now: datetime) -> Record | None:
             if current is None or current.lease_owner != owner:
                 return None
             noted_now = noted if noted and current.version == seen else {}
-            if more(changed(current, now, noted_now) if noted_now else current):
+            facts = {**(placed(current) if placed is not None else {}), **noted_now}
+            if more(changed(current, now, facts) if facts else current):
                 until = now + timedelta(seconds=seconds)
-                return changed(current, now, {**noted_now, "lease_until": until})
-            return changed(current, now, {**noted_now, "lease_owner": None, "lease_until": None})
+                return changed(current, now, {**facts, "lease_until": until})
+            return changed(current, now, {**facts, "lease_owner": None, "lease_until": None})
 
-        ok, record = self._mutate(record_id, change)
+        ok, record = (
+            self._audited(record_id, change, audit) if audit else self._mutate(record_id, change)
+        )
         return record if ok else None
 
     def release(self, record_id: str, owner: str) -> None:

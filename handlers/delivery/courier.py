@@ -38,7 +38,7 @@ from bot.domain.clock import utcnow
 from bot.domain.records import InviteRequest, PostedMessage, Status
 from bot.services.batches import BatchService
 from bot.services.invites import InviteService
-from bot.store.base import FAR_FUTURE
+from bot.store.base import FAR_FUTURE, Audited
 from bot.store.leasing import DeliveryLease
 from handlers.delivery.batches import BatchDelivery
 from handlers.delivery.homes import HomeTabs
@@ -153,13 +153,14 @@ class Courier(
                 if record is None or not record.needs_delivery():
                     break
                 before = record.version
-                self.delivering.noted = {}
+                self.delivering.noted, self.delivering.placed = {}, None
                 record, stored = deliver(record), False
                 noted, self.delivering.noted = self.delivering.noted, {}
-                if record.version == before and not noted:
+                placed, self.delivering.placed = self.delivering.placed, None
+                if record.version == before and not noted and placed is None:
                     break  # nothing could be delivered now; a later sweep retries
                 shown = record.model_copy(update=noted) if noted else record
-                if close_with is not None and not shown.needs_delivery():
+                if close_with is not None and placed is None and not shown.needs_delivery():
                     close_with({**noted, "lease_owner": None, "lease_until": None})
                     record, stored, held = shown, True, False  # as that write will store it
                     break
@@ -173,15 +174,20 @@ class Courier(
                     more=lambda r: r.needs_delivery(),
                     noted=noted,
                     seen=record.version,  # as the round last wrote or read it
+                    # Where its last post went (`_posted_last`), whatever the version.
+                    placed=placed[0] if placed else None,
+                    audit=placed[1] if placed else None,
                 )
-                if after is None:
-                    break  # no longer ours
+                if after is None:  # no longer ours: where the last post went is kept all the same
+                    if placed is not None:
+                        self.store.revise(record_id, placed[0], audit=placed[1])
+                    break
                 record, stored, held = after, True, after.lease_owner == owner
                 if held:
                     self._renewed(taken, record)
             return self._schedule_retry(record, stored)
         finally:
-            self.delivering.lease = self.delivering.renewed = None
+            self.delivering.lease = self.delivering.renewed = self.delivering.placed = None
             if held:
                 self.store.release(record_id, owner)
 
@@ -295,13 +301,34 @@ class Courier(
     def _posted(self, request: Any, kind: str, where: tuple[str, str], **changes: object) -> Any:
         """Keep the posted message's place with the request, in the audit log too; the
         attempts at it whose answer was lost (handlers/delivery/posts.py) are settled."""
-        channel, ts = where
-        message = PostedMessage(kind=kind, channel=channel, ts=ts)
-
-        def placed(current: Any) -> dict[str, object]:  # on the record as stored
-            kept = [m for m in current.messages if m.ts or m.kind.split(":", 1)[0] != kind]
-            return {"messages": [*kept, message], **changes}
-
-        audit = ("message_posted", None, {"kind": kind, "channel": channel, "ts": ts})
+        placed, audit = _placement(kind, where, changes)
         updated = self.store.revise(request.id, placed, audit=audit)
         return self._stored(updated) or request
+
+    def _posted_last(
+        self, request: Any, kind: str, where: tuple[str, str], **changes: object
+    ) -> Any:
+        """`_posted` for a post after which its round sends nothing more to Slack: its place
+        is written by the round's closing write (`_sync`) when this thread holds the record's
+        delivery lease - a crash before it is a crash before a write of its own would have
+        been - else at once. The request with it, as that write will store it."""
+        held = getattr(self.delivering, "lease", None)
+        pending = getattr(self.delivering, "placed", None)
+        if held is None or held[0] != request.id or pending is not None:
+            return self._posted(request, kind, where, **changes)
+        self.delivering.placed = placement = _placement(kind, where, changes)
+        return request.model_copy(update=placement[0](request))
+
+
+def _placement(
+    kind: str, where: tuple[str, str], changes: dict[str, object]
+) -> tuple[Callable[[Any], dict[str, object]], Audited]:
+    """Where a post went, as changes made from the record as stored, and its audit event."""
+    channel, ts = where
+    message = PostedMessage(kind=kind, channel=channel, ts=ts)
+
+    def placed(current: Any) -> dict[str, object]:  # on the record as stored
+        kept = [m for m in current.messages if m.ts or m.kind.split(":", 1)[0] != kind]
+        return {"messages": [*kept, message], **changes}
+
+    return placed, ("message_posted", None, {"kind": kind, "channel": channel, "ts": ts})

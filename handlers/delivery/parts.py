@@ -197,6 +197,9 @@ class CourierParts:
         def _posted(
             self, request: Any, kind: str, where: tuple[str, str], **changes: object
         ) -> Any: ...
+        def _posted_last(
+            self, request: Any, kind: str, where: tuple[str, str], **changes: object
+        ) -> Any: ...
         def post(
             self,
             record: Any,

@@ -71,7 +71,7 @@ class RequestDelivery(CourierParts):
                     track=(request, "waiting_notice"),
                 )
             if where:
-                request = self._posted(request, "waiting_notice", where, waiting_told=True)
+                request = self._posted_last(request, "waiting_notice", where, waiting_told=True)
         elif request.status is Status.PENDING and request.reminder_posted:
             if not request.reminder_told:
                 request = self.remind_requester(request)
@@ -81,7 +81,7 @@ class RequestDelivery(CourierParts):
                 text = notices.unsure_notice(request)  # awork is slow: the result comes later
                 where = self.news(request.requester_id, request.origin_channel, text, track=track)
             if where:
-                request = self._posted(request, "unsure_notice", where, unsure_told=True)
+                request = self._posted_last(request, "unsure_notice", where, unsure_told=True)
         elif self._outcome_due(request):
             command = installed_command(self.store)
             with self.for_person(request.requester_id):
@@ -98,7 +98,7 @@ class RequestDelivery(CourierParts):
                     track=(request, "outcome_notice"),
                 )
             if where:
-                request = self._posted(request, "outcome_notice", where, outcome_told=True)
+                request = self._posted_last(request, "outcome_notice", where, outcome_told=True)
         return request
 
     @staticmethod
