@@ -232,7 +232,7 @@ def invite_approved(deps: Deps, request: InviteRequest, lease: DeliveryLease | N
         request.id,
         lease=lease,
         stored=request,
-        close_with=lambda noted: close(request.id, claim, **noted),
+        close_with=lambda closing: close(request.id, claim, also=closing),
     )
     # Under that claim, the request as written last (what Slack was told since is not read
     # again: only the delivery notes changed), the invitee's account stored with the lease's

@@ -191,12 +191,14 @@ def test_a_click_the_store_could_not_take_is_answered_click_again(bot, hooks, mo
     assert bot.store.get(request_id).status is Status.PENDING
 
 
+@pytest.mark.parametrize("delivery_lease_left", [False, True])
 def test_a_failure_after_the_approval_was_stored_is_finished_by_the_sweep(
-    bot, awork, hooks, monkeypatch
+    bot, awork, hooks, monkeypatch, delivery_lease_left
 ):
     """The store fails right after the approval moved the request to inviting: nobody is told
     to click again (the decision stands), and once its lease has run out the sweep takes it
-    over and invites once."""
+    over and invites once - without waiting for the delivery lease the approval took, when
+    that still runs: the approval message is brought up to date once it has run out too."""
     (request_id,) = ask(bot, 1, "later")
 
     def store_gone(*args, **kwargs) -> None:
@@ -220,8 +222,19 @@ def test_a_failure_after_the_approval_was_stored_is_finished_by_the_sweep(
     assert request.status is Status.INVITING and request.decided_by == APPROVER
     assert not awork.calls("POST", "/invitations") and not hooks.answers
     monkeypatch.undo()
-    finish_by_sweep(bot)
+    if delivery_lease_left:
+        bot.store.update(request_id, claim_until=bot.store.now() - timedelta(seconds=1))
+        started = time.monotonic()
+        bot.deps.courier.sweep()
+        assert time.monotonic() - started < 5  # the takeover's delivery did not wait for it
+        request = bot.store.get(request_id)
+        assert request.status is Status.INVITED and request.needs_delivery()
+        bot.store.update(request_id, lease_until=bot.store.now() - timedelta(seconds=1))
+        bot.deps.courier.sweep(force=True)
+    else:
+        finish_by_sweep(bot)
     assert bot.store.get(request_id).status is Status.INVITED
+    assert not bot.store.get(request_id).needs_delivery()
     assert len(awork.calls("POST", "/invitations")) == 1
 
 

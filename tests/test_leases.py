@@ -96,12 +96,17 @@ def test_what_is_noted_for_a_claims_renewal_is_written_by_that_claims_renewal_on
     of another request, nor of the same request under another claim - only by its own."""
     _fake, _wrapped, store, service = world
     ada, bob = approved(service), approved(service, "bob@example.com")
+    cy = approved(service, "cy@example.com")
     ada_claim = store.get(ada).claim_id
     service.work.with_next_renewal(ada, ada_claim, invitee_slack_id="UADA")
     assert invite(service, bob).invitee_slack_id is None  # another request's renewals
     service.work.with_next_renewal(ada, "an-older-claim", invitee_slack_id="UOLD")
-    service.work.with_next_renewal(ada, ada_claim, invitee_slack_id="UADA")
-    assert invite(service, ada).invitee_slack_id == "UADA"
+    assert invite(service, ada).invitee_slack_id is None  # another claim's
+    cy_claim = store.get(cy).claim_id
+    service.work.with_next_renewal(cy, cy_claim, invitee_slack_id="UCY")
+    service.work.with_next_renewal(cy, cy_claim, also=lambda current: {"reminder_told": True})
+    invited = invite(service, cy)
+    assert invited.invitee_slack_id == "UCY" and invited.reminder_told  # both, one renewal
 
 
 def test_a_lost_lease_stops_the_post_before_it_is_sent(world):

@@ -20,7 +20,7 @@ from bot.ui import mrkdwn
 from bot.ui.copies import RETIRED_NOTE, has_buttons, retired
 from tests.conftest import build_bot, make_settings
 from tests.slack_requests import ADMIN_CHANNEL
-from tests.test_scenarios import APPROVER, settle, submit, wait_status
+from tests.test_scenarios import ADA, APPROVER, settle, submit, wait_status
 
 TIMEOUT = 0.3  # SLACK_TIMEOUT here
 LATE = 1.0  # when a slow Slack answers: after the client gave up
@@ -196,6 +196,94 @@ def test_a_post_right_after_the_lease_was_renewed_renews_it_no_sooner(
         assert len(slack.of("chat.postMessage")) == sent + 2
     finally:
         courier.delivering.lease = courier.delivering.renewed = None
+
+
+def test_a_round_begins_on_a_decisions_lease_only_if_that_change_took_it_for_long_enough(
+    driver, slack, bot
+):
+    """A round starts without a write of its own only on a lease the change before it took:
+    not on an older one of this thread's the record still names (that change was refused),
+    nor on one shorter than a round's."""
+    import time
+
+    from bot.store.leasing import DeliveryLease
+
+    request_id = submit(driver, slack)
+    settle(bot, request_id)
+    courier, store = bot.deps.courier, bot.store
+    owner = courier.lease_here().owner
+    assert store.lease(request_id, owner, seconds=60)  # an older lease of this thread's
+    refused = courier.lease_here()
+    ok, current = store.transition(request_id, {Status.DENIED}, Status.PENDING, lease=refused)
+    assert not ok and current.lease_owner == owner
+    assert not courier._took(refused, current, request_id, owner, 60)
+    short = DeliveryLease(owner, 30, sent=time.monotonic())
+    assert not courier._took(short, current, request_id, owner, 60)
+    taken = DeliveryLease(owner, 60, sent=time.monotonic())
+    assert courier._took(taken, current, request_id, owner, 60)
+
+
+def test_a_post_right_after_an_attempt_was_noted_in_its_round_looks_for_it(driver, slack, bot):
+    """Within the lease's first seconds a post does not renew it, yet it sees an attempt of
+    its kind noted earlier in the round: that one may still reach Slack, so nothing is sent."""
+    import time
+
+    from handlers.delivery.slack_errors import Unsettled
+
+    request_id = submit(driver, slack)
+    request = settle(bot, request_id)
+    courier, store = bot.deps.courier, bot.store
+    held = store.leased(request_id, "me:1", seconds=60)
+    courier.delivering.lease = (request_id, "me:1", 60.0)
+    try:
+        courier._renewed(time.monotonic(), held)
+        courier._note_attempt(request_id, "reminder", ADMIN_CHANNEL, courier.wall_clock())
+        sent = len(slack.of("chat.postMessage"))
+        with pytest.raises(Unsettled):
+            courier.post(request, "reminder", ADMIN_CHANNEL, "still waiting")
+        assert len(slack.of("chat.postMessage")) == sent
+    finally:
+        courier.delivering.lease = courier.delivering.renewed = None
+
+
+def test_a_round_inside_another_leaves_the_outer_rounds_lease_as_it_was(driver, slack, bot):
+    """A batch's message delivered while one of its members is (a round inside a round): the
+    outer round's lease, renewal and notes are as they were once the inner one is done."""
+    first = submit(driver, slack)
+    settle(bot, first)
+    second = submit(driver, slack, {**ADA, "email": "bob@example.com"})
+    settle(bot, second)
+    courier = bot.deps.courier
+    outer = ((first, "me:1", 60.0), (1.0, bot.store.get(first)), {"shown": 1}, None)
+    for name, value in zip(("lease", "renewed", "noted", "placed"), outer, strict=True):
+        setattr(courier.delivering, name, value)
+    try:
+        courier._sync(second, 1.0, lambda record: record)
+        assert (
+            courier.delivering.lease,
+            courier.delivering.renewed,
+            courier.delivering.noted,
+            courier.delivering.placed,
+        ) == outer
+    finally:
+        courier.delivering.lease = courier.delivering.renewed = None
+
+
+def test_a_rounds_closing_carried_by_another_write_gives_back_only_its_own_lease():
+    """The closing handed to the work lease's renewal gives the delivery lease back only while
+    it is still the round's, and writes what the round noted only on the version it left."""
+    from types import SimpleNamespace
+
+    from handlers.delivery.courier import _closing
+
+    closing = _closing("me:1", {"shown_status": Status.INVITING}, seen=7)
+    released = {"lease_owner": None, "lease_until": None}
+    assert closing(SimpleNamespace(lease_owner="me:1", version=7)) == {
+        "shown_status": Status.INVITING,
+        **released,
+    }
+    assert closing(SimpleNamespace(lease_owner="me:1", version=8)) == released
+    assert closing(SimpleNamespace(lease_owner="elsewhere:1", version=7)) == {}
 
 
 @pytest.mark.parametrize("passed_on", [False, True])

@@ -227,6 +227,9 @@ def test_a_transition_takes_the_delivery_lease_only_when_no_other_holder_has_it(
     other = DeliveryLease("A", 30)
     ok, moved = one.transition(second.id, {Status.PENDING}, Status.DENIED, lease=other)
     assert ok and moved.status is Status.DENIED and moved.lease_owner == "B"
+    again = DeliveryLease("A", 30)  # refused: no change made, no lease taken
+    ok, current = one.transition(first.id, {Status.PENDING}, Status.DENIED, lease=again)
+    assert not ok and current.lease_owner == "A" and again.sent is None
 
 
 # --- indexed lookups ----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from bot.awork.client import AworkClient
 from bot.store import Store
@@ -101,9 +102,10 @@ class Work:
         def renew() -> None:
             pending = getattr(self._with_renewal, "changes", None)
             self._with_renewal.changes = None
-            changes = pending[2] if pending and pending[:2] == (record_id, claim_id) else {}
+            mine = pending is not None and pending[:2] == (record_id, claim_id)
+            changes, also = (pending[2], pending[3]) if mine else ({}, None)
             try:
-                held = self.store.renew(record_id, claim_id, self.lease, **changes)
+                held = self.store.renew(record_id, claim_id, self.lease, also=also, **changes)
             except Exception as exc:
                 raise LeaseLost(f"{record_id}: could not renew the lease") from exc
             if not held:
@@ -115,15 +117,23 @@ class Work:
             finally:
                 self._with_renewal.changes = None
 
-    def with_next_renewal(self, record_id: str, claim_id: str | None, **changes: object) -> None:
-        """Write `changes` (with any noted before them) with this thread's next renewal of
-        `record_id`'s claim `claim_id` (`holding`), right before its next awork request leaves:
-        in the same compare-and-set, or not at all when the lease is lost - and then that
-        request is not sent. Not written by a renewal of another record or claim, nor once
-        this thread's work under a claim has ended (`holding`)."""
+    def with_next_renewal(
+        self,
+        record_id: str,
+        claim_id: str | None,
+        also: Callable[[Any], dict[str, Any]] | None = None,
+        **changes: object,
+    ) -> None:
+        """Write `changes` - and `also(the record as stored)` - (with any noted before them)
+        with this thread's next renewal of `record_id`'s claim `claim_id` (`holding`), right
+        before its next awork request leaves: in the same compare-and-set, or not at all when
+        the lease is lost - and then that request is not sent. Not written by a renewal of
+        another record or claim, nor once this thread's work under a claim has ended."""
         pending = getattr(self._with_renewal, "changes", None)
-        noted = pending[2] if pending and pending[:2] == (record_id, claim_id) else {}
-        self._with_renewal.changes = (record_id, claim_id, {**noted, **changes})
+        mine = pending is not None and pending[:2] == (record_id, claim_id)
+        noted, before = (pending[2], pending[3]) if mine else ({}, None)
+        both = also if before is None else (lambda r: {**before(r), **(also(r) if also else {})})
+        self._with_renewal.changes = (record_id, claim_id, {**noted, **changes}, both)
 
     @contextmanager
     def tracked(self, record_id: str) -> Iterator[None]:

@@ -297,7 +297,10 @@ class Store(Leases, SmallState, abc.ABC):
 
         if lease is not None and lease.sent is None:  # before the first write that may take it
             lease.sent = time.monotonic()
-        return self._audited(record_id, change, audit)
+        made = self._audited(record_id, change, audit)
+        if lease is not None and not made[0]:
+            lease.sent = None  # no change, no lease taken: one of this holder's from before is old
+        return made
 
     def update(self, record_id: str, **changes: Any) -> Any:
         """Change fields that are not the state (message references, delivery notes)."""

@@ -22,8 +22,9 @@ WORKING = frozenset({"inviting", "joining", "running"})  # the states a work lea
 class DeliveryLease:
     """A delivery lease taken with another change (`Store.transition(lease=...)`), so that the
     delivery round that follows it needs no write of its own to begin: `owner`'s, `seconds`
-    long. `sent` (this host's monotonic clock, set by the store) is when the write that took
-    it left: the lease runs at least `seconds` from then, on any clock."""
+    long. `sent` (this host's monotonic clock, set by the store) is when the write that made
+    the change left - None when no change was made: the lease runs at least `seconds` from
+    then, on any clock, if that write took it (the record's `lease_owner` says whether)."""
 
     owner: str
     seconds: float
@@ -57,11 +58,18 @@ class Leases:
             audit: tuple[str, str | None, dict[str, Any]] | None,
         ) -> tuple[bool, Record | None]: ...
 
-    def renew(self, record_id: str, claim_id: str | None, seconds: float, **changes: Any) -> bool:
+    def renew(
+        self,
+        record_id: str,
+        claim_id: str | None,
+        seconds: float,
+        also: Callable[[Any], dict[str, Any]] | None = None,
+        **changes: Any,
+    ) -> bool:
         """Extend the work lease of the claim `claim_id` to `seconds` from now, while the record
-        is still being worked on under that claim, with `changes` in the same write; False
-        otherwise - then the work must stop: the lease expired and another holder (or a later
-        claim) has it."""
+        is still being worked on under that claim, with `changes` - and `also(the record as
+        stored)` - in the same write; False otherwise - then the work must stop: the lease
+        expired and another holder (or a later claim) has it."""
 
         def change(current: Record | None, now: datetime) -> Record | None:
             if current is None or claim_id is None or current.claim_id != claim_id:
@@ -69,7 +77,8 @@ class Leases:
             if str(current.status) not in WORKING:
                 return None
             until = now + timedelta(seconds=seconds)
-            return changed(current, now, {**changes, "claim_until": until})
+            more = also(current) if also is not None else {}
+            return changed(current, now, {**changes, **more, "claim_until": until})
 
         ok, _ = self._mutate(record_id, change)
         return ok

@@ -51,6 +51,8 @@ from handlers.delivery.steps import StepCompletion
 
 log = logging.getLogger(__name__)
 
+ROUND_SECONDS = 60.0  # a delivery round's lease at the least
+
 
 class Courier(
     RequestDelivery,
@@ -109,7 +111,7 @@ class Courier(
     def lease_here(self) -> DeliveryLease:
         """A delivery lease for this thread's next round, to be taken with the change that
         round shows (`Store.transition(lease=...)`) and handed to `sync` with its record."""
-        return DeliveryLease(self._owner(), self.delivery_lease)
+        return DeliveryLease(self._owner(), max(ROUND_SECONDS, self.delivery_lease))
 
     def _owner(self) -> str:
         return f"{self.service.instance_id}:{threading.get_ident()}"
@@ -119,17 +121,19 @@ class Courier(
         record_id: str,
         wait: float,
         deliver: Any,
-        seconds: float = 60,
+        seconds: float = ROUND_SECONDS,
         taken_with: tuple[DeliveryLease | None, Any] | None = None,
-        close_with: Callable[[dict[str, Any]], None] | None = None,
+        close_with: Callable[[Callable[[Any], dict[str, Any]]], None] | None = None,
     ) -> Any:
         """Under a short lease on the record (a request or a batch), `deliver` until Slack has
         caught up or nothing more can be delivered now. `taken_with`: (a lease, the record as
         stored by the change that took it) - used when that write took it so recently that
         it runs nearly its whole length, instead of a write of its own. `close_with`: a write
-        of the caller's that follows at once, which gives the lease back with what the last
-        round noted when nothing more is to be delivered, instead of a write of its own (it
-        must come while the lease runs, and while nobody else may change the record)."""
+        of the caller's that follows at once, handed the round's closing (changes made from the
+        record as stored: the lease given back while it is still this thread's, with what the
+        last round noted while the record is as the round left it) when nothing more is to
+        be delivered, instead of a write of its own. A round inside another's (a batch's
+        message while one of its members is delivered) leaves the outer one's state as it was."""
         owner = self._owner()
         seconds = max(seconds, self.delivery_lease)
         taken = time.monotonic()  # before the write: the lease runs at least `seconds` from it
@@ -144,6 +148,7 @@ class Courier(
                     return None  # another thread or instance is delivering; a sweep catches up
                 time.sleep(0.02)
                 taken = time.monotonic()
+        outer = _round_state(self.delivering)
         self.delivering.lease = (record_id, owner, seconds)
         self._renewed(taken, record)
         stored = held = True  # `record` is as stored (not as a delivery left it); lease held
@@ -161,7 +166,7 @@ class Courier(
                     break  # nothing could be delivered now; a later sweep retries
                 shown = record.model_copy(update=noted) if noted else record
                 if close_with is not None and placed is None and not shown.needs_delivery():
-                    close_with({**noted, "lease_owner": None, "lease_until": None})
+                    close_with(_closing(owner, noted, record.version))
                     record, stored, held = shown, True, False  # as that write will store it
                     break
                 # Renewed for another round if the record as stored needs one, else given back;
@@ -187,7 +192,7 @@ class Courier(
                     self._renewed(taken, record)
             return self._schedule_retry(record, stored)
         finally:
-            self.delivering.lease = self.delivering.renewed = self.delivering.placed = None
+            _restore_round_state(self.delivering, outer)
             if held:
                 self.store.release(record_id, owner)
 
@@ -254,8 +259,8 @@ class Courier(
                 # A holder that crashed before its POST's renewal had not stored the invitee's
                 # account yet (actions.invite_approved): looked up again once taken over.
                 recovered = self.service.recover(request, self.slack_user)  # None: lease runs
-                if recovered is not None:
-                    self.sync(recovered.id)
+                if recovered is not None:  # a delivery lease its holder left runs out first
+                    self.sync(recovered.id, wait=0)
             elif request.status is Status.JOINING and not self.service.is_active(request.id):
                 settled = self.service.settle_joining(request)
                 if settled is not None:
@@ -318,6 +323,35 @@ class Courier(
             return self._posted(request, kind, where, **changes)
         self.delivering.placed = placement = _placement(kind, where, changes)
         return request.model_copy(update=placement[0](request))
+
+
+ROUND_STATE = ("lease", "renewed", "noted", "placed")  # a thread's round (`Courier.delivering`)
+
+
+def _round_state(delivering: threading.local) -> tuple[Any, ...]:
+    return tuple(getattr(delivering, name, None) for name in ROUND_STATE)
+
+
+def _restore_round_state(delivering: threading.local, state: tuple[Any, ...]) -> None:
+    for name, value in zip(ROUND_STATE, state, strict=True):
+        setattr(delivering, name, value)
+
+
+def _closing(owner: str, noted: dict[str, Any], seen: int) -> Callable[[Any], dict[str, Any]]:
+    """A round's closing, made from the record as stored by the write that carries it: the
+    delivery lease given back if it is still `owner`'s, with `noted` if the record is still
+    at version `seen` (as `Store.renew_or_release` judges them)."""
+
+    def closing(current: Any) -> dict[str, Any]:
+        if current.lease_owner != owner:
+            return {}
+        return {
+            **(noted if current.version == seen else {}),
+            "lease_owner": None,
+            "lease_until": None,
+        }
+
+    return closing
 
 
 def _placement(

@@ -37,7 +37,7 @@ class RequestDelivery(CourierParts):
         wait: float = 10.0,
         lease: DeliveryLease | None = None,
         stored: InviteRequest | None = None,
-        close_with: Callable[[dict[str, Any]], None] | None = None,
+        close_with: Callable[[Callable[[Any], dict[str, Any]]], None] | None = None,
     ) -> InviteRequest | None:
         """Deliver everything Slack has not yet been told about the request; `lease` (from
         `lease_here`) taken with the change that stored the request as `stored`, if it was;
