@@ -281,27 +281,37 @@ def test_approve_sends_one_invitation_and_reports_it(driver, slack, bot, awork):
     assert request.result is not None and bot.store.get(request_id).link_sent_to == "UADA"
 
 
-def test_the_round_before_the_post_is_given_back_by_the_leases_renewal(settings, slack, awork):
-    """The approval's round ("Approved by @x, inviting…") gives its delivery lease back, with
-    what the message shows, in the work lease's renewal right before the POST - not alone."""
-    seen: list[tuple] = []
+def watching_the_post(settings, awork, look):
+    """A bot whose awork notes `look(the request as stored)` as each POST /invitations arrives:
+    (the bot, what was seen, where the test puts the request's id). awork's workspace is known
+    already, so the POST is the approval's first call."""
+    seen: list = []
+    watched: dict[str, str] = {}
 
     def handler(request):
         if request.method == "POST" and request.url.path.endswith("/invitations"):
-            stored = configured.store.get(request_id)
-            seen.append((stored.lease_owner, stored.shown_status))
+            seen.append(look(configured.store.get(watched["id"])))
         return awork.handler(request)
 
     configured = build_bot(settings, handler)
+    configured.deps.service.inviting.workspace_id()
+    return configured, seen, watched
+
+
+def test_the_round_before_the_post_is_given_back_by_the_leases_renewal(settings, slack, awork):
+    """The approval's round ("Approved by @x, inviting…") gives its delivery lease back, with
+    what the message shows, in the work lease's renewal right before the POST - not alone."""
+    configured, seen, watched = watching_the_post(
+        settings, awork, lambda stored: (stored.lease_owner, stored.shown_status)
+    )
     try:
-        configured.deps.service.inviting.workspace_id()  # known: the POST is the first call
         closings: list[str] = []
         closing = configured.store.renew_or_release
         configured.store.renew_or_release = lambda record_id, *a, **k: (
             closings.append(configured.store.get(record_id).status) or closing(record_id, *a, **k)
         )
         driver = SlackDriver(configured.app, SIGNING_SECRET)
-        request_id = submit(driver, slack)
+        watched["id"] = request_id = submit(driver, slack)
         closings.clear()
         driver.click("approve_invite", request_id, APPROVER)
         wait_status(configured, request_id, Status.INVITED)
@@ -317,17 +327,10 @@ def test_the_invitees_account_is_stored_before_awork_is_asked(settings, slack, a
     """The invitee's Slack account (the bot delivers their invitation) is on the stored request
     when the POST leaves, marked uncertain - both written with the lease's renewal right before
     it, not on their own."""
-    seen: list[tuple] = []
-
-    def handler(request):
-        if request.method == "POST" and request.url.path.endswith("/invitations"):
-            stored = configured.store.get(request_id)
-            seen.append((stored.invitee_slack_id, stored.uncertain))
-        return awork.handler(request)
-
-    configured = build_bot(settings, handler)
+    configured, seen, watched = watching_the_post(
+        settings, awork, lambda stored: (stored.invitee_slack_id, stored.uncertain)
+    )
     try:
-        configured.deps.service.inviting.workspace_id()  # known: the POST is the first call
         updates: list[dict] = []
         update = configured.store.update
         configured.store.update = lambda record_id, **changes: (
@@ -335,7 +338,7 @@ def test_the_invitees_account_is_stored_before_awork_is_asked(settings, slack, a
         )
         slack.members["ada@example.com"] = "UADA"
         driver = SlackDriver(configured.app, SIGNING_SECRET)
-        request_id = submit(driver, slack)
+        watched["id"] = request_id = submit(driver, slack)
         driver.click("approve_invite", request_id, APPROVER)
         wait_status(configured, request_id, Status.INVITED)
         assert seen == [("UADA", True)]
