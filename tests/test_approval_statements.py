@@ -33,8 +33,14 @@ def counter(monkeypatch) -> Counter:
     return install(monkeypatch)
 
 
-def test_one_approval_runs_few_statements_in_few_transactions(pg_bot, slack, awork, counter):
-    """One approval on PostgreSQL, delivery included, stays within the statement ratchet."""
+@pytest.mark.parametrize("delivery_lease", [None, 20.0])
+def test_one_approval_runs_few_statements_in_few_transactions(
+    pg_bot, slack, awork, counter, delivery_lease
+):
+    """One approval on PostgreSQL, delivery included, stays within the statement ratchet - with
+    a delivery lease shorter than a round's too (a short SLACK_TIMEOUT)."""
+    if delivery_lease is not None:
+        pg_bot.deps.courier.delivery_lease = delivery_lease
     slack.members["ada@example.com"] = "UADA"
     driver = SlackDriver(pg_bot.app, SIGNING_SECRET)
     fields = {"email": "ada@example.com", "roleId": ROLE_PM, "teamIds": [TEAM_DESIGN]}

@@ -136,6 +136,29 @@ def test_an_approval_on_a_version_changed_since_is_decided_on_the_stored_one(pg_
         two.close()
 
 
+def test_an_approval_guessed_on_a_request_archived_since_is_already_decided(pg_url):
+    """The version a replica saw last may be of a request decided and archived since: the
+    approval is refused as decided (read from the archive), not as unknown."""
+    from bot.services.decisions import Refusal
+    from bot.store.postgres import PostgresStore
+
+    one, two = PostgresStore(pg_url), PostgresStore(pg_url)
+    try:
+        service = in_process_service(one, {"UAPP1"}, FakeAwork().handler)
+        request = service.submit(InviteDetails(email="cy@example.com"), "UREQ", None)
+        ok, _ = two.transition(request.id, {Status.PENDING}, Status.DENIED, decided_by="UAPP1")
+        told = {"approval_message": {"channel": "C", "ts": "1"}, "shown_status": "denied"}
+        two.update(request.id, waiting_told=True, outcome_told=True, **told)  # all said: settled
+        assert ok and two.archive(two.now() + timedelta(seconds=1)) >= 1
+        assert one.recent(request.id) == (request, True)
+        refused = service.approve(request.id, "UAPP1")
+        assert refused.refusal is Refusal.ALREADY_DECIDED
+        assert refused.request.status is Status.DENIED
+    finally:
+        one.close()
+        two.close()
+
+
 def test_a_change_sent_late_is_judged_on_the_databases_time(pg_url):
     """A one-statement change judged on a time well behind the database's (it waited for a
     connection) is not written so: a lease it sets is never short."""

@@ -286,6 +286,42 @@ def test_a_rounds_closing_carried_by_another_write_gives_back_only_its_own_lease
     assert closing(SimpleNamespace(lease_owner="elsewhere:1", version=7)) == {}
 
 
+def test_a_rounds_last_post_after_a_renewal_keeps_what_the_round_noted(driver, slack, bot):
+    """The round's last post renews the lease first (the round was slow): what the round noted
+    (the approval message shows the denial) is still written with its closing - the message is
+    updated once, not again by another round."""
+    request_id = submit(driver, slack)
+    settle(bot, request_id)
+    courier = bot.deps.courier
+    courier.fresh_for = 0.0  # every post renews the lease first
+    assert bot.deps.service.deny(request_id, APPROVER, "not now").ok
+    updates = len(slack.of("chat.update"))
+    courier.sync(request_id)
+    assert len(slack.of("chat.update")) == updates + 1
+    stored = bot.store.get(request_id)
+    assert stored.shown_status is Status.DENIED and not stored.needs_delivery()
+
+
+def test_a_round_inside_this_threads_round_on_the_same_record_does_nothing(driver, slack, bot):
+    """A delivery asked for while this thread's own round holds the record (a batch's member
+    noting link news on the batch it is delivering) does nothing: the lease stays the outer
+    round's, which goes round again for what changed."""
+    request_id = submit(driver, slack)
+    settle(bot, request_id)
+    courier, store = bot.deps.courier, bot.store
+    store.update(request_id, waiting_told=False)  # something to deliver
+    seen = {}
+
+    def deliver(record):
+        seen["inner"] = courier._sync(request_id, 0, lambda r: pytest.fail("delivered inside"))
+        seen["holder"] = store.get(request_id).lease_owner
+        return courier._posted_last(record, "waiting_notice", ("CASK", "9.2"), waiting_told=True)
+
+    courier._sync(request_id, 1.0, deliver)
+    assert seen == {"inner": None, "holder": courier.lease_here().owner}
+    assert store.get(request_id).waiting_told
+
+
 @pytest.mark.parametrize("passed_on", [False, True])
 def test_the_rounds_last_post_is_placed_by_its_closing_write(driver, slack, bot, passed_on):
     """Where a round's last post went is written with the round's lease given back, its audit

@@ -211,7 +211,9 @@ class Decisions(Generic[R]):
             if ok:
                 log.info("%s %s approved by %s", self.noun, record_id, approver_id)
                 return Decision(record)
-            current, guessed = record if isinstance(record, self.kind) else None, False  # stored
+            # As stored (read again if it was archived since the guess: only live ones are changed)
+            current = record if isinstance(record, self.kind) else self.read(record_id)
+            guessed = False
         return Decision(self.read(record_id), Refusal.ALREADY_DECIDED)
 
     def deny(self, record_id: str, approver_id: str, reason: str) -> Decision[R]:
@@ -312,6 +314,7 @@ class RequestDecisions(Decisions[InviteRequest]):
             record_id,
             {Status.FAILED},
             Status.INVITING,
+            require={"version": current.version},  # `attempts` counted on it
             claim=self.work.claim,
             lease=lease,
             **self.started(current, utcnow()),

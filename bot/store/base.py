@@ -269,7 +269,9 @@ class Store(Leases, SmallState, abc.ABC):
         records the change, written with it when it is made (`_audited`); `claim_expired` makes
         the change only when the current work lease has run out on the store's clock (a
         takeover). The condition names what matters, not a version number: delivery
-        bookkeeping may change a record at any time without invalidating a decision.
+        bookkeeping may change a record at any time without invalidating a decision - unless
+        the decision was made on a version that may be out of date (`recent`): then it
+        requires that `version`.
         Returns (True, the new record) when this call made the change, else (False, the
         record as it is, or None when there is none)."""
         expected = frozenset(expected)

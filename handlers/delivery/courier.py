@@ -133,7 +133,11 @@ class Courier(
         record as stored: the lease given back while it is still this thread's, with what the
         last round noted while the record is as the round left it) when nothing more is to
         be delivered, instead of a write of its own. A round inside another's (a batch's
-        message while one of its members is delivered) leaves the outer one's state as it was."""
+        message while one of its members is delivered) leaves the outer one's state as it was;
+        inside one on the same record, it does nothing (the outer one goes round again)."""
+        under_way = getattr(self.delivering, "lease", None)
+        if under_way is not None and under_way[0] == record_id:
+            return None  # this thread's round on it is under way, and goes round for the change
         owner = self._owner()
         seconds = max(seconds, self.delivery_lease)
         taken = time.monotonic()  # before the write: the lease runs at least `seconds` from it
@@ -322,7 +326,11 @@ class Courier(
         if held is None or held[0] != request.id or pending is not None:
             return self._posted(request, kind, where, **changes)
         self.delivering.placed = placement = _placement(kind, where, changes)
-        return request.model_copy(update=placement[0](request))
+        # At the version this thread stored last: the post's own renewal may have written it.
+        renewed = getattr(self.delivering, "renewed", None)
+        last = renewed[1] if renewed is not None and renewed[1].id == request.id else request
+        version = max(request.version, last.version)
+        return request.model_copy(update={**placement[0](request), "version": version})
 
 
 ROUND_STATE = ("lease", "renewed", "noted", "placed")  # a thread's round (`Courier.delivering`)
