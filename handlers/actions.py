@@ -224,9 +224,10 @@ def invite_approved(deps: Deps, request: InviteRequest, lease: DeliveryLease | N
     if request.invitee_slack_id is None:
         invitee = courier.slack_user(request.details.email)  # Slack may take long
     # "Approved by @x, inviting…"; the round's lease given back, with what the message shows
-    # now, by the work lease's renewal before awork is asked - under this claim nobody else
-    # changes the request meanwhile. Not renewed (the claim was lost), the delivery lease runs
-    # out (`delivery_lease`) and the message is shown again by the claim's new holder.
+    # now, by the work lease's renewal before awork is asked (`Courier._sync`'s closing: only
+    # while the lease is still this round's, its notes only on the version it left). Without
+    # that renewal (the claim was lost, the store failed) the next round below takes the lease
+    # back as its own; only a crash leaves it to run out before the sweep delivers.
     close = service.work.with_next_renewal
     courier.sync(
         request.id,
