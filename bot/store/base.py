@@ -21,19 +21,17 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from bot.domain.batches import InviteBatch
 from bot.domain.listing import Listed
 from bot.domain.records import AuditEvent, InviteRequest, Schedule, Status
 from bot.runtime import metrics
-from bot.store.budget import StoreLocked, StoreUnavailable, later
+from bot.store.audit_log import Audited, AuditLog, Change
 from bot.store.facets import Facets, Record, changed, decode, facets, model_for
 from bot.store.leasing import DeliveryLease, Leases, lease_held_by_another
 from bot.store.small_state import SmallState
 
-Change = Callable[[Record | None, datetime], Record | None]
-T = TypeVar("T")
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
 
@@ -55,10 +53,9 @@ class AddressOpen(Exception):
 
 
 Counted = tuple[str, int]  # a counter's key and its limit (`take_quota`)
-Audited = tuple[str, str | None, dict[str, Any]]  # an audit event's name, actor and detail
 
 
-class Store(Leases, SmallState, abc.ABC):
+class Store(Leases, SmallState, AuditLog, abc.ABC):
     """One store interface, two engines (see the module docstring)."""
 
     engine: str = "abstract"
@@ -150,15 +147,6 @@ class Store(Leases, SmallState, abc.ABC):
     @abc.abstractmethod
     def batches(self) -> list[InviteBatch]:
         """Every live batch (a scan, like `requests`)."""
-
-    # -- audit log (small state and periodic jobs: `small_state.SmallState`) ----------------
-
-    @abc.abstractmethod
-    def _append_audit(self, entry: AuditEvent) -> None: ...
-
-    @abc.abstractmethod
-    def audit(self, since: datetime | None = None) -> list[AuditEvent]:
-        """The audit log from `since` on, oldest first."""
 
     # -- moving between engines ------------------------------------------------------------------
 
@@ -327,54 +315,6 @@ class Store(Leases, SmallState, abc.ABC):
 
         ok, record = self._audited(record_id, change, audit)
         return record if ok else None
-
-    def _audited(
-        self, record_id: str, change: Change, audit: Audited | None
-    ) -> tuple[bool, Record | None]:
-        """`_mutate`, and the audit event `audit` (name, actor, detail) when it changed the
-        record, in the same write (one statement on PostgreSQL; `_with_lines`)."""
-        if audit is None:
-            return self._mutate(record_id, change)
-        event, actor, detail = audit
-        entry = AuditEvent(event=event, request_id=record_id, actor=actor, detail=detail)
-        ok, record = self._with_lines(
-            lambda kept: self._mutate(record_id, change, *kept), (entry,), lambda done: done[0]
-        )
-        if ok:
-            metrics.audit_event(event, detail)
-        return ok, record
-
-    def _with_lines(
-        self,
-        write: Callable[[tuple[AuditEvent, ...]], T],
-        lines: tuple[AuditEvent, ...],
-        made: Callable[[T], bool],
-    ) -> T:
-        """`write(lines)`: a write with its audit lines in it. An audit log locked longer than
-        a call under a budget may wait (StoreLocked) never turns the write into a failure: it
-        is made without them, and when it was `made`, they follow after the answer."""
-        try:
-            return write(lines)
-        except StoreLocked:
-            if not lines:
-                raise
-            done = write(())
-            for entry in lines if made(done) else ():
-                later(self._append_audit, entry)
-            return done
-
-    def record(
-        self, event: str, request_id: str | None = None, actor: str | None = None, **detail: Any
-    ) -> None:
-        """Append one event to the audit log. Never holds a code or a secret. An event whose
-        change is stored is never lost to a spent time budget or a lost connection, nor turns
-        that change into a failure: it is written after the answer."""
-        entry = AuditEvent(event=event, request_id=request_id, actor=actor, detail=detail)
-        try:
-            self._append_audit(entry)
-        except StoreUnavailable:  # busy (StoreBusy) or its connection lost
-            later(self._append_audit, entry)
-        metrics.audit_event(event, detail)
 
     def archive_settled(self) -> int:
         """Archive everything settled longer than the retention ago (a periodic job)."""

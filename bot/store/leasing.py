@@ -14,6 +14,7 @@ from bot.store.facets import Record, changed
 
 if TYPE_CHECKING:
     from bot.domain.records import AuditEvent
+    from bot.store.audit_log import Audited
 
 WORKING = frozenset({"inviting", "joining", "running"})  # the states a work lease holds
 
@@ -55,7 +56,7 @@ class Leases:
             self,
             record_id: str,
             change: Callable[[Record | None, datetime], Record | None],
-            audit: tuple[str, str | None, dict[str, Any]] | None,
+            audit: Audited | None,
         ) -> tuple[bool, Record | None]: ...
 
     def renew(
@@ -118,7 +119,7 @@ class Leases:
         noted: dict[str, Any] | None = None,
         seen: int | None = None,
         placed: Callable[[Any], dict[str, Any]] | None = None,
-        audit: tuple[str, str | None, dict[str, Any]] | None = None,
+        audit: Audited | None = None,
     ) -> Record | None:
         """After a round of deliveries, one write: `owner`'s delivery lease renewed when the
         record as stored needs `more` of them (another round), else given back - with `noted`,
@@ -139,9 +140,7 @@ class Leases:
                 return changed(current, now, {**facts, "lease_until": until})
             return changed(current, now, {**facts, "lease_owner": None, "lease_until": None})
 
-        ok, record = (
-            self._audited(record_id, change, audit) if audit else self._mutate(record_id, change)
-        )
+        ok, record = self._audited(record_id, change, audit)  # without `audit`: `_mutate`
         return record if ok else None
 
     def release(self, record_id: str, owner: str) -> None:

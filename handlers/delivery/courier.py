@@ -38,7 +38,8 @@ from bot.domain.clock import utcnow
 from bot.domain.records import InviteRequest, PostedMessage, Status
 from bot.services.batches import BatchService
 from bot.services.invites import InviteService
-from bot.store.base import FAR_FUTURE, Audited
+from bot.store.audit_log import Audited
+from bot.store.base import FAR_FUTURE
 from bot.store.leasing import DeliveryLease
 from handlers.delivery.batches import BatchDelivery
 from handlers.delivery.homes import HomeTabs
