@@ -188,3 +188,36 @@ def test_serve_starts_once_more_before_it_imports_or_parses_anything(tmp_path):
         process.wait()
     assert "bot.cli.malloc" in first
     assert not {"argparse", "bot.cli.parser", "pydantic", "bot.runtime.config"} & set(first)
+
+
+COLLECTOR = """
+import gc, json, sys
+import bot.cli.main as cli
+
+seen = {}
+cli.run = lambda argv: seen.setdefault("during", gc.isenabled()) and 0
+sys.argv = ["invite-bot", *sys.argv[1:]]
+cli.main()
+from bot.runtime.app import started
+
+started()
+print(json.dumps({**seen, "after": gc.isenabled(), "frozen": gc.get_freeze_count()}))
+"""
+
+
+@pytest.mark.parametrize(("command", "during"), [("serve", False), ("audit", True)])
+def test_serve_starts_with_the_collector_off_until_it_serves(command, during):
+    """`invite-bot serve` starts with the garbage collector off (its ~35 ms of collections
+    over what start-up builds); `started()` freezes that and turns it on; other commands
+    keep it on."""
+    env = {**os.environ, "GLIBC_TUNABLES": "glibc.malloc.tcache_count=0"}  # no exec here
+    result = subprocess.run(
+        [sys.executable, "-c", COLLECTOR, command],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    seen = json.loads(result.stdout)
+    assert seen["during"] is during
+    assert seen["after"] is True and seen["frozen"] > 10_000

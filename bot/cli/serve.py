@@ -111,10 +111,11 @@ def run_socket_mode(settings: Settings) -> None:
     """Socket Mode through Bolt's SocketModeHandler; SIGTERM/SIGINT stop it gracefully."""
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    from bot.runtime.app import build
+    from bot.runtime.app import build, started
 
     bot = build(settings)
     bot.start_background()
+    started()
     handler = SocketModeHandler(bot.app, settings.slack_app_token.get_secret_value())
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

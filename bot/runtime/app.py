@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import threading
 import time
@@ -52,6 +53,15 @@ class _QuietTokenNotice(logging.Filter):
 
 
 logging.getLogger("slack_bolt.App").addFilter(_QuietTokenNotice())
+
+
+def started() -> None:
+    """A serving process has started (HTTP or Socket Mode): everything built so far lives as
+    long as the process, so it goes out of the collector's sight - a full collection is then
+    short instead of tens of milliseconds in the middle of an ack - and the collector, off
+    while `invite-bot serve` started (bot/cli/main.py), runs again."""
+    gc.freeze()
+    gc.enable()
 
 
 @dataclass

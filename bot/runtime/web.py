@@ -8,7 +8,6 @@ connections close after the same time; bodies over `MAX_BODY` bytes get a 413.
 
 from __future__ import annotations
 
-import gc
 import logging
 import resource
 import signal
@@ -29,7 +28,7 @@ from waitress.server import MultiSocketServer, TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
 from bot.runtime import metrics
-from bot.runtime.app import Bot, build
+from bot.runtime.app import Bot, build, started
 from bot.runtime.config import Settings
 from bot.runtime.deps import ACKS
 from bot.runtime.logs import REQUEST_ID, REQUEST_ID_HEADER, Throttled, new_request_id
@@ -247,9 +246,7 @@ class Server:
         )
         bot.start_background()
         threading.Thread(target=bot.warm_up, name="warm-up", daemon=True).start()
-        # Everything built so far lives as long as the process: out of the collector's sight,
-        # a full collection is short instead of tens of milliseconds in the middle of an ack.
-        gc.freeze()
+        started()
         # A thread that has answered Slack's socket waits for the interpreter lock while the
         # follow-up work (views.open, posts) holds it: 1 ms turns instead of 5 ms keep acks
         # from queueing behind it.
