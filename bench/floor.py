@@ -15,12 +15,19 @@ after the ack, on the same kind of pools (8 threads for modals, INVITE_THREADS f
 
 Nothing is stored: the floor is what Slack, Bolt and the server cost, which the bot cannot
 go below. `GET /healthz` answers 200 for start-up timing.
-Run: python bench/floor.py PORT   (env: SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_API_URL)
+
+With `--libraries` it first imports the libraries the bot is built on (LIBRARIES: pydantic
+with its BaseModel, pydantic-settings, httpx, prometheus_client, sqlitedict) and uses none of
+them: what those cost in start-up and memory before any code of the bot's runs, so that the
+bot's own share can be told apart from its stack's.
+Run: python bench/floor.py PORT [--libraries]
+     (env: SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_API_URL)
 """
 
 from __future__ import annotations
 
 import gc
+import importlib
 import os
 import sys
 import time
@@ -256,7 +263,13 @@ def serve(app: App, port: int, threads: int) -> None:
     server.run()
 
 
+LIBRARIES = ("pydantic.main", "pydantic_settings", "httpx", "prometheus_client", "sqlitedict")
+
+
 def main() -> None:
+    if "--libraries" in sys.argv[2:]:
+        for name in LIBRARIES:
+            importlib.import_module(name)
     threads = int(os.environ.get("INVITE_THREADS", "64"))
     serve(floor_app(threads), int(sys.argv[1]), threads)
 

@@ -21,7 +21,9 @@ the bot's own modules compiled to bytecode first, as `pip install` does for the 
 PYTHONDONTWRITEBYTECODE is set, as on these machines, an editable install would otherwise
 compile them from source at every start: ~0.1 s the floor's one file does not pay).
 Targets of issue 21: inline p99 <= 1.5x the floor's on both stores, RSS after 10,000 <= 60 MiB,
-start-up <= 1.5x the floor's.
+start-up <= 1.5x the floor's. Start-up and memory are measured for the floor with the bot's
+libraries imported too (`floor.py --libraries`, `floor_libraries`): the part of the bot's
+figures its stack costs before any code of its own runs.
 Run: .venv/bin/python bench/hot_paths.py [--rounds 5] [--burst 40] [--mixed 10000]
      [--database-url postgresql://...]
 """
@@ -160,11 +162,20 @@ def one_burst(server: Server, path: str, tag: str, count: int, quiet: float = QU
     }
 
 
+def floor_command(kind: str, port: int, flags: tuple[str, ...] = ()) -> list[str] | None:
+    """The command line of `kind` when it is a floor (with the bot's libraries or without);
+    None for the bot."""
+    if not kind.startswith("floor"):
+        return None
+    libraries = ["--libraries"] if kind == "floor_libraries" else []
+    return [sys.executable, *flags, str(FLOOR), str(port), *libraries]
+
+
 def start(name: str, env: dict[str, str], workdir: Path) -> Server:
     slack = FakeSlack()
     env = {**env, "SLACK_API_URL": slack.url}
     port = serving.free_port()
-    command = [sys.executable, str(FLOOR), str(port)] if name == "floor" else None
+    command = floor_command(name, port)
     process = serving.start_server(env, port, workdir / f"{name}.log", command)
     return Server(name, port, process, slack)
 
@@ -182,10 +193,9 @@ def startup(kind: str, env: dict[str, str], workdir: Path, importtime: bool = Fa
     """Seconds from exec to the first 200 on /healthz; with `importtime`, also how many modules
     had been imported by then."""
     port = serving.free_port()
-    flags = ["-X", "importtime"] if importtime else []
-    if kind == "floor":
-        command = [sys.executable, *flags, str(FLOOR), str(port)]
-    else:
+    flags = ("-X", "importtime") if importtime else ()
+    command = floor_command(kind, port, flags)
+    if command is None:
         command = [sys.executable, *flags, "-m", "bot", "serve", "--http", "--port", str(port)]
         command += ["--host", "127.0.0.1"]
     errors = (workdir / f"startup-{kind}.err").open("w+")
@@ -204,7 +214,7 @@ def startup(kind: str, env: dict[str, str], workdir: Path, importtime: bool = Fa
                     errors.seek(0)
                     names = [ln.rsplit("|", 1)[-1].strip() for ln in errors if "|" in ln]
                     ours = [n for n in names if n.split(".")[0] in ("bot", "handlers", "tests")]
-                    if kind == "floor" and ours:
+                    if kind != "bot" and ours:
                         raise RuntimeError(f"the floor imported the bot's {ours[:3]}")
                     return seconds, len(names) - 1  # less the header line
             except httpx.TransportError:
@@ -222,7 +232,7 @@ def startups(env: dict[str, str], workdir: Path, times: int = 5) -> dict:
     slack = FakeSlack()  # both ask Slack's auth.test before they serve
     env = {**env, "SLACK_API_URL": slack.url}
     try:
-        starts: dict[str, list[float]] = {"bot": [], "floor": []}
+        starts: dict[str, list[float]] = {"bot": [], "floor": [], "floor_libraries": []}
         for _ in range(times):
             for kind, seconds in starts.items():
                 seconds.append(startup(kind, env, workdir)[0])
@@ -310,6 +320,18 @@ def measure(rounds: int = 5, size: int = 40, mixed: int = 10_000, database_url: 
                     "idle": round(server.idle_rss_mb, 1),
                     f"after_{server.sent}": round(rss_mb(server.process.pid), 1),
                 }
+        # The floor with the bot's libraries, for memory only: idle, then one burst of each
+        # path (an Approve click needs a request asked for) and mixed up to the same 10,000.
+        servers.append(start("floor_libraries", env, workdir))
+        time.sleep(2)
+        idle = rss_mb(servers[-1].process.pid)
+        for path in PATHS:
+            one_burst(servers[-1], path, "floor_libraries", size)
+        mixed_until(servers[-1], mixed)
+        figures["floor_libraries_rss_mb"] = {
+            "idle": round(idle, 1),
+            f"after_{servers[-1].sent}": round(rss_mb(servers[-1].process.pid), 1),
+        }
     finally:
         for server in servers:
             serving.stop_server(server.process)
@@ -363,6 +385,11 @@ def targets(figures: dict) -> dict[str, str]:
     up = figures["startup"]
     ratio = round(up["bot"]["median_s"] / up["floor"]["median_s"], 2)
     result["start-up <= 1.5x floor"] = verdict(ratio <= 1.5, f"{ratio}x")
+    # What the stack alone costs: the floor with the bot's libraries imported and unused.
+    stack = next(v for k, v in figures["floor_libraries_rss_mb"].items() if k != "idle")
+    result["(the floor with the bot's libraries, RSS after the same)"] = f"{stack} MiB"
+    libraries = round(up["floor_libraries"]["median_s"] / up["floor"]["median_s"], 2)
+    result["(the floor with the bot's libraries, start-up)"] = f"{libraries}x floor"
     return result
 
 
