@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sqlite3
 import threading
@@ -469,6 +470,30 @@ def test_sqlite_stores_json_not_pickle(tmp_path):
     )
     raw = row[0].decode() if isinstance(row[0], bytes) else row[0]
     assert json.loads(raw)["details"]["email"] == "a@example.com"
+
+
+def _open_connections() -> set[int]:
+    def usable(connection: sqlite3.Connection) -> bool:
+        try:
+            connection.total_changes  # noqa: B018 - raises once closed
+        except sqlite3.ProgrammingError:
+            return False
+        return True
+
+    return {id(o) for o in gc.get_objects() if isinstance(o, sqlite3.Connection) and usable(o)}
+
+
+def test_opening_a_new_sqlite_store_leaves_no_connection_to_the_collector(tmp_path):
+    """A new store file is created and migrated on connections the store closes itself: none
+    is left for the garbage collector (off while `serve` starts) to close at some later time."""
+    gc.collect()
+    before = _open_connections()
+    gc.disable()
+    try:
+        SqliteStore(str(tmp_path / "new.sqlite")).close()
+        assert _open_connections() - before == set()
+    finally:
+        gc.enable()
 
 
 def test_sqlite_store_of_version_1_is_upgraded_in_place(tmp_path):

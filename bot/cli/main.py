@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         # is start-up time spent twice (bot/cli/malloc.py).
         without_thread_caches()
         # No collections while start-up imports and builds what lives as long as the process:
-        # each would walk all of it again (~35 ms of a 0.4 s start). Once serving, that is
+        # each would walk all of it again (~30 ms of a 0.4 s start). Once serving, that is
         # frozen and the collector runs again (bot.runtime.app.started).
         gc.disable()
     try:

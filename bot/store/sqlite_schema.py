@@ -11,8 +11,6 @@ from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlitedict import SqliteDict
-
 from bot.domain.records import AuditEvent, Schedule
 from bot.store.base import Facets, Record, decode, facets, utc_key
 from bot.store.leasing import WORKING
@@ -34,6 +32,7 @@ class SqliteStore(Protocol):
 
 
 SCHEMA_VERSION = 2
+TABLES = "SELECT name FROM sqlite_master WHERE type = 'table'"
 
 
 def migrate(store: SqliteStore) -> int:
@@ -43,7 +42,10 @@ def migrate(store: SqliteStore) -> int:
         version = store._db.get("v|schema")
         if version == SCHEMA_VERSION:
             return version
-        tables = set(SqliteDict.get_tablenames(store.path))
+        # On the store's own connection: sqlitedict's get_tablenames opens one it never
+        # closes, left to the garbage collector. With the collector off during start-up it
+        # lingered, and a second process on the same file met "disk I/O error".
+        tables = {name for (name,) in store._db.conn.select(TABLES)}
         old = {"requests", "batches", "meta", "audit"} & tables
         for table in sorted(old):
             rows = list(store._db.conn.select(f'SELECT key, value FROM "{table}"'))  # noqa: S608
