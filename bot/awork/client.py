@@ -16,7 +16,7 @@ import httpx
 from pydantic import ValidationError
 
 from bot.awork.errors import AworkError, AworkUnavailable, error_from_response
-from bot.awork.ratelimit import RateLimiter, RateLimitTransport, before_send
+from bot.awork.ratelimit import RateLimiter, RateLimitTransport, Ride, before_send
 from bot.awork.retry import RetryTransport
 from bot.domain.awork_models import AworkUser, Invitation, InvitationResult, Role, Team
 
@@ -88,9 +88,11 @@ class AworkClient:
         return float(sum(part or 0.0 for part in (timeout.connect, timeout.write, timeout.read)))
 
     @contextmanager
-    def before_each_send(self, hook: Callable[[], None]) -> Iterator[None]:
+    def before_each_send(self, hook: Callable[[Ride | None], None]) -> Iterator[None]:
         """Within the block, `hook` runs right before each request of this thread leaves
-        (retries included); an exception from it stops that request from being sent."""
+        (retries included), given a `Ride` its write may take the request's rate-limit slot
+        with (else None: the slot is taken); an exception from it stops that request from
+        being sent."""
         token = before_send.set(hook)
         try:
             yield

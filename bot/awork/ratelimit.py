@@ -9,6 +9,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from contextvars import ContextVar
+from typing import Any
 
 import httpx
 
@@ -17,9 +18,33 @@ from bot.runtime import metrics
 
 log = logging.getLogger(__name__)
 
-# Called right before a request leaves for awork (after its rate-limit slot is taken): the
-# invite service renews its lease there, and a lost lease stops the call from being sent.
-before_send: ContextVar[Callable[[], None] | None] = ContextVar("before_send", default=None)
+
+class Ride:
+    """A rate-limit slot taken by another write to the same database, in that write's statement
+    (`RateLimiter.ride`): the work lease's renewal right before a request leaves carries it, so
+    slot and renewal are one round trip. `sql` is a scalar subquery answering the slot's id, or
+    NULL when the limit has no room now; `params` are its values. `slot` is its answer once the
+    write that carried it was made; None when that write was not made (the lease was lost) or
+    there was no room - then the slot is waited for and taken on its own, as without a ride."""
+
+    def __init__(self, sql: str, params: dict[str, Any], carried: Callable[[], None]) -> None:
+        self.sql = sql
+        self.params = params
+        self._carried = carried
+        self.slot: Any = None
+
+    def answered(self, slot: Any) -> None:
+        """The write that carried the ride was made; `slot` is the subquery's answer."""
+        self.slot = slot
+        self._carried()
+
+
+# Called right before a request leaves for awork, with its rate-limit slot: the invite service
+# renews its lease there, and a lost lease stops the call from being sent. Given a `Ride`, the
+# renewal takes the slot in the same write; given None, the slot is taken already.
+before_send: ContextVar[Callable[[Ride | None], None] | None] = ContextVar(
+    "before_send", default=None
+)
 
 # The longest pause awork's headers can impose on every caller.
 MAX_PAUSE = 30.0
@@ -79,6 +104,11 @@ class RateLimiter:
                 self.waited += wait
             self._sleep(wait)
 
+    def ride(self) -> Ride | None:
+        """A slot for another write to take (`Ride`); None here: this limiter's slots are in
+        this process's memory, taken without a round trip."""
+        return None
+
     def done(self, cell: list[float]) -> None:
         """The call's answer arrived (or it failed): it counts from now, or from `cap` after
         it was sent if that is earlier."""
@@ -105,22 +135,29 @@ class RateLimiter:
 
 
 class RateLimitTransport(httpx.BaseTransport):
-    """Takes a `RateLimiter` slot before each attempt and tells it what awork answered."""
+    """Takes a `RateLimiter` slot before each attempt and tells it what awork answered. Where a
+    `before_send` hook renews a lease, a shared limiter's slot rides on that renewal (`Ride`)."""
 
     def __init__(self, inner: httpx.BaseTransport, limiter: RateLimiter) -> None:
         self.inner = inner
         self.limiter = limiter
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        hook = before_send.get()
+        ride = self.limiter.ride() if hook is not None else None
+        if ride is not None:
+            hook(ride)  # a lost lease raises: nothing is sent, and the ride took no slot
+        slot = ride.slot if ride is not None else None
+        renew = hook if slot is None else None  # renewed with the slot, or after it is taken
+        if slot is None:
+            try:
+                slot = self.limiter.acquire()
+            except Exception as exc:  # a shared limiter whose database is away: nothing sent
+                log.warning("awork rate limiter unavailable: %s", type(exc).__name__)
+                raise httpx.ConnectError("rate limiter unavailable", request=request) from exc
         try:
-            slot = self.limiter.acquire()
-        except Exception as exc:  # a shared limiter whose database is away: nothing was sent
-            log.warning("awork rate limiter unavailable: %s", type(exc).__name__)
-            raise httpx.ConnectError("rate limiter unavailable", request=request) from exc
-        try:
-            hook = before_send.get()
-            if hook is not None:
-                hook()
+            if renew is not None:
+                renew(None)
             response = self._counted(request)
         finally:
             try:

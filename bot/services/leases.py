@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from bot.awork.client import AworkClient
+from bot.awork.ratelimit import Ride
 from bot.store import Store
 
 
@@ -96,16 +97,19 @@ class Work:
     @contextmanager
     def holding(self, record_id: str, claim_id: str | None) -> Iterator[None]:
         """Renew the lease of the claim `claim_id` on `record_id` right before each awork
-        request leaves; a lease that cannot be renewed (expired and taken over, a later claim,
-        or the store unreachable) stops the request from being sent."""
+        request leaves - taking its rate-limit slot in the same write where the store can
+        (`Ride`); a lease that cannot be renewed (expired and taken over, a later claim, or the
+        store unreachable) stops the request from being sent."""
 
-        def renew() -> None:
+        def renew(ride: Ride | None) -> None:
             pending = getattr(self._with_renewal, "changes", None)
             self._with_renewal.changes = None
             mine = pending is not None and pending[:2] == (record_id, claim_id)
             changes, also = (pending[2], pending[3]) if mine else ({}, None)
             try:
-                held = self.store.renew(record_id, claim_id, self.lease, also=also, **changes)
+                held = self.store.renew(
+                    record_id, claim_id, self.lease, also=also, ride=ride, **changes
+                )
             except Exception as exc:
                 raise LeaseLost(f"{record_id}: could not renew the lease") from exc
             if not held:

@@ -21,7 +21,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.domain.batches import InviteBatch
 from bot.domain.listing import Listed
@@ -31,6 +31,9 @@ from bot.store.audit_log import Audited, AuditLog, Change
 from bot.store.facets import Facets, Record, changed, decode, facets, model_for
 from bot.store.leasing import DeliveryLease, Leases, lease_held_by_another
 from bot.store.small_state import SmallState
+
+if TYPE_CHECKING:
+    from bot.awork.ratelimit import Ride
 
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
@@ -87,11 +90,17 @@ class Store(Leases, SmallState, AuditLog, abc.ABC):
 
     @abc.abstractmethod
     def _mutate(
-        self, record_id: str, change: Change, audit: AuditEvent | None = None
+        self,
+        record_id: str,
+        change: Change,
+        audit: AuditEvent | None = None,
+        ride: Ride | None = None,
     ) -> tuple[bool, Record | None]:
         """Under the record's lock: read it, call `change(current, now)`, and write what it
-        returns (with fresh facets) - and `audit`, when given, in the same write. Returns
-        (True, written) or (False, current)."""
+        returns (with fresh facets) - and `audit`, when given, in the same write; and `ride`,
+        an awork rate-limit slot, in the same statement where the engine counts those in the
+        same database (PostgreSQL; elsewhere it is left unanswered). Returns (True, written)
+        or (False, current)."""
 
     @abc.abstractmethod
     def _load(self, record_id: str) -> dict[str, Any] | None:

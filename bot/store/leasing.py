@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from bot.store.facets import Record, changed
 
 if TYPE_CHECKING:
+    from bot.awork.ratelimit import Ride
     from bot.domain.records import AuditEvent
     from bot.store.audit_log import Audited
 
@@ -50,6 +51,7 @@ class Leases:
             record_id: str,
             change: Callable[[Record | None, datetime], Record | None],
             audit: AuditEvent | None = None,
+            ride: Ride | None = None,
         ) -> tuple[bool, Record | None]: ...
 
         def _audited(
@@ -65,12 +67,15 @@ class Leases:
         claim_id: str | None,
         seconds: float,
         also: Callable[[Any], dict[str, Any]] | None = None,
+        ride: Ride | None = None,
         **changes: Any,
     ) -> bool:
         """Extend the work lease of the claim `claim_id` to `seconds` from now, while the record
         is still being worked on under that claim, with `changes` - and `also(the record as
         stored)` - in the same write; False otherwise - then the work must stop: the lease
-        expired and another holder (or a later claim) has it."""
+        expired and another holder (or a later claim) has it. `ride`: the rate-limit slot of
+        the awork request the renewal comes right before, taken by the same write where the
+        engine can (`_mutate`)."""
 
         def change(current: Record | None, now: datetime) -> Record | None:
             if current is None or claim_id is None or current.claim_id != claim_id:
@@ -81,7 +86,7 @@ class Leases:
             more = also(current) if also is not None else {}
             return changed(current, now, {**changes, **more, "claim_until": until})
 
-        ok, _ = self._mutate(record_id, change)
+        ok, _ = self._mutate(record_id, change, ride=ride)
         return ok
 
     def lease(self, record_id: str, owner: str, seconds: float) -> bool:

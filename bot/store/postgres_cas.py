@@ -21,6 +21,7 @@ from bot.store import postgres_schema as schema
 from bot.store.base import Change, Record, decode, facets
 
 if TYPE_CHECKING:
+    from bot.awork.ratelimit import Ride
     from bot.store.postgres_conn import Connections
 
 
@@ -36,13 +37,17 @@ class CompareAndSet:
         def _first(self, sql: str, params: Any = None) -> tuple[Any, ...] | None: ...
 
     def _mutate(
-        self, record_id: str, change: Change, audit: AuditEvent | None = None
+        self,
+        record_id: str,
+        change: Change,
+        audit: AuditEvent | None = None,
+        ride: Ride | None = None,
     ) -> tuple[bool, Record | None]:
         # A write of ours whose answer was lost (its connection failed): stored or not, the
         # next attempt finds out. Only then - an identical write by another is not ours.
         lost: list[Record] = []
         try:
-            written = self._mutate_known(record_id, change, lost, audit)
+            written = self._mutate_known(record_id, change, lost, audit, ride)
         except Exception:
             self._known.forget(record_id)  # stored or not: the next change reads it
             raise
@@ -88,6 +93,8 @@ class CompareAndSet:
                 schema.set_emails(conn, updated, f)
             if audit is not None:
                 conn.execute(AUDIT_INSERT, audit_row(audit))
+            if ride is not None:  # in the same transaction: a second statement on this path
+                ride.answered(conn.execute(f"SELECT {ride.sql}", ride.params).fetchone()[0])
             return True, updated
 
         try:
@@ -105,6 +112,7 @@ class CompareAndSet:
         change: Change,
         lost: list[Record],
         audit: AuditEvent | None = None,
+        ride: Ride | None = None,
     ) -> Record | None:
         """The change made in one statement to the version of the record this process saw
         last, on the database's clock as it was read last (never ahead of it): written only
@@ -112,7 +120,7 @@ class CompareAndSet:
         the clock not read lately, the change refused that version (which may be out of date:
         the locked read decides), its open addresses change, another wrote since, or the time
         it was judged at is ahead of the database's clock. `audit`
-        is inserted by the same statement when the update is made."""
+        is inserted by the same statement when the update is made, and `ride`'s slot taken."""
         known, now = self._known.get(record_id)
         if known is None or now is None:
             return None
@@ -139,11 +147,14 @@ class CompareAndSet:
             " AND clock_timestamp() < %(now)s + interval '1 second'"
             " RETURNING clock_timestamp() AS now"
         )
+        if ride is not None:  # evaluated only for the row updated: no update, no slot
+            update += f", {ride.sql} AS slot"
+            values.update(ride.params)
         if audit is not None:  # inserted only if the update is made
             update = (
                 f"WITH u AS ({update}), a AS (INSERT INTO audit (at, request_id, doc)"  # noqa: S608 - constant text
                 " SELECT %(audit_at)s, %(audit_request)s, %(audit_doc)s FROM u)"
-                " SELECT now FROM u"
+                " SELECT * FROM u"
             )
             audited = audit_row(audit)
             values.update(
@@ -165,6 +176,8 @@ class CompareAndSet:
             return None
         self._known.tick(row[0])
         self._known.seen(updated)
+        if ride is not None:
+            ride.answered(row[1])
         return updated
 
 

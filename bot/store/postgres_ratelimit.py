@@ -1,7 +1,8 @@
 """awork's rate limit for every replica together: the calls are counted in PostgreSQL, under an
 advisory lock and on the database's clock - one statement a call (the function
 `invite_take_slot`, bot/store/postgres_schema.py), which also says when the answers to this
-replica's earlier calls came (`done`)."""
+replica's earlier calls came (`done`). A call made under a work lease takes its slot in the
+statement that renews the lease (`ride`)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,14 @@ from typing import Any
 
 import psycopg
 
-from bot.awork.ratelimit import RateLimiter
+from bot.awork.ratelimit import RateLimiter, Ride
 from bot.store.postgres_schema import RATE_LOCK
 
 Borrow = Callable[[], AbstractContextManager[psycopg.Connection]]
+TAKE_ARGUMENTS = (
+    "%(slot_lock)s, %(slot_counts)s, %(slot_windows)s, %(slot_cap)s, %(slot_prune)s,"
+    " %(slot_done)s, %(slot_ago)s"
+)
 
 
 class SharedRateLimiter(RateLimiter):
@@ -51,25 +56,41 @@ class SharedRateLimiter(RateLimiter):
         The calls answered since the last one count from their answers on (at the latest:
         the seconds since each answer are taken before the statement leaves). Calls older than
         the longest window are forgotten every 200 slots."""
-        longest = max((window for _, window in self.limits), default=60.0)
-        self._taken += 1
         with self._answered_lock:
             answered, self._answered = self._answered, []
-        now = time.monotonic()
         with self._conn() as conn:
             slot, wait = conn.execute(
-                "SELECT slot, wait FROM invite_take_slot(%s, %s, %s, %s, %s, %s, %s)",
-                (
-                    RATE_LOCK,
-                    [count for count, _ in self.limits],
-                    [float(window) for _, window in self.limits],
-                    float(self.cap),
-                    longest + 5 if self._taken % 200 == 0 else None,
-                    [cell for cell, _ in answered],
-                    [max(0.0, now - at) for _, at in answered],
-                ),
+                f"SELECT slot, wait FROM invite_take_slot({TAKE_ARGUMENTS})",  # noqa: S608 - constant
+                self._arguments(answered),
             ).fetchone()
         return (slot, 0.0) if slot is not None else (None, float(wait))
+
+    def ride(self) -> Ride:
+        """`take` as a subquery of another write (`Ride`). The answers it says are those known
+        now; they are forgotten here only once the write that carries it is made."""
+        with self._answered_lock:
+            answered = list(self._answered)
+
+        def carried() -> None:
+            with self._answered_lock:
+                self._answered = [a for a in self._answered if a not in answered]
+
+        sql = f"(SELECT slot FROM invite_take_slot({TAKE_ARGUMENTS}))"  # noqa: S608 - constant
+        return Ride(sql, self._arguments(answered), carried)
+
+    def _arguments(self, answered: list[tuple[int, float]]) -> dict[str, Any]:
+        longest = max((window for _, window in self.limits), default=60.0)
+        self._taken += 1
+        now = time.monotonic()
+        return {
+            "slot_lock": RATE_LOCK,
+            "slot_counts": [count for count, _ in self.limits],
+            "slot_windows": [float(window) for _, window in self.limits],
+            "slot_cap": float(self.cap),
+            "slot_prune": longest + 5 if self._taken % 200 == 0 else None,
+            "slot_done": [cell for cell, _ in answered],
+            "slot_ago": [max(0.0, now - at) for _, at in answered],
+        }
 
     def done(self, cell: Any) -> None:
         """The call's answer came: it counts from now (said with the next slot taken here;

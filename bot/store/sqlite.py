@@ -28,7 +28,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.domain.batches import InviteBatch
 from bot.domain.clock import utcnow
@@ -50,6 +50,9 @@ from bot.store.base import (
 )
 from bot.store.files import json_table, private_file
 from bot.store.sqlite_state import TOP, SqliteState, audit_row
+
+if TYPE_CHECKING:
+    from bot.awork.ratelimit import Ride
 
 TABLE = "store"
 
@@ -230,7 +233,11 @@ class SqliteStore(SqliteState, Store):
         return [(key, json.loads(value)) for key, value in rows]
 
     def _mutate(
-        self, record_id: str, change: Change, audit: AuditEvent | None = None
+        self,
+        record_id: str,
+        change: Change,
+        audit: AuditEvent | None = None,
+        ride: Ride | None = None,  # awork's calls are counted in this process: left unanswered
     ) -> tuple[bool, Record | None]:
         with self._lock():
             found = dict(self._first_keys((), (f"r|{record_id}", f"x|{record_id}")))
