@@ -23,6 +23,7 @@ from bot.awork.client import AworkClient
 from bot.awork.errors import AworkError
 from bot.awork.ratelimit import RateLimiter
 from bot.runtime import logs, metrics
+from bot.runtime.command import refresh_command
 from bot.runtime.config import Settings
 from bot.runtime.deps import AnsweringApp, Deps
 from bot.runtime.readiness import StoreReadiness
@@ -128,6 +129,7 @@ class Bot:
         while not self._stopping.is_set():
             try:
                 self.check_slack_auth()  # first: readiness does not wait for awork
+                refresh_command(self.store)  # the texts naming it do not read it themselves
                 if first:  # the workspace, once, before any click needs it
                     self._workspace_known()
                 self.deps.service.policy.refresh()  # INVITE_POLICY changed? (last good stays)

@@ -1,14 +1,15 @@
 """Small state, periodic jobs and counters (a mixin of `Store`, which the engines keep):
 key-value state (`get_meta`, `set_meta`, sets of ids), the periodic jobs' next runs, the
 policy's daily counters - and `recent_meta`, small state read on every delivery (who looks at
-the App Home, the command's name) as this process read it at most a few seconds ago, so that
-an approval does not read it from the database three times over."""
+the App Home, the command's name) as this process read it at most a few seconds ago (the
+command's name, which the sweep reads again: minutes, bot/runtime/command.py), so that an
+approval does not read it from the database three times over."""
 
 from __future__ import annotations
 
 import abc
 import functools
-import time
+from time import monotonic
 from typing import Any
 
 RECENT_SECONDS = 10.0  # how late another replica's write to small state may show in `recent_meta`
@@ -56,13 +57,14 @@ class SmallState(abc.ABC):
     def _forgotten(self) -> dict[str, int]:
         return {}  # key -> how often this process changed it
 
-    def recent_meta(self, key: str, default: Any = None) -> Any:
-        """`get_meta`, as this process read it at most RECENT_SECONDS ago: for state read on
-        every delivery whose change may show that much later. A writer in this process calls
-        `forget_recent` after its write, so its own change shows at once."""
-        now = time.monotonic()
+    def recent_meta(self, key: str, default: Any = None, max_age: float = RECENT_SECONDS) -> Any:
+        """`get_meta`, as this process read it at most `max_age` seconds ago: for state read on
+        every delivery whose change may show that much later (0: read it now, and keep it). A
+        writer in this process calls `forget_recent` after its write, so its own change shows
+        at once."""
+        now = monotonic()
         hit = self._recent.get(key)
-        if hit is not None and now - hit[0] < RECENT_SECONDS:
+        if hit is not None and now - hit[0] < max_age:
             return hit[1]
         forgotten = self._forgotten.get(key, 0)
         value = self.get_meta(key, default)
