@@ -47,6 +47,7 @@ from urllib.parse import quote, urlencode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.ack_latency import SECRET, TOKEN, burst, percentile, rss_mb
+from bench.startup import floor_command, startups
 from tests import serving
 from tests.fakes.awork import FakeAwork
 from tests.fakes.slack import FakeSlack
@@ -162,20 +163,11 @@ def one_burst(server: Server, path: str, tag: str, count: int, quiet: float = QU
     }
 
 
-def floor_command(kind: str, port: int, flags: tuple[str, ...] = ()) -> list[str] | None:
-    """The command line of `kind` when it is a floor (with the bot's libraries or without);
-    None for the bot."""
-    if not kind.startswith("floor"):
-        return None
-    libraries = ["--libraries"] if kind == "floor_libraries" else []
-    return [sys.executable, *flags, str(FLOOR), str(port), *libraries]
-
-
 def start(name: str, env: dict[str, str], workdir: Path) -> Server:
     slack = FakeSlack()
     env = {**env, "SLACK_API_URL": slack.url}
     port = serving.free_port()
-    command = floor_command(name, port)
+    command = floor_command(FLOOR, name, port)
     process = serving.start_server(env, port, workdir / f"{name}.log", command)
     return Server(name, port, process, slack)
 
@@ -187,65 +179,6 @@ def schema_url(base: str) -> str:
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
     return f"{base}?options={quote(f'-c search_path={schema}')}"
-
-
-def startup(kind: str, env: dict[str, str], workdir: Path, importtime: bool = False):
-    """Seconds from exec to the first 200 on /healthz; with `importtime`, also how many modules
-    had been imported by then."""
-    port = serving.free_port()
-    flags = ("-X", "importtime") if importtime else ()
-    command = floor_command(kind, port, flags)
-    if command is None:
-        command = [sys.executable, *flags, "-m", "bot", "serve", "--http", "--port", str(port)]
-        command += ["--host", "127.0.0.1"]
-    errors = (workdir / f"startup-{kind}.err").open("w+")
-    started = time.monotonic()
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=errors, cwd=workdir
-    )
-    import httpx
-
-    try:
-        while time.monotonic() - started < 30:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    seconds = time.monotonic() - started
-                    errors.flush()
-                    errors.seek(0)
-                    names = [ln.rsplit("|", 1)[-1].strip() for ln in errors if "|" in ln]
-                    ours = [n for n in names if n.split(".")[0] in ("bot", "handlers", "tests")]
-                    if kind != "bot" and ours:
-                        raise RuntimeError(f"the floor imported the bot's {ours[:3]}")
-                    return seconds, len(names) - 1  # less the header line
-            except httpx.TransportError:
-                time.sleep(0.005)
-        raise RuntimeError(f"{kind} did not start within 30 s")
-    finally:
-        serving.stop_server(process)
-        errors.close()
-
-
-def startups(env: dict[str, str], workdir: Path, times: int = 5) -> dict:
-    """Start-up of the bot and the floor, alternating, `times` each; then one start each
-    under `-X importtime` for the modules imported by the first 200 on /healthz."""
-    serving.compiled()  # as installed: bytecode beside the sources
-    slack = FakeSlack()  # both ask Slack's auth.test before they serve
-    env = {**env, "SLACK_API_URL": slack.url}
-    try:
-        starts: dict[str, list[float]] = {"bot": [], "floor": [], "floor_libraries": []}
-        for _ in range(times):
-            for kind, seconds in starts.items():
-                seconds.append(startup(kind, env, workdir)[0])
-        return {
-            kind: {
-                "median_s": round(statistics.median(seconds), 3),
-                "min_s": round(min(seconds), 3),
-                "modules": startup(kind, env, workdir, importtime=True)[1],
-            }
-            for kind, seconds in starts.items()
-        }
-    finally:
-        slack.close()
 
 
 def mixed_until(server: Server, total: int, size: int = 50, tag: str = "mix") -> None:
@@ -285,7 +218,7 @@ def measure(rounds: int = 5, size: int = 40, mixed: int = 10_000, database_url: 
         "burst": size,
         "rounds": rounds,
     }
-    figures["startup"] = startups(env, workdir)
+    figures["startup"] = startups(FLOOR, env, workdir)
     servers = [start("bot", env, workdir), start("floor", env, workdir)]
     if database_url:
         servers.insert(
