@@ -27,19 +27,22 @@ Run: python bench/floor.py PORT [--libraries]
 from __future__ import annotations
 
 import gc
-import importlib
-import os
-import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 
-from slack_bolt import App
-from slack_bolt.adapter.wsgi import SlackRequestHandler
-from slack_sdk import WebClient
-from waitress.adjustments import Adjustments
-from waitress.channel import HTTPChannel
-from waitress.server import TcpWSGIServer
-from waitress.task import ThreadedTaskDispatcher
+gc.disable()  # as `invite-bot serve` starts: no collections until it serves
+
+import importlib  # noqa: E402 - after the collector is off, as the bot's own
+import os  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+
+from slack_bolt import App  # noqa: E402
+from slack_bolt.adapter.wsgi import SlackRequestHandler  # noqa: E402
+from slack_sdk import WebClient  # noqa: E402
+from waitress.adjustments import Adjustments  # noqa: E402
+from waitress.channel import HTTPChannel  # noqa: E402
+from waitress.server import TcpWSGIServer  # noqa: E402
+from waitress.task import ThreadedTaskDispatcher  # noqa: E402
 
 
 def _text(text: str) -> dict:
@@ -258,7 +261,10 @@ def serve(app: App, port: int, threads: int) -> None:
 
     body_timeout = float(os.environ.get("HTTP_BODY_TIMEOUT", "5"))
     server = create_server(application, "127.0.0.1", port, threads, body_timeout)
-    gc.freeze()  # the bot's process tuning too, so that only the app code differs
+    # The bot's process tuning too (bot.runtime.app.started), so that only the app code differs.
+    gc.collect()
+    gc.freeze()
+    gc.enable()
     sys.setswitchinterval(0.001)
     server.run()
 

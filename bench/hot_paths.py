@@ -259,7 +259,8 @@ def measure(rounds: int = 5, size: int = 40, mixed: int = 10_000, database_url: 
         time.sleep(2)
         idle = rss_mb(servers[-1].process.pid)
         for path in PATHS:
-            one_burst(servers[-1], path, "floor_libraries", size)
+            result = one_burst(servers[-1], path, "floor_libraries", size)
+            assert result["ok"] == size, ("floor_libraries", path, result)
         mixed_until(servers[-1], mixed)
         figures["floor_libraries_rss_mb"] = {
             "idle": round(idle, 1),

@@ -9,6 +9,7 @@ figures at most where they are now (a ratchet), lowered as the statements are cu
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 import psycopg
@@ -311,8 +312,8 @@ def _slots(pg_url: str) -> dict[int, object]:
 def test_a_renewal_takes_the_rate_limit_slot_of_the_request_it_comes_before(pg_url, counter, known):
     """The work lease's renewal right before an awork request takes that request's slot in the
     same statement (the version this process knows) or the same transaction (a locked read),
-    with the answers to earlier calls; a renewal refused (another claim) takes no slot and
-    leaves those answers to be said by a later one."""
+    with the answers to earlier calls, and only those; a renewal refused (another claim) takes
+    no slot and leaves those answers to be said by a later one."""
     from bot.store.postgres import PostgresStore
 
     store = PostgresStore(pg_url)
@@ -329,11 +330,13 @@ def test_a_renewal_takes_the_rate_limit_slot_of_the_request_it_comes_before(pg_u
         assert refused.slot is None and list(_slots(pg_url)) == [first]
 
         ride = limiter.ride()
+        limiter.done(999)  # an answer that came after the ride was made: said by the next
         if not known:  # as after a write whose answer was lost: the locked read-check-write
             store._known.forget(added.id)
         counter.on = True
         assert store.renew(added.id, held.claim_id, 60, ride=ride)
         counter.on = False
+        assert limiter.ride().params["slot_done"] == [999]
         assert sum(counter.transactions.values()) == 1
         assert sum(counter.statements.values()) == (1 if known else 3), counter.report()
         slots = _slots(pg_url)
@@ -358,5 +361,125 @@ def test_renewals_take_slots_only_while_the_limit_has_room(pg_url):
             assert store.renew(added.id, held.claim_id, 60, ride=ride)
         taken = [ride.slot for ride in rides if ride.slot is not None]
         assert len(taken) == 3 and sorted(_slots(pg_url)) == sorted(taken)
+    finally:
+        store.close()
+
+
+class LeasedClient:
+    """What `Work` asks of the awork client: how long an attempt takes, and the hook."""
+
+    def longest_attempt(self) -> float:
+        return 10.0
+
+    @contextlib.contextmanager
+    def before_each_send(self, hook):
+        from bot.awork.ratelimit import before_send
+
+        token = before_send.set(hook)
+        try:
+            yield
+        finally:
+            before_send.reset(token)
+
+
+def test_with_postgresql_away_a_request_under_a_lease_is_retried_as_not_sent(pg_url):
+    """PostgreSQL away when a request under a work lease is about to leave: it is not sent,
+    and fails as a connection failure after the client's attempts (ridden out if the database
+    comes back meanwhile) - not at once as a lease lost to another holder."""
+    import httpx
+
+    from bot.awork.ratelimit import RateLimitTransport
+    from bot.awork.retry import RetryTransport
+    from bot.services.leases import Work
+    from bot.store.postgres import PostgresStore
+
+    store = PostgresStore(pg_url)
+    try:
+        added = store.add(InviteRequest(requester_id="U1", details=InviteDetails(email="a@x.io")))
+        _, held = store.transition(added.id, {Status.PENDING}, Status.INVITING, claim=("A", 30))
+        limiter, sent, attempts = store.rate_limiter(50, 1000), [], []
+
+        def awork(request: httpx.Request) -> httpx.Response:
+            sent.append(request)
+            return httpx.Response(200, json={})
+
+        limited = RateLimitTransport(httpx.MockTransport(awork), limiter)
+
+        class Counted(httpx.BaseTransport):
+            def handle_request(self, request: httpx.Request) -> httpx.Response:
+                attempts.append(request)
+                return limited.handle_request(request)
+
+        transport = RetryTransport(Counted(), sleep=lambda seconds: None)
+        store._db.pool.close()  # the database away for this process's connections
+        with (
+            httpx.Client(transport=transport) as client,
+            pytest.raises(httpx.ConnectError),
+            Work(store, LeasedClient()).holding(added.id, held.claim_id),
+        ):
+            client.post("https://api.awork.com/api/v1/invitations", json={})
+        assert sent == [] and len(attempts) == 4
+    finally:
+        store.close()
+
+
+def test_what_a_failed_ride_was_to_write_goes_with_the_renewal_after_it(pg_url, monkeypatch):
+    """The write carrying the ride failed once: the request still leaves, after a renewal
+    that writes what was to go with the first (`with_next_renewal`)."""
+    import httpx
+
+    from bot.awork.ratelimit import RateLimitTransport
+    from bot.services.leases import Work
+    from bot.store.postgres import PostgresStore
+
+    store = PostgresStore(pg_url)
+    try:
+        added = store.add(InviteRequest(requester_id="U1", details=InviteDetails(email="a@x.io")))
+        _, held = store.transition(added.id, {Status.PENDING}, Status.INVITING, claim=("A", 30))
+        real, failed, sent = store.renew, [], []
+
+        def renew(*args, ride=None, **changes):
+            if ride is not None and not failed:
+                failed.append(ride)
+                raise psycopg.OperationalError("the connection was cut")
+            return real(*args, ride=ride, **changes)
+
+        monkeypatch.setattr(store, "renew", renew)
+        limited = RateLimitTransport(
+            httpx.MockTransport(lambda request: sent.append(request) or httpx.Response(200)),
+            store.rate_limiter(50, 1000),
+        )
+        work = Work(store, LeasedClient())
+        with httpx.Client(transport=limited) as client, work.holding(added.id, held.claim_id):
+            work.with_next_renewal(added.id, held.claim_id, uncertain=True)
+            client.post("https://api.awork.com/api/v1/invitations", json={})
+        assert len(failed) == 1 and len(sent) == 1 and store.get(added.id).uncertain
+    finally:
+        store.close()
+
+
+def test_a_renewal_whose_answer_was_lost_says_its_slot_is_not_known(pg_url, monkeypatch):
+    """The locked renewal with its ride committed just before the connection failed: done
+    again, it is recognised as ours and the ride answered as carried - the earlier calls'
+    answers said - with no slot known (the request takes one on its own; the lost one counts
+    until it ages out, on the safe side)."""
+    from bot.store.postgres import PostgresStore
+
+    store = PostgresStore(pg_url)
+    try:
+        added = store.add(InviteRequest(requester_id="U1", details=InviteDetails(email="a@x.io")))
+        _, held = store.transition(added.id, {Status.PENDING}, Status.INVITING, claim=("A", 30))
+        limiter = store.rate_limiter(50, 1000)
+        first = limiter.acquire()
+        limiter.done(first)
+        sent_first = _slots(pg_url)[first]
+        store._known.forget(added.id)  # the locked read-check-write
+        lost = lose_after_commit(store, monkeypatch)
+        ride = limiter.ride()
+        assert store.renew(added.id, held.claim_id, 60, ride=ride)
+        assert lost and ride.slot is None
+        slots = _slots(pg_url)
+        assert len(slots) == 2 and slots[first] < sent_first
+        assert limiter.ride().params["slot_done"] == []  # said once, not again
     finally:
         store.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from bot.awork.ratelimit import RateLimiter, RateLimitTransport, Ride, before_send
+from bot.awork.ratelimit import RateLimiter, RateLimitTransport, Ride, RideFailed, before_send
 
 
 class RidingLimiter(RateLimiter):
@@ -93,3 +93,20 @@ def test_a_limiter_in_memory_takes_its_slot_first_and_the_renewal_follows():
     assert limiter.ride() is None
     assert send(limiter, lambda ride: events.append(ride)) == ["/api/v1/invitations"]
     assert events == [None] and len(limiter._calls) == 1
+
+
+def test_a_renewal_that_failed_with_its_ride_takes_the_slot_on_its_own_and_renews_again():
+    """The write carrying the ride failed (the store away, not the lease refused): the slot
+    is taken as without a ride - a limiter that cannot take it is a request not sent - and the
+    lease renewed again before the request leaves."""
+    limiter = RidingLimiter()
+    calls: list[object] = []
+
+    def hook(ride: Ride | None) -> None:
+        calls.append(ride)
+        if ride is not None:
+            raise RideFailed("the store is away")
+
+    assert send(limiter, hook) == ["/api/v1/invitations"]
+    assert isinstance(calls[0], Ride) and calls[1:] == [None]
+    assert limiter.events == ["acquire", ("done", [0.0])]

@@ -221,3 +221,69 @@ def test_serve_starts_with_the_collector_off_until_it_serves(command, during):
     seen = json.loads(result.stdout)
     assert seen["during"] is during
     assert seen["after"] is True and seen["frozen"] > 10_000
+
+
+class Served(Exception):
+    """Raised by a fake connection once it has seen what serving begins with."""
+
+
+def test_both_servers_serve_with_the_collector_on(monkeypatch):
+    """The HTTP server and Socket Mode each turn the collector back on (`started`) before
+    their background work starts and before they serve; without it the collector would stay
+    off for the process's life."""
+    import gc
+    import signal
+    from types import SimpleNamespace
+
+    import slack_bolt.adapter.socket_mode as socket_mode
+
+    import bot.runtime.app as app
+    from bot.cli.serve import run_socket_mode
+    from bot.runtime import web
+
+    seen: list[tuple[str, bool]] = []
+
+    class FakeBot:
+        app = None
+
+        def start_background(self) -> None:
+            seen.append(("background", gc.isenabled()))
+
+        def warm_up(self) -> None: ...
+
+        def shutdown(self, timeout: float = 0) -> None: ...
+
+    class FakeServer:
+        def run(self) -> None:
+            seen.append(("http", gc.isenabled()))
+
+        def close(self) -> None: ...
+
+    class FakeHandler:
+        def __init__(self, *args) -> None: ...
+
+        def connect(self) -> None:
+            seen.append(("socket", gc.isenabled()))
+            raise Served
+
+    for module in (web, app):
+        monkeypatch.setattr(module, "build", lambda settings: FakeBot())
+    monkeypatch.setattr(web, "allow_many_sockets", lambda wanted: None)
+    monkeypatch.setattr(web, "wsgi_app", lambda bot: None)
+    monkeypatch.setattr(web, "create_server", lambda *args, **kwargs: FakeServer())
+    monkeypatch.setattr(socket_mode, "SocketModeHandler", FakeHandler)
+    monkeypatch.setattr(gc, "freeze", lambda: None)  # not this test process's heap
+    monkeypatch.setattr(sys, "setswitchinterval", lambda seconds: None)
+    monkeypatch.setattr(signal, "signal", lambda *args: None)
+    settings = SimpleNamespace(
+        threads=2, http_body_timeout=5.0, slack_app_token=SimpleNamespace(get_secret_value=str)
+    )
+    try:
+        gc.disable()
+        web.Server(settings, "127.0.0.1", 0).run()
+        gc.disable()
+        with pytest.raises(Served):
+            run_socket_mode(settings)
+    finally:
+        gc.enable()
+    assert seen == [("background", True), ("http", True), ("background", True), ("socket", True)]

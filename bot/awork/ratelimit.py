@@ -39,6 +39,12 @@ class Ride:
         self._carried()
 
 
+class RideFailed(Exception):
+    """The write that was to take a ride's slot failed - the store away, not the lease
+    refused: the slot is taken as without a ride (a limiter whose database is away is a
+    request not sent, retried as any), and the lease renewed after it."""
+
+
 # Called right before a request leaves for awork, with its rate-limit slot: the invite service
 # renews its lease there, and a lost lease stops the call from being sent. Given a `Ride`, the
 # renewal takes the slot in the same write; given None, the slot is taken already.
@@ -144,10 +150,7 @@ class RateLimitTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         hook = before_send.get()
-        ride = self.limiter.ride() if hook is not None else None
-        if ride is not None:
-            hook(ride)  # a lost lease raises: nothing is sent, and the ride took no slot
-        slot = ride.slot if ride is not None else None
+        slot = self._ridden(hook) if hook is not None else None
         renew = hook if slot is None else None  # renewed with the slot, or after it is taken
         if slot is None:
             try:
@@ -169,6 +172,19 @@ class RateLimitTransport(httpx.BaseTransport):
         except Exception as exc:
             log.warning("awork rate limiter not updated: %s", type(exc).__name__)
         return response
+
+    def _ridden(self, hook: Callable[[Ride | None], None]) -> Any:
+        """The slot the hook's renewal took (`Ride`); None when the limiter offers no ride,
+        the limit had no room or the write failed (`RideFailed`). A lost lease raises: nothing
+        is sent, and the ride took no slot."""
+        ride = self.limiter.ride()
+        if ride is None:
+            return None
+        try:
+            hook(ride)
+        except RideFailed:
+            return None
+        return ride.slot
 
     def _counted(self, request: httpx.Request) -> httpx.Response:
         """Send, counting the call by status and timing it (GET /metrics)."""

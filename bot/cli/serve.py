@@ -114,8 +114,8 @@ def run_socket_mode(settings: Settings) -> None:
     from bot.runtime.app import build, started
 
     bot = build(settings)
-    bot.start_background()
     started()
+    bot.start_background()
     handler = SocketModeHandler(bot.app, settings.slack_app_token.get_secret_value())
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -244,9 +244,9 @@ class Server:
             threads=self.settings.threads,
             body_timeout=self.settings.http_body_timeout,
         )
+        started()  # before the threads below: what they make is not frozen for good
         bot.start_background()
         threading.Thread(target=bot.warm_up, name="warm-up", daemon=True).start()
-        started()
         # A thread that has answered Slack's socket waits for the interpreter lock while the
         # follow-up work (views.open, posts) holds it: 1 ms turns instead of 5 ms keep acks
         # from queueing behind it.

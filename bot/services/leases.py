@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from bot.awork.client import AworkClient
-from bot.awork.ratelimit import Ride
+from bot.awork.ratelimit import Ride, RideFailed
 from bot.store import Store
 
 
@@ -111,6 +111,9 @@ class Work:
                     record_id, claim_id, self.lease, also=also, ride=ride, **changes
                 )
             except Exception as exc:
+                if ride is not None:  # the store away: the slot on its own, then again
+                    self._with_renewal.changes = pending
+                    raise RideFailed(f"{record_id}: could not renew the lease") from exc
                 raise LeaseLost(f"{record_id}: could not renew the lease") from exc
             if not held:
                 raise LeaseLost(f"{record_id}: the lease is held by another instance")

@@ -55,10 +55,12 @@ class CompareAndSet:
             return True, written
         tries = 0
         sent: list[Record] = []  # what this try writes, should its answer be lost
+        slot: list[Any] = []  # the ride's answer in the write that is committed
 
         def mutate(conn: psycopg.Connection) -> tuple[bool, Record | None]:
             nonlocal tries
             tries += 1
+            slot.clear()
             if tries > 1 and sent:
                 lost[:] = sent
             row = conn.execute(
@@ -72,7 +74,10 @@ class CompareAndSet:
                 current, now = decode(record_id, row[0]), row[1]
             self._known.tick(now)
             if lost and current is not None and _same(current, lost[0]):
-                return True, current  # the earlier attempt was committed; its answer was lost
+                # The earlier attempt was committed; its answer was lost - with its ride's
+                # slot, which is counted but not known: the request's slot is taken again.
+                slot.append(None)
+                return True, current
             updated = change(current, now)
             if updated is None:
                 return False, current
@@ -94,7 +99,7 @@ class CompareAndSet:
             if audit is not None:
                 conn.execute(AUDIT_INSERT, audit_row(audit))
             if ride is not None:  # in the same transaction: a second statement on this path
-                ride.answered(conn.execute(f"SELECT {ride.sql}", ride.params).fetchone()[0])
+                slot.append(conn.execute(f"SELECT {ride.sql}", ride.params).fetchone()[0])
             return True, updated
 
         try:
@@ -102,6 +107,8 @@ class CompareAndSet:
         except Exception:
             self._known.forget(record_id)
             raise
+        if ride is not None and slot:  # answered once committed, not before
+            ride.answered(slot[0])
         if record is not None:  # committed (or read): the base of the next change
             self._known.seen(record)
         return ok, record
