@@ -251,7 +251,7 @@ def after_asked(deps: Deps, request: InviteRequest, requester: str, origin: str 
     if request.status is Status.INVITING:  # an approved domain (INVITE_POLICY)
         invite_approved(deps, request)
         return
-    service.autofill(request.id)  # names awork suggests for the address
+    service.autofill(request)  # names awork suggests for the address
     deps.courier.sync(request.id)  # the approval message and the "waiting" notice
     # A workflow run's requester is an input, not a person who just asked: never their approval.
     own = request.step is None and requester in service.approvers_of(request)

@@ -125,6 +125,23 @@ def test_an_inline_ask_on_postgresql_is_one_statement_in_one_round_trip(pg_bot, 
     assert sum(counter.statements.values()) == 2, counter.report()  # and the read
 
 
+def test_an_inline_asks_follow_up_does_not_read_the_request_it_stored(pg_bot, slack, counter):
+    """After the ack of `/invite ada@…`, the names awork suggests are looked for with the
+    request as it was stored, not read again: the ask, its approval message and the
+    requester's notice take 6 statements in all."""
+    driver = SlackDriver(pg_bot.app, SIGNING_SECRET)
+    assert driver.command("warm@example.com", channel=GENERAL).status == 200
+    assert pg_bot.deps.wait_idle(10)
+    counter.on = True
+    assert driver.command("ada@example.com", channel=GENERAL).status == 200
+    assert pg_bot.deps.wait_idle(10)
+    counter.on = False
+    report = counter.report()
+    assert not [where for where in counter.statements if "autofill" in where], report
+    assert sum(counter.statements.values()) <= 6, report
+    assert slack.wait_for("chat.postMessage")  # the approval message went out
+
+
 def test_sqlitedicts_thread_gets_one_statement_and_a_commit_per_write(tmp_path, monkeypatch):
     """On sqlitedict the checks a write depends on are read in the calling thread, and a new
     record (index entries and audit line with it) or a change is one statement queued for

@@ -188,13 +188,13 @@ class Asking:
         log.info("request %s stored (requester %s)", request.id, requester_id)
         return request
 
-    def autofill(self, request_id: str) -> InviteRequest | None:
+    def autofill(self, request: InviteRequest) -> InviteRequest | None:
         """Fill in a pending request's missing first and last name (and gender) from awork's
-        guess for its address, before the approvers see it. Anything typed stays as it was;
-        no answer from awork leaves the request as it is."""
-        request = self.store.get(request_id)
-        details = request.details if request else None
-        if details is None or (details.first_name and details.last_name):
+        guess for its address, before the approvers see it: `request` as `submit` stored it
+        (not read again; the change requires the details it has and no approval message yet).
+        Anything typed stays as it was; no answer from awork leaves the request as it is."""
+        request_id, details = request.id, request.details
+        if details.first_name and details.last_name:
             return request
         try:
             guess = self.awork.autofill(details.email)
