@@ -308,6 +308,21 @@ def _slots(pg_url: str) -> dict[int, object]:
         return dict(conn.execute("SELECT id, counted_at FROM awork_calls").fetchall())
 
 
+def _claimed(store):
+    """A request stored and claimed for inviting: (as stored, as claimed)."""
+    added = store.add(InviteRequest(requester_id="U1", details=InviteDetails(email="a@x.io")))
+    _, held = store.transition(added.id, {Status.PENDING}, Status.INVITING, claim=("A", 30))
+    return added, held
+
+
+def _answered_call(store, pg_url: str):
+    """A limiter with one call made and answered: (limiter, its slot, counted at when sent)."""
+    limiter = store.rate_limiter(50, 1000)
+    first = limiter.acquire()
+    limiter.done(first)
+    return limiter, first, _slots(pg_url)[first]
+
+
 @pytest.mark.parametrize("known", [True, False])
 def test_a_renewal_takes_the_rate_limit_slot_of_the_request_it_comes_before(pg_url, counter, known):
     """The work lease's renewal right before an awork request takes that request's slot in the
@@ -318,12 +333,8 @@ def test_a_renewal_takes_the_rate_limit_slot_of_the_request_it_comes_before(pg_u
 
     store = PostgresStore(pg_url)
     try:
-        added = store.add(InviteRequest(requester_id="U1", details=InviteDetails(email="a@x.io")))
-        _, held = store.transition(added.id, {Status.PENDING}, Status.INVITING, claim=("A", 30))
-        limiter = store.rate_limiter(50, 1000)
-        first = limiter.acquire()
-        limiter.done(first)
-        sent_first = _slots(pg_url)[first]
+        added, held = _claimed(store)
+        limiter, first, sent_first = _answered_call(store, pg_url)
 
         refused = limiter.ride()
         assert not store.renew(added.id, "another claim", 60, ride=refused)
@@ -353,8 +364,7 @@ def test_renewals_take_slots_only_while_the_limit_has_room(pg_url):
 
     store = PostgresStore(pg_url)
     try:
-        added = store.add(InviteRequest(requester_id="U1", details=InviteDetails(email="a@x.io")))
-        _, held = store.transition(added.id, {Status.PENDING}, Status.INVITING, claim=("A", 30))
+        added, held = _claimed(store)
         limiter = store.rate_limiter(1000, 3)
         rides = [limiter.ride() for _ in range(5)]
         for ride in rides:
@@ -395,8 +405,7 @@ def test_with_postgresql_away_a_request_under_a_lease_is_retried_as_not_sent(pg_
 
     store = PostgresStore(pg_url)
     try:
-        added = store.add(InviteRequest(requester_id="U1", details=InviteDetails(email="a@x.io")))
-        _, held = store.transition(added.id, {Status.PENDING}, Status.INVITING, claim=("A", 30))
+        added, held = _claimed(store)
         limiter, sent, attempts = store.rate_limiter(50, 1000), [], []
 
         def awork(request: httpx.Request) -> httpx.Response:
@@ -434,8 +443,7 @@ def test_what_a_failed_ride_was_to_write_goes_with_the_renewal_after_it(pg_url, 
 
     store = PostgresStore(pg_url)
     try:
-        added = store.add(InviteRequest(requester_id="U1", details=InviteDetails(email="a@x.io")))
-        _, held = store.transition(added.id, {Status.PENDING}, Status.INVITING, claim=("A", 30))
+        added, held = _claimed(store)
         real, failed, sent = store.renew, [], []
 
         def renew(*args, ride=None, **changes):
@@ -467,12 +475,8 @@ def test_a_renewal_whose_answer_was_lost_says_its_slot_is_not_known(pg_url, monk
 
     store = PostgresStore(pg_url)
     try:
-        added = store.add(InviteRequest(requester_id="U1", details=InviteDetails(email="a@x.io")))
-        _, held = store.transition(added.id, {Status.PENDING}, Status.INVITING, claim=("A", 30))
-        limiter = store.rate_limiter(50, 1000)
-        first = limiter.acquire()
-        limiter.done(first)
-        sent_first = _slots(pg_url)[first]
+        added, held = _claimed(store)
+        limiter, first, sent_first = _answered_call(store, pg_url)
         store._known.forget(added.id)  # the locked read-check-write
         lost = lose_after_commit(store, monkeypatch)
         ride = limiter.ride()
