@@ -34,13 +34,19 @@ if TYPE_CHECKING:
     from slack_sdk import WebClient
 
     from bot.domain.records import InviteRequest
+    from bot.runtime.deps import Deliveries
     from bot.services.batches import BatchService
     from bot.services.invites import InviteService
     from bot.store import Store
     from handlers.delivery.languages import Languages
 
+    # What the listeners ask of the Courier (`sync`, `sync_batch`, ...), its parts call too.
+    _Courier = Deliveries
+else:
+    _Courier = object
 
-class CourierParts:
+
+class CourierParts(_Courier):
     client: WebClient
     service: InviteService
     batches: BatchService
@@ -142,15 +148,6 @@ class CourierParts:
 
     if TYPE_CHECKING:  # each provided by the Courier or one of its parts
 
-        def sync(
-            self,
-            request_id: str,
-            wait: float = 10.0,
-            lease: Any = None,
-            stored: Any = None,
-            close_with: Any = None,
-        ) -> Any: ...
-        def sync_batch(self, batch_id: str, wait: float = 10.0) -> Any: ...
         def _sync(
             self,
             record_id: str,
