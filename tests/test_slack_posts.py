@@ -274,9 +274,9 @@ def test_a_rounds_closing_carried_by_another_write_gives_back_only_its_own_lease
     it is still the round's, and writes what the round noted only on the version it left."""
     from types import SimpleNamespace
 
-    from handlers.delivery.courier import _closing
+    from bot.store.leasing import closing as round_closing
 
-    closing = _closing("me:1", {"shown_status": Status.INVITING}, seen=7)
+    closing = round_closing("me:1", {"shown_status": Status.INVITING}, seen=7)
     released = {"lease_owner": None, "lease_until": None}
     assert closing(SimpleNamespace(lease_owner="me:1", version=7)) == {
         "shown_status": Status.INVITING,

@@ -43,6 +43,28 @@ def lease_held_by_another(current: Record, owner: str, now: datetime) -> bool:
     )
 
 
+RELEASED = {"lease_owner": None, "lease_until": None}  # a delivery lease given back
+
+
+def noted_if_unchanged(current: Record, noted: dict[str, Any] | None, seen: int | None) -> dict:
+    """What a delivery round `noted`, when the record is still at version `seen` (the round's
+    last sight of it: another's change since may need the message shown anew); else nothing."""
+    return noted if noted and current.version == seen else {}
+
+
+def closing(owner: str, noted: dict[str, Any], seen: int) -> Callable[[Any], dict[str, Any]]:
+    """A delivery round's closing as changes made from the record as stored by the write that
+    carries it (another write than `renew_or_release`): the lease given back if it is still
+    `owner`'s, with `noted` if the record is still at version `seen`."""
+
+    def closed(current: Any) -> dict[str, Any]:
+        if current.lease_owner != owner:
+            return {}
+        return {**noted_if_unchanged(current, noted, seen), **RELEASED}
+
+    return closed
+
+
 class Leases:
     if TYPE_CHECKING:
 
@@ -138,12 +160,12 @@ class Leases:
         def change(current: Record | None, now: datetime) -> Record | None:
             if current is None or current.lease_owner != owner:
                 return None
-            noted_now = noted if noted and current.version == seen else {}
+            noted_now = noted_if_unchanged(current, noted, seen)
             facts = {**(placed(current) if placed is not None else {}), **noted_now}
             if more(changed(current, now, facts) if facts else current):
                 until = now + timedelta(seconds=seconds)
                 return changed(current, now, {**facts, "lease_until": until})
-            return changed(current, now, {**facts, "lease_owner": None, "lease_until": None})
+            return changed(current, now, {**facts, **RELEASED})
 
         ok, record = self._audited(record_id, change, audit)  # without `audit`: `_mutate`
         return record if ok else None
@@ -152,6 +174,6 @@ class Leases:
         def change(current: Record | None, now: datetime) -> Record | None:
             if current is None or current.lease_owner != owner:
                 return None
-            return changed(current, now, {"lease_owner": None, "lease_until": None})
+            return changed(current, now, RELEASED)
 
         self._mutate(record_id, change)

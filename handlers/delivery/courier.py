@@ -40,7 +40,7 @@ from bot.services.batches import BatchService
 from bot.services.invites import InviteService
 from bot.store.audit_log import Audited
 from bot.store.base import FAR_FUTURE
-from bot.store.leasing import DeliveryLease
+from bot.store.leasing import DeliveryLease, closing
 from handlers.delivery.batches import BatchDelivery
 from handlers.delivery.homes import HomeTabs
 from handlers.delivery.languages import Languages
@@ -171,7 +171,7 @@ class Courier(
                     break  # nothing could be delivered now; a later sweep retries
                 shown = record.model_copy(update=noted) if noted else record
                 if close_with is not None and placed is None and not shown.needs_delivery():
-                    close_with(_closing(owner, noted, record.version))
+                    close_with(closing(owner, noted, record.version))
                     record, stored, held = shown, True, False  # as that write will store it
                     break
                 # Renewed for another round if the record as stored needs one, else given back;
@@ -344,23 +344,6 @@ def _round_state(delivering: threading.local) -> tuple[Any, ...]:
 def _restore_round_state(delivering: threading.local, state: tuple[Any, ...]) -> None:
     for name, value in zip(ROUND_STATE, state, strict=True):
         setattr(delivering, name, value)
-
-
-def _closing(owner: str, noted: dict[str, Any], seen: int) -> Callable[[Any], dict[str, Any]]:
-    """A round's closing, made from the record as stored by the write that carries it: the
-    delivery lease given back if it is still `owner`'s, with `noted` if the record is still
-    at version `seen` (as `Store.renew_or_release` judges them)."""
-
-    def closing(current: Any) -> dict[str, Any]:
-        if current.lease_owner != owner:
-            return {}
-        return {
-            **(noted if current.version == seen else {}),
-            "lease_owner": None,
-            "lease_until": None,
-        }
-
-    return closing
 
 
 def _placement(
