@@ -187,3 +187,12 @@ def test_a_lock_met_after_a_lost_answer_is_busy_not_someone_elses_request(pg_url
         assert [e.event for e in store.audit()] == ["submitted"]
     finally:
         store.close()
+
+
+def test_sqlitedicts_audit_lines_of_one_moment_each_keep_a_key_of_their_own():
+    """20,000 audit lines stamped with the same instant get 20,000 keys on sqlitedict: a line's
+    key is numbered in its process, with no random part two lines could share."""
+    from bot.store.sqlite_state import audit_row
+
+    entry = AuditEvent(event="submitted", request_id="inv-1", actor="U1")
+    assert len({audit_row(entry)[0] for _ in range(20_000)}) == 20_000

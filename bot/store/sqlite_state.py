@@ -6,8 +6,8 @@ of the one JSON table (bot/store/sqlite.py)."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
-import secrets
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -20,11 +20,14 @@ if TYPE_CHECKING:
 TOP = "\uffff"  # sorts after every character a key holds
 
 
+_LINES = itertools.count()  # this process's audit lines, numbered (`next` holds the GIL)
+
+
 def audit_row(entry: AuditEvent) -> tuple[str, dict[str, Any]]:
-    """An audit entry's key (in time order; unique across processes) and value."""
-    return f"l|{utc_key(entry.at)}|{os.getpid()}-{secrets.token_hex(3)}", entry.model_dump(
-        mode="json"
-    )
+    """An audit entry's key (in time order; unique across processes: the process id and its
+    line number, no random part that two lines of one moment could share) and value."""
+    key = f"l|{utc_key(entry.at)}|{os.getpid()}-{next(_LINES):08x}"
+    return key, entry.model_dump(mode="json")
 
 
 class SqliteState:
