@@ -289,14 +289,19 @@ def test_metrics_count_outcomes_awork_calls_and_429s(bot):
         == before + 1
     )
     assert sample("invitebot_request_events_total", event="denied") >= 1
+    from tests.fakes.clock import FakeClock
+
     answers = iter([_httpx.Response(429, headers={"ratelimit-reset": "0"}), _httpx.Response(200)])
+    clock = FakeClock()  # the limiter's pause after the 429 passes at once
     transport = RateLimitTransport(
-        _httpx.MockTransport(lambda request: next(answers)), RateLimiter(50, 1000)
+        _httpx.MockTransport(lambda request: next(answers)),
+        RateLimiter(50, 1000, clock=clock, sleep=clock.sleep),
     )
     limited = sample("invitebot_awork_rate_limited_total")
     calls = sample("invitebot_awork_calls_total", method="GET", endpoint="/teams", status="429")
     for _ in range(2):
         transport.handle_request(_httpx.Request("GET", "https://api.awork.com/api/v1/teams"))
+    assert clock.waits == [1.0]  # the second call waited out the 429's pause
     assert sample("invitebot_awork_rate_limited_total") == limited + 1
     assert (
         sample("invitebot_awork_calls_total", method="GET", endpoint="/teams", status="429")
@@ -310,7 +315,7 @@ def test_follow_up_work_waits_for_acks_but_not_long():
 
     from bot.runtime.deps import AckGate
 
-    gate = AckGate(patience=0.5)
+    gate = AckGate(patience=0.3)
     ran = threading.Event()
 
     def follow_up() -> None:
@@ -319,14 +324,14 @@ def test_follow_up_work_waits_for_acks_but_not_long():
 
     with gate.answering():
         threading.Thread(target=follow_up).start()
-        assert not ran.wait(0.2)  # still answering: the follow-up holds back
+        assert not ran.wait(0.1)  # still answering: the follow-up holds back
     assert ran.wait(0.2)  # answered: it runs at once
     ran.clear()
     started = time.monotonic()
     with gate.answering():
         threading.Thread(target=follow_up).start()
         assert ran.wait(2)  # an answer that takes long does not hold it past its patience
-    assert 0.4 < time.monotonic() - started < 1.5
+    assert 0.25 < time.monotonic() - started < 1.5
 
 
 def test_modal_opens_while_slow_work_fills_the_pool(tmp_path, slack, awork):
@@ -350,13 +355,14 @@ def test_modal_opens_while_slow_work_fills_the_pool(tmp_path, slack, awork):
 
 
 def test_every_listener_answers_before_slow_work(bot, driver, slack, awork):
-    """With Slack and awork both taking a second a call, every listener still answers within
+    """With Slack and awork both taking 0.6 s a call, every listener still answers within
     0.5 s (acks inline; views.open, posts and awork calls run after); the work still happens."""
     from tests.test_lists import app_home_opened
 
     driver.submit_form({"email": "first@example.com"})  # one request to click on, made quickly
     request_id = bot.store.listed("UREQ")[0].id
-    slack.delay = awork.delay = 1.0
+    # Longer than an ack may take: a listener that made one of these calls inline would fail.
+    slack.delay = awork.delay = 0.6
     actions = {
         "/invite (form)": lambda: driver.command(),
         "/invite inline": lambda: driver.command(text="ada@example.com"),
@@ -393,9 +399,11 @@ def test_a_modal_is_not_opened_once_its_trigger_has_died():
     pool = ThreadPoolExecutor(max_workers=1)
     busy, opened = threading.Event(), []
     pool.submit(busy.wait, 5)
-    deps.Deps._submit(pool, opened.append, ("late",), expires=0.2)
+    deps.Deps._submit(pool, opened.append, ("late",), expires=0.05)
+    expired = time.monotonic() + 0.05  # after the submit: its trigger's life has run out then
     deps.Deps._submit(pool, opened.append, ("in time",), expires=None)
-    time.sleep(0.4)
+    while time.monotonic() <= expired:
+        time.sleep(expired - time.monotonic() + 0.001)
     busy.set()
     pool.shutdown(wait=True)
     assert opened == ["in time"]
@@ -418,19 +426,26 @@ def test_wait_idle_waits_for_what_follow_up_work_hands_on(bot):
 
 
 def test_readiness_does_not_wait_for_awork(tmp_path, slack, awork):
-    """/readyz turns ready on Slack auth and the store even while awork is slow at start."""
+    """/readyz turns ready on Slack auth and the store even while awork has not answered."""
+    import threading
+
     from tests.conftest import build_bot, make_settings
 
-    awork.delay = 2.0  # longer than the wait for readiness below
-    built = build_bot(make_settings(tmp_path, slack.url, INVITE_SWEEP_SECONDS="30"), awork.handler)
+    answer = threading.Event()  # awork answers nothing until the readiness is seen
+
+    def held(request):
+        answer.wait(10)
+        return awork.handler(request)
+
+    built = build_bot(make_settings(tmp_path, slack.url, INVITE_SWEEP_SECONDS="30"), held)
     try:
         built.start_background()
-        deadline = time.monotonic() + 1.5
+        deadline = time.monotonic() + 5
         while built.not_ready() and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.02)
         assert built.not_ready() is None
     finally:
-        awork.delay = 0.0
+        answer.set()
         built.shutdown(timeout=5)
 
 
