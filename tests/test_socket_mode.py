@@ -18,13 +18,15 @@ pytestmark = pytest.mark.timeout(60)
 
 
 class SocketModeServer:
-    """Says hello, sends each queued envelope, and records the acks that come back."""
+    """Says hello, sends each queued envelope, pings, and records the acks that come back."""
 
     def __init__(self, envelopes: list[dict]) -> None:
         self.envelopes = envelopes
         self.acks: list[dict] = []
         self.port = free_port()
-        self.server = serve(self.handle, "127.0.0.1", self.port)
+        # Pings, as Slack's end sends them, every 0.1 s: slack_sdk's receiving thread holds the
+        # socket's lock in a recv of up to 3 s that its close must wait for, and a ping ends it.
+        self.server = serve(self.handle, "127.0.0.1", self.port, ping_interval=0.1)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def handle(self, connection) -> None:
