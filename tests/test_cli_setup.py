@@ -235,10 +235,30 @@ def test_unwritable_store_is_one_line_at_start(tmp_path, env, kind):
     assert "Traceback" not in run.stderr
 
 
+# The command line's `main` with slack_sdk's backoff between retries at 0.01 s, as the
+# in-process tests shorten it (bot.runtime.slack_clients.RETRY_INTERVALS): the retries of a
+# refused connection are all still made, without their ~2 s of waits.
+QUICK_SLACK_RETRIES = """
+import sys
+from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
+from bot.runtime import slack_clients
+slack_clients.RETRY_INTERVALS = FixedValueRetryIntervalCalculator(0.01)
+from bot.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_unreachable_slack_is_one_line_at_start(tmp_path, env):
     """`serve` with Slack unreachable: one line, not slack_sdk's line per attempt and retry."""
     env = {**env, "SLACK_API_URL": f"http://127.0.0.1:{free_port()}/api/"}
-    run = cli("serve", "--http", "--port", str(free_port()), env=env, cwd=tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-c", QUICK_SLACK_RETRIES, "serve", "--http", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert run.returncode == 2
     assert len(run.stderr.splitlines()) == 1, run.stderr
     assert re.fullmatch(
