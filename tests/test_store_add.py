@@ -5,6 +5,7 @@ PostgreSQL one statement in one round trip, on sqlitedict one transaction with o
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -102,8 +103,8 @@ def test_an_insert_whose_answer_was_lost_after_its_commit_is_ours(pg_url, monkey
 
 def test_an_inline_ask_on_postgresql_is_one_statement_in_one_round_trip(pg_bot, slack, counter):
     """`/invite ada@…` stores the request, its open address and its audit line in one
-    statement, one round trip (no BEGIN/COMMIT: its time limits are the ack connection's),
-    before the ack;
+    statement after the address's lock, one transaction in one round trip (no BEGIN/COMMIT:
+    its time limits are the ack connection's), before the ack;
     an ask for an address already asked for is that and a read of the request holding it."""
     driver = SlackDriver(pg_bot.app, SIGNING_SECRET)
     assert driver.command("warm@example.com", channel=GENERAL).status == 200
@@ -112,7 +113,7 @@ def test_an_inline_ask_on_postgresql_is_one_statement_in_one_round_trip(pg_bot, 
     assert driver.command("ada@example.com", channel=GENERAL).status == 200
     counter.on = False
     report = counter.report()
-    assert sum(counter.statements.values()) == 1, report
+    assert sum(counter.statements.values()) == 2, report  # the address's lock, the insert
     assert sum(counter.transactions.values()) == 1 and counter.blocks == 0, report
     stored = pg_bot.store.open_addresses(["ada@example.com"])
     assert stored and [e.event for e in pg_bot.store.audit() if e.request_id in stored.values()]
@@ -122,13 +123,13 @@ def test_an_inline_ask_on_postgresql_is_one_statement_in_one_round_trip(pg_bot, 
     response = driver.command("ada@example.com", channel=GENERAL)
     counter.on = False
     assert "already an open request" in response.body
-    assert sum(counter.statements.values()) == 2, counter.report()  # and the read
+    assert sum(counter.statements.values()) == 3, counter.report()  # and the read
 
 
 def test_an_inline_asks_follow_up_does_not_read_the_request_it_stored(pg_bot, slack, counter):
     """After the ack of `/invite ada@…`, the names awork suggests are looked for with the
     request as it was stored, not read again: the ask, its approval message and the
-    requester's notice take 6 statements in all."""
+    requester's notice take 7 statements in all (the ask's 2 among them)."""
     driver = SlackDriver(pg_bot.app, SIGNING_SECRET)
     assert driver.command("warm@example.com", channel=GENERAL).status == 200
     assert pg_bot.deps.wait_idle(10)
@@ -138,7 +139,7 @@ def test_an_inline_asks_follow_up_does_not_read_the_request_it_stored(pg_bot, sl
     counter.on = False
     report = counter.report()
     assert not [where for where in counter.statements if "autofill" in where], report
-    assert sum(counter.statements.values()) <= 6, report
+    assert sum(counter.statements.values()) <= 7, report
     assert slack.wait_for("chat.postMessage")  # the approval message went out
 
 
@@ -196,3 +197,44 @@ def test_sqlitedicts_audit_lines_of_one_moment_each_keep_a_key_of_their_own():
 
     entry = AuditEvent(event="submitted", request_id="inv-1", actor="U1")
     assert len({audit_row(entry)[0] for _ in range(20_000)}) == 20_000
+
+
+def test_two_asks_for_one_address_at_the_same_moment_store_one_on_postgresql(pg_url):
+    """On PostgreSQL, an ask for an address whose first ask is being stored at that moment
+    waits for it, then is told which request holds the address - it is not stored beside it."""
+    import psycopg
+
+    from bot.store import postgres_schema
+    from bot.store.base import facets
+    from bot.store.postgres import PostgresStore
+
+    store = PostgresStore(pg_url)
+    first, second = asked("ada@example.com", "U1"), asked("Ada@example.com", "U2")
+    outcome: list[object] = []
+
+    def ask_second() -> None:
+        try:
+            outcome.append(store.add(second, unless_open=["ada@example.com"]))
+        except AddressOpen as exc:
+            outcome.append(exc)
+
+    asking = threading.Thread(target=ask_second)
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as conn, conn.transaction():
+            # The first ask, stored and not committed yet: the second starts meanwhile.
+            f = facets(first, store.schedule)
+            postgres_schema.insert_new(conn, first, f, unless_open=["ada@example.com"])
+            asking.start()
+            waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            deadline = time.monotonic() + 10
+            while conn.execute(waiting).fetchone()[0] == 0:
+                assert time.monotonic() < deadline, f"the second ask did not wait: {outcome}"
+                time.sleep(0.01)
+        asking.join(10)
+        assert len(outcome) == 1 and isinstance(outcome[0], AddressOpen), outcome
+        assert outcome[0].target == first.id
+        assert store.read(second.id) is None
+        assert store.open_addresses(["ada@example.com"]) == {"ada@example.com": first.id}
+    finally:
+        asking.join(10)
+        store.close()

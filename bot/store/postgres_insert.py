@@ -1,9 +1,10 @@
 """New records on PostgreSQL (a mixin of `PostgresStore`): a request or batch, its open
 addresses and its audit lines in one statement, checked in it against an open request for the
-same address - on an ask's path, one round trip (`postgres_conn`'s pipeline: the time limits
-and the statement, committed together). A lock on the audit log held longer than an ack
-waits for one (budget.LOCK_SECONDS) does not cost the ask: `Store.add` stores the record
-without its lines, which follow after the answer. The policy's daily counter (`take`) is
+same address after taking that address's advisory lock (of two asks for it at the same moment
+the second sees the first) - on an ask's path, one round trip (`postgres_conn`'s pipeline: the
+time limits, the lock and the statement, committed together). A lock on the audit log held
+longer than an ack waits for one (budget.LOCK_SECONDS) does not cost the ask: `Store.add`
+stores the record without its lines, which follow after the answer. The policy's daily counter (`take`) is
 counted in the same transaction."""
 
 from __future__ import annotations

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 MIGRATION_LOCK = 0x696E_7669_7465_0001  # pg_advisory_xact_lock keys, fixed for this app
 RATE_LOCK = 0x696E_7669_7465_0002
+# With an address's hash, the two-key advisory lock an ask for that address takes (two-key
+# locks are a key space apart from the one-key ones above).
+ADDRESS_LOCKS = 0x696E_7669
 
 
 def _take_slot_saying_done(locked: bool) -> str:
@@ -217,6 +220,12 @@ AUDIT_LINES = (
     " AS line (at, request_id, doc) WHERE EXISTS (SELECT 1 FROM new))"
 )
 INSERTED = " SELECT EXISTS (SELECT 1 FROM new), (SELECT target FROM held)"
+# Each address's lock, in one order for all (two batches sharing addresses cannot deadlock),
+# held until the transaction ends.
+LOCK_ADDRESSES = (
+    "SELECT pg_advisory_xact_lock(%s, key) FROM (SELECT DISTINCT hashtext(email) AS key"
+    " FROM unnest(%s::text[]) AS email ORDER BY key) AS keys"
+)
 
 
 def insert_new(
@@ -227,14 +236,20 @@ def insert_new(
     unless_open: Iterable[str] = (),
 ) -> psycopg.Cursor:
     """A new record, its open addresses and its audit lines in one statement, unless one of
-    `unless_open` is held by another record; its one row: (inserted, the id that address
-    points to)."""
+    `unless_open` is held by another record (whose addresses' locks are taken first, by a
+    statement before it); its one row: (inserted, the id that address points to)."""
     lines = list(audit)
+    unless = list(unless_open)
+    if unless:
+        # Two asks for one address at the same moment: the second waits here until the first
+        # is committed, and its insert, whose snapshot is taken after, sees the first's
+        # address. In the same transaction, and on an ask's path the same round trip.
+        conn.execute(LOCK_ADDRESSES, (ADDRESS_LOCKS, unless))
     return conn.execute(
         INSERT_NEW + (AUDIT_LINES if lines else "") + INSERTED,
         {
             **row(record, f),
-            "unless": list(unless_open),
+            "unless": unless,
             "target": f.open_target,
             "emails": list(f.open_emails),
             "at": [line.at for line in lines],
