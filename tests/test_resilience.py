@@ -197,6 +197,7 @@ def test_outbox_survives_a_restart(settings, awork, slack, bot, driver):
 def test_slack_rate_limit_is_retried_by_slack_sdk(driver, slack, bot):
     """HTTP 429 with Retry-After from Slack: slack_sdk's retry handler posts again."""
     slack.throttle["chat.postMessage"] = 1
+    slack.retry_after = "0"  # slack_sdk still waits its jitter (up to 1 s), not 1-2 s
     request_id = submit(driver, slack)
     request = settle(bot, request_id)
     assert request.approval_message is not None

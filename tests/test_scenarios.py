@@ -521,12 +521,13 @@ def test_wrong_api_key_is_reported_without_the_key(driver, slack, bot, awork):
 
 
 def test_rate_limit_is_retried_after_the_ack(driver, slack, bot, awork):
-    """A 429 with ratelimit-reset is retried and the invitation still goes out once."""
+    """A 429 with ratelimit-reset is retried, not before the reset, and the invitation still
+    goes out once."""
     awork.fail_next.append(
         Fault(
             429,
             {"code": "too-many-requests", "description": "slow down", "link": "x"},
-            {"ratelimit-reset": "1"},
+            {"ratelimit-reset": "0.3"},  # seconds, as the bot reads it; a second takes a second
             path="/invitations",
         )
     )
@@ -534,6 +535,10 @@ def test_rate_limit_is_retried_after_the_ack(driver, slack, bot, awork):
     driver.click("approve_invite", request_id, APPROVER)
     wait_status(bot, request_id, Status.INVITED)
     assert len(awork.calls("POST", "/invitations")) == 2 and len(awork.invitations) == 1
+    posted = [
+        at for r, at in zip(awork.requests, awork.arrivals, strict=True) if r.method == "POST"
+    ]
+    assert posted[1] - posted[0] >= 0.3
 
 
 def test_awork_answering_5xx_is_settled_then_offers_try_again_which_then_works(

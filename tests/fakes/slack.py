@@ -54,6 +54,7 @@ class FakeSlack:
         self.ephemeral_blocked: set[str] = set()
         self.throttle: dict[str, int] = {}  # method -> how many HTTP 429s to answer first
         self.throttled = 0
+        self.retry_after = "1"  # the Retry-After of those 429s, in whole seconds as Slack sends it
         self.groups: dict[str, list[str]] = {}  # user group id -> member ids
         self.delay = 0.0  # seconds every Web API answer takes
         self.clock = time.monotonic  # what each call's `at` is read from
@@ -88,7 +89,7 @@ class FakeSlack:
                     fake.throttle[method] -= 1
                     fake.throttled += 1
                     self.send_response(429)
-                    self.send_header("Retry-After", "1")
+                    self.send_header("Retry-After", fake.retry_after)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
