@@ -214,7 +214,7 @@ def test_a_file_bigger_than_the_cap_is_refused_by_its_size_unread(driver, files)
 
 def test_a_trickling_file_is_refused_at_the_deadline(driver, files, monkeypatch):
     """A host that keeps sending a little, slowly, is given up on after the deadline in all."""
-    monkeypatch.setattr(downloads, "DEADLINE", 0.8)  # shorter than in production, same rule
+    monkeypatch.setattr(downloads, "DEADLINE", 0.4)  # shorter than in production, same rule
     sent, readers = [0], []
 
     def trickle():
@@ -239,7 +239,7 @@ def test_a_trickling_file_is_refused_at_the_deadline(driver, files, monkeypatch)
 
 def test_a_host_that_answers_nothing_is_refused_at_the_deadline(driver, files, monkeypatch):
     """A host that sends no answer at all is given up on at the deadline, not later."""
-    monkeypatch.setattr(downloads, "DEADLINE", 0.8)  # shorter than in production, same rule
+    monkeypatch.setattr(downloads, "DEADLINE", 0.4)  # shorter than in production, same rule
 
     def silent(request: httpx.Request) -> httpx.Response:
         time.sleep(downloads.DEADLINE + 1)
