@@ -4,8 +4,8 @@ same address after taking that address's advisory lock (of two asks for it at th
 the second sees the first) - on an ask's path, one round trip (`postgres_conn`'s pipeline: the
 time limits, the lock and the statement, committed together). A lock on the audit log held
 longer than an ack waits for one (budget.LOCK_SECONDS) does not cost the ask: `Store.add`
-stores the record without its lines, which follow after the answer. The policy's daily counter (`take`) is
-counted in the same transaction."""
+stores the record without its lines, which follow after the answer. The policy's daily
+counter (`take`) is counted in the same transaction."""
 
 from __future__ import annotations
 
