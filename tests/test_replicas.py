@@ -66,7 +66,9 @@ def test_a_kill_while_awork_is_slow_invites_each_request_once(tmp_path, env, sla
     started again at once: it waits out the lease, finds the four in awork, sends no second
     POST, and nobody is told "already in the workspace"."""
     fake, _ = awork_server
-    env = {**env, **QUICK_LEASE}
+    # Sweeping five times a second, the restart takes over within 0.2 s of the lease's end
+    # rather than within a second; the lease itself is QUICK_LEASE's, as before.
+    env = {**env, **QUICK_LEASE, "INVITE_SWEEP_SECONDS": "0.2"}
     port = free_port()
     process = start_server(env, port, tmp_path / "serve.log")
     emails = [f"slow{i}@example.com" for i in range(4)]
