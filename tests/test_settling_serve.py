@@ -17,11 +17,14 @@ pytestmark = pytest.mark.timeout(60)
 def test_awork_slower_than_the_timeout_gets_one_post_per_person(tmp_path, env, slack, awork_server):
     """AWORK_TIMEOUT=0.5 and awork takes 0.8 s: both POSTs time out, awork creates both
     invitations all the same, and each is found at the look the sweep makes when it is due
-    (the settle window's end, 2 s on) - woken for it, long before INVITE_SWEEP_SECONDS. POSTs = people; the messages say awork was
+    (the settle window's end, 1.3 s on) - woken for it, long before INVITE_SWEEP_SECONDS. POSTs = people; the messages say awork was
     slow and its answer lost, never a restart or a refusal."""
     fake, _ = awork_server
+    # The window starts when the POST times out (0.5 s after it was sent) and awork creates
+    # the invitation 0.8 s after it arrived: the look at the window's end comes a second after
+    # the invitation exists.
     env.update(
-        SHORT_LEASE, AWORK_TIMEOUT="0.5", INVITE_SETTLE_SECONDS="2", INVITE_SWEEP_SECONDS="60"
+        SHORT_LEASE, AWORK_TIMEOUT="0.5", INVITE_SETTLE_SECONDS="1.3", INVITE_SWEEP_SECONDS="60"
     )
     port = free_port()
     process = start_server(env, port, tmp_path / "serve.log")
