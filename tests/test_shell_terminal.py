@@ -72,8 +72,10 @@ class Terminal:
         if then is not None:
             self.expect(then)
 
-    def settle(self, seconds: float = 0.5) -> None:
-        """Let the shell take what was typed (a signal flushes keys not read yet)."""
+    def settle(self, seconds: float = 0.1) -> None:
+        """Let the shell, which has shown it took what was typed (its echo, its next prompt),
+        get back to waiting for a key: a SIGINT that arrives before readline waits again is
+        only noticed at the next key (and a signal flushes keys not read yet)."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             self._pump(0.05)
@@ -134,7 +136,7 @@ def test_ctrl_c_drops_the_line_not_the_shell(terminal):
     """Ctrl-C at the prompt drops what was typed and shows a new prompt (no traceback); the
     shell goes on, and Ctrl-D then leaves with exit code 0."""
     terminal.expect("@ada> ")
-    terminal.type("as @nobody")
+    terminal.type("as @nobody", then="as @nobody")  # readline has read and echoed it
     terminal.settle()
     terminal.type("\x03", then="Ctrl-D or `quit` leaves)\n@ada> ")
     terminal.type("users\r", then="@sam  USAM  sam@example.com  approver\n@ada> ")
