@@ -24,6 +24,7 @@ from tests.serving import (
     kill_server,
     serve_env,
     start_server,
+    start_servers,
     stop_server,
     wait_for,
     wait_for_approval_message,
@@ -208,7 +209,7 @@ def test_two_processes_on_one_store_invite_once(tmp_path, env, slack, awork_serv
     fake, _ = awork_server
     fake.delay = 0.2
     ports = [free_port(), free_port()]
-    processes = [start_server(env, port, tmp_path / f"serve{port}.log") for port in ports]
+    processes = start_servers(env, ports, tmp_path)  # side by side, as a deploy starts them
     try:
         assert post_signed(ports[0], serving.form_submission("twin@example.com")).status_code == 200
         request_id = serving.approval_id_for(slack, "twin@example.com")
