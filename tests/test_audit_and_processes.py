@@ -15,6 +15,7 @@ from bot.runtime import logs
 from bot.store import SqliteStore as Store
 from tests.conftest import APPROVERS, BOT_TOKEN, SIGNING_SECRET
 from tests.fakes.awork import API_KEY
+from tests.store_race import race
 from tests.test_scenarios import settle, submit, wait_status
 
 APPROVER = APPROVERS[0]
@@ -135,23 +136,6 @@ def test_redaction_masks_configured_secrets():
     assert record.getMessage() == "token [redacted] here"
 
 
-def _race(path: str, request_ids: list[str], worker: int, start, results) -> None:
-    try:
-        store = Store(path)
-        start.wait(60)  # every process has its store open: they race from here together
-        won = []
-        for request_id in request_ids:
-            ok, _ = store.transition(
-                request_id, {Status.PENDING}, Status.INVITING, decided_by=f"P{worker}"
-            )
-            if ok:
-                won.append(request_id)
-        store.close()
-        results.put(won)
-    except Exception as exc:  # the test reports it, instead of waiting for a result
-        results.put(repr(exc))
-
-
 def test_compare_and_set_holds_across_processes(tmp_path):
     """Four processes sharing one store file race the same transitions of 20 requests from a
     common start: each request is won once, by one of them."""
@@ -166,7 +150,7 @@ def test_compare_and_set_holds_across_processes(tmp_path):
     store.close()
     ctx = multiprocessing.get_context("spawn")
     start, results = ctx.Barrier(4), ctx.Queue()
-    processes = [ctx.Process(target=_race, args=(path, ids, i, start, results)) for i in range(4)]
+    processes = [ctx.Process(target=race, args=(path, ids, i, start, results)) for i in range(4)]
     for p in processes:
         p.start()
     won = [results.get(timeout=60) for _ in processes]
