@@ -159,11 +159,12 @@ def _submit_and_approve(port: int, slack, email: str) -> str:
 
 
 def test_sigterm_lets_the_running_invitation_finish(tmp_path, env, slack, awork_server):
-    """SIGTERM while awork is slow: the invitation completes, Slack is told, the store closes."""
+    """SIGTERM while awork is slow to create the invitation: it completes, Slack is told, the
+    store closes."""
     fake, _ = awork_server
     port = free_port()
     process = start_server(env, port, tmp_path / "serve.log")
-    fake.delay = SLOW
+    fake.post_delay = SLOW  # the POST the SIGTERM comes during; awork's other answers at once
     _submit_and_approve(port, slack, "slow@example.com")
     wait_for(lambda: fake.calls("POST", "/invitations"), 10, "the POST")
     process.terminate()  # SIGTERM while the POST is in flight
