@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sys
 from collections.abc import Iterator
 from urllib.parse import quote
 
@@ -32,11 +33,26 @@ class IsolatedSettings(Settings):
         return (init_settings,)
 
 
+# Whether bytecode is written, as the session started (restored once the tests are collected).
+WRITES_BYTECODE = not sys.dont_write_bytecode
+
+
 def pytest_sessionstart(session) -> None:
-    """Bytecode for the many `invite-bot` processes the tests start (serving.compiled)."""
+    """Bytecode for the many `invite-bot` processes the tests start (serving.compiled), and for
+    the test modules as pytest rewrites their asserts while it collects them.
+
+    pytest keeps each test module, its asserts rewritten, as bytecode in __pycache__ - but not
+    where bytecode is not written (PYTHONDONTWRITEBYTECODE, as on these machines): there it
+    rewrote all the test modules again at every run, ~3 s before the first test. Written for
+    the collection only (`pytest_collection_finish` turns it back)."""
     from tests.serving import compiled
 
     compiled()
+    sys.dont_write_bytecode = False
+
+
+def pytest_collection_finish(session) -> None:
+    sys.dont_write_bytecode = not WRITES_BYTECODE
 
 
 def make_settings(tmp_path, slack_url: str = "http://127.0.0.1:9/api/", **overrides) -> Settings:
