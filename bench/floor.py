@@ -232,8 +232,6 @@ def create_server(app, host: str, port: int, threads: int, body_timeout: float):
         host=host,
         port=port,
         threads=threads,
-        channel_timeout=body_timeout,
-        cleanup_interval=max(0.1, min(1.0, body_timeout / 10)),
         connection_limit=8192,
         max_request_body_size=1_000_000,
         inbuf_overflow=64 * 1024,
@@ -244,6 +242,10 @@ def create_server(app, host: str, port: int, threads: int, body_timeout: float):
         expose_tracebacks=False,
         clear_untrusted_proxy_headers=True,
     )
+    # The deadline and how often it is looked at, in seconds as given (waitress's settings
+    # take whole seconds), as bot/runtime/web.py sets them.
+    adj.channel_timeout = body_timeout
+    adj.cleanup_interval = max(0.1, min(1.0, body_timeout / 10))
     dispatcher = ThreadedTaskDispatcher()
     dispatcher.set_thread_count(adj.threads)
     return DeadlineServer(app, {}, dispatcher=dispatcher, adj=adj, sockinfo=adj.listen[0])

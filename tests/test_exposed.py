@@ -79,6 +79,27 @@ def test_stalled_connections_hold_no_worker(tmp_path, env, slack):
         stop_server(process)
 
 
+def test_a_deadline_under_a_second_is_kept_not_rounded_down(tmp_path, env):
+    """HTTP_BODY_TIMEOUT=0.5: the server serves, and a request that stalls is closed after
+    about half a second (waitress's own setting takes whole seconds: 0.5 was 0, which closed
+    every connection at once)."""
+    port = free_port()
+    process = start_server({**env, "HTTP_BODY_TIMEOUT": "0.5"}, port, tmp_path / "serve.log")
+    try:
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+        sock = stalled_connection(port)
+        opened = time.monotonic()
+        try:
+            while not closed_by_server(sock):
+                assert time.monotonic() - opened < 5, "the stalled request was never closed"
+                time.sleep(0.02)
+            assert 0.4 < time.monotonic() - opened < 2
+        finally:
+            sock.close()
+    finally:
+        stop_server(process)
+
+
 def test_slow_drip_body_is_cut_at_the_deadline(tmp_path, env):
     """A body sent a byte at a time (never idle) is still closed at the request deadline."""
     port = free_port()

@@ -183,15 +183,20 @@ class DeadlineServer(TcpWSGIServer):
                 channel.will_close = True
 
 
+def timed(adj: Adjustments, body_timeout: float) -> None:
+    """The request deadline and how often it is looked at (a tenth of it, at least every
+    second), in seconds as given: waitress's own settings take whole seconds (0.5 would be 0,
+    closing every connection at once, and the tenth of 5 s would be a look at every turn)."""
+    adj.channel_timeout = body_timeout
+    adj.cleanup_interval = max(0.1, min(1.0, body_timeout / 10))
+
+
 def create_server(app: Wsgi, host: str, port: int, threads: int, body_timeout: float) -> Any:
     """waitress with a request deadline: one server per address `host` resolves to."""
     adj = Adjustments(
         host=host,
         port=port,
         threads=threads,
-        channel_timeout=body_timeout,
-        # How often the deadline is checked: a tenth of it, at least every second.
-        cleanup_interval=max(0.1, min(1.0, body_timeout / 10)),
         connection_limit=CONNECTION_LIMIT,
         max_request_body_size=MAX_BODY,
         inbuf_overflow=BUFFERED,
@@ -202,6 +207,7 @@ def create_server(app: Wsgi, host: str, port: int, threads: int, body_timeout: f
         expose_tracebacks=False,
         clear_untrusted_proxy_headers=True,
     )
+    timed(adj, body_timeout)
     dispatcher = ThreadedTaskDispatcher()
     dispatcher.set_thread_count(adj.threads)
     shared: dict = {}
