@@ -297,3 +297,27 @@ def test_both_servers_serve_with_the_collector_on(monkeypatch):
     finally:
         gc.enable()
     assert seen == [("background", True), ("http", True), ("background", True), ("socket", True)]
+
+
+def test_a_stop_while_the_pools_warm_up_is_quick_and_quiet(bot):
+    """A stop (SIGTERM) while warm-up is starting the pools' threads: the stop does not wait
+    out warm-up's 5 s gate, and warm-up ends without an error from the pool it shut down."""
+    import threading
+    import time
+
+    real = bot.executor.submit
+    warming: list[object] = []
+    stopped: list[float] = []
+
+    def submit(fn, *args, **kwargs):
+        if isinstance(getattr(fn, "__self__", None), threading.Barrier):
+            warming.append(fn)
+            if len(warming) == 2:  # one thread at the gate, the others not started: stop now
+                started = time.monotonic()
+                bot.shutdown(timeout=10)
+                stopped.append(time.monotonic() - started)
+        return real(fn, *args, **kwargs)
+
+    bot.executor.submit = submit
+    bot.warm_up()  # raises nothing
+    assert stopped and stopped[0] < 2, stopped

@@ -84,6 +84,7 @@ class Bot:
         self._sweeper: threading.Thread | None = None
         self._slack_auth: str | None = "Slack auth not checked yet"
         self._slack_checked = 0.0
+        self._gates: list[threading.Barrier] = []  # warm-up's, broken by a stop
         self._store_ready = StoreReadiness(lambda: self.store.get_meta("ready"))
 
     def not_ready(self) -> str | None:
@@ -105,12 +106,21 @@ class Bot:
             self._slack_auth = f"Slack unreachable ({type(exc).__name__})"
 
     def warm_up(self) -> None:
-        """Start the follow-up pools' threads now rather than one by one in the first burst."""
+        """Start the follow-up pools' threads now rather than one by one in the first burst.
+        A stop meanwhile ends it at once: `shutdown` breaks its gates, and a pool shut down
+        takes no more threads' work."""
         for pool in {id(self.executor): self.executor, id(self.modals): self.modals}.values():
             workers = getattr(pool, "_max_workers", 0)
             gate = threading.Barrier(workers + 1)
-            for _ in range(workers):
-                pool.submit(gate.wait, 5)
+            self._gates.append(gate)
+            try:
+                if self._stopping.is_set():  # after `shutdown` broke the gates it knew
+                    raise RuntimeError("stopping")
+                for _ in range(workers):
+                    pool.submit(gate.wait, 5)
+            except RuntimeError:  # the pool was shut down meanwhile
+                gate.abort()
+                return
             with contextlib.suppress(threading.BrokenBarrierError):
                 gate.wait(5)
 
@@ -162,6 +172,8 @@ class Bot:
         then close the store. Whatever is cut off is recovered at the next start."""
         deadline = time.monotonic() + timeout
         self._stopping.set()
+        for gate in list(self._gates):  # warm-up's threads wait no more: the pools drain now
+            gate.abort()
         self.deps.service.work.alarm.ring()  # the sweeper stops waiting
         self.deps.catalog.stop()
         self.deps.batches.stop()  # no further member starts; the run is resumed at the next start
