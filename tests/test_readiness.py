@@ -45,3 +45,11 @@ def test_readyz_is_503_at_once_while_the_store_hangs(bot, monkeypatch):
     while not get(app, "/readyz")[0].startswith("200"):
         assert time.monotonic() < deadline, "still not ready after the store answered"
         time.sleep(0.05)
+
+
+def test_a_token_slack_accepted_as_the_app_was_made_is_ready_before_the_first_sweep(bot, slack):
+    """Bolt's auth.test as the app is made counts: /readyz is 200 before any sweep, and the
+    first sweep's check does not ask Slack again - one auth.test in all."""
+    assert get(wsgi_app(bot), "/readyz")[0].startswith("200")
+    bot.check_slack_auth()  # what the first sweep does first
+    assert len(slack.of("auth.test")) == 1

@@ -92,6 +92,11 @@ class Bot:
         answer (within a second) and Slack must have accepted the token."""
         return self._store_ready.problem() or self._slack_auth
 
+    def slack_accepted(self) -> None:
+        """Slack has just accepted the token (Bolt's auth.test as the app was made): ready on
+        that, without asking again at the first sweep; asked again in 5 min."""
+        self._slack_auth, self._slack_checked = None, time.monotonic()
+
     def check_slack_auth(self) -> None:
         """auth.test: at the first sweep, then every sweep until it passes, then every 5 min."""
         if self._slack_auth is None and time.monotonic() - self._slack_checked < 300:
@@ -326,7 +331,7 @@ def build(
     )
     app.use(logs.tag_request)  # Socket Mode requests get a request id too
     handlers.register(app, deps)
-    return Bot(
+    bot = Bot(
         app=app,
         deps=deps,
         store=store,
@@ -337,6 +342,9 @@ def build(
         sweep_seconds=settings.sweep_seconds,
         sandbox=sandbox,
     )
+    if token_verification:  # Bolt asked auth.test above, and it passed
+        bot.slack_accepted()
+    return bot
 
 
 def sandbox_path(db_path: str) -> str:
