@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from bot.cli.malloc import TUNABLES
 from tests.fakes.awork import API_KEY
 
 SCRIPT = Path(sys.executable).parent / "invite-bot"
@@ -68,6 +69,9 @@ def serve_env(
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AWORK_", "INVITE_"))}
     env.update(
+        # As the image sets it (Dockerfile): `serve` then starts once, not once more to turn
+        # glibc's thread caches off (bot/cli/malloc.py; tests/test_lean_start.py starts it so).
+        GLIBC_TUNABLES=TUNABLES,
         SLACK_BOT_TOKEN=bot_token,
         SLACK_SIGNING_SECRET=signing_secret,
         SLACK_API_URL=slack_url,
