@@ -194,9 +194,10 @@ class Store(Leases, SmallState, AuditLog, abc.ABC):
         (key, limit) - one more on that counter in the same transaction, or LimitReached and
         nothing stored (the policy's daily limit). `audit`: its audit lines, in the same
         transaction. `unless_open`: addresses checked in the same transaction - AddressOpen
-        and nothing stored when another record holds one (two asks for one address at the same
-        moment: the second waits for the first, and is refused). Without `counted`, one round
-        trip to PostgreSQL."""
+        and nothing stored when another record holds one (of two calls checking one address at
+        the same moment, the second waits for the first and is refused; a batch and a workflow
+        step's request check before they store, not here). Without `counted`, one round trip
+        to PostgreSQL."""
         if claim is not None:
             now = self.now()
             owner, seconds = claim

@@ -220,10 +220,10 @@ AUDIT_LINES = (
     " AS line (at, request_id, doc) WHERE EXISTS (SELECT 1 FROM new))"
 )
 INSERTED = " SELECT EXISTS (SELECT 1 FROM new), (SELECT target FROM held)"
-# Each address's lock, in one order for all (two batches sharing addresses cannot deadlock),
-# held until the transaction ends.
+# Each address's lock, in one order for all (two asks naming the same addresses in another
+# order cannot deadlock), held until the transaction ends.
 LOCK_ADDRESSES = (
-    "SELECT pg_advisory_xact_lock(%s, key) FROM (SELECT DISTINCT hashtext(email) AS key"
+    "SELECT pg_advisory_xact_lock(%s::int, key) FROM (SELECT DISTINCT hashtext(email) AS key"
     " FROM unnest(%s::text[]) AS email ORDER BY key) AS keys"
 )
 
