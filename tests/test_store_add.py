@@ -192,7 +192,7 @@ def test_a_lock_met_after_a_lost_answer_is_busy_not_someone_elses_request(pg_url
 
 def test_sqlitedicts_audit_lines_of_one_moment_each_keep_a_key_of_their_own():
     """20,000 audit lines stamped with the same instant get 20,000 keys on sqlitedict: a line's
-    key is numbered in its process, with no random part two lines could share."""
+    key is numbered in its process, with no random part per line two lines could share."""
     from bot.store.sqlite_state import audit_row
 
     entry = AuditEvent(event="submitted", request_id="inv-1", actor="U1")
@@ -238,3 +238,16 @@ def test_two_asks_for_one_address_at_the_same_moment_store_one_on_postgresql(pg_
     finally:
         asking.join(10)
         store.close()
+
+
+def test_sqlitedicts_audit_lines_of_two_processes_with_one_pid_keep_keys_of_their_own():
+    """Two processes with one process id (pid 1 in two containers on one volume), each at its
+    first line, stamped with the same instant, write two keys: each process has a mark of its
+    own, drawn as it starts (and again in a forked child)."""
+    from bot.store import sqlite_state
+
+    entry = AuditEvent(event="submitted", request_id="inv-1", actor="U1")
+    sqlite_state._new_process()  # as a process starts: line numbers from 0
+    first = sqlite_state.audit_row(entry)[0]
+    sqlite_state._new_process()
+    assert sqlite_state.audit_row(entry)[0] != first

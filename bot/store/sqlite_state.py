@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import secrets
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -21,12 +22,24 @@ TOP = "\uffff"  # sorts after every character a key holds
 
 
 _LINES = itertools.count()  # this process's audit lines, numbered (`next` holds the GIL)
+# This process's own mark, drawn once (and again in a forked child): two processes with one
+# process id - pid 1 in two containers on one volume, a pid used again - do not share keys.
+_PROCESS = secrets.token_hex(4)
+
+
+def _new_process() -> None:
+    global _PROCESS, _LINES
+    _PROCESS, _LINES = secrets.token_hex(4), itertools.count()
+
+
+os.register_at_fork(after_in_child=_new_process)
 
 
 def audit_row(entry: AuditEvent) -> tuple[str, dict[str, Any]]:
-    """An audit entry's key (in time order; unique across processes: the process id and its
-    line number, no random part that two lines of one moment could share) and value."""
-    key = f"l|{utc_key(entry.at)}|{os.getpid()}-{next(_LINES):08x}"
+    """An audit entry's key (in time order; unique across processes: the process's id and
+    mark and its line number - no random part per line that two lines of one moment could
+    share) and value."""
+    key = f"l|{utc_key(entry.at)}|{os.getpid()}-{_PROCESS}-{next(_LINES):08x}"
     return key, entry.model_dump(mode="json")
 
 
