@@ -4,12 +4,14 @@ store call taken out - in one process, each ack timed on its own thread with
 
 A burst's p99 in bench/hot_paths.py is close to the CPU its 40 acks take under one
 interpreter lock, so this says how far the bot's ack could come down, and the store's share
-of it. The work after each ack is held back while the acks run, as in a burst (the server's
-AckGate), so nothing competes with them; each ack is `App.dispatch` of a signed request, as
-the server hands it over (the HTTP server's own share is the same for the floor and the bot).
+of it. The work after the acks is held back while they are timed - the bot's by the server's
+AckGate, as in a burst, the floor's by keeping what it hands its pool - so nothing runs beside
+them; each ack is `App.dispatch` of a signed request, as the server hands it over (the HTTP
+server's own share is the same for the floor and the bot). Rounds alternate the three kinds,
+and each figure is the median of all its timed acks.
 The floor is bench/floor.py's app; the bot is the real one, on sqlitedict (and, with
 `--database-url`, on PostgreSQL), with awork faked in-process and Slack on loopback.
-Run: .venv/bin/python bench/ack_cpu.py [--asks 600] [--database-url postgresql://...]
+Run: .venv/bin/python bench/ack_cpu.py [--asks 300] [--rounds 3] [--database-url URL]
 """
 
 from __future__ import annotations
@@ -57,27 +59,35 @@ def requests(asks: int, tag: str) -> list[tuple[str, dict]]:
     return out
 
 
-def ack_cpu_ms(app: App, asks: int, tag: str, bot: Bot | None = None) -> float:
-    """The median CPU, in ms, of the calling thread per ack, after WARM untimed ones; then
-    the bot's work after them is let go and waited for, so the next measure starts clean."""
+def ack_cpu(app: App, asks: int, tag: str, bot: Bot | None = None) -> list[float]:
+    """The CPU, in ms, of the calling thread for each of `asks` acks (after WARM untimed
+    ones), with the work after them held back; then the bot's is let go and waited for, the
+    floor's dropped, so the next measure starts clean."""
     spent = []
     bodies = requests(WARM + asks, tag)
+    held: list = []
+    if bot is None:  # the floor: what it hands its pool is kept, not run
+        app.followups.submit = lambda *work, **kwargs: held.append(work)
     gc.collect()
-    with ACKS.answering():  # the work after the acks waits, as in a burst
-        for i, (body, headers) in enumerate(bodies):
-            started = time.thread_time()
-            response = app.dispatch(BoltRequest(body=body, headers=headers))
-            took = time.thread_time() - started
-            if response.status != 200:
-                raise RuntimeError(f"{tag}: {response.status} {response.body}")
-            if i >= WARM:
-                spent.append(took)
+    try:
+        with ACKS.answering():  # the bot's work after the acks waits, as in a burst
+            for i, (body, headers) in enumerate(bodies):
+                started = time.thread_time()
+                response = app.dispatch(BoltRequest(body=body, headers=headers))
+                took = time.thread_time() - started
+                if response.status != 200:
+                    raise RuntimeError(f"{tag}: {response.status} {response.body}")
+                if i >= WARM:
+                    spent.append(took * 1000)
+    finally:
+        if bot is None:
+            del app.followups.submit
     if bot is not None and not bot.deps.wait_idle(300):
         raise RuntimeError(f"{tag}: the work after the acks did not end")
-    return statistics.median(spent) * 1000
+    return spent
 
 
-def measure(asks: int, database_url: str | None) -> dict:
+def measure(asks: int, rounds: int, database_url: str | None) -> dict:
     slack, awork = FakeSlack(), FakeAwork()
     os.environ.update(
         SLACK_BOT_TOKEN="xoxb-bench", SLACK_API_URL=slack.url, SLACK_SIGNING_SECRET=SIGNING_SECRET
@@ -103,26 +113,31 @@ def measure(asks: int, database_url: str | None) -> dict:
     gc.collect()
     gc.freeze()  # as the servers do once started (bot.runtime.app.started)
     gc.enable()
-    ACKS.patience = 3600.0  # held back until the acks are done, however long they take
+    patience, ACKS.patience = ACKS.patience, 3600.0  # held back until the acks are done
+    spent: dict[str, list[float]] = {}
     try:
-        figures = {"floor": ack_cpu_ms(floor, asks, "floor")}
-        for name, bot in bots.items():
-            figures[f"bot, {name}"] = ack_cpu_ms(bot.app, asks, name, bot)
-            store = bot.store
-            store.add = lambda record, *args, **kwargs: record  # the store call taken out
-            without = ack_cpu_ms(bot.app, asks, name + "-", bot)
-            figures[f"bot, {name}, without its store call"] = without
-            del store.add
+        for number in range(rounds):
+            spent.setdefault("floor", []).extend(ack_cpu(floor, asks, f"floor{number}"))
+            for name, bot in bots.items():
+                tag = f"{name}{number}"
+                spent.setdefault(f"bot, {name}", []).extend(ack_cpu(bot.app, asks, tag, bot))
+                store = bot.store
+                store.add = lambda record, *args, **kwargs: record  # the store call taken out
+                without = ack_cpu(bot.app, asks, tag + "-", bot)
+                spent.setdefault(f"bot, {name}, without its store call", []).extend(without)
+                del store.add
     finally:
-        ACKS.patience = 0.25
+        ACKS.patience = patience
         for bot in bots.values():
             bot.shutdown(timeout=10)
         slack.close()
+    figures = {name: statistics.median(values) for name, values in spent.items()}
     base = figures["floor"]
     return {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "asks": asks,
+        "rounds": rounds,
         "ack_cpu_ms": {name: round(ms, 3) for name, ms in figures.items()},
         "to_floor": {name: round(ms / base, 2) for name, ms in figures.items() if name != "floor"},
     }
@@ -130,10 +145,11 @@ def measure(asks: int, database_url: str | None) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--asks", type=int, default=600)
+    parser.add_argument("--asks", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--database-url", default=os.environ.get("INVITE_BENCH_DATABASE_URL"))
     args = parser.parse_args()
-    print(json.dumps(measure(args.asks, args.database_url), indent=2))
+    print(json.dumps(measure(args.asks, args.rounds, args.database_url), indent=2))
 
 
 if __name__ == "__main__":

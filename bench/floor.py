@@ -197,6 +197,7 @@ def floor_app(threads: int) -> App:
 
         followups.submit(after)
 
+    app.followups = followups  # for bench/ack_cpu.py, which holds the work after the acks back
     return app
 
 
