@@ -497,6 +497,20 @@ def test_opening_a_new_sqlite_store_leaves_no_connection_to_the_collector(tmp_pa
         gc.enable()
 
 
+def test_both_of_a_sqlite_stores_connections_keep_a_small_page_cache(tmp_path):
+    """The store's writing connection (sqlitedict's) and its reading one each keep a page
+    cache of CACHE_KIB, not SQLite's 2 MiB: the server holds less after many requests."""
+    from bot.store.sqlite import CACHE_KIB
+
+    store = SqliteStore(str(tmp_path / "s.sqlite"))
+    try:
+        assert store._db.conn.select_one("PRAGMA cache_size") == (-CACHE_KIB,)
+        assert store._reader.execute("PRAGMA cache_size").fetchone() == (-CACHE_KIB,)
+        assert CACHE_KIB < 2000
+    finally:
+        store.close()
+
+
 def test_sqlite_store_of_version_1_is_upgraded_in_place(tmp_path):
     """A store written before indexes (four tables) opens with every request, batch, audit
     entry and meta value, indexed, and the old tables gone."""

@@ -55,6 +55,10 @@ if TYPE_CHECKING:
     from bot.awork.ratelimit import Ride
 
 TABLE = "store"
+# Each connection's page cache, in KiB (SQLite's own is 2 MiB): the file is in the system's
+# cache anyway, and after 10,000 requests the server's two 2 MiB caches were ~2 MiB of its
+# growth (bench/hot_paths.py, docs/benchmarks.md).
+CACHE_KIB = 256
 
 
 def index_keys(record_id: str, f: Facets, listing: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -93,6 +97,8 @@ class SqliteStore(SqliteState, Store):
         # what was committed, which under the locks is everything.
         self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._reader.execute("PRAGMA query_only = ON")
+        for connection in (self._db.conn, self._reader):
+            connection.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
 
     # -- locking -----------------------------------------------------------------------------
 
