@@ -511,6 +511,16 @@ def test_both_of_a_sqlite_stores_connections_keep_a_small_page_cache(tmp_path):
         store.close()
 
 
+def test_a_sqlite_stores_commits_are_synced_to_disk(tmp_path):
+    """Each commit of the sqlitedict store is synced (synchronous FULL, not the OFF sqlitedict
+    sets): a request answered as stored survives a power cut, and the file is not corrupted."""
+    store = SqliteStore(str(tmp_path / "s.sqlite"))
+    try:
+        assert store._db.conn.select_one("PRAGMA synchronous") == (2,)  # FULL
+    finally:
+        store.close()
+
+
 def test_sqlite_store_of_version_1_is_upgraded_in_place(tmp_path):
     """A store written before indexes (four tables) opens with every request, batch, audit
     entry and meta value, indexed, and the old tables gone."""

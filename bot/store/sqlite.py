@@ -99,6 +99,9 @@ class SqliteStore(SqliteState, Store):
         self._reader.execute("PRAGMA query_only = ON")
         for connection in (self._db.conn, self._reader):
             connection.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        # sqlitedict turns syncing off, where a power cut or an operating system crash can
+        # lose what was answered as stored, or corrupt the file: each commit is synced.
+        self._db.conn.execute("PRAGMA synchronous = FULL")
 
     # -- locking -----------------------------------------------------------------------------
 
