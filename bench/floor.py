@@ -279,7 +279,7 @@ def main() -> None:
     if "--libraries" in sys.argv[2:]:
         for name in LIBRARIES:
             importlib.import_module(name)
-    threads = int(os.environ.get("INVITE_THREADS", "64"))
+    threads = int(os.environ.get("INVITE_THREADS", "16"))
     serve(floor_app(threads), int(sys.argv[1]), threads)
 
 

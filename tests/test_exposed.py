@@ -446,6 +446,21 @@ def test_wait_idle_waits_for_what_follow_up_work_hands_on(bot):
     assert bot.deps.wait_idle() and done == ["second"]
 
 
+def test_metrics_show_the_work_after_acks_queued_or_running(bot):
+    """invitebot_work_after_acks_pending counts work handed on and not done, then drops to 0."""
+    import threading
+
+    from prometheus_client import REGISTRY
+
+    release = threading.Event()
+    for _ in range(3):
+        bot.deps.later(release.wait, 5)
+    assert REGISTRY.get_sample_value("invitebot_work_after_acks_pending") == 3
+    release.set()
+    assert bot.deps.wait_idle()
+    assert REGISTRY.get_sample_value("invitebot_work_after_acks_pending") == 0
+
+
 def test_readiness_does_not_wait_for_awork(tmp_path, slack, awork):
     """/readyz turns ready on Slack auth and the store even while awork has not answered."""
     import threading

@@ -2,7 +2,7 @@
 
 glibc gives every thread a cache of the small blocks it freed (tcache: up to 7 of each of 64
 sizes, so up to ~230 KiB a thread), kept for the thread's life and counted as in use. A server
-has ~140 threads (waitress's INVITE_THREADS, the follow-up pool's as many, 8 for modals), and
+has ~40 threads (waitress's INVITE_THREADS, the follow-up pool's as many, 8 for modals), and
 each fills its cache as requests pass through it: after 10,000 mixed requests they held ~16 MiB
 (RSS 91-93 MiB with the caches, 73-74 without; bench/memory_growth.py). Under the interpreter
 lock threads seldom allocate at once, so the cache saves little. It can only be turned off

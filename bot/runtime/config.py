@@ -91,8 +91,10 @@ class Settings(BaseSettings):
     awork_rate_per_minute: int = Field(1000, alias="AWORK_RATE_PER_MINUTE", ge=1)
     # Invitations of a bulk request sent at the same time (still within the rate limit).
     bulk_concurrency: int = Field(16, alias="INVITE_BULK_CONCURRENCY", ge=1, le=64)
-    # Threads serving Slack requests and running work after the ack.
-    threads: int = Field(64, alias="INVITE_THREADS", ge=4, le=512)
+    # Threads serving Slack requests, and as many running the work after the acks. Under one
+    # interpreter lock more do not answer sooner; each costs its stack, and a burst's work
+    # running on all of them at once leaves the memory it peaked at (docs/benchmarks.md).
+    threads: int = Field(16, alias="INVITE_THREADS", ge=4, le=512)
 
     @field_validator("invite_remind_after", "invite_expire_after", mode="before")
     @classmethod

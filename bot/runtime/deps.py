@@ -144,6 +144,11 @@ class Pending:
             if not self._count:
                 self._idle.notify_all()
 
+    @property
+    def count(self) -> int:
+        """How much is queued or running now."""
+        return self._count
+
     def wait_idle(self, timeout: float) -> bool:
         """True once nothing is queued or running; False if `timeout` seconds passed first."""
         with self._idle:

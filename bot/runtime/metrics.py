@@ -94,6 +94,11 @@ def awork_endpoint(path: str) -> str:
     return _ID_SEGMENT.sub("/{id}", _ADDRESS_SEGMENT.sub("/{email}", trimmed))
 
 
+WORK_PENDING = Gauge(
+    "invitebot_work_after_acks_pending",
+    "Work handed on after acks in this process (posts, DMs, modals, awork calls), queued or "
+    "running: staying above INVITE_THREADS means it queues",
+)
 OUTBOX_DEPTH = Gauge(
     "invitebot_outbox_depth",
     "Requests with Slack posts or follow-ups due now (counted by each sweep, on the due index)",
