@@ -7,9 +7,9 @@ event without a person (a Workflow Builder step run) speaks `INVITE_LANGUAGE`.""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from slack_bolt import App, BoltContext
+from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.middleware import Middleware
 
 from bot.i18n import use
 from bot.runtime.deps import Deps
@@ -18,13 +18,25 @@ from bot.runtime.deps import Deps
 ACK_WAIT = 0.25
 
 
-def register(app: App, deps: Deps) -> None:
-    @app.middleware
-    def speak_their_language(context: BoltContext, next: Callable[[], Any]) -> Any:
-        user = context.user_id
+class SpeakTheirLanguage(Middleware):
+    """Bolt's class middleware, handed the request as it is: a function middleware has its
+    arguments looked up by name on every request."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    def process(
+        self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
+    ) -> BoltResponse:
+        user = req.context.user_id
+        languages = self.deps.languages
         # Nobody in particular (a workflow step's event): the workspace's INVITE_LANGUAGE.
-        language = deps.languages.of(user, wait=ACK_WAIT) if user else deps.languages.channel
+        language = languages.of(user, wait=ACK_WAIT) if user else languages.channel
         # Bolt's next() returns before the listener runs: the language is set for the rest of
         # the request, whose context AnsweringApp.dispatch keeps to it.
         use(language)
         return next()
+
+
+def register(app: App, deps: Deps) -> None:
+    app.use(SpeakTheirLanguage(deps))

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-from slack_bolt import App
+from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.middleware import Middleware
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -54,6 +55,16 @@ class _QuietTokenNotice(logging.Filter):
 
 
 logging.getLogger("slack_bolt.App").addFilter(_QuietTokenNotice())
+
+
+class _TagRequest(Middleware):
+    """`logs.tag_request` as Bolt's class middleware, handed the request as it is: a function
+    middleware has its arguments looked up by name on every request."""
+
+    def process(
+        self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
+    ) -> BoltResponse:
+        return logs.tag_request(req, next)
 
 
 def started() -> None:
@@ -330,7 +341,7 @@ def build(
         languages=languages,
     )
     metrics.WORK_PENDING.set_function(lambda: deps.pending.count)  # read at each scrape
-    app.use(logs.tag_request)  # Socket Mode requests get a request id too
+    app.use(_TagRequest())  # Socket Mode requests get a request id too
     handlers.register(app, deps)
     bot = Bot(
         app=app,
