@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -65,15 +66,18 @@ def test_a_decided_request_no_longer_holds_its_address(store):
 
 
 def test_a_new_records_audit_lines_are_written_with_it_and_only_with_it(store):
-    """The lines given with a new record are stored with it, in order; a refused one (its id
-    taken, its address held, the daily limit reached) leaves none."""
+    """The lines given with a new record are stored with it, in order, each at its own time;
+    a refused one (its id taken, its address held, the daily limit reached) leaves none."""
     request = asked("ada@example.com")
-    lines = [submitted(request), AuditEvent(event="approved", request_id=request.id)]
+    first = submitted(request)
+    later = first.at + timedelta(seconds=1)
+    lines = [first, AuditEvent(event="approved", request_id=request.id, at=later)]
     store.add(request, audit=lines, unless_open=["ada@example.com"])
-    assert [(e.event, e.request_id) for e in store.audit()] == [
-        ("submitted", request.id),
-        ("approved", request.id),
+    assert [(e.event, e.request_id, e.at) for e in store.audit()] == [
+        ("submitted", request.id, first.at),
+        ("approved", request.id, later),
     ]
+    assert [e.event for e in store.audit(since=later)] == ["approved"]  # by the stored time
     with pytest.raises(KeyError):
         store.add(request, audit=[AuditEvent(event="again", request_id=request.id)])
     limited = asked("bob@example.com")
