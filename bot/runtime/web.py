@@ -25,7 +25,7 @@ from slack_bolt.response import BoltResponse
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.server import MultiSocketServer, TcpWSGIServer
-from waitress.task import ThreadedTaskDispatcher
+from waitress.task import ThreadedTaskDispatcher, WSGITask
 
 from bot.runtime import metrics
 from bot.runtime.app import Bot, build, started
@@ -33,6 +33,7 @@ from bot.runtime.config import Settings
 from bot.runtime.deps import ACKS
 from bot.runtime.logs import REQUEST_ID, REQUEST_ID_HEADER, Throttled, new_request_id
 from bot.runtime.signing import HTTP_REQUEST
+from bot.store import budget
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
@@ -111,7 +112,8 @@ def wsgi_app(bot: Bot) -> Wsgi:
         return _plain(start_response, "404 Not Found", b"not found\n")
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        started = time.perf_counter()
+        # When the request had arrived whole: the time it waited for this thread counts.
+        arrived = environ.get(ARRIVED_ENVIRON) or time.monotonic()
         request_id = new_request_id()
         token = REQUEST_ID.set(request_id)
         environ[REQUEST_ID_ENVIRON] = request_id  # for Bolt's middleware (logs.tag_request)
@@ -123,7 +125,7 @@ def wsgi_app(bot: Bot) -> Wsgi:
 
         try:
             if environ.get("PATH_INFO") == EVENTS_PATH:
-                with ACKS.answering():
+                with ACKS.answering(), budget.arrived_at(arrived):
                     return route(environ, recording_start)
             return route(environ, recording_start)
         finally:
@@ -132,13 +134,14 @@ def wsgi_app(bot: Bot) -> Wsgi:
             endpoint = path if path in KNOWN_PATHS else "other"
             metrics.HTTP_REQUESTS.labels(endpoint, status[0] if status else "500").inc()
             if endpoint == EVENTS_PATH:
-                metrics.ACK_SECONDS.labels("http").observe(time.perf_counter() - started)
+                metrics.ACK_SECONDS.labels("http").observe(time.monotonic() - arrived)
 
     return application
 
 
 KNOWN_PATHS = {EVENTS_PATH, HEALTH_PATH, READY_PATH, METRICS_PATH}
 REQUEST_ID_ENVIRON = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
+ARRIVED_ENVIRON = "invite_bot.arrived"  # the monotonic time the request had arrived whole
 
 
 def _plain(
@@ -155,17 +158,33 @@ def _plain(
     return [body]
 
 
+class ArrivedTask(WSGITask):
+    """waitress's WSGI task, telling the application when its request had arrived whole."""
+
+    def get_environment(self) -> dict[str, Any]:
+        environ = super().get_environment()
+        environ[ARRIVED_ENVIRON] = getattr(self.request, "arrived", None)
+        return environ
+
+
 class DeadlineChannel(HTTPChannel):
-    """A connection that notes when its current request began to arrive."""
+    """A connection that notes when its current request began to arrive, and when each request
+    had arrived whole (then it waits for a thread)."""
 
     request_started: float | None = None
+    task_class = ArrivedTask
 
     def received(self, data: bytes) -> bool:
+        now = time.monotonic()
         if data and self.request is None and self.request_started is None:
-            self.request_started = time.monotonic()
+            self.request_started = now
         handled = super().received(data)
         if self.request is None:  # complete (handed to a worker) or nothing pending
             self.request_started = None
+        with self.requests_lock:
+            for request in self.requests:
+                if getattr(request, "arrived", None) is None:
+                    request.arrived = now
         return handled
 
 

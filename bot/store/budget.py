@@ -4,7 +4,7 @@ the database does; and what a store call that could not be carried out raises.
 - Every Slack request is answered under the ack's budget (`ack_budget()`, opened once around
   the dispatch of each request, bot/runtime/deps.py): a store call made meanwhile waits for a
   connection or a lock, and runs its statements, for at most `CALL_SECONDS` and never past
-  `ACK_SECONDS` after the request was taken up; then it raises `StoreBusy` and the person is
+  `ACK_SECONDS` after the request arrived (the time it waited for a thread counts); then it raises `StoreBusy` and the person is
   told the bot is busy - within Slack's 3 s, whatever else the answer took.
 - A click's decision, stored after the ack, has a budget of its own (`DECISION_SECONDS`, each
   store call within `CALL_SECONDS`, a call whose connection failed done again up to
@@ -29,7 +29,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-ACK_SECONDS = 2.5  # from taking up a Slack request, the store calls answering it must end by
+ACK_SECONDS = 2.5  # from a Slack request's arrival, the store calls answering it must end by
 CALL_SECONDS = 1.5  # one store call on the ack path: its wait for the pool, its statements
 LOCK_SECONDS = 0.5  # a lock another session holds, waited for on the ack path (at most half)
 DECISION_SECONDS = 5.0  # storing a click's decision, after its ack
@@ -42,6 +42,11 @@ POLL = 0.005  # seconds between attempts at a file lock that cannot be waited fo
 _deadline: ContextVar[tuple[float, float | None, int] | None] = ContextVar(
     "store_budget", default=None
 )
+
+
+# When the Slack request being answered arrived whole, as the HTTP server noted it; None: it
+# was taken up as it arrived (Socket Mode, the shell).
+_arrived: ContextVar[float | None] = ContextVar("request_arrived", default=None)
 
 
 class StoreUnavailable(ConnectionError):
@@ -79,8 +84,24 @@ def budget(seconds: float, per_call: float | None = None, reruns: int = 1) -> It
 
 
 def ack_budget() -> contextlib.AbstractContextManager[None]:
-    """The budget of the store calls made while one Slack request is answered."""
-    return budget(ACK_SECONDS, per_call=CALL_SECONDS)
+    """The budget of the store calls made while one Slack request is answered, counted from
+    the request's arrival (`arrived_at`): time it waited for a thread is spent, so a burst
+    larger than the server's threads, on a store that does not answer, is answered "busy" in
+    time instead of wave after wave."""
+    arrived = _arrived.get()
+    waited = 0.0 if arrived is None else max(0.0, time.monotonic() - arrived)
+    return budget(ACK_SECONDS - waited, per_call=CALL_SECONDS)
+
+
+@contextlib.contextmanager
+def arrived_at(when: float | None) -> Iterator[None]:
+    """The Slack request answered in this block arrived whole at `when` (the monotonic clock;
+    None: as it is taken up)."""
+    token = _arrived.set(when)
+    try:
+        yield
+    finally:
+        _arrived.reset(token)
 
 
 @contextlib.contextmanager
