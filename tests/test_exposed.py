@@ -447,18 +447,26 @@ def test_wait_idle_waits_for_what_follow_up_work_hands_on(bot):
 
 
 def test_metrics_show_the_work_after_acks_queued_or_running(bot):
-    """invitebot_work_after_acks_pending counts work handed on and not done, then drops to 0."""
+    """invitebot_work_after_acks_pending counts, per pool, the work handed on and not done -
+    queued beyond the pool's threads as well as running - and drops back once it is done."""
     import threading
 
     from prometheus_client import REGISTRY
 
+    def pending(pool: str) -> float:
+        labels = {"pool": pool}
+        return REGISTRY.get_sample_value("invitebot_work_after_acks_pending", labels) or 0.0
+
+    before = {pool: pending(pool) for pool in ("work", "modals")}
     release = threading.Event()
-    for _ in range(3):
+    for _ in range(bot.deps.settings.threads + 4):  # 4 wait for a thread
         bot.deps.later(release.wait, 5)
-    assert REGISTRY.get_sample_value("invitebot_work_after_acks_pending") == 3
+    bot.deps.open_modal(release.wait, 5)
+    assert pending("work") == before["work"] + bot.deps.settings.threads + 4
+    assert pending("modals") == before["modals"] + 1
     release.set()
     assert bot.deps.wait_idle()
-    assert REGISTRY.get_sample_value("invitebot_work_after_acks_pending") == 0
+    assert {pool: pending(pool) for pool in ("work", "modals")} == before
 
 
 def test_readiness_does_not_wait_for_awork(tmp_path, slack, awork):

@@ -2,7 +2,8 @@
 
 glibc gives every thread a cache of the small blocks it freed (tcache: up to 7 of each of 64
 sizes, so up to ~230 KiB a thread), kept for the thread's life and counted as in use. A server
-has ~40 threads (waitress's INVITE_THREADS, the follow-up pool's as many, 8 for modals), and
+had ~140 threads when this was measured (waitress's INVITE_THREADS, then 64, the follow-up
+pool's as many, 8 for modals; ~45 now, with 16), and
 each fills its cache as requests pass through it: after 10,000 mixed requests they held ~16 MiB
 (RSS 91-93 MiB with the caches, 73-74 without; bench/memory_growth.py). Under the interpreter
 lock threads seldom allocate at once, so the cache saves little. It can only be turned off

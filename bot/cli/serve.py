@@ -62,7 +62,8 @@ M_ARENA_MAX = -8  # glibc's mallopt parameter, as in <malloc.h>
 def cap_malloc_arenas(arenas: int = 2) -> None:
     """At most `arenas` malloc arenas, as MALLOC_ARENA_MAX=2 would. glibc gives busy threads
     arenas of their own (up to 8 per core) and each keeps the memory its threads freed: with
-    the server's 140 threads, RSS after 10,000 requests was 110 MiB with 16 arenas, 86 with 2.
+    the server's 140 threads of then, RSS after 10,000 requests was 110 MiB with 16 arenas, 86
+    with 2.
     Under the interpreter lock threads seldom allocate at the same moment, so sharing costs
     little. Left alone when MALLOC_ARENA_MAX is set, and where there is no glibc."""
     if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):

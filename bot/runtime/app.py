@@ -340,7 +340,6 @@ def build(
         modal_client=slack or modal_client(settings),
         languages=languages,
     )
-    metrics.WORK_PENDING.set_function(lambda: deps.pending.count)  # read at each scrape
     app.use(_TagRequest())  # Socket Mode requests get a request id too
     handlers.register(app, deps)
     bot = Bot(

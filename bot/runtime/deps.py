@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from slack_bolt import App, BoltRequest, BoltResponse
 
-from bot.runtime import logs
+from bot.runtime import logs, metrics
 from bot.runtime.config import Settings
 from bot.services.batches import BatchService
 from bot.services.catalog import Catalog
@@ -144,11 +144,6 @@ class Pending:
             if not self._count:
                 self._idle.notify_all()
 
-    @property
-    def count(self) -> int:
-        """How much is queued or running now."""
-        return self._count
-
     def wait_idle(self, timeout: float) -> bool:
         """True once nothing is queued or running; False if `timeout` seconds passed first."""
         with self._idle:
@@ -173,7 +168,14 @@ class Deps:
         """Like `later`, for opening a modal: its own small pool, so that a trigger_id (3 s)
         never waits behind slow awork calls; a modal still queued when the trigger has died
         is not opened at all."""
-        self._submit(self.modals, work, args, expires=MODAL_DEADLINE, pending=self.pending)
+        self._submit(
+            self.modals,
+            work,
+            args,
+            expires=MODAL_DEADLINE,
+            pending=self.pending,
+            pool_name="modals",
+        )
 
     def later(self, work: Callable[..., Any], *args: Any) -> None:
         """Run `work` after the ack, in the follow-up pool.
@@ -181,7 +183,7 @@ class Deps:
         Listeners ack inline (Bolt's `process_before_response`), so Slack has its answer as
         soon as the listener returns; whatever is slow - opening a modal, posting, calling
         awork - goes here. The context (the request id in the log) goes along."""
-        self._submit(self.followups, work, args, pending=self.pending)
+        self._submit(self.followups, work, args, pending=self.pending, pool_name="work")
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """True once no follow-up work or modal is queued or running (what a listener handed
@@ -195,10 +197,12 @@ class Deps:
         args: tuple,
         expires: float | None = None,
         pending: Pending | None = None,
+        pool_name: str = "work",
     ) -> None:
         context = contextvars.copy_context()
         queued = time.monotonic()
         pending = pending or Pending()
+        waiting = metrics.WORK_PENDING.labels(pool_name)  # this process's, all bots in it
 
         def run() -> None:
             try:
@@ -212,10 +216,13 @@ class Deps:
                 log.error("follow-up work failed: %s", type(exc).__name__, exc_info=exc)
             finally:
                 pending.done()
+                waiting.dec()
 
         pending.add()
+        waiting.inc()
         try:
             pool.submit(run)
         except RuntimeError:  # shutting down: the Slack side is redone by the next start's sweep
             pending.done()
+            waiting.dec()
             log.warning("shutting down: follow-up work after an ack is left to the next start")

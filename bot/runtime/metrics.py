@@ -96,8 +96,9 @@ def awork_endpoint(path: str) -> str:
 
 WORK_PENDING = Gauge(
     "invitebot_work_after_acks_pending",
-    "Work handed on after acks in this process (posts, DMs, modals, awork calls), queued or "
-    "running: staying above INVITE_THREADS means it queues",
+    "Work handed on after acks in this process, queued or running, by pool: work (posts, DMs, "
+    "awork calls; above INVITE_THREADS it queues) and modals (8 threads)",
+    ["pool"],
 )
 OUTBOX_DEPTH = Gauge(
     "invitebot_outbox_depth",
