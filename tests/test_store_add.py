@@ -78,6 +78,9 @@ def test_a_new_records_audit_lines_are_written_with_it_and_only_with_it(store):
         ("approved", request.id, later),
     ]
     assert [e.event for e in store.audit(since=later)] == ["approved"]  # by the stored time
+    if store.engine == "postgresql":  # the columns, not only the documents, hold them
+        columns = store._rows("SELECT at, request_id FROM audit ORDER BY at, id")
+        assert columns == [(first.at, request.id), (later, request.id)]
     with pytest.raises(KeyError):
         store.add(request, audit=[AuditEvent(event="again", request_id=request.id)])
     limited = asked("bob@example.com")
