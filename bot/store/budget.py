@@ -4,8 +4,9 @@ the database does; and what a store call that could not be carried out raises.
 - Every Slack request is answered under the ack's budget (`ack_budget()`, opened once around
   the dispatch of each request, bot/runtime/deps.py): a store call made meanwhile waits for a
   connection or a lock, and runs its statements, for at most `CALL_SECONDS` and never past
-  `ACK_SECONDS` after the request arrived (the time it waited for a thread counts); then it raises `StoreBusy` and the person is
-  told the bot is busy - within Slack's 3 s, whatever else the answer took.
+  `ACK_SECONDS` after the request arrived (the time it waited for a thread counts); then it
+  raises `StoreBusy` and the person is told the bot is busy - within Slack's 3 s, whatever
+  else the answer took.
 - A click's decision, stored after the ack, has a budget of its own (`DECISION_SECONDS`, each
   store call within `CALL_SECONDS`, a call whose connection failed done again up to
   `DECISION_RERUNS` times where an ack's is done again once), so that a clicker whose
