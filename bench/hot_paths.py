@@ -25,9 +25,9 @@ start-up <= 1.5x the floor's. The floor is served with the bot's INVITE_THREADS 
 second floor with 64, the bot's default until 2026-12-05, runs every path's bursts as well
 (`floor_64_threads`, not in the memory figures): with fewer threads the floor's own p99 rises
 (its work after the ack runs beside its acks; the bot's waits for them), so the bot's inline
-p99 is also set against the floor at 64 threads. Start-up and memory are measured for the floor with the bot's
-libraries imported too (`floor.py --libraries`, `floor_libraries`): the part of the bot's
-figures its stack costs before any code of its own runs.
+p99 is also set against the floor at 64 threads. Start-up and memory are measured for the
+floor with the bot's libraries imported too (`floor.py --libraries`, `floor_libraries`): the
+part of the bot's figures its stack costs before any code of its own runs.
 Run: .venv/bin/python bench/hot_paths.py [--rounds 5] [--burst 40] [--mixed 10000]
      [--database-url postgresql://...]
 """
