@@ -125,7 +125,9 @@ def wsgi_app(bot: Bot) -> Wsgi:
 
         try:
             if environ.get("PATH_INFO") == EVENTS_PATH:
-                with ACKS.answering(), budget.arrived_at(arrived):
+                # The budget from the arrival; Bolt's dispatch opens one from now inside it,
+                # and the earlier end counts (bot/store/budget.py).
+                with ACKS.answering(), budget.ack_budget(since=arrived):
                     return route(environ, recording_start)
             return route(environ, recording_start)
         finally:

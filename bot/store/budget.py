@@ -1,8 +1,9 @@
 """Time budgets for store calls, so that whoever waits for an answer gets one in time, whatever
 the database does; and what a store call that could not be carried out raises.
 
-- Every Slack request is answered under the ack's budget (`ack_budget()`, opened once around
-  the dispatch of each request, bot/runtime/deps.py): a store call made meanwhile waits for a
+- Every Slack request is answered under the ack's budget (`ack_budget()`, opened around the
+  dispatch of each request, bot/runtime/deps.py, and in HTTP mode from the request's arrival
+  around the whole answer, bot/runtime/web.py): a store call made meanwhile waits for a
   connection or a lock, and runs its statements, for at most `CALL_SECONDS` and never past
   `ACK_SECONDS` after the request arrived (the time it waited for a thread counts); then it
   raises `StoreBusy` and the person is told the bot is busy - within Slack's 3 s, whatever
@@ -45,11 +46,6 @@ _deadline: ContextVar[tuple[float, float | None, int] | None] = ContextVar(
 )
 
 
-# When the Slack request being answered arrived whole, as the HTTP server noted it; None: it
-# was taken up as it arrived (Socket Mode, the shell).
-_arrived: ContextVar[float | None] = ContextVar("request_arrived", default=None)
-
-
 class StoreUnavailable(ConnectionError):
     """The store could not carry out the call: the database did not answer, or its connection
     failed again on a fresh one. Nothing the caller may count on was stored."""
@@ -84,25 +80,14 @@ def budget(seconds: float, per_call: float | None = None, reruns: int = 1) -> It
         _deadline.reset(token)
 
 
-def ack_budget() -> contextlib.AbstractContextManager[None]:
+def ack_budget(since: float | None = None) -> contextlib.AbstractContextManager[None]:
     """The budget of the store calls made while one Slack request is answered, counted from
-    the request's arrival (`arrived_at`): time it waited for a thread is spent, so a burst
-    larger than the server's threads, on a store that does not answer, is answered "busy" in
-    time instead of wave after wave."""
-    arrived = _arrived.get()
-    waited = 0.0 if arrived is None else max(0.0, time.monotonic() - arrived)
+    `since` (the monotonic time the request arrived whole; default: now). The HTTP server
+    opens one from the arrival around the whole answer, so the time a request waited for a
+    thread is spent: a burst larger than the server's threads, on a store that does not
+    answer, is answered "busy" in time instead of wave after wave."""
+    waited = 0.0 if since is None else max(0.0, time.monotonic() - since)
     return budget(ACK_SECONDS - waited, per_call=CALL_SECONDS)
-
-
-@contextlib.contextmanager
-def arrived_at(when: float | None) -> Iterator[None]:
-    """The Slack request answered in this block arrived whole at `when` (the monotonic clock;
-    None: as it is taken up)."""
-    token = _arrived.set(when)
-    try:
-        yield
-    finally:
-        _arrived.reset(token)
 
 
 @contextlib.contextmanager
