@@ -17,7 +17,7 @@ RUN pip install . \
 
 USER invitebot
 # The store (requests, audit log, invitation codes: keep the volume private) lives on a volume.
-# glibc's per-thread caches off (bot/cli/malloc.py): set here, serve need not start twice.
+# glibc's per-thread caches off (bot/runtime/allocator.py): set here, serve need not start twice.
 ENV INVITE_DB_PATH=/data/invite-bot.sqlite \
     HOST=0.0.0.0 \
     PORT=3000 \

@@ -100,7 +100,7 @@ def dump(*_):
 
 signal.signal(signal.SIGUSR1, dump)
 from bot.cli.main import main
-sys.exit(main())  # the command line as `invite-bot` has it (serve: bot/cli/malloc.py)
+sys.exit(main())  # the command line as `invite-bot` has it (serve: bot/runtime/allocator.py)
 """
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.cli.malloc import TUNABLES
+from bot.runtime.allocator import TUNABLES
 from tests.fakes.awork import API_KEY
 
 SCRIPT = Path(sys.executable).parent / "invite-bot"
@@ -70,7 +70,7 @@ def serve_env(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AWORK_", "INVITE_"))}
     env.update(
         # As the image sets it (Dockerfile): `serve` then starts once, not once more to turn
-        # glibc's thread caches off (bot/cli/malloc.py; tests/test_lean_start.py starts it so).
+        # glibc's thread caches off (bot/runtime/allocator.py; tests/test_lean_start.py starts it so).
         GLIBC_TUNABLES=TUNABLES,
         SLACK_BOT_TOKEN=bot_token,
         SLACK_SIGNING_SECRET=signing_secret,

@@ -53,10 +53,10 @@ def print_manifest(slash_command: str, url: str | None, socket: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None and sys.argv[1:2] == ["serve"]:  # the real command line, not a test's call
-        from bot.cli.malloc import without_thread_caches
+        from bot.runtime.allocator import without_thread_caches
 
         # Before anything else is imported or parsed: what this process did before the exec
-        # is start-up time spent twice (bot/cli/malloc.py).
+        # is start-up time spent twice (bot/runtime/allocator.py).
         without_thread_caches()
         # No collections while start-up imports and builds what lives as long as the process:
         # each would walk all of it again (~30 ms of a 0.4 s start). Once serving, that is

@@ -5,15 +5,14 @@ one line."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import os
 import signal
 import socket
 import sqlite3
 import sys
 import threading
 
+from bot.runtime import allocator
 from bot.runtime.config import Settings
 
 
@@ -56,27 +55,9 @@ def slack_preflight(settings: Settings) -> str | None:
     return None
 
 
-M_ARENA_MAX = -8  # glibc's mallopt parameter, as in <malloc.h>
-
-
-def cap_malloc_arenas(arenas: int = 2) -> None:
-    """At most `arenas` malloc arenas, as MALLOC_ARENA_MAX=2 would. glibc gives busy threads
-    arenas of their own (up to 8 per core) and each keeps the memory its threads freed: with
-    the server's 140 threads of then, RSS after 10,000 requests was 110 MiB with 16 arenas, 86
-    with 2.
-    Under the interpreter lock threads seldom allocate at the same moment, so sharing costs
-    little. Left alone when MALLOC_ARENA_MAX is set, and where there is no glibc."""
-    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
-        return
-    import ctypes  # here: only the serving process tunes its allocator
-
-    with contextlib.suppress(OSError, AttributeError):  # a C library without mallopt
-        ctypes.CDLL(None).mallopt(M_ARENA_MAX, arenas)
-
-
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     """Socket Mode (`--socket`, or SLACK_APP_TOKEN set without `--http`) or HTTP."""
-    cap_malloc_arenas()  # before the threads start
+    allocator.cap_arenas()  # before the threads start
     from bot.cli.doctor.policy import policy_problem
     from bot.cli.doctor.store import store_writable
 

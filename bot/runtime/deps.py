@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from slack_bolt import App, BoltRequest, BoltResponse
 
-from bot.runtime import logs, metrics
+from bot.runtime import allocator, logs, metrics
 from bot.runtime.config import Settings
 from bot.services.batches import BatchService
 from bot.services.catalog import Catalog
@@ -128,11 +128,14 @@ class Deliveries(Protocol):
 
 class Pending:
     """Counts the follow-up work handed to the pools and not yet done, so that one can wait
-    until all of it - and whatever it handed on in turn - has run."""
+    until all of it - and whatever it handed on in turn - has run. Each time the last of it
+    is done, `on_idle` runs on that thread: the memory a burst freed goes back to the system
+    (bot/runtime/allocator.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_idle: Callable[[], None] | None = allocator.give_back) -> None:
         self._count = 0
         self._idle = threading.Condition()
+        self.on_idle = on_idle
 
     def add(self) -> None:
         with self._idle:
@@ -141,8 +144,11 @@ class Pending:
     def done(self) -> None:
         with self._idle:
             self._count -= 1
-            if not self._count:
+            idle = not self._count
+            if idle:
                 self._idle.notify_all()
+        if idle and self.on_idle is not None:
+            self.on_idle()
 
     def wait_idle(self, timeout: float) -> bool:
         """True once nothing is queued or running; False if `timeout` seconds passed first."""
