@@ -160,21 +160,45 @@ def test_memory_freed_inside_mallocs_heap_is_given_back():
     assert freed - after > 50, (freed, after)
 
 
-def test_the_last_work_done_gives_memory_back(monkeypatch):
-    """When the last piece of follow-up work is done, and not before, the pending count gives
-    freed memory back (once for a burst of two)."""
-    from bot.runtime import allocator
-    from bot.runtime.deps import Pending
+def test_the_work_thread_that_ends_the_last_work_gives_memory_back():
+    """When the last of two pieces of work after the acks ends, its work thread gives freed
+    memory back, once; follow-up work refused at shutdown never does it on the ack's thread."""
+    from concurrent.futures import ThreadPoolExecutor
 
+    from bot.runtime.deps import Deps, Pending
+
+    trimmed: list[str] = []
+    done = threading.Event()
+
+    def give_back() -> None:
+        trimmed.append(threading.current_thread().name)
+        done.set()
+
+    pending = Pending(on_idle=give_back)
+    gate = threading.Event()
+    with ThreadPoolExecutor(2, thread_name_prefix="work") as pool:
+        for _ in range(2):
+            Deps._submit(pool, gate.wait, (5,), pending=pending)
+        assert trimmed == []
+        gate.set()
+        assert done.wait(5)
+    assert len(trimmed) == 1 and trimmed[0].startswith("work")
+    Deps._submit(pool, gate.wait, (5,), pending=pending)  # the pool is shut down now
+    assert len(trimmed) == 1 and pending.wait_idle(0)
+
+
+def test_memory_is_given_back_at_most_once_a_second():
+    """A trim is skipped when one began less than a second ago, and made again after it."""
+    from bot.runtime.allocator import GiveBack
+
+    now = [100.0]
     trims: list[int] = []
-    monkeypatch.setattr(allocator, "trimmer", lambda: trims.append)
-    pending = Pending()
-    pending.add()
-    pending.add()
-    pending.done()
-    assert trims == []
-    pending.done()
-    assert trims == [0] and pending.wait_idle(0)
+    give_back = GiveBack(trim=trims.append, clock=lambda: now[0])
+    assert give_back() and trims == [0]
+    now[0] += 0.5
+    assert not give_back() and trims == [0]
+    now[0] += 0.6
+    assert give_back() and trims == [0, 0]
 
 
 AGAIN = """

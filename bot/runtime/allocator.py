@@ -1,8 +1,9 @@
 """The serving process's allocator (glibc's malloc; elsewhere all of this is left as it is).
 
 - Its threads share two malloc arenas (`cap_arenas`, at start).
-- Memory freed by a burst goes back to the system once the work after the acks is done
-  (`give_back`, bot/runtime/deps.py's `Pending`).
+- Memory freed by a burst goes back to the system once the work after the acks is done, at
+  most once a second (`give_back`; bot/runtime/deps.py's `Pending` calls it wherever a bot
+  runs, the shell's included).
 - No per-thread caches of freed blocks (`without_thread_caches`, before anything else).
 
 Thread caches: glibc gives every thread a cache of the small blocks it freed (tcache: up to 7 of
@@ -24,6 +25,7 @@ import contextlib
 import functools
 import os
 import sys
+import time
 from collections.abc import Callable
 
 TUNABLES = "glibc.malloc.tcache_count=0"
@@ -76,13 +78,7 @@ def cap_arenas(arenas: int = 2) -> None:
 
 @functools.cache  # looked up once, on first use: not before `serve` starts itself again
 def trimmer() -> Callable[[int], object] | None:
-    """glibc's `malloc_trim(0)`, or None where there is none.
-
-    A burst's acks and the work after them free what they used, but glibc keeps the freed
-    pages inside its heaps for the next allocation; `malloc_trim` gives every whole free page
-    back to the system (0.1 ms or less here, without the interpreter lock). Called each time
-    the work after the acks has all been done (`Pending`): after 10,000 mixed requests RSS
-    was 0.6-0.9 MiB lower (bench/hot_paths.py's mix, docs/benchmarks.md)."""
+    """glibc's `malloc_trim`, or None where there is none."""
     if not sys.platform.startswith("linux"):
         return None
     import ctypes
@@ -93,8 +89,42 @@ def trimmer() -> Callable[[int], object] | None:
         return None
 
 
-def give_back() -> None:
-    """Give the whole pages malloc holds free back to the system (where glibc can)."""
-    trim = trimmer()
-    if trim is not None:
+class GiveBack:
+    """Malloc's whole free pages given back to the system (`malloc_trim(0)`), at most once
+    every `every` seconds.
+
+    A burst's acks and the work after them free what they used, but glibc keeps the freed
+    pages inside its heaps for the next allocation. Called by the work thread that finished
+    the last piece of work after the acks (`Pending`, bot/runtime/deps.py), never on an ack's.
+    A trim lets go of the interpreter lock but holds malloc's locks while it walks the heaps:
+    0.1-1 ms here, during which a thread that allocates waits. So it is rate-limited, and a
+    trim skipped comes with the next idle moment after it. Measured on hot_paths' mix, once
+    per idle moment: a trim sent by hand after 10,000 requests gave back 0.6-0.9 MiB without
+    it and at most 0.1 MiB with it; RSS itself moved within its noise between runs
+    (docs/benchmarks.md)."""
+
+    def __init__(
+        self,
+        every: float = 1.0,
+        trim: Callable[[int], object] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.every = every
+        self._trim = trim
+        self.clock = clock
+        self._at: float | None = None  # when the last trim began
+
+    def __call__(self) -> bool:
+        """Trim now unless one began less than `every` seconds ago; whether it did."""
+        at = self.clock()
+        if self._at is not None and at - self._at < self.every:
+            return False
+        trim = self._trim or trimmer()
+        if trim is None:
+            return False
+        self._at = at  # two threads at once may both trim: harmless
         trim(0)
+        return True
+
+
+give_back = GiveBack()

@@ -128,11 +128,11 @@ class Deliveries(Protocol):
 
 class Pending:
     """Counts the follow-up work handed to the pools and not yet done, so that one can wait
-    until all of it - and whatever it handed on in turn - has run. Each time the last of it
-    is done, `on_idle` runs on that thread: the memory a burst freed goes back to the system
-    (bot/runtime/allocator.py)."""
+    until all of it - and whatever it handed on in turn - has run. `on_idle` is what the work
+    thread that finished the last of it does next: the memory a burst freed goes back to the
+    system (bot/runtime/allocator.py)."""
 
-    def __init__(self, on_idle: Callable[[], None] | None = allocator.give_back) -> None:
+    def __init__(self, on_idle: Callable[[], object] | None = allocator.give_back) -> None:
         self._count = 0
         self._idle = threading.Condition()
         self.on_idle = on_idle
@@ -141,14 +141,14 @@ class Pending:
         with self._idle:
             self._count += 1
 
-    def done(self) -> None:
+    def done(self) -> bool:
+        """One piece less; whether none is left."""
         with self._idle:
             self._count -= 1
-            idle = not self._count
-            if idle:
-                self._idle.notify_all()
-        if idle and self.on_idle is not None:
-            self.on_idle()
+            if self._count:
+                return False
+            self._idle.notify_all()
+            return True
 
     def wait_idle(self, timeout: float) -> bool:
         """True once nothing is queued or running; False if `timeout` seconds passed first."""
@@ -221,8 +221,9 @@ class Deps:
             except Exception as exc:  # logged for the operator; Slack already has its ack
                 log.error("follow-up work failed: %s", type(exc).__name__, exc_info=exc)
             finally:
-                pending.done()
                 waiting.dec()
+                if pending.done() and pending.on_idle is not None:
+                    pending.on_idle()  # on this work thread, never on an ack's
 
         pending.add()
         waiting.inc()
