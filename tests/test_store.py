@@ -497,16 +497,43 @@ def test_opening_a_new_sqlite_store_leaves_no_connection_to_the_collector(tmp_pa
         gc.enable()
 
 
-def test_both_of_a_sqlite_stores_connections_keep_a_small_page_cache(tmp_path):
-    """The store's writing connection (sqlitedict's) and its reading one each keep a page
-    cache of CACHE_KIB, not SQLite's 2 MiB: the server holds less after many requests."""
+def test_a_sqlite_stores_connection_keeps_a_small_page_cache(tmp_path):
+    """The store's connection keeps a page cache of CACHE_KIB, not SQLite's 2 MiB: the server
+    holds less after many requests."""
     from bot.store.sqlite import CACHE_KIB
 
     store = SqliteStore(str(tmp_path / "s.sqlite"))
     try:
         assert store._db.conn.select_one("PRAGMA cache_size") == (-CACHE_KIB,)
-        assert store._reader.execute("PRAGMA cache_size").fetchone() == (-CACHE_KIB,)
         assert CACHE_KIB < 2000
+    finally:
+        store.close()
+
+
+def test_a_sqlite_stores_statements_run_in_the_calling_thread(tmp_path):
+    """Every statement of an ask's insert and of a decision, its commit included, runs in the
+    thread that asked - no hand-over to sqlitedict's thread - and a failing statement raises
+    in the call that made it."""
+    store = SqliteStore(str(tmp_path / "s.sqlite"))
+    ran: list[tuple[int, str]] = []
+    store._db.conn._conn.set_trace_callback(
+        lambda sql: ran.append((threading.get_ident(), sql.split()[0].upper()))
+    )
+    caller: list[int] = []
+
+    def ask_and_decide() -> None:
+        caller.append(threading.get_ident())
+        request = store.add(pending("t@example.com"))
+        store.update(request.id, approval_message=MessageRef(channel="C", ts="1"))
+
+    try:
+        worker = threading.Thread(target=ask_and_decide)
+        worker.start()
+        worker.join(10)
+        assert caller and {"SELECT", "REPLACE", "COMMIT"} <= {verb for _, verb in ran}
+        assert {thread for thread, _ in ran} == set(caller)
+        with pytest.raises(sqlite3.OperationalError):
+            store._db.conn.execute("SELECT * FROM no_such_table")
     finally:
         store.close()
 

@@ -150,25 +150,22 @@ def test_an_inline_asks_follow_up_does_not_read_the_request_it_stored(pg_bot, sl
     assert slack.wait_for("chat.postMessage")  # the approval message went out
 
 
-def test_sqlitedicts_thread_gets_one_statement_and_a_commit_per_write(tmp_path, monkeypatch):
-    """On sqlitedict the checks a write depends on are read in the calling thread, and a new
-    record (index entries and audit line with it) or a change is one statement queued for
-    sqlitedict's thread, then its commit - each a wait for that thread."""
+def test_a_sqlite_write_is_one_read_one_statement_and_its_commit(tmp_path):
+    """On sqlitedict the checks a write depends on are one read, and a new record (index
+    entries and audit line with it) or a change is one statement, then its commit."""
     from bot.store import SqliteStore
 
     store = SqliteStore(str(tmp_path / "s.sqlite"))
     try:
-        queued: list[str] = []
-        real = store._db.conn.execute
-        monkeypatch.setattr(
-            store._db.conn, "execute", lambda req, *a: queued.append(req[:7]) or real(req, *a)
-        )
+        ran: list[str] = []
+        store._db.conn._conn.set_trace_callback(lambda sql: ran.append(sql.split()[0].upper()))
         request = asked("ada@example.com")
         store.add(request, audit=[submitted(request)], unless_open=["ada@example.com"])
-        assert queued == ["REPLACE", "--commi"]
-        queued.clear()
+        assert ran == ["SELECT", "BEGIN", "REPLACE", "COMMIT"]
+        ran.clear()
         assert store.transition(request.id, {Status.PENDING}, Status.DENIED, audit=("d", None, {}))
-        assert queued == ["DELETE ", "REPLACE", "--commi"]  # no longer waiting: index entry gone
+        # No longer waiting: its index entry is gone.
+        assert ran == ["SELECT", "BEGIN", "DELETE", "REPLACE", "COMMIT"]
         assert [e.event for e in store.audit()] == ["submitted", "d"]
     finally:
         store.close()

@@ -25,16 +25,22 @@ def private_file(path: str) -> None:
 
 
 def json_table(
-    path: str, name: str, autocommit: bool = True, journal_mode: str = "DELETE"
+    path: str,
+    name: str,
+    autocommit: bool = True,
+    journal_mode: str = "DELETE",
+    table: type[SqliteDict] = SqliteDict,
 ) -> SqliteDict:
     """A sqlitedict table that stores JSON, never pickle: a store file must not be able to run
     code when it is read. The file is private (0600); SQLite gives its journal files the
-    database file's mode, and journals left by an older version are tightened here."""
+    database file's mode, and journals left by an older version are tightened here. `table`:
+    sqlitedict's own, or the store's, which runs its statements in the calling thread
+    (bot/store/sqlite_conn.py)."""
     private_file(path)
     for suffix in JOURNALS:
         with contextlib.suppress(FileNotFoundError):
             os.chmod(path + suffix, PRIVATE)
-    return SqliteDict(
+    return table(
         path,
         tablename=name,
         autocommit=autocommit,

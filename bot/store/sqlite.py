@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
@@ -49,15 +48,16 @@ from bot.store.base import (
     utc_key,
 )
 from bot.store.files import json_table, private_file
+from bot.store.sqlite_conn import DirectTable
 from bot.store.sqlite_state import TOP, SqliteState, audit_row
 
 if TYPE_CHECKING:
     from bot.awork.ratelimit import Ride
 
 TABLE = "store"
-# Each connection's page cache, in KiB (SQLite's own is 2 MiB): the file is in the system's
-# cache anyway, and after 10,000 requests the server's two 2 MiB caches were ~2 MiB of its
-# growth (bench/hot_paths.py, docs/benchmarks.md).
+# The connection's page cache, in KiB (SQLite's own is 2 MiB): the file is in the system's
+# cache anyway, and after 10,000 requests the server's two 2 MiB caches (then a second
+# connection read) were ~2 MiB of its growth (bench/hot_paths.py, docs/benchmarks.md).
 CACHE_KIB = 256
 
 
@@ -83,22 +83,16 @@ class SqliteStore(SqliteState, Store):
     def __init__(self, path: str, schedule: Schedule | None = None) -> None:
         super().__init__(schedule)
         self.path = path
-        # WAL: readers (another process, `invite-bot audit`) never block a commit.
-        self._db = json_table(path, TABLE, autocommit=False, journal_mode="WAL")
+        # WAL: readers (another process, `invite-bot audit`) never block a commit. Its
+        # statements run in the calling thread, under the locks below (bot/store/sqlite_conn.py).
+        self._db = json_table(path, TABLE, autocommit=False, journal_mode="WAL", table=DirectTable)
         self._thread_lock = threading.RLock()
         private_file(f"{path}.lock")
         self._lock_file = open(f"{path}.lock", "a+b")  # noqa: SIM115 - held for the store's life
         self._depth = 0
         self.closed = False
         self.migrate()
-        # Reads that decide a write, made under the store's locks in the calling thread: the
-        # interpreter lock is let go while SQLite reads, where a read through sqlitedict's
-        # thread waits for that thread to have it, and then for its own again. WAL: it sees
-        # what was committed, which under the locks is everything.
-        self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._reader.execute("PRAGMA query_only = ON")
-        for connection in (self._db.conn, self._reader):
-            connection.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        self._db.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         # sqlitedict turns syncing off, where a power cut or an operating system crash can
         # lose what was answered as stored, or corrupt the file: each commit is synced.
         self._db.conn.execute("PRAGMA synchronous = FULL")
@@ -143,7 +137,6 @@ class SqliteStore(SqliteState, Store):
                 return
             self.closed = True
             self._db.close()
-            self._reader.close()
         self._lock_file.close()
 
     def now(self) -> datetime:
@@ -175,8 +168,7 @@ class SqliteStore(SqliteState, Store):
         old_keys: Iterable[str] = (),
         audit: Iterable[AuditEvent] = (),
     ) -> None:
-        """A record, its index keys, its list of them and `audit` - two statements at most,
-        queued for sqlitedict's thread, whose every statement waits for the interpreter lock."""
+        """A record, its index keys, its list of them and `audit` - two statements at most."""
         keys = index_keys(record.id, facets_, summary(record) if facets_.approvable else None)
         gone = sorted(set(old_keys) - set(keys))
         if gone:
@@ -234,11 +226,7 @@ class SqliteStore(SqliteState, Store):
             args += wanted
         if not parts:
             return []
-        query = " UNION ALL ".join(parts)
-        if self._depth == 1:  # nothing of this transaction written yet: the reader sees it all
-            rows = self._reader.execute(query, args).fetchall()
-        else:
-            rows = list(self._db.conn.select(query, tuple(args)))
+        rows = self._db.conn.select(" UNION ALL ".join(parts), args)
         return [(key, json.loads(value)) for key, value in rows]
 
     def _mutate(
