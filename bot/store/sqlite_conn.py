@@ -4,12 +4,13 @@ thread, one statement at a time.
 sqlitedict runs every statement on a thread of its own and hands each request and each answer
 across through queues. The store already holds its own lock around every operation, so that
 thread only added hand-overs: each one waits for the interpreter lock, which in a burst of
-acks sixteen other threads want too. Under a burst of 40 inline asks the store's lock was held
-1.4-2.3 ms an ask, ~0.5 ms of it alone, nearly all waiting for that thread (docs/benchmarks.md).
-Here the same statements run in the thread that asks: SQLite lets go of the interpreter lock
-while it reads, writes and syncs, and an error (a full disk, a broken file) is raised in the
-call that met it rather than at some later call of another thread, or, for a failed commit,
-never, with sqlitedict's thread gone and every later call waiting on it.
+acks sixteen other threads want too: under a burst of 40 inline asks the store's lock was held
+1.4-2.3 ms an ask (~0.5 ms alone), nearly all of it waiting for that thread's commit. Here the
+same statements run in the thread that asks: SQLite lets go of the interpreter lock while it
+reads, writes and syncs, and an error (a full disk, a broken file) is raised in the call that
+met it rather than at some later call of another thread, or, for a failed commit, never, with
+sqlitedict's thread gone and every later call waiting on it. A write takes a third less CPU;
+a burst's p99 did not move beyond its noise (docs/benchmarks.md).
 
 `DirectTable` is a sqlitedict table (its keys, JSON values and dict methods, bot/store/files.py)
 whose connection is a `DirectConnection`: the interface sqlitedict's tables and the store use
