@@ -194,34 +194,12 @@ def test_memory_is_given_back_at_most_once_a_second():
 
     now = [100.0]
     trims: list[int] = []
-    give_back = GiveBack(trim=trims.append, clock=lambda: now[0], schedule=lambda *_: None)
+    give_back = GiveBack(trim=trims.append, clock=lambda: now[0])
     assert give_back() and trims == [0]
     now[0] += 0.5
     assert not give_back() and trims == [0]
     now[0] += 0.6
     assert give_back() and trims == [0, 0]
-
-
-def test_a_trim_skipped_is_made_when_its_second_is_up():
-    """The last burst before a pause is given back: a trim skipped inside the second is made
-    when the second is up, once however many were skipped."""
-    from bot.runtime.allocator import GiveBack
-
-    now = [100.0]
-    trims: list[int] = []
-    waiting: list[tuple[float, object]] = []
-    give_back = GiveBack(
-        trim=trims.append, clock=lambda: now[0], schedule=lambda *due: waiting.append(due)
-    )
-    assert give_back() and trims == [0]
-    now[0] += 0.25
-    assert not give_back() and not give_back()
-    assert len(waiting) == 1 and waiting[0][0] == pytest.approx(0.75) and trims == [0]
-    now[0] += 0.75
-    waiting.pop()[1]()  # the timer fires
-    assert trims == [0, 0] and not waiting
-    now[0] += 0.1
-    assert not give_back() and len(waiting) == 1  # a new second, a new waiting trim
 
 
 AGAIN = """

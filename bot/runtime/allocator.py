@@ -25,7 +25,6 @@ import contextlib
 import functools
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable
 
@@ -99,10 +98,9 @@ class GiveBack:
     the last piece of work after the acks (`Pending`, bot/runtime/deps.py), never on an ack's.
     A trim lets go of the interpreter lock but holds malloc's locks while it walks the heaps:
     0.1-1 ms here, during which a thread that allocates waits. So it is rate-limited, and a
-    trim skipped is made when the second is up (`schedule`, a timer thread by default): the
-    last burst before a pause is given back too, not only one that comes a second after
-    another. Measured on hot_paths' mix, once per idle moment: a trim sent by hand after
-    10,000 requests gave back 0.6-0.9 MiB without it and at most 0.1 MiB with it
+    trim skipped comes with the next idle moment after it. Measured on hot_paths' mix, once
+    per idle moment: a trim sent by hand after 10,000 requests gave back 0.6-0.9 MiB without
+    it and at most 0.1 MiB with it; RSS itself moved within its noise between runs
     (docs/benchmarks.md)."""
 
     def __init__(
@@ -110,22 +108,16 @@ class GiveBack:
         every: float = 1.0,
         trim: Callable[[int], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        schedule: Callable[[float, Callable[[], object]], object] | None = None,
     ) -> None:
         self.every = every
         self._trim = trim
         self.clock = clock
-        self.schedule = schedule or _timer
         self._at: float | None = None  # when the last trim began
-        self._armed = threading.Lock()  # held while a trim skipped waits for its second
 
     def __call__(self) -> bool:
-        """Trim now unless one began less than `every` seconds ago, else once the `every`
-        seconds are up; whether it trimmed now."""
+        """Trim now unless one began less than `every` seconds ago; whether it did."""
         at = self.clock()
         if self._at is not None and at - self._at < self.every:
-            if self._armed.acquire(blocking=False):  # one waiting trim is enough
-                self.schedule(self._at + self.every - at, self._when_due)
             return False
         trim = self._trim or trimmer()
         if trim is None:
@@ -133,16 +125,6 @@ class GiveBack:
         self._at = at  # two threads at once may both trim: harmless
         trim(0)
         return True
-
-    def _when_due(self) -> None:
-        self._armed.release()
-        self()
-
-
-def _timer(delay: float, then: Callable[[], object]) -> None:
-    timer = threading.Timer(delay, then)
-    timer.daemon = True  # a trim never holds up the process's exit
-    timer.start()
 
 
 give_back = GiveBack()
