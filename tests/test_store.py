@@ -540,7 +540,8 @@ def test_a_sqlite_stores_statements_run_in_the_calling_thread(tmp_path):
 
 def test_a_sqlite_stores_commits_are_synced_to_disk(tmp_path):
     """Each commit of the sqlitedict store is synced (synchronous FULL, not the OFF sqlitedict
-    sets): a request answered as stored survives a power cut, and the file is not corrupted."""
+    sets on its own connections): a request answered as stored survives a power cut, and the
+    file is not corrupted."""
     store = SqliteStore(str(tmp_path / "s.sqlite"))
     try:
         assert store._db.conn.select_one("PRAGMA synchronous") == (2,)  # FULL

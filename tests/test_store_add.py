@@ -171,6 +171,34 @@ def test_a_sqlite_write_is_one_read_one_statement_and_its_commit(tmp_path):
         store.close()
 
 
+def test_a_sqlite_change_that_fails_halfway_leaves_nothing_half_stored(tmp_path, monkeypatch):
+    """A decision whose write fails after its old index entry was deleted is rolled back: the
+    request is still waiting, and still in the approvers' list."""
+    import sqlite3
+
+    from bot.store import SqliteStore
+
+    store = SqliteStore(str(tmp_path / "s.sqlite"))
+    try:
+        request = asked("ada@example.com")
+        store.add(request, audit=[submitted(request)])
+        real = store._db.conn.execute
+
+        def execute(req: str, *args):
+            if req.startswith("REPLACE"):
+                raise sqlite3.OperationalError("disk I/O error")
+            return real(req, *args)
+
+        monkeypatch.setattr(store._db.conn, "execute", execute)
+        with pytest.raises(sqlite3.OperationalError):
+            store.transition(request.id, {Status.PENDING}, Status.DENIED, audit=("d", None, {}))
+        monkeypatch.undo()
+        assert store.read(request.id).status is Status.PENDING
+        assert [listed.id for listed in store.approvable_listing()] == [request.id]
+    finally:
+        store.close()
+
+
 def test_a_lock_met_after_a_lost_answer_is_busy_not_someone_elses_request(pg_url, monkeypatch):
     """The insert committed, its answer lost, and the retry then kept waiting for a lock: the
     ask is "busy" - not "already open" about its own request - and nothing is doubled."""

@@ -93,16 +93,17 @@ class SqliteStore(SqliteState, Store):
         self.closed = False
         self.migrate()
         self._db.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-        # sqlitedict turns syncing off, where a power cut or an operating system crash can
-        # lose what was answered as stored, or corrupt the file: each commit is synced.
+        # Each commit synced, whatever SQLite was built to default to (sqlitedict's own
+        # connection turns syncing off): without, a power cut or an operating system crash can
+        # lose what was answered as stored, or corrupt the file.
         self._db.conn.execute("PRAGMA synchronous = FULL")
 
     # -- locking -----------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def _open(self) -> Iterator[None]:
-        """Any operation: refused at once once closed (sqlitedict would wait forever), and
-        `close` waits for operations under way. Under a time budget (bot/store/budget.py) the
+        """Any operation: refused at once once closed (`StoreClosed`), and `close` waits for
+        operations under way. Under a time budget (bot/store/budget.py) the
         other threads' operations are waited for only for the time left."""
         budget.acquire(self._thread_lock)
         try:
@@ -115,19 +116,26 @@ class SqliteStore(SqliteState, Store):
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
         """Exclusive across threads and processes, re-entrant in a thread; one transaction,
-        committed when the outermost block ends. Other processes are waited for only for the
-        time left in a budget."""
+        committed when the outermost block ends - or rolled back when it ends with an error, so
+        that an operation is never half stored (a record's old index entries deleted and its
+        new ones not written). Other processes are waited for only for the time left in a
+        budget."""
         with self._open():
             if self._depth == 0:
                 budget.flock(self._lock_file.fileno())
             self._depth += 1
+            failed = True
             try:
                 yield
+                failed = False
             finally:
                 self._depth -= 1
                 if self._depth == 0:
                     try:
-                        self._db.commit(blocking=True)
+                        if failed:
+                            self._db.conn.rollback()
+                        else:
+                            self._db.commit(blocking=True)
                     finally:
                         fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
 

@@ -15,7 +15,8 @@ a burst's p99 did not move beyond its noise (docs/benchmarks.md).
 `DirectTable` is a sqlitedict table (its keys, JSON values and dict methods, bot/store/files.py)
 whose connection is a `DirectConnection`: the interface sqlitedict's tables and the store use
 (`execute`, `executemany`, `select`, `select_one`, `commit`, `close`), with sqlitedict's
-transactions: one begins before the first write and lasts until `commit`.
+transactions: one begins before the first write and lasts until `commit` (or `rollback`, which
+sqlitedict's connection does not have).
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ class DirectConnection:
             except sqlite3.Error:
                 self._conn.rollback()
                 raise
+
+    def rollback(self) -> None:
+        """Undo what was written since the last commit."""
+        with self._lock:
+            self._conn.rollback()
 
     def close(self, force: bool = False) -> None:
         """Close; what was not committed is rolled back, as sqlitedict's close does."""
