@@ -103,8 +103,8 @@ class SqliteStore(SqliteState, Store):
     @contextlib.contextmanager
     def _open(self) -> Iterator[None]:
         """Any operation: refused at once once closed (`StoreClosed`), and `close` waits for
-        operations under way. Under a time budget (bot/store/budget.py) the
-        other threads' operations are waited for only for the time left."""
+        operations under way. Under a time budget (bot/store/budget.py) the other threads'
+        operations are waited for only for the time left."""
         budget.acquire(self._thread_lock)
         try:
             if self.closed:
