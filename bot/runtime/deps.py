@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import logging
 import threading
 import time
@@ -65,6 +66,12 @@ class AckGate:
 
 
 ACKS = AckGate()  # the HTTP server says when it is answering
+
+
+@functools.cache  # looked up once per pool, not at every hand-off on an ack's path
+def _waiting(pool_name: str) -> Any:
+    """The pending-work gauge of a pool: this process's, all bots in it."""
+    return metrics.WORK_PENDING.labels(pool_name)
 
 
 class AnsweringApp(App):
@@ -208,7 +215,7 @@ class Deps:
         context = contextvars.copy_context()
         queued = time.monotonic()
         pending = pending or Pending()
-        waiting = metrics.WORK_PENDING.labels(pool_name)  # this process's, all bots in it
+        waiting = _waiting(pool_name)
 
         def run() -> None:
             try:
