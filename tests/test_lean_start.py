@@ -350,7 +350,7 @@ def test_both_servers_serve_with_the_collector_on(monkeypatch):
             raise Served
 
     for module in (web, app):
-        monkeypatch.setattr(module, "build", lambda settings: FakeBot())
+        monkeypatch.setattr(module, "build", lambda settings, **given: FakeBot())
     monkeypatch.setattr(web, "allow_many_sockets", lambda wanted: None)
     monkeypatch.setattr(web, "wsgi_app", lambda bot: None)
     monkeypatch.setattr(web, "create_server", lambda *args, **kwargs: FakeServer())

@@ -86,6 +86,21 @@ def test_http_mode_serves_slack_requests(tmp_path, env, slack):
     assert f"serving Slack at http://127.0.0.1:{port}/slack/events" in log
 
 
+def test_serve_asks_slack_for_auth_test_once(tmp_path, env, slack):
+    """serve checks the token once (auth.test) and Bolt keeps that answer: a first request is
+    authorized without asking Slack again, at start or before its ack."""
+    port = free_port()
+    process = start_server(env, port, tmp_path / "serve.log")
+    try:
+        assert (
+            post_signed(port, SlackDriver(None, SIGNING_SECRET).command_body()).status_code == 200
+        )
+        slack.wait_for("views.open", timeout=10)
+        assert len(slack.of("auth.test")) == 1
+    finally:
+        stop_server(process)
+
+
 def test_pending_request_survives_kill_9(tmp_path, env, slack, awork_server):
     """Submit, kill -9, restart: Approve still invites; the DEBUG log holds no credential."""
     fake, _ = awork_server

@@ -11,9 +11,13 @@ import socket
 import sqlite3
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 from bot.runtime import allocator
 from bot.runtime.config import Settings
+
+if TYPE_CHECKING:
+    from slack_sdk.web import SlackResponse
 
 
 def cannot_listen(host: str, port: int, exc: Exception) -> str:
@@ -38,21 +42,31 @@ def listen_problem(host: str, port: int) -> str | None:
     return None
 
 
-def slack_preflight(settings: Settings) -> str | None:
-    """Check the bot token once before serving, so a bad one is a clear line, not a traceback."""
-    from slack_sdk.errors import SlackApiError
+class SlackCheck:
+    """The bot token, checked once before serving (auth.test) with the bot's own Slack client,
+    so that a bad one is a clear line, not a traceback. The client and its answer are handed on
+    to the app (`build`), which would otherwise ask Slack the same again before it serves."""
 
-    from bot.cli.doctor.slack import quiet_slack_sdk, unreachable
-    from bot.runtime.slack_clients import slack_client
+    def __init__(self, settings: Settings) -> None:
+        from bot.runtime.slack_clients import slack_client
 
-    try:
-        with quiet_slack_sdk():  # its retries would each log three lines
-            slack_client(settings).auth_test()
-    except SlackApiError as exc:
-        return f"Slack refused SLACK_BOT_TOKEN ({exc.response.get('error')}); check the token"
-    except OSError as exc:
-        return unreachable(settings, exc)
-    return None
+        self.settings = settings
+        self.client = slack_client(settings)
+        self.answer: SlackResponse | None = None
+
+    def problem(self) -> str | None:
+        from slack_sdk.errors import SlackApiError
+
+        from bot.cli.doctor.slack import quiet_slack_sdk, unreachable
+
+        try:
+            with quiet_slack_sdk():  # its retries would each log three lines
+                self.answer = self.client.auth_test()
+        except SlackApiError as exc:
+            return f"Slack refused SLACK_BOT_TOKEN ({exc.response.get('error')}); check the token"
+        except OSError as exc:
+            return unreachable(self.settings, exc)
+        return None
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -67,11 +81,12 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         print(f"invite-bot: set {', '.join(missing)} (see README.md)", file=sys.stderr)
         return 2
     host, port = args.host or settings.host, args.port or settings.port
+    slack = SlackCheck(settings)
     problem = (
         (None if socket_mode else listen_problem(host, port))
         # INVITE_POLICY's own mistakes before Slack is asked: nothing outside is needed for them.
         or policy_problem(settings)
-        or slack_preflight(settings)
+        or slack.problem()
         # The store opens (its schema created or migrated) and takes a write.
         or store_writable(settings)
         # Then the policy's role and team names, against awork's as the store holds them.
@@ -81,21 +96,21 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         print(f"invite-bot: {problem}", file=sys.stderr)
         return 2
     if socket_mode:
-        run_socket_mode(settings)
+        run_socket_mode(settings, slack)
         return 0
     from bot.runtime.web import Server
 
-    Server(settings, host, port).run()
+    Server(settings, host, port, slack.client, slack.answer).run()
     return 0
 
 
-def run_socket_mode(settings: Settings) -> None:
+def run_socket_mode(settings: Settings, slack: SlackCheck | None = None) -> None:
     """Socket Mode through Bolt's SocketModeHandler; SIGTERM/SIGINT stop it gracefully."""
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     from bot.runtime.app import build, started
 
-    bot = build(settings)
+    bot = build(settings, slack=slack and slack.client, slack_auth=slack and slack.answer)
     started()
     bot.start_background()
     handler = SocketModeHandler(bot.app, settings.slack_app_token.get_secret_value())

@@ -18,6 +18,7 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.middleware import Middleware
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web import SlackResponse
 
 import handlers
 from bot.awork.client import AworkClient
@@ -233,9 +234,12 @@ def build(
     token_verification: bool = True,
     slack: WebClient | None = None,
     executor: ThreadPoolExecutor | None = None,
+    slack_auth: SlackResponse | None = None,
 ) -> Bot:
     """Build the whole bot. Tests pass a fake awork transport, the shell its terminal Slack
-    (`slack`) and an executor it can watch; nothing starts running here."""
+    (`slack`) and an executor it can watch; `serve` the client that checked the token and its
+    answer (`slack_auth`, auth.test's), which Bolt then keeps instead of asking Slack again;
+    nothing starts running here."""
     store = open_store(settings)
     client = slack or slack_client(settings)
     # INVITE_POLICY: read now (PolicyError when it is not valid), again when it changes.
@@ -312,6 +316,7 @@ def build(
         process_before_response=True,
         listener_executor=executor,
         token_verification_enabled=token_verification,
+        auth_test_result=slack_auth,
     )
     batches = BatchService(service, concurrency=settings.bulk_concurrency)
     # A person's locale is asked of Slack once a day, with the bot's own client (its timeout
@@ -353,7 +358,7 @@ def build(
         sweep_seconds=settings.sweep_seconds,
         sandbox=sandbox,
     )
-    if token_verification:  # Bolt asked auth.test above, and it passed
+    if token_verification or slack_auth is not None:  # auth.test was asked, and it passed
         bot.slack_accepted()
     return bot
 

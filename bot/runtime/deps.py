@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.middleware import SingleTeamAuthorization
+from slack_sdk.web import SlackResponse
 
 from bot.runtime import allocator, logs, metrics
 from bot.runtime.config import Settings
@@ -79,11 +81,27 @@ class AnsweringApp(App):
     time budget for store calls (bot/store/budget.py): whatever the database does, the answer
     leaves within Slack's 3 s; a store that missed it is answered "busy" (handlers/errors.py).
     Every answer is masked as the logs and the Web API calls are (`secrets`): an ack's body -
-    a command's answer, a form's errors - may quote awork's error text, which may echo the key."""
+    a command's answer, a form's errors - may quote awork's error text, which may echo the key.
+    Given `auth_test_result` (the answer of an auth.test already asked with this token), its
+    authorization keeps that answer rather than asking Slack the same again as it is made."""
 
-    def __init__(self, *args: Any, secrets: list[str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        secrets: list[str] | None = None,
+        auth_test_result: SlackResponse | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if auth_test_result is not None:
+            kwargs["token_verification_enabled"] = False
         super().__init__(*args, **kwargs)
         self.secrets = logs.maskable(secrets or ())
+        if auth_test_result is not None:
+            # Bolt's App takes no answer of its own; its single-workspace authorization keeps
+            # the one it asks for, and without one it would ask at the first request.
+            for middleware in self._middleware_list:
+                if isinstance(middleware, SingleTeamAuthorization):
+                    middleware.auth_test_result = auth_test_result
 
     def dispatch(self, req: BoltRequest) -> BoltResponse:
         # A context of its own per request: what its middleware sets (the person's language,
