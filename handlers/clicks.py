@@ -24,6 +24,7 @@ from slack_sdk.webhook import WebhookClient
 from bot.i18n import _
 from bot.runtime import metrics
 from bot.runtime.deps import Deps
+from bot.runtime.slack_clients import tls_for
 from bot.store import StoreClosed
 from bot.store.budget import (
     CALL_SECONDS,
@@ -96,7 +97,10 @@ def answer(deps: Deps, clicker: Clicker, text: str) -> None:
         if deps.settings.sandbox:
             payload = mrkdwn.label_sandbox(payload)
         try:
-            sent = WebhookClient(clicker.response_url, timeout=ANSWER_TIMEOUT).send(
+            webhook = WebhookClient(
+                clicker.response_url, timeout=ANSWER_TIMEOUT, ssl=tls_for(clicker.response_url)
+            )
+            sent = webhook.send(
                 text=payload["text"], response_type="ephemeral", replace_original=False
             )
             if sent.status_code == 200:

@@ -26,6 +26,7 @@ import base64
 import copy
 import itertools
 import json
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -46,7 +47,8 @@ class Call:
 
 
 class FakeSlack:
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        """Serving at `url` over http, or over https with `tls` (a server context)."""
         self.calls: list[Call] = []
         self.members: dict[str, str] = {}
         self.errors: dict[str, str] = {}
@@ -120,7 +122,11 @@ class FakeSlack:
 
         self.server = Backlogged(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/"
+        scheme = "http"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}/api/"
         threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.005}, daemon=True
         ).start()

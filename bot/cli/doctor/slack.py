@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.cli.doctor.check import Check, clean
 from bot.runtime.config import Settings
+from bot.runtime.slack_clients import tls_for
 from bot.ui.mrkdwn import counted
 from handlers.delivery.posts import HISTORY_SCOPES
 
@@ -44,6 +45,7 @@ def client(settings: Settings) -> WebClient:
     return WebClient(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
+        ssl=tls_for(settings.slack_api_url),
         timeout=10,
         retry_handlers=[],
     )
