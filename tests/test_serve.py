@@ -101,6 +101,26 @@ def test_serve_asks_slack_for_auth_test_once(tmp_path, env, slack):
         stop_server(process)
 
 
+def test_serve_opens_forms_with_the_modal_client_that_does_not_wait(tmp_path, env, slack):
+    """A views.open Slack throttles is not sent again on a trigger that dies in 3 s: serve's
+    forms go through the modal client (2.5 s, connection retries only), not the bot's own."""
+    slack.throttle["views.open"] = 1
+    port = free_port()
+    process = start_server(env, port, tmp_path / "serve.log")
+    try:
+        assert (
+            post_signed(port, SlackDriver(None, SIGNING_SECRET).command_body()).status_code == 200
+        )
+        wait_for(
+            lambda: "could not open the form" in (tmp_path / "serve.log").read_text(),
+            10,
+            "the refused views.open in the log",
+        )
+        assert slack.throttled == 1 and not slack.of("views.open")
+    finally:
+        stop_server(process)
+
+
 def test_pending_request_survives_kill_9(tmp_path, env, slack, awork_server):
     """Submit, kill -9, restart: Approve still invites; the DEBUG log holds no credential."""
     fake, _ = awork_server

@@ -52,7 +52,7 @@ class SocketModeServer:
 
 def test_socket_mode_acks_and_opens_the_form(tmp_path, slack, env):
     """A /invite and a workflow step run over Socket Mode are acked on the socket and answered
-    (the form; the run completed); SIGTERM stops it."""
+    (the form; the run completed); the token is checked with one auth.test; SIGTERM stops it."""
     command = dict(
         fixture("slash_command_bolt_tests.json")["payload"],
         command="/invite",
@@ -83,7 +83,7 @@ def test_socket_mode_acks_and_opens_the_form(tmp_path, slack, env):
         socket_server.wait_for_ack("env-1")
         view = slack.wait_for("views.open", timeout=10)[0].args["view"]
         assert view["callback_id"] == "invite_form"
-        assert slack.of("apps.connections.open")
+        assert slack.of("apps.connections.open") and len(slack.of("auth.test")) == 1
         socket_server.wait_for_ack("env-2")
         failed = slack.wait_for("functions.completeError", timeout=10)[0].args
         assert failed["function_execution_id"] == "FxSOCKET1" and "Input email" in failed["error"]

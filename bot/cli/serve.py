@@ -43,25 +43,23 @@ def listen_problem(host: str, port: int) -> str | None:
 
 
 class SlackCheck:
-    """The bot token, checked once before serving (auth.test) with the bot's own Slack client,
-    so that a bad one is a clear line, not a traceback. The client and its answer are handed on
-    to the app (`build`), which would otherwise ask Slack the same again before it serves."""
+    """The bot token, checked once before serving (auth.test), so that a bad one is a clear
+    line, not a traceback. Its answer is handed on to the app (`build`), which would otherwise
+    ask Slack the same again before it serves."""
 
     def __init__(self, settings: Settings) -> None:
-        from bot.runtime.slack_clients import slack_client
-
         self.settings = settings
-        self.client = slack_client(settings)
         self.answer: SlackResponse | None = None
 
     def problem(self) -> str | None:
         from slack_sdk.errors import SlackApiError
 
         from bot.cli.doctor.slack import quiet_slack_sdk, unreachable
+        from bot.runtime.slack_clients import slack_client
 
         try:
             with quiet_slack_sdk():  # its retries would each log three lines
-                self.answer = self.client.auth_test()
+                self.answer = slack_client(self.settings).auth_test()
         except SlackApiError as exc:
             return f"Slack refused SLACK_BOT_TOKEN ({exc.response.get('error')}); check the token"
         except OSError as exc:
@@ -100,7 +98,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     from bot.runtime.web import Server
 
-    Server(settings, host, port, slack.client, slack.answer).run()
+    Server(settings, host, port, slack.answer).run()
     return 0
 
 
@@ -110,7 +108,7 @@ def run_socket_mode(settings: Settings, slack: SlackCheck | None = None) -> None
 
     from bot.runtime.app import build, started
 
-    bot = build(settings, slack=slack and slack.client, slack_auth=slack and slack.answer)
+    bot = build(settings, slack_auth=slack and slack.answer)
     started()
     bot.start_background()
     handler = SocketModeHandler(bot.app, settings.slack_app_token.get_secret_value())

@@ -105,8 +105,8 @@ class Bot:
         return self._store_ready.problem() or self._slack_auth
 
     def slack_accepted(self) -> None:
-        """Slack has just accepted the token (Bolt's auth.test as the app was made): ready on
-        that, without asking again at the first sweep; asked again in 5 min."""
+        """Slack has just accepted the token (auth.test as the app was made, or just before by
+        `serve`): ready on that, without asking again at the first sweep; asked again in 5 min."""
         self._slack_auth, self._slack_checked = None, time.monotonic()
 
     def check_slack_auth(self) -> None:
@@ -237,9 +237,9 @@ def build(
     slack_auth: SlackResponse | None = None,
 ) -> Bot:
     """Build the whole bot. Tests pass a fake awork transport, the shell its terminal Slack
-    (`slack`) and an executor it can watch; `serve` the client that checked the token and its
-    answer (`slack_auth`, auth.test's), which Bolt then keeps instead of asking Slack again;
-    nothing starts running here."""
+    (`slack`) and an executor it can watch; `serve` the answer of the auth.test it checked the
+    token with (`slack_auth`), which Bolt then keeps instead of asking Slack again; nothing
+    starts running here."""
     store = open_store(settings)
     client = slack or slack_client(settings)
     # INVITE_POLICY: read now (PolicyError when it is not valid), again when it changes.
@@ -358,7 +358,7 @@ def build(
         sweep_seconds=settings.sweep_seconds,
         sandbox=sandbox,
     )
-    if token_verification or slack_auth is not None:  # auth.test was asked, and it passed
+    if token_verification:  # auth.test was asked (by Bolt, or before: `slack_auth`), and passed
         bot.slack_accepted()
     return bot
 

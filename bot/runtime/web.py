@@ -22,7 +22,6 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
-from slack_sdk import WebClient
 from slack_sdk.web import SlackResponse
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
@@ -261,20 +260,18 @@ class Server:
         settings: Settings,
         host: str,
         port: int,
-        slack: WebClient | None = None,
         slack_auth: SlackResponse | None = None,
     ) -> None:
         self.settings = settings
         self.host = host
         self.port = port
-        self.slack = slack  # the Slack client that checked the token before serving
-        self.slack_auth = slack_auth  # and its answer (bot.cli.serve.SlackCheck)
+        self.slack_auth = slack_auth  # auth.test's answer before serving (bot.cli.serve)
 
     def run(self) -> None:
         allow_many_sockets(CONNECTION_LIMIT + 2 * self.settings.threads + 64)
         # Bolt keeps the token check's answer (auth.test), or asks Slack for one: without it,
         # the first request would ask Slack before its ack.
-        bot = build(self.settings, slack=self.slack, slack_auth=self.slack_auth)
+        bot = build(self.settings, slack_auth=self.slack_auth)
         server = create_server(
             wsgi_app(bot),
             self.host,
