@@ -45,7 +45,11 @@ def timed_calls(client: WebClient, calls: int) -> tuple[list[float], list[float]
 
 
 def measure(calls: int, rounds: int) -> dict:
-    workdir = Path(tempfile.mkdtemp(prefix="slack-tls-"))
+    with tempfile.TemporaryDirectory(prefix="slack-tls-") as workdir:
+        return measured(Path(workdir), calls, rounds)
+
+
+def measured(workdir: Path, calls: int, rounds: int) -> dict:
     ca = trustme.CA()
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(server)

@@ -15,6 +15,7 @@ import time
 import httpx
 
 from bot.i18n import N_
+from bot.runtime.slack_clients import tls_for
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,13 @@ def _fetch(
     body = bytearray()
     try:
         with (
-            httpx.Client(transport=TRANSPORT, timeout=timeout, follow_redirects=False) as client,
+            # The bot's one TLS context for Slack (bot/runtime/slack_clients.py).
+            httpx.Client(
+                transport=TRANSPORT,
+                verify=tls_for(str(url)) or True,
+                timeout=timeout,
+                follow_redirects=False,
+            ) as client,
             client.stream("GET", url, headers=headers) as response,
         ):
             if response.is_redirect:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import ssl
+import threading
+import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import trustme
 
 from bot.cli.doctor.slack import slack_checks
 from bot.runtime import slack_clients
+from handlers import files
 from handlers.clicks import Clicker, answer
 from tests.conftest import make_settings
 from tests.fakes.slack import FakeSlack
@@ -32,16 +37,18 @@ def slack(tmp_path, monkeypatch) -> Iterator[FakeSlack]:
 
 
 @pytest.fixture
-def loads(monkeypatch) -> list[int]:
-    """One entry each time a CA store is loaded: each TLS context made by default loads one."""
-    count: list[int] = []
-    load = ssl.SSLContext.load_default_certs
+def loads(monkeypatch) -> list[str]:
+    """One entry each time a CA store is loaded: each TLS context made loads one, the system's
+    (urllib's default, ours) or a file (httpx's default: certifi's, or SSL_CERT_FILE)."""
+    count: list[str] = []
+    for name in ("load_default_certs", "load_verify_locations"):
+        load = getattr(ssl.SSLContext, name)
 
-    def counted(self, *args, **kwargs):
-        count.append(1)
-        return load(self, *args, **kwargs)
+        def counted(self, *args, load=load, name=name, **kwargs):
+            count.append(name)
+            return load(self, *args, **kwargs)
 
-    monkeypatch.setattr(ssl.SSLContext, "load_default_certs", counted)
+        monkeypatch.setattr(ssl.SSLContext, name, counted)
     return count
 
 
@@ -79,6 +86,15 @@ def test_a_workflow_steps_own_token_completes_it_over_the_same_context(loads, sl
     bot.deps.courier.remember_step_token("Fx1", "xwfp-run")
     assert bot.deps.courier.complete_step("Fx1", outputs={"request_id": "r1"})
     assert slack.of("functions.completeSuccess")[0].args["function_execution_id"] == "Fx1"
+    assert len(loads) == 1
+
+
+def test_a_bulk_lists_download_from_slack_shares_the_context(loads, slack):
+    """The bulk form's file, downloaded from Slack with the bot token, goes over it too."""
+    slack_clients.tls()  # as the bot's clients made it when it started
+    url = httpx.URL(f"{slack.url}files-T1-F1")
+    text, problem = files._fetch(url, "xoxb-test", time.monotonic() + 5, threading.Event())
+    assert problem is None and json.loads(text) and slack.of("files-T1-F1")
     assert len(loads) == 1
 
 
