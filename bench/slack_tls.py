@@ -1,5 +1,5 @@
 """What a Slack Web API call costs over https: the bot's client (one TLS context for the whole
-process, bot/runtime/slack_clients.py) against slack_sdk's WebClient as it comes (urllib makes a
+process, bot/runtime/outbound.py) against slack_sdk's WebClient as it comes (urllib makes a
 context, loading the CA store, for every connection, and slack_sdk connects for every call).
 
 Slack is faked on loopback over TLS (tests/fakes/slack.py, a certificate from a test CA);

@@ -24,7 +24,7 @@ from slack_sdk.webhook import WebhookClient
 from bot.i18n import _
 from bot.runtime import metrics
 from bot.runtime.deps import Deps
-from bot.runtime.slack_clients import tls_for
+from bot.runtime.outbound import tls_for
 from bot.store import StoreClosed
 from bot.store.budget import (
     CALL_SECONDS,

@@ -15,7 +15,7 @@ import time
 import httpx
 
 from bot.i18n import N_
-from bot.runtime.slack_clients import tls_for
+from bot.runtime.outbound import tls_for
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def _fetch(
     body = bytearray()
     try:
         with (
-            # The bot's one TLS context for Slack (bot/runtime/slack_clients.py).
+            # The bot's one TLS context (bot/runtime/outbound.py).
             httpx.Client(
                 transport=TRANSPORT,
                 verify=tls_for(str(url)) or True,

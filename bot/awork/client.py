@@ -5,6 +5,7 @@ transport (`bot.awork.retry`) and the rate limit (`bot.awork.ratelimit`); what i
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -61,9 +62,18 @@ class AworkClient:
         retry_sleep: Callable[[float], None] = time.sleep,
         attempts: int = 4,
         limiter: RateLimiter | None = None,
+        verify: ssl.SSLContext | None = None,
+        proxy: str | None = None,
     ) -> None:
+        """`verify`: the TLS context to check awork's certificate with (None: httpx's own);
+        `proxy`: the proxy to reach awork through - httpx takes none from the environment once
+        it is handed a transport, as the retries and the rate limit need it to be."""
         inner = transport or FirstUse(
-            lambda: httpx.HTTPTransport(limits=httpx.Limits(max_connections=50))
+            lambda: httpx.HTTPTransport(
+                limits=httpx.Limits(max_connections=50),
+                verify=verify if verify is not None else True,
+                proxy=proxy,
+            )
         )
         self.limiter = limiter or RateLimiter()
         inner = RateLimitTransport(inner, self.limiter)

@@ -28,6 +28,7 @@ from bot.runtime import logs, metrics
 from bot.runtime.command import refresh_command
 from bot.runtime.config import Settings
 from bot.runtime.deps import AnsweringApp, Deps
+from bot.runtime.outbound import proxy_for, tls_for
 from bot.runtime.readiness import StoreReadiness
 from bot.runtime.signing import SignedOnly
 from bot.runtime.slack_clients import SLACK_RETRY_COUNT, modal_client, slack_client
@@ -271,6 +272,9 @@ def build(
         transport=awork_transport,
         limiter=limiter,
         timeout=httpx.Timeout(settings.awork_timeout, connect=min(5.0, settings.awork_timeout)),
+        # The trust and the proxy of the calls to Slack (bot/runtime/outbound.py).
+        verify=tls_for(awork_url),
+        proxy=proxy_for(awork_url),
         **awork_options,
     )
     instance_id = new_instance_id()  # this process, as lease holder and periodic-job owner

@@ -1,12 +1,10 @@
 """The bot's Slack Web API clients: each call counted by method and outcome (GET /metrics),
 secrets masked in what they send, every message labelled in sandbox mode, slack_sdk's retry
-handlers counted, one TLS context for all of them - and the client for opening modals, which
-must not wait."""
+handlers counted, one TLS context for all of them (bot/runtime/outbound.py) - and the client for
+opening modals, which must not wait."""
 
 from __future__ import annotations
 
-import functools
-import ssl
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -23,6 +21,7 @@ from slack_sdk.http_retry.handler import default_interval_calculator
 
 from bot.runtime import logs, metrics
 from bot.runtime.config import Settings
+from bot.runtime.outbound import tls_for
 from bot.ui import mrkdwn
 
 LABELLED = {"chat.postMessage", "chat.postEphemeral", "chat.update"}
@@ -38,24 +37,6 @@ def label_call(api_method: str, json: dict | None) -> dict | None:
         view.pop("text", None)
         return {**json, "view": view}
     return json
-
-
-@functools.cache
-def tls() -> ssl.SSLContext:
-    """The TLS context of every call the bot makes to Slack, made once per process. Given none,
-    slack_sdk leaves it to urllib, which makes one for each connection - and slack_sdk opens a
-    connection for each call - loading the whole CA store each time (~20 ms of CPU a call on
-    these machines). The same trust and protocol as that default: the system's CA store (or
-    SSL_CERT_FILE / SSL_CERT_DIR where set), HTTP/1.1 offered by ALPN. The store is read once:
-    a CA added to it later counts after a restart, as for any long-lived client."""
-    context = ssl.create_default_context()
-    context.set_alpn_protocols(["http/1.1"])
-    return context
-
-
-def tls_for(url: str) -> ssl.SSLContext | None:
-    """`tls()` for an https URL; None for plain http (a loopback stand-in), which needs none."""
-    return tls() if url.lower().startswith("https:") else None
 
 
 # Why slack_sdk's retry handlers sent this thread's current call again (CountingWebClient).

@@ -124,7 +124,7 @@ class StepCompletion:
         return WebClient(
             token=token,
             base_url=self.client.base_url,
-            ssl=self.client.ssl,  # one TLS context (bot/runtime/slack_clients.py)
+            ssl=self.client.ssl,  # one TLS context (bot/runtime/outbound.py)
             timeout=self.client.timeout,
             retry_handlers=self.client.retry_handlers,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import secrets
+import ssl
 import threading
 import time
 import uuid
@@ -298,14 +299,18 @@ class FakeAwork:
 
     # -- loopback HTTP ---------------------------------------------------------------------
 
-    def serve(self) -> tuple[str, ThreadingHTTPServer]:
-        """Serve this fake on 127.0.0.1 (as `invite-bot sandbox` serves the sandbox); returns
-        (base URL, server) - call server.shutdown()."""
+    def serve(self, tls: ssl.SSLContext | None = None) -> tuple[str, ThreadingHTTPServer]:
+        """Serve this fake on 127.0.0.1 (as `invite-bot sandbox` serves the sandbox), over https
+        with `tls` (a server context); returns (base URL, server) - call server.shutdown()."""
         server = http_server(self.handler, "127.0.0.1", 0)
+        scheme = "http"
+        if tls is not None:
+            server.socket = tls.wrap_socket(server.socket, server_side=True)
+            scheme = "https"
         threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.005}, daemon=True
         ).start()
-        return f"http://127.0.0.1:{server.server_address[1]}/api/v1", server
+        return f"{scheme}://127.0.0.1:{server.server_address[1]}/api/v1", server
 
 
 def _error(status: int, code: str, description: str, **extra: Any) -> httpx.Response:

@@ -19,6 +19,7 @@ def awork_checks(settings: Settings, transport: httpx.BaseTransport | None = Non
     can be read, and awork still takes invitations by API."""
     from bot.awork.client import AworkClient
     from bot.awork.errors import AworkError
+    from bot.runtime.outbound import proxy_for, tls_for
 
     if settings.sandbox:
         key = Check.fail(
@@ -33,6 +34,9 @@ def awork_checks(settings: Settings, transport: httpx.BaseTransport | None = Non
         transport=transport,
         timeout=httpx.Timeout(min(settings.awork_timeout, 10.0), connect=5.0),
         attempts=2,
+        # As the bot reaches awork (bot/runtime/app.py): through the same proxy, the same trust.
+        verify=tls_for(settings.awork_api_url),
+        proxy=proxy_for(settings.awork_api_url),
     )
     try:
         try:

@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.cli.doctor.check import Check, clean
 from bot.runtime.config import Settings
-from bot.runtime.slack_clients import tls_for
+from bot.runtime.outbound import tls_for
 from bot.ui.mrkdwn import counted
 from handlers.delivery.posts import HISTORY_SCOPES
 
