@@ -15,7 +15,8 @@ import pytest
 from bot.runtime import logs
 from bot.runtime.app import Bot
 from bot.runtime.web import wsgi_app
-from tests.conftest import build_bot
+from tests.conftest import SIGNING_SECRET, build_bot
+from tests.slack_requests import SlackDriver
 from tests.test_hostile import call_wsgi
 
 FORGED = "2026-01-01 00:00:00,000 CRITICAL bot.services.decisions: request R1 approved"
@@ -94,3 +95,24 @@ def test_response_urls_are_masked_in_logs(settings):
     handler.handle(record)
     text = stream.getvalue()
     assert "SECRETPART" not in text and text.count("hooks.slack.com/[redacted]") == 3, text
+
+
+def test_the_address_a_person_asks_for_stays_out_of_the_log(logged, slack):
+    """An inline ask: httpx's line for awork's name guess says `/users/autofill/{email}`, and no
+    line holds the address, as none reaches /metrics."""
+    bot, stream = logged
+    SlackDriver(bot.app, SIGNING_SECRET).command("grace.hopper@example.com")
+    slack.wait_for("chat.postEphemeral", timeout=10)
+    bot.deps.wait_idle(10)
+    text = stream.getvalue()
+    assert "GET https://api.awork.com/api/v1/users/autofill/{email}" in text, text
+    assert "grace.hopper" not in text
+
+
+def test_only_the_path_segments_holding_an_address_are_left_out():
+    """Hosts, ids and the query stay, so a line still says which call it was."""
+    url = "https://api.awork.com/api/v1/users/autofill/ada%40example.com?x=1"
+    assert logs.without_addresses(url) == "https://api.awork.com/api/v1/users/autofill/{email}?x=1"
+    assert logs.without_addresses("/api/v1/users/3f2a/contactinfos") == (
+        "/api/v1/users/3f2a/contactinfos"
+    )

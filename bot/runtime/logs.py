@@ -30,6 +30,9 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # came from for 30 minutes: a credential. Matched by its host, as written, JSON- or URL-encoded.
 RESPONSE_URL = re.compile(r"hooks\.slack\.com(?:/|\\/|%2F)[\w%/\\.-]*", re.IGNORECASE)
 MASKED_RESPONSE_URL = "hooks.slack.com/" + MASK
+# A path segment holding an address (awork's /users/autofill/ada@example.com): a person's, kept
+# out of the logs as out of /metrics (bot/runtime/metrics.py).
+ADDRESS_IN_PATH = re.compile(r"/[^/?#]*(?:@|%40)[^/?#]*")
 # The Slack request (or background job) a log line belongs to; follow-up work carries it along.
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -218,10 +221,32 @@ def database_password(url: str) -> list[str]:
     return [password, unquote(password)] if password else []
 
 
+def without_addresses(text: str) -> str:
+    """`text` (a URL, a path) with each path segment that holds an address as `{email}`."""
+    return ADDRESS_IN_PATH.sub("/{email}", text)
+
+
+class AddressesOut(logging.Filter):
+    """httpx logs every request's URL at INFO (`HTTP Request: GET https://…`): the address in
+    awork's `/users/autofill/ada@example.com` - the person asked for - is left out of it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) > 1:
+            url = str(record.args[1])
+            if "@" in url or "%40" in url:
+                record.args = (record.args[0], without_addresses(url), *record.args[2:])
+        return True
+
+
+ADDRESSES_OUT = AddressesOut()
+
+
 def quiet_libraries(level: int) -> None:
-    """Keep the libraries that log request bodies at INFO or above."""
+    """Keep the libraries that log request bodies at INFO or above, and the addresses in the
+    URLs httpx logs out of the log."""
     for name in CHATTY_AT_DEBUG:
         logging.getLogger(name).setLevel(max(level, logging.INFO))
+    logging.getLogger("httpx").addFilter(ADDRESSES_OUT)  # once: a filter is not added twice
 
 
 def prepare(handler: logging.Handler, settings: Settings) -> logging.Handler:

@@ -11,6 +11,8 @@ import re
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from bot.runtime import logs
+
 HTTP_REQUESTS = Counter(
     "invitebot_http_requests",
     "HTTP requests served, by endpoint and status code",
@@ -75,7 +77,6 @@ CLICKS_NOT_STORED = Counter(
 
 INVITATION_EVENTS = {"invited": "created", "invite_unsure": "unsure", "invite_failed": "failed"}
 _ID_SEGMENT = re.compile(r"/[0-9a-fA-F-]{16,}(?=/|$)")
-_ADDRESS_SEGMENT = re.compile(r"/[^/]*(@|%40)[^/]*")
 
 
 def audit_event(event: str, detail: dict) -> None:
@@ -91,7 +92,7 @@ def awork_endpoint(path: str) -> str:
     `/users/{id}/contactinfos`, `/users/autofill/ada@x.com` -> `/users/autofill/{email}`): the
     label set stays small, and nobody's address reaches /metrics."""
     trimmed = path.split("/api/v1", 1)[-1] or "/"
-    return _ID_SEGMENT.sub("/{id}", _ADDRESS_SEGMENT.sub("/{email}", trimmed))
+    return _ID_SEGMENT.sub("/{id}", logs.without_addresses(trimmed))
 
 
 WORK_PENDING = Gauge(
