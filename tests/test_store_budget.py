@@ -289,3 +289,27 @@ def test_which_failures_are_a_lost_connection():
     assert connection_lost(psycopg.OperationalError("gone"), FakeConnection(broken=True))
     assert not connection_lost(QueryCanceled("statement timeout"), FakeConnection())
     assert not connection_lost(PoolTimeout("no connection"), None)
+
+
+def test_the_acks_connections_are_all_open_before_a_burst(pg_url):
+    """The acks' pool opens its 8 connections with the store and keeps them: a burst of 8
+    asks at once after a quiet time opens none (psycopg_pool would open them one at a time)."""
+    from bot.store.postgres import ACK_CONNECTIONS, PostgresStore
+
+    store = PostgresStore(pg_url)
+    try:
+        acks = store._db.acks
+        assert acks.min_size == ACK_CONNECTIONS == acks.get_stats()["pool_size"]
+        opened = acks.get_stats()["connections_num"]
+        gate = threading.Barrier(ACK_CONNECTIONS)
+
+        def ask(_: int) -> None:
+            with budget.ack_budget(), store._db.borrow() as conn:
+                gate.wait(timeout=5)  # all 8 borrowed at once
+                conn.execute("SELECT 1")
+
+        with ThreadPoolExecutor(ACK_CONNECTIONS) as pool:
+            list(pool.map(ask, range(ACK_CONNECTIONS)))
+        assert acks.get_stats()["connections_num"] == opened
+    finally:
+        store.close()

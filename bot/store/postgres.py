@@ -42,7 +42,9 @@ from bot.store.postgres_pool import CONNECT_TIMEOUT, open_pool
 from bot.store.postgres_ratelimit import SharedRateLimiter
 
 # Connections for the store calls answering Slack requests (each a statement or two, under
-# a millisecond in the database), apart from the follow-up work's `max_connections`.
+# a millisecond in the database), apart from the follow-up work's `max_connections`; all
+# kept open, so that the first burst after a quiet hour does not wait for them one by one
+# (psycopg_pool opens one at a time, each a TCP, TLS and password round trip or more).
 ACK_CONNECTIONS = 8
 
 
@@ -62,7 +64,13 @@ class PostgresStore(Inserting, CompareAndSet, Store):
         try:
             limits = budget.CALL_SECONDS, budget.LOCK_SECONDS
             acks = open_pool(
-                url, ACK_CONNECTIONS, connect_timeout, *limits, "invite-bot-acks", True
+                url,
+                ACK_CONNECTIONS,
+                connect_timeout,
+                *limits,
+                name="invite-bot-acks",
+                probed=True,
+                kept=ACK_CONNECTIONS,
             )
         except Exception:
             work.close()

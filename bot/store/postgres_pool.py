@@ -38,11 +38,13 @@ def open_pool(
     lock_limit: float | None = None,
     name: str = "invite-bot",
     probed: bool = False,
+    kept: int = 1,
 ) -> ConnectionPool:
-    """A pool, open with one connection; DatabaseUnavailable when PostgreSQL cannot be had
-    (asked first unless `probed`). `statement_limit`: seconds any statement on its
-    connections may run, `lock_limit` wait for a lock, at most half of that (set once per
-    connection)."""
+    """A pool, open with `kept` connections, which it keeps however long they are idle (more
+    are opened as needed and closed after 10 idle minutes); DatabaseUnavailable when
+    PostgreSQL cannot be had (asked first unless `probed`). `statement_limit`: seconds any
+    statement on its connections may run, `lock_limit` wait for a lock, at most half of that
+    (set once per connection)."""
     if not probed:
         probe(url, connect_timeout)
 
@@ -56,7 +58,7 @@ def open_pool(
 
     pool = ConnectionPool(
         url,
-        min_size=1,
+        min_size=kept,
         max_size=max_connections,
         kwargs={
             "autocommit": True,
