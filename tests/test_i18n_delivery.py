@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from datetime import timedelta
 
 import pytest
@@ -28,7 +29,7 @@ from bot.runtime import slack_clients
 from bot.runtime.app import build
 from bot.runtime.config import DEFAULT_ACCEPT_URL
 from handlers.delivery.batches import MESSAGE_CHARS, link_parts
-from handlers.delivery.languages import DAY
+from handlers.delivery.languages import DAY, Languages
 from tests.conftest import APPROVERS, SIGNING_SECRET, approval_request_id, build_bot, make_settings
 from tests.fakes.clock import FakeClock
 from tests.i18n_fake import Wrapping
@@ -363,3 +364,31 @@ def test_the_list_of_links_is_in_the_requesters_language(slack, sandboxed):
     [listed] = link_lists(slack)
     assert tags(listed) == {"de"} and "a@x.com" in listed.args["text"]
     assert_each_in_its_readers_language(slack, {ADMIN_CHANNEL: "en", "UREQ": "de", APPROVER: "en"})
+
+
+def test_an_ack_after_the_day_speaks_the_language_known_while_slack_is_asked_again():
+    """A day on, an ack (which may wait 0.25 s) does not wait for Slack: it speaks the person's
+    language as known, while users.info is asked again; what comes after hears the answer."""
+
+    class SlowSlack:
+        def __init__(self) -> None:
+            self.locale, self.asked = "de-DE", 0
+            self.asking, self.answer = threading.Event(), threading.Event()
+
+        def users_info(self, user: str, include_locale: bool) -> dict:
+            self.asked += 1
+            if self.asked > 1:
+                self.asking.set()
+                assert self.answer.wait(10)  # Slack slower than any ack may wait
+            return {"user": {"id": user, "locale": self.locale}}
+
+    slack, now = SlowSlack(), [0.0]
+    languages = Languages(slack, clock=lambda: now[0])
+    assert languages.of("UREQ", wait=0.25) == "de"
+    now[0] += DAY + 1
+    slack.locale = "en-US"
+    assert languages.of("UREQ", wait=0.25) == "de"  # at once: the lookup waits on Slack
+    assert slack.asking.wait(10) and slack.asked == 2
+    slack.answer.set()
+    assert languages.of("UREQ") == "en"  # a message after the ack waits for the answer
+    assert slack.asked == 2

@@ -3,8 +3,10 @@
 Looked up the first time a person is spoken to and kept for a day, so that after the first
 time no ack waits on Slack for it. On that first time an ack waits a quarter of a second at
 most (`of(user, wait=…)`): English if Slack is slower, and the lookup, finishing on its own,
-serves the next request. A lookup Slack does not answer gives English and is tried again after
-a few minutes. What goes to a channel is in `INVITE_LANGUAGE` (`channel`).
+serves the next request. Once the day is over an ack does not wait either: it speaks the
+language it knew while Slack is asked again; messages sent after the ack wait for that answer.
+A lookup Slack does not answer gives English and is tried again after a few minutes. What goes
+to a channel is in `INVITE_LANGUAGE` (`channel`).
 """
 
 from __future__ import annotations
@@ -60,18 +62,20 @@ class Languages:
 
     def of(self, user_id: str | None, wait: float | None = None) -> str:
         """The person's language: remembered, else asked of Slack. An ack cannot wait long:
-        with `wait`, English if Slack has not answered within that many seconds - the
+        with `wait`, the language known before if the day is over (Slack is asked again
+        meanwhile), else English if Slack has not answered within that many seconds - the
         lookup goes on and is remembered for the person's next request."""
         language = self.known(user_id)
         if language is not None or not user_id:
             return language or SOURCE
         with self._lock:
+            entry = self._known.get(user_id)
+            if entry is not None and entry[1] > self.clock():
+                return entry[0]  # looked up meanwhile
             lookup = self._asking.get(user_id)
-            if lookup is None:
+            mine = lookup is None
+            if mine:
                 lookup = self._asking[user_id] = Future()
-                mine = True
-            else:
-                mine = False
         if mine and wait is None:
             self._look_up(user_id, lookup)
         elif mine:
@@ -79,6 +83,8 @@ class Languages:
                 LOOKUPS.submit(self._look_up, user_id, lookup)
             except RuntimeError:  # shutting down: English, asked again next time
                 self._look_up_done(user_id, lookup, SOURCE)
+        if entry is not None and wait is not None:
+            return entry[0]  # out of date, but the ack need not wait for Slack for it
         try:  # another's lookup under way (a first request's, on LOOKUPS): not forever
             return lookup.result(timeout=wait if wait is not None else JOINED_WAIT)
         except TimeoutError:
