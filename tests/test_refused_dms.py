@@ -170,3 +170,17 @@ def test_slack_failing_for_now_is_no_refusal_and_the_dm_waits_for_a_sweep(
     dms = [c.args["text"] for c in slack.of("chat.postMessage") if c.args["channel"] == "DUREQ"]
     assert [t for t in dms if "accept?code=" in t] and len([t for t in dms if "approved" in t]) == 2
     assert told_in_channel(slack, "approved") == []
+
+
+def test_a_persons_dm_channel_is_opened_once_and_again_after_a_refused_post(bot, slack):
+    """Two DMs to one person ask conversations.open once; after Slack refuses a post to that
+    channel, the next DM opens it afresh."""
+    courier = bot.deps.courier
+    assert courier.dm("UADA", "one") and courier.dm("UADA", "two")
+    assert len(slack.of("conversations.open")) == 1
+    [channel] = {c.args["channel"] for c in slack.of("chat.postMessage")}
+    slack.refused[("chat.postMessage", channel)] = "channel_not_found"
+    assert courier.dm("UADA", "three") is None
+    del slack.refused[("chat.postMessage", channel)]
+    assert courier.dm("UADA", "four")
+    assert len(slack.of("conversations.open")) == 2

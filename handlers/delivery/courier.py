@@ -45,7 +45,7 @@ from handlers.delivery.batches import BatchDelivery
 from handlers.delivery.homes import HomeTabs
 from handlers.delivery.languages import Languages
 from handlers.delivery.links import LinkDelivery
-from handlers.delivery.notes import PrivateNotes
+from handlers.delivery.notes import DirectChannels, PrivateNotes
 from handlers.delivery.posts import CLOCK_SKEW, TrackedPosts
 from handlers.delivery.requests import RequestDelivery
 from handlers.delivery.steps import StepCompletion
@@ -80,6 +80,7 @@ class Courier(
         # Whose language each message is in: a person's Slack locale, INVITE_LANGUAGE for a
         # channel (`speaking(self.languages.of(user))`, `speaking(self.languages.channel)`).
         self.languages = languages or Languages(client)
+        self.dm_channels = DirectChannels()  # each person's DM channel, once asked for
         # A post whose answer was lost is looked for in Slack once it can no longer be on its
         # way (the client's timeout, and a few seconds for Slack's history to show it), over
         # the minutes around the attempt (the clocks' skew and the client's whole budget).

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from bot.services.invites import InviteService
     from bot.store import Store
     from handlers.delivery.languages import Languages
+    from handlers.delivery.notes import DirectChannels
 
     # What the listeners ask of the Courier (`sync`, `sync_batch`, ...), its parts call too.
     _Courier = Deliveries
@@ -65,6 +66,7 @@ class CourierParts(_Courier):
     fresh_for: float
     delivering: threading.local
     languages: Languages
+    dm_channels: DirectChannels
 
     def note_after_round(self, record: Any, **changes: Any) -> Any:
         """`changes` that need not be stored the moment they are true (what a message shows
