@@ -28,8 +28,8 @@ Track = tuple[Any, str]  # the request or batch a message is for, and its kind
 class DirectChannels:
     """Each person's DM channel with the bot, as `conversations.open` gave it. It stays the
     same for as long as both exist, so it is asked for once per person and process rather
-    than before every DM (two of an approval's Slack calls); one Slack refuses a post to is
-    asked for again next time."""
+    than before every DM (an approval DMs its requester and the invitee); one Slack refuses a
+    post to is asked for again next time."""
 
     def __init__(self, kept: int = 20_000) -> None:
         self.kept = kept  # people remembered (least recently written to are forgotten first)
