@@ -45,7 +45,8 @@ from handlers.delivery.batches import BatchDelivery
 from handlers.delivery.homes import HomeTabs
 from handlers.delivery.languages import Languages
 from handlers.delivery.links import LinkDelivery
-from handlers.delivery.notes import DirectChannels, PrivateNotes
+from handlers.delivery.notes import PrivateNotes
+from handlers.delivery.parts import DirectChannels
 from handlers.delivery.posts import CLOCK_SKEW, TrackedPosts
 from handlers.delivery.requests import RequestDelivery
 from handlers.delivery.steps import StepCompletion

@@ -13,8 +13,6 @@ speaks. `replace` rewrites a DM for the person who clicked in it: the listener s
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from typing import Any
 
 from handlers.delivery.parts import CourierParts
@@ -23,36 +21,6 @@ from handlers.delivery.slack_errors import SEND_ERRORS, refused, slack_error
 log = logging.getLogger("handlers.delivery.courier")
 
 Track = tuple[Any, str]  # the request or batch a message is for, and its kind
-
-
-class DirectChannels:
-    """Each person's DM channel with the bot, as `conversations.open` gave it. It stays the
-    same for as long as both exist, so it is asked for once per person and process rather
-    than before every DM (an approval DMs its requester and the invitee); one Slack refuses a
-    post to is asked for again next time."""
-
-    def __init__(self, kept: int = 20_000) -> None:
-        self.kept = kept  # people remembered (least recently written to are forgotten first)
-        self._channels: OrderedDict[str, str] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, user_id: str) -> str | None:
-        with self._lock:
-            channel = self._channels.get(user_id)
-            if channel is not None:
-                self._channels.move_to_end(user_id)
-            return channel
-
-    def put(self, user_id: str, channel: str) -> None:
-        with self._lock:
-            self._channels[user_id] = channel
-            self._channels.move_to_end(user_id)
-            while len(self._channels) > self.kept:
-                self._channels.popitem(last=False)
-
-    def forget(self, user_id: str) -> None:
-        with self._lock:
-            self._channels.pop(user_id, None)
 
 
 class PrivateNotes(CourierParts):

@@ -3,7 +3,8 @@
 The Courier (courier.py) is made of parts by concern - one request's messages (requests.py),
 batches (batches.py), acceptance links (links.py), the App Home (homes.py), private notes
 (notes.py), posts not doubled by a slow Slack (posts.py) - each a mixin on this base, so that
-each is typed against the whole once.
+each is typed against the whole once - and what they remember of people besides their
+language (`DirectChannels`).
 
 Every message is built and sent in its reader's language, never the caller's: what goes to a
 channel (the approvers' or a route's) in INVITE_LANGUAGE (`for_channel`), what goes to one
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -39,12 +41,41 @@ if TYPE_CHECKING:
     from bot.services.invites import InviteService
     from bot.store import Store
     from handlers.delivery.languages import Languages
-    from handlers.delivery.notes import DirectChannels
 
     # What the listeners ask of the Courier (`sync`, `sync_batch`, ...), its parts call too.
     _Courier = Deliveries
 else:
     _Courier = object
+
+
+class DirectChannels:
+    """Each person's DM channel with the bot, as `conversations.open` gave it. It stays the
+    same for as long as both exist, so it is asked for once per person and process rather
+    than before every DM (an approval DMs its requester and the invitee); one Slack refuses a
+    post to is asked for again next time."""
+
+    def __init__(self, kept: int = 20_000) -> None:
+        self.kept = kept  # people remembered (least recently written to are forgotten first)
+        self._channels: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, user_id: str) -> str | None:
+        with self._lock:
+            channel = self._channels.get(user_id)
+            if channel is not None:
+                self._channels.move_to_end(user_id)
+            return channel
+
+    def put(self, user_id: str, channel: str) -> None:
+        with self._lock:
+            self._channels[user_id] = channel
+            self._channels.move_to_end(user_id)
+            while len(self._channels) > self.kept:
+                self._channels.popitem(last=False)
+
+    def forget(self, user_id: str) -> None:
+        with self._lock:
+            self._channels.pop(user_id, None)
 
 
 class CourierParts(_Courier):
