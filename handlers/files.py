@@ -94,7 +94,7 @@ def _fetch(
             # The bot's one TLS context (bot/runtime/outbound.py).
             httpx.Client(
                 transport=TRANSPORT,
-                verify=tls_for(str(url)) or True,
+                verify=tls_for(str(url), httpx=True) or True,
                 timeout=timeout,
                 follow_redirects=False,
             ) as client,

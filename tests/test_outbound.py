@@ -36,8 +36,10 @@ def server_tls(tmp_path, monkeypatch) -> Iterator[ssl.SSLContext]:
     ca.cert_pem.write_to_path(str(bundle))
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
     outbound.tls.cache_clear()  # made afresh, with this trust
+    outbound.httpx_tls.cache_clear()
     yield server
     outbound.tls.cache_clear()
+    outbound.httpx_tls.cache_clear()
 
 
 @pytest.fixture
@@ -64,22 +66,25 @@ def loads(monkeypatch) -> list[str]:
     return count
 
 
-def test_an_inline_ask_over_https_loads_the_ca_store_once(loads, slack, driver):
-    """Bolt's auth.test, an inline ask's approval post and its private notice all go over one
-    TLS context, made once and verifying Slack's certificate with the system's trust."""
+def test_an_inline_ask_over_https_loads_no_ca_store(loads, slack, driver):
+    """The bot loads the system's CA store as it is made - once for Slack (Bolt's auth.test
+    verified Slack's certificate with it), once for awork's httpx client - and an inline ask's
+    approval post and private notice load none."""
+    assert slack.of("auth.test") and slack.url.startswith("https://")
+    assert loads == ["load_default_certs"] * 2
     assert driver.command("grace@example.com").status == 200
     slack.wait_for("chat.postMessage", timeout=10)
     slack.wait_for("chat.postEphemeral", timeout=10)
-    assert slack.of("auth.test") and slack.url.startswith("https://")
-    assert len(loads) == 1
+    assert len(loads) == 2
 
 
 def test_a_click_answered_through_its_response_url_shares_the_context(loads, slack, bot):
-    """A click's private answer through its (https) response URL uses the same context."""
+    """A click's private answer through its (https) response URL loads no CA store either."""
+    built = len(loads)
     clicker = Clicker("UREQ", "C1", response_url=f"{slack.url}hooks-T1-B1")
     answer(bot.deps, clicker, "Nothing changed")
     assert slack.of("hooks-T1-B1")[0].args["text"] == "Nothing changed"
-    assert len(loads) == 1
+    assert len(loads) == built
 
 
 def test_slack_over_plain_http_loads_no_ca_store(loads, tmp_path):
@@ -95,19 +100,22 @@ def test_slack_over_plain_http_loads_no_ca_store(loads, tmp_path):
 
 def test_a_workflow_steps_own_token_completes_it_over_the_same_context(loads, slack, bot):
     """The client of a workflow run's own token (completing the step) shares the context."""
+    built = len(loads)
     bot.deps.courier.remember_step_token("Fx1", "xwfp-run")
     assert bot.deps.courier.complete_step("Fx1", outputs={"request_id": "r1"})
     assert slack.of("functions.completeSuccess")[0].args["function_execution_id"] == "Fx1"
-    assert len(loads) == 1
+    assert len(loads) == built
 
 
-def test_a_bulk_lists_download_from_slack_shares_the_context(loads, slack):
-    """The bulk form's file, downloaded from Slack with the bot token, goes over it too."""
-    outbound.tls()  # as the bot's clients made it when it started
+def test_bulk_lists_downloaded_from_slack_share_the_httpx_context(loads, slack):
+    """The bulk form's files, downloaded from Slack with the bot token: one CA store for all,
+    the one awork's client uses (httpx's own would load one for each download)."""
     url = httpx.URL(f"{slack.url}files-T1-F1")
-    text, problem = files._fetch(url, "xoxb-test", time.monotonic() + 5, threading.Event())
-    assert problem is None and json.loads(text) and slack.of("files-T1-F1")
-    assert len(loads) == 1
+    for _ in range(2):
+        text, problem = files._fetch(url, "xoxb-test", time.monotonic() + 5, threading.Event())
+        assert problem is None and json.loads(text)
+    assert len(slack.of("files-T1-F1")) == 2 and len(loads) == 1
+    assert outbound.httpx_tls.cache_info().currsize == 1
 
 
 def test_the_doctors_slack_checks_load_the_ca_store_once(loads, slack, settings):
@@ -117,16 +125,19 @@ def test_the_doctors_slack_checks_load_the_ca_store_once(loads, slack, settings)
     assert len(loads) == 1
 
 
-def test_awork_over_https_shares_the_context(loads, server_tls, slack, tmp_path):
-    """The bot's awork calls check awork's certificate with the same context, loaded once."""
+def test_awork_over_https_loads_no_ca_store_per_call(loads, server_tls, slack, tmp_path):
+    """The bot's awork calls check awork's certificate with the system's trust, in the context
+    made with the bot (httpx's own would load certifi's bundle, or SSL_CERT_FILE, itself)."""
     url, server = FakeAwork().serve(tls=server_tls)
     bot = build(make_settings(tmp_path, slack.url, AWORK_API_URL=url))
     try:
+        built = len(loads)
         assert url.startswith("https://") and [r.name for r in bot.awork.roles()]
+        assert bot.awork.teams() is not None
     finally:
         bot.shutdown(timeout=5)
         server.shutdown()
-    assert len(loads) == 1
+    assert len(loads) == built == 2
 
 
 class Proxy(ThreadingHTTPServer):
@@ -149,7 +160,9 @@ class Proxy(ThreadingHTTPServer):
                 pass
 
         super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.01}).start()
+        threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        ).start()
 
     @property
     def url(self) -> str:
@@ -165,6 +178,7 @@ def proxy(monkeypatch) -> Iterator[Proxy]:
     monkeypatch.setenv("HTTP_PROXY", running.url)
     yield running
     running.shutdown()
+    running.server_close()
 
 
 def test_the_doctors_awork_checks_go_through_the_proxy_too(proxy, tmp_path):
@@ -191,3 +205,37 @@ def test_awork_is_reached_through_the_environments_proxy(bypassed, proxy, monkey
         assert roles and not proxy.seen
     else:
         assert roles == [] and proxy.seen[0].startswith(f"{url}/roles")
+
+
+@pytest.mark.parametrize(
+    ("environment", "url", "proxy"),
+    [
+        (
+            {"HTTPS_PROXY": "proxy.corp:3128"},
+            "https://api.awork.com/api/v1",
+            "http://proxy.corp:3128",
+        ),
+        ({"https_proxy": "http://u:pw@p:1"}, "https://api.awork.com/api/v1", "http://u:pw@p:1"),
+        ({"HTTP_PROXY": "http://p:1"}, "https://api.awork.com/api/v1", None),
+        ({"ALL_PROXY": "http://p:1"}, "https://api.awork.com/api/v1", "http://p:1"),
+        ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "*"}, "https://api.awork.com/api/v1", None),
+        ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "awork.com"}, "https://api.awork.com/x", None),
+        ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "a.test:8443"}, "https://a.test:8443/x", None),
+        (
+            {"HTTPS_PROXY": "http://p:1", "NO_PROXY": "a.test:8443"},
+            "https://a.test/x",
+            "http://p:1",
+        ),
+    ],
+)
+def test_the_proxy_for_a_url_is_read_as_curl_and_httpx_read_it(
+    environment, url, proxy, monkeypatch
+):
+    """HTTPS_PROXY for https (ALL_PROXY for any), a value without a scheme an http proxy, and
+    NO_PROXY by host, domain, port or `*`."""
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert outbound.proxy_for(url) == proxy
