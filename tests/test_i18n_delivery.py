@@ -29,7 +29,7 @@ from bot.runtime import slack_clients
 from bot.runtime.app import build
 from bot.runtime.config import DEFAULT_ACCEPT_URL
 from handlers.delivery.batches import MESSAGE_CHARS, link_parts
-from handlers.delivery.languages import DAY, Languages
+from handlers.delivery.languages import DAY, RETRY_AFTER, Languages
 from tests.conftest import APPROVERS, SIGNING_SECRET, approval_request_id, build_bot, make_settings
 from tests.fakes.clock import FakeClock
 from tests.i18n_fake import Wrapping
@@ -392,3 +392,32 @@ def test_an_ack_after_the_day_speaks_the_language_known_while_slack_is_asked_aga
     slack.answer.set()
     assert languages.of("UREQ") == "en"  # a message after the ack waits for the answer
     assert slack.asked == 2
+
+
+def test_a_refresh_slack_does_not_answer_keeps_the_language_known():
+    """A day on, users.info failing (rate limited): the person is still spoken to in the
+    language known - by the ack, by what follows it, and after the retry's few minutes."""
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web import SlackResponse
+
+    class FailingSlack:
+        asked = 0
+
+        def users_info(self, user: str, include_locale: bool) -> dict:
+            self.asked += 1
+            if self.asked == 1:
+                return {"user": {"id": user, "locale": "de-DE"}}
+            answer = SlackResponse(
+                client=None, http_verb="POST", api_url="", req_args={}, headers={},
+                data={"ok": False, "error": "ratelimited"}, status_code=429,
+            )  # fmt: skip
+            raise SlackApiError("ratelimited", answer)
+
+    slack, now = FailingSlack(), [0.0]
+    languages = Languages(slack, clock=lambda: now[0])
+    assert languages.of("UREQ", wait=0.25) == "de"
+    now[0] += DAY + 1
+    assert languages.of("UREQ") == "de"  # after the ack: the failed lookup, waited for
+    assert slack.asked == 2
+    now[0] += RETRY_AFTER + 1
+    assert languages.of("UREQ", wait=0.25) == "de"

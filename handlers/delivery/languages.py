@@ -4,9 +4,10 @@ Looked up the first time a person is spoken to and kept for a day, so that after
 time no ack waits on Slack for it. On that first time an ack waits a quarter of a second at
 most (`of(user, wait=…)`): English if Slack is slower, and the lookup, finishing on its own,
 serves the next request. Once the day is over an ack does not wait either: it speaks the
-language it knew while Slack is asked again; messages sent after the ack wait for that answer.
-A lookup Slack does not answer gives English and is tried again after a few minutes. What goes
-to a channel is in `INVITE_LANGUAGE` (`channel`).
+language it knew while Slack is asked again; messages sent after the ack wait for that answer
+(10 s at most). A lookup Slack does not answer keeps the language known (English for someone
+new) and is tried again after a few minutes. What goes to a channel is in `INVITE_LANGUAGE`
+(`channel`).
 """
 
 from __future__ import annotations
@@ -83,17 +84,21 @@ class Languages:
                 LOOKUPS.submit(self._look_up, user_id, lookup)
             except RuntimeError:  # shutting down: English, asked again next time
                 self._look_up_done(user_id, lookup, SOURCE)
+        known = entry[0] if entry is not None else SOURCE  # out of date, or English
         if entry is not None and wait is not None:
-            return entry[0]  # out of date, but the ack need not wait for Slack for it
+            return known  # the ack need not wait for Slack for it
         try:  # another's lookup under way (a first request's, on LOOKUPS): not forever
             return lookup.result(timeout=wait if wait is not None else JOINED_WAIT)
         except TimeoutError:
-            return SOURCE
+            return known
 
     def _look_up(self, user_id: str, lookup: Future) -> None:
-        """Ask Slack for the person's locale; remember the language it gives for a day, or
-        English for a few minutes when Slack does not answer."""
-        language, keep = SOURCE, RETRY_AFTER
+        """Ask Slack for the person's locale; remember the language it gives for a day, or,
+        when Slack does not answer, the language known before (English if none) for a few
+        minutes."""
+        with self._lock:
+            before = self._known.get(user_id)
+        language, keep = (before[0] if before is not None else SOURCE), RETRY_AFTER
         try:
             user = self.client.users_info(user=user_id, include_locale=True)["user"]
             language, keep = language_of(user.get("locale")), self.keep_seconds
