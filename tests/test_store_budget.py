@@ -5,6 +5,7 @@ failed connection is worth one more try and a failed statement is not."""
 from __future__ import annotations
 
 import contextlib
+import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -292,13 +293,14 @@ def test_which_failures_are_a_lost_connection():
 
 
 def test_the_acks_connections_are_all_open_before_a_burst(pg_url):
-    """The acks' pool opens its 8 connections with the store and keeps them: a burst of 8
+    """The acks' pool opens its 8 connections as the store opens and keeps them: a burst of 8
     asks at once after a quiet time opens none (psycopg_pool would open them one at a time)."""
     from bot.store.postgres import ACK_CONNECTIONS, PostgresStore
 
     store = PostgresStore(pg_url)
     try:
         acks = store._db.acks
+        acks.wait(timeout=10)  # filled in the background once the store is open
         assert acks.min_size == ACK_CONNECTIONS == acks.get_stats()["pool_size"]
         opened = acks.get_stats()["connections_num"]
         gate = threading.Barrier(ACK_CONNECTIONS)
@@ -313,3 +315,29 @@ def test_the_acks_connections_are_all_open_before_a_burst(pg_url):
         assert acks.get_stats()["connections_num"] == opened
     finally:
         store.close()
+
+
+def test_a_database_allowing_fewer_connections_still_opens_the_store(pg_base_url, pg_url):
+    """A role allowed 4 connections (fewer than the acks' 8 and the work's 1): the store opens
+    and answers an ack's call; psycopg's pool goes on asking for the rest, and logs why not."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from bot.store.postgres import PostgresStore
+
+    role = "r_" + secrets.token_hex(4)
+    schema = conninfo_to_dict(pg_url)["options"].split("=", 1)[1]
+    with psycopg.connect(pg_base_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 4")
+        conn.execute(f"GRANT ALL ON SCHEMA {schema} TO {role}")
+    try:
+        store = PostgresStore(make_conninfo(pg_url, user=role))
+        try:
+            with budget.ack_budget():
+                assert store.now() is not None
+        finally:
+            store.close()
+    finally:
+        with psycopg.connect(pg_base_url, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")

@@ -43,8 +43,8 @@ from bot.store.postgres_ratelimit import SharedRateLimiter
 
 # Connections for the store calls answering Slack requests (each a statement or two, under
 # a millisecond in the database), apart from the follow-up work's `max_connections`; all
-# kept open, so that the first burst after a quiet hour does not wait for them one by one
-# (psycopg_pool opens one at a time, each a TCP, TLS and password round trip or more).
+# opened right after start and kept, so that the first burst after a quiet hour does not wait
+# for them one by one (psycopg_pool opens one at a time, each a TCP, TLS and password exchange).
 ACK_CONNECTIONS = 8
 
 

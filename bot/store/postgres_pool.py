@@ -40,11 +40,13 @@ def open_pool(
     probed: bool = False,
     kept: int = 1,
 ) -> ConnectionPool:
-    """A pool, open with `kept` connections, which it keeps however long they are idle (more
-    are opened as needed and closed after 10 idle minutes); DatabaseUnavailable when
-    PostgreSQL cannot be had (asked first unless `probed`). `statement_limit`: seconds any
-    statement on its connections may run, `lock_limit` wait for a lock, at most half of that
-    (set once per connection)."""
+    """A pool, open with one connection and filling up to `kept` in the background, which it
+    keeps however long they are idle (more are opened as needed and closed after 10 idle
+    minutes): a database that allows fewer connections still opens, and psycopg's pool logs
+    the connections it could not make. DatabaseUnavailable when PostgreSQL cannot be had
+    (asked first unless `probed`). `statement_limit`: seconds any statement on its
+    connections may run, `lock_limit` wait for a lock, at most half of that (set once per
+    connection)."""
     if not probed:
         probe(url, connect_timeout)
 
@@ -58,7 +60,7 @@ def open_pool(
 
     pool = ConnectionPool(
         url,
-        min_size=kept,
+        min_size=1,
         max_size=max_connections,
         kwargs={
             "autocommit": True,
@@ -81,6 +83,8 @@ def open_pool(
     except Exception:
         pool.close()
         raise
+    if kept > 1:
+        pool.resize(min_size=kept, max_size=max_connections)  # the rest made in the background
     return pool
 
 
