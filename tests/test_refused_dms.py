@@ -184,3 +184,18 @@ def test_a_persons_dm_channel_is_opened_once_and_again_after_a_refused_post(bot,
     del slack.refused[("chat.postMessage", channel)]
     assert courier.dm("UADA", "four")
     assert len(slack.of("conversations.open")) == 2
+
+
+def test_a_persons_dm_channel_is_asked_for_again_after_a_day(bot, slack):
+    """A day on, conversations.open is asked again (it says when a person was deactivated; a
+    post to their old channel would not)."""
+    now = [0.0]
+    courier = bot.deps.courier
+    courier.dm_channels.clock = lambda: now[0]
+    assert courier.dm("UADA", "one")
+    now[0] += 24 * 3600 - 1
+    assert courier.dm("UADA", "two")
+    assert len(slack.of("conversations.open")) == 1
+    now[0] += 2
+    assert courier.dm("UADA", "three")
+    assert len(slack.of("conversations.open")) == 2

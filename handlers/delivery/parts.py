@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -49,26 +50,36 @@ else:
 
 
 class DirectChannels:
-    """Each person's DM channel with the bot, as `conversations.open` gave it. It stays the
-    same for as long as both exist, so it is asked for once per person and process rather
-    than before every DM (an approval DMs its requester and the invitee); one Slack refuses a
-    post to is asked for again next time."""
+    """Each person's DM channel with the bot, as `conversations.open` gave it, kept a day: it
+    stays the same for as long as both exist, so it is asked for once a day per person and
+    process rather than before every DM (an approval DMs its requester and the invitee). One
+    Slack refuses a post to is asked for again next time; after a day it is asked for again
+    anyway, as `conversations.open` says when a person was deactivated and a post to their
+    old channel would not."""
 
-    def __init__(self, kept: int = 20_000) -> None:
+    def __init__(
+        self,
+        kept: int = 20_000,
+        keep_seconds: float = 24 * 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.kept = kept  # people remembered (least recently written to are forgotten first)
-        self._channels: OrderedDict[str, str] = OrderedDict()
+        self.keep_seconds = keep_seconds
+        self.clock = clock
+        self._channels: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, user_id: str) -> str | None:
         with self._lock:
-            channel = self._channels.get(user_id)
-            if channel is not None:
-                self._channels.move_to_end(user_id)
-            return channel
+            entry = self._channels.get(user_id)
+            if entry is None or entry[1] <= self.clock():
+                return None
+            self._channels.move_to_end(user_id)
+            return entry[0]
 
     def put(self, user_id: str, channel: str) -> None:
         with self._lock:
-            self._channels[user_id] = channel
+            self._channels[user_id] = (channel, self.clock() + self.keep_seconds)
             self._channels.move_to_end(user_id)
             while len(self._channels) > self.kept:
                 self._channels.popitem(last=False)
