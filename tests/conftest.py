@@ -49,6 +49,11 @@ def pytest_sessionstart(session) -> None:
 
     compiled()
     sys.dont_write_bytecode = False
+    # Every Slack, awork and PostgreSQL the tests talk to is on loopback: a proxy set on the
+    # machine (for the bot, slack_sdk and the servers the tests start) is not in the way.
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
+        os.environ.pop(name, None)
+        os.environ.pop(name.lower(), None)
 
 
 def pytest_collection_finish(session) -> None:
