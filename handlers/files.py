@@ -91,7 +91,7 @@ def _fetch(
     body = bytearray()
     try:
         with (
-            # The bot's one TLS context (bot/runtime/outbound.py).
+            # The TLS context of the bot's httpx clients, made once (bot/runtime/outbound.py).
             httpx.Client(
                 transport=TRANSPORT,
                 verify=tls_for(str(url), httpx=True) or True,
