@@ -272,7 +272,7 @@ def build(
         transport=awork_transport,
         limiter=limiter,
         timeout=httpx.Timeout(settings.awork_timeout, connect=min(5.0, settings.awork_timeout)),
-        # The trust and the proxy of the calls to Slack (bot/runtime/outbound.py).
+        # The system's CA store, as for Slack, and the environment's proxy (bot/runtime/outbound.py).
         verify=tls_for(awork_url, httpx=True),
         proxy=proxy_for(awork_url),
         **awork_options,
