@@ -46,8 +46,8 @@ from handlers.delivery.homes import HomeTabs
 from handlers.delivery.languages import Languages
 from handlers.delivery.links import LinkDelivery
 from handlers.delivery.notes import PrivateNotes
-from handlers.delivery.parts import DirectChannels
 from handlers.delivery.posts import CLOCK_SKEW, TrackedPosts
+from handlers.delivery.remembered import Remembered
 from handlers.delivery.requests import RequestDelivery
 from handlers.delivery.steps import StepCompletion
 
@@ -81,7 +81,12 @@ class Courier(
         # Whose language each message is in: a person's Slack locale, INVITE_LANGUAGE for a
         # channel (`speaking(self.languages.of(user))`, `speaking(self.languages.channel)`).
         self.languages = languages or Languages(client)
-        self.dm_channels = DirectChannels()  # each person's DM channel, once asked for
+        # Each person's DM channel with the bot, as conversations.open gave it: the same for as
+        # long as both exist, so asked for once a day rather than before every DM (an approval
+        # DMs its requester and the invitee). Forgotten when Slack refuses a post to it; asked
+        # again after a day anyway, as conversations.open says when a person was deactivated
+        # and a post to their old channel would not (notes.py).
+        self.dm_channels: Remembered[str] = Remembered()
         # A post whose answer was lost is looked for in Slack once it can no longer be on its
         # way (the client's timeout, and a few seconds for Slack's history to show it), over
         # the minutes around the attempt (the clocks' skew and the client's whole budget).

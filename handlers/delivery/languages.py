@@ -15,20 +15,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from slack_sdk import WebClient
 
 from bot.i18n import SOURCE, language_of
+from handlers.delivery.remembered import DAY, Remembered
 from handlers.delivery.slack_errors import SEND_ERRORS, slack_error
 
 log = logging.getLogger(__name__)
 
-DAY = 24 * 3600.0
 RETRY_AFTER = 300.0  # a lookup that failed is tried again after five minutes
-KEPT = 20_000  # people remembered (least recently spoken to are forgotten first)
 # Lookups an ack did not wait for finish here (a person's first contact while Slack is slow).
 LOOKUPS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="locale")
 JOINED_WAIT = 10.0  # seconds a message waits for a lookup another started, at most
@@ -44,22 +42,14 @@ class Languages:
     ) -> None:
         self.client = client
         self.channel = channel  # INVITE_LANGUAGE
-        self.keep_seconds = keep_seconds
-        self.clock = clock
-        self._known: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self.clock = clock  # read at each use: a test may set it afterwards
+        self._known: Remembered[str] = Remembered(keep_seconds, clock=lambda: self.clock())
         self._asking: dict[str, Future] = {}  # lookups under way, one per person
         self._lock = threading.Lock()
 
     def known(self, user_id: str | None) -> str | None:
         """The person's language if it was looked up within the day (never calls Slack)."""
-        if not user_id:
-            return None
-        with self._lock:
-            entry = self._known.get(user_id)
-            if entry is None or entry[1] <= self.clock():
-                return None
-            self._known.move_to_end(user_id)
-            return entry[0]
+        return self._known.get(user_id) if user_id else None
 
     def of(self, user_id: str | None, wait: float | None = None) -> str:
         """The person's language: remembered, else asked of Slack. An ack cannot wait long:
@@ -70,9 +60,10 @@ class Languages:
         if language is not None or not user_id:
             return language or SOURCE
         with self._lock:
-            entry = self._known.get(user_id)
-            if entry is not None and entry[1] > self.clock():
-                return entry[0]  # looked up meanwhile
+            language = self._known.get(user_id)
+            if language is not None:
+                return language  # looked up meanwhile
+            before = self._known.last(user_id)  # out of date, or None for someone new
             lookup = self._asking.get(user_id)
             mine = lookup is None
             if mine:
@@ -84,8 +75,8 @@ class Languages:
                 LOOKUPS.submit(self._look_up, user_id, lookup)
             except RuntimeError:  # shutting down: English, asked again next time
                 self._look_up_done(user_id, lookup, SOURCE)
-        known = entry[0] if entry is not None else SOURCE  # out of date, or English
-        if entry is not None and wait is not None:
+        known = before or SOURCE
+        if before is not None and wait is not None:
             return known  # the ack need not wait for Slack for it
         try:  # another's lookup under way (a first request's, on LOOKUPS): not forever
             return lookup.result(timeout=wait if wait is not None else JOINED_WAIT)
@@ -96,12 +87,10 @@ class Languages:
         """Ask Slack for the person's locale; remember the language it gives for a day, or,
         when Slack does not answer, the language known before (English if none) for a few
         minutes."""
-        with self._lock:
-            before = self._known.get(user_id)
-        language, keep = (before[0] if before is not None else SOURCE), RETRY_AFTER
+        language, keep = self._known.last(user_id) or SOURCE, RETRY_AFTER
         try:
             user = self.client.users_info(user=user_id, include_locale=True)["user"]
-            language, keep = language_of(user.get("locale")), self.keep_seconds
+            language, keep = language_of(user.get("locale")), self._known.keep_seconds
         except SEND_ERRORS as exc:
             log.warning("users.info for a locale failed: %s", slack_error(exc))
         except (KeyError, TypeError, AttributeError):  # an answer without a user: English
@@ -116,8 +105,4 @@ class Languages:
         lookup.set_result(language)
 
     def _remember(self, user_id: str, language: str, seconds: float) -> None:
-        with self._lock:
-            self._known[user_id] = (language, self.clock() + seconds)
-            self._known.move_to_end(user_id)
-            while len(self._known) > KEPT:
-                self._known.popitem(last=False)
+        self._known.put(user_id, language, seconds)

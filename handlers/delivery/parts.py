@@ -3,8 +3,7 @@
 The Courier (courier.py) is made of parts by concern - one request's messages (requests.py),
 batches (batches.py), acceptance links (links.py), the App Home (homes.py), private notes
 (notes.py), posts not doubled by a slow Slack (posts.py) - each a mixin on this base, so that
-each is typed against the whole once - and what they remember of people besides their
-language (`DirectChannels`).
+each is typed against the whole once.
 
 Every message is built and sent in its reader's language, never the caller's: what goes to a
 channel (the approvers' or a route's) in INVITE_LANGUAGE (`for_channel`), what goes to one
@@ -15,8 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -42,51 +39,12 @@ if TYPE_CHECKING:
     from bot.services.invites import InviteService
     from bot.store import Store
     from handlers.delivery.languages import Languages
+    from handlers.delivery.remembered import Remembered
 
     # What the listeners ask of the Courier (`sync`, `sync_batch`, ...), its parts call too.
     _Courier = Deliveries
 else:
     _Courier = object
-
-
-class DirectChannels:
-    """Each person's DM channel with the bot, as `conversations.open` gave it, kept a day: it
-    stays the same for as long as both exist, so it is asked for once a day per person and
-    process rather than before every DM (an approval DMs its requester and the invitee). One
-    Slack refuses a post to is asked for again next time; after a day it is asked for again
-    anyway, as `conversations.open` says when a person was deactivated and a post to their
-    old channel would not."""
-
-    def __init__(
-        self,
-        kept: int = 20_000,
-        keep_seconds: float = 24 * 3600.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.kept = kept  # people remembered (least recently written to are forgotten first)
-        self.keep_seconds = keep_seconds
-        self.clock = clock
-        self._channels: OrderedDict[str, tuple[str, float]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, user_id: str) -> str | None:
-        with self._lock:
-            entry = self._channels.get(user_id)
-            if entry is None or entry[1] <= self.clock():
-                return None
-            self._channels.move_to_end(user_id)
-            return entry[0]
-
-    def put(self, user_id: str, channel: str) -> None:
-        with self._lock:
-            self._channels[user_id] = (channel, self.clock() + self.keep_seconds)
-            self._channels.move_to_end(user_id)
-            while len(self._channels) > self.kept:
-                self._channels.popitem(last=False)
-
-    def forget(self, user_id: str) -> None:
-        with self._lock:
-            self._channels.pop(user_id, None)
 
 
 class CourierParts(_Courier):
@@ -108,7 +66,7 @@ class CourierParts(_Courier):
     fresh_for: float
     delivering: threading.local
     languages: Languages
-    dm_channels: DirectChannels
+    dm_channels: Remembered[str]  # each person's DM channel, kept a day (notes.py)
 
     def note_after_round(self, record: Any, **changes: Any) -> Any:
         """`changes` that need not be stored the moment they are true (what a message shows
