@@ -62,19 +62,23 @@ class AworkClient:
         retry_sleep: Callable[[float], None] = time.sleep,
         attempts: int = 4,
         limiter: RateLimiter | None = None,
-        verify: ssl.SSLContext | None = None,
+        verify: Callable[[], ssl.SSLContext | None] | None = None,
         proxy: str | None = None,
     ) -> None:
-        """`verify`: the TLS context to check awork's certificate with (None: httpx's own);
-        `proxy`: the proxy to reach awork through - httpx takes none from the environment once
-        it is handed a transport, as the retries and the rate limit need it to be."""
-        inner = transport or FirstUse(
-            lambda: httpx.HTTPTransport(
+        """`verify`: makes the TLS context to check awork's certificate with, asked with the
+        transport at the first request (None, or its None: httpx's own); `proxy`: the proxy to
+        reach awork through - httpx takes none from the environment once it is handed a
+        transport, as the retries and the rate limit need it to be."""
+
+        def make() -> httpx.BaseTransport:
+            context = verify() if verify is not None else None
+            return httpx.HTTPTransport(
                 limits=httpx.Limits(max_connections=50),
-                verify=verify if verify is not None else True,
+                verify=context if context is not None else True,
                 proxy=proxy,
             )
-        )
+
+        inner = transport or FirstUse(make)
         self.limiter = limiter or RateLimiter()
         inner = RateLimitTransport(inner, self.limiter)
         self._http = httpx.Client(

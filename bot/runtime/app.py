@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import threading
@@ -273,7 +274,7 @@ def build(
         limiter=limiter,
         timeout=httpx.Timeout(settings.awork_timeout, connect=min(5.0, settings.awork_timeout)),
         # The system's CA store, as for Slack, and the environment's proxy (bot/runtime/outbound.py).
-        verify=tls_for(awork_url, httpx=True),
+        verify=functools.partial(tls_for, awork_url, httpx=True),
         proxy=proxy_for(awork_url),
         **awork_options,
     )

@@ -4,6 +4,8 @@ created)."""
 
 from __future__ import annotations
 
+import functools
+
 import httpx
 
 from bot.cli.doctor.check import Check, clean
@@ -35,7 +37,7 @@ def awork_checks(settings: Settings, transport: httpx.BaseTransport | None = Non
         timeout=httpx.Timeout(min(settings.awork_timeout, 10.0), connect=5.0),
         attempts=2,
         # As the bot reaches awork (bot/runtime/app.py): through the same proxy, the same trust.
-        verify=tls_for(settings.awork_api_url, httpx=True),
+        verify=functools.partial(tls_for, settings.awork_api_url, httpx=True),
         proxy=proxy_for(settings.awork_api_url),
     )
     try:
