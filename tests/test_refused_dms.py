@@ -179,10 +179,24 @@ def test_a_persons_dm_channel_is_opened_once_and_again_after_a_refused_post(bot,
     assert courier.dm("UADA", "one") and courier.dm("UADA", "two")
     assert len(slack.of("conversations.open")) == 1
     [channel] = {c.args["channel"] for c in slack.of("chat.postMessage")}
-    slack.refused[("chat.postMessage", channel)] = "channel_not_found"
+    slack.refused[("chat.postMessage", channel)] = "not_in_channel"
     assert courier.dm("UADA", "three") is None
     del slack.refused[("chat.postMessage", channel)]
     assert courier.dm("UADA", "four")
+    assert len(slack.of("conversations.open")) == 2
+
+
+def test_a_dm_to_a_kept_channel_that_is_gone_goes_to_the_channel_opened_afresh(bot, slack):
+    """When the DM channel kept for a person is gone (channel_not_found), the same DM is posted
+    once more in the channel Slack opens now, and that one is kept."""
+    courier = bot.deps.courier
+    assert courier.dm("UADA", "one")[0] == "DUADA"
+    slack.refused[("chat.postMessage", "DUADA")] = "channel_not_found"
+    slack.dm_ids["UADA"] = "DUADA2"
+    assert courier.dm("UADA", "two")[0] == "DUADA2"
+    assert courier.dm("UADA", "three")[0] == "DUADA2"
+    posted = [(c.args["channel"], c.args["text"]) for c in slack.of("chat.postMessage")]
+    assert posted[1:] == [("DUADA", "two"), ("DUADA2", "two"), ("DUADA2", "three")]
     assert len(slack.of("conversations.open")) == 2
 
 

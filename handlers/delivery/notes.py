@@ -15,12 +15,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
+
 from handlers.delivery.parts import CourierParts
 from handlers.delivery.slack_errors import SEND_ERRORS, refused, slack_error
 
 log = logging.getLogger("handlers.delivery.courier")
 
 Track = tuple[Any, str]  # the request or batch a message is for, and its kind
+GONE = {"channel_not_found"}  # what a post to a DM channel kept from before meets once it is gone
 
 
 class PrivateNotes(CourierParts):
@@ -41,21 +44,40 @@ class PrivateNotes(CourierParts):
         record and kind it is posted for, with metadata and not twice (`TrackedPosts.post`)."""
         try:
             with self.for_person(user_id):
-                channel = self.dm_channels.get(user_id)
-                if channel is None:
-                    channel = self.client.conversations_open(users=user_id)["channel"]["id"]
-                    self.dm_channels.put(user_id, channel)
-                if track is not None:
-                    record, kind = track
-                    return self.post(record, kind, channel, text, blocks, unfurl_links=False)
-                posted = self.client.chat_postMessage(
-                    channel=channel, text=text, blocks=blocks, unfurl_links=False
-                )
-            return posted["channel"], posted["ts"]
+                kept = self.dm_channels.get(user_id)
+                try:
+                    return self._to_channel(user_id, kept, text, blocks, track)
+                except SlackApiError as exc:
+                    if kept is None or slack_error(exc) not in GONE:
+                        raise
+                # The channel kept for them is gone: opened afresh, posted once more (Slack
+                # refused the post, so nothing of it stands).
+                self.dm_channels.forget(user_id)
+                return self._to_channel(user_id, None, text, blocks, track)
         except SEND_ERRORS as exc:
             self.dm_channels.forget(user_id)  # opened afresh next time
             log.warning("could not DM %s: %s", user_id, slack_error(exc))
             raise
+
+    def _to_channel(
+        self,
+        user_id: str,
+        channel: str | None,
+        text: str,
+        blocks: list | None,
+        track: Track | None,
+    ) -> tuple[str, str]:
+        """Post in `channel`, or in the DM channel Slack opens for `user_id` (then kept)."""
+        if channel is None:
+            channel = self.client.conversations_open(users=user_id)["channel"]["id"]
+            self.dm_channels.put(user_id, channel)
+        if track is not None:
+            record, kind = track
+            return self.post(record, kind, channel, text, blocks, unfurl_links=False)
+        posted = self.client.chat_postMessage(
+            channel=channel, text=text, blocks=blocks, unfurl_links=False
+        )
+        return posted["channel"], posted["ts"]
 
     def tell(
         self,

@@ -53,6 +53,7 @@ class FakeSlack:
         self.members: dict[str, str] = {}
         self.errors: dict[str, str] = {}
         self.refused: dict[tuple[str, str], str] = {}  # (method, user or channel) -> error
+        self.dm_ids: dict[str, str] = {}  # user -> the DM channel opened for them, if not D<user>
         self.ephemeral_blocked: set[str] = set()
         self.throttle: dict[str, int] = {}  # method -> how many HTTP 429s to answer first
         self.throttled = 0
@@ -239,7 +240,8 @@ class FakeSlack:
                 return {"ok": False, "error": "channel_not_found"}
             return {"ok": True, "message_ts": f"{int(time.time())}.{next(self._ts):06d}"}
         if method == "conversations.open":
-            return {"ok": True, "channel": {"id": "D" + str(args.get("users"))}}
+            user = str(args.get("users"))
+            return {"ok": True, "channel": {"id": self.dm_ids.get(user, "D" + user)}}
         if method == "users.list":  # paged by `limit` and `cursor`, like Slack's
             everyone = sorted(self.members.items())
             start = int(args.get("cursor") or 0)
