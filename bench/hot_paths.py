@@ -337,6 +337,9 @@ def targets(figures: dict) -> dict[str, str]:
     result["(the floor with the bot's libraries, RSS after the same)"] = f"{stack} MiB"
     libraries = round(up["floor_libraries"]["median_s"] / up["floor"]["median_s"], 2)
     result["(the floor with the bot's libraries, start-up)"] = f"{libraries}x floor"
+    # The bot's own share, for a floor that imported the stack the bot is built on.
+    own = round(up["bot"]["median_s"] / up["floor_libraries"]["median_s"], 2)
+    result["(start-up against the floor with the bot's libraries)"] = f"{own}x"
     return result
 
 
