@@ -173,6 +173,21 @@ def test_the_shell_leaves_no_folder_in_the_temp_directory(tmp_path, ending):
     assert list(temp.iterdir()) == []
 
 
+def test_the_shell_keeps_its_own_store_though_a_deployed_database_is_named(tmp_path):
+    """With INVITE_DATABASE_URL set (the deployed bot's .env or environment), the shell still
+    writes into its own file (`--db`), never into that database."""
+    deployed = "postgresql://invitebot:secret@127.0.0.1:1/production"
+    lines = "/invite grace@example.com\nquit\n"
+    run = cli("shell", "--db", "s.sqlite", cwd=tmp_path, input=lines, INVITE_DATABASE_URL=deployed)
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+    assert "message 1 · #approvals" in run.stdout
+    store = SqliteStore(str(tmp_path / "s.sqlite"))
+    try:
+        assert [r.details.email for r in store.requests()] == ["grace@example.com"]
+    finally:
+        store.close()
+
+
 def test_the_shell_says_how_many_seats_its_sandbox_has_and_takes_seats(tmp_path):
     """`--seats 1` is a workspace with one seat, its owner's: the greeting says so and an
     approved invitation finds no free seat."""

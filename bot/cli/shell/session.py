@@ -133,6 +133,8 @@ class Shell:
             SLACK_APP_TOKEN="",
             INVITE_ADMIN_CHANNEL=APPROVALS,
             INVITE_DB_PATH=db_path,
+            # Its own store, never the deployed one a .env or the environment names.
+            INVITE_DATABASE_URL="",
             # The shell's own people decide, whatever a .env says about the real Slack.
             INVITE_APPROVERS=f"{users['olga'].id},{users['sam'].id}",
             **({"INVITE_POLICY": policy} if policy is not None else {}),
