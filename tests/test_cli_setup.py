@@ -28,14 +28,21 @@ from tests.test_sandbox import SCHEMAS
 ROOT = Path(__file__).parents[1]
 
 
-def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, **extra: str):
-    """`invite-bot ARGS` as a process, with only the given configuration."""
+def cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    input: str | None = None,
+    **extra: str,
+):
+    """`invite-bot ARGS` as a process, with only the given configuration (and `input` typed)."""
     base = {
         k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AWORK_", "INVITE_"))
     }
     return subprocess.run(
         [str(SCRIPT), *args],
         env={**base, **(env or {}), **extra},
+        input=input,
         capture_output=True,
         text=True,
         timeout=60,
@@ -205,6 +212,15 @@ def test_env_example_does_not_override_the_images_settings():
     assert not active_names(ROOT / ".env.example") & image_env
     assert "INVITE_DB_PATH" not in active_names(ROOT / ".env.example")
     assert "# INVITE_DB_PATH=" in (ROOT / ".env.example").read_text()
+
+
+def test_plain_invite_bot_with_env_example_copied_as_it_is_starts_the_shell(tmp_path):
+    """`cp .env.example .env` and plain `invite-bot`, before any token is filled in, is the
+    shell (as the README says of no Slack tokens), not a server refusing to start."""
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
+    run = cli(cwd=tmp_path, input="quit\n")
+    assert run.returncode == 0, run.stderr
+    assert "sandbox" in run.stdout.lower() and "SLACK_SIGNING_SECRET" not in run.stderr
 
 
 def unwritable(tmp_path: Path, kind: str) -> Path:
