@@ -235,6 +235,9 @@ class InviteRequest(Decidable[Status]):
     link_overdue_at: datetime | None = None
     # The invitee's Slack id, looked up at approval; they alone may accept from Slack.
     invitee_slack_id: str | None = None
+    # A member of a batch whose run could not read Slack's members whole: whether the invitee
+    # is in Slack is asked again before their link goes to the requester.
+    invitee_unknown: bool = False
     awork_email_skipped: bool = False
     joined_at: datetime | None = None
     followed_at: datetime | None = None  # last looked at while INVITED (joined? lapsed?)

@@ -53,7 +53,7 @@ class BatchRunner:
         batch_id: str,
         claim_id: str | None,
         concurrency: int,
-        invitees: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None,
+        invitees: Mapping[str, str] | Callable[[], Mapping[str, str] | None] | None = None,
         on_progress: Callable[[int], None] | None = None,
         on_start: Callable[[], object] | None = None,
     ) -> InviteBatch | None:
@@ -61,7 +61,8 @@ class BatchRunner:
         time within the awork client's rate limit; then mark it DONE. `invitees` maps
         lower-case emails to Slack user ids (they get the invitation by DM), or is called for
         that map once the run's lease is being renewed, like `on_start` (slow Slack work),
-        when the first member is created; `on_progress` hears how many entries are settled so far.
+        when the first member is created (answering None when it could not be read whole:
+        the members it would have named are marked `invitee_unknown`); `on_progress` hears how many entries are settled so far.
         `claim_id` is the claim the caller took (approval, Retry failed, takeover): when it is
         not the batch's any more, the run is someone else's and nothing is done. Returns the
         batch as stored."""
@@ -242,6 +243,7 @@ class BatchRunner:
         now = utcnow()
         if existing is None:
             entry = batch.entries[index]
+            invitee = invitees.get(entry.email.lower())
             member = InviteRequest(
                 id=member_id,
                 status=Status.INVITING,
@@ -263,7 +265,8 @@ class BatchRunner:
                 route_approvers=batch.route_approvers,
                 attempts=1,
                 invite_started_at=now,
-                invitee_slack_id=invitees.get(entry.email.lower()),
+                invitee_slack_id=invitee,
+                invitee_unknown=invitee is None and invitees.unknown,
                 batch_run=batch.run,
             )
             try:
@@ -296,17 +299,23 @@ class BatchRunner:
 
 class _Invitees:
     """Invitees' Slack ids by lower-case address, asked for (`source`: a map, or a call that
-    makes one, e.g. Slack's users.list) only once a member is first created: a run taken up
-    again to settle members created before needs none."""
+    makes one, e.g. Slack's users.list, or None when it could not be read whole) only once a
+    member is first created: a run taken up again to settle members created before needs
+    none. `unknown`: the call could not read it, so an address it lacks may be in Slack."""
 
-    def __init__(self, source: Mapping[str, str] | Callable[[], Mapping[str, str]] | None) -> None:
+    def __init__(
+        self, source: Mapping[str, str] | Callable[[], Mapping[str, str] | None] | None
+    ) -> None:
         self._source = source
         self._found: Mapping[str, str] | None = None
+        self.unknown = False
         self._lock = threading.Lock()
 
     def get(self, address: str) -> str | None:
         with self._lock:
             if self._found is None:
                 source = self._source
-                self._found = source() if callable(source) else (source or {})
+                found = source() if callable(source) else (source or {})
+                self.unknown = found is None
+                self._found = found or {}
         return self._found.get(address)

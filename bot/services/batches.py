@@ -285,7 +285,7 @@ class BatchService:
         self,
         batch_id: str,
         claim_id: str | None,
-        invitees: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None,
+        invitees: Mapping[str, str] | Callable[[], Mapping[str, str] | None] | None = None,
         on_progress: Callable[[int], None] | None = None,
         on_start: Callable[[], object] | None = None,
     ) -> InviteBatch | None:

@@ -91,9 +91,10 @@ class BatchDelivery(CourierParts):
         with contextlib.suppress(StoreClosed):  # stopping: the next start resumes it again
             self.run_batch(batch_id, claim_id)
 
-    def slack_directory(self) -> dict[str, str]:
+    def slack_directory(self) -> dict[str, str] | None:
         """Every active member's email -> Slack id, read once per batch with users.list
-        (one paged call instead of a lookupByEmail per person, which Slack rate-limits)."""
+        (one paged call instead of a lookupByEmail per person, which Slack rate-limits); None
+        when Slack did not answer every page: whom it would have named is not known."""
         found: dict[str, str] = {}
         try:
             for page in self.client.users_list(limit=200):
@@ -102,7 +103,11 @@ class BatchDelivery(CourierParts):
                     if email and not user.get("deleted") and not user.get("is_bot"):
                         found[str(email).lower()] = user["id"]
         except SEND_ERRORS as exc:
-            log.warning("users.list failed (%s): links go to the requester", slack_error(exc))
+            log.warning(
+                "users.list failed (%s): who is in Slack is asked again before links go out",
+                slack_error(exc),
+            )
+            return None
         return found
 
     def batch_progress(self, batch_id: str, done: int) -> None:
@@ -239,6 +244,16 @@ class BatchDelivery(CourierParts):
             and not member.link_attempted
             and member.invitee_slack_id is None
         ]
+        unknown = [m for m in due if m.invitee_unknown]
+        if unknown:  # the run could not read who is in Slack: asked again before any goes
+            directory = self.slack_directory()
+            if directory is None:  # still not known: a sweep asks again (until they lapse)
+                return batch, False
+            for member in unknown:
+                # In Slack after all: their own DM (a sweep's), never the requester's list.
+                found = directory.get(member.details.email.lower())
+                self.store.update(member.id, invitee_unknown=False, invitee_slack_id=found)
+            due = [m for m in due if m.details.email.lower() not in directory]
         with_links = [(m, self.service.accept_link(m)) for m in due]
         for member, link in with_links:
             if link is None:  # found in awork after a crash: awork's own email has the link

@@ -9,7 +9,9 @@ INVITE_REMIND_AFTER after the invitation (at the latest halfway through its 24 h
 `InviteRequest.link_notice_at`), that is decided once, by compare-and-set, and the approval
 message - the batch's, for a batch member - tells the approvers, without the link.
 
-An invitee who is not in Slack has the link DM'd to the requester, to pass on privately. If
+An invitee who is not in Slack has the link DM'd to the requester, to pass on privately - not
+in Slack as Slack says, asked again just before: while it does not answer, the link goes to
+nobody and a sweep asks again (awork's own email, not skipped, has reached them). If
 Slack refuses the requester that DM (deactivated, not taking the bot's messages), the link is
 withheld: never posted where they asked. Their outcome, which goes there instead, and the
 approval message say only that it could not be sent; awork's own email carries it.
@@ -30,7 +32,7 @@ from bot.domain.clock import utcnow
 from bot.domain.records import InviteRequest, Status
 from bot.ui import notices
 from handlers.delivery.parts import CourierParts
-from handlers.delivery.slack_errors import SEND_ERRORS, refused
+from handlers.delivery.slack_errors import SEND_ERRORS, NotKnown, refused
 
 log = logging.getLogger("handlers.delivery.courier")
 
@@ -73,6 +75,12 @@ class LinkDelivery(CourierParts):
                 if request.batch_id is not None:
                     self._link_news(request.batch_id)  # the batch's summary drops the warning
             return delivered
+        try:  # not in Slack, as looked up at approval: asked again before another gets it
+            found = self.slack_member(request.details.email)
+        except NotKnown:  # awork's own email has reached them; a sweep asks again (until the
+            return request  # invitation lapses, as for an invitee's undelivered DM)
+        if found is not None:  # in Slack after all: their own DM, never the requester's
+            return self._send_link(self.store.update(request.id, invitee_slack_id=found) or request)
         try:
             with self.for_person(request.requester_id):
                 where = self.direct(

@@ -18,7 +18,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from handlers.delivery.parts import CourierParts
-from handlers.delivery.slack_errors import SEND_ERRORS, refused, slack_error
+from handlers.delivery.slack_errors import SEND_ERRORS, NotKnown, refused, slack_error
 
 log = logging.getLogger("handlers.delivery.courier")
 
@@ -139,13 +139,24 @@ class PrivateNotes(CourierParts):
             return False
 
     def slack_user(self, address: str) -> str | None:
-        """The Slack member with this email, if there is one (needs users:read.email)."""
+        """The Slack member with this email, if there is one - None also when Slack did not say
+        (awork's own email then reaches them; `slack_member` is asked again before their link
+        goes to anyone else)."""
+        try:
+            return self.slack_member(address)
+        except NotKnown:
+            return None
+
+    def slack_member(self, address: str) -> str | None:
+        """The active Slack member with this email, or None when Slack says there is none
+        (needs users:read.email); raises `NotKnown` when Slack did not answer that."""
         try:
             user = self.client.users_lookupByEmail(email=address)["user"]
         except SEND_ERRORS as exc:
-            if slack_error(exc) != "users_not_found":
-                log.warning("users.lookupByEmail failed: %s", slack_error(exc))
-            return None
+            if slack_error(exc) == "users_not_found":
+                return None
+            log.warning("users.lookupByEmail failed: %s", slack_error(exc))
+            raise NotKnown(slack_error(exc)) from None
         if user.get("deleted") or user.get("is_bot"):
             return None
         return user.get("id")

@@ -20,6 +20,12 @@ class Unsettled(Exception):
 SEND_ERRORS = (SlackApiError, OSError, HTTPException, Unsettled)
 
 
+class NotKnown(Exception):
+    """Slack did not say whether someone is a member (a rate limit, a timeout, a missing
+    scope): not the same as "not in this Slack", which sends their acceptance link to another
+    person."""
+
+
 def failure_level(exc: BaseException) -> int:
     """How loud a failed approval post is: waiting to learn whether an earlier attempt landed
     is expected (INFO); anything else an admin may have to act on (ERROR)."""

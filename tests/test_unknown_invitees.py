@@ -1,0 +1,112 @@
+"""An acceptance link goes to the requester only for an invitee Slack says is not a member.
+When Slack did not say - a rate limit, a timeout, a missing scope - the link waits for Slack
+to answer, and goes to the invitee if they are in Slack after all; awork's own email, not
+skipped, has reached them meanwhile."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from bot.domain.batches import BatchStatus
+from bot.domain.records import Status
+from tests.conftest import APPROVERS
+from tests.test_bulk_scenarios import ask_inline, wait_batch
+from tests.test_link_delivery import age_invitation, assert_never_sent, code_of
+from tests.test_scenarios import settle, submit, wait_status
+
+APPROVER = APPROVERS[0]
+
+
+def to_requester(slack) -> list[str]:
+    """The texts of the bot's DMs to the requester."""
+    return [c.args["text"] for c in slack.of("chat.postMessage") if c.args["channel"] == "DUREQ"]
+
+
+def until(check, timeout: float = 5.0):
+    """`check()` once it is true (polled until `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.01)
+    return found
+
+
+def test_a_link_waits_while_slack_does_not_say_whether_the_invitee_is_a_member(
+    driver, slack, bot, awork
+):
+    """users.lookupByEmail failing at approval and at delivery: the invitation goes out with
+    awork's email, the link goes to nobody; once Slack answers, the invitee's own DM has it."""
+    slack.members["ada@example.com"] = "UADA"
+    slack.errors["users.lookupByEmail"] = "internal_error"
+    request_id = submit(driver, slack)
+    driver.click("approve_invite", request_id, APPROVER)
+    wait_status(bot, request_id, Status.INVITED)
+    until(lambda: len(slack.of("users.lookupByEmail")) >= 2)  # at approval, before the link
+    bot.deps.courier.sweep(force=True)
+    request = until(lambda: (r := bot.store.get(request_id)).lease_owner is None and r)
+    assert request.invitee_slack_id is None and not request.link_attempted
+    assert request.needs_delivery() and not request.awork_email_skipped
+    assert not awork.invitations[0]["body"].get("skipSendingEmail")
+    code = code_of(awork, "ada@example.com")
+    assert_never_sent(slack, code)
+    assert not [t for t in to_requester(slack) if "accept" in t.lower() and "link" in t.lower()]
+
+    del slack.errors["users.lookupByEmail"]
+    bot.deps.courier.sweep(force=True)
+    request = settle(bot, request_id)
+    assert request.invitee_slack_id == "UADA" and request.link_sent_to == "UADA"
+    dm = slack.wait_for("chat.postMessage", where=lambda c: c.args["channel"] == "DUADA")[-1]
+    assert "accept_invite" in json.dumps(dm.args["blocks"])
+    assert_never_sent(slack, code)
+
+
+def test_a_link_whose_invitation_lapses_before_slack_says_goes_to_nobody(driver, slack, bot, awork):
+    """Still not known once the invitation has run out: it lapses, the link went nowhere, and
+    nobody is told Slack refused a DM (it did not); awork's email carried it."""
+    slack.errors["users.lookupByEmail"] = "missing_scope"
+    request_id = submit(driver, slack)
+    driver.click("approve_invite", request_id, APPROVER)
+    wait_status(bot, request_id, Status.INVITED)
+    until(lambda: bot.store.get(request_id).lease_owner is None)
+    age_invitation(bot, request_id, hours=25)
+    bot.deps.courier.sweep(force=True)
+    request = settle(bot, request_id)
+    assert request.status is Status.LAPSED and not request.link_withheld
+    assert_never_sent(slack, code_of(awork, "ada@example.com"))
+    assert not [t for t in to_requester(slack) if "did not let me DM you" in t]
+
+
+def test_a_batch_whose_run_could_not_read_slacks_members_lists_links_only_once_it_can(
+    driver, slack, bot, awork
+):
+    """users.list failing during a bulk run: no list of links goes to the requester; once
+    Slack answers, the member in Slack gets their own DM and only the other is listed."""
+    slack.members["b@y.com"] = "UBEE"
+    slack.errors["users.list"] = "internal_error"
+    batch_id = ask_inline(driver, slack, "a@x.com b@y.com")
+    driver.click("approve_invite", batch_id, APPROVER)
+    batch = until(
+        lambda: (
+            (b := bot.store.get_batch(batch_id)).status is BatchStatus.DONE
+            and b.lease_owner is None
+            and b
+        )
+    )
+    members = bot.deps.batches.members(batch)
+    assert all(m.invitee_unknown and m.invitee_slack_id is None for m in members)
+    bot.deps.courier.sweep(force=True)
+    assert not [t for t in to_requester(slack) if "Acceptance links" in t]
+    assert not bot.store.get_batch(batch_id).links_listed
+
+    del slack.errors["users.list"]
+    bot.deps.courier.sweep(force=True)
+    wait_batch(bot, batch_id, BatchStatus.DONE)
+    [listed] = [t for t in to_requester(slack) if "Acceptance links" in t]
+    assert "a@x.com" in listed and "b@y.com" not in listed
+    bot.deps.courier.sweep(force=True)  # the member found in Slack: its own DM
+    member = next(m for m in bot.deps.batches.members(batch) if m.details.email == "b@y.com")
+    assert settle(bot, member.id).link_sent_to == "UBEE"
+    dm = slack.wait_for("chat.postMessage", where=lambda c: c.args["channel"] == "DUBEE")[-1]
+    assert "accept_invite" in json.dumps(dm.args["blocks"])
+    assert code_of(awork, "b@y.com").rstrip("=") not in json.dumps(to_requester(slack))
