@@ -73,11 +73,9 @@ def register(app: App, deps: Deps) -> None:
         else:
             decision = service.deny(request_id, body["user"]["id"], reason)
             answer = answers.refusal
-        if not decision.ok:
-            ack(
-                response_action="errors",
-                errors={"reason": answer(decision.request, decision.refusal)},
-            )
+        if not decision.ok:  # why, in place of the form: a field error could not show a mention
+            text = answer(decision.request, decision.refusal)
+            ack(response_action="update", view=forms.deny_answer_modal(text))
             return
         ack()
         deps.later(

@@ -286,6 +286,18 @@ def _subject(request: Any) -> str:
     return people(len(entries)) if entries else escape(request.details.email)
 
 
+def deny_answer_modal(text: str) -> dict[str, Any]:
+    """In place of the deny-reason modal when the deny changed nothing: why (mrkdwn, so the
+    approver who decided shows as Slack shows a mention, which a field error cannot), and only
+    a button to close it."""
+    return {
+        "type": "modal",
+        "title": plain(_("Deny request"), 24),
+        "close": plain(_("Close"), 24),
+        "blocks": [section(text)],
+    }
+
+
 def deny_reason_modal(request: Any) -> dict[str, Any]:
     return {
         "type": "modal",
