@@ -15,6 +15,7 @@ from bot.domain.batches import BatchStatus, InviteBatch
 from bot.domain.details import InviteDetails
 from bot.domain.listing import Listed, summary
 from bot.domain.records import ApprovalRule, Failure, InviteRequest, Status
+from bot.i18n import speaking
 from bot.services.asking import Turned
 from bot.ui import answers, lists, notices
 from tests.conftest import APPROVERS
@@ -94,6 +95,21 @@ def test_every_refusal_of_an_ask_comes_from_the_catalog(turned, plain):
     with marked():
         assert unmarked(answers.turned_away(turned, plain=plain), allowed) == []
         assert unmarked(answers.turned_away(turned, plain=plain, on_behalf=True), allowed) == []
+
+
+def test_a_daily_limit_says_when_it_resets_as_the_language_writes_dates():
+    """When asking is possible again, in English and German, as each writes a date and time
+    (not one fixed pattern), as a private answer and as a form's field error."""
+    at = datetime(2026, 12, 6, tzinfo=UTC)
+    turned = Turned("daily_limit", rule="daily_limit", resets_at=at)
+    now = at - timedelta(hours=2, minutes=1)
+    for plain in (False, True):
+        english = answers.turned_away(turned, plain=plain, now=now)
+        assert "Asking is possible again from 2026-12-06 00:00 UTC (in 2 h 1 min)." in english
+        with speaking("de"):
+            german = answers.turned_away(turned, plain=plain, now=now)
+        assert "Ab 06.12.2026, 00:00 UTC kannst du wieder anfragen" in german
+        assert "2026-12-06" not in german
 
 
 def test_duplicate_errors_and_refusals_of_clicks_come_from_the_catalog():

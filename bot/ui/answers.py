@@ -139,12 +139,8 @@ def resets(at: datetime | None, now: datetime | None = None) -> str:
         if hours
         else _("{minutes} min", minutes=minutes)
     )
-    return _(
-        "Asking is possible again from {time} UTC on {date} (in {wait}).",
-        time=at.strftime("%H:%M"),
-        date=at.strftime("%Y-%m-%d"),
-        wait=wait,
-    )
+    # The date and time as the language writes them (plain: also a form's field error).
+    return _("Asking is possible again from {when} (in {wait}).", when=fallback(at), wait=wait)
 
 
 def refusal(request: Any, reason: str | None, decided: Callable[[Any], str] | None = None) -> str:
