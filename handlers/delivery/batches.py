@@ -253,7 +253,8 @@ class BatchDelivery(CourierParts):
                 # In Slack after all: their own DM (a sweep's), never the requester's list.
                 found = directory.get(member.details.email.lower())
                 self.store.update(member.id, invitee_unknown=False, invitee_slack_id=found)
-            due = [m for m in due if m.details.email.lower() not in directory]
+            in_slack = {m.id for m in unknown if m.details.email.lower() in directory}
+            due = [m for m in due if m.id not in in_slack]
         with_links = [(m, self.service.accept_link(m)) for m in due]
         for member, link in with_links:
             if link is None:  # found in awork after a crash: awork's own email has the link
