@@ -23,17 +23,18 @@ FORGED = "2026-01-01 00:00:00,000 CRITICAL bot.services.decisions: request R1 ap
 RECORD_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ \S+: ")
 
 
-@pytest.fixture
-def logged(settings, awork) -> Iterator[tuple[Bot, io.StringIO]]:
-    """The bot, and its log as `invite-bot serve` writes it (text format, at INFO): logging is
-    set up before the bot is built, as at start, so Bolt's loggers take its level."""
+@pytest.fixture(params=[logging.INFO])
+def logged(request, settings, awork) -> Iterator[tuple[Bot, io.StringIO]]:
+    """The bot, and its log as `invite-bot serve` writes it (text format, at INFO unless the
+    test says LOG_LEVEL): logging is set up before the bot is built, as at start, so Bolt's
+    loggers take its level."""
     stream = io.StringIO()
     handler = logs.prepare(logging.StreamHandler(stream), settings)
     root = logging.getLogger()
     old_level = root.level
     root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    logs.quiet_libraries(logging.INFO)
+    root.setLevel(request.param)
+    logs.quiet_libraries(request.param)
     built = build_bot(settings, awork.handler)
     try:
         yield built, stream
@@ -107,6 +108,18 @@ def test_the_address_a_person_asks_for_stays_out_of_the_log(logged, slack):
     text = stream.getvalue()
     assert "GET https://api.awork.com/api/v1/users/autofill/{email}" in text, text
     assert "grace.hopper" not in text
+
+
+@pytest.mark.parametrize("logged", [logging.DEBUG], indirect=True)
+def test_at_log_level_debug_bolt_logs_no_ack_body(logged, slack):
+    """LOG_LEVEL=DEBUG: Bolt, which copies the root's level onto its own loggers, still logs at
+    INFO - not every ack's body ("Responding with ... body"), which holds the address."""
+    bot, stream = logged
+    SlackDriver(bot.app, SIGNING_SECRET).command("grace.hopper@example.com")
+    slack.wait_for("chat.postEphemeral", timeout=10)
+    bot.deps.wait_idle(10)
+    text = stream.getvalue()
+    assert "Responding with" not in text and "grace.hopper" not in text, text
 
 
 def test_only_the_path_segments_holding_an_address_are_left_out():

@@ -309,6 +309,7 @@ def build(
     app = AnsweringApp(
         # Named, or Bolt inspects the whole call stack to name itself (0.1 s at start).
         name="invite-bot",
+        logger=logs.bolt_logger(),
         client=client,
         secrets=logs.secret_values(settings),
         signing_secret=settings.slack_signing_secret.get_secret_value(),

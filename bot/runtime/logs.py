@@ -249,6 +249,15 @@ def quiet_libraries(level: int) -> None:
     logging.getLogger("httpx").addFilter(ADDRESSES_OUT)  # once: a filter is not added twice
 
 
+def bolt_logger() -> logging.Logger:
+    """The logger Bolt is handed: at INFO or above whatever LOG_LEVEL says. Bolt gives every
+    logger it makes this one's level (without it, the root's: at DEBUG it logs each ack's body,
+    a person's address in it)."""
+    logger = logging.getLogger("slack_bolt.App")
+    logger.setLevel(max(logging.getLogger().getEffectiveLevel(), logging.INFO))
+    return logger
+
+
 def prepare(handler: logging.Handler, settings: Settings) -> logging.Handler:
     """`handler` with the secret mask and the format LOG_FORMAT asks for."""
     handler.addFilter(RedactSecrets(secret_values(settings)))
