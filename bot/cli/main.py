@@ -25,7 +25,8 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         for error in exc.errors(include_input=False, include_url=False):
             name = ".".join(str(part) for part in error["loc"]) or "settings"
-            print(f"invite-bot: configuration {name}: {error['msg']}", file=sys.stderr)
+            why = error["msg"].removeprefix("Value error, ")  # pydantic's, for our own checks
+            print(f"invite-bot: configuration {name}: {why}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

@@ -120,9 +120,13 @@ class Settings(BaseSettings):
     @classmethod
     def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value():
-            scheme = value.get_secret_value().split("://", 1)[0]
+            scheme, _, rest = value.get_secret_value().partition("://")
             if scheme not in ("postgresql", "postgres"):
                 raise ValueError("must start with postgresql://")
+            # An @ in the password, not encoded, ends it early: the rest would be read as the
+            # host, and the driver's error would print that part of the password.
+            if rest.split("/", 1)[0].count("@") > 1:
+                raise ValueError("write an @ in the user name or password as %40")
         return value
 
     @field_validator(
