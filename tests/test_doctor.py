@@ -23,6 +23,7 @@ from tests.test_scenarios import APPROVER, submit, wait_settled, wait_status
 NAMES = [
     "Slack token",
     "Slack scopes",
+    "Slack to the bot",
     "Admin channel",
     "Approvers",
     "awork key",
@@ -81,9 +82,21 @@ def test_missing_bot_token_fails_and_skips_the_slack_checks(tmp_path, slack, awo
     lines, code = run_doctor(tmp_path, slack, awork, SLACK_BOT_TOKEN="")
     assert code == 1
     assert lines["Slack token"].startswith("FAIL  Slack token: SLACK_BOT_TOKEN is not set — fix: ")
-    for name in ("Slack scopes", "Admin channel", "Approvers"):
+    skipped = ["Slack scopes", "Slack to the bot", "Admin channel", "Approvers"]
+    for name in skipped:
         assert lines[name].startswith(f"--  {name}: not checked")
-    assert failing(lines) == ["Slack token", "Slack scopes", "Admin channel", "Approvers"]
+    assert failing(lines) == ["Slack token", *skipped]
+
+
+def test_http_without_a_signing_secret_fails_how_slack_reaches_the_bot(tmp_path, slack, awork):
+    """No SLACK_SIGNING_SECRET (and no SLACK_APP_TOKEN): `serve` would not start over HTTP, so
+    the doctor does not pass; with it, the line says requests are checked with it."""
+    lines, code = run_doctor(tmp_path, slack, awork, SLACK_SIGNING_SECRET="")
+    assert code == 1 and "Slack to the bot" in failing(lines)
+    assert "SLACK_SIGNING_SECRET is not set" in lines["Slack to the bot"]
+    assert "Signing Secret" in lines["Slack to the bot"]
+    lines, _ = run_doctor(tmp_path, slack, awork)
+    assert lines["Slack to the bot"].startswith("ok  Slack to the bot: over HTTP")
 
 
 def test_refused_bot_token_says_so_with_the_fix(tmp_path, slack, awork):

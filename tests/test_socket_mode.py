@@ -94,3 +94,23 @@ def test_socket_mode_acks_and_opens_the_form(tmp_path, slack, env):
     text = (tmp_path / "socket.log").read_text()
     assert code == 0 and "Socket Mode" in text and "stopped cleanly" in text
     assert "xapp-1-test-app-token" not in text and BOT_TOKEN not in text
+
+
+def test_a_refused_app_token_stops_serve_in_one_line_and_fails_the_doctor(tmp_path, slack, env):
+    """SLACK_APP_TOKEN refused by apps.connections.open: `serve` says so in one line before it
+    starts anything (no traceback) and exits 2; `doctor` fails its "Slack to the bot" check;
+    the token is not shown."""
+    env["SLACK_APP_TOKEN"] = "xapp-1-revoked"
+    slack.refused_tokens["xapp-1-revoked"] = "invalid_auth"
+    run = subprocess.run(
+        [str(SCRIPT), "serve"], env=env, capture_output=True, text=True, timeout=30, cwd=tmp_path
+    )
+    assert run.returncode == 2 and "Traceback" not in run.stderr + run.stdout, run.stderr
+    [line] = run.stderr.splitlines()
+    assert line.startswith("invite-bot: Slack refused SLACK_APP_TOKEN (invalid_auth)")
+    doctor = subprocess.run(
+        [str(SCRIPT), "doctor"], env=env, capture_output=True, text=True, timeout=30, cwd=tmp_path
+    )
+    assert doctor.returncode == 1
+    assert "Slack refused SLACK_APP_TOKEN (invalid_auth)" in doctor.stdout
+    assert "xapp-1-revoked" not in doctor.stdout + doctor.stderr + run.stderr

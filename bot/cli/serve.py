@@ -66,6 +66,15 @@ class SlackCheck:
             return unreachable(self.settings, exc)
         return None
 
+    def socket_problem(self) -> str | None:
+        """SLACK_APP_TOKEN refused, before anything starts (what Socket Mode's connect would
+        meet only once the bot is built)."""
+        from bot.cli.doctor.slack import APP_TOKEN_FIX, socket_token_problem
+        from bot.runtime.slack_clients import slack_client
+
+        problem = socket_token_problem(self.settings, slack_client(self.settings))
+        return f"{problem}; {APP_TOKEN_FIX}" if problem else None
+
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     """Socket Mode (`--socket`, or SLACK_APP_TOKEN set without `--http`) or HTTP."""
@@ -85,6 +94,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         # INVITE_POLICY's own mistakes before Slack is asked: nothing outside is needed for them.
         or policy_problem(settings)
         or slack.problem()
+        or (slack.socket_problem() if socket_mode else None)
         # The store opens (its schema created or migrated) and takes a write.
         or store_writable(settings)
         # Then the policy's role and team names, against awork's as the store holds them.
@@ -94,7 +104,10 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         print(f"invite-bot: {problem}", file=sys.stderr)
         return 2
     if socket_mode:
-        run_socket_mode(settings, slack)
+        problem = run_socket_mode(settings, slack)
+        if problem:
+            print(f"invite-bot: {problem}", file=sys.stderr)
+            return 2
         return 0
     from bot.runtime.web import Server
 
@@ -102,9 +115,13 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def run_socket_mode(settings: Settings, slack: SlackCheck | None = None) -> None:
-    """Socket Mode through Bolt's SocketModeHandler; SIGTERM/SIGINT stop it gracefully."""
+def run_socket_mode(settings: Settings, slack: SlackCheck | None = None) -> str | None:
+    """Socket Mode through Bolt's SocketModeHandler; SIGTERM/SIGINT stop it gracefully. What
+    kept it from connecting (SLACK_APP_TOKEN refused, Slack out of reach), in one line."""
     from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from slack_sdk.errors import SlackApiError
+
+    from bot.cli.doctor.slack import APP_TOKEN_FIX, unreachable
 
     from bot.runtime.app import build, started
 
@@ -115,11 +132,18 @@ def run_socket_mode(settings: Settings, slack: SlackCheck | None = None) -> None
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    handler.connect()
+    try:
+        handler.connect()
+    except (SlackApiError, OSError) as exc:
+        bot.shutdown()
+        if isinstance(exc, OSError):
+            return unreachable(settings, exc)
+        return f"Slack refused SLACK_APP_TOKEN ({exc.response.get('error')}); {APP_TOKEN_FIX}"
     logging.getLogger(__name__).info("connected in Socket Mode")
     stop.wait()
     handler.close()
     bot.shutdown()
+    return None
 
 
 def run_sandbox(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""`invite-bot doctor`'s Slack checks: the bot token and its scopes, the approvers' channel, the
+"""`invite-bot doctor`'s Slack checks: the bot token and its scopes, how Slack reaches the bot
+(Socket Mode's app-level token, or HTTP's signing secret), the approvers' channel, the
 approvers. Read-only: nothing is posted (the channel is judged by `conversations.info`)."""
 
 from __future__ import annotations
@@ -83,14 +84,55 @@ def slack_checks(settings: Settings, web: WebClient | None = None) -> list[Check
             "Slack token",
             f"valid for workspace {clean(auth.get('team'))} (bot @{clean(auth.get('user'))})",
         )
-        return [token, _scopes(auth.headers), _channel(settings, web), _approvers(settings, web)]
+        return [
+            token,
+            _scopes(auth.headers),
+            _reaching_the_bot(settings, web),
+            _channel(settings, web),
+            _approvers(settings, web),
+        ]
 
 
 def _skipped(why: str) -> list[Check]:
     return [
         Check.skipped(name, f"not checked: {why}")
-        for name in ("Slack scopes", "Admin channel", "Approvers")
+        for name in ("Slack scopes", REACHING, "Admin channel", "Approvers")
     ]
+
+
+REACHING = "Slack to the bot"
+APP_TOKEN_FIX = "copy an app-level token (xapp-…) with the connections:write scope from the app's Basic Information page into SLACK_APP_TOKEN"
+
+
+def socket_token_problem(settings: Settings, web: WebClient) -> str | None:
+    """Why Slack would not open Socket Mode for SLACK_APP_TOKEN (`apps.connections.open`,
+    which only hands out an address to connect to), or None."""
+    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
+    try:
+        with quiet_slack_sdk():
+            web.apps_connections_open(app_token=app_token)
+    except SlackApiError as exc:
+        return f"Slack refused SLACK_APP_TOKEN ({exc.response.get('error')})"
+    except OSError as exc:
+        return unreachable(settings, exc)
+    return None
+
+
+def _reaching_the_bot(settings: Settings, web: WebClient) -> Check:
+    """In Socket Mode (SLACK_APP_TOKEN set, as `serve` runs then): its token accepted; over
+    HTTP: the signing secret set, without which `serve --http` does not start."""
+    if settings.slack_app_token is not None:
+        problem = socket_token_problem(settings, web)
+        if problem:
+            return Check.fail(REACHING, problem, APP_TOKEN_FIX)
+        return Check.passed(REACHING, "Socket Mode: SLACK_APP_TOKEN accepted")
+    if not settings.slack_signing_secret.get_secret_value():
+        return Check.fail(
+            REACHING,
+            "SLACK_SIGNING_SECRET is not set: requests over HTTP cannot be checked",
+            "copy the Signing Secret from the app's Basic Information page into SLACK_SIGNING_SECRET",
+        )
+    return Check.passed(REACHING, "over HTTP, requests checked with SLACK_SIGNING_SECRET")
 
 
 def _scopes(headers: dict[str, Any]) -> Check:
