@@ -122,7 +122,6 @@ def run_socket_mode(settings: Settings, slack: SlackCheck | None = None) -> str 
     from slack_sdk.errors import SlackApiError
 
     from bot.cli.doctor.slack import APP_TOKEN_FIX, unreachable
-
     from bot.runtime.app import build, started
 
     bot = build(settings, slack_auth=slack and slack.answer)
