@@ -15,15 +15,13 @@ from bot.domain.awork_models import Role, Team
 from bot.domain.details import PLANS, InviteDetails, field_label, parse_details
 from bot.domain.inline import parse_inline, resolve
 from bot.domain.people import parse_people
-from bot.domain.records import InviteRequest, Status
+from bot.domain.records import InviteRequest
 from bot.domain.steps import read_inputs
 from bot.i18n import _, speaking
 from bot.ui import bulk_form, forms, steps
 from handlers import files, shortcuts
-from tests.conftest import APPROVERS
 from tests.i18n_fake import marked, outside_marks, unmarked_texts, visible_texts
 from tests.slack_requests import GENERAL
-from tests.test_scenarios import submit, wait_status
 
 ROLES = [Role(id="r1", name="Admin", is_admin_role=True), Role(id="r2", name="Member")]
 TEAMS = [Team(id="t1", name="Design"), Team(id="t2", name="Engineering")]
@@ -263,22 +261,3 @@ def test_a_flow_picked_before_switching_back_to_this_workspace_is_set_aside():
     )
     details, errors = parse_details(forms.form_fields(state))
     assert errors == {} and details.flow == "invite" and details.plan_id is None
-
-
-def test_a_deny_that_changed_nothing_answers_in_place_of_the_form_with_a_mention(
-    driver, slack, bot
-):
-    """A deny submitted after another approver approved: the modal becomes the answer, in
-    mrkdwn (who approved shown as a mention, the address unescaped by Slack), with Close only;
-    not a field error, which Slack shows as plain text."""
-    request_id = submit(driver, slack)
-    driver.click("approve_invite", request_id, APPROVERS[1])
-    wait_status(bot, request_id, Status.INVITED)
-    answer = json.loads(driver.submit_deny(request_id, "no", APPROVERS[0]).body)
-    assert answer["response_action"] == "update" and "errors" not in answer
-    view = answer["view"]
-    assert "submit" not in view and view["close"]["text"] == "Close"
-    [block] = view["blocks"]
-    assert block["text"]["type"] == "mrkdwn"
-    assert f"already approved by <@{APPROVERS[1]}>" in block["text"]["text"]
-    assert bot.store.get(request_id).status is Status.INVITED

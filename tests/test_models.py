@@ -159,6 +159,7 @@ ADDED = {
         "resent": False,
         "unsure_told": False,
         "step": None,
+        "invitee_unknown": False,
         **POLICY_ADDED,
     },
     InviteBatch: {"unsure": 0, "failed": 0, **POLICY_ADDED},

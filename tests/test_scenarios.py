@@ -464,12 +464,20 @@ def test_deny_asks_for_a_reason_and_tells_the_requester(driver, slack, bot, awor
 
 
 def test_deny_reason_after_approval_is_shown_in_the_modal(driver, slack, bot):
-    """A deny submitted after another approver approved is answered on the reason field."""
+    """A deny submitted after another approver approved: the modal becomes the answer, in
+    mrkdwn (who approved shown as a mention), with Close only - not a field error, which Slack
+    shows as plain text."""
     request_id = submit(driver, slack)
     driver.click("approve_invite", request_id, APPROVER)
     wait_status(bot, request_id, Status.INVITED)
     body = json.loads(driver.submit_deny(request_id, "too late", APPROVERS[1]).body)
-    assert body["response_action"] == "errors" and "already approved" in body["errors"]["reason"]
+    assert body["response_action"] == "update" and "errors" not in body
+    view = body["view"]
+    assert "submit" not in view and view["close"]["text"] == "Close"
+    [block] = view["blocks"]
+    assert block["text"]["type"] == "mrkdwn"
+    assert f"already approved by <@{APPROVER}>" in block["text"]["text"]
+    assert bot.store.get(request_id).status is Status.INVITED
 
 
 # --- awork errors ---------------------------------------------------------------------------
