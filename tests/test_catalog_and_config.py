@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 from pydantic import ValidationError
@@ -80,12 +82,32 @@ def test_background_refresh_runs_and_stops(parts):
 
 def test_approvers_are_split_and_secrets_hidden(tmp_path):
     """INVITE_APPROVERS is comma-separated; tokens never show in repr."""
-    settings = make_settings(tmp_path, INVITE_APPROVERS=" U1, U2 ,,U3")
-    assert settings.invite_approvers == frozenset({"U1", "U2", "U3"})
+    settings = make_settings(tmp_path, INVITE_APPROVERS=" U01, W02 ,,S03")
+    assert settings.invite_approvers == frozenset({"U01", "W02", "S03"})
     assert (
         "xoxb" not in repr(settings)
         and API_KEY not in repr(settings)
         and API_KEY not in str(settings.model_dump())
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("INVITE_ADMIN_CHANNEL", "#approvals", "'#approvals' is not a Slack channel id (C…)"),
+        ("INVITE_ADMIN_CHANNEL", "approvals", "'approvals' is not a Slack channel id"),
+        ("INVITE_ADMIN_CHANNEL", "U0123456789", "is not a Slack channel id"),
+        ("INVITE_APPROVERS", "U0123456789,@olga", "'@olga' is not a Slack member id (U…)"),
+        ("INVITE_APPROVERS", "U1 olga", "'U1 olga' is not a Slack member id"),
+    ],
+)
+def test_a_name_where_a_slack_id_belongs_is_refused_at_start(tmp_path, name, value, words):
+    """#approvals for INVITE_ADMIN_CHANNEL, @olga in INVITE_APPROVERS: refused, saying where the
+    id is, instead of serving with a channel no post reaches or nobody to approve."""
+    with pytest.raises(ValidationError, match=re.escape(words)):
+        make_settings(tmp_path, **{name: value})
+    assert make_settings(tmp_path, INVITE_ADMIN_CHANNEL=" C0123456789 ").invite_admin_channel == (
+        "C0123456789"
     )
 
 

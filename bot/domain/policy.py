@@ -27,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from bot.domain.ids import is_slack_id
+
 DEFAULT_RULE = "default"  # no route matched: INVITE_ADMIN_CHANNEL and INVITE_APPROVERS decide
 
 _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
@@ -53,10 +55,8 @@ def _domain(value: str) -> str:
 
 
 def _id_of(kinds: str, what: str) -> AfterValidator:
-    pattern = re.compile(rf"^[{kinds}][A-Z0-9]{{2,}}$")
-
     def check(value: str) -> str:
-        if not pattern.match(value):
+        if not is_slack_id(value, kinds):
             raise ValueError(f"{value!r} is not {what}")
         return value
 

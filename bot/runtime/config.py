@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.domain.ids import is_slack_id
+
 DEFAULT_ACCEPT_URL = "https://app.awork.com/accept-invitation?invitationCode={code}&email={email}"
 DEFAULT_PASSWORD_URL = "https://app.awork.com/reset-password?code={code}&email={email}"
 
@@ -114,6 +116,30 @@ class Settings(BaseSettings):
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
             return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    # Ids as the policy file takes them (a name like #approvals or @olga is refused at start,
+    # not left to fail on every post or to let nobody approve).
+    @field_validator("invite_approvers")
+    @classmethod
+    def _approver_ids(cls, value: frozenset[str]) -> frozenset[str]:
+        for entry in value:
+            if not is_slack_id(entry, "UWS"):
+                raise ValueError(
+                    f"{entry!r} is not a Slack member id (U…) or user-group id (S…); copy "
+                    "a member's from their profile (⋮ → Copy member ID)"
+                )
+        return value
+
+    @field_validator("invite_admin_channel")
+    @classmethod
+    def _channel_id(cls, value: str) -> str:
+        value = value.strip()
+        if value and not is_slack_id(value, "CG"):
+            raise ValueError(
+                f"{value!r} is not a Slack channel id (C…); copy it from the bottom of the "
+                "channel's details"
+            )
         return value
 
     @field_validator("invite_database_url")

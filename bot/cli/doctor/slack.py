@@ -222,14 +222,12 @@ def _approvers(settings: Settings, web: WebClient) -> Check:
                     problems.append(f"{shown} is a bot")
                 else:
                     found.append(f"@{clean(user.get('name') or entry)}")
-            elif entry[:1] == "S":
+            else:  # S…: anything else is refused with the settings (bot/runtime/config.py)
                 members = web.usergroups_users_list(usergroup=entry)["users"]
                 if members:
                     found.append(f"group {shown} ({counted(len(members), 'member')})")
                 else:
                     problems.append(f"user group {shown} has no members")
-            else:
-                problems.append(f"{shown} is neither a user id (U…, W…) nor a user group id (S…)")
         except SlackApiError as exc:
             problems.append(f"{shown} does not resolve ({exc.response.get('error')})")
         except OSError as exc:
