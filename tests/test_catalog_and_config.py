@@ -111,6 +111,30 @@ def test_a_name_where_a_slack_id_belongs_is_refused_at_start(tmp_path, name, val
     )
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("PORT", "99999", "less than or equal to 65535"),
+        ("PORT", "-1", "greater than or equal to 0"),
+        ("LOG_LEVEL", "verbose", "'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'"),
+        ("INVITE_REMIND_AFTER", "abc", "a duration such as 90m, 24h or 7d"),
+    ],
+)
+def test_a_setting_out_of_its_range_is_refused_saying_what_it_takes(tmp_path, name, value, words):
+    """A port past 65535 (the OS would listen on another, modulo 65536, than the one logged),
+    an unknown log level (it ran at INFO), a duration in no form: refused, saying what works."""
+    with pytest.raises(ValidationError, match=re.escape(words)):
+        make_settings(tmp_path, **{name: value})
+
+
+def test_log_level_and_format_are_taken_in_any_case(tmp_path):
+    """`debug` and `JSON` are DEBUG and json; durations take ISO 8601 as well."""
+    settings = make_settings(tmp_path, LOG_LEVEL=" debug", LOG_FORMAT="JSON")
+    assert (settings.log_level, settings.log_format) == ("DEBUG", "json")
+    remind = make_settings(tmp_path, INVITE_REMIND_AFTER="PT90M").invite_remind_after
+    assert remind.total_seconds() == 5400
+
+
 def test_accept_url_needs_the_code_placeholder(tmp_path):
     """An acceptance template without {code} is a configuration error."""
     with pytest.raises(ValidationError):

@@ -67,8 +67,10 @@ class Settings(BaseSettings):
     )
 
     host: str = Field("0.0.0.0", alias="HOST")  # noqa: S104 - a server is meant to be reachable
-    port: int = Field(3000, alias="PORT")
-    log_level: str = Field("INFO", alias="LOG_LEVEL")
+    port: int = Field(3000, alias="PORT", ge=0, le=65535)  # 0: any free port
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", alias="LOG_LEVEL"
+    )
     # `json`: one JSON object per log line, with the id of the request it belongs to.
     log_format: Literal["text", "json"] = Field("text", alias="LOG_FORMAT")
     # HTTP mode: a request must arrive whole within this many seconds of its first byte (and an
@@ -109,7 +111,19 @@ class Settings(BaseSettings):
                     match[2]
                 ]
                 return timedelta(**{unit: float(match[1])})
+            if not value.strip().upper().startswith("P"):  # not ISO 8601 either
+                raise ValueError("write a duration such as 90m, 24h or 7d (or a number of seconds)")
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_any_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value  # debug as DEBUG
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _format_any_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value  # JSON as json
 
     @field_validator("invite_approvers", mode="before")
     @classmethod
