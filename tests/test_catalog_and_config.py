@@ -118,11 +118,14 @@ def test_a_name_where_a_slack_id_belongs_is_refused_at_start(tmp_path, name, val
         ("PORT", "-1", "greater than or equal to 0"),
         ("LOG_LEVEL", "verbose", "'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'"),
         ("INVITE_REMIND_AFTER", "abc", "a duration such as 90m, 24h or 7d"),
+        ("AWORK_API_URL", "127.0.0.1:8081/api/v1", "must start with https://"),
+        ("SLACK_API_URL", "slack.com/api/", "must start with https://"),
     ],
 )
 def test_a_setting_out_of_its_range_is_refused_saying_what_it_takes(tmp_path, name, value, words):
     """A port past 65535 (the OS would listen on another, modulo 65536, than the one logged),
-    an unknown log level (it ran at INFO), a duration in no form: refused, saying what works."""
+    an unknown log level (it ran at INFO), a duration in no form, an API address without its
+    scheme (every call failed as a network error): refused, saying what works."""
     with pytest.raises(ValidationError, match=re.escape(words)):
         make_settings(tmp_path, **{name: value})
 

@@ -115,6 +115,14 @@ class Settings(BaseSettings):
                 raise ValueError("write a duration such as 90m, 24h or 7d (or a number of seconds)")
         return value
 
+    @field_validator("slack_api_url", "awork_api_url")
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        """With its scheme: without one, every call fails as a network error."""
+        if not value.strip().lower().startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (or http:// for a loopback stand-in)")
+        return value.strip()
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _level_any_case(cls, value: object) -> object:
