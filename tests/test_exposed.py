@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import stat
@@ -205,8 +206,9 @@ def test_metrics_readyz_and_json_logs(tmp_path, env, slack):
     assert 'endpoint="/users/autofill/{email}"' in text and "@" not in text
 
 
-def test_readyz_says_what_is_missing(bot, slack):
-    """/readyz is 503 naming the reason while Slack refuses the token or the store is closed."""
+def test_readyz_says_what_is_missing(bot, slack, caplog):
+    """/readyz is 503 naming the reason while Slack refuses the token or the store is closed;
+    the log says so once as the token is refused, and once as it passes again."""
     from bot.runtime.web import wsgi_app
 
     app = wsgi_app(bot)
@@ -219,15 +221,22 @@ def test_readyz_says_what_is_missing(bot, slack):
         return seen[0], body
 
     assert get("/readyz")[0].startswith("200")  # Slack accepted the token as the app was made
+    caplog.set_level(logging.INFO, logger="bot.runtime.app")
     slack.errors["auth.test"] = "invalid_auth"
-    bot._slack_checked = 0.0  # five minutes on: asked again
-    bot.check_slack_auth()
+    for _ in range(2):  # five minutes on, and five more: asked again
+        bot._slack_checked = 0.0
+        bot.check_slack_auth()
     status, body = get("/readyz")
     assert status.startswith("503") and b"invalid_auth" in body
+    said = [r for r in caplog.records if r.name == "bot.runtime.app"]
+    assert [r.levelname for r in said] == ["ERROR"]
+    assert "not ready: Slack refused the token (invalid_auth)" in said[0].getMessage()
     del slack.errors["auth.test"]
     bot._slack_checked = 0.0
     bot.check_slack_auth()
     assert get("/readyz")[0].startswith("200")
+    said = [r for r in caplog.records if r.name == "bot.runtime.app"]
+    assert said[-1].levelname == "INFO" and "ready again" in said[-1].getMessage()
     bot.store.close()
     status, body = get("/readyz")
     assert status.startswith("503") and b"store unreachable" in body

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from bot.awork.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
+NOT_CHECKED = "Slack auth not checked yet"
 
 
 class _QuietTokenNotice(logging.Filter):
@@ -96,7 +97,7 @@ class Bot:
     def __post_init__(self) -> None:
         self._stopping = threading.Event()
         self._sweeper: threading.Thread | None = None
-        self._slack_auth: str | None = "Slack auth not checked yet"
+        self._slack_auth: str | None = NOT_CHECKED
         self._slack_checked = 0.0
         self._gates: list[threading.Barrier] = []  # warm-up's, broken by a stop
         self._store_ready = StoreReadiness(lambda: self.store.get_meta("ready"))
@@ -116,6 +117,7 @@ class Bot:
         if self._slack_auth is None and time.monotonic() - self._slack_checked < 300:
             return
         self._slack_checked = time.monotonic()
+        before = self._slack_auth
         try:
             self.app.client.auth_test()
             self._slack_auth = None
@@ -123,6 +125,11 @@ class Bot:
             self._slack_auth = f"Slack refused the token ({exc.response.get('error')})"
         except Exception as exc:
             self._slack_auth = f"Slack unreachable ({type(exc).__name__})"
+        # Said once as it changes, not at every sweep: /readyz alone would leave it unexplained.
+        if self._slack_auth is not None and self._slack_auth != before:
+            log.error("not ready: %s; /readyz answers 503 until it passes", self._slack_auth)
+        elif self._slack_auth is None and before not in (None, NOT_CHECKED):
+            log.info("ready again: Slack accepts the token")
 
     def warm_up(self) -> None:
         """Start the follow-up pools' threads now rather than one by one in the first burst.
