@@ -131,11 +131,15 @@ def test_a_setting_out_of_its_range_is_refused_saying_what_it_takes(tmp_path, na
 
 
 def test_log_level_and_format_are_taken_in_any_case(tmp_path):
-    """`debug` and `JSON` are DEBUG and json; durations take ISO 8601 as well."""
+    """`debug` and `JSON` are DEBUG and json; durations take ISO 8601 as well; an API address
+    left empty is the real service's."""
     settings = make_settings(tmp_path, LOG_LEVEL=" debug", LOG_FORMAT="JSON")
     assert (settings.log_level, settings.log_format) == ("DEBUG", "json")
     remind = make_settings(tmp_path, INVITE_REMIND_AFTER="PT90M").invite_remind_after
     assert remind.total_seconds() == 5400
+    assert (
+        make_settings(tmp_path, AWORK_API_URL=" ").awork_api_url == "https://api.awork.com/api/v1"
+    )
 
 
 def test_accept_url_needs_the_code_placeholder(tmp_path):

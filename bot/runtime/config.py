@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.domain.ids import is_slack_id
@@ -115,10 +115,15 @@ class Settings(BaseSettings):
                 raise ValueError("write a duration such as 90m, 24h or 7d (or a number of seconds)")
         return value
 
-    @field_validator("slack_api_url", "awork_api_url")
+    @field_validator("slack_api_url", "awork_api_url", mode="before")
     @classmethod
-    def _web_address(cls, value: str) -> str:
-        """With its scheme: without one, every call fails as a network error."""
+    def _web_address(cls, value: object, info: ValidationInfo) -> object:
+        """With its scheme: without one, every call fails as a network error. Empty: the
+        default (the real service's)."""
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return cls.model_fields[str(info.field_name)].default
         if not value.strip().lower().startswith(("https://", "http://")):
             raise ValueError("must start with https:// (or http:// for a loopback stand-in)")
         return value.strip()
