@@ -116,7 +116,7 @@ def test_a_name_where_a_slack_id_belongs_is_refused_at_start(tmp_path, name, val
     [
         ("PORT", "99999", "less than or equal to 65535"),
         ("PORT", "-1", "greater than or equal to 0"),
-        ("LOG_LEVEL", "verbose", "'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'"),
+        ("LOG_LEVEL", "verbose", "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
         ("INVITE_REMIND_AFTER", "abc", "a duration such as 90m, 24h or 7d"),
         ("AWORK_API_URL", "127.0.0.1:8081/api/v1", "must start with https://"),
         ("SLACK_API_URL", "slack.com/api/", "must start with https://"),
@@ -131,12 +131,17 @@ def test_a_setting_out_of_its_range_is_refused_saying_what_it_takes(tmp_path, na
 
 
 def test_log_level_and_format_are_taken_in_any_case(tmp_path):
-    """`debug` and `JSON` are DEBUG and json; durations take ISO 8601 as well; an API address
-    left empty is the real service's."""
+    """`debug`, `warn` and `JSON` are DEBUG, WARN and json; durations take ISO 8601 and
+    pydantic's forms as well; an API address left empty is the real service's; an @ in a
+    database URL's query is no password's."""
     settings = make_settings(tmp_path, LOG_LEVEL=" debug", LOG_FORMAT="JSON")
     assert (settings.log_level, settings.log_format) == ("DEBUG", "json")
-    remind = make_settings(tmp_path, INVITE_REMIND_AFTER="PT90M").invite_remind_after
-    assert remind.total_seconds() == 5400
+    assert make_settings(tmp_path, LOG_LEVEL="warn").log_level == "WARN"
+    for written in ("PT90M", "01:30:00", "0 days 01:30:00"):
+        remind = make_settings(tmp_path, INVITE_REMIND_AFTER=written).invite_remind_after
+        assert remind.total_seconds() == 5400, written
+    url = "postgresql://u:p@db.example.com?application_name=bot@prod"
+    assert make_settings(tmp_path, INVITE_DATABASE_URL=url).invite_database_url
     assert (
         make_settings(tmp_path, AWORK_API_URL=" ").awork_api_url == "https://api.awork.com/api/v1"
     )

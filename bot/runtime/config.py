@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.domain.ids import is_slack_id
@@ -68,9 +68,7 @@ class Settings(BaseSettings):
 
     host: str = Field("0.0.0.0", alias="HOST")  # noqa: S104 - a server is meant to be reachable
     port: int = Field(3000, alias="PORT", ge=0, le=65535)  # 0: any free port
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
-        "INFO", alias="LOG_LEVEL"
-    )
+    log_level: str = Field("INFO", alias="LOG_LEVEL")
     # `json`: one JSON object per log line, with the id of the request it belongs to.
     log_format: Literal["text", "json"] = Field("text", alias="LOG_FORMAT")
     # HTTP mode: a request must arrive whole within this many seconds of its first byte (and an
@@ -111,8 +109,14 @@ class Settings(BaseSettings):
                     match[2]
                 ]
                 return timedelta(**{unit: float(match[1])})
-            if not value.strip().upper().startswith("P"):  # not ISO 8601 either
-                raise ValueError("write a duration such as 90m, 24h or 7d (or a number of seconds)")
+            from pydantic import TypeAdapter
+
+            try:  # pydantic's own forms too: ISO 8601, "7 days", "24:00:00"
+                return TypeAdapter(timedelta).validate_python(value.strip())
+            except ValidationError:
+                raise ValueError(
+                    "write a duration such as 90m, 24h or 7d (or a number of seconds)"
+                ) from None
         return value
 
     @field_validator("slack_api_url", "awork_api_url", mode="before")
@@ -128,10 +132,16 @@ class Settings(BaseSettings):
             raise ValueError("must start with https:// (or http:// for a loopback stand-in)")
         return value.strip()
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level")
     @classmethod
-    def _level_any_case(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value  # debug as DEBUG
+    def _level_name(cls, value: str) -> str:
+        """A name the logging module knows (WARN and FATAL too), in any case."""
+        import logging
+
+        level = value.strip().upper()
+        if not isinstance(logging.getLevelName(level), int):
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
 
     @field_validator("log_format", mode="before")
     @classmethod
@@ -178,7 +188,7 @@ class Settings(BaseSettings):
                 raise ValueError("must start with postgresql://")
             # An @ in the password, not encoded, ends it early: the rest would be read as the
             # host, and the driver's error would print that part of the password.
-            if rest.split("/", 1)[0].count("@") > 1:
+            if re.split(r"[/?#]", rest, maxsplit=1)[0].count("@") > 1:
                 raise ValueError("write an @ in the user name or password as %40")
         return value
 
@@ -232,3 +242,12 @@ class Settings(BaseSettings):
         else:
             needed["SLACK_SIGNING_SECRET"] = self.slack_signing_secret.get_secret_value()
         return [name for name, value in needed.items() if not value]
+
+
+def problems(exc: ValidationError) -> list[str]:
+    """What is wrong with the configuration, one line per variable, without its value."""
+    return [
+        f"configuration {'.'.join(str(part) for part in error['loc']) or 'settings'}: "
+        + error["msg"].removeprefix("Value error, ")  # pydantic's, for our own checks
+        for error in exc.errors(include_input=False, include_url=False)
+    ]
