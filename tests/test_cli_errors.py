@@ -198,6 +198,29 @@ def test_the_shell_keeps_its_own_store_though_a_deployed_database_is_named(tmp_p
         store.close()
 
 
+def test_the_shell_is_not_stopped_by_settings_it_replaces_but_names_one_it_takes(tmp_path):
+    """A .env's @olga in INVITE_APPROVERS (the shell's own people decide) does not keep the
+    shell from starting; a PORT it takes as it is, out of range, is one line."""
+    lines = "/invite grace@example.com\nquit\n"
+    run = cli("shell", cwd=tmp_path, input=lines, INVITE_APPROVERS="@olga", LOG_LEVEL="warn")
+    assert run.returncode == 0 and "message 1 · #approvals" in run.stdout, run.stderr
+    one_line_failure(cli("shell", cwd=tmp_path, input="quit\n", PORT="99999"), "PORT", "65535")
+
+
+def test_the_shell_shows_the_answer_a_deny_form_becomes(tmp_path):
+    """A deny submitted after another approver approved: the shell prints the answer the form
+    became (not "form sent")."""
+    lines = "/invite grace@example.com\nas @olga\ndeny 1\nas @sam\napprove 1\n"
+    lines += "as @olga\n1 too late\nsubmit\n"
+    run = cli("shell", cwd=tmp_path, input=lines)
+    assert run.returncode == 0, run.stderr
+    answer = run.stdout.rsplit("@olga> submit", 1)[1]
+    assert "Nothing changed: the request for grace@example.com was already approved by @sam" in (
+        answer
+    )
+    assert "form sent" not in answer
+
+
 def test_the_shell_says_how_many_seats_its_sandbox_has_and_takes_seats(tmp_path):
     """`--seats 1` is a workspace with one seat, its owner's: the greeting says so and an
     approved invitation finds no free seat."""

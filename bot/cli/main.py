@@ -12,21 +12,21 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import argparse
+
     from bot.runtime.config import Settings
 
 
 def load_settings() -> Settings:
     from pydantic import ValidationError
 
-    from bot.runtime.config import Settings
+    from bot.runtime.config import Settings, problems
 
     try:
         return Settings()
     except ValidationError as exc:
-        for error in exc.errors(include_input=False, include_url=False):
-            name = ".".join(str(part) for part in error["loc"]) or "settings"
-            why = error["msg"].removeprefix("Value error, ")  # pydantic's, for our own checks
-            print(f"invite-bot: configuration {name}: {why}", file=sys.stderr)
+        for problem in problems(exc):
+            print(f"invite-bot: {problem}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
@@ -76,6 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+def run_shell(args: argparse.Namespace) -> int:
+    from bot.cli.shell.session import run_shell
+
+    logging.basicConfig(level=logging.ERROR)  # the terminal is the shell's; warnings stay out
+    return run_shell(args.seats, db_path=args.db, policy=args.policy, lang=args.lang)
+
+
 def run(argv: list[str] | None = None) -> int:
     from bot.cli.parser import parse_args
 
@@ -84,6 +91,8 @@ def run(argv: list[str] | None = None) -> int:
         return print_manifest(args.slash_command, args.url, args.socket)
     from bot.runtime import logs
 
+    if args.command == "shell":  # its own settings: checked as it makes them (session.py)
+        return run_shell(args)
     settings = load_settings()
     if args.command is None:  # plain `invite-bot`: serve when Slack is configured, else the shell
         configured = settings.slack_bot_token.get_secret_value()
@@ -107,10 +116,7 @@ def run(argv: list[str] | None = None) -> int:
             return store.export(settings, args.file)
         return store.load(settings, args.file)
     if args.command == "shell":
-        from bot.cli.shell.session import run_shell
-
-        logging.basicConfig(level=logging.ERROR)  # the terminal is the shell's; warnings stay out
-        return run_shell(args.seats, db_path=args.db, policy=args.policy, lang=args.lang)
+        return run_shell(args)
     from bot.cli import serve
 
     if args.command == "sandbox":

@@ -361,6 +361,12 @@ class Forms:
             return
         if self.by_user.get(form.user) is form:
             del self.by_user[form.user]
+        if response.status == 200 and body.get("response_action") == "update":
+            # The form became an answer (a deny that changed nothing): shown, then closed.
+            for block in body["view"].get("blocks") or []:
+                if block.get("type") in ("section", "context"):
+                    self.screen.print(indented(self.screen.block_text(block)))
+            return
         self.screen.print(
             "  " + _("form sent") if response.status == 200 else f"  (HTTP {response.status})"
         )

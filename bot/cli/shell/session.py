@@ -30,6 +30,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
+from pydantic import ValidationError
+
 from bot.cli.shell import buttons
 from bot.cli.shell.forms import Cancelled, Forms
 from bot.cli.shell.lines import Lines
@@ -40,7 +42,7 @@ from bot.cli.shell.world import APPROVALS, GENERAL, Message, People
 from bot.domain.policy import PolicyError
 from bot.i18n import N_, SOURCE, _, ngettext, pgettext, speaking
 from bot.runtime.app import Bot, build, sandbox_path
-from bot.runtime.config import Settings
+from bot.runtime.config import Settings, problems
 
 CONTINUATION = "... "  # the prompt for the lines of a multi-line answer
 LOCALES = {"en": "en-US", "de": "de-DE"}  # the Slack locale of the shell's people, by --lang
@@ -127,18 +129,21 @@ class Shell:
     def _start(self, seats: int, db_path: str, policy: str | None) -> None:
         secret = secrets.token_hex(16)
         users = self.people.users
-        self.settings = Settings(
-            SLACK_BOT_TOKEN="xoxb-shell",
-            SLACK_SIGNING_SECRET=secret,
-            SLACK_APP_TOKEN="",
-            INVITE_ADMIN_CHANNEL=APPROVALS,
-            INVITE_DB_PATH=db_path,
-            # Its own store, never the deployed one a .env or the environment names.
-            INVITE_DATABASE_URL="",
-            # The shell's own people decide, whatever a .env says about the real Slack.
-            INVITE_APPROVERS=f"{users['olga'].id},{users['sam'].id}",
-            **({"INVITE_POLICY": policy} if policy is not None else {}),
-        )
+        try:
+            self.settings = Settings(
+                SLACK_BOT_TOKEN="xoxb-shell",
+                SLACK_SIGNING_SECRET=secret,
+                SLACK_APP_TOKEN="",
+                INVITE_ADMIN_CHANNEL=APPROVALS,
+                INVITE_DB_PATH=db_path,
+                # Its own store, never the deployed one a .env or the environment names.
+                INVITE_DATABASE_URL="",
+                # The shell's own people decide, whatever a .env says about the real Slack.
+                INVITE_APPROVERS=f"{users['olga'].id},{users['sam'].id}",
+                **({"INVITE_POLICY": policy} if policy is not None else {}),
+            )
+        except ValidationError as exc:  # the environment's, where the shell does not override it
+            raise ShellError("; ".join(problems(exc))) from None
         if "invite_language" not in self.settings.model_fields_set:  # not in the environment
             self.settings = self.settings.model_copy(update={"invite_language": self.lang})
         source = "--policy" if policy is not None else "INVITE_POLICY"
