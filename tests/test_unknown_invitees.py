@@ -8,9 +8,12 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from bot.domain.batches import BatchStatus
 from bot.domain.records import Status
 from tests.conftest import APPROVERS
+from tests.slack_requests import ADMIN_CHANNEL
 from tests.test_bulk_scenarios import ask_inline, wait_batch
 from tests.test_link_delivery import age_invitation, assert_never_sent, code_of
 from tests.test_scenarios import settle, submit, wait_status
@@ -77,13 +80,33 @@ def test_a_link_whose_invitation_lapses_before_slack_says_goes_to_nobody(driver,
     assert not [t for t in to_requester(slack) if "did not let me DM you" in t]
 
 
-def test_a_batch_whose_run_could_not_read_slacks_members_lists_links_only_once_it_can(
-    driver, slack, bot, awork
-):
-    """users.list failing during a bulk run: no list of links goes to the requester; once
-    Slack answers, the member in Slack gets their own DM and only the other is listed."""
-    slack.members["b@y.com"] = "UBEE"
+def messages_of(slack) -> list[str]:
+    """The approval messages' texts as posted and updated, oldest first."""
+    return [
+        json.dumps(c.args.get("blocks"))
+        for c in slack.of("chat.postMessage") + slack.of("chat.update")
+        if c.args["channel"] == ADMIN_CHANNEL
+    ]
+
+
+def hide_emails(slack) -> None:
+    slack.scopes = [s for s in slack.scopes if s != "users:read.email"]
+
+
+def fail_users_list(slack) -> None:
     slack.errors["users.list"] = "internal_error"
+
+
+@pytest.mark.parametrize("unknown", [fail_users_list, hide_emails], ids=["fails", "no-emails"])
+def test_a_batch_whose_run_could_not_read_slacks_members_lists_links_only_once_it_can(
+    driver, slack, bot, awork, unknown
+):
+    """users.list failing during a bulk run, or showing no emails (users:read.email missing):
+    no list of links goes to the requester and the message says they wait; once Slack answers,
+    the member in Slack gets their own DM, only the other is listed, and the message says so."""
+    slack.members["b@y.com"] = "UBEE"
+    granted = list(slack.scopes)
+    unknown(slack)
     batch_id = ask_inline(driver, slack, "a@x.com b@y.com")
     driver.click("approve_invite", batch_id, APPROVER)
     batch = until(
@@ -98,8 +121,10 @@ def test_a_batch_whose_run_could_not_read_slacks_members_lists_links_only_once_i
     bot.deps.courier.sweep(force=True)
     assert not [t for t in to_requester(slack) if "Acceptance links" in t]
     assert not bot.store.get_batch(batch_id).links_listed
+    assert "2 acceptance links wait until Slack says" in messages_of(slack)[-1]
 
-    del slack.errors["users.list"]
+    slack.errors.pop("users.list", None)
+    slack.scopes = granted
     bot.deps.courier.sweep(force=True)
     wait_batch(bot, batch_id, BatchStatus.DONE)
     [listed] = [t for t in to_requester(slack) if "Acceptance links" in t]
@@ -110,3 +135,33 @@ def test_a_batch_whose_run_could_not_read_slacks_members_lists_links_only_once_i
     dm = slack.wait_for("chat.postMessage", where=lambda c: c.args["channel"] == "DUBEE")[-1]
     assert "accept_invite" in json.dumps(dm.args["blocks"])
     assert code_of(awork, "b@y.com").rstrip("=") not in json.dumps(to_requester(slack))
+    wait_batch(bot, batch_id, BatchStatus.DONE)
+    shown = messages_of(slack)[-1]
+    assert "1 in Slack was asked by DM to accept" in shown and "wait until" not in shown
+    assert "the acceptance link of the other one went to <@UREQ>" in shown
+
+
+def test_a_link_still_waiting_on_slack_is_told_to_the_approvers_when_overdue(
+    driver, slack, bot, awork
+):
+    """Slack still not saying whether the invitee is a member at INVITE_REMIND_AFTER (capped at
+    12 h): the approvers and the requester are told the link has not gone, without it."""
+    slack.errors["users.lookupByEmail"] = "missing_scope"
+    request_id = submit(driver, slack)
+    driver.click("approve_invite", request_id, APPROVER)
+    wait_status(bot, request_id, Status.INVITED)
+    until(lambda: bot.store.get(request_id).lease_owner is None)
+    bot.deps.courier.sweep(force=True)
+    request = until(lambda: (r := bot.store.get(request_id)).lease_owner is None and r)
+    assert request.invitee_unknown and request.link_overdue_at is None
+    age_invitation(bot, request_id, hours=13)
+    bot.deps.courier.sweep(force=True)
+    request = until(
+        lambda: (r := bot.store.get(request_id)).outcome_told and r.lease_owner is None and r
+    )
+    assert request.link_overdue_at is not None and not request.link_attempted
+    assert request.needs_delivery()  # still asked again, until Slack answers or it lapses
+    assert "could not be sent by DM" in messages_of(slack)[-1]
+    told = [t for t in to_requester(slack) if "approved your request" in t]
+    assert told and "could not be sent by DM" in told[-1]
+    assert_never_sent(slack, code_of(awork, "ada@example.com"))

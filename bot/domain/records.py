@@ -235,8 +235,9 @@ class InviteRequest(Decidable[Status]):
     link_overdue_at: datetime | None = None
     # The invitee's Slack id, looked up at approval; they alone may accept from Slack.
     invitee_slack_id: str | None = None
-    # A member of a batch whose run could not read Slack's members whole: whether the invitee
-    # is in Slack is asked again before their link goes to the requester.
+    # Slack did not say whether the invitee is a member (a batch's run could not read its
+    # members whole; a lookup before a request's link went failed): asked again before their
+    # link goes to the requester, and the approvers told if it is still unsent (`link_notice_at`).
     invitee_unknown: bool = False
     awork_email_skipped: bool = False
     joined_at: datetime | None = None
@@ -309,14 +310,16 @@ class InviteRequest(Decidable[Status]):
         return min(times) if times else None
 
     def link_notice_at(self, remind_after: timedelta) -> datetime | None:
-        """When the approvers are to hear that the DM to an invitee in Slack has not been
-        delivered yet: INVITE_REMIND_AFTER after the invitation, at the latest halfway through
-        its 24 hours. None when that is not (or no longer) to be said."""
+        """When the approvers are to hear that the DM to an invitee in Slack (or one Slack has
+        not said is a member) has not been delivered yet: INVITE_REMIND_AFTER after the
+        invitation, at the latest halfway through its 24 hours. None when that is not (or no
+        longer) to be said."""
         if (
             self.status is not Status.INVITED
             or self.link_attempted
             or self.link_overdue_at is not None
-            or self.invitee_slack_id is None
+            # (a batch's member not known to be in Slack waits on its batch's list instead)
+            or (self.invitee_slack_id is None and not (self.invitee_unknown and not self.batch_id))
             or self.result is None
         ):
             return None

@@ -300,7 +300,15 @@ def _links_whereabouts(batch: InviteBatch, summary: Summary) -> str:
     lost = [m for m in summary.invited if _answer_lost(m)]
     in_slack = sum(1 for m in summary.invited if m.invitee_slack_id and not _answer_lost(m))
     withheld = sum(1 for m in summary.invited if m.link_withheld)
-    rest = len(summary.invited) - in_slack - withheld - len(lost)
+    waiting = sum(
+        1
+        for m in summary.invited
+        if m.invitee_unknown
+        and not m.invitee_slack_id
+        and not m.link_attempted
+        and not _answer_lost(m)
+    )
+    rest = len(summary.invited) - in_slack - withheld - waiting - len(lost)
     requester = f"<@{batch.requester_id}>"
     said = []
     if in_slack:
@@ -327,6 +335,14 @@ def _links_whereabouts(batch: InviteBatch, summary: Summary) -> str:
                 "The acceptance links of all {n} went to {requester} by DM",
                 rest,
                 requester=requester,
+            )
+        )
+    if waiting:
+        said.append(
+            ngettext(
+                "{n} acceptance link waits until Slack says whether its invitee is in Slack",
+                "{n} acceptance links wait until Slack says whether their invitees are in Slack",
+                waiting,
             )
         )
     if withheld:

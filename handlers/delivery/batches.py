@@ -34,6 +34,7 @@ from handlers.delivery.slack_errors import (
 )
 
 log = logging.getLogger("handlers.delivery.courier")
+SLACKBOT = "USLACKBOT"  # a member without an email, in every workspace
 
 MESSAGE_CHARS = 4000  # Slack's recommended most for a message's text
 # What a part of the list may hold besides its links' lines: its first sentence in any language
@@ -94,19 +95,27 @@ class BatchDelivery(CourierParts):
     def slack_directory(self) -> dict[str, str] | None:
         """Every active member's email -> Slack id, read once per batch with users.list
         (one paged call instead of a lookupByEmail per person, which Slack rate-limits); None
-        when Slack did not answer every page: whom it would have named is not known."""
+        when Slack did not answer every page, or showed no one's email (the users:read.email
+        scope missing): whom it would have named is not known."""
         found: dict[str, str] = {}
+        people = 0
         try:
             for page in self.client.users_list(limit=200):
                 for user in page.get("members") or []:
+                    if user.get("deleted") or user.get("is_bot") or user.get("id") == SLACKBOT:
+                        continue
+                    people += 1
                     email = (user.get("profile") or {}).get("email")
-                    if email and not user.get("deleted") and not user.get("is_bot"):
+                    if email:
                         found[str(email).lower()] = user["id"]
         except SEND_ERRORS as exc:
             log.warning(
                 "users.list failed (%s): who is in Slack is asked again before links go out",
                 slack_error(exc),
             )
+            return None
+        if people and not found:
+            log.warning("users.list shows no email addresses: is users:read.email granted?")
             return None
         return found
 
@@ -255,6 +264,8 @@ class BatchDelivery(CourierParts):
                 self.store.update(member.id, invitee_unknown=False, invitee_slack_id=found)
             in_slack = {m.id for m in unknown if m.details.email.lower() in directory}
             due = [m for m in due if m.id not in in_slack]
+            self._link_news(batch.id)  # the message says where their links went: now known
+            batch = self.store.get_batch(batch.id) or batch
         with_links = [(m, self.service.accept_link(m)) for m in due]
         for member, link in with_links:
             if link is None:  # found in awork after a crash: awork's own email has the link

@@ -77,8 +77,12 @@ class LinkDelivery(CourierParts):
             return delivered
         try:  # not in Slack, as looked up at approval: asked again before another gets it
             found = self.slack_member(request.details.email)
-        except NotKnown:  # awork's own email has reached them; a sweep asks again (until the
-            return request  # invitation lapses, as for an invitee's undelivered DM)
+        except NotKnown:  # a sweep asks again until the invitation lapses; the approvers are
+            # told once it is overdue, as for an invitee's undelivered DM (awork's own email
+            # has reached the invitee, unless it was skipped)
+            if not request.invitee_unknown:
+                request = self.store.update(request.id, invitee_unknown=True) or request
+            return self._note_overdue(request)
         if found is not None:  # in Slack after all: their own DM, never the requester's
             return self._send_link(self.store.update(request.id, invitee_slack_id=found) or request)
         try:
@@ -134,9 +138,9 @@ class LinkDelivery(CourierParts):
             return noted or request
         self.store.record("link_undelivered", request.id, invitee=request.invitee_slack_id)
         log.warning(
-            "request %s: the DM to invitee %s is still undelivered; the approvers are told",
+            "request %s: the link to %s is still undelivered; the approvers are told",
             request.id,
-            request.invitee_slack_id,
+            request.invitee_slack_id or "an invitee Slack did not say is a member",
         )
         if request.batch_id is not None:
             self._link_news(request.batch_id)

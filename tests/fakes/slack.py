@@ -248,10 +248,17 @@ class FakeSlack:
             limit = int(args.get("limit") or 200)
             page = everyone[start : start + limit]
             more = start + limit < len(everyone)
+            # Profiles carry an email only with users:read.email, as Slack documents.
+            shown = self.scopes is None or "users:read.email" in self.scopes
             return {
                 "ok": True,
                 "members": [
-                    {"id": uid, "deleted": False, "is_bot": False, "profile": {"email": email}}
+                    {
+                        "id": uid,
+                        "deleted": False,
+                        "is_bot": False,
+                        "profile": {"email": email} if shown else {},
+                    }
                     for email, uid in page
                 ],
                 "response_metadata": {"next_cursor": str(start + limit) if more else ""},
