@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def run_shell(args: argparse.Namespace) -> int:
+def start_shell(args: argparse.Namespace) -> int:
     from bot.cli.shell.session import run_shell
 
     logging.basicConfig(level=logging.ERROR)  # the terminal is the shell's; warnings stay out
@@ -92,7 +92,7 @@ def run(argv: list[str] | None = None) -> int:
     from bot.runtime import logs
 
     if args.command == "shell":  # its own settings: checked as it makes them (session.py)
-        return run_shell(args)
+        return start_shell(args)
     settings = load_settings()
     if args.command is None:  # plain `invite-bot`: serve when Slack is configured, else the shell
         configured = settings.slack_bot_token.get_secret_value()
@@ -116,7 +116,7 @@ def run(argv: list[str] | None = None) -> int:
             return store.export(settings, args.file)
         return store.load(settings, args.file)
     if args.command == "shell":
-        return run_shell(args)
+        return start_shell(args)
     from bot.cli import serve
 
     if args.command == "sandbox":
