@@ -116,8 +116,9 @@ def test_a_name_where_a_slack_id_belongs_is_refused_at_start(tmp_path, name, val
     [
         ("PORT", "99999", "less than or equal to 65535"),
         ("PORT", "-1", "greater than or equal to 0"),
-        ("LOG_LEVEL", "verbose", "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ("LOG_LEVEL", "verbose", "must be a level name: DEBUG, INFO, WARNING, ERROR or CRITICAL"),
         ("INVITE_REMIND_AFTER", "abc", "a duration such as 90m, 24h or 7d"),
+        ("INVITE_REMIND_AFTER", "99999999999d", "longer than a duration can be"),
         ("AWORK_API_URL", "127.0.0.1:8081/api/v1", "must start with https://"),
         ("SLACK_API_URL", "slack.com/api/", "must start with https://"),
     ],

@@ -156,10 +156,13 @@ def test_serve_on_a_port_in_use_is_one_line(tmp_path, taken_port):
 def test_a_database_password_holding_an_at_sign_is_one_line_without_any_of_it(tmp_path, command):
     """An unencoded @ in INVITE_DATABASE_URL's password would make the rest of it the host,
     printed by the driver: refused in one line naming %40, with no part of the password."""
-    url = "postgresql://bot:Pg@Pass789secret@127.0.0.1:5432/db"
-    run = cli(command, cwd=tmp_path, INVITE_DATABASE_URL=url)
-    line = one_line_failure(run, "INVITE_DATABASE_URL", "%40")
-    assert "Pass789" not in run.stderr + run.stdout and "Value error" not in line
+    for url in (
+        "postgresql://bot:Pg@Pass789secret@127.0.0.1:5432/db",
+        "postgresql://bot:Pg?Pass789@secret@127.0.0.1:5432/db",  # a ? before it, too
+    ):
+        run = cli(command, cwd=tmp_path, INVITE_DATABASE_URL=url)
+        line = one_line_failure(run, "INVITE_DATABASE_URL", "%40")
+        assert "Pass789" not in run.stderr + run.stdout and "Value error" not in line
 
 
 # --- the shell -----------------------------------------------------------------------------------

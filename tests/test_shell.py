@@ -98,7 +98,9 @@ approve 4
 
 
 def test_plain_invite_bot_without_slack_tokens_is_the_shell(tmp_path):
-    """`invite-bot` alone, with no Slack configuration, starts the shell; `help` explains it."""
+    """`invite-bot` alone, with no Slack token, starts the shell - also when a .env holds what
+    the shell replaces, not yet filled in right (a channel name); `help` explains it."""
+    (tmp_path / ".env").write_text("INVITE_ADMIN_CHANNEL=#approvals\n")
     output = run("help\nas @nina\nusers\n", tmp_path)
     assert "invite-bot shell (sandbox — no real invitation)" in output
     assert "approve N | deny N" in output

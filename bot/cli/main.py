@@ -91,12 +91,14 @@ def run(argv: list[str] | None = None) -> int:
         return print_manifest(args.slash_command, args.url, args.socket)
     from bot.runtime import logs
 
+    if args.command is None:  # plain `invite-bot`: serve when Slack is configured, else the shell
+        from bot.runtime.config import SlackToken
+
+        configured = SlackToken().slack_bot_token.get_secret_value()
+        args = parse_args(["serve"] if configured else ["shell"])
     if args.command == "shell":  # its own settings: checked as it makes them (session.py)
         return start_shell(args)
     settings = load_settings()
-    if args.command is None:  # plain `invite-bot`: serve when Slack is configured, else the shell
-        configured = settings.slack_bot_token.get_secret_value()
-        args = parse_args(["serve"] if configured else ["shell"])
     if args.command in ("audit", "migrate", "export", "import", "doctor", "policy"):
         logs.configure(settings)  # a database driver's errors go through the secret mask too
     if args.command == "doctor":
@@ -115,8 +117,6 @@ def run(argv: list[str] | None = None) -> int:
         if args.command == "export":
             return store.export(settings, args.file)
         return store.load(settings, args.file)
-    if args.command == "shell":
-        return start_shell(args)
     from bot.cli import serve
 
     if args.command == "sandbox":

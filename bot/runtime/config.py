@@ -108,7 +108,10 @@ class Settings(BaseSettings):
                 unit = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[
                     match[2]
                 ]
-                return timedelta(**{unit: float(match[1])})
+                try:
+                    return timedelta(**{unit: float(match[1])})
+                except OverflowError:
+                    raise ValueError("is longer than a duration can be") from None
             from pydantic import TypeAdapter
 
             try:  # pydantic's own forms too: ISO 8601, "7 days", "24:00:00"
@@ -140,7 +143,7 @@ class Settings(BaseSettings):
 
         level = value.strip().upper()
         if not isinstance(logging.getLevelName(level), int):
-            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+            raise ValueError("must be a level name: DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return level
 
     @field_validator("log_format", mode="before")
@@ -188,7 +191,8 @@ class Settings(BaseSettings):
                 raise ValueError("must start with postgresql://")
             # An @ in the password, not encoded, ends it early: the rest would be read as the
             # host, and the driver's error would print that part of the password.
-            if re.split(r"[/?#]", rest, maxsplit=1)[0].count("@") > 1:
+            after = rest.partition("@")[2]  # libpq ends the user info at the first @
+            if "@" in re.split(r"[/?#]", after, maxsplit=1)[0]:
                 raise ValueError("write an @ in the user name or password as %40")
         return value
 
@@ -242,6 +246,15 @@ class Settings(BaseSettings):
         else:
             needed["SLACK_SIGNING_SECRET"] = self.slack_signing_secret.get_secret_value()
         return [name for name, value in needed.items() if not value]
+
+
+class SlackToken(BaseSettings):
+    """SLACK_BOT_TOKEN alone, read as Settings reads it: plain `invite-bot` serves when it is
+    set and is the shell otherwise, whatever else a .env holds (the shell makes its own)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    slack_bot_token: SecretStr = Field(SecretStr(""), alias="SLACK_BOT_TOKEN")
 
 
 def problems(exc: ValidationError) -> list[str]:
