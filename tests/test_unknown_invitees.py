@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 
 import pytest
 
-from bot.domain.batches import BatchStatus
-from bot.domain.records import Status
+from bot.domain.awork_models import InvitationResult
+from bot.domain.batches import BatchStatus, InviteBatch, Summary
+from bot.domain.clock import utcnow
+from bot.domain.details import InviteDetails
+from bot.domain.records import InviteRequest, Status
+from bot.ui.bulk_blocks import batch_approval_message
 from tests.conftest import APPROVERS
 from tests.slack_requests import ADMIN_CHANNEL
 from tests.test_bulk_scenarios import ask_inline, wait_batch
@@ -163,7 +168,59 @@ def test_a_link_still_waiting_on_slack_is_told_to_the_approvers_when_overdue(
     )
     assert request.link_overdue_at is not None and not request.link_attempted
     assert request.needs_delivery()  # still asked again, until Slack answers or it lapses
-    until(lambda: "could not be sent by DM" in messages_of(slack)[-1])
+    waits = "waits until Slack says whether the invitee is in Slack"
+    until(lambda: waits in messages_of(slack)[-1])
     told = [t for t in to_requester(slack) if "approved your request" in t]
-    assert told and "could not be sent by DM" in told[-1]
+    assert told and waits in told[-1] and "carries it meanwhile" in told[-1]
     assert_never_sent(slack, code_of(awork, "ada@example.com"))
+
+
+def test_a_link_waiting_on_slack_goes_to_the_requester_once_slack_says_not_a_member(
+    driver, slack, bot, awork
+):
+    """Slack answering at last that the invitee is no member (users_not_found): the link goes
+    to the requester, the request is no longer marked as waiting (nor due at every sweep),
+    and the approval message says where it went."""
+    slack.errors["users.lookupByEmail"] = "internal_error"
+    request_id = submit(driver, slack)
+    driver.click("approve_invite", request_id, APPROVER)
+    wait_status(bot, request_id, Status.INVITED)
+    until(lambda: len(slack.of("users.lookupByEmail")) >= 2)
+    request = until(lambda: (r := bot.store.get(request_id)).lease_owner is None and r)
+    assert request.invitee_unknown
+    bot.deps.courier.sweep(force=True)  # the round after it was marked: the message redrawn
+    until(lambda: "waits until Slack says" in messages_of(slack)[-1])
+
+    del slack.errors["users.lookupByEmail"]
+    bot.deps.courier.sweep(force=True)
+    request = settle(bot, request_id)
+    assert not request.invitee_unknown and request.link_sent_to == "UREQ"
+    assert request.link_notice_at(timedelta(hours=1)) is None
+    assert [t for t in to_requester(slack) if code_of(awork, "ada@example.com").rstrip("=") in t]
+    until(lambda: "The acceptance link went by DM to <@UREQ>" in messages_of(slack)[-1])
+
+
+def test_a_batchs_message_counts_as_waiting_only_links_still_to_send():
+    """A member not known to be in Slack who has joined (through awork's email) or lapsed is
+    not counted as a link waiting for Slack."""
+    batch = InviteBatch(
+        requester_id="UREQ", entries=[InviteDetails(email=f"{n}@x.com") for n in "abc"]
+    )
+    result = InvitationResult(invitation_code="C", issued_at=utcnow())
+    members = [
+        InviteRequest(
+            requester_id="UREQ",
+            details=InviteDetails(email=f"{n}@x.com"),
+            status=status,
+            invitee_unknown=True,
+            result=result,
+            batch_id=batch.id,
+        )
+        for n, status in zip("abc", (Status.INVITED, Status.JOINED, Status.LAPSED), strict=True)
+    ]
+    summary = Summary(invited=members)
+    _, blocks = batch_approval_message(
+        batch.model_copy(update={"status": BatchStatus.DONE}), summary
+    )
+    shown = json.dumps(blocks)
+    assert "1 acceptance link waits until Slack says" in shown

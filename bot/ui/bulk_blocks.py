@@ -303,7 +303,8 @@ def _links_whereabouts(batch: InviteBatch, summary: Summary) -> str:
     waiting = sum(
         1
         for m in summary.invited
-        if m.invitee_unknown
+        if m.status is Status.INVITED
+        and m.invitee_unknown
         and not m.invitee_slack_id
         and not m.link_attempted
         and not _answer_lost(m)

@@ -49,6 +49,16 @@ def link_whereabouts(request: InviteRequest, reader: str | None = None) -> str:
             )
         expires = request.result.expires_at if request.result else None
         return undelivered_link(invitee, expires, skipped)
+    if request.invitee_unknown and not request.link_attempted:  # asked again by the sweep
+        if skipped:
+            return _(
+                "The acceptance link waits until Slack says whether the invitee is in Slack; "
+                "awork's own email was skipped."
+            )
+        return _(
+            "The acceptance link waits until Slack says whether the invitee is in Slack; "
+            "awork's own email carries it meanwhile."
+        )
     if skipped:
         return _("The acceptance link could not be sent by DM; awork's own email was skipped.")
     return _("The acceptance link could not be sent by DM; awork's own email carries the link.")

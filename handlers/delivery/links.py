@@ -80,11 +80,15 @@ class LinkDelivery(CourierParts):
         except NotKnown:  # a sweep asks again until the invitation lapses; the approvers are
             # told once it is overdue, as for an invitee's undelivered DM (awork's own email
             # has reached the invitee, unless it was skipped)
-            if not request.invitee_unknown:
-                request = self.store.update(request.id, invitee_unknown=True) or request
+            if not request.invitee_unknown:  # the approval message says the link waits
+                changes = {"invitee_unknown": True, "shown_status": None}
+                request = self.store.update(request.id, **changes) or request
             return self._note_overdue(request)
+        if request.invitee_unknown or found is not None:  # known now: said as it is
+            changes = {"invitee_unknown": False, "invitee_slack_id": found, "shown_status": None}
+            request = self.store.update(request.id, **changes) or request
         if found is not None:  # in Slack after all: their own DM, never the requester's
-            return self._send_link(self.store.update(request.id, invitee_slack_id=found) or request)
+            return self._send_link(request)
         try:
             with self.for_person(request.requester_id):
                 where = self.direct(
