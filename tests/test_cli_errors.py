@@ -152,15 +152,14 @@ def test_serve_on_a_port_in_use_is_one_line(tmp_path, taken_port):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("command", ["doctor", "migrate"])
-def test_a_database_password_holding_an_at_sign_is_one_line_without_any_of_it(tmp_path, command):
+def test_a_database_password_holding_an_at_sign_is_one_line_without_any_of_it(tmp_path):
     """An unencoded @ in INVITE_DATABASE_URL's password would make the rest of it the host,
     printed by the driver: refused in one line naming %40, with no part of the password."""
     for url in (
         "postgresql://bot:Pg@Pass789secret@127.0.0.1:5432/db",
         "postgresql://bot:Pg?Pass789@secret@127.0.0.1:5432/db",  # a ? before it, too
     ):
-        run = cli(command, cwd=tmp_path, INVITE_DATABASE_URL=url)
+        run = cli("doctor", cwd=tmp_path, INVITE_DATABASE_URL=url)  # any command: the settings
         line = one_line_failure(run, "INVITE_DATABASE_URL", "%40")
         assert "Pass789" not in run.stderr + run.stdout and "Value error" not in line
 
