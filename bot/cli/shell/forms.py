@@ -160,11 +160,15 @@ class Forms:
                 value = shown(form.values[block["block_id"]])
                 line = _("{field} (now: {value})", field=line, value=value)
             self.screen.print("  " + line)
+        self._print_texts(view)
+        self.screen.print("  " + _(FORM_HINT))
+        return {"ok": True, "view": {"id": view_id, **view}}
+
+    def _print_texts(self, view: dict[str, Any]) -> None:
+        """A view's texts (its sections and context lines), as a message's are printed."""
         for block in view.get("blocks") or []:
             if block.get("type") in ("section", "context"):
                 self.screen.print(indented(self.screen.block_text(block)))
-        self.screen.print("  " + _(FORM_HINT))
-        return {"ok": True, "view": {"id": view_id, **view}}
 
     def fill(self, form: Form, words: list[str]) -> None:
         if words[0] == "cancel":
@@ -362,10 +366,7 @@ class Forms:
         if self.by_user.get(form.user) is form:
             del self.by_user[form.user]
         if response.status == 200 and body.get("response_action") == "update":
-            # The form became an answer (a deny that changed nothing): shown, then closed.
-            for block in body["view"].get("blocks") or []:
-                if block.get("type") in ("section", "context"):
-                    self.screen.print(indented(self.screen.block_text(block)))
+            self._print_texts(body["view"])  # the form became an answer: shown, then closed
             return
         self.screen.print(
             "  " + _("form sent") if response.status == 200 else f"  (HTTP {response.status})"
