@@ -48,18 +48,20 @@ class SlackCheck:
     ask Slack the same again before it serves."""
 
     def __init__(self, settings: Settings) -> None:
+        from bot.runtime.slack_clients import slack_client
+
         self.settings = settings
         self.answer: SlackResponse | None = None
+        self.web = slack_client(settings)  # both checks' client
 
     def problem(self) -> str | None:
         from slack_sdk.errors import SlackApiError
 
         from bot.cli.doctor.slack import quiet_slack_sdk, unreachable
-        from bot.runtime.slack_clients import slack_client
 
         try:
             with quiet_slack_sdk():  # its retries would each log three lines
-                self.answer = slack_client(self.settings).auth_test()
+                self.answer = self.web.auth_test()
         except SlackApiError as exc:
             return f"Slack refused SLACK_BOT_TOKEN ({exc.response.get('error')}); check the token"
         except OSError as exc:
@@ -70,9 +72,8 @@ class SlackCheck:
         """SLACK_APP_TOKEN refused, before anything starts (what Socket Mode's connect would
         meet only once the bot is built)."""
         from bot.cli.doctor.slack import APP_TOKEN_FIX, socket_token_problem
-        from bot.runtime.slack_clients import slack_client
 
-        problem = socket_token_problem(self.settings, slack_client(self.settings))
+        problem = socket_token_problem(self.settings, self.web)
         return f"{problem}; {APP_TOKEN_FIX}" if problem else None
 
 
@@ -121,7 +122,7 @@ def run_socket_mode(settings: Settings, slack: SlackCheck | None = None) -> str 
     from slack_bolt.adapter.socket_mode import SocketModeHandler
     from slack_sdk.errors import SlackApiError
 
-    from bot.cli.doctor.slack import APP_TOKEN_FIX, unreachable
+    from bot.cli.doctor.slack import APP_TOKEN_FIX, socket_refusal
     from bot.runtime.app import build, started
 
     bot = build(settings, slack_auth=slack and slack.answer)
@@ -133,11 +134,10 @@ def run_socket_mode(settings: Settings, slack: SlackCheck | None = None) -> str 
         signal.signal(signum, lambda *_: stop.set())
     try:
         handler.connect()
-    except (SlackApiError, OSError) as exc:
+    except (SlackApiError, OSError) as exc:  # refused since the check before start
         bot.shutdown()
-        if isinstance(exc, OSError):
-            return unreachable(settings, exc)
-        return f"Slack refused SLACK_APP_TOKEN ({exc.response.get('error')}); {APP_TOKEN_FIX}"
+        refusal = socket_refusal(settings, exc)
+        return f"{refusal}; {APP_TOKEN_FIX}" if isinstance(exc, SlackApiError) else refusal
     logging.getLogger(__name__).info("connected in Socket Mode")
     stop.wait()
     handler.close()

@@ -111,11 +111,17 @@ def socket_token_problem(settings: Settings, web: WebClient) -> str | None:
     try:
         with quiet_slack_sdk():
             web.apps_connections_open(app_token=app_token)
-    except SlackApiError as exc:
-        return f"Slack refused SLACK_APP_TOKEN ({exc.response.get('error')})"
-    except OSError as exc:
-        return unreachable(settings, exc)
+    except (SlackApiError, OSError) as exc:
+        return socket_refusal(settings, exc)
     return None
+
+
+def socket_refusal(settings: Settings, exc: SlackApiError | OSError) -> str:
+    """What keeps Socket Mode from opening, in one line: Slack refused SLACK_APP_TOKEN, or
+    could not be reached."""
+    if isinstance(exc, SlackApiError):
+        return f"Slack refused SLACK_APP_TOKEN ({exc.response.get('error')})"
+    return unreachable(settings, exc)
 
 
 def _reaching_the_bot(settings: Settings, web: WebClient) -> Check:
