@@ -258,11 +258,12 @@ class BatchDelivery(CourierParts):
             directory = self.slack_directory()
             if directory is None:  # still not known: a sweep asks again (until they lapse)
                 return batch, False
+            in_slack = set()
             for member in unknown:
-                # In Slack after all: their own DM (a sweep's), never the requester's list.
                 found = directory.get(member.details.email.lower())
                 self.store.update(member.id, invitee_unknown=False, invitee_slack_id=found)
-            in_slack = {m.id for m in unknown if m.details.email.lower() in directory}
+                if found is not None:  # their own DM (a sweep's), never the requester's list
+                    in_slack.add(member.id)
             due = [m for m in due if m.id not in in_slack]
             self._link_news(batch.id)  # the message says where their links went: now known
             batch = self.store.get_batch(batch.id) or batch
